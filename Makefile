@@ -1,0 +1,54 @@
+# netbootd — run `make help` for the targets.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+GO ?= go
+BIN := bin/netbootd
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+# Integration tests share kernel objects (bpffs pins, veths): run packages one at a time.
+ITEST_PKGS := ./tests/... ./bpf/... ./tftp/... ./control/...
+
+.PHONY: help deps build test unit integration lint generate bench bench-dhcp bench-tftp demo fuzz clean
+
+help: ## this list
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+deps: ## install the Debian packages the tests, demo and benchmarks need (idempotent)
+	@bash scripts/deps.sh
+
+build: ## build bin/netbootd (no clang needed: BPF objects are committed)
+	$(GO) build -trimpath -o $(BIN) ./cmd/netbootd
+
+test: deps build lint unit integration ## everything CI runs: lint, unit tests, root integration tests
+
+unit: ## unit tests (no privileges), with the race detector
+	$(GO) test -race -count=1 ./...
+
+integration: build ## tests that cross veth pairs in namespaces with real clients (root)
+	@[ "$$(id -u)" = 0 ] || { echo "integration tests need root: sudo make test" >&2; exit 1; }
+	NETBOOTD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags integration -p 1 -count=1 -timeout 20m $(ITEST_PKGS)
+
+lint: ## gofmt, go vet, staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./...
+	$(GO) run $(STATICCHECK) ./...
+
+generate: ## rebuild the bpf2go output (needs clang)
+	$(GO) generate ./bpf/...
+
+fuzz: ## run each fuzz target for a short while
+	@bash scripts/fuzz.sh
+
+bench: bench-dhcp bench-tftp ## every benchmark, side by side with Kea, dnsmasq, atftpd, tftpd-hpa
+
+bench-dhcp: deps build ## perfdhcp against netbootd (XDP and Go path), Kea and dnsmasq
+	@bash scripts/bench-dhcp.sh
+
+bench-tftp: deps ## atftp against netbootd's TFTP, atftpd and tftpd-hpa
+	@bash scripts/bench-tftp.sh
+
+demo: deps build ## a lab rack in namespaces: netbootd attached, real DHCP clients, counters
+	@bash scripts/demo.sh
+
+clean:
+	rm -rf bin

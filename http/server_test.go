@@ -1,0 +1,65 @@
+package http
+
+import (
+	"context"
+	"io"
+	nethttp "net/http"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func TestEndpoints(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "netbootd_test_things_total", Help: "test"})
+	reg.MustRegister(c)
+	c.Add(3)
+	s, err := New(Config{Listen: "127.0.0.1:0"}, Deps{Gatherer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	base := "http://" + s.Addr().String()
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := nethttp.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Errorf("/healthz = %d", code)
+	}
+	if code, _ := get("/readyz"); code != 503 {
+		t.Errorf("/readyz before ready = %d, want 503", code)
+	}
+	s.SetReady(true)
+	if code, _ := get("/readyz"); code != 200 {
+		t.Errorf("/readyz after ready = %d", code)
+	}
+	code, body := get("/metrics")
+	if code != 200 || !strings.Contains(body, "netbootd_test_things_total 3") {
+		t.Errorf("/metrics = %d %q", code, body)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	if _, err := New(Config{}, Deps{Gatherer: prometheus.NewRegistry()}); err == nil {
+		t.Error("empty listen address accepted")
+	}
+	if _, err := New(Config{Listen: "127.0.0.1:0"}, Deps{}); err == nil {
+		t.Error("missing gatherer accepted")
+	}
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs, idempotently, what building, testing, the demo and the benchmarks need on Debian.
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+pkgs=(
+  build-essential make git ca-certificates curl
+  iproute2 iputils-ping ethtool tcpdump procps kmod
+  busybox isc-dhcp-client isc-dhcp-relay
+  kea-dhcp4-server kea-admin   # kea-admin ships perfdhcp
+  dnsmasq-base
+  clang llvm libbpf-dev        # only for `make generate`; bpf2go output is committed
+  atftp tftp-hpa tftpd-hpa
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+  echo "deps: Go is at /usr/local/go/bin; add it to PATH" >&2
+fi
+command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || { echo "deps: Go toolchain not found (need Go >= 1.24)" >&2; exit 1; }
+
+# bpffs for pinning the XDP program and maps.
+if ! mount | grep -q ' /sys/fs/bpf type bpf'; then
+  mount -t bpf bpf /sys/fs/bpf 2>/dev/null || echo "deps: could not mount bpffs on /sys/fs/bpf" >&2
+fi
+echo "deps: ok"
