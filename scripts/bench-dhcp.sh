@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# DHCP benchmark: Kea's perfdhcp against netbootd (XDP fast path and Go control plane), Kea
+# (memfile) and dnsmasq, one after the other on the same veth pair in the same run. For each it
+# finds the highest offered rate with under 1% drops and prints it with the ratio to Kea.
+#
+#   scripts/bench-dhcp.sh            # full run (a few minutes)
+#   QUICK=1 scripts/bench-dhcp.sh    # shorter steps, for a smoke run
+#
+# Scenarios: "pool" (perfdhcp draws from 10,000 random MACs; every server hands out dynamic
+# leases) and "reserved" (the same 10,000 MACs are reservations on every server).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${NETBOOTD_BIN:-$PWD/bin/netbootd}
+STEP_SECONDS=${STEP_SECONDS:-5}
+[ -n "${QUICK:-}" ] && STEP_SECONDS=2
+MAX_RATE=${MAX_RATE:-160000}
+CLIENTS=10000
+[ "$(id -u)" = 0 ] || { echo "bench-dhcp needs root (namespaces)" >&2; exit 1; }
+for t in perfdhcp kea-dhcp4 dnsmasq "$BIN"; do command -v "$t" >/dev/null || [ -x "$t" ] || { echo "missing $t: run make deps build" >&2; exit 1; }; done
+
+id=$$
+S=nbb-s-$id C=nbb-c-$id
+work=$(mktemp -d /tmp/nbbench.XXXXXX)
+server_pid=
+cleanup() {
+  [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null || true
+  for ns in $S $C; do
+    for p in $(ip netns pids $ns 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+    ip netns del $ns 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+ip netns add $S; ip netns add $C
+ip -n $S link add bs0 type veth peer name bc0 netns $C
+ip -n $S addr add 10.0.0.1/16 dev bs0; ip -n $C addr add 10.0.0.2/16 dev bc0
+for ns in $S $C; do ip -n $ns link set lo up; done
+ip -n $S link set bs0 up; ip -n $C link set bc0 up
+ip netns exec $S ethtool -K bs0 tx off >/dev/null; ip netns exec $C ethtool -K bc0 tx off >/dev/null
+
+# 10,000 client MACs, and the address each gets when reserved: 10.0.<200+i/250>.<1+i%250>.
+macs=$work/macs.txt; : > "$macs"
+for ((i = 0; i < CLIENTS; i++)); do
+  printf '02:bb:00:00:%02x:%02x\n' $((i >> 8)) $((i & 255)) >> "$macs"
+done
+resv_ip() { echo "10.0.$((200 + $1 / 250)).$((1 + $1 % 250))"; }
+
+write_netbootd_config() { # $1 = pool|reserved
+  local f=$work/netbootd.yaml
+  {
+    echo "interface: {mode: authoritative, server_ip: 10.0.0.1}"
+    echo "dhcp: {workers: 2, queue: 4096}"
+    echo "subnets:"
+    echo "  - cidr: 10.0.0.0/16"
+    echo "    pools: [\"10.0.1.0-10.0.199.254\"]"
+    echo "    lease_time: 1h"
+    echo "    options: {router: 10.0.0.1, dns: [10.0.0.1]}"
+    if [ "$1" = reserved ]; then
+      echo "reservations:"
+      local i=0
+      while read -r mac; do
+        echo "  - {mac: \"$mac\", ip: $(resv_ip $i)}"
+        i=$((i + 1))
+      done < "$macs"
+    fi
+  } > "$f"
+  echo "$f"
+}
+
+write_kea_config() {
+  local f=$work/kea.json resv=""
+  if [ "$1" = reserved ]; then
+    resv=$(awk '{ i=NR-1; printf "%s{\"hw-address\":\"%s\",\"ip-address\":\"10.0.%d.%d\"}", (NR>1?",":""), $1, 200+int(i/250), 1+i%250 }' "$macs")
+  fi
+  cat > "$f" <<JSON
+{"Dhcp4": {"interfaces-config": {"interfaces": ["bs0"], "dhcp-socket-type": "raw"},
+ "lease-database": {"type": "memfile", "persist": true, "name": "$work/kea-leases.csv", "lfc-interval": 0},
+ "valid-lifetime": 3600,
+ "multi-threading": {"enable-multi-threading": true, "thread-pool-size": 2, "packet-queue-size": 4096},
+ "host-reservation-identifiers": ["hw-address"],
+ "subnet4": [{"id": 1, "subnet": "10.0.0.0/16", "pools": [{"pool": "10.0.1.0 - 10.0.199.254"}],
+   "option-data": [{"name": "routers", "data": "10.0.0.1"}, {"name": "domain-name-servers", "data": "10.0.0.1"}],
+   "reservations": [$resv]}],
+ "loggers": [{"name": "kea-dhcp4", "severity": "ERROR", "output_options": [{"output": "$work/kea.log"}]}]}}
+JSON
+  echo "$f"
+}
+
+start_server() { # $1 = server kind, $2 = scenario
+  rm -rf "$work/state" "$work"/kea-leases.csv* "$work/dnsmasq.leases"; mkdir -p "$work/state"
+  case $1 in
+    netbootd-xdp|netbootd-go)
+      local xdp=native; [ "$1" = netbootd-go ] && xdp=off
+      ip netns exec $S "$BIN" attach bs0 --config "$(write_netbootd_config "$2")" --state-dir "$work/state" \
+        --xdp $xdp --http-listen 10.0.0.1:9180 > "$work/server.log" 2>&1 &
+      server_pid=$!
+      if [ $xdp != off ]; then "$BIN" debug xdp-pass --netns $S-peer-unused >/dev/null 2>&1 || true; fi
+      ;;
+    kea)
+      KEA_PIDFILE_DIR=$work KEA_LOCKFILE_DIR=$work ip netns exec $S kea-dhcp4 -c "$(write_kea_config "$2")" > "$work/server.log" 2>&1 &
+      server_pid=$!
+      ;;
+    dnsmasq)
+      local hosts=$work/dnsmasq.hosts; : > "$hosts"
+      if [ "$2" = reserved ]; then awk '{ i=NR-1; printf "%s,10.0.%d.%d\n", $1, 200+int(i/250), 1+i%250 }' "$macs" > "$hosts"; fi
+      ip netns exec $S dnsmasq --no-daemon --port=0 --interface=bs0 --bind-interfaces --quiet-dhcp --no-ping \
+        --dhcp-range=10.0.1.0,10.0.199.254,255.255.0.0,1h --dhcp-hostsfile="$hosts" --dhcp-authoritative \
+        --dhcp-leasefile="$work/dnsmasq.leases" --dhcp-lease-max=200000 --pid-file= > "$work/server.log" 2>&1 &
+      server_pid=$!
+      ;;
+  esac
+  # Ready when a single exchange completes.
+  for _ in $(seq 50); do
+    local probe
+    probe=$(ip netns exec $C perfdhcp -4 -l bc0 -r 1 -n 1 -W 300000 -b mac=02:bb:ff:ff:ff:ff 2>/dev/null || true)
+    [[ $probe == *"received packets: 1"* ]] && return 0
+    kill -0 "$server_pid" 2>/dev/null || { echo "$1 exited:"; cat "$work/server.log"; return 1; }
+    sleep 0.2
+  done
+  echo "$1 did not answer a first exchange:"; tail -20 "$work/server.log"; return 1
+}
+
+stop_server() {
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=
+}
+
+# One perfdhcp step at rate $1: prints "<achieved exchanges/s> <worst drop %>".
+step() {
+  ip netns exec $C perfdhcp -4 -l bc0 -r "$1" -p "$STEP_SECONDS" -M "$macs" -W 500000 2>&1 |
+    awk '/^Rate:/ {rate=$2} /drops ratio:/ {d=$3; if (d=="-nan" || d=="nan") d=100; if (d+0>worst) worst=d+0}
+         END {printf "%d %.3f\n", rate, worst}'
+}
+
+# Highest rate with < 1% drops: double until it fails, then bisect twice.
+search() {
+  local good=0 good_rate=0 bad=0 r=250 out
+  while [ $r -le "$MAX_RATE" ]; do
+    out=$(step $r); echo "    offered $r/s: achieved ${out% *}/s, drops ${out#* }%" >&2
+    if awk -v d="${out#* }" 'BEGIN{exit !(d < 1)}'; then good=$r; good_rate=${out% *}; r=$((r * 2)); else bad=$r; break; fi
+  done
+  if [ $bad -gt 0 ] && [ $good -gt 0 ]; then
+    for _ in 1 2; do
+      r=$(((good + bad) / 2)); out=$(step $r); echo "    offered $r/s: achieved ${out% *}/s, drops ${out#* }%" >&2
+      if awk -v d="${out#* }" 'BEGIN{exit !(d < 1)}'; then good=$r; good_rate=${out% *}; else bad=$r; fi
+    done
+  fi
+  echo "$good_rate"
+}
+
+declare -A result
+servers=(netbootd-xdp netbootd-go kea dnsmasq)
+[ -n "${SERVERS:-}" ] && read -r -a servers <<< "$SERVERS"
+for scenario in pool reserved; do
+  for srv in "${servers[@]}"; do
+    [ "$srv" = netbootd-xdp ] && [ "$scenario" = pool ] && continue # the fast path only answers reservations
+    echo "== $scenario: $srv" >&2
+    if start_server "$srv" "$scenario"; then result[$scenario,$srv]=$(search); else result[$scenario,$srv]=0; fi
+    stop_server
+  done
+done
+
+echo
+echo "DHCPv4 exchanges/s (DISCOVER-OFFER-REQUEST-ACK) with < 1% drops; perfdhcp $(perfdhcp -v 2>&1 | awk '{print $2}'), $CLIENTS clients, ${STEP_SECONDS}s steps, $(nproc) cores, veth"
+printf '%-10s %-14s %12s %10s\n' scenario server "exch/s" "vs Kea"
+for scenario in pool reserved; do
+  kea=${result[$scenario,kea]:-0}
+  for srv in "${servers[@]}"; do
+    v=${result[$scenario,$srv]:-}; [ -z "$v" ] && continue
+    ratio=$(awk -v a="$v" -v b="$kea" 'BEGIN{ if (b>0) printf "%.2fx", a/b; else print "n/a" }')
+    printf '%-10s %-14s %12s %10s\n' "$scenario" "$srv" "$v" "$ratio"
+  done
+done
+echo "(perfdhcp is one sender process: at high rates it, not the server, can be the limit; see the XDP packet generator figures for the fast path.)"
