@@ -4,6 +4,7 @@ package http
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +26,18 @@ type Config struct {
 type Deps struct {
 	Logger   *slog.Logger
 	Gatherer prometheus.Gatherer
+	// Leases lists the lease store for GET /api/v1/leases; nil when the server hands out none.
+	Leases func() []Lease
+}
+
+// Lease is one row of GET /api/v1/leases.
+type Lease struct {
+	MAC      string    `json:"mac"`
+	IP       string    `json:"ip"`
+	State    string    `json:"state"`
+	Subnet   string    `json:"subnet"`
+	Hostname string    `json:"hostname,omitempty"`
+	Expires  time.Time `json:"expires"`
 }
 
 // Server serves the HTTP endpoints until its context ends.
@@ -63,6 +76,16 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			return
 		}
 		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("GET /api/v1/leases", func(w nethttp.ResponseWriter, _ *nethttp.Request) {
+		leases := []Lease{}
+		if deps.Leases != nil {
+			leases = deps.Leases()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if err := json.NewEncoder(w).Encode(leases); err != nil {
+			deps.Logger.Debug("write leases", "err", err)
+		}
 	})
 	s.srv = &nethttp.Server{
 		Handler:           mux,

@@ -15,7 +15,8 @@ func TestEndpoints(t *testing.T) {
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "netbootd_test_things_total", Help: "test"})
 	reg.MustRegister(c)
 	c.Add(3)
-	s, err := New(Config{Listen: "127.0.0.1:0"}, Deps{Gatherer: reg})
+	leases := []Lease{{MAC: "02:00:00:00:00:01", IP: "10.0.0.5", State: "bound", Subnet: "10.0.0.0/24"}}
+	s, err := New(Config{Listen: "127.0.0.1:0"}, Deps{Gatherer: reg, Leases: func() []Lease { return leases }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,6 +49,9 @@ func TestEndpoints(t *testing.T) {
 	s.SetReady(true)
 	if code, _ := get("/readyz"); code != 200 {
 		t.Errorf("/readyz after ready = %d", code)
+	}
+	if code, body := get("/api/v1/leases"); code != 200 || !strings.Contains(body, `"ip":"10.0.0.5"`) || !strings.Contains(body, `"state":"bound"`) {
+		t.Errorf("/api/v1/leases = %d %q", code, body)
 	}
 	code, body := get("/metrics")
 	if code != 200 || !strings.Contains(body, "netbootd_test_things_total 3") {
