@@ -169,11 +169,13 @@ func TestRelayWithOption82(t *testing.T) {
 
 	d := startNetbootd(t, server, "sv0", "10.10.0.1", rackConfig, "", goPath...)
 	pcap := filepath.Join(t.TempDir(), "relay.pcap")
-	capture := server.Cmd(t, "tcpdump", "-i", "sv0", "-U", "-w", pcap, "udp", "port", "67")
+	capture := server.Cmd(t, "tcpdump", "-i", "sv0", "--immediate-mode", "-U", "-w", pcap, "udp", "port", "67")
+	capOut := &syncBuffer{}
+	capture.Stderr = capOut
 	if err := capture.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond) // tcpdump needs a moment before it captures
+	waitFor(t, "tcpdump listening", func() bool { return strings.Contains(capOut.String(), "listening on") })
 	rel := relay.Cmd(t, "dhcrelay", "-4", "-d", "-a", "-id", "dn0", "-iu", "up0", "10.10.0.1")
 	relOut := &syncBuffer{}
 	rel.Stdout, rel.Stderr = relOut, relOut
@@ -187,10 +189,14 @@ func TestRelayWithOption82(t *testing.T) {
 		t.Errorf("relayed client got ip=%s router=%s, want 10.20.0.100-150 via 10.20.0.1 (relay log: %s)", got["ip"], got["router"], relOut.String())
 	}
 	time.Sleep(300 * time.Millisecond)
-	_ = capture.Process.Signal(syscall.SIGTERM)
+	_ = capture.Process.Signal(syscall.SIGINT)
 	_ = capture.Wait()
+	t.Logf("tcpdump: %s", capOut.String())
 
 	frames := readPcapUDP(t, pcap)
+	if dump, err := server.Exec("tcpdump", "-nr", pcap); err == nil {
+		t.Logf("capture:\n%s", dump)
+	}
 	var requests82, replies, echoed int
 	var want []byte
 	for _, f := range frames {

@@ -211,7 +211,12 @@ func (d *daemon) leases() []apiLease {
 }
 
 // udhcpcScript prints what udhcpc learned, one key=value a line, prefixed by the event.
+// It configures the address as a real client would: renewals are unicast to and from it.
 const udhcpcScript = `#!/bin/sh
+case "$1" in
+bound|renew) ip addr replace "$ip/$mask" dev "$interface" ;;
+deconfig) ip addr flush dev "$interface" ;;
+esac
 echo "event=$1 ip=$ip subnet=$subnet router=$router dns=$dns hostname=$hostname domain=$domain lease=$lease serverid=$serverid"
 `
 

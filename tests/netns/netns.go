@@ -145,7 +145,7 @@ func Veth(t testing.TB, n *NS, a, addrA string, peer *NS, b, addrB string) {
 	t.Helper()
 	n.Run(t, "ip", "link", "add", a, "type", "veth", "peer", "name", b, "netns", peer.name)
 	for _, end := range []struct {
-		ns         *NS
+		ns        *NS
 		dev, cidr string
 	}{{n, a, addrA}, {peer, b, addrB}} {
 		if end.cidr != "" {

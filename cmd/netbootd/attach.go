@@ -1,0 +1,309 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/urfave/cli/v2"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/netbootd/netbootd/control/config"
+	"github.com/netbootd/netbootd/control/dhcpd"
+	"github.com/netbootd/netbootd/control/lease"
+	nbhttp "github.com/netbootd/netbootd/http"
+)
+
+func attachCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "attach",
+		Usage:     "serve DHCP (XDP fast path + Go control plane), TFTP and HTTP on an interface",
+		ArgsUsage: "IFACE",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Usage: "YAML configuration; without it: proxyDHCP mode beside an existing DHCP server"},
+			&cli.StringFlag{Name: "state-dir", Usage: "where leases live (default: the config's state_dir or /var/lib/netbootd)"},
+			&cli.StringFlag{Name: "xdp", Value: "off", Usage: "XDP fast path: off (the kernel fast path is not in this build yet; every reply comes from the Go control plane)"},
+			&cli.StringFlag{Name: "http-listen", Usage: "HTTP address (default: the config's http.listen or :80)"},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text|json"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug|info|warn|error"},
+		},
+		Action: runAttach,
+	}
+}
+
+func runAttach(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return errors.New("usage: netbootd attach IFACE")
+	}
+	ifname := c.Args().First()
+	log, err := newLogger(c.String("log-format"), c.String("log-level"))
+	if err != nil {
+		return err
+	}
+	log = log.With("iface", ifname)
+
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return fmt.Errorf("interface %s: %w", ifname, err)
+	}
+	ifAddr, ifPrefix, err := firstIPv4(link)
+	if err != nil {
+		return err
+	}
+
+	var cfg *config.Config
+	if path := c.String("config"); path != "" {
+		if cfg, err = config.Load(path); err != nil {
+			return err
+		}
+	} else {
+		cfg = config.Default()
+		log.Info("no --config: proxyDHCP mode, answering PXE clients only, beside the existing DHCP server")
+	}
+	cfg.ApplyInterface(ifAddr, ifPrefix)
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	stateDir := firstNonEmpty(c.String("state-dir"), cfg.StateDir, "/var/lib/netbootd")
+	httpListen := firstNonEmpty(c.String("http-listen"), cfg.HTTP.Listen, ":80")
+	if x := c.String("xdp"); x != "off" {
+		return fmt.Errorf("--xdp %s: this build has no XDP fast path yet; use --xdp off", x)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	d, err := newDaemon(daemonConfig{
+		Iface: ifname, IfIndex: link.Attrs().Index, ServerIP: cfg.Interface.ServerIP, Conf: cfg,
+		StateDir: stateDir, HTTPListen: httpListen, ConfigPath: c.String("config"),
+	}, log, reg)
+	if err != nil {
+		return err
+	}
+	return d.run(ctx)
+}
+
+type daemonConfig struct {
+	Iface      string
+	IfIndex    int
+	ServerIP   netip.Addr
+	Conf       *config.Config
+	StateDir   string
+	HTTPListen string
+	ConfigPath string
+}
+
+// daemon is every component of `netbootd attach`, built explicitly and wired here.
+type daemon struct {
+	cfg    daemonConfig
+	log    *slog.Logger
+	leases *lease.Store // nil in proxy mode: no addresses, no store
+	dhcp   *dhcpd.Server
+	http   *nbhttp.Server
+}
+
+func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ *daemon, err error) {
+	d := &daemon{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	conf := cfg.Conf
+	proxy := conf.Interface.Mode == config.ModeProxy
+
+	if !proxy {
+		if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+			return nil, fmt.Errorf("state dir: %w", err)
+		}
+		d.leases, err = lease.Open(lease.Config{
+			Path:        filepath.Join(cfg.StateDir, "leases.db"),
+			Pools:       leasePools(conf),
+			Reserved:    reservedIPs(conf),
+			OfferHold:   conf.DHCP.OfferHold.D(),
+			DeclineHold: conf.DHCP.DeclineHold.D(),
+			Logger:      log,
+			Registerer:  reg,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("lease store: %w", err)
+		}
+	}
+
+	dcfg := dhcpd.Config{
+		Iface: cfg.Iface, IfIndex: cfg.IfIndex, ServerIP: cfg.ServerIP, Conf: conf,
+		HTTPBase: httpBase(cfg.HTTPListen, cfg.ServerIP), Logger: log, Registerer: reg,
+	}
+	if d.leases != nil {
+		dcfg.Leases = d.leases
+	}
+	if d.dhcp, err = dhcpd.New(dcfg); err != nil {
+		return nil, err
+	}
+
+	d.http, err = nbhttp.New(nbhttp.Config{Listen: cfg.HTTPListen}, nbhttp.Deps{
+		Logger: log, Gatherer: reg, Leases: d.leaseRows,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *daemon) run(ctx context.Context) error {
+	defer d.close()
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.dhcp.Run(ctx) })
+	g.Go(func() error { return d.http.Run(ctx) })
+	if d.leases != nil {
+		g.Go(func() error { return d.leases.Run(ctx) })
+	}
+	g.Go(func() error { return d.reloadOnHUP(ctx) })
+	d.http.SetReady(true)
+	d.log.Info("netbootd ready", "server_ip", d.cfg.ServerIP, "mode", string(d.cfg.Conf.Interface.Mode),
+		"http", d.http.Addr().String(), "version", buildVersion())
+	err := g.Wait()
+	if errors.Is(err, context.Canceled) || ctx.Err() != nil && err == nil {
+		err = nil
+	}
+	d.log.Info("netbootd stopped")
+	return err
+}
+
+// reloadOnHUP re-reads the configuration on SIGHUP: a bad file is rejected and the running
+// configuration stays.
+func (d *daemon) reloadOnHUP(ctx context.Context) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+		}
+		if d.cfg.ConfigPath == "" {
+			d.log.Warn("SIGHUP: no --config to reload")
+			continue
+		}
+		if err := d.reload(); err != nil {
+			d.log.Error("reload rejected; the running configuration stays", "err", err)
+			continue
+		}
+		d.log.Info("configuration reloaded", "file", d.cfg.ConfigPath)
+	}
+}
+
+func (d *daemon) reload() error {
+	conf, err := config.Load(d.cfg.ConfigPath)
+	if err != nil {
+		return err
+	}
+	old := d.cfg.Conf
+	conf.ApplyInterface(d.cfg.ServerIP, netip.Prefix{})
+	if err := conf.Validate(); err != nil {
+		return err
+	}
+	if conf.Interface.Mode != old.Interface.Mode {
+		return fmt.Errorf("mode changed from %s to %s: restart netbootd for that", old.Interface.Mode, conf.Interface.Mode)
+	}
+	if d.leases != nil {
+		d.leases.SetReserved(reservedIPs(conf))
+	}
+	if err := d.dhcp.Reload(conf); err != nil {
+		return err
+	}
+	d.cfg.Conf = conf
+	return nil
+}
+
+// close releases what the daemon holds.
+func (d *daemon) close() {
+	if d.leases != nil {
+		if err := d.leases.Close(); err != nil {
+			d.log.Error("close lease store", "err", err)
+		}
+	}
+}
+
+func (d *daemon) leaseRows() []nbhttp.Lease {
+	if d.leases == nil {
+		return nil
+	}
+	all := d.leases.All()
+	rows := make([]nbhttp.Lease, 0, len(all))
+	for _, l := range all {
+		rows = append(rows, nbhttp.Lease{MAC: l.MAC.String(), IP: l.IP.String(), State: l.State.String(),
+			Subnet: l.Subnet, Hostname: l.Hostname, Expires: l.Expires})
+	}
+	return rows
+}
+
+func firstIPv4(link netlink.Link) (netip.Addr, netip.Prefix, error) {
+	addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
+	if err != nil {
+		return netip.Addr{}, netip.Prefix{}, fmt.Errorf("addresses of %s: %w", link.Attrs().Name, err)
+	}
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP.To4())
+		if !ok {
+			continue
+		}
+		ones, _ := a.Mask.Size()
+		return ip, netip.PrefixFrom(ip, ones).Masked(), nil
+	}
+	return netip.Addr{}, netip.Prefix{}, fmt.Errorf("interface %s has no IPv4 address: netbootd answers from it", link.Attrs().Name)
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// leasePools turns the configured pools into the lease store's.
+func leasePools(conf *config.Config) []lease.Pool {
+	var out []lease.Pool
+	for _, s := range conf.Subnets {
+		p := lease.Pool{Subnet: s.CIDR.String()}
+		for _, r := range s.Pools {
+			p.Ranges = append(p.Ranges, lease.Range{First: r.First, Last: r.Last})
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// reservedIPs keeps reserved addresses out of everyone else's reach.
+func reservedIPs(conf *config.Config) map[netip.Addr]string {
+	out := make(map[netip.Addr]string, len(conf.Reservations))
+	for _, r := range conf.Reservations {
+		out[r.IP] = r.MAC.String()
+	}
+	return out
+}
+
+// httpBase is the URL prefix clients reach the HTTP server at.
+func httpBase(listen string, serverIP netip.Addr) string {
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "80" || port == "" {
+		return "http://" + serverIP.String()
+	}
+	return "http://" + net.JoinHostPort(serverIP.String(), port)
+}

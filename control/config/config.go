@@ -1,0 +1,353 @@
+// Package config is netbootd's YAML configuration: what it is, how it is read, and the checks
+// that reject a bad file with the line and field at fault before anything starts.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Mode says how the DHCP server behaves on its interface.
+type Mode string
+
+const (
+	// ModeAuthoritative answers reservations and hands out pool addresses.
+	ModeAuthoritative Mode = "authoritative"
+	// ModeReservation answers reserved MACs only and is silent to every other client.
+	ModeReservation Mode = "reservation"
+	// ModeProxy is proxyDHCP: boot information for PXE clients, never an address.
+	ModeProxy Mode = "proxy"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Interface    Interface     `yaml:"interface"`
+	StateDir     string        `yaml:"state_dir"`
+	HTTP         HTTP          `yaml:"http"`
+	TFTP         TFTP          `yaml:"tftp"`
+	DHCP         DHCP          `yaml:"dhcp"`
+	Boot         Boot          `yaml:"boot"`
+	Subnets      []Subnet      `yaml:"subnets"`
+	Reservations []Reservation `yaml:"reservations"`
+}
+
+// Interface is the served interface's role.
+type Interface struct {
+	Mode     Mode       `yaml:"mode"`
+	ServerIP netip.Addr `yaml:"server_ip"` // default: the interface's first IPv4 address
+}
+
+// HTTP is the HTTP server's configuration.
+type HTTP struct {
+	Listen string `yaml:"listen"` // default ":80"
+}
+
+// TFTP is the TFTP server's configuration.
+type TFTP struct {
+	Enabled bool   `yaml:"enabled"`
+	Root    string `yaml:"root"`
+}
+
+// DHCP tunes the DHCP server.
+type DHCP struct {
+	OfferHold   Duration `yaml:"offer_hold"`   // how long an offered address waits for its REQUEST
+	DeclineHold Duration `yaml:"decline_hold"` // how long a DECLINEd address stays out of the pool
+	Workers     int      `yaml:"workers"`      // requests handled at once (they wait on the lease store)
+	Queue       int      `yaml:"queue"`        // requests waiting for a worker before new ones are dropped
+}
+
+// Boot says which boot file a PXE or iPXE client gets. Empty fields inherit: reservation →
+// subnet → top level → built-in defaults.
+type Boot struct {
+	NextServer netip.Addr `yaml:"next_server"` // TFTP server (siaddr); default: the server address
+	BIOS       string     `yaml:"bios"`        // arch 0
+	EFI32      string     `yaml:"efi32"`       // arch 6
+	EFIx64     string     `yaml:"efi_x64"`     // arch 7, 9
+	ARM32      string     `yaml:"efi_arm32"`   // arch 10
+	ARM64      string     `yaml:"efi_arm64"`   // arch 11
+	HTTPBoot   string     `yaml:"http_boot"`   // UEFI HTTP boot (vendor class HTTPClient, arch 16 and others)
+	IPXEScript string     `yaml:"ipxe_script"` // what iPXE (user class "iPXE") chains to
+}
+
+// Subnet is one IPv4 subnet the server hands addresses in: the local one, or one behind a relay.
+type Subnet struct {
+	CIDR           netip.Prefix `yaml:"cidr"`
+	Pools          []Range      `yaml:"pools"`
+	LeaseTime      Duration     `yaml:"lease_time"`      // default 1h
+	RelayAddresses []netip.Addr `yaml:"relay_addresses"` // giaddrs outside CIDR that select this subnet
+	Options        Options      `yaml:"options"`
+	Boot           Boot         `yaml:"boot"`
+	Line           int          `yaml:"-"`
+}
+
+// Reservation pins a MAC to an address.
+type Reservation struct {
+	MAC      MAC        `yaml:"mac"`
+	IP       netip.Addr `yaml:"ip"`
+	Hostname string     `yaml:"hostname"`
+	Profile  string     `yaml:"profile"`
+	Options  Options    `yaml:"options"` // override the subnet's
+	Boot     Boot       `yaml:"boot"`
+	Line     int        `yaml:"-"`
+}
+
+// Options are the DHCP options sent to clients.
+type Options struct {
+	Router    AddrList    `yaml:"router"`
+	DNS       AddrList    `yaml:"dns"`
+	NTP       AddrList    `yaml:"ntp"`
+	Domain    string      `yaml:"domain"`
+	Broadcast netip.Addr  `yaml:"broadcast"` // default: from the subnet
+	MTU       uint16      `yaml:"mtu"`
+	Custom    []CustomOpt `yaml:"custom"`
+}
+
+// CustomOpt is an arbitrary option by code with a typed value. It is sent when the client asks
+// for it in option 55, or always when Always is set.
+type CustomOpt struct {
+	Code   uint8  `yaml:"code"`
+	Type   string `yaml:"type"` // ip, ips, string, uint8, uint16, uint32, bool, hex
+	Value  string `yaml:"value"`
+	Always bool   `yaml:"always"`
+	Data   []byte `yaml:"-"` // the encoded value, set by Validate
+	Line   int    `yaml:"-"`
+}
+
+// Range is an inclusive address range, written "10.0.0.100-10.0.0.200".
+type Range struct {
+	First, Last netip.Addr
+}
+
+// Size is the number of addresses in the range.
+func (r Range) Size() int {
+	a, b := r.First.As4(), r.Last.As4()
+	return int(be32(b[:])-be32(a[:])) + 1
+}
+
+// Contains reports whether ip is in the range.
+func (r Range) Contains(ip netip.Addr) bool {
+	return ip.Is4() && r.First.Compare(ip) <= 0 && ip.Compare(r.Last) <= 0
+}
+
+func (r Range) String() string { return r.First.String() + "-" + r.Last.String() }
+
+// UnmarshalText reads "first-last".
+func (r *Range) UnmarshalText(b []byte) error {
+	first, last, ok := strings.Cut(string(b), "-")
+	if !ok {
+		return fmt.Errorf("pool %q: want first-last, e.g. 10.0.0.100-10.0.0.200", b)
+	}
+	f, err := netip.ParseAddr(strings.TrimSpace(first))
+	if err != nil || !f.Is4() {
+		return fmt.Errorf("pool %q: %q is not an IPv4 address", b, first)
+	}
+	l, err := netip.ParseAddr(strings.TrimSpace(last))
+	if err != nil || !l.Is4() {
+		return fmt.Errorf("pool %q: %q is not an IPv4 address", b, last)
+	}
+	if l.Less(f) {
+		return fmt.Errorf("pool %q: last address before first", b)
+	}
+	*r = Range{First: f, Last: l}
+	return nil
+}
+
+// MAC is an Ethernet address.
+type MAC net.HardwareAddr
+
+func (m MAC) String() string { return net.HardwareAddr(m).String() }
+
+// UnmarshalText reads "aa:bb:cc:dd:ee:ff".
+func (m *MAC) UnmarshalText(b []byte) error {
+	hw, err := net.ParseMAC(string(b))
+	if err != nil || len(hw) != 6 {
+		return fmt.Errorf("%q is not an Ethernet MAC address", b)
+	}
+	*m = MAC(hw)
+	return nil
+}
+
+// AddrList is one IPv4 address or a list of them.
+type AddrList []netip.Addr
+
+// UnmarshalYAML accepts a scalar or a sequence.
+func (l *AddrList) UnmarshalYAML(n *yaml.Node) error {
+	var items []string
+	switch n.Kind {
+	case yaml.ScalarNode:
+		items = []string{n.Value}
+	case yaml.SequenceNode:
+		if err := n.Decode(&items); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("line %d: want an address or a list of addresses", n.Line)
+	}
+	out := make(AddrList, 0, len(items))
+	for _, s := range items {
+		a, err := netip.ParseAddr(s)
+		if err != nil || !a.Is4() {
+			return fmt.Errorf("line %d: %q is not an IPv4 address", n.Line, s)
+		}
+		out = append(out, a)
+	}
+	*l = out
+	return nil
+}
+
+// Duration is a time.Duration written "90s", "10m", "12h", or a number of seconds.
+type Duration time.Duration
+
+// UnmarshalText reads a Go duration or whole seconds.
+func (d *Duration) UnmarshalText(b []byte) error {
+	s := string(b)
+	if v, err := time.ParseDuration(s); err == nil {
+		*d = Duration(v)
+		return nil
+	}
+	var secs uint32
+	if _, err := fmt.Sscanf(s, "%d", &secs); err == nil && fmt.Sprint(secs) == s {
+		*d = Duration(time.Duration(secs) * time.Second)
+		return nil
+	}
+	return fmt.Errorf("%q is not a duration (e.g. 90s, 10m, 12h)", s)
+}
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalYAML records the line of each subnet.
+func (s *Subnet) UnmarshalYAML(n *yaml.Node) error {
+	type plain Subnet
+	if err := n.Decode((*plain)(s)); err != nil {
+		return err
+	}
+	s.Line = n.Line
+	return nil
+}
+
+// UnmarshalYAML records the line of each reservation.
+func (r *Reservation) UnmarshalYAML(n *yaml.Node) error {
+	type plain Reservation
+	if err := n.Decode((*plain)(r)); err != nil {
+		return err
+	}
+	r.Line = n.Line
+	return nil
+}
+
+// UnmarshalYAML records the line of each custom option.
+func (c *CustomOpt) UnmarshalYAML(n *yaml.Node) error {
+	type plain CustomOpt
+	if err := n.Decode((*plain)(c)); err != nil {
+		return err
+	}
+	c.Line = n.Line
+	return nil
+}
+
+// Load reads a configuration file; call ApplyInterface, then Validate, before using it.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes YAML strictly: unknown fields are errors.
+func Parse(b []byte) (*Config, error) {
+	c := &Config{}
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
+		return nil, cleanYAMLError(err)
+	}
+	dec = yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		if line, field, ok := locate(&root, "", err.Error()); ok && !strings.Contains(err.Error(), "line ") {
+			return nil, fmt.Errorf("line %d: %s: %v", line, field, err)
+		}
+		return nil, cleanYAMLError(err)
+	}
+	if c.Interface.Mode == "" {
+		c.Interface.Mode = ModeAuthoritative
+	}
+	return c, nil
+}
+
+// locate finds the scalar a value error is about (its text appears quoted in the message):
+// errors from UnmarshalText carry no position, and an operator needs one.
+func locate(n *yaml.Node, path, msg string) (int, string, bool) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if l, f, ok := locate(c, path, msg); ok {
+				return l, f, ok
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := n.Content[i].Value
+			if path != "" {
+				p = path + "." + p
+			}
+			if l, f, ok := locate(n.Content[i+1], p, msg); ok {
+				return l, f, ok
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if l, f, ok := locate(c, fmt.Sprintf("%s[%d]", path, i), msg); ok {
+				return l, f, ok
+			}
+		}
+	case yaml.ScalarNode:
+		if n.Value != "" && strings.Contains(msg, `"`+n.Value+`"`) {
+			return n.Line, path, true
+		}
+	}
+	return 0, "", false
+}
+
+func cleanYAMLError(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
+	return errors.New(strings.TrimSpace(strings.ReplaceAll(msg, "\n  ", "; ")))
+}
+
+// Default is the configuration of `netbootd attach IFACE` without --config: proxyDHCP beside
+// whatever DHCP server the network already has.
+func Default() *Config {
+	return &Config{Interface: Interface{Mode: ModeProxy}}
+}
+
+// ApplyInterface fills what the interface knows: the server address and, in proxy mode with no
+// subnets, the interface's subnet.
+func (c *Config) ApplyInterface(addr netip.Addr, prefix netip.Prefix) {
+	if !c.Interface.ServerIP.IsValid() {
+		c.Interface.ServerIP = addr
+	}
+	if len(c.Subnets) == 0 && prefix.IsValid() && c.Interface.Mode == ModeProxy {
+		c.Subnets = []Subnet{{CIDR: prefix}}
+	}
+}
+
+func be32(b []byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}

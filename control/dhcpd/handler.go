@@ -1,0 +1,420 @@
+package dhcpd
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/netbootd/netbootd/control/config"
+	"github.com/netbootd/netbootd/control/lease"
+)
+
+// Leases is the lease store as the handler uses it (lease.Store; a fake in unit tests).
+type Leases interface {
+	Offer(mac net.HardwareAddr, subnet string, requested netip.Addr) (netip.Addr, error)
+	Commit(mac net.HardwareAddr, subnet string, ip netip.Addr, d time.Duration, hostname string) (lease.Lease, error)
+	Release(mac net.HardwareAddr, ip netip.Addr) error
+	Decline(mac net.HardwareAddr, ip netip.Addr) error
+	Forget(mac net.HardwareAddr, subnet string)
+}
+
+// state is one configuration, ready to answer from; a reload swaps it whole.
+type state struct {
+	conf     *config.Config
+	serverIP netip.Addr
+	httpBase string                         // "http://10.0.0.1:8080", for iPXE scripts
+	reserved map[string]*config.Reservation // key: string(MAC bytes)
+	local    *config.Subnet                 // the subnet of the server address (nil in pure relay setups)
+}
+
+func newState(conf *config.Config, serverIP netip.Addr, httpBase string) *state {
+	st := &state{conf: conf, serverIP: serverIP, httpBase: httpBase, reserved: map[string]*config.Reservation{}}
+	for i := range conf.Reservations {
+		r := &conf.Reservations[i]
+		st.reserved[string(r.MAC)] = r
+	}
+	st.local = conf.SubnetOf(serverIP)
+	return st
+}
+
+// request is one parsed packet and where it came from.
+type request struct {
+	msg  *dhcpv4.DHCPv4
+	mac  net.HardwareAddr
+	src  netip.AddrPort
+	port uint16 // the port it arrived on: 67, or 4011 for proxyDHCP
+}
+
+// response is a reply and where it goes.
+type response struct {
+	msgType dhcpv4.MessageType
+	payload []byte
+	// Exactly one of these destinations is used.
+	udp    netip.AddrPort   // relay, ciaddr or the proxyDHCP port: the kernel routes and ARPs
+	rawMAC net.HardwareAddr // client without an address: an Ethernet frame to this MAC
+	rawIP  netip.Addr       // ... with this IP destination (yiaddr or 255.255.255.255)
+}
+
+// Why a request got no reply. Each is a label of netbootd_dhcp_drops_total.
+const (
+	dropMalformed     = "malformed"
+	dropNoSubnet      = "no_subnet"
+	dropUnknownMAC    = "unknown_mac"
+	dropNotPXE        = "not_pxe"
+	dropOtherServer   = "other_server"
+	dropPoolExhausted = "pool_exhausted"
+	dropStore         = "lease_store_error"
+	dropTooLarge      = "too_large"
+	dropNoReply       = "no_reply_needed" // RELEASE, DECLINE: handled, nothing to send
+	dropUnsupported   = "unsupported_type"
+	dropQueueFull     = "queue_full"
+)
+
+var broadcastIP = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+var broadcastMAC = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+// handler decides replies. It holds no sockets, so unit tests drive it directly.
+type handler struct {
+	leases Leases // nil in proxy mode
+	log    *slog.Logger
+	now    func() time.Time
+	// poolFull is called when a pool runs dry (rate-limited logging lives with the caller).
+	poolFull func(subnet string)
+}
+
+// handle answers one request under st. It returns the reply, or nil and the reason for none.
+func (h *handler) handle(st *state, req *request) (*response, string) {
+	m := req.msg
+	if m.OpCode != dhcpv4.OpcodeBootRequest || m.HWType != 1 || len(req.mac) != 6 {
+		return nil, dropMalformed
+	}
+	mt := m.MessageType()
+	if mt == dhcpv4.MessageTypeNone {
+		return nil, dropMalformed
+	}
+	fw := classify(m)
+	if st.conf.Interface.Mode == config.ModeProxy {
+		return h.proxy(st, req, fw)
+	}
+	if req.port != 67 {
+		return nil, dropUnsupported
+	}
+
+	giaddr := ip4(m.GatewayIPAddr)
+	var sub *config.Subnet
+	if giaddr.IsValid() && !giaddr.IsUnspecified() {
+		sub = st.conf.SubnetForRelay(giaddr)
+	} else {
+		sub = st.local
+	}
+	if sub == nil {
+		return nil, dropNoSubnet
+	}
+	res := st.reserved[string(req.mac)]
+	if res != nil && !sub.CIDR.Contains(res.IP) {
+		res = nil // reserved in another subnet than the one the client is on: not here
+	}
+	if res == nil && st.conf.Interface.Mode == config.ModeReservation {
+		return nil, dropUnknownMAC
+	}
+	c := &exchange{h: h, st: st, req: req, fw: fw, sub: sub, res: res, subnet: sub.CIDR.String()}
+	switch mt {
+	case dhcpv4.MessageTypeDiscover:
+		return c.discover()
+	case dhcpv4.MessageTypeRequest:
+		return c.request()
+	case dhcpv4.MessageTypeRelease:
+		return c.release()
+	case dhcpv4.MessageTypeDecline:
+		return c.decline()
+	case dhcpv4.MessageTypeInform:
+		return c.inform()
+	}
+	return nil, dropUnsupported
+}
+
+// exchange is the context of one request in authoritative or reservation mode.
+type exchange struct {
+	h      *handler
+	st     *state
+	req    *request
+	fw     firmware
+	sub    *config.Subnet
+	res    *config.Reservation
+	subnet string
+}
+
+func (c *exchange) hostname() string {
+	if c.res != nil {
+		return c.res.Hostname
+	}
+	return ""
+}
+
+func (c *exchange) discover() (*response, string) {
+	var ip netip.Addr
+	if c.res != nil {
+		ip = c.res.IP
+	} else {
+		var err error
+		ip, err = c.h.leases.Offer(c.req.mac, c.subnet, ip4(c.req.msg.RequestedIPAddress()))
+		if errors.Is(err, lease.ErrPoolExhausted) {
+			c.h.poolFull(c.subnet)
+			return nil, dropPoolExhausted
+		}
+		if err != nil {
+			return nil, dropStore
+		}
+	}
+	return c.reply(dhcpv4.MessageTypeOffer, ip)
+}
+
+func (c *exchange) request() (*response, string) {
+	m := c.req.msg
+	sid := ip4(m.ServerIdentifier())
+	requested := ip4(m.RequestedIPAddress())
+	ciaddr := ip4(m.ClientIPAddr)
+	var want netip.Addr
+	switch {
+	case sid.IsValid(): // SELECTING: the client chose a server
+		if sid != c.st.serverIP {
+			if c.res == nil {
+				c.h.leases.Forget(c.req.mac, c.subnet)
+			}
+			return nil, dropOtherServer
+		}
+		want = requested
+	case requested.IsValid(): // INIT-REBOOT: is my old address still right?
+		want = requested
+	case ciaddr.IsValid() && !ciaddr.IsUnspecified(): // RENEWING or REBINDING
+		want = ciaddr
+	}
+	if !want.IsValid() || want.IsUnspecified() {
+		return nil, dropMalformed
+	}
+	if !c.sub.CIDR.Contains(want) {
+		return c.nak("requested address is not on this network")
+	}
+	if c.res != nil {
+		if want != c.res.IP {
+			return c.nak("reserved MAC asked for another address than its reservation")
+		}
+	}
+	if c.h.leases != nil {
+		if _, err := c.h.leases.Commit(c.req.mac, c.subnet, want, c.sub.LeaseTime.D(), c.hostname()); err != nil {
+			if errors.Is(err, lease.ErrNotAvailable) {
+				return c.nak("address not available to this client")
+			}
+			c.h.log.Error("lease not stored: no ACK sent", "mac", c.req.mac.String(), "ip", want, "err", err)
+			return nil, dropStore
+		}
+	}
+	return c.reply(dhcpv4.MessageTypeAck, want)
+}
+
+func (c *exchange) release() (*response, string) {
+	ip := ip4(c.req.msg.ClientIPAddr)
+	if c.h.leases != nil && ip.IsValid() {
+		if err := c.h.leases.Release(c.req.mac, ip); err != nil && !errors.Is(err, lease.ErrNotAvailable) {
+			c.h.log.Error("release not stored", "mac", c.req.mac.String(), "ip", ip, "err", err)
+		}
+	}
+	return nil, dropNoReply
+}
+
+func (c *exchange) decline() (*response, string) {
+	ip := ip4(c.req.msg.RequestedIPAddress())
+	if !ip.IsValid() {
+		return nil, dropMalformed
+	}
+	if c.res != nil && ip == c.res.IP {
+		c.h.log.Warn("client declined its reserved address: another host answers ARP for it", "mac", c.req.mac.String(), "ip", ip)
+	}
+	if c.h.leases != nil {
+		if err := c.h.leases.Decline(c.req.mac, ip); err != nil && !errors.Is(err, lease.ErrNotAvailable) {
+			c.h.log.Error("decline not stored", "mac", c.req.mac.String(), "ip", ip, "err", err)
+		} else if err == nil {
+			c.h.log.Warn("address declined: held back from the pool", "mac", c.req.mac.String(), "ip", ip)
+		}
+	}
+	return nil, dropNoReply
+}
+
+func (c *exchange) inform() (*response, string) {
+	return c.reply(dhcpv4.MessageTypeAck, netip.Addr{})
+}
+
+func (c *exchange) nak(why string) (*response, string) {
+	c.h.log.Debug("NAK", "mac", c.req.mac.String(), "xid", c.req.msg.TransactionID.String(), "why", why)
+	m := c.req.msg
+	h := replyHeader{xid: m.TransactionID, flags: m.Flags, giaddr: ip4(m.GatewayIPAddr), chaddr: c.req.mac}
+	opts := []option{{54, addr4(c.st.serverIP)}, {56, []byte(why)}}
+	opts = appendRelayInfo(opts, m)
+	b, err := encodeReply(nil, &h, uint8(dhcpv4.MessageTypeNak), opts, maxUDPReply)
+	if err != nil {
+		return nil, dropTooLarge
+	}
+	r := &response{msgType: dhcpv4.MessageTypeNak, payload: b}
+	if h.giaddr.IsValid() && !h.giaddr.IsUnspecified() {
+		r.udp = netip.AddrPortFrom(h.giaddr, 67)
+	} else {
+		r.rawMAC, r.rawIP = broadcastMAC, broadcastIP // RFC 2131 §4.1: a NAK is broadcast
+	}
+	return r, ""
+}
+
+// reply builds an OFFER or ACK (yiaddr invalid: INFORM) and addresses it per RFC 2131 §4.1.
+func (c *exchange) reply(mt dhcpv4.MessageType, yiaddr netip.Addr) (*response, string) {
+	m := c.req.msg
+	prl := requestedSet(m)
+	lt := c.sub.LeaseTime.D()
+	if mt == dhcpv4.MessageTypeAck && !yiaddr.IsValid() {
+		lt = 0 // INFORM: no lease
+	}
+	opts := renderOptions(c.st.serverIP, c.sub, c.res, lt, prl)
+	h := replyHeader{xid: m.TransactionID, flags: m.Flags, yiaddr: yiaddr, giaddr: ip4(m.GatewayIPAddr), chaddr: c.req.mac}
+	if mt == dhcpv4.MessageTypeAck { // RFC 2131 table 3: an ACK carries the request's ciaddr
+		h.ciaddr = ip4(m.ClientIPAddr)
+	}
+	if c.fw.netboot() {
+		boot := c.st.conf.Boot
+		var resBoot *config.Boot
+		if c.res != nil {
+			resBoot = &c.res.Boot
+		}
+		b := mergeBoot(resBoot, &c.sub.Boot, &boot, &defaultBoot)
+		choice, ok := chooseBoot(c.fw, b, c.st.serverIP, c.st.httpBase)
+		c.h.log.Info("boot file chosen", "mac", c.req.mac.String(), "xid", m.TransactionID.String(), "file", choice.file, "ok", ok, "why", choice.reason)
+		if ok {
+			opts = appendBoot(opts, &h, choice, prl)
+		}
+	}
+	return c.st.finish(mt, &h, opts, m, prl)
+}
+
+// finish encodes the reply within the client's size limit and picks its destination.
+func (st *state) finish(mt dhcpv4.MessageType, h *replyHeader, opts []option, m *dhcpv4.DHCPv4, prl map[uint8]bool) (*response, string) {
+	opts = appendRelayInfo(opts, m)
+	limit := 576
+	if v, err := m.MaxMessageSize(); err == nil && int(v) > limit {
+		limit = int(v)
+	}
+	limit = min(limit, maxUDPReply+28) - 28 // option 57 counts the IP and UDP headers
+	b, err := encodeReply(nil, h, uint8(mt), opts, limit)
+	if errors.Is(err, errTooLarge) {
+		b, err = encodeReply(nil, h, uint8(mt), onlyRequested(opts, prl), limit)
+	}
+	if err != nil {
+		return nil, dropTooLarge
+	}
+	r := &response{msgType: mt, payload: b}
+	ciaddr := ip4(m.ClientIPAddr)
+	switch {
+	case h.giaddr.IsValid() && !h.giaddr.IsUnspecified():
+		r.udp = netip.AddrPortFrom(h.giaddr, 67)
+	case ciaddr.IsValid() && !ciaddr.IsUnspecified():
+		r.udp = netip.AddrPortFrom(ciaddr, 68)
+	case m.Flags&flagBcast != 0 || !h.yiaddr.IsValid():
+		r.rawMAC, r.rawIP = broadcastMAC, broadcastIP
+	default:
+		r.rawMAC, r.rawIP = h.chaddr, h.yiaddr
+	}
+	return r, ""
+}
+
+// appendBoot adds next-server, boot file and the PXE vendor options.
+func appendBoot(opts []option, h *replyHeader, b bootChoice, prl map[uint8]bool) []option {
+	h.siaddr = b.nextServer
+	h.file = b.file
+	if b.vendorClass != "" {
+		opts = append(opts, option{60, []byte(b.vendorClass)})
+	}
+	if b.vendorClass == "PXEClient" {
+		opts = append(opts, option{43, pxeVendorOptions})
+	}
+	if prl[66] {
+		opts = append(opts, option{66, []byte(b.nextServer.String())})
+	}
+	if prl[67] || len(b.file) >= fileLen {
+		opts = append(opts, option{67, []byte(b.file)})
+	}
+	return opts
+}
+
+// appendRelayInfo echoes option 82 unchanged, last (RFC 3046 §2.2).
+func appendRelayInfo(opts []option, m *dhcpv4.DHCPv4) []option {
+	if v := m.Options.Get(dhcpv4.OptionRelayAgentInformation); v != nil {
+		opts = append(opts, option{82, v})
+	}
+	return opts
+}
+
+// proxy answers PXE clients with boot information only (proxyDHCP): no address, no lease.
+func (h *handler) proxy(st *state, req *request, fw firmware) (*response, string) {
+	m := req.msg
+	if !fw.netboot() {
+		return nil, dropNotPXE
+	}
+	mt := m.MessageType()
+	var reply dhcpv4.MessageType
+	switch {
+	case mt == dhcpv4.MessageTypeDiscover && req.port == 67:
+		reply = dhcpv4.MessageTypeOffer
+	case mt == dhcpv4.MessageTypeRequest:
+		if sid := ip4(m.ServerIdentifier()); req.port == 67 && sid.IsValid() && sid != st.serverIP {
+			return nil, dropOtherServer // the REQUEST for the real DHCP server's offer
+		}
+		reply = dhcpv4.MessageTypeAck
+	default:
+		return nil, dropUnsupported
+	}
+	var res *config.Boot
+	if r := st.reserved[string(req.mac)]; r != nil {
+		res = &r.Boot
+	}
+	var sb *config.Boot
+	if st.local != nil {
+		sb = &st.local.Boot
+	}
+	b := mergeBoot(res, sb, &st.conf.Boot, &defaultBoot)
+	choice, ok := chooseBoot(fw, b, st.serverIP, st.httpBase)
+	h.log.Info("proxyDHCP boot file chosen", "mac", req.mac.String(), "xid", m.TransactionID.String(), "file", choice.file, "ok", ok, "why", choice.reason)
+	if !ok {
+		return nil, dropNotPXE
+	}
+	prl := requestedSet(m)
+	hdr := replyHeader{xid: m.TransactionID, flags: m.Flags, giaddr: ip4(m.GatewayIPAddr), chaddr: req.mac}
+	opts := appendBoot([]option{{54, addr4(st.serverIP)}}, &hdr, choice, prl)
+	if choice.vendorClass == "" { // iPXE through a proxy still needs option 60 to accept it
+		opts = append(opts, option{60, []byte("PXEClient")})
+	}
+	r, why := st.finish(reply, &hdr, opts, m, prl)
+	if r != nil && req.port != 67 {
+		r.udp, r.rawMAC = req.src, nil // port 4011: answer where it came from
+	}
+	return r, why
+}
+
+func requestedSet(m *dhcpv4.DHCPv4) map[uint8]bool {
+	prl := m.ParameterRequestList()
+	if len(prl) == 0 {
+		return nil
+	}
+	s := make(map[uint8]bool, len(prl))
+	for _, c := range prl {
+		s[c.Code()] = true
+	}
+	return s
+}
+
+// ip4 converts a parsed address; anything that is not IPv4 is invalid.
+func ip4(ip net.IP) netip.Addr {
+	if v4 := ip.To4(); v4 != nil {
+		return netip.AddrFrom4([4]byte(v4))
+	}
+	return netip.Addr{}
+}

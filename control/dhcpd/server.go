@@ -1,0 +1,327 @@
+// Package dhcpd is netbootd's DHCPv4 control plane: it answers what the XDP fast path passes
+// up (unknown MACs, iPXE, relays, anything odd), in authoritative, reservation-only or
+// proxyDHCP mode, with PXE/iPXE boot files chosen by firmware architecture.
+package dhcpd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+
+	"github.com/netbootd/netbootd/control/config"
+)
+
+// Config is what New needs.
+type Config struct {
+	Iface    string
+	IfIndex  int
+	ServerIP netip.Addr
+	Conf     *config.Config // validated
+	HTTPBase string         // e.g. "http://10.0.0.1:8080": where iPXE fetches its script
+	Leases   Leases         // nil in proxy mode
+	Logger   *slog.Logger
+	// Registerer receives the server's metrics; nil: not registered.
+	Registerer prometheus.Registerer
+}
+
+// maxRequest bounds what a request may be; anything larger is dropped as hostile.
+const maxRequest = 1500
+
+// Server is the DHCP server on one interface.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	state atomic.Pointer[state]
+	h     handler
+
+	conns []*net.UDPConn // :67, and :4011 in proxy mode
+	raw   int            // AF_PACKET socket for frames to clients without an address
+	queue chan packet
+	bufs  sync.Pool
+
+	requests *prometheus.CounterVec
+	replies  *prometheus.CounterVec
+	drops    *prometheus.CounterVec
+	latency  prometheus.Histogram
+
+	poolFullMu   sync.Mutex
+	poolFullLast map[string]time.Time
+}
+
+type packet struct {
+	buf  *[]byte
+	n    int
+	src  netip.AddrPort
+	port uint16
+	at   time.Time
+}
+
+// New validates the configuration and binds the sockets, so a port conflict fails the start.
+func New(cfg Config) (*Server, error) {
+	if cfg.Conf == nil || !cfg.ServerIP.Is4() || cfg.IfIndex <= 0 {
+		return nil, errors.New("dhcpd: configuration, IPv4 server address and interface are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	proxy := cfg.Conf.Interface.Mode == config.ModeProxy
+	if !proxy && cfg.Leases == nil {
+		return nil, errors.New("dhcpd: a lease store is required outside proxy mode")
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, raw: -1, poolFullLast: map[string]time.Time{}}
+	s.h = handler{leases: cfg.Leases, log: cfg.Logger, now: time.Now, poolFull: s.poolFull}
+	if proxy {
+		s.h.leases = nil
+	}
+	s.state.Store(newState(cfg.Conf, cfg.ServerIP, cfg.HTTPBase))
+	s.queue = make(chan packet, cfg.Conf.DHCP.Queue)
+	s.bufs.New = func() any { b := make([]byte, maxRequest+1); return &b }
+	s.initMetrics()
+
+	ports := []int{67}
+	if proxy {
+		ports = append(ports, 4011)
+	}
+	for _, p := range ports {
+		c, err := listenUDP(cfg.Iface, p)
+		if err != nil {
+			s.closeSockets()
+			return nil, err
+		}
+		s.conns = append(s.conns, c)
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0) // protocol 0: sends only, receives nothing
+	if err != nil {
+		s.closeSockets()
+		return nil, fmt.Errorf("dhcpd: packet socket (needs CAP_NET_RAW): %w", err)
+	}
+	s.raw = fd
+	return s, nil
+}
+
+func listenUDP(iface string, port int) (*net.UDPConn, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); serr != nil {
+				return
+			}
+			if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_BROADCAST, 1); serr != nil {
+				return
+			}
+			// Several netbootd may serve several interfaces: each socket hears only its own.
+			if serr = unix.BindToDevice(int(fd), iface); serr != nil {
+				serr = fmt.Errorf("bind to device %s: %w", iface, serr)
+				return
+			}
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	pc, err := lc.ListenPacket(context.Background(), "udp4", fmt.Sprintf("0.0.0.0:%d", port))
+	if err != nil {
+		return nil, fmt.Errorf("dhcpd: listen on UDP %d of %s: %w", port, iface, err)
+	}
+	return pc.(*net.UDPConn), nil
+}
+
+func (s *Server) initMetrics() {
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "netbootd_dhcp_requests_total", Help: "DHCP requests the control plane received, by message type.",
+	}, []string{"type"})
+	s.replies = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "netbootd_dhcp_replies_total", Help: "DHCP replies the control plane sent, by message type.",
+	}, []string{"type"})
+	s.drops = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "netbootd_dhcp_drops_total", Help: "DHCP requests the control plane answered with silence, by reason.",
+	}, []string{"reason"})
+	s.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "netbootd_dhcp_request_duration_seconds", Help: "Time from a request's arrival to its reply on the wire (queue, lease commit, send).",
+		Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
+	})
+	if r := s.cfg.Registerer; r != nil {
+		r.MustRegister(s.requests, s.replies, s.drops, s.latency,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "netbootd_dhcp_queue_depth", Help: "Requests waiting for a worker.",
+			}, func() float64 { return float64(len(s.queue)) }))
+	}
+}
+
+// Run serves until ctx ends, then finishes the queued requests and returns.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.closeSockets()
+	var workers sync.WaitGroup
+	for range s.cfg.Conf.DHCP.Workers {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for p := range s.queue {
+				s.serve(p)
+			}
+		}()
+	}
+	var readers sync.WaitGroup
+	errc := make(chan error, len(s.conns))
+	for _, c := range s.conns {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			if err := s.read(ctx, c); err != nil {
+				errc <- err
+			}
+		}()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	for _, c := range s.conns {
+		_ = c.SetReadDeadline(time.Now()) // stop reading; the sockets stay open to send the last replies
+	}
+	readers.Wait()
+	close(s.queue)
+	workers.Wait()
+	return err
+}
+
+func (s *Server) read(ctx context.Context, c *net.UDPConn) error {
+	port := uint16(c.LocalAddr().(*net.UDPAddr).Port)
+	for {
+		bp := s.bufs.Get().(*[]byte)
+		n, src, err := c.ReadFromUDPAddrPort(*bp)
+		if err != nil {
+			s.bufs.Put(bp)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return nil
+			}
+			return fmt.Errorf("dhcpd: read: %w", err)
+		}
+		if n > maxRequest {
+			s.bufs.Put(bp)
+			s.drops.WithLabelValues(dropMalformed).Inc()
+			continue
+		}
+		select {
+		case s.queue <- packet{buf: bp, n: n, src: src, port: port, at: time.Now()}:
+		default:
+			s.bufs.Put(bp)
+			s.drops.WithLabelValues(dropQueueFull).Inc()
+		}
+	}
+}
+
+func (s *Server) serve(p packet) {
+	msg, err := dhcpv4.FromBytes((*p.buf)[:p.n])
+	s.bufs.Put(p.buf)
+	if err != nil {
+		s.requests.WithLabelValues("MALFORMED").Inc()
+		s.drops.WithLabelValues(dropMalformed).Inc()
+		return
+	}
+	s.requests.WithLabelValues(typeName(msg.MessageType())).Inc()
+	req := &request{msg: msg, mac: msg.ClientHWAddr, src: p.src, port: p.port}
+	resp, why := s.h.handle(s.state.Load(), req)
+	if resp == nil {
+		s.drops.WithLabelValues(why).Inc()
+		if why != dropNoReply {
+			s.log.Debug("no reply", "mac", req.mac.String(), "xid", msg.TransactionID.String(), "type", msg.MessageType().String(), "why", why)
+		}
+		return
+	}
+	if err := s.send(resp); err != nil {
+		s.drops.WithLabelValues("send_error").Inc()
+		s.log.Warn("send reply", "mac", req.mac.String(), "err", err)
+		return
+	}
+	s.replies.WithLabelValues(typeName(resp.msgType)).Inc()
+	s.latency.Observe(time.Since(p.at).Seconds())
+	s.log.Debug("reply", "mac", req.mac.String(), "xid", msg.TransactionID.String(), "type", resp.msgType.String())
+}
+
+func (s *Server) send(r *response) error {
+	if r.udp.IsValid() {
+		_, err := s.conns[0].WriteToUDPAddrPort(r.payload, r.udp)
+		return err
+	}
+	frame := ipUDP(nil, s.state.Load().serverIP, r.rawIP, 67, 68, r.payload)
+	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: s.cfg.IfIndex, Halen: 6}
+	copy(sa.Addr[:], r.rawMAC)
+	return unix.Sendto(s.raw, frame, 0, sa)
+}
+
+// Reload swaps in a new validated configuration; requests in flight finish under the old one.
+func (s *Server) Reload(conf *config.Config) error {
+	old := s.state.Load()
+	if conf.Interface.Mode != old.conf.Interface.Mode {
+		return fmt.Errorf("dhcpd: mode change %s → %s needs a restart", old.conf.Interface.Mode, conf.Interface.Mode)
+	}
+	s.state.Store(newState(conf, old.serverIP, old.httpBase))
+	return nil
+}
+
+// poolFull logs an exhausted pool at most every 10 seconds per subnet.
+func (s *Server) poolFull(subnet string) {
+	s.poolFullMu.Lock()
+	defer s.poolFullMu.Unlock()
+	if time.Since(s.poolFullLast[subnet]) < 10*time.Second {
+		return
+	}
+	s.poolFullLast[subnet] = time.Now()
+	s.log.Warn("pool exhausted: new clients get no offer", "subnet", subnet)
+}
+
+func (s *Server) closeSockets() {
+	for _, c := range s.conns {
+		_ = c.Close()
+	}
+	if s.raw >= 0 {
+		_ = unix.Close(s.raw)
+		s.raw = -1
+	}
+}
+
+func typeName(t dhcpv4.MessageType) string {
+	switch t {
+	case dhcpv4.MessageTypeDiscover:
+		return "DISCOVER"
+	case dhcpv4.MessageTypeOffer:
+		return "OFFER"
+	case dhcpv4.MessageTypeRequest:
+		return "REQUEST"
+	case dhcpv4.MessageTypeDecline:
+		return "DECLINE"
+	case dhcpv4.MessageTypeAck:
+		return "ACK"
+	case dhcpv4.MessageTypeNak:
+		return "NAK"
+	case dhcpv4.MessageTypeRelease:
+		return "RELEASE"
+	case dhcpv4.MessageTypeInform:
+		return "INFORM"
+	}
+	return "OTHER"
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }

@@ -1,0 +1,134 @@
+package dhcpd
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+)
+
+// BOOTP layout (RFC 2131 §2): fixed header, magic cookie, options.
+const (
+	headerLen   = 236
+	cookieLen   = 4
+	minReplyLen = 300 // BOOTP minimum (RFC 1542): some clients drop shorter replies
+	fileOffset  = 108
+	fileLen     = 128
+	snameOffset = 44
+	maxUDPReply = 1500 - 20 - 8 // never emit a reply that needs IP fragmentation
+	bootReply   = 2
+	flagBcast   = 0x8000
+)
+
+var magicCookie = [4]byte{99, 130, 83, 99}
+
+// option is one DHCP option of a reply, in the order it is written.
+type option struct {
+	code uint8
+	data []byte
+}
+
+// replyHeader holds the fixed fields of a reply.
+type replyHeader struct {
+	xid    [4]byte
+	flags  uint16
+	ciaddr netip.Addr
+	yiaddr netip.Addr
+	siaddr netip.Addr
+	giaddr netip.Addr
+	chaddr net.HardwareAddr
+	file   string
+}
+
+var errTooLarge = errors.New("reply larger than the client accepts")
+
+// encodeReply writes header, cookie, option 53, opts in order and END, padded to the BOOTP
+// minimum. limit is the largest DHCP message the client accepts.
+func encodeReply(buf []byte, h *replyHeader, msgType uint8, opts []option, limit int) ([]byte, error) {
+	b := append(buf[:0], make([]byte, headerLen)...)
+	b[0], b[1], b[2] = bootReply, 1, 6
+	copy(b[4:8], h.xid[:])
+	binary.BigEndian.PutUint16(b[10:12], h.flags)
+	putAddr(b[12:16], h.ciaddr)
+	putAddr(b[16:20], h.yiaddr)
+	putAddr(b[20:24], h.siaddr)
+	putAddr(b[24:28], h.giaddr)
+	copy(b[28:44], h.chaddr)
+	if len(h.file) < fileLen {
+		copy(b[fileOffset:fileOffset+fileLen], h.file)
+	}
+	b = append(b, magicCookie[:]...)
+	b = append(b, 53, 1, msgType)
+	for _, o := range opts {
+		for d := o.data; ; {
+			n := min(len(d), 255) // RFC 3396: long options are split into several
+			b = append(b, o.code, byte(n))
+			b = append(b, d[:n]...)
+			d = d[n:]
+			if len(d) == 0 {
+				break
+			}
+		}
+	}
+	b = append(b, 255)
+	for len(b) < minReplyLen {
+		b = append(b, 0)
+	}
+	if len(b) > limit {
+		return nil, errTooLarge
+	}
+	return b, nil
+}
+
+func putAddr(dst []byte, a netip.Addr) {
+	if a.Is4() {
+		v := a.As4()
+		copy(dst, v[:])
+	}
+}
+
+// ipUDP prepends IPv4 and UDP headers to payload, for frames sent on the packet socket to
+// clients that have no address yet (their ARP cannot answer).
+func ipUDP(buf []byte, src, dst netip.Addr, sport, dport uint16, payload []byte) []byte {
+	total := 20 + 8 + len(payload)
+	b := append(buf[:0], make([]byte, 28)...)
+	b[0] = 0x45
+	binary.BigEndian.PutUint16(b[2:4], uint16(total))
+	b[8] = 64 // TTL
+	b[9] = 17 // UDP
+	putAddr(b[12:16], src)
+	putAddr(b[16:20], dst)
+	binary.BigEndian.PutUint16(b[10:12], ^fold(sum(0, b[:20])))
+	u := b[20:28]
+	binary.BigEndian.PutUint16(u[0:2], sport)
+	binary.BigEndian.PutUint16(u[2:4], dport)
+	binary.BigEndian.PutUint16(u[4:6], uint16(8+len(payload)))
+	b = append(b, payload...)
+	// UDP checksum over the pseudo-header, header and payload.
+	s := sum(0, b[12:20])
+	s += 17 + uint32(8+len(payload))
+	s = sum(s, b[20:])
+	c := ^fold(s)
+	if c == 0 {
+		c = 0xffff
+	}
+	binary.BigEndian.PutUint16(b[26:28], c)
+	return b
+}
+
+func sum(s uint32, b []byte) uint32 {
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	return s
+}
+
+func fold(s uint32) uint16 {
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return uint16(s)
+}

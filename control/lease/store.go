@@ -1,0 +1,561 @@
+// Package lease keeps DHCP leases: an in-memory index that allocates addresses fast, backed by a
+// bbolt file that every ACK waits for. Concurrent commits share one fsync (bbolt's Batch), so
+// durability costs one disk flush per burst, not one per client.
+package lease
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	bolt "go.etcd.io/bbolt"
+	bolterr "go.etcd.io/bbolt/errors"
+)
+
+// State is where a lease is in its life.
+type State uint8
+
+const (
+	Offered State = iota + 1
+	Bound
+	Released
+	Declined
+	Expired
+)
+
+func (s State) String() string {
+	switch s {
+	case Offered:
+		return "offered"
+	case Bound:
+		return "bound"
+	case Released:
+		return "released"
+	case Declined:
+		return "declined"
+	case Expired:
+		return "expired"
+	}
+	return "unknown"
+}
+
+// Lease binds an address to a MAC until Expires.
+type Lease struct {
+	MAC      net.HardwareAddr `json:"mac"`
+	IP       netip.Addr       `json:"ip"`
+	State    State            `json:"state"`
+	Subnet   string           `json:"subnet"`
+	Hostname string           `json:"hostname,omitempty"`
+	Expires  time.Time        `json:"expires"`
+}
+
+// Errors callers decide on.
+var (
+	ErrPoolExhausted = errors.New("pool exhausted")
+	ErrNotAvailable  = errors.New("address belongs to another client or is outside the pools")
+	ErrLocked        = errors.New("lease store is locked by another process (is another netbootd running?)")
+)
+
+// Pool is the dynamic ranges of one subnet.
+type Pool struct {
+	Subnet string // the subnet's CIDR, as configured
+	Ranges []Range
+}
+
+// Range is an inclusive IPv4 range.
+type Range struct{ First, Last netip.Addr }
+
+// Config is what Open needs.
+type Config struct {
+	Path        string
+	Pools       []Pool
+	Reserved    map[netip.Addr]string // reserved address → MAC (string form): never allocated to others
+	OfferHold   time.Duration
+	DeclineHold time.Duration
+	Logger      *slog.Logger
+	Registerer  prometheus.Registerer
+	Now         func() time.Time // for tests
+}
+
+var bucket = []byte("leases")
+
+// Store is the lease database. Its methods are safe for concurrent use.
+type Store struct {
+	cfg Config
+	db  *bolt.DB
+
+	mu       sync.Mutex
+	byIP     map[netip.Addr]*Lease
+	byMAC    map[string]*Lease // key: subnet + "/" + MAC
+	pools    map[string]*pool
+	reserved map[netip.Addr]string
+
+	commitSeconds prometheus.Histogram
+	commitErrors  prometheus.Counter
+}
+
+// pool allocates from its ranges with a rotating cursor, so a burst of new clients walks forward
+// through free space instead of rescanning taken addresses.
+type pool struct {
+	subnet string
+	ranges []Range
+	size   int
+	cursor int
+}
+
+// Open opens (or creates) the store and loads every lease in it.
+func Open(cfg Config) (*Store, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.OfferHold <= 0 {
+		cfg.OfferHold = 30 * time.Second
+	}
+	if cfg.DeclineHold <= 0 {
+		cfg.DeclineHold = 10 * time.Minute
+	}
+	db, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, bolterr.ErrTimeout) {
+			return nil, fmt.Errorf("%s: %w", cfg.Path, ErrLocked)
+		}
+		return nil, fmt.Errorf("open %s: %w", cfg.Path, err)
+	}
+	// Group commit: concurrent ACKs within a millisecond share one transaction and one fsync.
+	db.MaxBatchDelay = time.Millisecond
+	db.MaxBatchSize = 256
+	s := &Store{cfg: cfg, db: db, byIP: map[netip.Addr]*Lease{}, byMAC: map[string]*Lease{}}
+	s.SetPools(cfg.Pools)
+	s.SetReserved(cfg.Reserved)
+	if err := s.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.commitSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "netbootd_lease_commit_duration_seconds", Help: "Time from a lease write to its fsync (group commit).",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
+	})
+	s.commitErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "netbootd_lease_commit_errors_total", Help: "Lease writes that failed (full disk, I/O error); the client got no ACK.",
+	})
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(s.commitSeconds, s.commitErrors, &poolCollector{s: s})
+	}
+	return s, nil
+}
+
+func (s *Store) load() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucket)
+		if err != nil {
+			return fmt.Errorf("lease store: %w", err)
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var l Lease
+			if err := json.Unmarshal(v, &l); err != nil || !l.IP.Is4() || len(l.MAC) != 6 {
+				// One damaged record must not stop the server; the address stays taken until it expires.
+				s.cfg.Logger.Warn("lease store: unreadable record kept out of the pools", "key", fmt.Sprintf("%x", k), "err", err)
+				if ip, ok := netip.AddrFromSlice(k); ok {
+					s.index(&Lease{IP: ip, State: Declined, Expires: s.cfg.Now().Add(s.cfg.DeclineHold), MAC: net.HardwareAddr{0, 0, 0, 0, 0, 0}})
+				}
+				return nil
+			}
+			s.index(&l)
+			return nil
+		})
+	})
+}
+
+func macKey(subnet string, mac net.HardwareAddr) string { return subnet + "/" + string(mac) }
+
+func (s *Store) index(l *Lease) {
+	if old := s.byIP[l.IP]; old != nil && !bytes.Equal(old.MAC, l.MAC) {
+		if k := macKey(old.Subnet, old.MAC); s.byMAC[k] == old {
+			delete(s.byMAC, k)
+		}
+	}
+	s.byIP[l.IP] = l
+	if l.State != Declined {
+		s.byMAC[macKey(l.Subnet, l.MAC)] = l
+	}
+}
+
+// SetPools replaces the dynamic ranges (configuration reload). Existing leases stay.
+func (s *Store) SetPools(ps []Pool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.pools
+	s.pools = map[string]*pool{}
+	for _, p := range ps {
+		np := &pool{subnet: p.Subnet, ranges: p.Ranges}
+		for _, r := range p.Ranges {
+			np.size += int(u32(r.Last)-u32(r.First)) + 1
+		}
+		if o := old[p.Subnet]; o != nil && o.size == np.size {
+			np.cursor = o.cursor
+		}
+		s.pools[p.Subnet] = np
+	}
+}
+
+// SetReserved replaces the reserved addresses, which are never allocated to other MACs.
+func (s *Store) SetReserved(r map[netip.Addr]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reserved = r
+}
+
+// free reports whether ip can go to mac now.
+func (s *Store) free(ip netip.Addr, mac net.HardwareAddr, now time.Time) bool {
+	if owner, ok := s.reserved[ip]; ok && owner != mac.String() {
+		return false
+	}
+	l := s.byIP[ip]
+	if l == nil || bytes.Equal(l.MAC, mac) && l.State != Declined {
+		return true
+	}
+	switch l.State {
+	case Released, Expired:
+		return true
+	}
+	return now.After(l.Expires)
+}
+
+func (s *Store) inPool(subnet string, ip netip.Addr) bool {
+	p := s.pools[subnet]
+	if p == nil {
+		return false
+	}
+	for _, r := range p.ranges {
+		if r.First.Compare(ip) <= 0 && ip.Compare(r.Last) <= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Offer picks an address for mac in subnet's pool and holds it for the offer time (in memory
+// only: an offer promises nothing across a restart). Preference: the client's current or last
+// address, the address it asks for, then the next free one.
+func (s *Store) Offer(mac net.HardwareAddr, subnet string, requested netip.Addr) (netip.Addr, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.Now()
+	var ip netip.Addr
+	if l := s.byMAC[macKey(subnet, mac)]; l != nil && s.inPool(subnet, l.IP) && s.free(l.IP, mac, now) {
+		ip = l.IP
+	} else if requested.IsValid() && s.inPool(subnet, requested) && s.free(requested, mac, now) {
+		ip = requested
+	} else {
+		var err error
+		if ip, err = s.next(subnet, mac, now); err != nil {
+			return netip.Addr{}, err
+		}
+	}
+	if l := s.byIP[ip]; l != nil && bytes.Equal(l.MAC, mac) && l.State == Bound && now.Before(l.Expires) {
+		return ip, nil // already bound to this client: an offer must not shorten it
+	}
+	s.index(&Lease{MAC: clone(mac), IP: ip, State: Offered, Subnet: subnet, Expires: now.Add(s.cfg.OfferHold)})
+	return ip, nil
+}
+
+func (s *Store) next(subnet string, mac net.HardwareAddr, now time.Time) (netip.Addr, error) {
+	p := s.pools[subnet]
+	if p == nil || p.size == 0 {
+		return netip.Addr{}, fmt.Errorf("subnet %s: %w (no pool)", subnet, ErrPoolExhausted)
+	}
+	// First pass: never-used addresses or ones past their time; a full turn finds nothing → exhausted.
+	for i := 0; i < p.size; i++ {
+		ip := p.at(p.cursor)
+		p.cursor = (p.cursor + 1) % p.size
+		if s.free(ip, mac, now) {
+			return ip, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("subnet %s: %w", subnet, ErrPoolExhausted)
+}
+
+func (p *pool) at(i int) netip.Addr {
+	for _, r := range p.ranges {
+		n := int(u32(r.Last)-u32(r.First)) + 1
+		if i < n {
+			return addr(u32(r.First) + uint32(i))
+		}
+		i -= n
+	}
+	panic("lease: pool index out of range")
+}
+
+// Commit binds ip to mac for d and returns once the lease is on disk. ip must be free for mac,
+// reserved for mac, or in a pool of subnet; otherwise ErrNotAvailable.
+func (s *Store) Commit(mac net.HardwareAddr, subnet string, ip netip.Addr, d time.Duration, hostname string) (Lease, error) {
+	s.mu.Lock()
+	now := s.cfg.Now()
+	_, reserved := s.reserved[ip]
+	if !s.free(ip, mac, now) || !reserved && !s.inPool(subnet, ip) {
+		s.mu.Unlock()
+		return Lease{}, ErrNotAvailable
+	}
+	prev := s.byIP[ip]
+	l := &Lease{MAC: clone(mac), IP: ip, State: Bound, Subnet: subnet, Hostname: hostname, Expires: now.Add(d).UTC()}
+	// This MAC's offer of another address lapses: it took this one.
+	if old := s.byMAC[macKey(subnet, mac)]; old != nil && old.IP != ip && old.State == Offered && s.byIP[old.IP] == old {
+		delete(s.byIP, old.IP)
+	}
+	s.index(l)
+	s.mu.Unlock()
+
+	if err := s.put(l); err != nil {
+		s.mu.Lock()
+		if s.byIP[ip] == l { // put back what was there: nothing was promised
+			delete(s.byIP, ip)
+			delete(s.byMAC, macKey(subnet, mac))
+			if prev != nil {
+				s.index(prev)
+			}
+		}
+		s.mu.Unlock()
+		return Lease{}, err
+	}
+	return *l, nil
+}
+
+// Release ends mac's lease on ip (DHCPRELEASE). The client keeps first claim on the address.
+func (s *Store) Release(mac net.HardwareAddr, ip netip.Addr) error {
+	return s.end(mac, ip, Released, 0)
+}
+
+// Decline marks ip as in use by someone unknown (DHCPDECLINE): out of the pools for DeclineHold.
+func (s *Store) Decline(mac net.HardwareAddr, ip netip.Addr) error {
+	return s.end(mac, ip, Declined, s.cfg.DeclineHold)
+}
+
+func (s *Store) end(mac net.HardwareAddr, ip netip.Addr, st State, hold time.Duration) error {
+	s.mu.Lock()
+	l := s.byIP[ip]
+	if l == nil || !bytes.Equal(l.MAC, mac) {
+		s.mu.Unlock()
+		return ErrNotAvailable
+	}
+	n := *l
+	n.State, n.Expires = st, s.cfg.Now().Add(hold).UTC()
+	s.index(&n)
+	if st == Declined {
+		delete(s.byMAC, macKey(n.Subnet, mac))
+	}
+	s.mu.Unlock()
+	return s.put(&n)
+}
+
+// Forget drops an offer mac did not take (it chose another server).
+func (s *Store) Forget(mac net.HardwareAddr, subnet string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.byMAC[macKey(subnet, mac)]; l != nil && l.State == Offered {
+		delete(s.byMAC, macKey(subnet, mac))
+		if s.byIP[l.IP] == l {
+			delete(s.byIP, l.IP)
+		}
+	}
+}
+
+// Lookup returns mac's current lease in subnet (any state).
+func (s *Store) Lookup(mac net.HardwareAddr, subnet string) (Lease, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.byMAC[macKey(subnet, mac)]; l != nil {
+		return *l, true
+	}
+	return Lease{}, false
+}
+
+// Owner returns who holds ip now, if anyone does.
+func (s *Store) Owner(ip netip.Addr) (Lease, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.byIP[ip]
+	if l == nil || l.State != Bound && l.State != Offered && l.State != Declined || s.cfg.Now().After(l.Expires) {
+		return Lease{}, false
+	}
+	return *l, true
+}
+
+func (s *Store) put(l *Lease) error {
+	v, err := json.Marshal(l)
+	if err != nil {
+		return err
+	}
+	k := l.IP.As4()
+	start := time.Now()
+	err = s.db.Batch(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucket).Put(k[:], v)
+	})
+	if s.commitSeconds != nil {
+		s.commitSeconds.Observe(time.Since(start).Seconds())
+	}
+	if err != nil {
+		if s.commitErrors != nil {
+			s.commitErrors.Inc()
+		}
+		return fmt.Errorf("lease store write: %w", err)
+	}
+	return nil
+}
+
+// All lists every lease, sorted by address.
+func (s *Store) All() []Lease {
+	s.mu.Lock()
+	out := make([]Lease, 0, len(s.byIP))
+	for _, l := range s.byIP {
+		out = append(out, *l)
+	}
+	s.mu.Unlock()
+	sortLeases(out)
+	return out
+}
+
+func sortLeases(ls []Lease) {
+	sort.Slice(ls, func(i, j int) bool { return ls[i].IP.Less(ls[j].IP) })
+}
+
+// Run marks expired leases every interval until ctx ends; expired records are deleted from disk
+// a day after they expire, so a returning client still finds its old address meanwhile.
+func (s *Store) Run(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			s.sweep()
+		}
+	}
+}
+
+func (s *Store) sweep() {
+	now := s.cfg.Now()
+	var drop [][4]byte
+	s.mu.Lock()
+	for ip, l := range s.byIP {
+		switch {
+		case l.State == Offered && now.After(l.Expires):
+			delete(s.byIP, ip)
+			if s.byMAC[macKey(l.Subnet, l.MAC)] == l {
+				delete(s.byMAC, macKey(l.Subnet, l.MAC))
+			}
+		case l.State == Bound && now.After(l.Expires):
+			l.State = Expired
+		case (l.State == Expired || l.State == Released || l.State == Declined) && now.After(l.Expires.Add(24*time.Hour)):
+			delete(s.byIP, ip)
+			if s.byMAC[macKey(l.Subnet, l.MAC)] == l {
+				delete(s.byMAC, macKey(l.Subnet, l.MAC))
+			}
+			drop = append(drop, ip.As4())
+		}
+	}
+	s.mu.Unlock()
+	if len(drop) == 0 {
+		return
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for _, k := range drop {
+			if err := tx.Bucket(bucket).Delete(k[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.cfg.Logger.Error("lease store: removing old leases", "err", err)
+	}
+}
+
+// Close flushes and closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+// ReadAll lists the leases in a store file that no daemon holds open.
+func ReadAll(path string) ([]Lease, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 500 * time.Millisecond})
+	if err != nil {
+		if errors.Is(err, bolterr.ErrTimeout) {
+			return nil, fmt.Errorf("%s: %w; ask the daemon instead (--server)", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer db.Close()
+	var out []Lease
+	err = db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(_, v []byte) error {
+			var l Lease
+			if json.Unmarshal(v, &l) == nil {
+				out = append(out, l)
+			}
+			return nil
+		})
+	})
+	sortLeases(out)
+	return out, err
+}
+
+// poolCollector reports pool size and use per subnet at scrape time.
+type poolCollector struct{ s *Store }
+
+var (
+	poolSizeDesc = prometheus.NewDesc("netbootd_dhcp_pool_addresses", "Addresses in the dynamic pools of a subnet.", []string{"subnet"}, nil)
+	poolUsedDesc = prometheus.NewDesc("netbootd_dhcp_pool_used_addresses", "Pool addresses offered, bound or declined now.", []string{"subnet"}, nil)
+)
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) { ch <- poolSizeDesc; ch <- poolUsedDesc }
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s
+	s.mu.Lock()
+	now := s.cfg.Now()
+	used := map[string]int{}
+	for ip, l := range s.byIP {
+		if (l.State == Bound || l.State == Offered || l.State == Declined) && now.Before(l.Expires) {
+			for name := range s.pools {
+				if s.inPool(name, ip) {
+					used[name]++
+				}
+			}
+		}
+	}
+	sizes := map[string]int{}
+	for name, p := range s.pools {
+		sizes[name] = p.size
+	}
+	s.mu.Unlock()
+	for name, n := range sizes {
+		ch <- prometheus.MustNewConstMetric(poolSizeDesc, prometheus.GaugeValue, float64(n), name)
+		ch <- prometheus.MustNewConstMetric(poolUsedDesc, prometheus.GaugeValue, float64(used[name]), name)
+	}
+}
+
+func clone(mac net.HardwareAddr) net.HardwareAddr { return append(net.HardwareAddr(nil), mac...) }
+
+func u32(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+func addr(v uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
