@@ -17,7 +17,6 @@ clients=()
 pid=
 cleanup() {
   [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-  ip netns exec "$SRV" "$BIN" detach sv0 >/dev/null 2>&1 || true
   for ns in "${clients[@]}" $LAN $SRV; do
     for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
     ip netns del "$ns" 2>/dev/null || true
@@ -27,7 +26,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "building the rack: server namespace, LAN bridge, 3 client machines"
+say "building the rack: server namespace, LAN bridge, 4 client machines"
 ip netns add $SRV; ip netns add $LAN
 ip -n $LAN link add br0 type bridge stp_state 0 forward_delay 0; ip -n $LAN link set br0 up
 ip -n $SRV link add sv0 type veth peer name svp netns $LAN
@@ -45,9 +44,8 @@ add_client() { # name mac
 }
 add_client node01 52:54:00:00:00:01
 add_client node02 52:54:00:00:00:02
+add_client node03 52:54:00:00:00:03
 add_client guest  52:54:00:00:99:99
-# XDP_TX on a veth needs an XDP program on the peer too (see shared notes): a pass-through one.
-if [ -x "$PWD/bin/xdp-pass" ]; then ip netns exec $LAN "$PWD/bin/xdp-pass" svp >/dev/null 2>&1 || true; fi
 
 say "starting: netbootd attach sv0 --config ${CONFIG#$PWD/}"
 ip netns exec $SRV "$BIN" attach sv0 --config "$CONFIG" --state-dir "$work/state" \
@@ -61,23 +59,36 @@ done
 sed 's/^/  | /' "$work/netbootd.log"
 
 script=$work/udhcpc.sh
-printf '#!/bin/sh\n[ "$1" = bound ] && echo "  got $ip/$mask router=$router dns=$dns hostname=$hostname lease=${lease}s from $serverid"\n' > "$script"
+cat > "$script" <<'EOS'
+#!/bin/sh
+[ "$1" = bound ] || exit 0
+echo "  got $ip/$mask router=$router dns=$dns hostname=$hostname domain=$domain lease=${lease}s from $serverid"
+[ -n "$boot_file" ] && echo "  boot: next-server $siaddr file $boot_file"
+exit 0
+EOS
 chmod +x "$script"
 
 say "node01 (reserved) runs busybox udhcpc"
 ip netns exec nbdemo-node01-$id busybox udhcpc -i eth0 -f -q -n -t 4 -T 1 -s "$script" 2>/dev/null
 say "node02 (reserved) runs ISC dhclient"
 ip netns exec nbdemo-node02-$id timeout 30 dhclient -4 -1 -sf /bin/true -lf "$work/dh.leases" -pf "$work/dh.pid" eth0
-echo "  got $(ip -n nbdemo-node02-$id -4 -o addr show eth0 2>/dev/null | awk '{print $4}') (lease file: $(grep -m1 fixed-address "$work/dh.leases" | tr -d ';'))"
+echo "  got $(grep -m1 fixed-address "$work/dh.leases" | awk '{print $2}' | tr -d ';') (from dhclient's lease file)"
 kill "$(cat "$work/dh.pid")" 2>/dev/null || true
 say "guest (unknown MAC) runs busybox udhcpc: a pool address from the Go control plane"
 ip netns exec nbdemo-guest-$id busybox udhcpc -i eth0 -f -q -n -t 4 -T 1 -s "$script" 2>/dev/null
 
-say "leases in the store (GET /api/v1/leases)"
-ip netns exec $SRV curl -sf http://10.10.0.1:8080/api/v1/leases; echo
-say "XDP fast path (netbootd status sv0)"
-ip netns exec $SRV "$BIN" status sv0 || true
+say "node03 (reserved) boots as UEFI x64 firmware would: vendor class PXEClient, arch 7"
+ip netns exec nbdemo-node03-$id busybox udhcpc -i eth0 -f -q -n -t 4 -T 1 -s "$script" \
+  -V PXEClient:Arch:00007:UNDI:003016 -x 0x5d:0007 2>/dev/null
+say "guest again, as iPXE (user class iPXE): it is sent to its script, not to iPXE again"
+ip netns exec nbdemo-guest-$id busybox udhcpc -i eth0 -f -q -n -t 4 -T 1 -s "$script" \
+  -V PXEClient:Arch:00000:UNDI:002001 -x 0x4d:69505845 2>/dev/null
+say "why each machine got its boot file (the server's log)"
+grep 'boot file chosen' "$work/netbootd.log" | sed 's/^/  | /'
+
+say "leases in the store (netbootd leases --server 10.10.0.1:8080)"
+ip netns exec $SRV "$BIN" leases --server 10.10.0.1:8080 | sed 's/^/  /'
 say "server counters (GET /metrics)"
-ip netns exec $SRV curl -sf http://10.10.0.1:8080/metrics | grep -E '^netbootd_(dhcp|xdp|lease)_' | grep -v '_bucket' | sed 's/^/  /'
+ip netns exec $SRV curl -sf http://10.10.0.1:8080/metrics | grep -E '^netbootd_(dhcp|lease)_' | grep -v '_bucket' | sed 's/^/  /'
 say "stopping (SIGTERM) and tearing the rack down"
 kill $pid; wait $pid || true; pid=
