@@ -5,7 +5,7 @@ GO ?= go
 BIN := bin/netbootd
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Integration tests share kernel objects (bpffs pins, veths): run packages one at a time.
-ITEST_PKGS := ./tests/... ./bpf/... ./tftp/... ./control/...
+ITEST_PKGS := ./tests/... $(foreach d,bpf tftp control,$(if $(wildcard $(d)/*),./$(d)/...))
 
 .PHONY: help deps build test unit integration lint generate bench bench-dhcp bench-tftp demo fuzz clean
 
@@ -29,6 +29,7 @@ integration: build ## tests that cross veth pairs in namespaces with real client
 
 lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
 	$(GO) run $(STATICCHECK) ./...

@@ -1,0 +1,475 @@
+package dhcpd
+
+import (
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/iana"
+
+	"github.com/netbootd/netbootd/control/config"
+	"github.com/netbootd/netbootd/control/lease"
+)
+
+const testConfig = `
+interface: {mode: authoritative, server_ip: 10.0.0.1}
+subnets:
+  - cidr: 10.0.0.0/24
+    pools: ["10.0.0.100-10.0.0.102"]
+    lease_time: 10m
+    options:
+      router: 10.0.0.1
+      dns: [10.0.0.53, 10.0.0.54]
+      domain: rack.test
+      custom:
+        - {code: 150, type: ip, value: 10.0.0.9}
+        - {code: 224, type: string, value: always-sent, always: true}
+  - cidr: 10.20.0.0/24
+    pools: ["10.20.0.100-10.20.0.110"]
+    options: {router: 10.20.0.1}
+reservations:
+  - {mac: "02:00:00:00:00:0a", ip: 10.0.0.10, hostname: node10}
+  - {mac: "02:00:00:00:00:0b", ip: 10.0.0.11, hostname: node11, boot: {efi_x64: special.efi}}
+`
+
+var (
+	macReserved = net.HardwareAddr{2, 0, 0, 0, 0, 0x0a}
+	macNode11   = net.HardwareAddr{2, 0, 0, 0, 0, 0x0b}
+	macUnknown  = net.HardwareAddr{2, 0, 0, 0, 1, 1}
+	macOther    = net.HardwareAddr{2, 0, 0, 0, 1, 2}
+	serverIP    = netip.MustParseAddr("10.0.0.1")
+)
+
+type fixture struct {
+	h      *handler
+	st     *state
+	leases *lease.Store
+}
+
+func newFixture(t *testing.T, yaml string) *fixture {
+	t.Helper()
+	conf, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conf.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{st: newState(conf, serverIP, "http://10.0.0.1:8080")}
+	f.h = &handler{log: slog.New(slog.DiscardHandler), now: time.Now, poolFull: func(string) {}}
+	if conf.Interface.Mode != config.ModeProxy {
+		var pools []lease.Pool
+		for _, s := range conf.Subnets {
+			p := lease.Pool{Subnet: s.CIDR.String()}
+			for _, r := range s.Pools {
+				p.Ranges = append(p.Ranges, lease.Range{First: r.First, Last: r.Last})
+			}
+			pools = append(pools, p)
+		}
+		reserved := map[netip.Addr]string{}
+		for _, r := range conf.Reservations {
+			reserved[r.IP] = r.MAC.String()
+		}
+		f.leases, err = lease.Open(lease.Config{Path: filepath.Join(t.TempDir(), "leases.db"), Pools: pools, Reserved: reserved})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.leases.Close() })
+		f.h.leases = f.leases
+	}
+	return f
+}
+
+// ask sends one request through the handler and parses the reply back.
+func (f *fixture) ask(t *testing.T, mt dhcpv4.MessageType, mac net.HardwareAddr, mods ...dhcpv4.Modifier) (*dhcpv4.DHCPv4, *response, string) {
+	t.Helper()
+	return f.askPort(t, 67, mt, mac, mods...)
+}
+
+func (f *fixture) askPort(t *testing.T, port uint16, mt dhcpv4.MessageType, mac net.HardwareAddr, mods ...dhcpv4.Modifier) (*dhcpv4.DHCPv4, *response, string) {
+	t.Helper()
+	mods = append([]dhcpv4.Modifier{dhcpv4.WithMessageType(mt), dhcpv4.WithHwAddr(mac)}, mods...)
+	m, err := dhcpv4.New(mods...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Round-trip through bytes, as the server sees it.
+	m, err = dhcpv4.FromBytes(m.ToBytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, why := f.h.handle(f.st, &request{msg: m, mac: m.ClientHWAddr, src: netip.MustParseAddrPort("0.0.0.0:68"), port: port})
+	if r == nil {
+		return nil, nil, why
+	}
+	if len(r.payload) < minReplyLen {
+		t.Fatalf("reply of %d bytes, below the BOOTP minimum", len(r.payload))
+	}
+	reply, err := dhcpv4.FromBytes(r.payload)
+	if err != nil {
+		t.Fatalf("reply does not parse: %v", err)
+	}
+	if reply.TransactionID != m.TransactionID {
+		t.Fatalf("xid %v, want %v", reply.TransactionID, m.TransactionID)
+	}
+	return reply, r, ""
+}
+
+func ipOf(s string) net.IP { return net.ParseIP(s).To4() }
+
+func TestDiscoverReservedGetsItsAddressAndOptions(t *testing.T) {
+	f := newFixture(t, testConfig)
+	reply, r, why := f.ask(t, dhcpv4.MessageTypeDiscover, macReserved,
+		dhcpv4.WithRequestedOptions(dhcpv4.OptionSubnetMask, dhcpv4.OptionRouter))
+	if reply == nil {
+		t.Fatalf("no reply: %s", why)
+	}
+	got := map[string]string{
+		"type":     reply.MessageType().String(),
+		"yiaddr":   reply.YourIPAddr.String(),
+		"mask":     net.IP(reply.SubnetMask()).String(),
+		"router":   reply.Router()[0].String(),
+		"dns":      reply.DNS()[1].String(),
+		"hostname": reply.HostName(),
+		"domain":   reply.DomainName(),
+		"lease":    reply.IPAddressLeaseTime(0).String(),
+		"t1":       reply.IPAddressRenewalTime(0).String(),
+		"t2":       reply.IPAddressRebindingTime(0).String(),
+		"serverid": reply.ServerIdentifier().String(),
+		"bcast":    reply.BroadcastAddress().String(),
+		"dest":     r.rawIP.String() + " at " + r.rawMAC.String(),
+	}
+	want := map[string]string{
+		"type": "OFFER", "yiaddr": "10.0.0.10", "mask": "255.255.255.0", "router": "10.0.0.1",
+		"dns": "10.0.0.54", "hostname": "node10", "domain": "rack.test", "lease": "10m0s",
+		"t1": "5m0s", "t2": "8m45s", "serverid": "10.0.0.1", "bcast": "10.0.0.255",
+		"dest": "10.0.0.10 at 02:00:00:00:00:0a",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("offer (-want +got):\n%s", d)
+	}
+	if reply.Options.Has(dhcpv4.GenericOptionCode(150)) {
+		t.Error("option 150 sent without being requested")
+	}
+	if string(reply.Options.Get(dhcpv4.GenericOptionCode(224))) != "always-sent" {
+		t.Error("option 224 (always) missing")
+	}
+}
+
+func TestCustomOptionOnlyWhenRequested(t *testing.T) {
+	f := newFixture(t, testConfig)
+	reply, _, _ := f.ask(t, dhcpv4.MessageTypeDiscover, macReserved,
+		dhcpv4.WithRequestedOptions(dhcpv4.GenericOptionCode(150)))
+	if got := net.IP(reply.Options.Get(dhcpv4.GenericOptionCode(150))).String(); got != "10.0.0.9" {
+		t.Errorf("option 150 = %s, want 10.0.0.9", got)
+	}
+}
+
+func TestAddressing(t *testing.T) {
+	f := newFixture(t, testConfig)
+	for _, tc := range []struct {
+		name string
+		mt   dhcpv4.MessageType
+		mods []dhcpv4.Modifier
+		want string
+	}{
+		{"no address: yiaddr at chaddr", dhcpv4.MessageTypeDiscover, nil, "raw 10.0.0.10 02:00:00:00:00:0a"},
+		{"broadcast bit", dhcpv4.MessageTypeDiscover, []dhcpv4.Modifier{dhcpv4.WithBroadcast(true)}, "raw 255.255.255.255 ff:ff:ff:ff:ff:ff"},
+		{"renewing: ciaddr", dhcpv4.MessageTypeRequest, []dhcpv4.Modifier{dhcpv4.WithClientIP(ipOf("10.0.0.10"))}, "udp 10.0.0.10:68"},
+		{"relay: giaddr port 67", dhcpv4.MessageTypeDiscover, []dhcpv4.Modifier{dhcpv4.WithGatewayIP(ipOf("10.0.0.254"))}, "udp 10.0.0.254:67"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, r, why := f.ask(t, tc.mt, macReserved, tc.mods...)
+			if r == nil {
+				t.Fatalf("no reply: %s", why)
+			}
+			got := "udp " + r.udp.String()
+			if !r.udp.IsValid() {
+				got = "raw " + r.rawIP.String() + " " + r.rawMAC.String()
+			}
+			if got != tc.want {
+				t.Errorf("destination %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// A pool client's whole life: DISCOVER, REQUEST (selecting), renew, release, and back.
+func TestPoolClientLifecycle(t *testing.T) {
+	f := newFixture(t, testConfig)
+	offer, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, macUnknown)
+	if offer == nil {
+		t.Fatalf("no offer: %s", why)
+	}
+	ip := offer.YourIPAddr
+	if !strings.HasPrefix(ip.String(), "10.0.0.10") || ip.String() == "10.0.0.10" {
+		t.Fatalf("offered %s, want the pool 10.0.0.100-102", ip)
+	}
+	// Another client is offered another address while the first offer is held.
+	if o2, _, _ := f.ask(t, dhcpv4.MessageTypeDiscover, macOther); o2 == nil || o2.YourIPAddr.Equal(ip) {
+		t.Fatalf("second client offered %v, first holds %s", o2, ip)
+	}
+	ack, _, why := f.ask(t, dhcpv4.MessageTypeRequest, macUnknown,
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(ipOf("10.0.0.1"))), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip)))
+	if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck || !ack.YourIPAddr.Equal(ip) {
+		t.Fatalf("selecting: %v (%s)", ack, why)
+	}
+	if l, ok := f.leases.Lookup(macUnknown, "10.0.0.0/24"); !ok || l.State != lease.Bound {
+		t.Fatalf("no bound lease after ACK: %+v", l)
+	}
+	renew, _, _ := f.ask(t, dhcpv4.MessageTypeRequest, macUnknown, dhcpv4.WithClientIP(ip))
+	if renew == nil || renew.MessageType() != dhcpv4.MessageTypeAck || !renew.ClientIPAddr.Equal(ip) {
+		t.Fatalf("renew: %v", renew)
+	}
+	// The address is someone else's: another MAC asking for it in INIT-REBOOT gets a NAK.
+	nak, r, _ := f.ask(t, dhcpv4.MessageTypeRequest, macOther, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip)))
+	if nak == nil || nak.MessageType() != dhcpv4.MessageTypeNak || r.rawIP != broadcastIP {
+		t.Fatalf("request for another's address: %v", nak)
+	}
+	if _, _, why := f.ask(t, dhcpv4.MessageTypeRelease, macUnknown, dhcpv4.WithClientIP(ip)); why != dropNoReply {
+		t.Fatalf("release: %s", why)
+	}
+	if l, _ := f.leases.Lookup(macUnknown, "10.0.0.0/24"); l.State != lease.Released {
+		t.Fatalf("after release: %s", l.State)
+	}
+	// The client comes back and gets its previous address.
+	if again, _, _ := f.ask(t, dhcpv4.MessageTypeDiscover, macUnknown); !again.YourIPAddr.Equal(ip) {
+		t.Errorf("returning client offered %s, had %s", again.YourIPAddr, ip)
+	}
+}
+
+func TestRequestStates(t *testing.T) {
+	f := newFixture(t, testConfig)
+	sid := func(s string) dhcpv4.Modifier { return dhcpv4.WithOption(dhcpv4.OptServerIdentifier(ipOf(s))) }
+	req := func(s string) dhcpv4.Modifier { return dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ipOf(s))) }
+	for _, tc := range []struct {
+		name string
+		mac  net.HardwareAddr
+		mods []dhcpv4.Modifier
+		want string // reply type, or the drop reason
+	}{
+		{"selecting us", macReserved, []dhcpv4.Modifier{sid("10.0.0.1"), req("10.0.0.10")}, "ACK"},
+		{"selecting another server", macReserved, []dhcpv4.Modifier{sid("10.0.0.2"), req("10.0.0.10")}, dropOtherServer},
+		{"init-reboot right address", macReserved, []dhcpv4.Modifier{req("10.0.0.10")}, "ACK"},
+		{"init-reboot reserved MAC, other address", macReserved, []dhcpv4.Modifier{req("10.0.0.100")}, "NAK"},
+		{"init-reboot wrong network", macUnknown, []dhcpv4.Modifier{req("192.168.1.5")}, "NAK"},
+		{"init-reboot another's reservation", macUnknown, []dhcpv4.Modifier{req("10.0.0.11")}, "NAK"},
+		{"init-reboot outside the pools", macUnknown, []dhcpv4.Modifier{req("10.0.0.50")}, "NAK"},
+		{"rebinding reserved", macReserved, []dhcpv4.Modifier{dhcpv4.WithClientIP(ipOf("10.0.0.10")), dhcpv4.WithBroadcast(true)}, "ACK"},
+		{"no address at all", macUnknown, nil, dropMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reply, _, why := f.ask(t, dhcpv4.MessageTypeRequest, tc.mac, tc.mods...)
+			got := why
+			if reply != nil {
+				got = typeName(reply.MessageType())
+			}
+			if got != tc.want {
+				t.Errorf("got %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDeclineHoldsTheAddress(t *testing.T) {
+	f := newFixture(t, testConfig)
+	offer, _, _ := f.ask(t, dhcpv4.MessageTypeDiscover, macUnknown)
+	ip := offer.YourIPAddr
+	f.ask(t, dhcpv4.MessageTypeRequest, macUnknown, dhcpv4.WithOption(dhcpv4.OptServerIdentifier(ipOf("10.0.0.1"))),
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip)))
+	if _, _, why := f.ask(t, dhcpv4.MessageTypeDecline, macUnknown, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip))); why != dropNoReply {
+		t.Fatalf("decline: %s", why)
+	}
+	for i := 0; i < 2; i++ {
+		o, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, net.HardwareAddr{2, 0, 0, 0, 9, byte(i)})
+		if o == nil {
+			t.Fatalf("no offer: %s", why)
+		}
+		if o.YourIPAddr.Equal(ip) {
+			t.Fatalf("declined %s offered again", ip)
+		}
+	}
+	// 3 pool addresses, one declined, two offered: the pool is now exhausted.
+	if _, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, net.HardwareAddr{2, 0, 0, 0, 9, 9}); why != dropPoolExhausted {
+		t.Errorf("exhausted pool: got %q", why)
+	}
+}
+
+func TestRelayedClient(t *testing.T) {
+	f := newFixture(t, testConfig)
+	agent := dhcpv4.OptRelayAgentInfo(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(1), []byte("port7")))
+	offer, r, why := f.ask(t, dhcpv4.MessageTypeDiscover, macUnknown,
+		dhcpv4.WithGatewayIP(ipOf("10.20.0.1")), dhcpv4.WithOption(agent))
+	if offer == nil {
+		t.Fatalf("no offer: %s", why)
+	}
+	if !strings.HasPrefix(offer.YourIPAddr.String(), "10.20.0.1") || offer.Router()[0].String() != "10.20.0.1" {
+		t.Errorf("relayed client offered %s router %v", offer.YourIPAddr, offer.Router())
+	}
+	if r.udp.String() != "10.20.0.1:67" || !offer.GatewayIPAddr.Equal(ipOf("10.20.0.1")) {
+		t.Errorf("reply to %s giaddr %s", r.udp, offer.GatewayIPAddr)
+	}
+	if d := cmp.Diff(agent.Value.ToBytes(), offer.Options.Get(dhcpv4.OptionRelayAgentInformation)); d != "" {
+		t.Errorf("option 82 not echoed unchanged:\n%s", d)
+	}
+	// RFC 3046: the echoed option is the last before END.
+	p := r.payload
+	if i := lastOption(p); i != 82 {
+		t.Errorf("last option %d, want 82", i)
+	}
+	if _, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, macUnknown, dhcpv4.WithGatewayIP(ipOf("172.16.0.1"))); why != dropNoSubnet {
+		t.Errorf("unknown relay: %q, want %s", why, dropNoSubnet)
+	}
+}
+
+func lastOption(p []byte) uint8 {
+	var last uint8
+	for o := p[240:]; len(o) >= 2 && o[0] != 255; o = o[2+int(o[1]):] {
+		if o[0] == 0 {
+			o = o[1:]
+			continue
+		}
+		last = o[0]
+	}
+	return last
+}
+
+func TestInform(t *testing.T) {
+	f := newFixture(t, testConfig)
+	ack, r, _ := f.ask(t, dhcpv4.MessageTypeInform, macUnknown, dhcpv4.WithClientIP(ipOf("10.0.0.77")))
+	if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+		t.Fatal("no ACK to INFORM")
+	}
+	if !ack.YourIPAddr.IsUnspecified() || ack.Options.Has(dhcpv4.OptionIPAddressLeaseTime) {
+		t.Errorf("INFORM ACK carries an address or a lease: yiaddr %s", ack.YourIPAddr)
+	}
+	if r.udp.String() != "10.0.0.77:68" || ack.DNS() == nil {
+		t.Errorf("INFORM ACK to %s, dns %v", r.udp, ack.DNS())
+	}
+}
+
+func TestReservationModeIgnoresUnknown(t *testing.T) {
+	f := newFixture(t, strings.Replace(testConfig, "mode: authoritative", "mode: reservation", 1))
+	if _, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, macUnknown); why != dropUnknownMAC {
+		t.Errorf("unknown MAC: %q", why)
+	}
+	if o, _, _ := f.ask(t, dhcpv4.MessageTypeDiscover, macReserved); o == nil || o.YourIPAddr.String() != "10.0.0.10" {
+		t.Errorf("reserved MAC: %v", o)
+	}
+}
+
+func pxe(arch iana.Arch, vendor string) []dhcpv4.Modifier {
+	return []dhcpv4.Modifier{
+		dhcpv4.WithOption(dhcpv4.OptClassIdentifier(vendor)),
+		dhcpv4.WithOption(dhcpv4.OptClientArch(arch)),
+	}
+}
+
+func TestBootFileByFirmware(t *testing.T) {
+	f := newFixture(t, testConfig)
+	ipxe := append(pxe(iana.EFI_X86_64, "PXEClient:Arch:00007:UNDI:003016"), dhcpv4.WithUserClass("iPXE", false))
+	for _, tc := range []struct {
+		name   string
+		mac    net.HardwareAddr
+		mods   []dhcpv4.Modifier
+		file   string
+		vendor string
+	}{
+		{"BIOS", macReserved, pxe(iana.INTEL_X86PC, "PXEClient:Arch:00000:UNDI:002001"), "undionly.kpxe", "PXEClient"},
+		{"EFI x64", macReserved, pxe(iana.EFI_X86_64, "PXEClient:Arch:00007:UNDI:003016"), "ipxe.efi", "PXEClient"},
+		{"EFI BC", macReserved, pxe(iana.EFI_BC, "PXEClient:Arch:00009:UNDI:003016"), "ipxe.efi", "PXEClient"},
+		{"ARM64", macReserved, pxe(iana.EFI_ARM64, "PXEClient:Arch:00011:UNDI:003000"), "ipxe-arm64.efi", "PXEClient"},
+		{"per-host override", macNode11, pxe(iana.EFI_X86_64, "PXEClient:Arch:00007:UNDI:003016"), "special.efi", "PXEClient"},
+		{"HTTP boot", macReserved, pxe(iana.EFI_X86_64_HTTP, "HTTPClient:Arch:00016:UNDI:003000"), "http://10.0.0.1:8080/ipxe/ipxe.efi", "HTTPClient"},
+		{"iPXE: its script, not iPXE again", macReserved, ipxe, "http://10.0.0.1:8080/ipxe/boot.ipxe", ""},
+		{"plain DHCP: no boot file", macReserved, nil, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, tc.mac, tc.mods...)
+			if o == nil {
+				t.Fatalf("no offer: %s", why)
+			}
+			if o.BootFileName != tc.file {
+				t.Errorf("file %q, want %q", o.BootFileName, tc.file)
+			}
+			if tc.file != "" && !o.ServerIPAddr.Equal(ipOf("10.0.0.1")) {
+				t.Errorf("siaddr %s", o.ServerIPAddr)
+			}
+			if got := o.ClassIdentifier(); got != tc.vendor {
+				t.Errorf("option 60 %q, want %q", got, tc.vendor)
+			}
+		})
+	}
+}
+
+func TestProxyMode(t *testing.T) {
+	f := newFixture(t, `
+interface: {mode: proxy, server_ip: 10.0.0.1}
+subnets: [{cidr: 10.0.0.0/24}]
+`)
+	o, r, why := f.ask(t, dhcpv4.MessageTypeDiscover, macUnknown, pxe(iana.EFI_X86_64, "PXEClient:Arch:00007:UNDI:003016")...)
+	if o == nil {
+		t.Fatalf("no proxy offer: %s", why)
+	}
+	if !o.YourIPAddr.IsUnspecified() || o.Options.Has(dhcpv4.OptionIPAddressLeaseTime) {
+		t.Errorf("proxy offer hands out an address: %s", o.YourIPAddr)
+	}
+	if o.BootFileName != "ipxe.efi" || o.ClassIdentifier() != "PXEClient" || o.Options.Get(dhcpv4.OptionVendorSpecificInformation) == nil {
+		t.Errorf("proxy offer: file %q, option 60 %q, option 43 %x", o.BootFileName, o.ClassIdentifier(), o.Options.Get(dhcpv4.OptionVendorSpecificInformation))
+	}
+	if r.rawIP != broadcastIP {
+		t.Errorf("proxy offer to %s, want broadcast", r.rawIP)
+	}
+	if _, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, macUnknown); why != dropNotPXE {
+		t.Errorf("plain DHCP client in proxy mode: %q, want %s", why, dropNotPXE)
+	}
+	// The client's REQUEST to port 4011 gets an ACK back where it came from.
+	ack, r, _ := f.askPort(t, 4011, dhcpv4.MessageTypeRequest, macUnknown,
+		append(pxe(iana.EFI_X86_64, "PXEClient:Arch:00007:UNDI:003016"), dhcpv4.WithClientIP(ipOf("10.0.0.50")))...)
+	if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck || ack.BootFileName != "ipxe.efi" || !r.udp.IsValid() {
+		t.Errorf("port 4011 request: %v", ack)
+	}
+}
+
+func TestMalformedAndOversized(t *testing.T) {
+	f := newFixture(t, testConfig)
+	if _, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, net.HardwareAddr{1, 2, 3}); why != dropMalformed {
+		t.Errorf("short chaddr: %q", why)
+	}
+	m, _ := dhcpv4.New(dhcpv4.WithHwAddr(macReserved), dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover))
+	m.OpCode = dhcpv4.OpcodeBootReply
+	if r, why := f.h.handle(f.st, &request{msg: m, mac: m.ClientHWAddr, port: 67}); r != nil || why != dropMalformed {
+		t.Errorf("BOOTREPLY as a request: %q", why)
+	}
+}
+
+func TestMaxMessageSizeTrimsUnrequested(t *testing.T) {
+	big := strings.Repeat("x", 250)
+	f := newFixture(t, testConfig+`
+  - mac: "02:00:00:00:00:0c"
+    ip: 10.0.0.12
+    options:
+      custom:
+        - {code: 200, type: string, value: "`+big+`", always: true}
+        - {code: 201, type: string, value: "`+big+`", always: true}
+        - {code: 202, type: string, value: "`+big+`", always: true}
+`)
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 0x0c}
+	o, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, mac, dhcpv4.WithRequestedOptions(dhcpv4.GenericOptionCode(201)))
+	if o == nil {
+		t.Fatalf("no offer: %s", why)
+	}
+	if o.Options.Has(dhcpv4.GenericOptionCode(200)) || !o.Options.Has(dhcpv4.GenericOptionCode(201)) {
+		t.Errorf("576-byte client: unrequested option kept or requested one dropped")
+	}
+	o, _, _ = f.ask(t, dhcpv4.MessageTypeDiscover, mac, dhcpv4.WithOption(dhcpv4.OptMaxMessageSize(1500)))
+	if !o.Options.Has(dhcpv4.GenericOptionCode(200)) {
+		t.Errorf("client accepting 1500 bytes did not get every option")
+	}
+}
