@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# DHCP benchmark: Kea's perfdhcp against netbootd (XDP fast path and Go control plane), Kea
+# DHCP benchmark: Kea's perfdhcp against netbootd (its Go control plane, --xdp off), Kea
 # (memfile) and dnsmasq, one after the other on the same veth pair in the same run. For each it
 # finds the highest offered rate with under 1% drops and prints it with the ratio to Kea.
 #
@@ -44,13 +44,12 @@ macs=$work/macs.txt; : > "$macs"
 for ((i = 0; i < CLIENTS; i++)); do
   printf '02:bb:00:00:%02x:%02x\n' $((i >> 8)) $((i & 255)) >> "$macs"
 done
-resv_ip() { echo "10.0.$((200 + $1 / 250)).$((1 + $1 % 250))"; }
 
 write_netbootd_config() { # $1 = pool|reserved
   local f=$work/netbootd.yaml
   {
     echo "interface: {mode: authoritative, server_ip: 10.0.0.1}"
-    echo "dhcp: {workers: 2, queue: 4096}"
+    echo "dhcp: {queue: 8192}"
     echo "subnets:"
     echo "  - cidr: 10.0.0.0/16"
     echo "    pools: [\"10.0.1.0-10.0.199.254\"]"
@@ -58,11 +57,7 @@ write_netbootd_config() { # $1 = pool|reserved
     echo "    options: {router: 10.0.0.1, dns: [10.0.0.1]}"
     if [ "$1" = reserved ]; then
       echo "reservations:"
-      local i=0
-      while read -r mac; do
-        echo "  - {mac: \"$mac\", ip: $(resv_ip $i)}"
-        i=$((i + 1))
-      done < "$macs"
+      awk '{ i=NR-1; printf "  - {mac: \"%s\", ip: 10.0.%d.%d}\n", $1, 200+int(i/250), 1+i%250 }' "$macs"
     fi
   } > "$f"
   echo "$f"
@@ -90,12 +85,10 @@ JSON
 start_server() { # $1 = server kind, $2 = scenario
   rm -rf "$work/state" "$work"/kea-leases.csv* "$work/dnsmasq.leases"; mkdir -p "$work/state"
   case $1 in
-    netbootd-xdp|netbootd-go)
-      local xdp=native; [ "$1" = netbootd-go ] && xdp=off
+    netbootd)
       ip netns exec $S "$BIN" attach bs0 --config "$(write_netbootd_config "$2")" --state-dir "$work/state" \
-        --xdp $xdp --http-listen 10.0.0.1:9180 > "$work/server.log" 2>&1 &
+        --xdp off --http-listen 10.0.0.1:9180 > "$work/server.log" 2>&1 &
       server_pid=$!
-      if [ $xdp != off ]; then "$BIN" debug xdp-pass --netns $S-peer-unused >/dev/null 2>&1 || true; fi
       ;;
     kea)
       KEA_PIDFILE_DIR=$work KEA_LOCKFILE_DIR=$work ip netns exec $S kea-dhcp4 -c "$(write_kea_config "$2")" > "$work/server.log" 2>&1 &
@@ -151,11 +144,10 @@ search() {
 }
 
 declare -A result
-servers=(netbootd-xdp netbootd-go kea dnsmasq)
+servers=(netbootd kea dnsmasq)
 [ -n "${SERVERS:-}" ] && read -r -a servers <<< "$SERVERS"
 for scenario in pool reserved; do
   for srv in "${servers[@]}"; do
-    [ "$srv" = netbootd-xdp ] && [ "$scenario" = pool ] && continue # the fast path only answers reservations
     echo "== $scenario: $srv" >&2
     if start_server "$srv" "$scenario"; then result[$scenario,$srv]=$(search); else result[$scenario,$srv]=0; fi
     stop_server
@@ -173,4 +165,4 @@ for scenario in pool reserved; do
     printf '%-10s %-14s %12s %10s\n' "$scenario" "$srv" "$v" "$ratio"
   done
 done
-echo "(perfdhcp is one sender process: at high rates it, not the server, can be the limit; see the XDP packet generator figures for the fast path.)"
+echo "(perfdhcp is one sender process on the same 2 cores as the server: at high rates it, not the server, can be the limit.)"

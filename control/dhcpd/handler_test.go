@@ -52,7 +52,7 @@ type fixture struct {
 	leases *lease.Store
 }
 
-func newFixture(t *testing.T, yaml string) *fixture {
+func newFixture(t testing.TB, yaml string) *fixture {
 	t.Helper()
 	conf, err := config.Parse([]byte(yaml))
 	if err != nil {

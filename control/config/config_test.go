@@ -1,0 +1,114 @@
+package config
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+const good = `
+interface: {mode: authoritative, server_ip: 10.0.0.1}
+dhcp: {offer_hold: 10s, decline_hold: 1m}
+subnets:
+  - cidr: 10.0.0.0/24
+    pools: ["10.0.0.100-10.0.0.150", "10.0.0.200-10.0.0.210"]
+    lease_time: 10m
+    options:
+      router: 10.0.0.1
+      dns: [10.0.0.53, 10.0.0.54]
+      custom:
+        - {code: 150, type: ips, value: "10.0.0.9,10.0.0.10"}
+        - {code: 211, type: uint16, value: "1500"}
+        - {code: 212, type: hex, value: "01:02:ff"}
+reservations:
+  - {mac: "02:00:00:00:00:0a", ip: 10.0.0.10, hostname: node10}
+`
+
+func TestGoodConfig(t *testing.T) {
+	c, err := Parse([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s := c.Subnets[0]
+	if s.LeaseTime.D() != 10*time.Minute || len(s.Pools) != 2 || s.Pools[0].Size() != 51 {
+		t.Errorf("subnet: %+v", s)
+	}
+	if got := s.Options.Custom[0].Data; string(got) != "\x0a\x00\x00\x09\x0a\x00\x00\x0a" {
+		t.Errorf("ips option encoded as %x", got)
+	}
+	if got := s.Options.Custom[1].Data; string(got) != "\x05\xdc" {
+		t.Errorf("uint16 option encoded as %x", got)
+	}
+	if got := s.Options.Custom[2].Data; string(got) != "\x01\x02\xff" {
+		t.Errorf("hex option encoded as %x", got)
+	}
+	if c.DHCP.Workers != DefaultWorkers || c.DHCP.OfferHold.D() != 10*time.Second {
+		t.Errorf("dhcp defaults: %+v", c.DHCP)
+	}
+	if r := c.SubnetForRelay(netip.MustParseAddr("10.0.0.254")); r == nil || r.CIDR.String() != "10.0.0.0/24" {
+		t.Errorf("relay subnet: %v", r)
+	}
+}
+
+// Every bad file is rejected with the line and the field at fault.
+func TestBadConfigNamesLineAndField(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"unknown field", "interface: {mode: authoritative}\nsubnetz: []\n", "line 2: field subnetz not found"},
+		{"bad mode", "interface: {mode: loud, server_ip: 10.0.0.1}\nsubnets: [{cidr: 10.0.0.0/24}]\n", `interface.mode: "loud"`},
+		{"bad mac", "interface: {server_ip: 10.0.0.1}\nsubnets: [{cidr: 10.0.0.0/24}]\nreservations:\n  - {mac: \"zz\", ip: 10.0.0.5}\n", `line 4: reservations[0].mac: "zz" is not an Ethernet MAC`},
+		{"bad address", "interface: {server_ip: 10.0.0.300}\n", "line 1: interface.server_ip"},
+		{"pool outside subnet", "interface: {server_ip: 10.0.0.1}\nsubnets:\n  - cidr: 10.0.0.0/24\n    pools: [\"10.0.1.1-10.0.1.9\"]\n", "line 3: subnets[0].pools[0]: 10.0.1.1-10.0.1.9 is not inside 10.0.0.0/24"},
+		{"reversed pool", "subnets:\n  - cidr: 10.0.0.0/24\n    pools: [\"10.0.0.9-10.0.0.1\"]\n", "last address before first"},
+		{"reservation in no subnet", "interface: {server_ip: 10.0.0.1}\nsubnets: [{cidr: 10.0.0.0/24}]\nreservations:\n  - {mac: \"02:00:00:00:00:01\", ip: 10.9.0.5}\n", "line 4: reservations[0].ip: 10.9.0.5 is in no configured subnet"},
+		{"duplicate MAC", "interface: {server_ip: 10.0.0.1}\nsubnets: [{cidr: 10.0.0.0/24}]\nreservations:\n  - {mac: \"02:00:00:00:00:01\", ip: 10.0.0.5}\n  - {mac: \"02:00:00:00:00:01\", ip: 10.0.0.6}\n", "line 5: reservations[1].mac: 02:00:00:00:00:01 is also reservations[0]"},
+		{"bad custom value", "interface: {server_ip: 10.0.0.1}\nsubnets:\n  - cidr: 10.0.0.0/24\n    options:\n      custom:\n        - {code: 150, type: ip, value: nope}\n", `line 6: subnets[0].options.custom[0].value: "nope" is not an IPv4 address`},
+		{"reserved option code", "interface: {server_ip: 10.0.0.1}\nsubnets:\n  - cidr: 10.0.0.0/24\n    options:\n      custom:\n        - {code: 53, type: uint8, value: \"1\"}\n", "custom[0].code: 53 cannot be set"},
+		{"bad duration", "dhcp: {offer_hold: soon}\n", `line 1: dhcp.offer_hold: "soon" is not a duration`},
+		{"no subnets", "interface: {server_ip: 10.0.0.1}\n", "subnets: mode authoritative needs at least one subnet"},
+		{"overlapping subnets", "interface: {server_ip: 10.0.0.1}\nsubnets: [{cidr: 10.0.0.0/16}, {cidr: 10.0.5.0/24}]\n", "overlaps subnets[0]"},
+		{"not yaml", "interface: [\n", "did not find expected node content"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.yaml))
+			if err == nil {
+				err = c.Validate()
+			}
+			if err == nil {
+				t.Fatalf("accepted:\n%s", tc.yaml)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDefaultIsProxyFromInterface(t *testing.T) {
+	c := Default()
+	c.ApplyInterface(netip.MustParseAddr("192.168.5.2"), netip.MustParsePrefix("192.168.5.0/24"))
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Interface.Mode != ModeProxy || c.Interface.ServerIP.String() != "192.168.5.2" || c.Subnets[0].CIDR.String() != "192.168.5.0/24" {
+		t.Errorf("default: %+v", c)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte("subnets: [{cidr: 10.0.0.0/8, pools: [\"10.0.0.1-10.255.255.254\"]}]"))
+	f.Add([]byte("reservations: [{mac: 02:00:00:00:00:01, ip: 1.2.3.4, options: {custom: [{code: 1, type: hex, value: zz}]}}]"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Parse(b)
+		if err != nil {
+			return
+		}
+		_ = c.Validate() // must not panic, whatever the file says
+	})
+}

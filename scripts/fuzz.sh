@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every Go fuzz target for FUZZTIME each (default 30s). New crashers land in the package's
+# testdata/fuzz/<Target>/ and make the next `go test` fail until fixed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=/usr/local/go/bin:$PATH
+FUZZTIME=${FUZZTIME:-30s}
+targets=(
+  "./control/dhcpd FuzzHandle"
+  "./control/config FuzzParse"
+)
+for t in "${targets[@]}"; do
+  read -r pkg name <<< "$t"
+  echo "== $name ($pkg) for $FUZZTIME"
+  go test -run '^$' -fuzz "^$name\$" -fuzztime "$FUZZTIME" "$pkg"
+done
