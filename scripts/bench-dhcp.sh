@@ -15,6 +15,9 @@ STEP_SECONDS=${STEP_SECONDS:-5}
 [ -n "${QUICK:-}" ] && STEP_SECONDS=2
 MAX_RATE=${MAX_RATE:-160000}
 CLIENTS=10000
+# The server under test and perfdhcp each get their own core, so neither steals the other's
+# (on a 2-core machine, sharing made the figures noise).
+SERVER_CPU=${SERVER_CPU:-1} CLIENT_CPU=${CLIENT_CPU:-0}
 [ "$(id -u)" = 0 ] || { echo "bench-dhcp needs root (namespaces)" >&2; exit 1; }
 for t in perfdhcp kea-dhcp4 dnsmasq "$BIN"; do command -v "$t" >/dev/null || [ -x "$t" ] || { echo "missing $t: run make deps build" >&2; exit 1; }; done
 
@@ -86,18 +89,18 @@ start_server() { # $1 = server kind, $2 = scenario
   rm -rf "$work/state" "$work"/kea-leases.csv* "$work/dnsmasq.leases"; mkdir -p "$work/state"
   case $1 in
     netbootd)
-      ip netns exec $S "$BIN" attach bs0 --config "$(write_netbootd_config "$2")" --state-dir "$work/state" \
+      ip netns exec $S taskset -c "$SERVER_CPU" "$BIN" attach bs0 --config "$(write_netbootd_config "$2")" --state-dir "$work/state" \
         --xdp off --http-listen 10.0.0.1:9180 > "$work/server.log" 2>&1 &
       server_pid=$!
       ;;
     kea)
-      KEA_PIDFILE_DIR=$work KEA_LOCKFILE_DIR=$work ip netns exec $S kea-dhcp4 -c "$(write_kea_config "$2")" > "$work/server.log" 2>&1 &
+      KEA_PIDFILE_DIR=$work KEA_LOCKFILE_DIR=$work ip netns exec $S taskset -c "$SERVER_CPU" kea-dhcp4 -c "$(write_kea_config "$2")" > "$work/server.log" 2>&1 &
       server_pid=$!
       ;;
     dnsmasq)
       local hosts=$work/dnsmasq.hosts; : > "$hosts"
       if [ "$2" = reserved ]; then awk '{ i=NR-1; printf "%s,10.0.%d.%d\n", $1, 200+int(i/250), 1+i%250 }' "$macs" > "$hosts"; fi
-      ip netns exec $S dnsmasq --no-daemon --port=0 --interface=bs0 --bind-interfaces --quiet-dhcp --no-ping \
+      ip netns exec $S taskset -c "$SERVER_CPU" dnsmasq --no-daemon --port=0 --interface=bs0 --bind-interfaces --quiet-dhcp --no-ping \
         --dhcp-range=10.0.1.0,10.0.199.254,255.255.0.0,1h --dhcp-hostsfile="$hosts" --dhcp-authoritative \
         --dhcp-leasefile="$work/dnsmasq.leases" --dhcp-lease-max=200000 --pid-file= > "$work/server.log" 2>&1 &
       server_pid=$!
@@ -122,7 +125,7 @@ stop_server() {
 
 # One perfdhcp step at rate $1: prints "<achieved exchanges/s> <worst drop %>".
 step() {
-  ip netns exec $C perfdhcp -4 -l bc0 -r "$1" -p "$STEP_SECONDS" -M "$macs" -W 500000 2>&1 |
+  ip netns exec $C taskset -c "$CLIENT_CPU" perfdhcp -4 -l bc0 -r "$1" -p "$STEP_SECONDS" -M "$macs" -W 500000 2>&1 |
     awk '/^Rate:/ {rate=$2} /drops ratio:/ {d=$3; if (d=="-nan" || d=="nan") d=100; if (d+0>worst) worst=d+0}
          END {printf "%d %.3f\n", rate, worst}'
 }
@@ -165,4 +168,4 @@ for scenario in pool reserved; do
     printf '%-10s %-14s %12s %10s\n' "$scenario" "$srv" "$v" "$ratio"
   done
 done
-echo "(perfdhcp is one sender process on the same 2 cores as the server: at high rates it, not the server, can be the limit.)"
+echo "(server pinned to CPU $SERVER_CPU, perfdhcp to CPU $CLIENT_CPU; perfdhcp is one sender process: at high rates it, not the server, can be the limit.)"

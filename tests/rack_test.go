@@ -84,8 +84,11 @@ func startNetbootd(t *testing.T, ns *netns.NS, iface, serverIP, config, stateDir
 		stateDir = filepath.Join(dir, "state")
 	}
 	d := &daemon{t: t, ns: ns, stateDir: stateDir, httpAddr: serverIP + ":8080", done: make(chan struct{})}
-	args := append([]string{"attach", iface, "--config", cfg, "--state-dir", stateDir,
-		"--http-listen", d.httpAddr, "--log-level", "debug"}, extra...)
+	args := []string{"attach", iface, "--state-dir", stateDir, "--http-listen", d.httpAddr, "--log-level", "debug"}
+	if config != "" { // none: netbootd's default, proxyDHCP from what the interface says
+		args = append(args, "--config", cfg)
+	}
+	args = append(args, extra...)
 	d.cmd = ns.Cmd(t, netbootdBin(t), args...)
 	d.cmd.Stdout = &lockedWriter{d: d}
 	d.cmd.Stderr = &lockedWriter{d: d}

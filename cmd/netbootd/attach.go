@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -80,6 +81,11 @@ func runAttach(c *cli.Context) error {
 		return fmt.Errorf("--xdp %s: this build has no XDP fast path yet; use --xdp off", x)
 	}
 
+	// The heap is small (leases, a few buffers) and allocation-heavy under a boot storm:
+	// collecting less often trades a little memory for CPU the storm needs. GOGC overrides.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 

@@ -364,11 +364,10 @@ func (h *handler) proxy(st *state, req *request, fw firmware) (*response, string
 	switch {
 	case mt == dhcpv4.MessageTypeDiscover && req.port == 67:
 		reply = dhcpv4.MessageTypeOffer
-	case mt == dhcpv4.MessageTypeRequest:
-		if sid := ip4(m.ServerIdentifier()); req.port == 67 && sid.IsValid() && sid != st.serverIP {
-			return nil, dropOtherServer // the REQUEST for the real DHCP server's offer
-		}
+	case mt == dhcpv4.MessageTypeRequest && req.port == 4011:
 		reply = dhcpv4.MessageTypeAck
+	case mt == dhcpv4.MessageTypeRequest:
+		return nil, dropOtherServer // on port 67 a REQUEST is for the DHCP server that owns the addresses
 	default:
 		return nil, dropUnsupported
 	}

@@ -473,3 +473,34 @@ func TestMaxMessageSizeTrimsUnrequested(t *testing.T) {
 		t.Errorf("client accepting 1500 bytes did not get every option")
 	}
 }
+
+// BenchmarkDORA is one pool client's DISCOVER and REQUEST through parsing and the handler, with
+// the real lease store (its fsync included): the Go path's cost per exchange, without sockets.
+func BenchmarkDORA(b *testing.B) {
+	f := newFixture(b, strings.Replace(testConfig, `pools: ["10.0.0.100-10.0.0.102"]`, `pools: ["10.0.0.100-10.0.0.102"]
+  - cidr: 10.128.0.0/9
+    pools: ["10.128.0.1-10.255.255.254"]`, 1))
+	giaddr := ipOf("10.128.0.1")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		var i uint32
+		seed := uint32(time.Now().UnixNano())
+		for pb.Next() {
+			i++
+			mac := net.HardwareAddr{2, byte(seed >> 8), byte(seed), byte(i >> 16), byte(i >> 8), byte(i)}
+			d, _ := dhcpv4.New(dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover), dhcpv4.WithHwAddr(mac), dhcpv4.WithGatewayIP(giaddr))
+			m, _ := dhcpv4.FromBytes(d.ToBytes())
+			r, why := f.h.handle(f.st, &request{msg: m, mac: m.ClientHWAddr, port: 67})
+			if r == nil {
+				b.Fatal(why)
+			}
+			offer, _ := dhcpv4.FromBytes(r.payload)
+			q, _ := dhcpv4.New(dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest), dhcpv4.WithHwAddr(mac), dhcpv4.WithGatewayIP(giaddr),
+				dhcpv4.WithOption(dhcpv4.OptServerIdentifier(ipOf("10.0.0.1"))), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(offer.YourIPAddr)))
+			m, _ = dhcpv4.FromBytes(q.ToBytes())
+			if r, why := f.h.handle(f.st, &request{msg: m, mac: m.ClientHWAddr, port: 67}); r == nil {
+				b.Fatal(why)
+			}
+		}
+	})
+}

@@ -125,7 +125,11 @@ func listenUDP(iface string, port int) (*net.UDPConn, error) {
 				serr = fmt.Errorf("bind to device %s: %w", iface, serr)
 				return
 			}
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+			// A storm arrives faster than workers drain it for a moment: a deep socket buffer
+			// absorbs the burst (FORCE passes rmem_max with CAP_NET_ADMIN, which attach has).
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20) != nil {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
+			}
 		})
 		if err != nil {
 			return err

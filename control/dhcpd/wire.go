@@ -45,7 +45,11 @@ var errTooLarge = errors.New("reply larger than the client accepts")
 // encodeReply writes header, cookie, option 53, opts in order and END, padded to the BOOTP
 // minimum. limit is the largest DHCP message the client accepts.
 func encodeReply(buf []byte, h *replyHeader, msgType uint8, opts []option, limit int) ([]byte, error) {
-	b := append(buf[:0], make([]byte, headerLen)...)
+	if cap(buf) < 576 {
+		buf = make([]byte, 0, 576) // the common reply fits: no regrowth while options are appended
+	}
+	b := buf[:headerLen]
+	clear(b)
 	b[0], b[1], b[2] = bootReply, 1, 6
 	copy(b[4:8], h.xid[:])
 	binary.BigEndian.PutUint16(b[10:12], h.flags)
