@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Integration tests share kernel objects (bpffs pins, veths): run packages one at a time.
 ITEST_PKGS := ./tests/... $(foreach d,bpf tftp control,$(if $(wildcard $(d)/*),./$(d)/...))
 
-.PHONY: help deps build test unit integration lint generate bench bench-dhcp bench-tftp demo fuzz clean
+.PHONY: help deps build test unit integration lint bench bench-dhcp demo fuzz clean
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -15,7 +15,7 @@ help: ## this list
 deps: ## install the Debian packages the tests, demo and benchmarks need (idempotent)
 	@bash scripts/deps.sh
 
-build: ## build bin/netbootd (no clang needed: BPF objects are committed)
+build: ## build bin/netbootd
 	$(GO) build -trimpath -o $(BIN) ./cmd/netbootd
 
 test: deps build lint unit integration ## everything CI runs: lint, unit tests, root integration tests
@@ -34,19 +34,13 @@ lint: ## gofmt, go vet, staticcheck
 	$(GO) vet -tags integration ./...
 	$(GO) run $(STATICCHECK) ./...
 
-generate: ## rebuild the bpf2go output (needs clang)
-	$(GO) generate ./bpf/...
-
 fuzz: ## run each fuzz target for a short while
 	@bash scripts/fuzz.sh
 
-bench: bench-dhcp bench-tftp ## every benchmark, side by side with Kea, dnsmasq, atftpd, tftpd-hpa
+bench: bench-dhcp ## every benchmark, side by side with the tools users would otherwise pick
 
-bench-dhcp: deps build ## perfdhcp against netbootd (XDP and Go path), Kea and dnsmasq
+bench-dhcp: deps build ## perfdhcp against netbootd, Kea and dnsmasq: highest rate with < 1% drops
 	@bash scripts/bench-dhcp.sh
-
-bench-tftp: deps ## atftp against netbootd's TFTP, atftpd and tftpd-hpa
-	@bash scripts/bench-tftp.sh
 
 demo: deps build ## a lab rack in namespaces: netbootd attached, real DHCP clients, counters
 	@bash scripts/demo.sh

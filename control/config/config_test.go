@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -111,4 +112,35 @@ func FuzzParse(f *testing.F) {
 		}
 		_ = c.Validate() // must not panic, whatever the file says
 	})
+}
+
+// The README's configuration example is a valid configuration.
+func TestREADMEExample(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "```yaml\n")
+	example, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("README has no yaml example")
+	}
+	c, err := Parse([]byte(example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The demo's configuration is valid.
+func TestLabConfig(t *testing.T) {
+	c, err := Load("../../scripts/lab/netbootd.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
 }
