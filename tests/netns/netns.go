@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -69,7 +70,11 @@ func (n *NS) remove() {
 	}
 	// Anything else still living in the namespace (daemons that forked) goes too.
 	if out, err := exec.Command("ip", "netns", "pids", n.name).Output(); err == nil {
+		self := strconv.Itoa(os.Getpid())
 		for _, pid := range strings.Fields(string(out)) {
+			if pid == self { // the test process itself, through a thread that entered the namespace
+				continue
+			}
 			_ = exec.Command("kill", "-9", pid).Run()
 		}
 	}
@@ -125,6 +130,15 @@ func (n *NS) Do(t testing.TB, fn func() error) error {
 			return
 		}
 		defer f.Close()
+		// Go back afterwards too: if this goroutine ran on the main thread, Go keeps that thread,
+		// and a main thread left inside the namespace makes the process one of its "pids".
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			errc <- fmt.Errorf("open own namespace: %w", err)
+			return
+		}
+		defer orig.Close()
+		defer unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) //nolint:errcheck // best effort; the thread is discarded anyway
 		if err := unix.Unshare(unix.CLONE_FS); err != nil {
 			errc <- fmt.Errorf("unshare fs: %w", err)
 			return
