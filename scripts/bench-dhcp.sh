@@ -130,7 +130,7 @@ step() {
          END {printf "%d %.3f\n", rate, worst}'
 }
 
-# Highest rate with < 1% drops: double until it fails, then bisect twice.
+# Highest rate with < 1% drops: double until it fails, then bisect four times.
 search() {
   local good=0 good_rate=0 bad=0 r=250 out
   while [ $r -le "$MAX_RATE" ]; do
@@ -138,7 +138,7 @@ search() {
     if awk -v d="${out#* }" 'BEGIN{exit !(d < 1)}'; then good=$r; good_rate=${out% *}; r=$((r * 2)); else bad=$r; break; fi
   done
   if [ $bad -gt 0 ] && [ $good -gt 0 ]; then
-    for _ in 1 2; do
+    for _ in 1 2 3 4; do
       r=$(((good + bad) / 2)); out=$(step $r); echo "    offered $r/s: achieved ${out% *}/s, drops ${out#* }%" >&2
       if awk -v d="${out#* }" 'BEGIN{exit !(d < 1)}'; then good=$r; good_rate=${out% *}; else bad=$r; fi
     done

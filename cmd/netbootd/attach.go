@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/netbootd/netbootd/bpf"
 	"github.com/netbootd/netbootd/control/config"
 	"github.com/netbootd/netbootd/control/dhcpd"
 	"github.com/netbootd/netbootd/control/lease"
@@ -33,8 +34,9 @@ func attachCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "YAML configuration; without it: proxyDHCP mode beside an existing DHCP server"},
 			&cli.StringFlag{Name: "state-dir", Usage: "where leases live (default: the config's state_dir or /var/lib/netbootd)"},
-			&cli.StringFlag{Name: "xdp", Value: "off", Usage: "XDP fast path: off (the kernel fast path is not in this build yet; every reply comes from the Go control plane)"},
+			&cli.StringFlag{Name: "xdp", Value: "auto", Usage: "XDP fast path for reserved MACs: auto (native, else generic), native, generic or off"},
 			&cli.StringFlag{Name: "http-listen", Usage: "HTTP address (default: the config's http.listen or :80)"},
+			pinDirFlag(),
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text|json"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug|info|warn|error"},
 		},
@@ -77,8 +79,9 @@ func runAttach(c *cli.Context) error {
 	}
 	stateDir := firstNonEmpty(c.String("state-dir"), cfg.StateDir, "/var/lib/netbootd")
 	httpListen := firstNonEmpty(c.String("http-listen"), cfg.HTTP.Listen, ":80")
-	if x := c.String("xdp"); x != "off" {
-		return fmt.Errorf("--xdp %s: this build has no XDP fast path yet; use --xdp off", x)
+	xdpMode, err := bpf.ParseMode(c.String("xdp"))
+	if err != nil {
+		return err
 	}
 
 	// The heap is small (leases, a few buffers) and allocation-heavy under a boot storm:
@@ -94,7 +97,7 @@ func runAttach(c *cli.Context) error {
 
 	d, err := newDaemon(daemonConfig{
 		Iface: ifname, IfIndex: link.Attrs().Index, ServerIP: cfg.Interface.ServerIP, Conf: cfg,
-		StateDir: stateDir, HTTPListen: httpListen, ConfigPath: c.String("config"),
+		StateDir: stateDir, HTTPListen: httpListen, XDP: xdpMode, PinDir: c.String("pin-dir"), ConfigPath: c.String("config"),
 	}, log, reg)
 	if err != nil {
 		return err
@@ -109,6 +112,8 @@ type daemonConfig struct {
 	Conf       *config.Config
 	StateDir   string
 	HTTPListen string
+	XDP        bpf.Mode
+	PinDir     string
 	ConfigPath string
 }
 
@@ -118,6 +123,7 @@ type daemon struct {
 	log    *slog.Logger
 	leases *lease.Store // nil in proxy mode: no addresses, no store
 	dhcp   *dhcpd.Server
+	fast   *bpf.FastPath // nil with --xdp off and in proxy mode
 	http   *nbhttp.Server
 }
 
@@ -158,6 +164,26 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 	}
 	if d.dhcp, err = dhcpd.New(dcfg); err != nil {
 		return nil, err
+	}
+
+	if cfg.XDP != bpf.ModeOff && !proxy {
+		d.fast, err = bpf.Attach(bpf.Config{Iface: cfg.Iface, Mode: cfg.XDP, ServerIP: cfg.ServerIP,
+			MaxReservations: max(len(conf.Reservations)*2, 1024), PinRoot: cfg.PinDir})
+		if err != nil {
+			return nil, fmt.Errorf("xdp fast path: %w (--xdp off runs without it)", err)
+		}
+		if d.fast.MountedBPFFS() {
+			log.Warn("mounted bpffs on /sys/fs/bpf: if this process has a private mount namespace (ip netns exec, a container), the pins end with it and the fast path will not outlive the daemon; use --pin-dir on a shared bpffs")
+		}
+		if cfg.XDP == bpf.ModeAuto && d.fast.Mode() == bpf.ModeGeneric {
+			log.Warn("native XDP is not available on this interface: the fast path runs in generic (skb) mode")
+		}
+		if err := d.fast.Sync(fastEntries(d.dhcp.FastReservations())); err != nil {
+			return nil, fmt.Errorf("xdp fast path: load reservations: %w", err)
+		}
+		reg.MustRegister(bpf.NewCollector(d.fast))
+		log.Info("xdp fast path attached", "mode", d.fast.Mode().String(), "adopted_pinned", d.fast.Adopted(), "pins", d.fast.PinDir(),
+			"reservations", len(d.dhcp.FastReservations()))
 	}
 
 	d.http, err = nbhttp.New(nbhttp.Config{Listen: cfg.HTTPListen}, nbhttp.Deps{
@@ -232,12 +258,22 @@ func (d *daemon) reload() error {
 	if err := d.dhcp.Reload(conf); err != nil {
 		return err
 	}
+	if d.fast != nil {
+		// The Go path answers the new set already; the maps follow, upserts before removals.
+		if err := d.fast.Sync(fastEntries(d.dhcp.FastReservations())); err != nil {
+			return fmt.Errorf("xdp maps: %w", err)
+		}
+	}
 	d.cfg.Conf = conf
 	return nil
 }
 
-// close releases what the daemon holds.
+// close releases what the daemon holds. The XDP program stays pinned and keeps answering
+// reserved machines: `netbootd detach IFACE` removes it.
 func (d *daemon) close() {
+	if d.fast != nil {
+		_ = d.fast.Close()
+	}
 	if d.leases != nil {
 		if err := d.leases.Close(); err != nil {
 			d.log.Error("close lease store", "err", err)
@@ -312,4 +348,12 @@ func httpBase(listen string, serverIP netip.Addr) string {
 		return "http://" + serverIP.String()
 	}
 	return "http://" + net.JoinHostPort(serverIP.String(), port)
+}
+
+func fastEntries(rs []dhcpd.FastReservation) []bpf.Entry {
+	out := make([]bpf.Entry, len(rs))
+	for i, r := range rs {
+		out[i] = bpf.Entry{MAC: r.MAC, IP: r.IP, Area: r.Area, OnRequest: r.OnRequest}
+	}
+	return out
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/netbootd/netbootd/bpf"
 	"github.com/netbootd/netbootd/control/config"
 	"github.com/netbootd/netbootd/control/lease"
 )
@@ -105,4 +106,48 @@ func fetchLeases(addr string) ([]leaseRow, error) {
 		return nil, fmt.Errorf("netbootd at %s: bad lease list: %w", addr, err)
 	}
 	return ls, nil
+}
+
+func detachCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "detach",
+		Usage:     "remove the XDP fast path (program, link, maps, pins) from an interface",
+		ArgsUsage: "IFACE",
+		Flags:     []cli.Flag{pinDirFlag()},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return fmt.Errorf("usage: netbootd detach IFACE")
+			}
+			if err := bpf.Detach(c.String("pin-dir"), c.Args().First()); err != nil {
+				return err
+			}
+			fmt.Println("detached", c.Args().First())
+			return nil
+		},
+	}
+}
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "status",
+		Usage:     "print the XDP fast path's counters and reservations from its pins, daemon or not",
+		ArgsUsage: "IFACE",
+		Flags:     []cli.Flag{pinDirFlag()},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return fmt.Errorf("usage: netbootd status IFACE")
+			}
+			st, err := bpf.Status(c.String("pin-dir"), c.Args().First())
+			if err != nil {
+				return err
+			}
+			fmt.Print(st.String())
+			return nil
+		},
+	}
+}
+
+func pinDirFlag() cli.Flag {
+	return &cli.StringFlag{Name: "pin-dir", Value: bpf.DefaultPinRoot,
+		Usage: "bpffs directory the fast path is pinned under (one subdirectory per interface)"}
 }

@@ -22,6 +22,8 @@ func main() {
 			attachCommand(),
 			checkCommand(),
 			leasesCommand(),
+			detachCommand(),
+			statusCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version",

@@ -47,9 +47,10 @@ var (
 )
 
 type fixture struct {
-	h      *handler
-	st     *state
-	leases *lease.Store
+	h           *handler
+	st          *state
+	leases      *lease.Store
+	lastPayload []byte // the last reply's bytes, as the server would send them
 }
 
 func newFixture(t testing.TB, yaml string) *fixture {
@@ -108,6 +109,7 @@ func (f *fixture) askPort(t *testing.T, port uint16, mt dhcpv4.MessageType, mac 
 	if r == nil {
 		return nil, nil, why
 	}
+	f.lastPayload = r.payload
 	if len(r.payload) < minReplyLen {
 		t.Fatalf("reply of %d bytes, below the BOOTP minimum", len(r.payload))
 	}

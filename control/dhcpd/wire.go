@@ -62,6 +62,17 @@ func encodeReply(buf []byte, h *replyHeader, msgType uint8, opts []option, limit
 		copy(b[fileOffset:fileOffset+fileLen], h.file)
 	}
 	b = append(b, magicCookie[:]...)
+	b = appendOptionArea(b, msgType, opts)
+	if len(b) > limit {
+		return nil, errTooLarge
+	}
+	return b, nil
+}
+
+// appendOptionArea writes what follows the magic cookie: option 53, opts in order, END, and
+// padding to the BOOTP minimum. The XDP fast path copies exactly these bytes (its "area"), so
+// both paths send the same options. b must hold the 240-byte header and cookie already.
+func appendOptionArea(b []byte, msgType uint8, opts []option) []byte {
 	b = append(b, 53, 1, msgType)
 	for _, o := range opts {
 		for d := o.data; ; {
@@ -78,10 +89,7 @@ func encodeReply(buf []byte, h *replyHeader, msgType uint8, opts []option, limit
 	for len(b) < minReplyLen {
 		b = append(b, 0)
 	}
-	if len(b) > limit {
-		return nil, errTooLarge
-	}
-	return b, nil
+	return b
 }
 
 func putAddr(dst []byte, a netip.Addr) {

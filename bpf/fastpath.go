@@ -1,0 +1,303 @@
+// Package bpf loads, attaches, pins and feeds netbootd's XDP fast path (netbootd.c): DHCPv4 for
+// reserved MACs answered in the kernel. The program, its link and its maps are pinned under
+// /sys/fs/bpf/netbootd/<iface>/, so reserved machines keep getting answers while the daemon
+// restarts; a new daemon adopts what is pinned. It never logs: callers decide what to say.
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultPinRoot is where every interface's objects are pinned unless configured otherwise.
+const DefaultPinRoot = "/sys/fs/bpf/netbootd"
+
+// bpffsMagic is the statfs type of a bpf filesystem.
+const bpffsMagic = 0xcafe4a11
+
+// Mode is how the program is attached.
+type Mode int
+
+const (
+	ModeOff Mode = iota
+	ModeAuto
+	ModeNative
+	ModeGeneric
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeAuto:
+		return "auto"
+	case ModeNative:
+		return "native"
+	case ModeGeneric:
+		return "generic"
+	}
+	return "off"
+}
+
+// ParseMode reads --xdp.
+func ParseMode(s string) (Mode, error) {
+	for _, m := range []Mode{ModeOff, ModeAuto, ModeNative, ModeGeneric} {
+		if m.String() == s {
+			return m, nil
+		}
+	}
+	return ModeOff, fmt.Errorf("--xdp %q: want auto, native, generic or off", s)
+}
+
+// Config is what Attach needs.
+type Config struct {
+	Iface           string
+	Mode            Mode // auto: native, falling back to generic
+	ServerIP        netip.Addr
+	MaxReservations int
+	PinRoot         string // default DefaultPinRoot; must be on a bpf filesystem
+}
+
+// FastPath is the attached program and its maps.
+type FastPath struct {
+	objs    netbootdObjects
+	link    link.Link
+	mode    Mode
+	adopted bool
+	pinDir  string
+	// mountedBPFFS: nothing was mounted on /sys/fs/bpf, so Attach mounted it. In a private mount
+	// namespace (ip netns exec) such a mount, and the pins in it, end with the process.
+	mountedBPFFS bool
+}
+
+// MountedBPFFS reports whether Attach had to mount /sys/fs/bpf itself.
+func (f *FastPath) MountedBPFFS() bool { return f.mountedBPFFS }
+
+// PinDir is where the program, link and maps are pinned.
+func (f *FastPath) PinDir() string { return f.pinDir }
+
+// Attach loads the program and attaches it to cfg.Iface, or adopts the program already pinned
+// there (replacing it atomically through its link, so there is no moment without an answer).
+func Attach(cfg Config) (*FastPath, error) {
+	iface, err := net.InterfaceByName(cfg.Iface)
+	if err != nil {
+		return nil, fmt.Errorf("interface %s: %w", cfg.Iface, err)
+	}
+	if !cfg.ServerIP.Is4() {
+		return nil, errors.New("fast path: an IPv4 server address is required")
+	}
+	if cfg.PinRoot == "" {
+		cfg.PinRoot = DefaultPinRoot
+	}
+	mounted, err := ensureBPFFS(cfg.PinRoot)
+	if err != nil {
+		return nil, err
+	}
+	f := &FastPath{pinDir: filepath.Join(cfg.PinRoot, cfg.Iface), mountedBPFFS: mounted}
+	if err := os.MkdirAll(f.pinDir, 0o700); err != nil {
+		return nil, fmt.Errorf("pin directory: %w", err)
+	}
+	spec, err := loadNetbootd()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MaxReservations > 0 {
+		spec.Maps[netbootdMapReservations].MaxEntries = uint32(cfg.MaxReservations)
+	}
+	for _, m := range spec.Maps {
+		m.Pinning = ebpf.PinByName
+	}
+	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: f.pinDir}}
+	err = spec.LoadAndAssign(&f.objs, opts)
+	if errors.Is(err, ebpf.ErrMapIncompatible) {
+		// The pinned maps are of another size or version: start them afresh. Until the new
+		// maps are filled, reserved clients are answered by the control plane.
+		removeMapPins(f.pinDir)
+		err = spec.LoadAndAssign(&f.objs, opts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load XDP program: %w", explainVerifier(err))
+	}
+	if err := f.setConfig(cfg.ServerIP, iface.HardwareAddr); err != nil {
+		f.objs.Close()
+		return nil, err
+	}
+	if err := f.attach(iface.Index, cfg.Mode); err != nil {
+		f.objs.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *FastPath) attach(ifindex int, mode Mode) error {
+	pin := filepath.Join(f.pinDir, "link")
+	if l, err := link.LoadPinnedLink(pin, nil); err == nil {
+		if err := l.Update(f.objs.NetbootdXdp); err != nil {
+			l.Close()
+			return fmt.Errorf("replace the pinned XDP program: %w", err)
+		}
+		f.link, f.adopted = l, true
+		f.mode = pinnedMode(ifindex)
+		return nil
+	}
+	try := []Mode{mode}
+	if mode == ModeAuto {
+		try = []Mode{ModeNative, ModeGeneric}
+	}
+	var errs []error
+	for _, m := range try {
+		flags := link.XDPDriverMode
+		if m == ModeGeneric {
+			flags = link.XDPGenericMode
+		}
+		l, err := link.AttachXDP(link.XDPOptions{Program: f.objs.NetbootdXdp, Interface: ifindex, Flags: flags})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", m, err))
+			continue
+		}
+		if err := l.Pin(pin); err != nil {
+			l.Close()
+			return fmt.Errorf("pin XDP link: %w", err)
+		}
+		f.link, f.mode = l, m
+		return nil
+	}
+	return fmt.Errorf("attach XDP: %w", errors.Join(errs...))
+}
+
+// pinnedMode asks the kernel how an adopted program is attached.
+func pinnedMode(ifindex int) Mode {
+	l, err := netlink.LinkByIndex(ifindex)
+	if err != nil || l.Attrs().Xdp == nil {
+		return ModeAuto
+	}
+	if l.Attrs().Xdp.AttachMode == nl.XDP_ATTACHED_SKB {
+		return ModeGeneric
+	}
+	return ModeNative
+}
+
+func (f *FastPath) setConfig(server netip.Addr, mac net.HardwareAddr) error {
+	c := netbootdFpConfig{ServerIp: be32(server), Enabled: 1}
+	copy(c.Mac[:], mac)
+	if err := f.objs.Config.Put(uint32(0), &c); err != nil {
+		return fmt.Errorf("fast path config: %w", err)
+	}
+	return nil
+}
+
+// Mode is how the program is attached.
+func (f *FastPath) Mode() Mode { return f.mode }
+
+// Adopted reports whether a pinned program from an earlier daemon was taken over.
+func (f *FastPath) Adopted() bool { return f.adopted }
+
+// Close releases the daemon's handles; the pinned program keeps answering.
+func (f *FastPath) Close() error {
+	var err error
+	if f.link != nil {
+		err = f.link.Close()
+	}
+	return errors.Join(err, f.objs.Close())
+}
+
+// Detach removes the program, link and maps of iface pinned under pinRoot ("" = the default).
+func Detach(pinRoot, iface string) error {
+	if pinRoot == "" {
+		pinRoot = DefaultPinRoot
+	}
+	dir := filepath.Join(pinRoot, iface)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no netbootd fast path pinned for %s (%s)", iface, dir)
+	}
+	var errs []error
+	if l, err := link.LoadPinnedLink(filepath.Join(dir, "link"), nil); err == nil {
+		errs = append(errs, l.Unpin(), l.Close()) // the last reference: the program detaches
+	}
+	removeMapPins(dir)
+	errs = append(errs, os.Remove(dir))
+	return errors.Join(errs...)
+}
+
+func removeMapPins(dir string) {
+	for _, name := range []string{netbootdMapConfig, netbootdMapCounters, netbootdMapReservations} {
+		_ = os.Remove(filepath.Join(dir, name))
+	}
+}
+
+// ensureBPFFS checks that pinRoot is on a bpf filesystem, mounting /sys/fs/bpf when pinRoot is
+// under it and nothing is mounted there. It reports whether it mounted.
+func ensureBPFFS(pinRoot string) (bool, error) {
+	if onBPFFS(pinRoot) {
+		return false, nil
+	}
+	if !strings.HasPrefix(filepath.Clean(pinRoot)+"/", "/sys/fs/bpf/") {
+		return false, fmt.Errorf("pin directory %s is not on a bpf filesystem (mount -t bpf bpffs DIR)", pinRoot)
+	}
+	if err := unix.Mount("bpffs", "/sys/fs/bpf", "bpf", 0, ""); err != nil {
+		return false, fmt.Errorf("mount bpffs on /sys/fs/bpf: %w", err)
+	}
+	return true, nil
+}
+
+// onBPFFS reports whether the nearest existing ancestor of dir is on a bpf filesystem.
+func onBPFFS(dir string) bool {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		var st unix.Statfs_t
+		if err := unix.Statfs(d, &st); err == nil {
+			return st.Type == bpffsMagic
+		}
+		if d == "/" {
+			return false
+		}
+	}
+}
+
+func explainVerifier(err error) error {
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) {
+		return fmt.Errorf("%w (verifier: %+v)", err, ve)
+	}
+	return err
+}
+
+func be32(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 // network order in memory
+}
+
+func linkPinned(path string) (link.Link, error) {
+	l, err := link.LoadPinnedLink(path, nil)
+	if err != nil {
+		return nil, err
+	}
+	return l, l.Close()
+}
+
+// LoadForTest loads the program with its maps filled, neither attached nor pinned, for
+// BPF_PROG_TEST_RUN in other packages' tests (the differential test of the two reply paths).
+func LoadForTest(server netip.Addr, mac net.HardwareAddr, entries []Entry) (*ebpf.Program, error) {
+	f := &FastPath{}
+	if err := loadNetbootdObjects(&f.objs, nil); err != nil {
+		return nil, explainVerifier(err)
+	}
+	defer f.objs.netbootdMaps.Close() // the program keeps its maps
+	if err := f.setConfig(server, mac); err != nil {
+		f.objs.Close()
+		return nil, err
+	}
+	if err := f.Sync(entries); err != nil {
+		f.objs.Close()
+		return nil, err
+	}
+	return f.objs.NetbootdXdp, nil
+}

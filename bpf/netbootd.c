@@ -1,0 +1,410 @@
+//go:build ignore
+
+// netbootd's XDP fast path: DHCPv4 for reserved MACs, answered in place with XDP_TX.
+//
+// It answers only what it fully understands: a DISCOVER or a REQUEST for this server and the
+// reserved address, from a plain DHCP client on the local link. Everything else (unknown MACs,
+// PXE and iPXE clients, relayed requests, option 82, NAK cases, RELEASE, DECLINE, INFORM, odd or
+// malformed packets) is XDP_PASS to the Go control plane, which answers with the same renderer.
+//
+// The reply's options come pre-rendered per reservation by the control plane (the "area": option
+// 53, the options, END and padding, plus its checksum contribution), so the program only copies
+// bytes, fixes the headers and computes the fixed part of the checksums.
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/in.h>
+#include <linux/udp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define AREA_MAX 308 /* BOOTP 240 + 308 = 548 = 576 - IP - UDP: every client accepts it */
+#define MAX_OPTION_STEPS 64
+#define PRL_MAX 64
+
+struct res_key {
+	__u8 mac[6];
+	__u16 pad;
+};
+
+struct res_val {
+	__u32 yiaddr;      /* network order */
+	__u32 sum_offer;   /* ones-complement sum of the area with type OFFER, as csum_diff computes it */
+	__u32 sum_ack;     /* ... with type ACK */
+	__u16 area_len;
+	__u16 flags;
+	__u8 punt_prl[32]; /* option codes that, asked for in option 55, need the control plane */
+	__u8 area[AREA_MAX];
+};
+
+struct fp_config {
+	__u32 server_ip; /* network order */
+	__u8 mac[6];     /* the interface's MAC: source of every reply */
+	__u16 enabled;
+};
+
+enum counter {
+	C_RX,           /* IPv4 UDP to port 67 seen */
+	C_OFFER,
+	C_ACK,
+	C_PASS_UNKNOWN, /* MAC not reserved */
+	C_PASS_NETBOOT, /* PXE, HTTP boot or iPXE client: boot files come from the control plane */
+	C_PASS_RELAY,   /* giaddr or option 82 */
+	C_PASS_TYPE,    /* RELEASE, DECLINE, INFORM, ... */
+	C_PASS_NOT_OURS,/* REQUEST for another server or another address (the control plane NAKs or ignores) */
+	C_PASS_PRL,     /* option 55 asks for an option only the control plane renders */
+	C_PASS_SIZE,    /* reply does not fit the frame */
+	C_PASS_IP,      /* IP options, fragments */
+	C_MALFORMED,
+	C_MAX,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536); /* the loader sets the size from the configuration */
+	__type(key, struct res_key);
+	__type(value, struct res_val);
+} reservations SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fp_config);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, C_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct bootp {
+	__u8 op, htype, hlen, hops;
+	__u32 xid;
+	__u16 secs, flags;
+	__u32 ciaddr, yiaddr, siaddr, giaddr;
+	__u8 chaddr[16];
+	__u8 sname[64];
+	__u8 file[128];
+	__u32 cookie;
+} __attribute__((packed));
+
+struct vlan_hdr {
+	__u16 tci;
+	__u16 proto;
+};
+
+/* Slots of the options the program reads; every other code maps to slot 0 (ignored). */
+enum { S_NONE, S_TYPE, S_REQIP, S_SERVER, S_PRL, S_VENDOR, S_USER, S_AGENT, S_IPXE, S_MAX };
+
+static __always_inline __u32 slot_of(__u8 code)
+{
+	switch (code) {
+	case 53: return S_TYPE;
+	case 50: return S_REQIP;
+	case 54: return S_SERVER;
+	case 55: return S_PRL;
+	case 60: return S_VENDOR;
+	case 77: return S_USER;
+	case 82: return S_AGENT;
+	case 175: return S_IPXE;
+	}
+	return S_NONE;
+}
+
+static __always_inline void count(__u32 c)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &c);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline int pass(__u32 c)
+{
+	count(c);
+	return XDP_PASS;
+}
+
+/* is_netboot_vendor: option 60 starts with "PXEClient" or "HTTPClient" (firmware asking for a
+ * boot file, which the control plane chooses); other vendor classes ("udhcp 1.35.0",
+ * "MSFT 5.0", ...) are plain DHCP clients. */
+static __always_inline int is_netboot_vendor(__u8 *v, __u8 l, void *end)
+{
+	if (l < 9 || (void *)(v + 10) > end)
+		return 0;
+	if (v[0] == 'P' && v[1] == 'X' && v[2] == 'E' && v[3] == 'C' && v[4] == 'l' && v[5] == 'i' &&
+	    v[6] == 'e' && v[7] == 'n' && v[8] == 't')
+		return 1;
+	return l >= 10 && v[0] == 'H' && v[1] == 'T' && v[2] == 'T' && v[3] == 'P' && v[4] == 'C' &&
+	       v[5] == 'l' && v[6] == 'i' && v[7] == 'e' && v[8] == 'n' && v[9] == 't';
+}
+
+static __always_inline __u16 fold(__u64 s)
+{
+	s = (s & 0xffffffff) + (s >> 32);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)s;
+}
+
+#define DHCP_DISCOVER 1
+#define DHCP_OFFER 2
+#define DHCP_REQUEST 3
+#define DHCP_ACK 5
+#define BOOTP_OPTIONS 240 /* offset of the options in the BOOTP payload */
+
+SEC("xdp")
+int netbootd_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return XDP_PASS;
+	__u64 l3 = sizeof(*eth);
+	__u16 proto = eth->h_proto;
+	if (proto == bpf_htons(ETH_P_8021Q)) { /* one tag, kept in the reply */
+		struct vlan_hdr *vh = data + l3;
+		if ((void *)(vh + 1) > end)
+			return XDP_PASS;
+		proto = vh->proto;
+		l3 += sizeof(*vh);
+	}
+	if (proto != bpf_htons(ETH_P_IP))
+		return XDP_PASS;
+	struct iphdr *ip = data + l3;
+	if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_UDP)
+		return XDP_PASS;
+	struct udphdr *udp = (void *)(ip + 1);
+	if ((void *)(udp + 1) > end || udp->dest != bpf_htons(67))
+		return XDP_PASS;
+	count(C_RX);
+	if (ip->ihl != 5 || (ip->frag_off & bpf_htons(0x3fff)))
+		return pass(C_PASS_IP);
+	struct bootp *bp = (void *)(udp + 1);
+	if ((void *)(bp + 1) > end)
+		return pass(C_MALFORMED);
+	if (bp->op != 1 || bp->htype != 1 || bp->hlen != 6 || bp->cookie != bpf_htonl(0x63825363))
+		return pass(C_MALFORMED);
+	__u64 udp_len = bpf_ntohs(udp->len);
+	if (udp_len < sizeof(*udp) + sizeof(*bp) || (void *)udp + udp_len > end)
+		return pass(C_MALFORMED);
+
+	/* Find the options we need: a bounded scan that records offsets, no per-code branches. */
+	__u64 opt_end = udp_len - sizeof(*udp); /* relative to bp */
+	__u16 off[S_MAX] = {};
+	__u8 len[S_MAX] = {};
+	__u64 o = BOOTP_OPTIONS;
+	int done = 0;
+	for (int i = 0; i < MAX_OPTION_STEPS; i++) {
+		o &= 0x7ff;
+		__u8 *p = (void *)bp + o;
+		if ((void *)(p + 1) > end || o >= opt_end) {
+			done = 1;
+			break;
+		}
+		__u8 code = p[0];
+		if (code == 255) {
+			done = 1;
+			break;
+		}
+		if (code == 0) {
+			o += 1;
+			continue;
+		}
+		if ((void *)(p + 2) > end || o + 2 > opt_end)
+			return pass(C_MALFORMED);
+		__u8 l = p[1];
+		__u32 s = slot_of(code);
+		if (s < S_MAX) {
+			off[s] = o;
+			len[s] = l;
+		}
+		o += 2 + (__u64)l;
+		if (o > opt_end)
+			return pass(C_MALFORMED);
+	}
+	if (!done)
+		return pass(C_MALFORMED);
+	if (!off[S_TYPE] || len[S_TYPE] != 1)
+		return pass(C_MALFORMED);
+
+	struct res_key key = {};
+	__builtin_memcpy(key.mac, bp->chaddr, 6);
+	struct res_val *res = bpf_map_lookup_elem(&reservations, &key);
+	if (!res)
+		return pass(C_PASS_UNKNOWN);
+	__u32 zero = 0;
+	struct fp_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg || !cfg->enabled)
+		return XDP_PASS;
+
+	if (off[S_USER] || off[S_IPXE])
+		return pass(C_PASS_NETBOOT);
+	if (off[S_VENDOR] && is_netboot_vendor((void *)bp + (off[S_VENDOR] & 0x7ff) + 2, len[S_VENDOR], end))
+		return pass(C_PASS_NETBOOT);
+	if (bp->giaddr || off[S_AGENT])
+		return pass(C_PASS_RELAY);
+
+	__u8 *tp = (void *)bp + (off[S_TYPE] & 0x7ff) + 2;
+	if ((void *)(tp + 1) > end)
+		return pass(C_MALFORMED);
+	__u8 type = *tp;
+
+	/* Is this request ours to answer, for the reserved address? */
+	__u32 reqip = 0, server = 0;
+	if (off[S_REQIP]) {
+		__u8 *p = (void *)bp + (off[S_REQIP] & 0x7ff) + 2;
+		if (len[S_REQIP] != 4 || (void *)(p + 4) > end)
+			return pass(C_MALFORMED);
+		__builtin_memcpy(&reqip, p, 4);
+	}
+	if (off[S_SERVER]) {
+		__u8 *p = (void *)bp + (off[S_SERVER] & 0x7ff) + 2;
+		if (len[S_SERVER] != 4 || (void *)(p + 4) > end)
+			return pass(C_MALFORMED);
+		__builtin_memcpy(&server, p, 4);
+	}
+	__u8 reply;
+	if (type == DHCP_DISCOVER) {
+		reply = DHCP_OFFER;
+	} else if (type == DHCP_REQUEST) {
+		__u32 want;
+		if (off[S_SERVER]) { /* SELECTING */
+			if (server != cfg->server_ip)
+				return pass(C_PASS_NOT_OURS);
+			want = reqip;
+		} else if (off[S_REQIP]) { /* INIT-REBOOT */
+			want = reqip;
+		} else { /* RENEWING, REBINDING */
+			want = bp->ciaddr;
+		}
+		if (!want || want != res->yiaddr)
+			return pass(C_PASS_NOT_OURS);
+		reply = DHCP_ACK;
+	} else {
+		return pass(C_PASS_TYPE);
+	}
+
+	/* Option 55: an option the area cannot carry sends the client to the control plane. */
+	if (off[S_PRL]) {
+		__u64 base = off[S_PRL] & 0x7ff;
+		__u32 n = len[S_PRL];
+		if (n > PRL_MAX)
+			return pass(C_PASS_PRL);
+		for (__u32 j = 0; j < PRL_MAX; j++) {
+			if (j >= n)
+				break;
+			__u8 *p = (void *)bp + base + 2 + j;
+			if ((void *)(p + 1) > end)
+				return pass(C_MALFORMED);
+			__u8 c = *p;
+			if (res->punt_prl[(c >> 3) & 31] & (1 << (c & 7)))
+				return pass(C_PASS_PRL);
+		}
+	}
+
+	__u32 area_len = res->area_len;
+	if (area_len < 4 || area_len > AREA_MAX)
+		return pass(C_PASS_SIZE);
+
+	/* Facts from the request, before it is overwritten. */
+	__u32 ciaddr = bp->ciaddr;
+	__u16 flags = bp->flags;
+	__u8 client_mac[6], src_mac[6];
+	__builtin_memcpy(client_mac, bp->chaddr, 6);
+	__builtin_memcpy(src_mac, eth->h_source, 6);
+	__u32 yiaddr = res->yiaddr;
+	__u32 sum = reply == DHCP_OFFER ? res->sum_offer : res->sum_ack;
+
+	/* Size the frame to the reply: shrinking always works, growing may not (then: pass). */
+	__u64 udp_off = l3 + sizeof(*ip);
+	__u64 new_len = udp_off + sizeof(*udp) + sizeof(*bp) + area_len;
+	long delta = (long)new_len - (long)(end - data);
+	if (delta && bpf_xdp_adjust_tail(ctx, (int)delta))
+		return pass(C_PASS_SIZE);
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	if (bpf_xdp_store_bytes(ctx, udp_off + sizeof(*udp) + sizeof(*bp), res->area, area_len))
+		return pass(C_PASS_SIZE);
+	if (bpf_xdp_store_bytes(ctx, udp_off + sizeof(*udp) + sizeof(*bp) + 2, &reply, 1))
+		return pass(C_PASS_SIZE);
+
+	eth = data;
+	if ((void *)(eth + 1) > end)
+		return XDP_DROP;
+	ip = data + (l3 & 0xff);
+	if ((void *)(ip + 1) > end)
+		return XDP_DROP;
+	udp = (void *)(ip + 1);
+	if ((void *)(udp + 1) > end)
+		return XDP_DROP;
+	bp = (void *)(udp + 1);
+	if ((void *)(bp + 1) > end)
+		return XDP_DROP;
+
+	/* RFC 2131 4.1: renewing → unicast to ciaddr; broadcast bit → broadcast; else yiaddr at chaddr. */
+	__u32 dst_ip;
+	__u8 *dst_mac;
+	__u8 bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	if (ciaddr) {
+		dst_ip = ciaddr;
+		dst_mac = src_mac;
+	} else if (flags & bpf_htons(0x8000)) {
+		dst_ip = 0xffffffff;
+		dst_mac = bcast;
+	} else {
+		dst_ip = yiaddr;
+		dst_mac = client_mac;
+	}
+	__builtin_memcpy(eth->h_dest, dst_mac, 6);
+	__builtin_memcpy(eth->h_source, cfg->mac, 6);
+
+	__u16 ip_len = new_len - l3;
+	ip->tos = 0;
+	ip->tot_len = bpf_htons(ip_len);
+	ip->id = 0;
+	ip->frag_off = 0;
+	ip->ttl = 64;
+	ip->check = 0;
+	ip->saddr = cfg->server_ip;
+	ip->daddr = dst_ip;
+	ip->check = ~fold(bpf_csum_diff(0, 0, (__be32 *)ip, sizeof(*ip), 0));
+
+	__u16 u_len = ip_len - sizeof(*ip);
+	udp->source = bpf_htons(67);
+	udp->dest = bpf_htons(68);
+	udp->len = bpf_htons(u_len);
+	udp->check = 0;
+
+	bp->op = 2;
+	bp->hops = 0;
+	bp->secs = 0;
+	bp->ciaddr = reply == DHCP_ACK ? ciaddr : 0;
+	bp->yiaddr = yiaddr;
+	bp->siaddr = 0;
+	__builtin_memset(bp->chaddr + 6, 0, 10);
+	__builtin_memset(bp->sname, 0, sizeof(bp->sname));
+	__builtin_memset(bp->file, 0, sizeof(bp->file));
+
+	struct {
+		__u32 saddr, daddr;
+		__u8 zero, proto;
+		__u16 len;
+	} pseudo = {cfg->server_ip, dst_ip, 0, IPPROTO_UDP, bpf_htons(u_len)};
+	__u64 s = bpf_csum_diff(0, 0, (__be32 *)&pseudo, sizeof(pseudo), 0);
+	s += bpf_csum_diff(0, 0, (__be32 *)udp, sizeof(*udp) + sizeof(*bp), 0);
+	s += sum;
+	__u16 c = ~fold(s);
+	udp->check = c ? c : 0xffff;
+
+	count(reply == DHCP_OFFER ? C_OFFER : C_ACK);
+	return XDP_TX;
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";

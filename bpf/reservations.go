@@ -1,0 +1,110 @@
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/cilium/ebpf"
+)
+
+// AreaMax is the largest options area the program copies (BOOTP 240 + 308 = 548 bytes: every
+// client accepts a reply of that size without option 57).
+const AreaMax = len(netbootdResVal{}.Area)
+
+// Entry is one reserved MAC as the program answers it.
+type Entry struct {
+	MAC  net.HardwareAddr
+	IP   netip.Addr
+	Area []byte // option 53 (type byte at [2], patched per reply), the options, END, padding
+	// OnRequest are option codes the control plane adds when option 55 asks for them: the
+	// program passes such requests up rather than answer without them.
+	OnRequest []uint8
+}
+
+func (e Entry) value() (netbootdResVal, error) {
+	var v netbootdResVal
+	if len(e.Area) < 4 || len(e.Area) > AreaMax || e.Area[0] != 53 || e.Area[1] != 1 {
+		return v, fmt.Errorf("reservation %s: options area of %d bytes does not fit the fast path", e.MAC, len(e.Area))
+	}
+	if !e.IP.Is4() || len(e.MAC) != 6 {
+		return v, fmt.Errorf("reservation %s: bad MAC or address", e.MAC)
+	}
+	v.Yiaddr = be32(e.IP)
+	v.AreaLen = uint16(len(e.Area))
+	copy(v.Area[:], e.Area)
+	v.SumOffer = areaSum(e.Area, 2)
+	v.SumAck = areaSum(e.Area, 5)
+	for _, c := range e.OnRequest {
+		v.PuntPrl[c>>3] |= 1 << (c & 7)
+	}
+	return v, nil
+}
+
+// areaSum is the ones-complement sum of the area with message type t, summed as the kernel's
+// csum_diff sums memory on this little-endian machine, so the program can add it unchanged.
+func areaSum(area []byte, t byte) uint32 {
+	var s uint32
+	for i := 0; i < len(area); i += 2 {
+		lo := area[i]
+		if i == 2 {
+			lo = t
+		}
+		var hi byte
+		if i+1 < len(area) {
+			hi = area[i+1]
+			if i+1 == 2 {
+				hi = t
+			}
+		}
+		s += uint32(lo) | uint32(hi)<<8
+	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return s
+}
+
+func key(mac net.HardwareAddr) netbootdResKey {
+	var k netbootdResKey
+	copy(k.Mac[:], mac)
+	return k
+}
+
+// Sync makes the reservations map equal to entries: new and changed first, then removals, so
+// a reservation present before and after a reload is never missing in between.
+func (f *FastPath) Sync(entries []Entry) error {
+	want := make(map[netbootdResKey]bool, len(entries))
+	var errs []error
+	for _, e := range entries {
+		v, err := e.value()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		k := key(e.MAC)
+		if err := f.objs.Reservations.Put(&k, &v); err != nil {
+			return fmt.Errorf("reservations map: %w", err)
+		}
+		want[k] = true
+	}
+	var stale []netbootdResKey
+	var k netbootdResKey
+	var v netbootdResVal
+	it := f.objs.Reservations.Iterate()
+	for it.Next(&k, &v) {
+		if !want[k] {
+			stale = append(stale, k)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("reservations map: %w", err)
+	}
+	for _, k := range stale {
+		if err := f.objs.Reservations.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("reservations map: %w", err)
+		}
+	}
+	return errors.Join(errs...)
+}
