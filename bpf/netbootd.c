@@ -30,6 +30,7 @@ struct res_key {
 
 struct res_val {
 	__u32 yiaddr;      /* network order */
+	__u32 net, mask;   /* the reservation's subnet, network order: a relay's giaddr must be in it */
 	__u32 sum_offer;   /* ones-complement sum of the area with type OFFER, as csum_diff computes it */
 	__u32 sum_ack;     /* ... with type ACK */
 	__u16 area_len;
@@ -50,7 +51,7 @@ enum counter {
 	C_ACK,
 	C_PASS_UNKNOWN, /* MAC not reserved */
 	C_PASS_NETBOOT, /* PXE, HTTP boot or iPXE client: boot files come from the control plane */
-	C_PASS_RELAY,   /* giaddr or option 82 */
+	C_PASS_RELAY,   /* option 82, or a giaddr outside the reservation's subnet */
 	C_PASS_TYPE,    /* RELEASE, DECLINE, INFORM, ... */
 	C_PASS_NOT_OURS,/* REQUEST for another server or another address (the control plane NAKs or ignores) */
 	C_PASS_PRL,     /* option 55 asks for an option only the control plane renders */
@@ -248,8 +249,12 @@ int netbootd_xdp(struct xdp_md *ctx)
 		return pass(C_PASS_NETBOOT);
 	if (off[S_VENDOR] && is_netboot_vendor((void *)bp + (off[S_VENDOR] & 0x7ff) + 2, len[S_VENDOR], end))
 		return pass(C_PASS_NETBOOT);
-	if (bp->giaddr || off[S_AGENT])
+	/* The subnet is the relay's (giaddr) or, on the local link, the server's own. */
+	__u32 giaddr = bp->giaddr;
+	if (off[S_AGENT] || (giaddr && (giaddr & res->mask) != res->net))
 		return pass(C_PASS_RELAY);
+	if (!giaddr && (cfg->server_ip & res->mask) != res->net)
+		return pass(C_PASS_NOT_OURS);
 
 	__u8 *tp = (void *)bp + (off[S_TYPE] & 0x7ff) + 2;
 	if ((void *)(tp + 1) > end)
@@ -348,11 +353,17 @@ int netbootd_xdp(struct xdp_md *ctx)
 	if ((void *)(bp + 1) > end)
 		return XDP_DROP;
 
-	/* RFC 2131 4.1: renewing → unicast to ciaddr; broadcast bit → broadcast; else yiaddr at chaddr. */
+	/* RFC 2131 4.1: relayed → the relay, port 67, at the MAC it came from; renewing → unicast to
+	 * ciaddr; broadcast bit → broadcast; else yiaddr at chaddr. */
 	__u32 dst_ip;
 	__u8 *dst_mac;
+	__u16 dst_port = bpf_htons(68);
 	__u8 bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-	if (ciaddr) {
+	if (giaddr) {
+		dst_ip = giaddr;
+		dst_mac = src_mac;
+		dst_port = bpf_htons(67);
+	} else if (ciaddr) {
 		dst_ip = ciaddr;
 		dst_mac = src_mac;
 	} else if (flags & bpf_htons(0x8000)) {
@@ -378,7 +389,7 @@ int netbootd_xdp(struct xdp_md *ctx)
 
 	__u16 u_len = ip_len - sizeof(*ip);
 	udp->source = bpf_htons(67);
-	udp->dest = bpf_htons(68);
+	udp->dest = dst_port;
 	udp->len = bpf_htons(u_len);
 	udp->check = 0;
 

@@ -29,6 +29,8 @@ type netbootdResKey struct {
 type netbootdResVal struct {
 	_        structs.HostLayout
 	Yiaddr   uint32
+	Net      uint32
+	Mask     uint32
 	SumOffer uint32
 	SumAck   uint32
 	AreaLen  uint16

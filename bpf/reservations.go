@@ -15,8 +15,9 @@ const AreaMax = len(netbootdResVal{}.Area)
 
 // Entry is one reserved MAC as the program answers it.
 type Entry struct {
-	MAC  net.HardwareAddr
-	IP   netip.Addr
+	MAC    net.HardwareAddr
+	IP     netip.Addr
+	Subnet netip.Prefix // the reservation's subnet: relayed requests are answered only from it
 	Area []byte // option 53 (type byte at [2], patched per reply), the options, END, padding
 	// OnRequest are option codes the control plane adds when option 55 asks for them: the
 	// program passes such requests up rather than answer without them.
@@ -31,7 +32,12 @@ func (e Entry) value() (netbootdResVal, error) {
 	if !e.IP.Is4() || len(e.MAC) != 6 {
 		return v, fmt.Errorf("reservation %s: bad MAC or address", e.MAC)
 	}
+	if !e.Subnet.IsValid() || !e.Subnet.Contains(e.IP) {
+		return v, fmt.Errorf("reservation %s: %s is not in subnet %s", e.MAC, e.IP, e.Subnet)
+	}
 	v.Yiaddr = be32(e.IP)
+	v.Net = be32(e.Subnet.Masked().Addr())
+	v.Mask = be32(maskOf(e.Subnet.Bits()))
 	v.AreaLen = uint16(len(e.Area))
 	copy(v.Area[:], e.Area)
 	v.SumOffer = areaSum(e.Area, 2)
@@ -107,4 +113,12 @@ func (f *FastPath) Sync(entries []Entry) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func maskOf(bits int) netip.Addr {
+	m := ^uint32(0) << (32 - bits)
+	if bits == 0 {
+		m = 0
+	}
+	return netip.AddrFrom4([4]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)})
 }

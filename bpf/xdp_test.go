@@ -15,10 +15,11 @@ import (
 )
 
 var (
-	serverMAC = net.HardwareAddr{0x02, 0x5e, 0, 0, 0, 1}
-	serverIP  = netip.MustParseAddr("10.0.0.1")
-	resMAC    = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x0a}
-	resIP     = netip.MustParseAddr("10.0.0.10")
+	serverMAC  = net.HardwareAddr{0x02, 0x5e, 0, 0, 0, 1}
+	serverIP   = netip.MustParseAddr("10.0.0.1")
+	resMAC     = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x0a}
+	resIP      = netip.MustParseAddr("10.0.0.10")
+	testSubnet = netip.MustParsePrefix("10.0.0.0/24")
 )
 
 // testArea is a small rendered options area: 53 (OFFER), 54, 51, 1, 12, END, padding to 60.
@@ -41,7 +42,7 @@ func loadProgram(t testing.TB) *FastPath {
 	if err := f.setConfig(serverIP, serverMAC); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Sync([]Entry{{MAC: resMAC, IP: resIP, Area: testArea(), OnRequest: []uint8{150}}}); err != nil {
+	if err := f.Sync([]Entry{{MAC: resMAC, IP: resIP, Subnet: testSubnet, Area: testArea(), OnRequest: []uint8{150}}}); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -231,6 +232,27 @@ func TestAnswersReservedClients(t *testing.T) {
 	}
 }
 
+// A relayed request (giaddr in the reservation's subnet) is answered to the relay: its address,
+// port 67, at the MAC the request came from, with giaddr kept.
+func TestAnswersThroughARelay(t *testing.T) {
+	f := loadProgram(t)
+	relayMAC := net.HardwareAddr{2, 0x77, 0, 0, 0, 1}
+	m := msg(t, dhcpv4.MessageTypeDiscover, resMAC, dhcpv4.WithGatewayIP(net.ParseIP("10.0.0.254")))
+	in := frame(m, netip.MustParseAddr("10.0.0.254"), 0)
+	copy(in[6:12], relayMAC)
+	ret, out := run(t, f, in)
+	if ret != xdpTX {
+		t.Fatalf("verdict %d, want XDP_TX", ret)
+	}
+	r := parseReply(t, out)
+	if r.dstMAC.String() != relayMAC.String() || r.dst.String() != "10.0.0.254" || r.dport != 67 || r.sport != 67 {
+		t.Errorf("reply to %s %s:%d from port %d", r.dstMAC, r.dst, r.dport, r.sport)
+	}
+	if r.msg.GatewayIPAddr.String() != "10.0.0.254" || r.msg.YourIPAddr.String() != "10.0.0.10" {
+		t.Errorf("giaddr %s yiaddr %s", r.msg.GatewayIPAddr, r.msg.YourIPAddr)
+	}
+}
+
 func TestPassesWhatItDoesNotAnswer(t *testing.T) {
 	f := loadProgram(t)
 	zero := netip.IPv4Unspecified()
@@ -246,7 +268,7 @@ func TestPassesWhatItDoesNotAnswer(t *testing.T) {
 		{"PXE firmware", msg(t, dhcpv4.MessageTypeDiscover, resMAC, dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00007")),
 			dhcpv4.WithOption(dhcpv4.OptClientArch(iana.EFI_X86_64))), "pass_netboot"},
 		{"iPXE", msg(t, dhcpv4.MessageTypeDiscover, resMAC, dhcpv4.WithUserClass("iPXE", false)), "pass_netboot"},
-		{"relayed", msg(t, dhcpv4.MessageTypeDiscover, resMAC, dhcpv4.WithGatewayIP(net.ParseIP("10.0.0.254"))), "pass_relay"},
+		{"relayed from another subnet", msg(t, dhcpv4.MessageTypeDiscover, resMAC, dhcpv4.WithGatewayIP(net.ParseIP("10.9.0.1"))), "pass_relay"},
 		{"option 82", msg(t, dhcpv4.MessageTypeDiscover, resMAC, dhcpv4.WithOption(agent)), "pass_relay"},
 		{"selecting another server", msg(t, dhcpv4.MessageTypeRequest, resMAC, dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.ParseIP("10.0.0.2"))),
 			dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.ParseIP("10.0.0.10")))), "pass_not_ours"},
@@ -298,7 +320,7 @@ func TestMalformedFramesPass(t *testing.T) {
 func TestSyncRemovesStaleEntries(t *testing.T) {
 	f := loadProgram(t)
 	other := net.HardwareAddr{2, 0, 0, 0, 0, 0x0b}
-	if err := f.Sync([]Entry{{MAC: other, IP: netip.MustParseAddr("10.0.0.11"), Area: testArea()}}); err != nil {
+	if err := f.Sync([]Entry{{MAC: other, IP: netip.MustParseAddr("10.0.0.11"), Subnet: testSubnet, Area: testArea()}}); err != nil {
 		t.Fatal(err)
 	}
 	if n := countKeys(f.objs.Reservations); n != 1 {
@@ -307,7 +329,7 @@ func TestSyncRemovesStaleEntries(t *testing.T) {
 	if ret, _ := run(t, f, frame(msg(t, dhcpv4.MessageTypeDiscover, resMAC), netip.IPv4Unspecified(), 0)); ret != xdpPass {
 		t.Errorf("removed reservation still answered")
 	}
-	if err := f.Sync([]Entry{{MAC: other, IP: netip.MustParseAddr("10.0.0.11"), Area: []byte{1, 2}}}); err == nil {
+	if err := f.Sync([]Entry{{MAC: other, IP: netip.MustParseAddr("10.0.0.11"), Subnet: testSubnet, Area: []byte{1, 2}}}); err == nil {
 		t.Errorf("a malformed area was accepted")
 	}
 }

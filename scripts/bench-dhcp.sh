@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# DHCP benchmark: Kea's perfdhcp against netbootd (its Go control plane, --xdp off), Kea
+# DHCP benchmark: Kea's perfdhcp against netbootd (XDP fast path, and its Go control plane with --xdp off), Kea
 # (memfile) and dnsmasq, one after the other on the same veth pair in the same run. For each it
 # finds the highest offered rate with under 1% drops and prints it with the ratio to Kea.
 #
@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${NETBOOTD_BIN:-$PWD/bin/netbootd}
+XDP_PASS=${XDP_PASS:-$PWD/bin/xdp-pass}
 STEP_SECONDS=${STEP_SECONDS:-5}
 [ -n "${QUICK:-}" ] && STEP_SECONDS=2
 MAX_RATE=${MAX_RATE:-160000}
@@ -32,6 +33,7 @@ cleanup() {
     ip netns del $ns 2>/dev/null || true
   done
   rm -rf "$work"
+  [ -n "${pins:-}" ] && rm -rf "$pins"
 }
 trap cleanup EXIT INT TERM
 
@@ -41,6 +43,13 @@ ip -n $S addr add 10.0.0.1/16 dev bs0; ip -n $C addr add 10.0.0.2/16 dev bc0
 for ns in $S $C; do ip -n $ns link set lo up; done
 ip -n $S link set bs0 up; ip -n $C link set bc0 up
 ip netns exec $S ethtool -K bs0 tx off >/dev/null; ip netns exec $C ethtool -K bc0 tx off >/dev/null
+# XDP_TX on a veth reaches the peer only if the peer runs an XDP program too: a pass-through one.
+ip netns exec $C "$XDP_PASS" bc0
+# Pins live on a bpffs outside /sys: ip netns exec gives each command its own /sys.
+pins_root=/run/netbootd-bench-bpffs
+mkdir -p $pins_root
+[ "$(stat -f -c %T $pins_root)" = bpf_fs ] || mount -t bpf bpffs $pins_root
+pins=$pins_root/b$$; mkdir -p "$pins"
 
 # 10,000 client MACs, and the address each gets when reserved: 10.0.<200+i/250>.<1+i%250>.
 macs=$work/macs.txt; : > "$macs"
@@ -88,9 +97,10 @@ JSON
 start_server() { # $1 = server kind, $2 = scenario
   rm -rf "$work/state" "$work"/kea-leases.csv* "$work/dnsmasq.leases"; mkdir -p "$work/state"
   case $1 in
-    netbootd)
+    netbootd|netbootd-xdp)
+      local xdp=off; [ "$1" = netbootd-xdp ] && xdp=${XDP_MODE:-native}
       ip netns exec $S taskset -c "$SERVER_CPU" "$BIN" attach bs0 --config "$(write_netbootd_config "$2")" --state-dir "$work/state" \
-        --xdp off --http-listen 10.0.0.1:9180 > "$work/server.log" 2>&1 &
+        --xdp $xdp --pin-dir "$pins" --http-listen 10.0.0.1:9180 > "$work/server.log" 2>&1 &
       server_pid=$!
       ;;
     kea)
@@ -118,9 +128,13 @@ start_server() { # $1 = server kind, $2 = scenario
 }
 
 stop_server() {
+  if [ "$1" = netbootd-xdp ]; then # show that the kernel, not the control plane, answered
+    ip netns exec $S "$BIN" status --pin-dir "$pins" bs0 | grep -E ' (received|offer|ack|pass_[a-z_]+) +[1-9]' | sed 's/^/    xdp: /' >&2 || true
+  fi
   kill "$server_pid" 2>/dev/null || true
   wait "$server_pid" 2>/dev/null || true
   server_pid=
+  ip netns exec $S "$BIN" detach --pin-dir "$pins" bs0 >/dev/null 2>&1 || true
 }
 
 # One perfdhcp step at rate $1: prints "<achieved exchanges/s> <worst drop %>".
@@ -147,13 +161,14 @@ search() {
 }
 
 declare -A result
-servers=(netbootd kea dnsmasq)
+servers=(netbootd-xdp netbootd kea dnsmasq)
 [ -n "${SERVERS:-}" ] && read -r -a servers <<< "$SERVERS"
 for scenario in pool reserved; do
   for srv in "${servers[@]}"; do
+    [ "$srv" = netbootd-xdp ] && [ "$scenario" = pool ] && continue # the fast path answers reservations only
     echo "== $scenario: $srv" >&2
     if start_server "$srv" "$scenario"; then result[$scenario,$srv]=$(search); else result[$scenario,$srv]=0; fi
-    stop_server
+    stop_server "$srv"
   done
 done
 

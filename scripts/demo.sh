@@ -10,13 +10,18 @@ BIN=${NETBOOTD_BIN:-$PWD/bin/netbootd}
 CONFIG=${CONFIG:-$PWD/scripts/lab/netbootd.yaml}
 [ "$(id -u)" = 0 ] || { echo "the demo builds namespaces: run it as root" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "no $BIN: run make build" >&2; exit 1; }
+XDP_PASS=${XDP_PASS:-$PWD/bin/xdp-pass}
 
 id=$$ SRV=nbdemo-srv-$$ LAN=nbdemo-lan-$$
 work=$(mktemp -d /tmp/nbdemo.XXXXXX)
 clients=()
 pid=
+# The fast path is pinned on a bpffs outside /sys: ip netns exec gives each command its own /sys.
+pins_root=/run/netbootd-demo-bpffs pins=
 cleanup() {
   [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  [ -n "$pins" ] && ip netns exec "$SRV" "$BIN" detach --pin-dir "$pins" sv0 >/dev/null 2>&1 || true
+  [ -n "$pins" ] && rm -rf "$pins"
   for ns in "${clients[@]}" $LAN $SRV; do
     for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
     ip netns del "$ns" 2>/dev/null || true
@@ -46,10 +51,15 @@ add_client node01 52:54:00:00:00:01
 add_client node02 52:54:00:00:00:02
 add_client node03 52:54:00:00:00:03
 add_client guest  52:54:00:00:99:99
+# XDP_TX on a veth reaches the peer only if the peer runs an XDP program too: a pass-through one.
+ip netns exec $LAN "$XDP_PASS" svp
+mkdir -p $pins_root
+[ "$(stat -f -c %T $pins_root)" = bpf_fs ] || mount -t bpf bpffs $pins_root
+pins=$pins_root/demo$$; mkdir -p "$pins"
 
 say "starting: netbootd attach sv0 --config ${CONFIG#$PWD/}"
 ip netns exec $SRV "$BIN" attach sv0 --config "$CONFIG" --state-dir "$work/state" \
-  --http-listen 10.10.0.1:8080 > "$work/netbootd.log" 2>&1 &
+  --http-listen 10.10.0.1:8080 --pin-dir "$pins" > "$work/netbootd.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do
   ip netns exec $SRV curl -sf http://10.10.0.1:8080/readyz >/dev/null 2>&1 && break
@@ -68,16 +78,16 @@ exit 0
 EOS
 chmod +x "$script"
 
-say "node01 (reserved) runs busybox udhcpc"
+say "node01 (reserved) runs busybox udhcpc: answered by XDP, in the kernel"
 ip netns exec nbdemo-node01-$id busybox udhcpc -i eth0 -f -q -n -t 4 -T 1 -s "$script" 2>/dev/null
-say "node02 (reserved) runs ISC dhclient"
+say "node02 (reserved) runs ISC dhclient: answered by XDP"
 ip netns exec nbdemo-node02-$id timeout 30 dhclient -4 -1 -sf /bin/true -lf "$work/dh.leases" -pf "$work/dh.pid" eth0
 echo "  got $(grep -m1 fixed-address "$work/dh.leases" | awk '{print $2}' | tr -d ';') (from dhclient's lease file)"
 kill "$(cat "$work/dh.pid")" 2>/dev/null || true
 say "guest (unknown MAC) runs busybox udhcpc: a pool address from the Go control plane"
 ip netns exec nbdemo-guest-$id busybox udhcpc -i eth0 -f -q -n -t 4 -T 1 -s "$script" 2>/dev/null
 
-say "node03 (reserved) boots as UEFI x64 firmware would: vendor class PXEClient, arch 7"
+say "node03 (reserved) boots as UEFI x64 firmware would (vendor class PXEClient, arch 7): the control plane picks its boot file"
 ip netns exec nbdemo-node03-$id busybox udhcpc -i eth0 -f -q -n -t 4 -T 1 -s "$script" \
   -V PXEClient:Arch:00007:UNDI:003016 -x 0x5d:0007 2>/dev/null
 say "guest again, as iPXE (user class iPXE): it is sent to its script, not to iPXE again"
@@ -88,7 +98,13 @@ grep 'boot file chosen' "$work/netbootd.log" | sed 's/^/  | /'
 
 say "leases in the store (netbootd leases --server 10.10.0.1:8080)"
 ip netns exec $SRV "$BIN" leases --server 10.10.0.1:8080 | sed 's/^/  /'
+say "the XDP fast path (netbootd status sv0, read from its pins)"
+ip netns exec $SRV "$BIN" status --pin-dir "$pins" sv0 | sed 's/^/  /'
 say "server counters (GET /metrics)"
-ip netns exec $SRV curl -sf http://10.10.0.1:8080/metrics | grep -E '^netbootd_(dhcp|lease)_' | grep -v '_bucket' | sed 's/^/  /'
-say "stopping (SIGTERM) and tearing the rack down"
-kill $pid; wait $pid || true; pid=
+ip netns exec $SRV curl -sf http://10.10.0.1:8080/metrics | grep -E '^netbootd_(dhcp|lease|xdp)_' | grep -v '_bucket' | sed 's/^/  /'
+say "kill -9 the daemon: the pinned program keeps answering node01"
+kill -9 $pid; wait $pid 2>/dev/null || true; pid=
+ip netns exec nbdemo-node01-$id busybox udhcpc -i eth0 -f -q -n -t 4 -T 1 -s "$script" 2>/dev/null
+ip netns exec $SRV "$BIN" status --pin-dir "$pins" sv0 | grep -E ' (offer|ack) ' | sed 's/^/  /'
+say "netbootd detach sv0, and tearing the rack down"
+ip netns exec $SRV "$BIN" detach --pin-dir "$pins" sv0 | sed 's/^/  /'

@@ -353,7 +353,7 @@ func httpBase(listen string, serverIP netip.Addr) string {
 func fastEntries(rs []dhcpd.FastReservation) []bpf.Entry {
 	out := make([]bpf.Entry, len(rs))
 	for i, r := range rs {
-		out[i] = bpf.Entry{MAC: r.MAC, IP: r.IP, Area: r.Area, OnRequest: r.OnRequest}
+		out[i] = bpf.Entry{MAC: r.MAC, IP: r.IP, Subnet: r.Subnet, Area: r.Area, OnRequest: r.OnRequest}
 	}
 	return out
 }

@@ -37,6 +37,8 @@ func TestXDPAndGoPathSendTheSameReply(t *testing.T) {
 		{"selecting", dhcpv4.MessageTypeRequest, []dhcpv4.Modifier{sid, reqIP}},
 		{"init-reboot", dhcpv4.MessageTypeRequest, []dhcpv4.Modifier{reqIP}},
 		{"renewing", dhcpv4.MessageTypeRequest, []dhcpv4.Modifier{dhcpv4.WithClientIP(net.IPv4(10, 0, 0, 10))}},
+		{"relayed discover", dhcpv4.MessageTypeDiscover, []dhcpv4.Modifier{dhcpv4.WithGatewayIP(net.IPv4(10, 0, 0, 254))}},
+		{"relayed request", dhcpv4.MessageTypeRequest, []dhcpv4.Modifier{dhcpv4.WithGatewayIP(net.IPv4(10, 0, 0, 254)), sid, reqIP}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := dhcpv4.New(append([]dhcpv4.Modifier{dhcpv4.WithMessageType(tc.mt), dhcpv4.WithHwAddr(macReserved)}, tc.mods...)...)
@@ -73,7 +75,7 @@ func mustParse(t *testing.T, b []byte) *dhcpv4.DHCPv4 {
 func fastEntries(rs []FastReservation) []bpf.Entry {
 	var out []bpf.Entry
 	for _, r := range rs {
-		out = append(out, bpf.Entry{MAC: r.MAC, IP: r.IP, Area: r.Area, OnRequest: r.OnRequest})
+		out = append(out, bpf.Entry{MAC: r.MAC, IP: r.IP, Subnet: r.Subnet, Area: r.Area, OnRequest: r.OnRequest})
 	}
 	return out
 }
