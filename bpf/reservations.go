@@ -18,7 +18,7 @@ type Entry struct {
 	MAC    net.HardwareAddr
 	IP     netip.Addr
 	Subnet netip.Prefix // the reservation's subnet: relayed requests are answered only from it
-	Area []byte // option 53 (type byte at [2], patched per reply), the options, END, padding
+	Area   []byte       // option 53 (type byte at [2], patched per reply), the options, END, padding
 	// OnRequest are option codes the control plane adds when option 55 asks for them: the
 	// program passes such requests up rather than answer without them.
 	OnRequest []uint8

@@ -13,7 +13,7 @@ type FastReservation struct {
 	MAC    net.HardwareAddr
 	IP     netip.Addr
 	Subnet netip.Prefix
-	Area []byte // option 53 (OFFER; the program patches the type), options, END, padding
+	Area   []byte // option 53 (OFFER; the program patches the type), options, END, padding
 	// OnRequest are options sent only when option 55 asks for them: the program hands such
 	// requests to the control plane.
 	OnRequest []uint8
