@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Integration tests share kernel objects (bpffs pins, veths): run packages one at a time.
 ITEST_PKGS := ./tests/... $(foreach d,bpf tftp control,$(if $(wildcard $(d)/*),./$(d)/...))
 
-.PHONY: help deps build xdp-pass test unit integration lint bench bench-dhcp demo fuzz clean
+.PHONY: help deps build xdp-pass generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,7 +30,13 @@ integration: build ## tests that cross veth pairs in namespaces with real client
 	@[ "$$(id -u)" = 0 ] || { echo "integration tests need root: sudo make test" >&2; exit 1; }
 	NETBOOTD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags integration -p 1 -count=1 -timeout 20m $(ITEST_PKGS)
 
-lint: ## gofmt, go vet, staticcheck
+generate: ## rebuild the bpf2go output in bpf/ (needs clang)
+	$(GO) generate ./bpf/
+
+check-generated: ## the committed bpf2go output is what netbootd.c compiles to (when clang is here)
+	@if command -v clang >/dev/null; then $(GO) generate ./bpf/ && git diff --exit-code --stat -- bpf/ || { echo "bpf/: generated files are stale: run make generate and commit" >&2; exit 1; }; else echo "no clang: generated files not checked"; fi
+
+lint: check-generated ## gofmt, go vet, staticcheck, generated BPF objects current
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) mod tidy -diff
 	$(GO) vet ./...
