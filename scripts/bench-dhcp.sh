@@ -98,7 +98,7 @@ start_server() { # $1 = server kind, $2 = scenario
   rm -rf "$work/state" "$work"/kea-leases.csv* "$work/dnsmasq.leases"; mkdir -p "$work/state"
   case $1 in
     netbootd|netbootd-xdp)
-      local xdp=off; [ "$1" = netbootd-xdp ] && xdp=${XDP_MODE:-native}
+      local xdp=off; [ "$1" = netbootd-xdp ] && xdp=${XDP_MODE:-generic}
       ip netns exec $S taskset -c "$SERVER_CPU" "$BIN" attach bs0 --config "$(write_netbootd_config "$2")" --state-dir "$work/state" \
         --xdp $xdp --pin-dir "$pins" --http-listen 10.0.0.1:9180 > "$work/server.log" 2>&1 &
       server_pid=$!
@@ -173,7 +173,7 @@ for scenario in pool reserved; do
 done
 
 echo
-echo "DHCPv4 exchanges/s (DISCOVER-OFFER-REQUEST-ACK) with < 1% drops; perfdhcp $(perfdhcp -v 2>&1 | awk '{print $2}'), $CLIENTS clients, ${STEP_SECONDS}s steps, $(nproc) cores, veth"
+echo "DHCPv4 exchanges/s (DISCOVER-OFFER-REQUEST-ACK) with < 1% drops; netbootd-xdp in ${XDP_MODE:-generic} mode; perfdhcp $(perfdhcp -v 2>&1 | awk '{print $2}'), $CLIENTS clients, ${STEP_SECONDS}s steps, $(nproc) cores, veth"
 printf '%-10s %-14s %12s %10s\n' scenario server "exch/s" "vs Kea"
 for scenario in pool reserved; do
   kea=${result[$scenario,kea]:-0}
