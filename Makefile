@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Integration tests share kernel objects (bpffs pins, veths): run packages one at a time.
 ITEST_PKGS := ./tests/... $(foreach d,bpf tftp control,$(if $(wildcard $(d)/*),./$(d)/...))
 
-.PHONY: help deps build xdp-pass generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean
+.PHONY: help deps build xdp-pass dhcpgen generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -17,6 +17,9 @@ deps: ## install the Debian packages the tests, demo and benchmarks need (idempo
 
 build: ## build bin/netbootd
 	$(GO) build -trimpath -o $(BIN) ./cmd/netbootd
+
+dhcpgen: # bench helper: a bounded AF_PACKET DISCOVER flood for the XDP fast path
+	$(GO) build -trimpath -o bin/dhcpgen ./tests/dhcpgen
 
 xdp-pass: # test helper: XDP_PASS on a veth peer, which XDP_TX on veth needs (demo, benchmarks)
 	$(GO) build -trimpath -o bin/xdp-pass ./tests/xdppass/cmd
@@ -48,7 +51,7 @@ fuzz: ## run each fuzz target for a short while
 
 bench: bench-dhcp ## every benchmark, side by side with the tools users would otherwise pick
 
-bench-dhcp: deps build xdp-pass ## perfdhcp against netbootd, Kea and dnsmasq: highest rate with < 1% drops
+bench-dhcp: deps build xdp-pass dhcpgen ## perfdhcp against netbootd, Kea and dnsmasq: highest rate with < 1% drops
 	@bash scripts/bench-dhcp.sh
 
 demo: deps build xdp-pass ## a lab rack in namespaces: netbootd attached, real DHCP clients, counters

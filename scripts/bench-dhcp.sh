@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${NETBOOTD_BIN:-$PWD/bin/netbootd}
 XDP_PASS=${XDP_PASS:-$PWD/bin/xdp-pass}
+DHCPGEN=${DHCPGEN:-$PWD/bin/dhcpgen}
 STEP_SECONDS=${STEP_SECONDS:-5}
 [ -n "${QUICK:-}" ] && STEP_SECONDS=2
 MAX_RATE=${MAX_RATE:-160000}
@@ -172,6 +173,27 @@ for scenario in pool reserved; do
   done
 done
 
+# The fast path beyond perfdhcp: dhcpgen floods DISCOVERs for the same 10,000 reserved MACs from
+# the client namespace for FLOOD_SECONDS; the program's OFFER counter and the client side's
+# received packets say how many were answered and delivered.
+FLOOD_SECONDS=${FLOOD_SECONDS:-5}
+declare -A flood
+counter() { ip netns exec $S "$BIN" status --pin-dir "$pins" bs0 | awk -v k="$1" '$1==k {print $2}'; }
+rxpkts() { ip netns exec $C cat /sys/class/net/bc0/statistics/rx_packets; }
+if [[ " ${servers[*]} " == *" netbootd-xdp "* ]]; then
+  for mode in native generic; do
+    echo "== flood: netbootd-xdp $mode, dhcpgen ${FLOOD_SECONDS}s" >&2
+    XDP_MODE=$mode start_server netbootd-xdp reserved || continue
+    o0=$(counter offer); r0=$(rxpkts)
+    out=$(ip netns exec $C taskset -c "$CLIENT_CPU" "$DHCPGEN" -i bc0 -macs "$macs" -t "${FLOOD_SECONDS}s")
+    o1=$(counter offer); r1=$(rxpkts)
+    echo "    $out; offers $((o1 - o0)), delivered to the client side $((r1 - r0))" >&2
+    sent=$(awk '{print $2}' <<< "$out")
+    flood[$mode]="$sent $((o1 - o0)) $((r1 - r0))"
+    stop_server netbootd-xdp
+  done
+fi
+
 echo
 echo "DHCPv4 exchanges/s (DISCOVER-OFFER-REQUEST-ACK) with < 1% drops; netbootd-xdp in ${XDP_MODE:-generic} mode; perfdhcp $(perfdhcp -v 2>&1 | awk '{print $2}'), $CLIENTS clients, ${STEP_SECONDS}s steps, $(nproc) cores, veth"
 printf '%-10s %-14s %12s %10s\n' scenario server "exch/s" "vs Kea"
@@ -184,3 +206,18 @@ for scenario in pool reserved; do
   done
 done
 echo "(server pinned to CPU $SERVER_CPU, perfdhcp to CPU $CLIENT_CPU; perfdhcp is one sender process: at high rates it, not the server, can be the limit.)"
+if [ ${#flood[@]} -gt 0 ]; then
+  echo
+  echo "XDP fast path under a DISCOVER flood: dhcpgen (AF_PACKET, one thread pinned to CPU $CLIENT_CPU), ${FLOOD_SECONDS}s, 10,000 reserved MACs."
+  echo "On veth the receiver's XDP runs in the sender's softirq: sender and program share that one CPU, so these are a floor."
+  kea=${result[reserved,kea]:-0}
+  printf '%-8s %14s %14s %16s %22s\n' mode "sent/s" "offers/s" "delivered/s" "vs Kea replies/s"
+  for mode in native generic; do
+    [ -n "${flood[$mode]:-}" ] || continue
+    read -r sent offers delivered <<< "${flood[$mode]}"
+    ratio=$(awk -v a="$offers" -v t="$FLOOD_SECONDS" -v k="$kea" 'BEGIN{ if (k>0) printf "%.1fx", a/t/(2*k); else print "n/a" }')
+    printf '%-8s %14.0f %14.0f %16.0f %22s\n' $mode "$(awk -v a="$sent" -v t="$FLOOD_SECONDS" 'BEGIN{print a/t}')" \
+      "$(awk -v a="$offers" -v t="$FLOOD_SECONDS" 'BEGIN{print a/t}')" "$(awk -v a="$delivered" -v t="$FLOOD_SECONDS" 'BEGIN{print a/t}')" "$ratio"
+  done
+  echo "(Kea replies/s = 2 x its reserved exchanges/s above: an OFFER and an ACK per exchange.)"
+fi
