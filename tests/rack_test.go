@@ -56,8 +56,9 @@ type daemon struct {
 	t        *testing.T
 	ns       *netns.NS
 	cmd      *exec.Cmd
-	stateDir string
-	httpAddr string
+	stateDir   string
+	httpAddr   string
+	configPath string
 	mu       sync.Mutex
 	log      bytes.Buffer
 	done     chan struct{}
@@ -83,7 +84,7 @@ func startNetbootd(t *testing.T, ns *netns.NS, iface, serverIP, config, stateDir
 	if stateDir == "" {
 		stateDir = filepath.Join(dir, "state")
 	}
-	d := &daemon{t: t, ns: ns, stateDir: stateDir, httpAddr: serverIP + ":8080", done: make(chan struct{})}
+	d := &daemon{t: t, ns: ns, stateDir: stateDir, httpAddr: serverIP + ":8080", done: make(chan struct{}), configPath: cfg}
 	args := []string{"attach", iface, "--state-dir", stateDir, "--http-listen", d.httpAddr, "--log-level", "debug"}
 	if config != "" { // none: netbootd's default, proxyDHCP from what the interface says
 		args = append(args, "--config", cfg)

@@ -137,3 +137,39 @@ func TestXDPHitlessRestart(t *testing.T) {
 		t.Errorf("status still finds pins after detach")
 	}
 }
+
+// SIGHUP reloads the configuration: a new reservation is answered at once, by XDP (the maps
+// follow); a broken file is rejected with its line and field, and the running one stays.
+func TestReloadOnSIGHUP(t *testing.T) {
+	r := newXDPRack(t)
+	pins := pinDir(t, r)
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", rackConfig, "", "--xdp", "native", "--pin-dir", pins)
+	c := r.client(t, "02:00:00:00:07:01")
+	if got := udhcpcOnce(t, c); got["ip"] == "10.10.0.42" {
+		t.Fatalf("got the future reservation before it exists")
+	}
+
+	broken := rackConfig + "  - {mac: \"02:00:00:00:07:01\", ip: 10.99.0.42}\n"
+	if err := os.WriteFile(d.configPath, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "reload rejected", func() bool { return strings.Contains(d.logs(), "reload rejected") })
+	if !strings.Contains(d.logs(), "reservations[2].ip: 10.99.0.42 is in no configured subnet") {
+		t.Errorf("rejection does not name the field:\n%s", d.logs())
+	}
+
+	good := rackConfig + "  - {mac: \"02:00:00:00:07:01\", ip: 10.10.0.42, hostname: late}\n"
+	if err := os.WriteFile(d.configPath, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "reloaded", func() bool { return strings.Contains(d.logs(), "configuration reloaded") })
+	offers := d.metric("netbootd_xdp_packets_total", `result="offer"`)
+	if got := udhcpcOnce(t, c); got["ip"] != "10.10.0.42" || got["hostname"] != "late" {
+		t.Errorf("after reload the new reservation got %v", got)
+	}
+	if n := d.metric("netbootd_xdp_packets_total", `result="offer"`); n <= offers {
+		t.Errorf("the new reservation was not answered by XDP (offers %v → %v)", offers, n)
+	}
+}
