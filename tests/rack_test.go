@@ -53,15 +53,15 @@ func (r *rack) client(t *testing.T, mac string) *netns.NS {
 
 // daemon is a running `netbootd attach`.
 type daemon struct {
-	t        *testing.T
-	ns       *netns.NS
-	cmd      *exec.Cmd
+	t          *testing.T
+	ns         *netns.NS
+	cmd        *exec.Cmd
 	stateDir   string
 	httpAddr   string
 	configPath string
-	mu       sync.Mutex
-	log      bytes.Buffer
-	done     chan struct{}
+	mu         sync.Mutex
+	log        bytes.Buffer
+	done       chan struct{}
 }
 
 func netbootdBin(t *testing.T) string {
