@@ -113,8 +113,8 @@ func Attach(cfg Config) (*FastPath, error) {
 	if cfg.MaxReservations > 0 {
 		spec.Maps[netbootdMapReservations].MaxEntries = uint32(cfg.MaxReservations)
 	}
-	for _, m := range spec.Maps {
-		m.Pinning = ebpf.PinByName
+	for _, name := range []string{netbootdMapConfig, netbootdMapCounters, netbootdMapReservations, netbootdMapEvents} {
+		spec.Maps[name].Pinning = ebpf.PinByName // what a restarted daemon adopts
 	}
 	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: f.pinDir}}
 	err = spec.LoadAndAssign(&f.objs, opts)
@@ -229,7 +229,7 @@ func Detach(pinRoot, iface string) error {
 }
 
 func removeMapPins(dir string) {
-	for _, name := range []string{netbootdMapConfig, netbootdMapCounters, netbootdMapReservations} {
+	for _, name := range []string{netbootdMapConfig, netbootdMapCounters, netbootdMapReservations, netbootdMapEvents} {
 		_ = os.Remove(filepath.Join(dir, name))
 	}
 }

@@ -58,8 +58,21 @@ enum counter {
 	C_PASS_SIZE,    /* reply does not fit the frame */
 	C_PASS_IP,      /* IP options, fragments */
 	C_MALFORMED,
+	C_EVENTS_LOST,  /* answers not reported to the daemon: the event ring was full */
 	C_MAX,
 };
+
+/* One answered request, for the daemon's per-machine history. */
+struct event {
+	__u64 time_ns; /* bpf_ktime_get_ns: CLOCK_MONOTONIC */
+	__u32 xid;     /* as on the wire */
+	__u32 yiaddr;  /* network order */
+	__u8 mac[6];
+	__u8 msg_type; /* the request's: 1 DISCOVER, 3 REQUEST */
+	__u8 reply;    /* 2 OFFER, 5 ACK */
+};
+/* Keeps struct event in the BTF, where bpf2go finds it for the Go side. */
+const struct event *unused_event __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -81,6 +94,11 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 18); /* 256 KiB: ~8,000 answers between two reads */
+} events SEC(".maps");
 
 struct bootp {
 	__u8 op, htype, hlen, hops;
@@ -414,6 +432,19 @@ int netbootd_xdp(struct xdp_md *ctx)
 	__u16 c = ~fold(s);
 	udp->check = c ? c : 0xffff;
 
+	/* Report the answer; a full ring loses the report, never the reply. */
+	struct event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (ev) {
+		ev->time_ns = bpf_ktime_get_ns();
+		ev->xid = bp->xid;
+		ev->yiaddr = yiaddr;
+		__builtin_memcpy(ev->mac, client_mac, 6);
+		ev->msg_type = type;
+		ev->reply = reply;
+		bpf_ringbuf_submit(ev, 0);
+	} else {
+		count(C_EVENTS_LOST);
+	}
 	count(reply == DHCP_OFFER ? C_OFFER : C_ACK);
 	return XDP_TX;
 }

@@ -13,6 +13,16 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type netbootdEvent struct {
+	_       structs.HostLayout
+	TimeNs  uint64
+	Xid     uint32
+	Yiaddr  uint32
+	Mac     [6]uint8
+	MsgType uint8
+	Reply   uint8
+}
+
 type netbootdFpConfig struct {
 	_        structs.HostLayout
 	ServerIp uint32
@@ -45,8 +55,10 @@ type netbootdResVal struct {
 const (
 	netbootdMapConfig       = "config"
 	netbootdMapCounters     = "counters"
+	netbootdMapEvents       = "events"
 	netbootdMapReservations = "reservations"
 	netbootdProgNetbootdXdp = "netbootd_xdp"
+	netbootdVarUnusedEvent  = "unused_event"
 )
 
 // loadNetbootd returns the embedded CollectionSpec for netbootd.
@@ -100,6 +112,7 @@ type netbootdProgramSpecs struct {
 type netbootdMapSpecs struct {
 	Config       *ebpf.MapSpec `ebpf:"config"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
+	Events       *ebpf.MapSpec `ebpf:"events"`
 	Reservations *ebpf.MapSpec `ebpf:"reservations"`
 }
 
@@ -107,6 +120,7 @@ type netbootdMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type netbootdVariableSpecs struct {
+	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
 }
 
 // netbootdObjects contains all objects after they have been loaded into the kernel.
@@ -131,6 +145,7 @@ func (o *netbootdObjects) Close() error {
 type netbootdMaps struct {
 	Config       *ebpf.Map `ebpf:"config"`
 	Counters     *ebpf.Map `ebpf:"counters"`
+	Events       *ebpf.Map `ebpf:"events"`
 	Reservations *ebpf.Map `ebpf:"reservations"`
 }
 
@@ -138,6 +153,7 @@ func (m *netbootdMaps) Close() error {
 	return _NetbootdClose(
 		m.Config,
 		m.Counters,
+		m.Events,
 		m.Reservations,
 	)
 }
@@ -146,6 +162,7 @@ func (m *netbootdMaps) Close() error {
 //
 // It can be passed to loadNetbootdObjects or ebpf.CollectionSpec.LoadAndAssign.
 type netbootdVariables struct {
+	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
 }
 
 // netbootdPrograms contains all programs after they have been loaded into the kernel.

@@ -200,6 +200,9 @@ func (d *daemon) run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.dhcp.Run(ctx) })
 	g.Go(func() error { return d.http.Run(ctx) })
+	if d.fast != nil {
+		g.Go(func() error { return d.fast.Events(ctx, d.xdpAnswered) })
+	}
 	if d.leases != nil {
 		g.Go(func() error { return d.leases.Run(ctx) })
 	}
@@ -279,6 +282,16 @@ func (d *daemon) close() {
 			d.log.Error("close lease store", "err", err)
 		}
 	}
+}
+
+// xdpAnswered logs what the kernel answered, so a machine's history reads the same whichever
+// path answered it.
+func (d *daemon) xdpAnswered(e bpf.Event) {
+	if !d.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	d.log.Debug("reply", "path", "xdp", "mac", e.MAC.String(), "xid", fmt.Sprintf("%#08x", e.XID),
+		"type", map[uint8]string{2: "OFFER", 5: "ACK"}[e.Reply], "ip", e.IP.String(), "at", e.Time)
 }
 
 func (d *daemon) leaseRows() []nbhttp.Lease {

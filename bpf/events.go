@@ -1,0 +1,67 @@
+package bpf
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+)
+
+// Event is one request the program answered.
+type Event struct {
+	Time    time.Time
+	MAC     net.HardwareAddr
+	XID     uint32
+	IP      netip.Addr
+	Request uint8 // DHCP message type: 1 DISCOVER, 3 REQUEST
+	Reply   uint8 // 2 OFFER, 5 ACK
+}
+
+// Events reads the program's answers from its ring buffer and hands each to fn until ctx ends.
+// fn runs on the reading goroutine: keep it short.
+func (f *FastPath) Events(ctx context.Context, fn func(Event)) error {
+	rd, err := ringbuf.NewReader(f.objs.Events)
+	if err != nil {
+		return fmt.Errorf("event ring: %w", err)
+	}
+	go func() {
+		<-ctx.Done()
+		rd.Close()
+	}()
+	// The program stamps CLOCK_MONOTONIC; map it to wall time once.
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	bootWall := time.Now().Add(-time.Duration(ts.Nano()))
+	var rec ringbuf.Record
+	for {
+		if err := rd.ReadInto(&rec); err != nil {
+			if errors.Is(err, ringbuf.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("event ring: %w", err)
+		}
+		var e netbootdEvent
+		if len(rec.RawSample) < binary.Size(e) {
+			continue
+		}
+		if _, err := binary.Decode(rec.RawSample, binary.LittleEndian, &e); err != nil {
+			continue
+		}
+		var ip [4]byte
+		binary.LittleEndian.PutUint32(ip[:], e.Yiaddr)
+		fn(Event{
+			Time:    bootWall.Add(time.Duration(e.TimeNs)),
+			MAC:     net.HardwareAddr(append([]byte(nil), e.Mac[:]...)),
+			XID:     binary.BigEndian.Uint32(binary.LittleEndian.AppendUint32(nil, e.Xid)),
+			IP:      netip.AddrFrom4(ip),
+			Request: e.MsgType,
+			Reply:   e.Reply,
+		})
+	}
+}
