@@ -10,7 +10,7 @@ pkgs=(
   kea-dhcp4-server kea-admin   # kea-admin ships perfdhcp
   dnsmasq-base
   clang llvm libbpf-dev        # only for `make generate`; bpf2go output is committed
-  atftp tftp-hpa tftpd-hpa
+  atftp tftp-hpa tftpd-hpa ipxe
 )
 
 missing=()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"runtime/debug"
 	"syscall"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/netbootd/netbootd/control/dhcpd"
 	"github.com/netbootd/netbootd/control/lease"
 	nbhttp "github.com/netbootd/netbootd/http"
+	"github.com/netbootd/netbootd/tftp"
 )
 
 func attachCommand() *cli.Command {
@@ -124,6 +126,7 @@ type daemon struct {
 	leases *lease.Store // nil in proxy mode: no addresses, no store
 	dhcp   *dhcpd.Server
 	fast   *bpf.FastPath // nil with --xdp off and in proxy mode
+	tftp   *tftp.Server  // nil when disabled
 	http   *nbhttp.Server
 }
 
@@ -186,6 +189,18 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 			"reservations", len(d.dhcp.FastReservations()))
 	}
 
+	if conf.TFTP.On() {
+		d.tftp, err = tftp.New(tftp.Config{
+			Listen: netip.AddrPortFrom(cfg.ServerIP, 69).String(), Root: conf.TFTP.Root,
+			MaxWindow: conf.TFTP.MaxWindow, MaxBlockSize: conf.TFTP.MaxBlockSize,
+		}, tftp.Deps{Logger: log.With("component", "tftp"), Registerer: reg})
+		if err != nil {
+			return nil, err
+		}
+		n := serveIPXE(d.tftp, conf.TFTP.IPXEDir, conf.TFTP.Root)
+		log.Info("tftp serving", "addr", d.tftp.Addr().String(), "root", conf.TFTP.Root, "ipxe_binaries", n)
+	}
+
 	d.http, err = nbhttp.New(nbhttp.Config{Listen: cfg.HTTPListen}, nbhttp.Deps{
 		Logger: log, Gatherer: reg, Leases: d.leaseRows,
 	})
@@ -200,6 +215,9 @@ func (d *daemon) run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.dhcp.Run(ctx) })
 	g.Go(func() error { return d.http.Run(ctx) })
+	if d.tftp != nil {
+		g.Go(func() error { return d.tftp.Run(ctx) })
+	}
 	if d.fast != nil {
 		g.Go(func() error { return d.fast.Events(ctx, d.xdpAnswered) })
 	}
@@ -369,4 +387,32 @@ func fastEntries(rs []dhcpd.FastReservation) []bpf.Entry {
 		out[i] = bpf.Entry{MAC: r.MAC, IP: r.IP, Subnet: r.Subnet, Area: r.Area, OnRequest: r.OnRequest}
 	}
 	return out
+}
+
+// serveIPXE registers the iPXE binaries of dir (Debian's ipxe package) as TFTP files, unless the
+// root has a file of the same name: the operator's own build wins. It returns how many.
+func serveIPXE(t *tftp.Server, dir, root string) int {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		name := e.Name()
+		if !e.Type().IsRegular() || !(strings.HasSuffix(name, ".efi") || strings.HasSuffix(name, ".kpxe") || strings.HasSuffix(name, ".pxe")) {
+			continue
+		}
+		if root != "" {
+			if _, err := os.Stat(filepath.Join(root, name)); err == nil {
+				continue
+			}
+		}
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || len(data) > 16<<20 {
+			continue
+		}
+		t.AddFile(name, data)
+		n++
+	}
+	return n
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -107,6 +108,20 @@ func (c *Config) Validate() error {
 		bad(0, "subnets", "mode %s needs at least one subnet", c.Interface.Mode)
 	}
 	c.validateBoot(&c.Boot, 0, "boot", bad)
+	if c.TFTP.IPXEDir == "" {
+		c.TFTP.IPXEDir = "/usr/lib/ipxe"
+	}
+	if c.TFTP.MaxWindow < 0 || c.TFTP.MaxWindow > 65535 {
+		bad(0, "tftp.max_window", "%d: want 1-65535", c.TFTP.MaxWindow)
+	}
+	if c.TFTP.MaxBlockSize != 0 && (c.TFTP.MaxBlockSize < 512 || c.TFTP.MaxBlockSize > 65464) {
+		bad(0, "tftp.max_blksize", "%d: want 512-65464", c.TFTP.MaxBlockSize)
+	}
+	if c.TFTP.Root != "" {
+		if st, err := os.Stat(c.TFTP.Root); err != nil || !st.IsDir() {
+			bad(0, "tftp.root", "%s is not a directory", c.TFTP.Root)
+		}
+	}
 
 	macs := map[string]int{}
 	ips := map[netip.Addr]int{}

@@ -1,0 +1,161 @@
+package tftp
+
+import (
+	"time"
+)
+
+// minRTO keeps the adaptive timer above scheduler noise even on loopback.
+const minRTO = 20 * time.Millisecond
+
+// action tells the driver what to put on the wire after an event.
+type action struct {
+	sendOACK   bool  // (re)send the OACK
+	from, to   int64 // (re)send DATA blocks [from, to), absolute 1-based block numbers
+	retransmit bool  // the packets were sent before (counts into metrics)
+	done       bool  // the final block was acknowledged: the transfer succeeded
+	timedOut   bool  // retries exhausted: send ERROR 0 "timeout" and drop the transfer
+}
+
+// sender is the pure state machine of one windowed read transfer (RFC 1350 + RFC 7440).
+// It knows nothing about sockets or wall clocks: the driver feeds it ACKs and timeouts
+// with the current time and sends what it returns. Block numbers are tracked as absolute
+// int64 values so that the 16-bit wire numbers may wrap freely.
+//
+// Unit 0 is the OACK (when options were accepted); units 1..nblocks are DATA blocks.
+type sender struct {
+	size    int64
+	blksize int
+	window  int
+	nblocks int64 // size/blksize + 1: the last block is always shorter than blksize
+
+	base int64 // first unacknowledged unit
+	next int64 // first unit after the current window
+
+	maxRTO  time.Duration // negotiated timeout or the server default; also the backoff cap
+	rto     time.Duration // current retransmit timeout
+	srtt    time.Duration
+	rttvar  time.Duration
+	haveRTT bool
+	retries int // allowed consecutive full-length timeouts
+	strikes int // consecutive timeouts that waited the full maxRTO
+
+	sentAt   time.Time // when the current window was sent
+	resent   bool      // the current window is a retransmission: no RTT sample (Karn)
+	deadline time.Time // when onTimeout is due
+
+	retransmits int64 // blocks resent, for logs and metrics
+}
+
+func newSender(size int64, blksize, window int, oack bool, timeout time.Duration, retries int) *sender {
+	s := &sender{
+		size:    size,
+		blksize: blksize,
+		window:  window,
+		nblocks: size/int64(blksize) + 1,
+		maxRTO:  timeout,
+		rto:     timeout,
+		retries: retries,
+		base:    1,
+	}
+	if oack {
+		s.base = 0
+	}
+	s.next = s.base
+	return s
+}
+
+// blockRange returns the byte range [off, end) of data block n (1-based).
+func (s *sender) blockRange(n int64) (off, end int64) {
+	off = (n - 1) * int64(s.blksize)
+	end = min(off+int64(s.blksize), s.size)
+	return off, end
+}
+
+// start returns the first packets of the transfer.
+func (s *sender) start(now time.Time) action {
+	return s.sendWindow(now, false)
+}
+
+// sendWindow (re)sends the window beginning at base.
+func (s *sender) sendWindow(now time.Time, retransmit bool) action {
+	s.sentAt = now
+	s.resent = retransmit
+	s.deadline = now.Add(s.rto)
+	if s.base == 0 {
+		// Nothing but the OACK until the client acknowledges it with ACK 0.
+		s.next = 1
+		return action{sendOACK: true, retransmit: retransmit}
+	}
+	to := min(s.base+int64(s.window), s.nblocks+1)
+	s.next = to
+	if retransmit {
+		s.retransmits += to - s.base
+	}
+	return action{from: s.base, to: to, retransmit: retransmit}
+}
+
+// onAck handles an ACK carrying wire block number blk.
+func (s *sender) onAck(now time.Time, blk uint16) action {
+	if s.next <= s.base {
+		return action{}
+	}
+	// Map the 16-bit number onto the outstanding range [base, next). A window holds at
+	// most 65535 units, so at most one absolute number in the range matches.
+	k := s.base + int64(blk-uint16(s.base))
+	if k >= s.next {
+		// A duplicate of the last acknowledged block, an older (stale) ACK, or one for a
+		// block never sent. Ignoring them is what prevents the Sorcerer's Apprentice syndrome.
+		return action{}
+	}
+	if !s.resent {
+		s.sample(now.Sub(s.sentAt))
+	}
+	s.strikes = 0
+	s.rto = s.currentRTO()
+	s.base = k + 1
+	if k == s.nblocks {
+		return action{done: true}
+	}
+	// RFC 7440: the next window starts right after the acknowledged block, whether the ACK
+	// closed the window or reported a gap in the middle of it.
+	return s.sendWindow(now, false)
+}
+
+// onTimeout handles expiry of the retransmit timer: resend the window from the first
+// unacknowledged block with a doubled timer. Only timeouts that waited the full
+// (negotiated or configured) timeout count against Retries, so the fast adaptive
+// retransmits cannot make a briefly stalled client lose its transfer.
+func (s *sender) onTimeout(now time.Time) action {
+	if s.rto >= s.maxRTO {
+		s.strikes++
+		if s.strikes > s.retries {
+			return action{timedOut: true}
+		}
+	}
+	s.rto = min(2*s.rto, s.maxRTO)
+	return s.sendWindow(now, true)
+}
+
+// sample folds one RTT measurement into srtt/rttvar (RFC 6298).
+func (s *sender) sample(r time.Duration) {
+	r = max(r, 0)
+	if !s.haveRTT {
+		s.srtt = r
+		s.rttvar = r / 2
+		s.haveRTT = true
+		return
+	}
+	d := s.srtt - r
+	if d < 0 {
+		d = -d
+	}
+	s.rttvar = (3*s.rttvar + d) / 4
+	s.srtt = (7*s.srtt + r) / 8
+}
+
+func (s *sender) currentRTO() time.Duration {
+	if !s.haveRTT {
+		return s.maxRTO
+	}
+	return min(max(s.srtt+4*s.rttvar, minRTO), s.maxRTO)
+}
