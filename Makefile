@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Integration tests share kernel objects (bpffs pins, veths): run packages one at a time.
 ITEST_PKGS := ./tests/... $(foreach d,bpf tftp control,$(if $(wildcard $(d)/*),./$(d)/...))
 
-.PHONY: help deps build xdp-pass dhcpgen generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean
+.PHONY: help deps build xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -49,10 +49,16 @@ lint: check-generated ## gofmt, go vet, staticcheck, generated BPF objects curre
 fuzz: ## run each fuzz target for a short while
 	@bash scripts/fuzz.sh
 
-bench: bench-dhcp ## every benchmark, side by side with the tools users would otherwise pick
+bench: bench-dhcp bench-tftp ## every benchmark, side by side with the tools users would otherwise pick
 
 bench-dhcp: deps build xdp-pass dhcpgen ## perfdhcp against netbootd, Kea and dnsmasq: highest rate with < 1% drops
 	@bash scripts/bench-dhcp.sh
+
+bench-tftp: deps build delayline ## atftp against netbootd's TFTP, atftpd, tftpd-hpa and dnsmasq: windows, RTT, storm, loss
+	@bash scripts/bench-tftp.sh
+
+delayline: # bench helper: RTT and loss between two namespaces through TUN devices (no netem here)
+	@if [ -d tests/delayline ]; then $(GO) build -trimpath -o bin/delayline ./tests/delayline; fi
 
 demo: deps build xdp-pass ## a lab rack in namespaces: netbootd attached, real DHCP clients, counters
 	@bash scripts/demo.sh
