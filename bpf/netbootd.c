@@ -203,7 +203,7 @@ int netbootd_xdp(struct xdp_md *ctx)
 	if ((void *)(udp + 1) > end || udp->dest != bpf_htons(67))
 		return XDP_PASS;
 	count(C_RX);
-	if (ip->ihl != 5 || (ip->frag_off & bpf_htons(0x3fff)))
+	if (ip->version != 4 || ip->ihl != 5 || (ip->frag_off & bpf_htons(0x3fff)))
 		return pass(C_PASS_IP);
 	struct bootp *bp = (void *)(udp + 1);
 	if ((void *)(bp + 1) > end)

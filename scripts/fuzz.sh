@@ -8,9 +8,17 @@ FUZZTIME=${FUZZTIME:-30s}
 targets=(
   "./control/dhcpd FuzzHandle"
   "./control/config FuzzParse"
+  "./tftp FuzzParsePacket"
 )
 for t in "${targets[@]}"; do
   read -r pkg name <<< "$t"
   echo "== $name ($pkg) for $FUZZTIME"
   go test -run '^$' -fuzz "^$name\$" -fuzztime "$FUZZTIME" "$pkg"
 done
+# The XDP program through BPF_PROG_TEST_RUN: needs root.
+if [ "$(id -u)" = 0 ]; then
+  echo "== FuzzXDP (./bpf, BPF_PROG_TEST_RUN) for $FUZZTIME"
+  go test -tags integration -run '^$' -fuzz '^FuzzXDP$' -fuzztime "$FUZZTIME" ./bpf
+else
+  echo "== FuzzXDP skipped: the XDP program runs only as root" >&2
+fi
