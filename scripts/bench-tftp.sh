@@ -57,7 +57,9 @@ servers=(netbootd atftpd tftpd-hpa dnsmasq)
 start_server() { # $1 kind
   case $1 in
     netbootd)
-      printf 'interface: {mode: proxy}\ntftp: {root: %s, max_window: 64}\n' "$root" > "$work/netbootd.yaml"
+      # The storm's clients share one address; in a rack each machine has its own, which is what
+      # the per-client cap (default 16) is for.
+      printf 'interface: {mode: proxy}\ntftp: {root: %s, max_window: 64, max_per_client: 256}\n' "$root" > "$work/netbootd.yaml"
       ip netns exec $S taskset -c $SERVER_CPU "$BIN" attach $SRV_IF --config "$work/netbootd.yaml" --xdp off \
         --state-dir "$work/state" --http-listen $SRV_IP:9181 > "$work/server.log" 2>&1 & ;;
     atftpd)

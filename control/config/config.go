@@ -53,11 +53,13 @@ type HTTP struct {
 
 // TFTP is the TFTP server's configuration.
 type TFTP struct {
-	Enabled      *bool  `yaml:"enabled"`     // default true
-	Root         string `yaml:"root"`        // files served by name; "" = only the iPXE binaries
-	IPXEDir      string `yaml:"ipxe_dir"`    // iPXE binaries served when root lacks them; default /usr/lib/ipxe (Debian's ipxe)
-	MaxWindow    int    `yaml:"max_window"`  // cap on RFC 7440 windowsize (default 64)
-	MaxBlockSize int    `yaml:"max_blksize"` // cap on blksize (default 1468: a 1500-byte MTU)
+	Enabled      *bool  `yaml:"enabled"`        // default true
+	Root         string `yaml:"root"`           // files served by name; "" = only the iPXE binaries
+	IPXEDir      string `yaml:"ipxe_dir"`       // iPXE binaries served when root lacks them; default /usr/lib/ipxe (Debian's ipxe)
+	MaxWindow    int    `yaml:"max_window"`     // cap on RFC 7440 windowsize (default 64)
+	MaxBlockSize int    `yaml:"max_blksize"`    // cap on blksize (default 1468: a 1500-byte MTU)
+	MaxTransfers int    `yaml:"max_transfers"`  // concurrent transfers (default 1024)
+	MaxPerClient int    `yaml:"max_per_client"` // concurrent transfers per client address (default 16)
 }
 
 // On reports whether the TFTP server runs (it does unless disabled).

@@ -117,6 +117,9 @@ func (c *Config) Validate() error {
 	if c.TFTP.MaxBlockSize != 0 && (c.TFTP.MaxBlockSize < 512 || c.TFTP.MaxBlockSize > 65464) {
 		bad(0, "tftp.max_blksize", "%d: want 512-65464", c.TFTP.MaxBlockSize)
 	}
+	if c.TFTP.MaxTransfers < 0 || c.TFTP.MaxPerClient < 0 {
+		bad(0, "tftp", "max_transfers and max_per_client must be positive")
+	}
 	if c.TFTP.Root != "" {
 		if st, err := os.Stat(c.TFTP.Root); err != nil || !st.IsDir() {
 			bad(0, "tftp.root", "%s is not a directory", c.TFTP.Root)
