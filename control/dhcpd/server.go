@@ -17,6 +17,7 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"github.com/netbootd/netbootd/control/config"
@@ -55,6 +56,8 @@ type Server struct {
 	drops    *prometheus.CounterVec
 	latency  prometheus.Histogram
 
+	debug bool // debug logging on: per-request lines
+
 	poolFullMu   sync.Mutex
 	poolFullLast map[string]time.Time
 }
@@ -79,7 +82,8 @@ func New(cfg Config) (*Server, error) {
 	if !proxy && cfg.Leases == nil {
 		return nil, errors.New("dhcpd: a lease store is required outside proxy mode")
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, raw: -1, poolFullLast: map[string]time.Time{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, raw: -1, poolFullLast: map[string]time.Time{},
+		debug: cfg.Logger.Enabled(context.Background(), slog.LevelDebug)}
 	s.h = handler{leases: cfg.Leases, log: cfg.Logger, now: time.Now, poolFull: s.poolFull}
 	if proxy {
 		s.h.leases = nil
@@ -203,17 +207,28 @@ func (s *Server) Run(ctx context.Context) error {
 	return err
 }
 
+// readBatch is how many requests one recvmmsg may return: under a storm one system call
+// fetches many (on a virtual machine each call is dear), when idle it returns one.
+const readBatch = 32
+
 func (s *Server) read(ctx context.Context, c *net.UDPConn) error {
 	port := uint16(c.LocalAddr().(*net.UDPAddr).Port)
+	pc := ipv4.NewPacketConn(c)
+	msgs := make([]ipv4.Message, readBatch)
+	bufs := make([]*[]byte, readBatch)
+	for i := range msgs {
+		bufs[i] = s.bufs.Get().(*[]byte)
+		msgs[i].Buffers = [][]byte{*bufs[i]}
+	}
+	defer func() {
+		for _, b := range bufs {
+			s.bufs.Put(b)
+		}
+	}()
 	for {
-		bp := s.bufs.Get().(*[]byte)
-		n, src, err := c.ReadFromUDPAddrPort(*bp)
+		n, err := pc.ReadBatch(msgs, 0)
 		if err != nil {
-			s.bufs.Put(bp)
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
 			var ne net.Error
@@ -222,16 +237,24 @@ func (s *Server) read(ctx context.Context, c *net.UDPConn) error {
 			}
 			return fmt.Errorf("dhcpd: read: %w", err)
 		}
-		if n > maxRequest {
-			s.bufs.Put(bp)
-			s.drops.WithLabelValues(dropMalformed).Inc()
-			continue
-		}
-		select {
-		case s.queue <- packet{buf: bp, n: n, src: src, port: port, at: time.Now()}:
-		default:
-			s.bufs.Put(bp)
-			s.drops.WithLabelValues(dropQueueFull).Inc()
+		now := time.Now()
+		for i := range n {
+			m := &msgs[i]
+			ua, _ := m.Addr.(*net.UDPAddr)
+			if m.N > maxRequest || ua == nil {
+				s.drops.WithLabelValues(dropMalformed).Inc()
+				continue
+			}
+			src := ua.AddrPort()
+			src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+			select {
+			case s.queue <- packet{buf: bufs[i], n: m.N, src: src, port: port, at: now}:
+				// The worker owns that buffer now: give the slot a fresh one.
+				bufs[i] = s.bufs.Get().(*[]byte)
+				m.Buffers[0] = *bufs[i]
+			default:
+				s.drops.WithLabelValues(dropQueueFull).Inc()
+			}
 		}
 	}
 }
@@ -249,7 +272,7 @@ func (s *Server) serve(p packet) {
 	resp, why := s.h.handle(s.state.Load(), req)
 	if resp == nil {
 		s.drops.WithLabelValues(why).Inc()
-		if why != dropNoReply {
+		if why != dropNoReply && s.debug {
 			s.log.Debug("no reply", "mac", req.mac.String(), "xid", msg.TransactionID.String(), "type", msg.MessageType().String(), "why", why)
 		}
 		return
@@ -261,7 +284,9 @@ func (s *Server) serve(p packet) {
 	}
 	s.replies.WithLabelValues(typeName(resp.msgType)).Inc()
 	s.latency.Observe(time.Since(p.at).Seconds())
-	s.log.Debug("reply", "mac", req.mac.String(), "xid", msg.TransactionID.String(), "type", resp.msgType.String())
+	if s.debug { // the arguments cost allocations even when the level is off
+		s.log.Debug("reply", "mac", req.mac.String(), "xid", msg.TransactionID.String(), "type", resp.msgType.String())
+	}
 }
 
 func (s *Server) send(r *response) error {
