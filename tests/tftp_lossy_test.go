@@ -1,0 +1,125 @@
+//go:build integration
+
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	pintftp "github.com/pin/tftp/v3"
+
+	"github.com/netbootd/netbootd/tests/netns"
+)
+
+// delayLine joins two new namespaces through tests/delayline (two TUN devices, a user-space
+// queue: this kernel has no netem): server 10.77.0.1 on dla, client 10.77.0.2 on dlb.
+func delayLine(t *testing.T, delay string, loss string) (server, client *netns.NS) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "delayline")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/netbootd/netbootd/tests/delayline").CombinedOutput(); err != nil {
+		t.Fatalf("build delayline: %v\n%s", err, out)
+	}
+	server, client = netns.New(t, "nbd"), netns.New(t, "nbd")
+	cmd := exec.Command(bin, "-a", server.Name(), "-ia", "dla", "-addr-a", "10.77.0.1/24",
+		"-b", client.Name(), "-ib", "dlb", "-addr-b", "10.77.0.2/24", "-delay", delay, "-loss", loss, "-seed", "7", "-t", "5m")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }) // before the namespaces go
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if sc.Text() == "delayline ready" {
+				ready <- true
+			}
+		}
+		ready <- false
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			t.Fatal("delayline exited before it was ready")
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("delayline not ready after 15s")
+	}
+	return server, client
+}
+
+// Under RTT and loss, real clients still get every file intact, and fast: the server
+// retransmits from the first unacknowledged block on an RTT-adapted timer.
+func TestTFTPUnderDelayAndLoss(t *testing.T) {
+	for _, tc := range []struct{ delay, loss string }{{"500us", "0.03"}, {"2500us", "0.01"}} {
+		t.Run("delay "+tc.delay+" loss "+tc.loss, func(t *testing.T) {
+			server, client := delayLine(t, tc.delay, tc.loss)
+			root := t.TempDir()
+			data := make([]byte, 1<<20+333)
+			_, _ = rand.Read(data)
+			if err := os.WriteFile(filepath.Join(root, "loader.efi"), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			want := sha256.Sum256(data)
+			d := startNetbootd(t, server, "dla", "10.77.0.1", "interface: {mode: proxy}\ntftp: {root: "+root+"}\n", "", goPath...)
+			out := t.TempDir()
+			for name, args := range map[string][]string{
+				"atftp windowsize 16": {"atftp", "--get", "-r", "loader.efi", "-l", filepath.Join(out, "a"), "--option", "blksize 1468", "--option", "windowsize 16", "10.77.0.1"},
+				"tftp-hpa":            {"tftp", "-m", "binary", "10.77.0.1", "-c", "get", "loader.efi", filepath.Join(out, "h")},
+			} {
+				start := time.Now()
+				if o, err := client.Exec("timeout", append([]string{"120"}, args...)...); err != nil {
+					t.Errorf("%s: %v\n%s", name, err, o)
+					continue
+				}
+				local := filepath.Join(out, "h")
+				if strings.HasPrefix(name, "atftp") {
+					local = filepath.Join(out, "a")
+				}
+				got, _ := os.ReadFile(local)
+				if sha256.Sum256(got) != want {
+					t.Errorf("%s: %d bytes, checksum differs", name, len(got))
+				}
+				t.Logf("%s: 1 MiB in %v", name, time.Since(start).Round(time.Millisecond))
+			}
+			// pin/tftp, an independent Go client, from inside the client namespace.
+			start := time.Now()
+			var buf bytes.Buffer
+			if err := client.Do(t, func() error {
+				c, err := pintftp.NewClient("10.77.0.1:69")
+				if err != nil {
+					return err
+				}
+				c.SetBlockSize(1468)
+				c.SetTimeout(300 * time.Millisecond) // pin waits out its timeout for every lost block
+				c.SetRetries(20)
+				wt, err := c.Receive("loader.efi", "octet")
+				if err != nil {
+					return err
+				}
+				_, err = wt.WriteTo(&buf)
+				return err
+			}); err != nil {
+				t.Errorf("pin/tftp: %v", err)
+			} else if sha256.Sum256(buf.Bytes()) != want {
+				t.Errorf("pin/tftp: %d bytes, checksum differs", buf.Len())
+			}
+			t.Logf("pin/tftp: 1 MiB in %v", time.Since(start).Round(time.Millisecond))
+			if n := d.metric("netbootd_tftp_retransmitted_blocks_total"); n == 0 {
+				t.Errorf("no retransmissions counted under %s loss", tc.loss)
+			}
+		})
+	}
+}
