@@ -98,7 +98,7 @@ func runAttach(c *cli.Context) error {
 	defer stop()
 
 	d, err := newDaemon(daemonConfig{
-		Iface: ifname, IfIndex: link.Attrs().Index, ServerIP: cfg.Interface.ServerIP, Conf: cfg,
+		Iface: ifname, IfIndex: link.Attrs().Index, MTU: link.Attrs().MTU, ServerIP: cfg.Interface.ServerIP, Conf: cfg,
 		StateDir: stateDir, HTTPListen: httpListen, XDP: xdpMode, PinDir: c.String("pin-dir"), ConfigPath: c.String("config"),
 	}, log, reg)
 	if err != nil {
@@ -110,6 +110,7 @@ func runAttach(c *cli.Context) error {
 type daemonConfig struct {
 	Iface      string
 	IfIndex    int
+	MTU        int
 	ServerIP   netip.Addr
 	Conf       *config.Config
 	StateDir   string
@@ -190,9 +191,14 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 	}
 
 	if conf.TFTP.On() {
+		// A block must fit the interface's MTU: IP (20), UDP (8) and TFTP (4) headers besides.
+		maxBlock := conf.TFTP.MaxBlockSize
+		if pathMax := cfg.MTU - 32; cfg.MTU > 0 && (maxBlock == 0 || maxBlock > pathMax) {
+			maxBlock = pathMax
+		}
 		d.tftp, err = tftp.New(tftp.Config{
 			Listen: netip.AddrPortFrom(cfg.ServerIP, 69).String(), Root: conf.TFTP.Root,
-			MaxWindow: conf.TFTP.MaxWindow, MaxBlockSize: conf.TFTP.MaxBlockSize,
+			MaxWindow: conf.TFTP.MaxWindow, MaxBlockSize: maxBlock,
 			MaxTransfers: conf.TFTP.MaxTransfers, MaxPerClient: conf.TFTP.MaxPerClient,
 		}, tftp.Deps{Logger: log.With("component", "tftp"), Registerer: reg})
 		if err != nil {
