@@ -90,6 +90,11 @@ ip netns exec nbdemo-guest-$id busybox udhcpc -i eth0 -f -q -n -t 4 -T 1 -s "$sc
 say "node03 (reserved) boots as UEFI x64 firmware would (vendor class PXEClient, arch 7): the control plane picks its boot file"
 ip netns exec nbdemo-node03-$id busybox udhcpc -i eth0 -f -q -n -t 4 -T 1 -s "$script" \
   -V PXEClient:Arch:00007:UNDI:003016 -x 0x5d:0007 2>/dev/null
+say "node03 fetches that file over TFTP with RFC 7440 windows (atftp, windowsize 16, blksize 1468)"
+ip -n nbdemo-node03-$id addr add 10.10.0.13/24 dev eth0
+t0=$(date +%s%N)
+ip netns exec nbdemo-node03-$id atftp --get -r snponly.efi -l "$work/snponly.efi" --option "windowsize 16" --option "blksize 1468" 10.10.0.1 2>/dev/null | sed 's/^/  /'
+echo "  got $(stat -c %s "$work/snponly.efi") bytes in $(( ($(date +%s%N) - t0) / 1000000 )) ms, $(cmp -s "$work/snponly.efi" /usr/lib/ipxe/snponly.efi && echo identical to || echo DIFFERENT from) /usr/lib/ipxe/snponly.efi"
 say "guest again, as iPXE (user class iPXE): it is sent to its script, not to iPXE again"
 ip netns exec nbdemo-guest-$id busybox udhcpc -i eth0 -f -q -n -t 4 -T 1 -s "$script" \
   -V PXEClient:Arch:00000:UNDI:002001 -x 0x4d:69505845 2>/dev/null
@@ -101,7 +106,7 @@ ip netns exec $SRV "$BIN" leases --server 10.10.0.1:8080 | sed 's/^/  /'
 say "the XDP fast path (netbootd status sv0, read from its pins)"
 ip netns exec $SRV "$BIN" status --pin-dir "$pins" sv0 | sed 's/^/  /'
 say "server counters (GET /metrics)"
-ip netns exec $SRV curl -sf http://10.10.0.1:8080/metrics | grep -E '^netbootd_(dhcp|lease|xdp)_' | grep -v '_bucket' | sed 's/^/  /'
+ip netns exec $SRV curl -sf http://10.10.0.1:8080/metrics | grep -E '^netbootd_(dhcp|lease|xdp|tftp)_' | grep -v '_bucket' | sed 's/^/  /'
 say "kill -9 the daemon: the pinned program keeps answering node01"
 kill -9 $pid; wait $pid 2>/dev/null || true; pid=
 ip netns exec nbdemo-node01-$id busybox udhcpc -i eth0 -f -q -n -t 4 -T 1 -s "$script" 2>/dev/null
