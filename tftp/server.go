@@ -27,6 +27,10 @@ type Config struct {
 	MaxTransfers int           // concurrent transfers (default 1024); over: error 0 "server busy"
 	MaxPerClient int           // per client IP (default 16)
 	CacheBytes   int64         // memory cache budget for file contents (default 256 MiB)
+	// SinglePort runs every transfer on the listening port instead of a new one per transfer
+	// (the RFC 1350 TID rule): for clients behind NAT or a Kubernetes Service, where only
+	// port 69 is reachable. ACKs are routed to their transfer by the client's address.
+	SinglePort bool
 }
 
 // Deps are the server's collaborators.
@@ -251,6 +255,18 @@ func (s *Server) dispatch(ctx context.Context, b []byte, src netip.AddrPort, dst
 	if !src.IsValid() || src.Port() == 0 {
 		return
 	}
+	if s.cfg.SinglePort && len(b) >= 2 && b[0] == 0 && (uint16(b[1]) == opACK || uint16(b[1]) == opERROR) {
+		s.mu.Lock()
+		pt := s.peers[src]
+		s.mu.Unlock()
+		if pt != nil {
+			select {
+			case pt.inbox <- append([]byte(nil), b...):
+			default: // the transfer is behind: as if the packet were lost
+			}
+			return
+		}
+	}
 	p, err := parsePacket(b)
 	switch {
 	case err == nil && p.Op == opRRQ:
@@ -278,6 +294,9 @@ func (s *Server) dispatch(ctx context.Context, b []byte, src netip.AddrPort, dst
 	}
 	tctx, cancel := context.WithCancel(ctx)
 	pt := &peerTransfer{rrq: string(b), cancel: cancel}
+	if s.cfg.SinglePort {
+		pt.inbox = make(chan []byte, 64)
+	}
 	if msg := s.acquire(src, pt); msg != "" {
 		cancel()
 		if msg == "duplicate" {
@@ -296,7 +315,7 @@ func (s *Server) dispatch(ctx context.Context, b []byte, src netip.AddrPort, dst
 		defer s.m.active.Dec()
 		defer s.release(src, pt)
 		defer cancel()
-		s.serve(tctx, p, src, dst)
+		s.serve(tctx, p, src, dst, pt.inbox)
 	}()
 }
 
@@ -304,6 +323,7 @@ func (s *Server) dispatch(ctx context.Context, b []byte, src netip.AddrPort, dst
 type peerTransfer struct {
 	rrq    string // the request, to recognise its retransmissions
 	cancel context.CancelFunc
+	inbox  chan []byte // single-port mode: the client's packets, routed by the listener
 }
 
 // acquire reserves a transfer slot for src, or returns why not. An identical RRQ from
@@ -343,7 +363,7 @@ func (s *Server) release(src netip.AddrPort, pt *peerTransfer) {
 }
 
 // serve runs one read transfer from its own socket (a new TID, RFC 1350 section 4).
-func (s *Server) serve(ctx context.Context, req packet, peer netip.AddrPort, dst netip.Addr) {
+func (s *Server) serve(ctx context.Context, req packet, peer netip.AddrPort, dst netip.Addr, inbox chan []byte) {
 	begin := time.Now()
 	log := s.log.With("file", req.Filename, "peer", peer.String())
 	fail := func(reason string, err error) {
@@ -376,22 +396,22 @@ func (s *Server) serve(ctx context.Context, req packet, peer netip.AddrPort, dst
 	if !local.IsValid() || local.IsUnspecified() {
 		local = s.local
 	}
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)))
-	if err != nil && local != s.local {
-		// The request's destination is not bindable (a broadcast address): use the listener's.
-		local = s.local
-		conn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)))
+	var t *connTransfer
+	if inbox != nil { // single-port mode: send from the listener, read what it routes here
+		t = newConnTransfer(s.conn, peer, s.local, c, prm)
+		t.inbox = inbox
+	} else {
+		conn, err := s.transferSocket(local)
+		if err != nil {
+			s.replyError(peer, dst, errNotDefined, "server error")
+			fail("io_error", err)
+			return
+		}
+		defer conn.Close()
+		stop := context.AfterFunc(ctx, func() { conn.Close() })
+		defer stop()
+		t = newConnTransfer(conn, peer, local, c, prm)
 	}
-	if err != nil {
-		s.replyError(peer, dst, errNotDefined, "server error")
-		fail("io_error", err)
-		return
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-
-	t := newConnTransfer(conn, peer, local, c, prm)
 	timeout := prm.timeout
 	if timeout == 0 {
 		timeout = s.cfg.Timeout
@@ -416,6 +436,16 @@ func (s *Server) serve(ctx context.Context, req packet, peer netip.AddrPort, dst
 		"duration", time.Since(begin), "retransmits", retx)
 }
 
+// transferSocket opens a transfer's own socket (its TID) on the address the request came to.
+func (s *Server) transferSocket(local netip.Addr) (*net.UDPConn, error) {
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)))
+	if err != nil && local != s.local {
+		// The request's destination is not bindable (a broadcast address): use the listener's.
+		conn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(s.local, 0)))
+	}
+	return conn, err
+}
+
 // batchWriter is ipv4.PacketConn or ipv6.PacketConn: sendmmsg on Linux.
 type batchWriter interface {
 	WriteBatch(ms []ipv4.Message, flags int) (int, error)
@@ -437,6 +467,7 @@ type connTransfer struct {
 	msgs  []ipv4.Message
 	bufs  [][]byte // per-slot block storage, only for streamed contents
 	rbuf  []byte
+	inbox chan []byte // single-port mode: packets come from here, not from conn
 }
 
 func newConnTransfer(conn *net.UDPConn, peer netip.AddrPort, local netip.Addr, c content, prm params) *connTransfer {
@@ -488,10 +519,7 @@ func (t *connTransfer) run(ctx context.Context, snd *sender, m *metrics) (string
 			return "io_error", err
 		}
 		a = action{}
-		if err := t.conn.SetReadDeadline(snd.deadline); err != nil {
-			return "io_error", err
-		}
-		n, from, err := t.conn.ReadFromUDPAddrPort(t.rbuf)
+		pkt, from, err := t.recv(ctx, snd.deadline)
 		if err != nil {
 			if ctx.Err() != nil {
 				return "canceled", ctx.Err()
@@ -513,7 +541,7 @@ func (t *connTransfer) run(ctx context.Context, snd *sender, m *metrics) (string
 			t.sendError(net.UDPAddrFromAddrPort(from), errUnknownTID, "unknown transfer ID")
 			continue
 		}
-		p, err := parsePacket(t.rbuf[:n])
+		p, err := parsePacket(pkt)
 		if err != nil {
 			continue // garbage from the peer; wait for a proper ACK or the timer
 		}
@@ -529,6 +557,35 @@ func (t *connTransfer) run(ctx context.Context, snd *sender, m *metrics) (string
 			t.sendError(t.paddr, errIllegalOp, "illegal TFTP operation")
 			return "bad_request", fmt.Errorf("unexpected opcode %d", p.Op)
 		}
+	}
+}
+
+// errInboxTimeout is recv's timeout in single-port mode, shaped like a socket's.
+type errInboxTimeout struct{}
+
+func (errInboxTimeout) Error() string   { return "i/o timeout" }
+func (errInboxTimeout) Timeout() bool   { return true }
+func (errInboxTimeout) Temporary() bool { return true }
+
+// recv waits until deadline for the client's next packet: from the transfer's own socket, or
+// in single-port mode from what the listener routed to it.
+func (t *connTransfer) recv(ctx context.Context, deadline time.Time) ([]byte, netip.AddrPort, error) {
+	if t.inbox == nil {
+		if err := t.conn.SetReadDeadline(deadline); err != nil {
+			return nil, netip.AddrPort{}, err
+		}
+		n, from, err := t.conn.ReadFromUDPAddrPort(t.rbuf)
+		return t.rbuf[:n], from, err
+	}
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case b := <-t.inbox:
+		return b, t.peer, nil
+	case <-timer.C:
+		return nil, netip.AddrPort{}, errInboxTimeout{}
+	case <-ctx.Done():
+		return nil, netip.AddrPort{}, net.ErrClosed
 	}
 }
 

@@ -710,3 +710,58 @@ func TestWildcardListener(t *testing.T) {
 		t.Fatalf("got %+v from %v", p, from)
 	}
 }
+
+// In single-port mode every packet of a transfer comes from the listening port (what NAT and a
+// Kubernetes Service let through), and concurrent transfers are kept apart by client address.
+func TestSinglePort(t *testing.T) {
+	srv := startServer(t, Config{SinglePort: true})
+	data := randomData(3<<20+17, 11)
+	srv.AddFile("big.img", data)
+	small := randomData(700, 12)
+	srv.AddFile("small", small)
+
+	// A raw client: the first DATA must come from the server's own port.
+	raddr, _ := net.ResolveUDPAddr("udp", srv.addr)
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.WriteToUDP([]byte("\x00\x01small\x00octet\x00"), raddr); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 600)
+	n, from, err := c.ReadFromUDP(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if from.Port != raddr.Port || n != 4+512 || buf[1] != 3 {
+		t.Fatalf("first DATA from port %d (listener %d), %d bytes, opcode %d", from.Port, raddr.Port, n, buf[1])
+	}
+
+	// Several pin/tftp clients at once, each from its own port, all intact.
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl := pinClient(t, srv.addr)
+			cl.SetBlockSize(1468)
+			wt, err := cl.Receive("big.img", "octet")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			var b bytes.Buffer
+			if _, err := wt.WriteTo(&b); err != nil {
+				t.Error(err)
+				return
+			}
+			if sha256.Sum256(b.Bytes()) != sha256.Sum256(data) {
+				t.Errorf("client %d: %d bytes, checksum differs", i, b.Len())
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -199,7 +199,7 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 		d.tftp, err = tftp.New(tftp.Config{
 			Listen: netip.AddrPortFrom(cfg.ServerIP, 69).String(), Root: conf.TFTP.Root,
 			MaxWindow: conf.TFTP.MaxWindow, MaxBlockSize: maxBlock,
-			MaxTransfers: conf.TFTP.MaxTransfers, MaxPerClient: conf.TFTP.MaxPerClient,
+			MaxTransfers: conf.TFTP.MaxTransfers, MaxPerClient: conf.TFTP.MaxPerClient, SinglePort: conf.TFTP.SinglePort,
 		}, tftp.Deps{Logger: log.With("component", "tftp"), Registerer: reg})
 		if err != nil {
 			return nil, err

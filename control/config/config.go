@@ -60,6 +60,7 @@ type TFTP struct {
 	MaxBlockSize int    `yaml:"max_blksize"`    // cap on blksize (default 1468: a 1500-byte MTU)
 	MaxTransfers int    `yaml:"max_transfers"`  // concurrent transfers (default 1024)
 	MaxPerClient int    `yaml:"max_per_client"` // concurrent transfers per client address (default 16)
+	SinglePort   bool   `yaml:"single_port"`    // every transfer on port 69 (NAT, Kubernetes Services)
 }
 
 // On reports whether the TFTP server runs (it does unless disabled).
