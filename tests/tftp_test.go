@@ -153,3 +153,28 @@ func TestTFTPServesIPXEBinaries(t *testing.T) {
 		t.Errorf("undionly.kpxe: %d bytes, want the %d of /usr/lib/ipxe", len(got), len(want))
 	}
 }
+
+// With an upload directory, tftp-hpa's put stores a new file intact; the same name again is refused.
+func TestTFTPUpload(t *testing.T) {
+	r := newRack(t)
+	up := t.TempDir()
+	startNetbootd(t, r.server, "sv0", "10.10.0.1", rackConfig+"tftp: {upload_dir: "+up+"}\n", "", goPath...)
+	c := r.client(t, "02:00:00:00:08:02")
+	c.Run(t, "ip", "addr", "add", "10.10.0.51/24", "dev", "eth0")
+	data := make([]byte, 300<<10+5)
+	_, _ = rand.Read(data)
+	local := filepath.Join(t.TempDir(), "dmesg.log")
+	if err := os.WriteFile(local, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := c.Exec("tftp", "-m", "binary", "10.10.0.1", "-c", "put", local, "node02-dmesg.log"); err != nil || strings.Contains(strings.ToLower(o), "error") {
+		t.Fatalf("tftp put: %v\n%s", err, o)
+	}
+	got, err := os.ReadFile(filepath.Join(up, "node02-dmesg.log"))
+	if err != nil || sha256.Sum256(got) != sha256.Sum256(data) {
+		t.Fatalf("uploaded file: %d bytes, %v", len(got), err)
+	}
+	if o, _ := c.Exec("tftp", "-m", "binary", "10.10.0.1", "-c", "put", local, "node02-dmesg.log"); !strings.Contains(strings.ToLower(o), "exists") {
+		t.Errorf("second upload of the same name not refused:\n%s", o)
+	}
+}

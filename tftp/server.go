@@ -31,6 +31,10 @@ type Config struct {
 	// (the RFC 1350 TID rule): for clients behind NAT or a Kubernetes Service, where only
 	// port 69 is reachable. ACKs are routed to their transfer by the client's address.
 	SinglePort bool
+	// UploadDir accepts write requests (WRQ) into this directory: new files only, at most
+	// MaxUpload bytes (default 64 MiB). "" refuses every write.
+	UploadDir string
+	MaxUpload int64
 }
 
 // Deps are the server's collaborators.
@@ -67,6 +71,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = time.Second
+	}
+	if cfg.MaxUpload == 0 {
+		cfg.MaxUpload = 64 << 20
 	}
 	if cfg.Retries == 0 {
 		cfg.Retries = 5
@@ -270,6 +277,27 @@ func (s *Server) dispatch(ctx context.Context, b []byte, src netip.AddrPort, dst
 	p, err := parsePacket(b)
 	switch {
 	case err == nil && p.Op == opRRQ:
+	case err == nil && p.Op == opWRQ && s.cfg.UploadDir != "":
+		tctx, cancel := context.WithCancel(ctx)
+		pt := &peerTransfer{rrq: string(b), cancel: cancel}
+		if msg := s.acquire(src, pt); msg != "" {
+			cancel()
+			if msg != "duplicate" {
+				s.replyError(src, dst, errNotDefined, msg)
+			}
+			return
+		}
+		s.m.started.Inc()
+		s.m.active.Inc()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.m.active.Dec()
+			defer s.release(src, pt)
+			defer cancel()
+			s.receive(tctx, p, src, dst)
+		}()
+		return
 	case err == nil && p.Op == opWRQ:
 		s.m.failed.WithLabelValues("write_request").Inc()
 		s.replyError(src, dst, errAccessViolation, "writes are not supported")

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -764,4 +765,64 @@ func TestSinglePort(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// Write requests land in UploadDir only: new names, within the size limit, never outside it,
+// and a failed upload leaves nothing behind.
+func TestUploads(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, Config{UploadDir: dir, MaxUpload: 100 << 10})
+	send := func(name string, data []byte) error {
+		c := pinClient(t, srv.addr)
+		c.SetBlockSize(1468)
+		rf, err := c.Send(name, "octet")
+		if err != nil {
+			return err
+		}
+		_, err = rf.ReadFrom(bytes.NewReader(data))
+		return err
+	}
+	data := randomData(50<<10+3, 21)
+	if err := send("report.bin", data); err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "report.bin"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("uploaded file: %d bytes, %v", len(got), err)
+	}
+	if err := send("report.bin", data); err == nil {
+		t.Errorf("an existing file was overwritten")
+	}
+	for _, name := range []string{"../escape.bin", "/../../escape.bin", "a/../../escape.bin"} {
+		if err := send(name, []byte("x")); err == nil {
+			t.Errorf("%q accepted", name)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(dir), "escape.bin")); err == nil {
+		t.Errorf("a file was written outside the upload directory")
+	}
+	if err := send("big.bin", randomData(200<<10, 22)); err == nil {
+		t.Errorf("an upload over the limit was accepted")
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		names := []string{}
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("upload directory holds %v, want only report.bin", names)
+	}
+}
+
+// Without UploadDir every write is refused with a clear error.
+func TestWritesRefusedByDefault(t *testing.T) {
+	srv := startServer(t, Config{})
+	c := pinClient(t, srv.addr)
+	rf, err := c.Send("x", "octet")
+	if err == nil {
+		_, err = rf.ReadFrom(bytes.NewReader([]byte("data")))
+	}
+	if err == nil || !strings.Contains(err.Error(), "writes are not supported") {
+		t.Errorf("write without an upload directory: %v", err)
+	}
 }

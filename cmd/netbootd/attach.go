@@ -200,6 +200,7 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 			Listen: netip.AddrPortFrom(cfg.ServerIP, 69).String(), Root: conf.TFTP.Root,
 			MaxWindow: conf.TFTP.MaxWindow, MaxBlockSize: maxBlock,
 			MaxTransfers: conf.TFTP.MaxTransfers, MaxPerClient: conf.TFTP.MaxPerClient, SinglePort: conf.TFTP.SinglePort,
+			UploadDir: conf.TFTP.UploadDir, MaxUpload: conf.TFTP.MaxUpload,
 		}, tftp.Deps{Logger: log.With("component", "tftp"), Registerer: reg})
 		if err != nil {
 			return nil, err

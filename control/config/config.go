@@ -61,6 +61,8 @@ type TFTP struct {
 	MaxTransfers int    `yaml:"max_transfers"`  // concurrent transfers (default 1024)
 	MaxPerClient int    `yaml:"max_per_client"` // concurrent transfers per client address (default 16)
 	SinglePort   bool   `yaml:"single_port"`    // every transfer on port 69 (NAT, Kubernetes Services)
+	UploadDir    string `yaml:"upload_dir"`     // accepts uploads (WRQ) of new files here; "" refuses writes
+	MaxUpload    int64  `yaml:"max_upload"`     // bytes per upload (default 64 MiB)
 }
 
 // On reports whether the TFTP server runs (it does unless disabled).

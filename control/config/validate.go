@@ -120,6 +120,14 @@ func (c *Config) Validate() error {
 	if c.TFTP.MaxTransfers < 0 || c.TFTP.MaxPerClient < 0 {
 		bad(0, "tftp", "max_transfers and max_per_client must be positive")
 	}
+	if c.TFTP.UploadDir != "" {
+		if st, err := os.Stat(c.TFTP.UploadDir); err != nil || !st.IsDir() {
+			bad(0, "tftp.upload_dir", "%s is not a directory", c.TFTP.UploadDir)
+		}
+	}
+	if c.TFTP.MaxUpload < 0 {
+		bad(0, "tftp.max_upload", "%d: must be positive", c.TFTP.MaxUpload)
+	}
 	if c.TFTP.Root != "" {
 		if st, err := os.Stat(c.TFTP.Root); err != nil || !st.IsDir() {
 			bad(0, "tftp.root", "%s is not a directory", c.TFTP.Root)
