@@ -108,6 +108,9 @@ func TestTFTPRealClients(t *testing.T) {
 	if n := r.d.metric("netbootd_tftp_transfers_completed_total"); n < 20 {
 		t.Errorf("netbootd_tftp_transfers_completed_total = %v", n)
 	}
+	if n := r.d.metric("netbootd_tftp_file_transfers_total", `file="boot/loader.efi"`); n < 4 {
+		t.Errorf("netbootd_tftp_file_transfers_total{file=boot/loader.efi} = %v, want 4", n)
+	}
 	if n := r.d.metric("netbootd_tftp_negotiated_windowsize_count"); n < 1 {
 		t.Errorf("no windowsize negotiated")
 	}

@@ -459,6 +459,9 @@ func (s *Server) serve(ctx context.Context, req packet, peer netip.AddrPort, dst
 		return
 	}
 	s.m.completed.Inc()
+	if name, err := cleanPath(req.Filename); err == nil {
+		s.m.perFile.WithLabelValues(name).Inc()
+	}
 	log.Info("tftp: transfer complete",
 		"bytes", c.Size(), "blksize", prm.blksize, "windowsize", prm.window,
 		"duration", time.Since(begin), "retransmits", retx)
@@ -669,6 +672,9 @@ type metrics struct {
 	failed                                   *prometheus.CounterVec
 	active                                   prometheus.Gauge
 	blksize, window                          prometheus.Histogram
+	// perFile counts completed downloads by file: only files that exist and were served
+	// completely get a label, so the label set stays as small as the tree served.
+	perFile *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -691,12 +697,14 @@ func newMetrics() *metrics {
 		window: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "netbootd_tftp_negotiated_windowsize", Help: "Window size of each transfer.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 1024}}),
+		perFile: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "netbootd_tftp_file_transfers_total", Help: "Completed TFTP downloads, by file."}, []string{"file"}),
 	}
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{m.started, m.completed, m.failed, m.bytes,
-		m.retransmitted, m.active, m.blksize, m.window} {
+		m.retransmitted, m.active, m.blksize, m.window, m.perFile} {
 		if err := r.Register(c); err != nil {
 			return err
 		}
