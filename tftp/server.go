@@ -278,25 +278,7 @@ func (s *Server) dispatch(ctx context.Context, b []byte, src netip.AddrPort, dst
 	switch {
 	case err == nil && p.Op == opRRQ:
 	case err == nil && p.Op == opWRQ && s.cfg.UploadDir != "":
-		tctx, cancel := context.WithCancel(ctx)
-		pt := &peerTransfer{rrq: string(b), cancel: cancel}
-		if msg := s.acquire(src, pt); msg != "" {
-			cancel()
-			if msg != "duplicate" {
-				s.replyError(src, dst, errNotDefined, msg)
-			}
-			return
-		}
-		s.m.started.Inc()
-		s.m.active.Inc()
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer s.m.active.Dec()
-			defer s.release(src, pt)
-			defer cancel()
-			s.receive(tctx, p, src, dst)
-		}()
+		s.start(ctx, b, p, src, dst, nil, func(tctx context.Context, _ chan []byte) { s.receive(tctx, p, src, dst) })
 		return
 	case err == nil && p.Op == opWRQ:
 		s.m.failed.WithLabelValues("write_request").Inc()
@@ -320,15 +302,23 @@ func (s *Server) dispatch(ctx context.Context, b []byte, src netip.AddrPort, dst
 		s.replyError(src, dst, errIllegalOp, "unsupported mode "+p.Mode)
 		return
 	}
-	tctx, cancel := context.WithCancel(ctx)
-	pt := &peerTransfer{rrq: string(b), cancel: cancel}
+	var inbox chan []byte
 	if s.cfg.SinglePort {
-		pt.inbox = make(chan []byte, 64)
+		inbox = make(chan []byte, 64)
 	}
+	s.start(ctx, b, p, src, dst, inbox, func(tctx context.Context, inbox chan []byte) { s.serve(tctx, p, src, dst, inbox) })
+}
+
+// start takes a transfer slot for src and runs the transfer in its own goroutine, or answers
+// why not. An identical request while one runs is a retransmission: ignored.
+func (s *Server) start(ctx context.Context, b []byte, p packet, src netip.AddrPort, dst netip.Addr,
+	inbox chan []byte, run func(context.Context, chan []byte)) {
+	tctx, cancel := context.WithCancel(ctx)
+	pt := &peerTransfer{rrq: string(b), cancel: cancel, inbox: inbox}
 	if msg := s.acquire(src, pt); msg != "" {
 		cancel()
 		if msg == "duplicate" {
-			return // a retransmitted RRQ; the running transfer will retransmit on its own
+			return
 		}
 		s.m.failed.WithLabelValues("busy").Inc()
 		s.log.Info("tftp: refused", "file", p.Filename, "peer", src.String(), "reason", msg)
@@ -343,7 +333,7 @@ func (s *Server) dispatch(ctx context.Context, b []byte, src netip.AddrPort, dst
 		defer s.m.active.Dec()
 		defer s.release(src, pt)
 		defer cancel()
-		s.serve(tctx, p, src, dst, pt.inbox)
+		run(tctx, inbox)
 	}()
 }
 
