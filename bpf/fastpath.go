@@ -23,6 +23,9 @@ import (
 // DefaultPinRoot is where every interface's objects are pinned unless configured otherwise.
 const DefaultPinRoot = "/sys/fs/bpf/netbootd"
 
+// pinnedMaps are the maps a restarted daemon adopts (the program's .bss is not one of them).
+var pinnedMaps = []string{netbootdMapConfig, netbootdMapCounters, netbootdMapReservations, netbootdMapEvents}
+
 // bpffsMagic is the statfs type of a bpf filesystem.
 const bpffsMagic = 0xcafe4a11
 
@@ -113,7 +116,7 @@ func Attach(cfg Config) (*FastPath, error) {
 	if cfg.MaxReservations > 0 {
 		spec.Maps[netbootdMapReservations].MaxEntries = uint32(cfg.MaxReservations)
 	}
-	for _, name := range []string{netbootdMapConfig, netbootdMapCounters, netbootdMapReservations, netbootdMapEvents} {
+	for _, name := range pinnedMaps {
 		spec.Maps[name].Pinning = ebpf.PinByName // what a restarted daemon adopts
 	}
 	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: f.pinDir}}
@@ -229,7 +232,7 @@ func Detach(pinRoot, iface string) error {
 }
 
 func removeMapPins(dir string) {
-	for _, name := range []string{netbootdMapConfig, netbootdMapCounters, netbootdMapReservations, netbootdMapEvents} {
+	for _, name := range pinnedMaps {
 		_ = os.Remove(filepath.Join(dir, name))
 	}
 }

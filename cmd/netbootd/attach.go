@@ -182,12 +182,13 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 		if cfg.XDP == bpf.ModeAuto && d.fast.Mode() == bpf.ModeGeneric {
 			log.Warn("native XDP is not available on this interface: the fast path runs in generic (skb) mode")
 		}
-		if err := d.fast.Sync(fastEntries(d.dhcp.FastReservations())); err != nil {
+		entries := d.dhcp.FastReservations()
+		if err := d.fast.Sync(entries); err != nil {
 			return nil, fmt.Errorf("xdp fast path: load reservations: %w", err)
 		}
 		reg.MustRegister(bpf.NewCollector(d.fast))
 		log.Info("xdp fast path attached", "mode", d.fast.Mode().String(), "adopted_pinned", d.fast.Adopted(), "pins", d.fast.PinDir(),
-			"reservations", len(d.dhcp.FastReservations()))
+			"reservations", len(entries))
 	}
 
 	if conf.TFTP.On() {
@@ -289,7 +290,7 @@ func (d *daemon) reload() error {
 	}
 	if d.fast != nil {
 		// The Go path answers the new set already; the maps follow, upserts before removals.
-		if err := d.fast.Sync(fastEntries(d.dhcp.FastReservations())); err != nil {
+		if err := d.fast.Sync(d.dhcp.FastReservations()); err != nil {
 			return fmt.Errorf("xdp maps: %w", err)
 		}
 	}
@@ -387,14 +388,6 @@ func httpBase(listen string, serverIP netip.Addr) string {
 		return "http://" + serverIP.String()
 	}
 	return "http://" + net.JoinHostPort(serverIP.String(), port)
-}
-
-func fastEntries(rs []dhcpd.FastReservation) []bpf.Entry {
-	out := make([]bpf.Entry, len(rs))
-	for i, r := range rs {
-		out[i] = bpf.Entry{MAC: r.MAC, IP: r.IP, Subnet: r.Subnet, Area: r.Area, OnRequest: r.OnRequest}
-	}
-	return out
 }
 
 // serveIPXE registers the iPXE binaries of dir (Debian's ipxe package) as TFTP files, unless the

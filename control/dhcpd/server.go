@@ -294,7 +294,7 @@ func (s *Server) send(r *response) error {
 		_, err := s.conns[0].WriteToUDPAddrPort(r.payload, r.udp)
 		return err
 	}
-	frame := ipUDP(nil, s.state.Load().serverIP, r.rawIP, 67, 68, r.payload)
+	frame := ipUDP(nil, s.cfg.ServerIP, r.rawIP, 67, 68, r.payload)
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: s.cfg.IfIndex, Halen: 6}
 	copy(sa.Addr[:], r.rawMAC)
 	return unix.Sendto(s.raw, frame, 0, sa)

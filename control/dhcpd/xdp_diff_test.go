@@ -19,7 +19,7 @@ import (
 // byte-identical DHCP payloads: one renderer, two paths (DESIGN.md, "One source of truth").
 func TestXDPAndGoPathSendTheSameReply(t *testing.T) {
 	f := newFixture(t, testConfig)
-	prog, err := bpf.LoadForTest(serverIP, net.HardwareAddr{2, 0x5e, 0, 0, 0, 1}, fastEntries(f.st.fastReservations()))
+	prog, err := bpf.LoadForTest(serverIP, net.HardwareAddr{2, 0x5e, 0, 0, 0, 1}, f.st.fastReservations())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,14 +70,6 @@ func mustParse(t *testing.T, b []byte) *dhcpv4.DHCPv4 {
 		t.Fatal(err)
 	}
 	return m
-}
-
-func fastEntries(rs []FastReservation) []bpf.Entry {
-	var out []bpf.Entry
-	for _, r := range rs {
-		out = append(out, bpf.Entry{MAC: r.MAC, IP: r.IP, Subnet: r.Subnet, Area: r.Area, OnRequest: r.OnRequest})
-	}
-	return out
 }
 
 // runXDP sends m in a minimal Ethernet/IPv4/UDP frame through the program and returns the
