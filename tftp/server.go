@@ -410,24 +410,18 @@ func (s *Server) serve(ctx context.Context, req packet, peer netip.AddrPort, dst
 		fail("bad_option", err)
 		return
 	}
-	local := dst
-	if !local.IsValid() || local.IsUnspecified() {
-		local = s.local
-	}
 	var t *connTransfer
 	if inbox != nil { // single-port mode: send from the listener, read what it routes here
 		t = newConnTransfer(s.conn, peer, s.local, c, prm)
 		t.inbox = inbox
 	} else {
-		conn, err := s.transferSocket(local)
+		conn, local, err := s.transferSocket(ctx, dst)
 		if err != nil {
 			s.replyError(peer, dst, errNotDefined, "server error")
 			fail("io_error", err)
 			return
 		}
 		defer conn.Close()
-		stop := context.AfterFunc(ctx, func() { conn.Close() })
-		defer stop()
 		t = newConnTransfer(conn, peer, local, c, prm)
 	}
 	timeout := prm.timeout
@@ -457,14 +451,25 @@ func (s *Server) serve(ctx context.Context, req packet, peer netip.AddrPort, dst
 		"duration", time.Since(begin), "retransmits", retx)
 }
 
-// transferSocket opens a transfer's own socket (its TID) on the address the request came to.
-func (s *Server) transferSocket(local netip.Addr) (*net.UDPConn, error) {
+// transferSocket opens a transfer's own socket (its TID) on the address the request came to,
+// closed when ctx ends (shutdown, or a request that supersedes it). It returns the local
+// address it bound, which decides how the transfer sends.
+func (s *Server) transferSocket(ctx context.Context, dst netip.Addr) (*net.UDPConn, netip.Addr, error) {
+	local := dst
+	if !local.IsValid() || local.IsUnspecified() {
+		local = s.local
+	}
 	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)))
 	if err != nil && local != s.local {
 		// The request's destination is not bindable (a broadcast address): use the listener's.
-		conn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(s.local, 0)))
+		local = s.local
+		conn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)))
 	}
-	return conn, err
+	if err != nil {
+		return nil, local, err
+	}
+	context.AfterFunc(ctx, func() { conn.Close() })
+	return conn, local, nil
 }
 
 // batchWriter is ipv4.PacketConn or ipv6.PacketConn: sendmmsg on Linux.

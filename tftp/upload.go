@@ -66,19 +66,13 @@ func (s *Server) receive(ctx context.Context, req packet, peer netip.AddrPort, d
 		fail("bad_option", err)
 		return
 	}
-	local := dst
-	if !local.IsValid() || local.IsUnspecified() {
-		local = s.local
-	}
-	conn, err := s.transferSocket(local)
+	conn, _, err := s.transferSocket(ctx, dst)
 	if err != nil {
 		s.replyError(peer, dst, errNotDefined, "server error")
 		fail("io_error", err)
 		return
 	}
 	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
 	paddr := net.UDPAddrFromAddrPort(peer)
 
 	var total int64
