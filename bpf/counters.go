@@ -12,7 +12,7 @@ import (
 // Counter names, in the order of enum counter in netbootd.c.
 var counterNames = []string{
 	"received", "offer", "ack", "pass_unknown_mac", "pass_netboot", "pass_relay", "pass_type",
-	"pass_not_ours", "pass_requested_option", "pass_size", "pass_ip_options", "malformed", "events_lost",
+	"pass_not_ours", "pass_requested_option", "pass_size", "pass_ip_options", "malformed", "events_lost", "pxe",
 }
 
 // Counters sums the per-CPU counters.

@@ -21,6 +21,8 @@ type Event struct {
 	IP      netip.Addr
 	Request uint8 // DHCP message type: 1 DISCOVER, 3 REQUEST
 	Reply   uint8 // 2 OFFER, 5 ACK
+	PXE     bool  // answered with boot parameters for firmware PXE of architecture Arch
+	Arch    uint16
 }
 
 // Events reads the program's answers from its ring buffer and hands each to fn until ctx ends.
@@ -62,6 +64,8 @@ func (f *FastPath) Events(ctx context.Context, fn func(Event)) error {
 			IP:      netip.AddrFrom4(ip),
 			Request: e.MsgType,
 			Reply:   e.Reply,
+			PXE:     e.Pxe == 1,
+			Arch:    e.Arch,
 		})
 	}
 }

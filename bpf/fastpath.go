@@ -24,7 +24,7 @@ import (
 const DefaultPinRoot = "/sys/fs/bpf/netbootd"
 
 // pinnedMaps are the maps a restarted daemon adopts (the program's .bss is not one of them).
-var pinnedMaps = []string{netbootdMapConfig, netbootdMapCounters, netbootdMapReservations, netbootdMapEvents}
+var pinnedMaps = []string{netbootdMapConfig, netbootdMapCounters, netbootdMapReservations, netbootdMapBootParams, netbootdMapEvents}
 
 // bpffsMagic is the statfs type of a bpf filesystem.
 const bpffsMagic = 0xcafe4a11

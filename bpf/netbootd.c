@@ -3,13 +3,17 @@
 // netbootd's XDP fast path: DHCPv4 for reserved MACs, answered in place with XDP_TX.
 //
 // It answers only what it fully understands: a DISCOVER or a REQUEST for this server and the
-// reserved address, from a plain DHCP client on the local link. Everything else (unknown MACs,
-// PXE and iPXE clients, relayed requests, option 82, NAK cases, RELEASE, DECLINE, INFORM, odd or
-// malformed packets) is XDP_PASS to the Go control plane, which answers with the same renderer.
+// reserved address, from a plain DHCP client or from firmware PXE (vendor class PXEClient) for an
+// architecture the control plane pre-rendered boot parameters for. Everything else (unknown
+// MACs, iPXE and HTTP boot clients, relayed requests with option 82, NAK cases, RELEASE, DECLINE,
+// INFORM, odd or malformed packets) is XDP_PASS to the Go control plane, which answers with the
+// same renderer.
 //
 // The reply's options come pre-rendered per reservation by the control plane (the "area": option
-// 53, the options, END and padding, plus its checksum contribution), so the program only copies
-// bytes, fixes the headers and computes the fixed part of the checksums.
+// 53, the options, END and padding, plus its checksum contribution), and per reservation and
+// architecture for PXE firmware (the same options plus 60, 43, 66 and 67, with next-server and
+// the boot file), so the program only copies bytes, fixes the headers and computes the fixed
+// part of the checksums.
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -39,6 +43,22 @@ struct res_val {
 	__u8 area[AREA_MAX];
 };
 
+/* Boot parameters for firmware PXE of one reserved MAC and one architecture (option 93). */
+struct boot_key {
+	__u8 mac[6];
+	__u16 arch; /* host order; 0 (BIOS) when the request has no option 93 */
+};
+
+struct boot_val {
+	__u32 siaddr;    /* next-server, network order */
+	__u32 sum_offer; /* as in res_val, for this area */
+	__u32 sum_ack;
+	__u16 area_len;
+	__u16 flags;
+	__u8 file[128];  /* the BOOTP file field: the boot file name, NUL-padded */
+	__u8 area[AREA_MAX];
+};
+
 struct fp_config {
 	__u32 server_ip; /* network order */
 	__u8 mac[6];     /* the interface's MAC: source of every reply */
@@ -59,6 +79,7 @@ enum counter {
 	C_PASS_IP,      /* IP options, fragments */
 	C_MALFORMED,
 	C_EVENTS_LOST,  /* answers not reported to the daemon: the event ring was full */
+	C_PXE,          /* answers that carried boot parameters for firmware PXE */
 	C_MAX,
 };
 
@@ -70,6 +91,9 @@ struct event {
 	__u8 mac[6];
 	__u8 msg_type; /* the request's: 1 DISCOVER, 3 REQUEST */
 	__u8 reply;    /* 2 OFFER, 5 ACK */
+	__u16 arch;    /* option 93 of a PXE request */
+	__u8 pxe;      /* 1: answered with boot parameters for firmware PXE */
+	__u8 pad[5];
 };
 /* Keeps struct event in the BTF, where bpf2go finds it for the Go side. */
 const struct event *unused_event __attribute__((unused));
@@ -80,6 +104,15 @@ struct {
 	__type(key, struct res_key);
 	__type(value, struct res_val);
 } reservations SEC(".maps");
+
+/* Not preallocated: most reservations have one or two architectures, not every possible one. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct boot_key);
+	__type(value, struct boot_val);
+} boot_params SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -117,7 +150,7 @@ struct vlan_hdr {
 };
 
 /* Slots of the options the program reads; every other code maps to slot 0 (ignored). */
-enum { S_NONE, S_TYPE, S_REQIP, S_SERVER, S_PRL, S_VENDOR, S_USER, S_AGENT, S_IPXE, S_MAX };
+enum { S_NONE, S_TYPE, S_REQIP, S_SERVER, S_PRL, S_VENDOR, S_USER, S_AGENT, S_IPXE, S_ARCH, S_MAX };
 
 static __always_inline __u32 slot_of(__u8 code)
 {
@@ -130,6 +163,7 @@ static __always_inline __u32 slot_of(__u8 code)
 	case 77: return S_USER;
 	case 82: return S_AGENT;
 	case 175: return S_IPXE;
+	case 93: return S_ARCH;
 	}
 	return S_NONE;
 }
@@ -147,18 +181,21 @@ static __always_inline int pass(__u32 c)
 	return XDP_PASS;
 }
 
-/* is_netboot_vendor: option 60 starts with "PXEClient" or "HTTPClient" (firmware asking for a
- * boot file, which the control plane chooses); other vendor classes ("udhcp 1.35.0",
- * "MSFT 5.0", ...) are plain DHCP clients. */
-static __always_inline int is_netboot_vendor(__u8 *v, __u8 l, void *end)
+enum { V_PLAIN, V_PXE, V_HTTP };
+
+/* netboot_vendor: option 60 starting with "PXEClient" is firmware PXE, with "HTTPClient" UEFI
+ * HTTP boot; other vendor classes ("udhcp 1.35.0", "MSFT 5.0", ...) are plain DHCP clients. */
+static __always_inline int netboot_vendor(__u8 *v, __u8 l, void *end)
 {
 	if (l < 9 || (void *)(v + 10) > end)
-		return 0;
+		return V_PLAIN;
 	if (v[0] == 'P' && v[1] == 'X' && v[2] == 'E' && v[3] == 'C' && v[4] == 'l' && v[5] == 'i' &&
 	    v[6] == 'e' && v[7] == 'n' && v[8] == 't')
-		return 1;
-	return l >= 10 && v[0] == 'H' && v[1] == 'T' && v[2] == 'T' && v[3] == 'P' && v[4] == 'C' &&
-	       v[5] == 'l' && v[6] == 'i' && v[7] == 'e' && v[8] == 'n' && v[9] == 't';
+		return V_PXE;
+	if (l >= 10 && v[0] == 'H' && v[1] == 'T' && v[2] == 'T' && v[3] == 'P' && v[4] == 'C' &&
+	    v[5] == 'l' && v[6] == 'i' && v[7] == 'e' && v[8] == 'n' && v[9] == 't')
+		return V_HTTP;
+	return V_PLAIN;
 }
 
 static __always_inline __u16 fold(__u64 s)
@@ -263,10 +300,29 @@ int netbootd_xdp(struct xdp_md *ctx)
 	if (!cfg || !cfg->enabled)
 		return XDP_PASS;
 
+	/* iPXE (user class, option 175) gets its per-machine script from the control plane. */
 	if (off[S_USER] || off[S_IPXE])
 		return pass(C_PASS_NETBOOT);
-	if (off[S_VENDOR] && is_netboot_vendor((void *)bp + (off[S_VENDOR] & 0x7ff) + 2, len[S_VENDOR], end))
+	int vendor = V_PLAIN;
+	if (off[S_VENDOR])
+		vendor = netboot_vendor((void *)bp + (off[S_VENDOR] & 0x7ff) + 2, len[S_VENDOR], end);
+	if (vendor == V_HTTP)
 		return pass(C_PASS_NETBOOT);
+	/* Firmware PXE: answered here when its architecture has pre-rendered boot parameters. */
+	struct boot_val *boot = 0;
+	struct boot_key bkey = {};
+	if (vendor == V_PXE) {
+		if (off[S_ARCH]) {
+			__u8 *p = (void *)bp + (off[S_ARCH] & 0x7ff) + 2;
+			if (len[S_ARCH] < 2 || (len[S_ARCH] & 1) || (void *)(p + 2) > end)
+				return pass(C_MALFORMED);
+			bkey.arch = (__u16)p[0] << 8 | p[1];
+		}
+		__builtin_memcpy(bkey.mac, bp->chaddr, 6);
+		boot = bpf_map_lookup_elem(&boot_params, &bkey);
+		if (!boot)
+			return pass(C_PASS_NETBOOT);
+	}
 	/* The subnet is the relay's (giaddr) or, on the local link, the server's own. */
 	__u32 giaddr = bp->giaddr;
 	if (off[S_AGENT] || (giaddr && (giaddr & res->mask) != res->net))
@@ -332,7 +388,7 @@ int netbootd_xdp(struct xdp_md *ctx)
 		}
 	}
 
-	__u32 area_len = res->area_len;
+	__u32 area_len = boot ? boot->area_len : res->area_len;
 	if (area_len < 4 || area_len > AREA_MAX)
 		return pass(C_PASS_SIZE);
 
@@ -343,7 +399,11 @@ int netbootd_xdp(struct xdp_md *ctx)
 	__builtin_memcpy(client_mac, bp->chaddr, 6);
 	__builtin_memcpy(src_mac, eth->h_source, 6);
 	__u32 yiaddr = res->yiaddr;
-	__u32 sum = reply == DHCP_OFFER ? res->sum_offer : res->sum_ack;
+	__u32 sum;
+	if (boot)
+		sum = reply == DHCP_OFFER ? boot->sum_offer : boot->sum_ack;
+	else
+		sum = reply == DHCP_OFFER ? res->sum_offer : res->sum_ack;
 
 	/* Size the frame to the reply: shrinking always works, growing may not (then: pass). */
 	__u64 udp_off = l3 + sizeof(*ip);
@@ -353,8 +413,12 @@ int netbootd_xdp(struct xdp_md *ctx)
 		return pass(C_PASS_SIZE);
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
-	if (bpf_xdp_store_bytes(ctx, udp_off + sizeof(*udp) + sizeof(*bp), res->area, area_len))
+	if (boot) {
+		if (bpf_xdp_store_bytes(ctx, udp_off + sizeof(*udp) + sizeof(*bp), boot->area, area_len))
+			return pass(C_PASS_SIZE);
+	} else if (bpf_xdp_store_bytes(ctx, udp_off + sizeof(*udp) + sizeof(*bp), res->area, area_len)) {
 		return pass(C_PASS_SIZE);
+	}
 	if (bpf_xdp_store_bytes(ctx, udp_off + sizeof(*udp) + sizeof(*bp) + 2, &reply, 1))
 		return pass(C_PASS_SIZE);
 
@@ -416,10 +480,15 @@ int netbootd_xdp(struct xdp_md *ctx)
 	bp->secs = 0;
 	bp->ciaddr = reply == DHCP_ACK ? ciaddr : 0;
 	bp->yiaddr = yiaddr;
-	bp->siaddr = 0;
 	__builtin_memset(bp->chaddr + 6, 0, 10);
 	__builtin_memset(bp->sname, 0, sizeof(bp->sname));
-	__builtin_memset(bp->file, 0, sizeof(bp->file));
+	if (boot) {
+		bp->siaddr = boot->siaddr;
+		__builtin_memcpy(bp->file, boot->file, sizeof(bp->file));
+	} else {
+		bp->siaddr = 0;
+		__builtin_memset(bp->file, 0, sizeof(bp->file));
+	}
 
 	struct {
 		__u32 saddr, daddr;
@@ -441,11 +510,16 @@ int netbootd_xdp(struct xdp_md *ctx)
 		__builtin_memcpy(ev->mac, client_mac, 6);
 		ev->msg_type = type;
 		ev->reply = reply;
+		ev->arch = bkey.arch;
+		ev->pxe = boot ? 1 : 0;
+		__builtin_memset(ev->pad, 0, sizeof(ev->pad));
 		bpf_ringbuf_submit(ev, 0);
 	} else {
 		count(C_EVENTS_LOST);
 	}
 	count(reply == DHCP_OFFER ? C_OFFER : C_ACK);
+	if (boot)
+		count(C_PXE);
 	return XDP_TX;
 }
 

@@ -13,6 +13,23 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type netbootdBootKey struct {
+	_    structs.HostLayout
+	Mac  [6]uint8
+	Arch uint16
+}
+
+type netbootdBootVal struct {
+	_        structs.HostLayout
+	Siaddr   uint32
+	SumOffer uint32
+	SumAck   uint32
+	AreaLen  uint16
+	Flags    uint16
+	File     [128]uint8
+	Area     [308]uint8
+}
+
 type netbootdEvent struct {
 	_       structs.HostLayout
 	TimeNs  uint64
@@ -21,6 +38,9 @@ type netbootdEvent struct {
 	Mac     [6]uint8
 	MsgType uint8
 	Reply   uint8
+	Arch    uint16
+	Pxe     uint8
+	Pad     [5]uint8
 }
 
 type netbootdFpConfig struct {
@@ -53,6 +73,7 @@ type netbootdResVal struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	netbootdMapBootParams   = "boot_params"
 	netbootdMapConfig       = "config"
 	netbootdMapCounters     = "counters"
 	netbootdMapEvents       = "events"
@@ -110,6 +131,7 @@ type netbootdProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type netbootdMapSpecs struct {
+	BootParams   *ebpf.MapSpec `ebpf:"boot_params"`
 	Config       *ebpf.MapSpec `ebpf:"config"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
@@ -143,6 +165,7 @@ func (o *netbootdObjects) Close() error {
 //
 // It can be passed to loadNetbootdObjects or ebpf.CollectionSpec.LoadAndAssign.
 type netbootdMaps struct {
+	BootParams   *ebpf.Map `ebpf:"boot_params"`
 	Config       *ebpf.Map `ebpf:"config"`
 	Counters     *ebpf.Map `ebpf:"counters"`
 	Events       *ebpf.Map `ebpf:"events"`
@@ -151,6 +174,7 @@ type netbootdMaps struct {
 
 func (m *netbootdMaps) Close() error {
 	return _NetbootdClose(
+		m.BootParams,
 		m.Config,
 		m.Counters,
 		m.Events,

@@ -22,6 +22,34 @@ type Entry struct {
 	// OnRequest are option codes the control plane adds when option 55 asks for them: the
 	// program passes such requests up rather than answer without them.
 	OnRequest []uint8
+	// Boot is what firmware PXE (vendor class PXEClient) of each architecture is told; an
+	// architecture not listed is passed to the control plane.
+	Boot []Boot
+}
+
+// Boot is one architecture's pre-rendered PXE answer for one reservation.
+type Boot struct {
+	Arch       uint16 // option 93; 0 also stands for "no option 93" (BIOS)
+	NextServer netip.Addr
+	File       string // the BOOTP file field (under 128 bytes); longer names go in option 67 only
+	Area       []byte // as Entry.Area, with the boot options (60, 43, 66, 67) included
+}
+
+func (b Boot) value(mac net.HardwareAddr) (netbootdBootVal, error) {
+	var v netbootdBootVal
+	if len(b.Area) < 4 || len(b.Area) > AreaMax || b.Area[0] != 53 || b.Area[1] != 1 {
+		return v, fmt.Errorf("reservation %s arch %d: options area of %d bytes does not fit the fast path", mac, b.Arch, len(b.Area))
+	}
+	if len(b.File) >= len(v.File) || !b.NextServer.Is4() {
+		return v, fmt.Errorf("reservation %s arch %d: boot file over 127 bytes or no IPv4 next-server", mac, b.Arch)
+	}
+	v.Siaddr = be32(b.NextServer)
+	v.AreaLen = uint16(len(b.Area))
+	copy(v.Area[:], b.Area)
+	copy(v.File[:], b.File)
+	v.SumOffer = areaSum(b.Area, 2)
+	v.SumAck = areaSum(b.Area, 5)
+	return v, nil
 }
 
 func (e Entry) value() (netbootdResVal, error) {
@@ -78,10 +106,11 @@ func key(mac net.HardwareAddr) netbootdResKey {
 	return k
 }
 
-// Sync makes the reservations map equal to entries: new and changed first, then removals, so
-// a reservation present before and after a reload is never missing in between.
+// Sync makes the maps equal to entries: new and changed first, then removals, so a
+// reservation present before and after a reload is never missing in between.
 func (f *FastPath) Sync(entries []Entry) error {
-	want := make(map[netbootdResKey]bool, len(entries))
+	res := make(map[netbootdResKey]netbootdResVal, len(entries))
+	boots := make(map[netbootdBootKey]netbootdBootVal)
 	var errs []error
 	for _, e := range entries {
 		v, err := e.value()
@@ -89,30 +118,53 @@ func (f *FastPath) Sync(entries []Entry) error {
 			errs = append(errs, err)
 			continue
 		}
-		k := key(e.MAC)
-		if err := f.objs.Reservations.Put(&k, &v); err != nil {
-			return fmt.Errorf("reservations map: %w", err)
+		res[key(e.MAC)] = v
+		for _, b := range e.Boot {
+			bv, err := b.value(e.MAC)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			k := netbootdBootKey{Arch: b.Arch}
+			copy(k.Mac[:], e.MAC)
+			boots[k] = bv
 		}
-		want[k] = true
 	}
-	var stale []netbootdResKey
-	var k netbootdResKey
-	var v netbootdResVal
-	it := f.objs.Reservations.Iterate()
+	// Boot parameters before reservations: a new reservation's PXE requests find them at once.
+	if err := mirror(f.objs.BootParams, boots); err != nil {
+		return fmt.Errorf("boot parameters map: %w", err)
+	}
+	if err := mirror(f.objs.Reservations, res); err != nil {
+		return fmt.Errorf("reservations map: %w", err)
+	}
+	return errors.Join(errs...)
+}
+
+// mirror puts every entry of want into m, then deletes the keys of m not in want.
+func mirror[K comparable, V any](m *ebpf.Map, want map[K]V) error {
+	for k, v := range want {
+		if err := m.Put(&k, &v); err != nil {
+			return err
+		}
+	}
+	var stale []K
+	var k K
+	var v V
+	it := m.Iterate()
 	for it.Next(&k, &v) {
-		if !want[k] {
+		if _, ok := want[k]; !ok {
 			stale = append(stale, k)
 		}
 	}
 	if err := it.Err(); err != nil {
-		return fmt.Errorf("reservations map: %w", err)
+		return err
 	}
 	for _, k := range stale {
-		if err := f.objs.Reservations.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("reservations map: %w", err)
+		if err := m.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return err
 		}
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 func maskOf(bits int) netip.Addr {

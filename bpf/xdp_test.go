@@ -32,6 +32,17 @@ func testArea() []byte {
 	return a
 }
 
+// pxeArea is testArea with the boot options of a PXE reply (60, 43, 66, 67).
+func pxeArea() []byte {
+	a := append([]byte(nil), testArea()[:28]...)
+	a = append(a, 60, 9, 'P', 'X', 'E', 'C', 'l', 'i', 'e', 'n', 't', 43, 4, 6, 1, 8, 255)
+	a = append(a, 66, 8, '1', '0', '.', '0', '.', '0', '.', '1', 67, 8, 'i', 'p', 'x', 'e', '.', 'e', 'f', 'i', 255)
+	for len(a) < 80 {
+		a = append(a, 0)
+	}
+	return a
+}
+
 // loadProgram loads the program and maps without attaching or pinning: for BPF_PROG_TEST_RUN.
 func loadProgram(t testing.TB) *FastPath {
 	t.Helper()
@@ -43,7 +54,8 @@ func loadProgram(t testing.TB) *FastPath {
 	if err := f.setConfig(serverIP, serverMAC); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Sync([]Entry{{MAC: resMAC, IP: resIP, Subnet: testSubnet, Area: testArea(), OnRequest: []uint8{150}}}); err != nil {
+	boot := Boot{Arch: 7, NextServer: serverIP, File: "ipxe.efi", Area: pxeArea()}
+	if err := f.Sync([]Entry{{MAC: resMAC, IP: resIP, Subnet: testSubnet, Area: testArea(), OnRequest: []uint8{150}, Boot: []Boot{boot}}}); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -233,6 +245,44 @@ func TestAnswersReservedClients(t *testing.T) {
 	}
 }
 
+// Firmware PXE of an architecture with pre-rendered boot parameters is answered in the kernel:
+// next-server, the boot file in the BOOTP header, and the PXE options from the area.
+func TestAnswersFirmwarePXE(t *testing.T) {
+	f := loadProgram(t)
+	pxe := []dhcpv4.Modifier{dhcpv4.WithBroadcast(true), dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00007:UNDI:003000")),
+		dhcpv4.WithOption(dhcpv4.OptClientArch(iana.EFI_X86_64))} // 7, what OVMF sends
+	for _, tc := range []struct {
+		name string
+		m    *dhcpv4.DHCPv4
+		typ  dhcpv4.MessageType
+	}{
+		{"discover", msg(t, dhcpv4.MessageTypeDiscover, resMAC, pxe...), dhcpv4.MessageTypeOffer},
+		{"request", msg(t, dhcpv4.MessageTypeRequest, resMAC, append(pxe, dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IP(serverIP.AsSlice()))),
+			dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.ParseIP("10.0.0.10"))))...), dhcpv4.MessageTypeAck},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, _ := f.Counters()
+			ret, out := run(t, f, frame(tc.m, netip.IPv4Unspecified(), 0))
+			if ret != xdpTX {
+				t.Fatalf("verdict %d, want XDP_TX", ret)
+			}
+			r := parseReply(t, out)
+			if r.msg.MessageType() != tc.typ || r.msg.YourIPAddr.String() != "10.0.0.10" || r.dst.String() != "255.255.255.255" {
+				t.Errorf("reply %s yiaddr %s to %s", r.msg.MessageType(), r.msg.YourIPAddr, r.dst)
+			}
+			if r.msg.ServerIPAddr.String() != "10.0.0.1" || r.msg.BootFileName != "ipxe.efi" || r.msg.ClassIdentifier() != "PXEClient" ||
+				r.msg.TFTPServerName() != "10.0.0.1" || r.msg.BootFileNameOption() != "ipxe.efi" {
+				t.Errorf("boot parameters: siaddr %s file %q 60 %q 66 %q 67 %q", r.msg.ServerIPAddr, r.msg.BootFileName,
+					r.msg.ClassIdentifier(), r.msg.TFTPServerName(), r.msg.BootFileNameOption())
+			}
+			after, _ := f.Counters()
+			if after["pxe"] != before["pxe"]+1 {
+				t.Errorf("pxe counter %d → %d", before["pxe"], after["pxe"])
+			}
+		})
+	}
+}
+
 // A relayed request (giaddr in the reservation's subnet) is answered to the relay: its address,
 // port 67, at the MAC the request came from, with giaddr kept.
 func TestAnswersThroughARelay(t *testing.T) {
@@ -266,8 +316,14 @@ func TestPassesWhatItDoesNotAnswer(t *testing.T) {
 	}{
 		{"unknown MAC", msg(t, dhcpv4.MessageTypeDiscover, other), "pass_unknown_mac"},
 		{"HTTP boot firmware", msg(t, dhcpv4.MessageTypeDiscover, resMAC, dhcpv4.WithOption(dhcpv4.OptClassIdentifier("HTTPClient:Arch:00016"))), "pass_netboot"},
-		{"PXE firmware", msg(t, dhcpv4.MessageTypeDiscover, resMAC, dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00007")),
-			dhcpv4.WithOption(dhcpv4.OptClientArch(iana.EFI_X86_64))), "pass_netboot"},
+		{"PXE firmware of an architecture with no boot parameters", msg(t, dhcpv4.MessageTypeDiscover, resMAC,
+			dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00011")), dhcpv4.WithOption(dhcpv4.OptClientArch(iana.EFI_ARM64))), "pass_netboot"},
+		{"PXE firmware without option 93 (BIOS: none pre-rendered)", msg(t, dhcpv4.MessageTypeDiscover, resMAC,
+			dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00000"))), "pass_netboot"},
+		{"PXE firmware with a 1-byte option 93", msg(t, dhcpv4.MessageTypeDiscover, resMAC,
+			dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00007")), dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionClientSystemArchitectureType, []byte{7}))), "malformed"},
+		{"iPXE on UEFI (user class wins over PXEClient)", msg(t, dhcpv4.MessageTypeDiscover, resMAC, dhcpv4.WithUserClass("iPXE", false),
+			dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00007")), dhcpv4.WithOption(dhcpv4.OptClientArch(iana.EFI_X86_64))), "pass_netboot"},
 		{"iPXE", msg(t, dhcpv4.MessageTypeDiscover, resMAC, dhcpv4.WithUserClass("iPXE", false)), "pass_netboot"},
 		{"relayed from another subnet", msg(t, dhcpv4.MessageTypeDiscover, resMAC, dhcpv4.WithGatewayIP(net.ParseIP("10.9.0.1"))), "pass_relay"},
 		{"option 82", msg(t, dhcpv4.MessageTypeDiscover, resMAC, dhcpv4.WithOption(agent)), "pass_relay"},

@@ -41,6 +41,21 @@ type Config struct {
 type Deps struct {
 	Logger     *slog.Logger          // nil → discard
 	Registerer prometheus.Registerer // nil → do not register
+	// OnTransfer, if set, hears of every download that ends (for machines' boot timelines).
+	// It runs on the transfer's goroutine: keep it short.
+	OnTransfer func(Transfer)
+}
+
+// Transfer is a download that ended, completed or not.
+type Transfer struct {
+	Peer        netip.AddrPort
+	File        string
+	Bytes       int64 // the file's size (completed) or 0
+	BlockSize   int
+	Window      int
+	Duration    time.Duration
+	Retransmits int
+	Failure     string // "" when complete; else the reason label of transfers_failed_total
 }
 
 // Server is a TFTP read-only server.
@@ -53,6 +68,8 @@ type Server struct {
 	pc6   *ipv6.PacketConn
 	files *fileStore
 	m     *metrics
+	// onTransfer is Deps.OnTransfer.
+	onTransfer func(Transfer)
 
 	mu        sync.Mutex
 	active    int
@@ -128,13 +145,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("tftp: %w", err)
 	}
 	s := &Server{
-		cfg:       cfg,
-		log:       log,
-		conn:      conn,
-		files:     files,
-		m:         m,
-		perClient: map[netip.Addr]int{},
-		peers:     map[netip.AddrPort]*peerTransfer{},
+		cfg:        cfg,
+		onTransfer: deps.OnTransfer,
+		log:        log,
+		conn:       conn,
+		files:      files,
+		m:          m,
+		perClient:  map[netip.Addr]int{},
+		peers:      map[netip.AddrPort]*peerTransfer{},
 	}
 	s.local = conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
 	// Learn which local address each request was sent to, so that a listener on a
@@ -384,9 +402,16 @@ func (s *Server) release(src netip.AddrPort, pt *peerTransfer) {
 func (s *Server) serve(ctx context.Context, req packet, peer netip.AddrPort, dst netip.Addr, inbox chan []byte) {
 	begin := time.Now()
 	log := s.log.With("file", req.Filename, "peer", peer.String())
+	report := func(tr Transfer) {
+		if s.onTransfer != nil {
+			tr.Peer, tr.File, tr.Duration = peer, req.Filename, time.Since(begin)
+			s.onTransfer(tr)
+		}
+	}
 	fail := func(reason string, err error) {
 		s.m.failed.WithLabelValues(reason).Inc()
 		log.Info("tftp: transfer failed", "reason", reason, "err", err, "duration", time.Since(begin))
+		report(Transfer{Failure: reason})
 	}
 	c, err := s.files.open(req.Filename, req.Mode == "netascii")
 	if err != nil {
@@ -449,6 +474,7 @@ func (s *Server) serve(ctx context.Context, req packet, peer netip.AddrPort, dst
 	log.Info("tftp: transfer complete",
 		"bytes", c.Size(), "blksize", prm.blksize, "windowsize", prm.window,
 		"duration", time.Since(begin), "retransmits", retx)
+	report(Transfer{Bytes: c.Size(), BlockSize: prm.blksize, Window: prm.window, Retransmits: int(retx)})
 }
 
 // transferSocket opens a transfer's own socket (its TID) on the address the request came to,

@@ -38,6 +38,8 @@ type Config struct {
 	Boot         Boot          `yaml:"boot"`
 	Subnets      []Subnet      `yaml:"subnets"`
 	Reservations []Reservation `yaml:"reservations"`
+	Profiles     []Profile     `yaml:"profiles"`
+	Groups       []Group       `yaml:"groups"`
 }
 
 // Interface is the served interface's role.
@@ -48,7 +50,9 @@ type Interface struct {
 
 // HTTP is the HTTP server's configuration.
 type HTTP struct {
-	Listen string `yaml:"listen"` // default ":80"
+	Listen  string `yaml:"listen"`   // default ":80"
+	Assets  string `yaml:"assets"`   // kernels, initrds, images: served under /assets/ with Range
+	BaseURL string `yaml:"base_url"` // how machines reach this server; default http://SERVER_IP:PORT
 }
 
 // TFTP is the TFTP server's configuration.
@@ -102,13 +106,14 @@ type Subnet struct {
 
 // Reservation pins a MAC to an address.
 type Reservation struct {
-	MAC      MAC        `yaml:"mac"`
-	IP       netip.Addr `yaml:"ip"`
-	Hostname string     `yaml:"hostname"`
-	Profile  string     `yaml:"profile"`
-	Options  Options    `yaml:"options"` // override the subnet's
-	Boot     Boot       `yaml:"boot"`
-	Line     int        `yaml:"-"`
+	MAC      MAC               `yaml:"mac"`
+	IP       netip.Addr        `yaml:"ip"`
+	Hostname string            `yaml:"hostname"`
+	Profile  string            `yaml:"profile"` // overrides the groups
+	Labels   map[string]string `yaml:"labels"`  // what group selectors match
+	Options  Options           `yaml:"options"` // override the subnet's
+	Boot     Boot              `yaml:"boot"`
+	Line     int               `yaml:"-"`
 }
 
 // Options are the DHCP options sent to clients.

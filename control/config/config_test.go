@@ -74,6 +74,14 @@ func TestBadConfigNamesLineAndField(t *testing.T) {
 		{"no subnets", "interface: {server_ip: 10.0.0.1}\n", "subnets: mode authoritative needs at least one subnet"},
 		{"overlapping subnets", "interface: {server_ip: 10.0.0.1}\nsubnets: [{cidr: 10.0.0.0/16}, {cidr: 10.0.5.0/24}]\n", "overlaps subnets[0]"},
 		{"not yaml", "interface: [\n", "did not find expected node content"},
+		{"profile template", "interface: {mode: proxy, server_ip: 10.0.0.1}\nprofiles:\n  - name: p\n    kernel: vmlinuz\n    args: \"console={{.Console\"\n", "line 3: profiles[0].args: template:"},
+		{"profile without kernel or script", "interface: {mode: proxy, server_ip: 10.0.0.1}\nprofiles:\n  - {name: p}\n", "line 3: profiles[0]: set kernel (with initrds and args) or script"},
+		{"asset leaving the assets directory", "interface: {mode: proxy, server_ip: 10.0.0.1}\nprofiles:\n  - {name: p, kernel: ../../etc/shadow}\n", `line 3: profiles[0].kernel: "../../etc/shadow" leaves the assets directory`},
+		{"duplicate profile", "interface: {mode: proxy, server_ip: 10.0.0.1}\nprofiles:\n  - {name: p, script: exit}\n  - {name: p, script: exit}\n", `line 4: profiles[1].name: "p" is also profiles[0]`},
+		{"group of a missing profile", "interface: {mode: proxy, server_ip: 10.0.0.1}\ngroups:\n  - {name: g, profile: nope}\n", `line 3: groups[0].profile: "nope" is not a profile`},
+		{"ambiguous groups", "interface: {mode: proxy, server_ip: 10.0.0.1}\nprofiles: [{name: p, script: exit}]\ngroups:\n  - {profile: p, selector: {labels: {a: b}}}\n  - {profile: p, selector: {labels: {a: b}}}\n", "line 5: groups[1].selector: the same as groups[0]"},
+		{"reservation of a missing profile", "interface: {server_ip: 10.0.0.1}\nsubnets: [{cidr: 10.0.0.0/24}]\nreservations:\n  - {mac: \"02:00:00:00:00:01\", ip: 10.0.0.5, profile: nope}\n", `line 4: reservations[0].profile: "nope" is not a profile`},
+		{"bad base url", "interface: {mode: proxy, server_ip: 10.0.0.1}\nhttp: {base_url: \"ftp://x\"}\n", `http.base_url: "ftp://x"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Parse([]byte(tc.yaml))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -162,6 +163,18 @@ func (c *Config) Validate() error {
 		}
 		c.validateOptions(&r.Options, r.Line, f+".options", bad)
 		c.validateBoot(&r.Boot, r.Line, f+".boot", bad)
+	}
+	c.validateProfiles(bad)
+	if c.HTTP.Assets != "" {
+		if st, err := os.Stat(c.HTTP.Assets); err != nil || !st.IsDir() {
+			bad(0, "http.assets", "%s is not a directory", c.HTTP.Assets)
+		}
+	}
+	if c.HTTP.BaseURL != "" {
+		if u, err := url.Parse(c.HTTP.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(0, "http.base_url", "%q: want http://host[:port]", c.HTTP.BaseURL)
+		}
+		c.HTTP.BaseURL = strings.TrimRight(c.HTTP.BaseURL, "/")
 	}
 	return errors.Join(errs...)
 }

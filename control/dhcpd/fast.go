@@ -6,6 +6,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
 	"github.com/netbootd/netbootd/bpf"
+	"github.com/netbootd/netbootd/control/config"
 )
 
 // fastAreaMax keeps a fast reply within 548 bytes of BOOTP, the size every client accepts.
@@ -35,7 +36,33 @@ func (st *state) fastReservations() []bpf.Entry {
 				fr.OnRequest = append(fr.OnRequest, c.Code)
 			}
 		}
+		fr.Boot = st.fastBoot(r, sub, opts)
 		out = append(out, fr)
+	}
+	return out
+}
+
+// fastArchs are the option 93 values firmware PXE sends that a boot file is configured for
+// (iana.Arch: BIOS, EFI ia32, EFI BC, EFI x86-64, EFI arm32, EFI arm64).
+var fastArchs = []uint16{0, 6, 7, 9, 10, 11}
+
+// fastBoot renders, per architecture, what firmware PXE of reservation r is told: the same
+// choice and options as the Go path's reply to a PXEClient request.
+func (st *state) fastBoot(r *config.Reservation, sub *config.Subnet, opts []option) []bpf.Boot {
+	b := mergeBoot(&r.Boot, &sub.Boot, &st.conf.Boot, &defaultBoot)
+	var out []bpf.Boot
+	for _, arch := range fastArchs {
+		choice, ok := chooseBoot(firmware{arch: arch, hasArch: true, pxe: true}, b, st.serverIP, st.httpBase)
+		if !ok || choice.file == "" || len(choice.file) >= fileLen {
+			continue
+		}
+		var h replyHeader
+		withBoot := appendBoot(append([]option(nil), opts...), &h, choice, nil)
+		area := appendOptionArea(make([]byte, headerLen+cookieLen, 600), uint8(dhcpv4.MessageTypeOffer), withBoot)[headerLen+cookieLen:]
+		if len(area) > fastAreaMax {
+			continue
+		}
+		out = append(out, bpf.Boot{Arch: arch, NextServer: h.siaddr, File: h.file, Area: area})
 	}
 	return out
 }

@@ -57,6 +57,10 @@ type response struct {
 	udp    netip.AddrPort   // relay, ciaddr or the proxyDHCP port: the kernel routes and ARPs
 	rawMAC net.HardwareAddr // client without an address: an Ethernet frame to this MAC
 	rawIP  netip.Addr       // ... with this IP destination (yiaddr or 255.255.255.255)
+	// For the machine's timeline: the address given and the boot file chosen, and why.
+	yiaddr     netip.Addr
+	bootFile   string
+	bootReason string
 }
 
 // Why a request got no reply. Each is a label of netbootd_dhcp_drops_total.
@@ -292,9 +296,21 @@ func (c *exchange) reply(mt dhcpv4.MessageType, yiaddr netip.Addr) (*response, s
 		if ok {
 			opts = appendBoot(opts, &h, choice, prl)
 		}
+		if c.fw.ipxe {
+			// 175.176 ("no PXE DHCP"): iPXE need not wait ~3 s for a proxyDHCP offer.
+			opts = append(opts, option{175, ipxeNoProxyWait})
+		}
+		r, why := c.st.finish(mt, &h, opts, m, prl)
+		if r != nil {
+			r.bootFile, r.bootReason = choice.file, choice.reason
+		}
+		return r, why
 	}
 	return c.st.finish(mt, &h, opts, m, prl)
 }
+
+// ipxeNoProxyWait is iPXE's encapsulated option 176 (no-pxedhcp) set to 1, inside option 175.
+var ipxeNoProxyWait = []byte{176, 1, 1}
 
 // finish encodes the reply within the client's size limit and picks its destination.
 func (st *state) finish(mt dhcpv4.MessageType, h *replyHeader, opts []option, m *dhcpv4.DHCPv4, prl map[uint8]bool) (*response, string) {
@@ -311,7 +327,7 @@ func (st *state) finish(mt dhcpv4.MessageType, h *replyHeader, opts []option, m 
 	if err != nil {
 		return nil, dropTooLarge
 	}
-	r := &response{msgType: mt, payload: b}
+	r := &response{msgType: mt, payload: b, yiaddr: h.yiaddr}
 	ciaddr := ip4(m.ClientIPAddr)
 	switch {
 	case h.giaddr.IsValid() && !h.giaddr.IsUnspecified():
@@ -326,20 +342,23 @@ func (st *state) finish(mt dhcpv4.MessageType, h *replyHeader, opts []option, m 
 	return r, ""
 }
 
-// appendBoot adds next-server, boot file and the PXE vendor options.
+// appendBoot adds next-server, boot file and the PXE vendor options. Firmware PXE gets 66 and
+// 67 whether or not it asked (every PXE ROM asks), so its reply does not depend on option 55
+// and the XDP fast path can send it pre-rendered.
 func appendBoot(opts []option, h *replyHeader, b bootChoice, prl map[uint8]bool) []option {
 	h.siaddr = b.nextServer
 	h.file = b.file
 	if b.vendorClass != "" {
 		opts = append(opts, option{60, []byte(b.vendorClass)})
 	}
-	if b.vendorClass == "PXEClient" {
+	pxe := b.vendorClass == "PXEClient"
+	if pxe {
 		opts = append(opts, option{43, pxeVendorOptions})
 	}
-	if prl[66] {
+	if pxe || prl[66] {
 		opts = append(opts, option{66, []byte(b.nextServer.String())})
 	}
-	if prl[67] || len(b.file) >= fileLen {
+	if pxe || prl[67] || len(b.file) >= fileLen {
 		opts = append(opts, option{67, []byte(b.file)})
 	}
 	return opts
@@ -392,6 +411,9 @@ func (h *handler) proxy(st *state, req *request, fw firmware) (*response, string
 		opts = append(opts, option{60, []byte("PXEClient")})
 	}
 	r, why := st.finish(reply, &hdr, opts, m, prl)
+	if r != nil {
+		r.bootFile, r.bootReason = choice.file, choice.reason
+	}
 	if r != nil && req.port != 67 {
 		r.udp, r.rawMAC = req.src, nil // port 4011: answer where it came from
 	}

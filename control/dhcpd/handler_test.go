@@ -1,6 +1,7 @@
 package dhcpd
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -405,6 +406,17 @@ func TestBootFileByFirmware(t *testing.T) {
 			}
 			if got := o.ClassIdentifier(); got != tc.vendor {
 				t.Errorf("option 60 %q, want %q", got, tc.vendor)
+			}
+			// iPXE is told not to wait for proxyDHCP (175.176 = 1); nobody else gets 175.
+			want175 := ""
+			if strings.HasPrefix(tc.name, "iPXE") {
+				want175 = "b00101"
+			}
+			if got := fmt.Sprintf("%x", o.Options.Get(dhcpv4.GenericOptionCode(175))); got != want175 {
+				t.Errorf("option 175 %q, want %q", got, want175)
+			}
+			if tc.vendor == "PXEClient" && (o.TFTPServerName() != "10.0.0.1" || o.BootFileNameOption() != tc.file) {
+				t.Errorf("PXE reply without 66/67: %q %q", o.TFTPServerName(), o.BootFileNameOption())
 			}
 		})
 	}

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netbootd/netbootd/control/config"
+	"github.com/netbootd/netbootd/control/machines"
 )
 
 // Config is what New needs.
@@ -28,9 +29,10 @@ type Config struct {
 	Iface    string
 	IfIndex  int
 	ServerIP netip.Addr
-	Conf     *config.Config // validated
-	HTTPBase string         // e.g. "http://10.0.0.1:8080": where iPXE fetches its script
-	Leases   Leases         // nil in proxy mode
+	Conf     *config.Config  // validated
+	HTTPBase string          // e.g. "http://10.0.0.1:8080": where iPXE fetches its script
+	Leases   Leases          // nil in proxy mode
+	Machines *machines.Store // boot timelines; nil: not kept
 	Logger   *slog.Logger
 	// Registerer receives the server's metrics; nil: not registered.
 	Registerer prometheus.Registerer
@@ -284,6 +286,24 @@ func (s *Server) serve(p packet) {
 	}
 	s.replies.WithLabelValues(typeName(resp.msgType)).Inc()
 	s.latency.Observe(time.Since(p.at).Seconds())
+	if tl := s.cfg.Machines; tl != nil {
+		detail := msg.MessageType().String() + " → " + resp.msgType.String()
+		if resp.yiaddr.IsValid() && !resp.yiaddr.IsUnspecified() {
+			detail += " " + resp.yiaddr.String()
+		}
+		if resp.bootFile != "" {
+			detail += ", boot file " + resp.bootFile
+		}
+		ev := machines.Event{Time: p.at, Source: "dhcp", Detail: detail}
+		if resp.msgType == dhcpv4.MessageTypeNak {
+			tl.Record(req.mac, ev) // a NAK reaches no phase
+		} else {
+			tl.DHCP(req.mac, resp.yiaddr, msg.MessageType() == dhcpv4.MessageTypeDiscover, ev)
+		}
+		if resp.bootFile != "" {
+			tl.Explain(req.mac, "", resp.bootFile, resp.bootReason, "", "")
+		}
+	}
 	if s.debug { // the arguments cost allocations even when the level is off
 		s.log.Debug("reply", "mac", req.mac.String(), "xid", msg.TransactionID.String(), "type", resp.msgType.String())
 	}

@@ -4,13 +4,16 @@ package dhcpd
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"github.com/google/go-cmp/cmp"
 	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/iana"
 
 	"github.com/netbootd/netbootd/bpf"
 )
@@ -26,6 +29,16 @@ func TestXDPAndGoPathSendTheSameReply(t *testing.T) {
 	defer prog.Close()
 	sid := dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 0, 0, 1)))
 	reqIP := dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 0, 0, 10)))
+	// What OVMF's PXE sends (../shared/notes/pxe-clients.md): vendor class, arch, UUID, PRL.
+	pxe := func(arch iana.Arch) []dhcpv4.Modifier {
+		return []dhcpv4.Modifier{dhcpv4.WithBroadcast(true),
+			dhcpv4.WithOption(dhcpv4.OptClassIdentifier(fmt.Sprintf("PXEClient:Arch:%05d:UNDI:003000", arch))),
+			dhcpv4.WithOption(dhcpv4.OptClientArch(arch)),
+			dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, append([]byte{0}, make([]byte, 16)...))),
+			dhcpv4.WithOption(dhcpv4.OptMaxMessageSize(1472)),
+			dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionParameterRequestList,
+				[]byte{1, 3, 6, 12, 13, 15, 17, 43, 60, 66, 67, 97, 128, 129, 130, 131, 132, 133, 134, 135}))}
+	}
 	for _, tc := range []struct {
 		name string
 		mt   dhcpv4.MessageType
@@ -39,6 +52,10 @@ func TestXDPAndGoPathSendTheSameReply(t *testing.T) {
 		{"renewing", dhcpv4.MessageTypeRequest, []dhcpv4.Modifier{dhcpv4.WithClientIP(net.IPv4(10, 0, 0, 10))}},
 		{"relayed discover", dhcpv4.MessageTypeDiscover, []dhcpv4.Modifier{dhcpv4.WithGatewayIP(net.IPv4(10, 0, 0, 254))}},
 		{"relayed request", dhcpv4.MessageTypeRequest, []dhcpv4.Modifier{dhcpv4.WithGatewayIP(net.IPv4(10, 0, 0, 254)), sid, reqIP}},
+		{"PXE BIOS discover", dhcpv4.MessageTypeDiscover, pxe(iana.INTEL_X86PC)},
+		{"PXE UEFI x64 discover", dhcpv4.MessageTypeDiscover, pxe(iana.EFI_X86_64)}, // 7, what OVMF sends
+		{"PXE UEFI x64 request", dhcpv4.MessageTypeRequest, append(pxe(iana.EFI_X86_64), sid, reqIP)},
+		{"PXE arm64 relayed request", dhcpv4.MessageTypeRequest, append(pxe(iana.EFI_ARM64), dhcpv4.WithGatewayIP(net.IPv4(10, 0, 0, 254)), sid, reqIP)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := dhcpv4.New(append([]dhcpv4.Modifier{dhcpv4.WithMessageType(tc.mt), dhcpv4.WithHwAddr(macReserved)}, tc.mods...)...)
@@ -52,6 +69,11 @@ func TestXDPAndGoPathSendTheSameReply(t *testing.T) {
 			ret, out := runXDP(t, prog, m)
 			if ret != 3 {
 				t.Fatalf("XDP verdict %d, want XDP_TX", ret)
+			}
+			if strings.HasPrefix(tc.name, "PXE") {
+				if x := mustParse(t, out); x.BootFileName == "" || x.ClassIdentifier() != "PXEClient" || x.ServerIPAddr.IsUnspecified() {
+					t.Errorf("XDP answered PXE without boot parameters: file %q, option 60 %q, siaddr %v", x.BootFileName, x.ClassIdentifier(), x.ServerIPAddr)
+				}
 			}
 			if d := cmp.Diff(goReply.ToBytes(), mustParse(t, out).ToBytes()); d != "" {
 				t.Errorf("replies differ (-go +xdp):\n%s", d)

@@ -1,0 +1,268 @@
+// Package machines keeps each machine's boot timeline: what DHCP (the XDP fast path or the
+// control plane), TFTP and HTTP did for it, and why it got its boot file and profile, until it
+// says it booted. It is bounded: a fixed number of machines, a fixed number of events each.
+package machines
+
+import (
+	"net"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Phases in the order a boot goes through them.
+const (
+	PhaseDHCP   = "dhcp"   // got an address (and boot file) from DHCP
+	PhaseTFTP   = "tftp"   // fetched a boot loader over TFTP
+	PhaseScript = "script" // fetched its iPXE script over HTTP
+	PhaseKernel = "kernel" // fetched its kernel
+	PhaseInitrd = "initrd" // fetched an initrd
+	PhaseBooted = "booted" // called back (or logged) from the booted system
+)
+
+var phaseRank = map[string]int{PhaseDHCP: 1, PhaseTFTP: 2, PhaseScript: 3, PhaseKernel: 4, PhaseInitrd: 5, PhaseBooted: 6}
+
+// Phases lists the phases in order, for metrics and tables.
+var Phases = []string{PhaseDHCP, PhaseTFTP, PhaseScript, PhaseKernel, PhaseInitrd, PhaseBooted}
+
+// Event is one step of a boot.
+type Event struct {
+	Time   time.Time `json:"time"`
+	Phase  string    `json:"phase,omitempty"` // the phase this event reaches, if any
+	Source string    `json:"source"`          // xdp, dhcp, tftp, http, callback, syslog
+	Detail string    `json:"detail"`
+	Bytes  int64     `json:"bytes,omitempty"`
+}
+
+// Machine is one machine's current boot and what it was told.
+type Machine struct {
+	MAC           string    `json:"mac"`
+	IP            string    `json:"ip,omitempty"`
+	Hostname      string    `json:"hostname,omitempty"`
+	Phase         string    `json:"phase"` // the furthest phase of the current boot
+	BootStarted   time.Time `json:"boot_started"`
+	Booted        time.Time `json:"booted,omitzero"`
+	LastSeen      time.Time `json:"last_seen"`
+	BootFile      string    `json:"boot_file,omitempty"`
+	BootReason    string    `json:"boot_reason,omitempty"`
+	Profile       string    `json:"profile,omitempty"`
+	ProfileReason string    `json:"profile_reason,omitempty"`
+	Events        []Event   `json:"events"`
+	// EventsDropped counts the oldest events of this boot dropped to stay bounded.
+	EventsDropped int `json:"events_dropped,omitempty"`
+}
+
+// Limits.
+const (
+	DefaultMaxMachines = 65536
+	MaxEvents          = 64
+	// NewBootAfter: a DHCP DISCOVER this long after the last event, or any after "booted",
+	// starts a new boot (a timeline per boot, not per machine's lifetime).
+	NewBootAfter = 10 * time.Minute
+)
+
+// Store holds the timelines. Safe for concurrent use.
+type Store struct {
+	mu       sync.Mutex
+	max      int
+	machines map[string]*Machine
+	byIP     map[netip.Addr]string
+	now      func() time.Time
+
+	bootDuration prometheus.Histogram
+	phases       *prometheus.GaugeVec
+	evicted      prometheus.Counter
+}
+
+// New returns a store for at most max machines (DefaultMaxMachines if max <= 0); the least
+// recently seen machine is forgotten first. reg may be nil.
+func New(max int, reg prometheus.Registerer) *Store {
+	if max <= 0 {
+		max = DefaultMaxMachines
+	}
+	s := &Store{max: max, machines: map[string]*Machine{}, byIP: map[netip.Addr]string{}, now: time.Now,
+		bootDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "netbootd_boot_duration_seconds",
+			Help:    "Time from a machine's first DHCP request to its booted callback.",
+			Buckets: []float64{1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800},
+		}),
+		phases: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "netbootd_boot_machines",
+			Help: "Machines by the furthest boot phase their current boot reached.",
+		}, []string{"phase"}),
+		evicted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "netbootd_boot_machines_evicted_total",
+			Help: "Machines forgotten to keep the timeline store bounded.",
+		}),
+	}
+	for _, p := range Phases {
+		s.phases.WithLabelValues(p)
+	}
+	if reg != nil {
+		reg.MustRegister(s.bootDuration, s.phases, s.evicted)
+	}
+	return s
+}
+
+// Key is the canonical form of a MAC: lower-case, colon-separated.
+func Key(mac net.HardwareAddr) string { return mac.String() }
+
+// DHCP records a DHCP answer. discover marks the start of an exchange, which may start a new boot.
+func (s *Store) DHCP(mac net.HardwareAddr, ip netip.Addr, discover bool, ev Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.machine(Key(mac))
+	if discover && (m.Phase == PhaseBooted || (!m.LastSeen.IsZero() && ev.Time.Sub(m.LastSeen) > NewBootAfter)) {
+		s.restart(m, ev.Time)
+	}
+	if ip.IsValid() && !ip.IsUnspecified() {
+		if old, err := netip.ParseAddr(m.IP); err == nil && old != ip && s.byIP[old] == m.MAC {
+			delete(s.byIP, old)
+		}
+		m.IP = ip.String()
+		s.byIP[ip] = m.MAC
+	}
+	if ev.Phase == "" {
+		ev.Phase = PhaseDHCP
+	}
+	s.add(m, ev)
+}
+
+// Record adds an event to the machine's current boot.
+func (s *Store) Record(mac net.HardwareAddr, ev Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.add(s.machine(Key(mac)), ev)
+}
+
+// Explain records what the machine was told and why: a boot file (DHCP) or a profile (HTTP).
+func (s *Store) Explain(mac net.HardwareAddr, hostname, bootFile, bootReason, profile, profileReason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.machine(Key(mac))
+	if hostname != "" {
+		m.Hostname = hostname
+	}
+	if bootFile != "" || bootReason != "" {
+		m.BootFile, m.BootReason = bootFile, bootReason
+	}
+	if profile != "" || profileReason != "" {
+		m.Profile, m.ProfileReason = profile, profileReason
+	}
+}
+
+// ByIP returns the MAC of the machine last given ip, to attribute TFTP and HTTP requests.
+func (s *Store) ByIP(ip netip.Addr) (net.HardwareAddr, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key, ok := s.byIP[ip.Unmap()]
+	if !ok {
+		return nil, false
+	}
+	mac, err := net.ParseMAC(key)
+	return mac, err == nil
+}
+
+// Get returns a copy of one machine's timeline.
+func (s *Store) Get(mac net.HardwareAddr) (Machine, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.machines[Key(mac)]
+	if !ok {
+		return Machine{}, false
+	}
+	return clone(m), true
+}
+
+// All returns copies of every timeline, by MAC.
+func (s *Store) All() []Machine {
+	s.mu.Lock()
+	out := make([]Machine, 0, len(s.machines))
+	for _, m := range s.machines {
+		out = append(out, clone(m))
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].MAC < out[j].MAC })
+	return out
+}
+
+func clone(m *Machine) Machine {
+	c := *m
+	c.Events = append([]Event(nil), m.Events...)
+	return c
+}
+
+// machine returns the entry for key, creating it (and evicting the stalest) if needed.
+func (s *Store) machine(key string) *Machine {
+	if m, ok := s.machines[key]; ok {
+		return m
+	}
+	if len(s.machines) >= s.max {
+		s.evictOldest()
+	}
+	m := &Machine{MAC: key}
+	s.machines[key] = m
+	return m
+}
+
+// evictOldest is O(n) but runs only when the store is full, once per new machine.
+func (s *Store) evictOldest() {
+	var oldest *Machine
+	for _, m := range s.machines {
+		if oldest == nil || m.LastSeen.Before(oldest.LastSeen) {
+			oldest = m
+		}
+	}
+	if oldest == nil {
+		return
+	}
+	delete(s.machines, oldest.MAC)
+	if ip, err := netip.ParseAddr(oldest.IP); err == nil && s.byIP[ip] == oldest.MAC {
+		delete(s.byIP, ip)
+	}
+	if oldest.Phase != "" {
+		s.phases.WithLabelValues(oldest.Phase).Dec()
+	}
+	s.evicted.Inc()
+}
+
+// restart begins a new boot: the old timeline goes, what the machine is stays.
+func (s *Store) restart(m *Machine, at time.Time) {
+	if m.Phase != "" {
+		s.phases.WithLabelValues(m.Phase).Dec()
+	}
+	m.Phase, m.Events, m.EventsDropped, m.Booted, m.BootStarted = "", nil, 0, time.Time{}, at
+}
+
+func (s *Store) add(m *Machine, ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = s.now()
+	}
+	if m.BootStarted.IsZero() {
+		m.BootStarted = ev.Time
+	}
+	if ev.Time.After(m.LastSeen) {
+		m.LastSeen = ev.Time
+	}
+	if len(m.Events) >= MaxEvents {
+		// Keep the first events (how the boot started) and the latest: drop the second.
+		copy(m.Events[1:], m.Events[2:])
+		m.Events = m.Events[:len(m.Events)-1]
+		m.EventsDropped++
+	}
+	m.Events = append(m.Events, ev)
+	if phaseRank[ev.Phase] > phaseRank[m.Phase] {
+		if m.Phase != "" {
+			s.phases.WithLabelValues(m.Phase).Dec()
+		}
+		m.Phase = ev.Phase
+		s.phases.WithLabelValues(m.Phase).Inc()
+		if ev.Phase == PhaseBooted {
+			m.Booted = ev.Time
+			s.bootDuration.Observe(ev.Time.Sub(m.BootStarted).Seconds())
+		}
+	}
+}

@@ -1,0 +1,93 @@
+package machines
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func mac(s string) net.HardwareAddr {
+	m, err := net.ParseMAC(s)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+func TestTimelineOfOneBoot(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := New(0, reg)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := mac("52:54:00:00:00:01")
+	ip := netip.MustParseAddr("10.0.0.11")
+	s.DHCP(m, ip, true, Event{Time: t0, Source: "xdp", Detail: "OFFER"})
+	s.Explain(m, "node01", "ipxe.efi", "arch 7", "", "")
+	got, ok := s.ByIP(ip)
+	if !ok || got.String() != m.String() {
+		t.Fatalf("ByIP(%s) = %v, %v", ip, got, ok)
+	}
+	s.Record(m, Event{Time: t0.Add(time.Second), Phase: PhaseTFTP, Source: "tftp", Detail: "ipxe.efi", Bytes: 1 << 20})
+	s.Record(m, Event{Time: t0.Add(2 * time.Second), Phase: PhaseKernel, Source: "http"})
+	s.Record(m, Event{Time: t0.Add(3 * time.Second), Phase: PhaseScript, Source: "http"}) // out of order: phase stays
+	s.Record(m, Event{Time: t0.Add(9 * time.Second), Phase: PhaseBooted, Source: "callback"})
+	tl, ok := s.Get(m)
+	if !ok {
+		t.Fatal("machine missing")
+	}
+	if tl.Phase != PhaseBooted || tl.IP != "10.0.0.11" || tl.Hostname != "node01" || tl.BootFile != "ipxe.efi" || len(tl.Events) != 5 {
+		t.Fatalf("timeline: %+v", tl)
+	}
+	if !tl.Booted.Equal(t0.Add(9*time.Second)) || !tl.BootStarted.Equal(t0) {
+		t.Fatalf("boot times: started %v booted %v", tl.BootStarted, tl.Booted)
+	}
+	if n := testutil.ToFloat64(s.phases.WithLabelValues(PhaseBooted)); n != 1 {
+		t.Fatalf("booted gauge = %v", n)
+	}
+	if n := testutil.CollectAndCount(s.bootDuration); n != 1 {
+		t.Fatalf("boot duration series = %d", n)
+	}
+
+	// A DISCOVER after "booted" starts the next boot's timeline.
+	s.DHCP(m, ip, true, Event{Time: t0.Add(time.Hour), Source: "dhcp", Detail: "OFFER"})
+	tl, _ = s.Get(m)
+	if tl.Phase != PhaseDHCP || len(tl.Events) != 1 || !tl.Booted.IsZero() || tl.Hostname != "node01" {
+		t.Fatalf("second boot: %+v", tl)
+	}
+	if b, d := testutil.ToFloat64(s.phases.WithLabelValues(PhaseBooted)), testutil.ToFloat64(s.phases.WithLabelValues(PhaseDHCP)); b != 0 || d != 1 {
+		t.Fatalf("phase gauges booted=%v dhcp=%v", b, d)
+	}
+	// A renewal (no DISCOVER) does not.
+	s.DHCP(m, ip, false, Event{Time: t0.Add(2 * time.Hour), Source: "xdp", Detail: "ACK"})
+	if tl, _ = s.Get(m); len(tl.Events) != 2 {
+		t.Fatalf("renewal restarted the timeline: %+v", tl)
+	}
+}
+
+func TestBounded(t *testing.T) {
+	s := New(2, nil)
+	t0 := time.Now()
+	a, b, c := mac("02:00:00:00:00:01"), mac("02:00:00:00:00:02"), mac("02:00:00:00:00:03")
+	s.DHCP(a, netip.MustParseAddr("10.0.0.1"), true, Event{Time: t0})
+	s.DHCP(b, netip.Addr{}, true, Event{Time: t0.Add(time.Second)})
+	s.DHCP(c, netip.Addr{}, true, Event{Time: t0.Add(2 * time.Second)})
+	if _, ok := s.Get(a); ok {
+		t.Fatal("the least recently seen machine was kept beyond the limit")
+	}
+	if _, ok := s.ByIP(netip.MustParseAddr("10.0.0.1")); ok {
+		t.Fatal("evicted machine still found by IP")
+	}
+	if len(s.All()) != 2 {
+		t.Fatalf("%d machines, want 2", len(s.All()))
+	}
+	for i := 0; i < 3*MaxEvents; i++ {
+		s.Record(b, Event{Time: t0.Add(time.Duration(i) * time.Millisecond), Detail: "x"})
+	}
+	tl, _ := s.Get(b)
+	if len(tl.Events) != MaxEvents || tl.EventsDropped != 2*MaxEvents+1 || tl.Events[0].Time != t0.Add(time.Second) {
+		t.Fatalf("events %d dropped %d first %v", len(tl.Events), tl.EventsDropped, tl.Events[0].Time)
+	}
+}

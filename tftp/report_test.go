@@ -1,0 +1,44 @@
+package tftp
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// Every download that ends is reported, completed or not, with what a boot timeline needs.
+func TestOnTransferReports(t *testing.T) {
+	got := make(chan Transfer, 4)
+	s, err := New(Config{Listen: "127.0.0.1:0"}, Deps{OnTransfer: func(tr Transfer) { got <- tr }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomData(5000, 3)
+	s.AddFile("loader.efi", data)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = s.Run(ctx) }()
+	c := pinClient(t, s.Addr().String())
+	if _, _, _, err := pinFetch(c, "loader.efi", "octet"); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, _ = pinFetch(c, "missing.efi", "octet")
+	reports := map[string]Transfer{}
+	for len(reports) < 2 {
+		select {
+		case tr := <-got:
+			reports[tr.File] = tr
+		case <-time.After(5 * time.Second):
+			t.Fatalf("reports so far: %+v", reports)
+		}
+	}
+	for _, want := range []Transfer{{File: "loader.efi", Bytes: 5000}, {File: "missing.efi", Failure: "not_found"}} {
+		tr := reports[want.File]
+		if tr.Bytes != want.Bytes || tr.Failure != want.Failure || !tr.Peer.IsValid() {
+			t.Errorf("reported %+v, want bytes %d failure %q", tr, want.Bytes, want.Failure)
+		}
+		if want.Failure == "" && (tr.BlockSize == 0 || tr.Window == 0) {
+			t.Errorf("completed transfer without its parameters: %+v", tr)
+		}
+	}
+}
