@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -24,6 +25,8 @@ import (
 	"github.com/netbootd/netbootd/control/config"
 	"github.com/netbootd/netbootd/control/dhcpd"
 	"github.com/netbootd/netbootd/control/lease"
+	"github.com/netbootd/netbootd/control/machines"
+	"github.com/netbootd/netbootd/control/ra"
 	nbhttp "github.com/netbootd/netbootd/http"
 	"github.com/netbootd/netbootd/tftp"
 )
@@ -122,17 +125,19 @@ type daemonConfig struct {
 
 // daemon is every component of `netbootd attach`, built explicitly and wired here.
 type daemon struct {
-	cfg    daemonConfig
-	log    *slog.Logger
-	leases *lease.Store // nil in proxy mode: no addresses, no store
-	dhcp   *dhcpd.Server
-	fast   *bpf.FastPath // nil with --xdp off and in proxy mode
-	tftp   *tftp.Server  // nil when disabled
-	http   *nbhttp.Server
+	cfg      daemonConfig
+	log      *slog.Logger
+	machines *machines.Store // every machine's boot timeline
+	leases   *lease.Store    // nil in proxy mode: no addresses, no store
+	dhcp     *dhcpd.Server
+	fast     *bpf.FastPath // nil with --xdp off and in proxy mode
+	tftp     *tftp.Server  // nil when disabled
+	ra       *ra.Responder // nil unless interface.ipv6_ra
+	http     *nbhttp.Server
 }
 
 func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ *daemon, err error) {
-	d := &daemon{cfg: cfg, log: log}
+	d := &daemon{cfg: cfg, log: log, machines: machines.New(0, reg)}
 	defer func() {
 		if err != nil {
 			d.close()
@@ -161,7 +166,7 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 
 	dcfg := dhcpd.Config{
 		Iface: cfg.Iface, IfIndex: cfg.IfIndex, ServerIP: cfg.ServerIP, Conf: conf,
-		HTTPBase: httpBase(cfg.HTTPListen, cfg.ServerIP), Logger: log, Registerer: reg,
+		HTTPBase: httpBase(cfg.HTTPListen, cfg.ServerIP), Machines: d.machines, Logger: log, Registerer: reg,
 	}
 	if d.leases != nil {
 		dcfg.Leases = d.leases
@@ -202,12 +207,18 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 			MaxWindow: conf.TFTP.MaxWindow, MaxBlockSize: maxBlock,
 			MaxTransfers: conf.TFTP.MaxTransfers, MaxPerClient: conf.TFTP.MaxPerClient, SinglePort: conf.TFTP.SinglePort,
 			UploadDir: conf.TFTP.UploadDir, MaxUpload: conf.TFTP.MaxUpload,
-		}, tftp.Deps{Logger: log.With("component", "tftp"), Registerer: reg})
+		}, tftp.Deps{Logger: log.With("component", "tftp"), Registerer: reg, OnTransfer: d.tftpDone})
 		if err != nil {
 			return nil, err
 		}
 		n := serveIPXE(d.tftp, conf.TFTP.IPXEDir, conf.TFTP.Root)
 		log.Info("tftp serving", "addr", d.tftp.Addr().String(), "root", conf.TFTP.Root, "ipxe_binaries", n)
+	}
+
+	if conf.Interface.IPv6RA {
+		if d.ra, err = ra.New(cfg.Iface, log); err != nil {
+			return nil, err
+		}
 	}
 
 	d.http, err = nbhttp.New(nbhttp.Config{Listen: cfg.HTTPListen}, nbhttp.Deps{
@@ -232,6 +243,9 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	if d.leases != nil {
 		g.Go(func() error { return d.leases.Run(ctx) })
+	}
+	if d.ra != nil {
+		g.Go(func() error { return d.ra.Run(ctx) })
 	}
 	g.Go(func() error { return d.reloadOnHUP(ctx) })
 	d.http.SetReady(true)
@@ -311,14 +325,38 @@ func (d *daemon) close() {
 	}
 }
 
-// xdpAnswered logs what the kernel answered, so a machine's history reads the same whichever
-// path answered it.
+var dhcpTypes = map[uint8]string{1: "DISCOVER", 2: "OFFER", 3: "REQUEST", 5: "ACK"}
+
+// xdpAnswered puts what the kernel answered on the machine's timeline (and the debug log), so
+// a machine's history reads the same whichever path answered it.
 func (d *daemon) xdpAnswered(e bpf.Event) {
+	detail := dhcpTypes[e.Request] + " → " + dhcpTypes[e.Reply] + " " + e.IP.String()
+	if e.PXE {
+		detail += fmt.Sprintf(", PXE boot parameters for arch %d", e.Arch)
+	}
+	d.machines.DHCP(e.MAC, e.IP, e.Request == 1, machines.Event{Time: e.Time, Source: "xdp", Detail: detail})
 	if !d.log.Enabled(context.Background(), slog.LevelDebug) {
 		return
 	}
 	d.log.Debug("reply", "path", "xdp", "mac", e.MAC.String(), "xid", fmt.Sprintf("%#08x", e.XID),
-		"type", map[uint8]string{2: "OFFER", 5: "ACK"}[e.Reply], "ip", e.IP.String(), "at", e.Time)
+		"type", dhcpTypes[e.Reply], "ip", e.IP.String(), "pxe", e.PXE, "arch", e.Arch, "at", e.Time)
+}
+
+// tftpDone puts a TFTP download on the timeline of the machine that has the peer's address.
+func (d *daemon) tftpDone(tr tftp.Transfer) {
+	mac, ok := d.machines.ByIP(tr.Peer.Addr())
+	if !ok {
+		return
+	}
+	ev := machines.Event{Source: "tftp", Bytes: tr.Bytes}
+	if tr.Failure == "" {
+		ev.Phase = machines.PhaseTFTP
+		ev.Detail = fmt.Sprintf("%s: %d bytes in %s (blksize %d, windowsize %d, %d retransmits)",
+			tr.File, tr.Bytes, tr.Duration.Round(time.Millisecond), tr.BlockSize, tr.Window, tr.Retransmits)
+	} else {
+		ev.Detail = fmt.Sprintf("%s: failed (%s) after %s", tr.File, tr.Failure, tr.Duration.Round(time.Millisecond))
+	}
+	d.machines.Record(mac, ev)
 }
 
 func (d *daemon) leaseRows() []nbhttp.Lease {

@@ -16,6 +16,7 @@ import (
 	"github.com/netbootd/netbootd/bpf"
 	"github.com/netbootd/netbootd/control/config"
 	"github.com/netbootd/netbootd/control/lease"
+	"github.com/netbootd/netbootd/control/machines"
 )
 
 func checkCommand() *cli.Command {
@@ -85,27 +86,95 @@ func leasesCommand() *cli.Command {
 	}
 }
 
+func machinesCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "machines",
+		Usage:     "print each machine's boot: how far it got, what it was told and why (from a running daemon)",
+		ArgsUsage: "[MAC]",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "server", Value: "127.0.0.1:80", Usage: "the daemon's HTTP address"},
+		},
+		Action: func(c *cli.Context) error {
+			path := "/api/v1/machines"
+			if c.NArg() == 1 {
+				path += "/" + c.Args().First()
+			}
+			var ms []machines.Machine
+			if c.NArg() == 1 {
+				var m machines.Machine
+				if err := getJSON(c.String("server"), path, &m); err != nil {
+					return err
+				}
+				ms = append(ms, m)
+			} else if err := getJSON(c.String("server"), path, &ms); err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "MAC\tIP\tHOSTNAME\tPHASE\tSINCE START\tBOOT FILE\tPROFILE")
+			for _, m := range ms {
+				took := m.LastSeen.Sub(m.BootStarted).Round(time.Millisecond).String()
+				if !m.Booted.IsZero() {
+					took = "booted in " + m.Booted.Sub(m.BootStarted).Round(time.Millisecond).String()
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.MAC, dash(m.IP), dash(m.Hostname), m.Phase, took, dash(m.BootFile), dash(m.Profile))
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			if c.NArg() == 1 && len(ms) == 1 { // one machine: its timeline and the reasons
+				m := ms[0]
+				fmt.Println()
+				if m.BootReason != "" {
+					fmt.Printf("boot file %s: %s\n", m.BootFile, m.BootReason)
+				}
+				if m.ProfileReason != "" {
+					fmt.Printf("profile %s: %s\n", dash(m.Profile), m.ProfileReason)
+				}
+				w = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "+TIME\tSOURCE\tPHASE\tWHAT")
+				for _, e := range m.Events {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", e.Time.Sub(m.BootStarted).Round(time.Millisecond), e.Source, dash(e.Phase), e.Detail)
+				}
+				return w.Flush()
+			}
+			return nil
+		},
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// getJSON GETs path from a running daemon and decodes its JSON answer into v.
+func getJSON(addr, path string, v any) error {
+	cl := &nethttp.Client{Timeout: 5 * time.Second}
+	resp, err := cl.Get("http://" + addr + path)
+	if err != nil {
+		return fmt.Errorf("ask netbootd at %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != nethttp.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("netbootd at %s%s: %s: %s", addr, path, resp.Status, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("netbootd at %s%s: bad answer: %w", addr, path, err)
+	}
+	return nil
+}
+
 type leaseRow struct {
 	MAC, IP, State, Subnet, Hostname string
 	Expires                          time.Time
 }
 
 func fetchLeases(addr string) ([]leaseRow, error) {
-	cl := &nethttp.Client{Timeout: 5 * time.Second}
-	resp, err := cl.Get("http://" + addr + "/api/v1/leases")
-	if err != nil {
-		return nil, fmt.Errorf("ask netbootd at %s: %w", addr, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != nethttp.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("netbootd at %s: %s: %s", addr, resp.Status, b)
-	}
 	var ls []leaseRow
-	if err := json.NewDecoder(resp.Body).Decode(&ls); err != nil {
-		return nil, fmt.Errorf("netbootd at %s: bad lease list: %w", addr, err)
-	}
-	return ls, nil
+	return ls, getJSON(addr, "/api/v1/leases", &ls)
 }
 
 func detachCommand() *cli.Command {

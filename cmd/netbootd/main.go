@@ -22,6 +22,7 @@ func main() {
 			attachCommand(),
 			checkCommand(),
 			leasesCommand(),
+			machinesCommand(),
 			detachCommand(),
 			statusCommand(),
 			{

@@ -46,6 +46,9 @@ type Config struct {
 type Interface struct {
 	Mode     Mode       `yaml:"mode"`
 	ServerIP netip.Addr `yaml:"server_ip"` // default: the interface's first IPv4 address
+	// IPv6RA answers router solicitations with "no router, no DHCPv6", so iPXE does not wait
+	// ~14 s for IPv6 configuration. Only for links without an IPv6 router.
+	IPv6RA bool `yaml:"ipv6_ra"`
 }
 
 // HTTP is the HTTP server's configuration.

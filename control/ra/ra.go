@@ -1,0 +1,128 @@
+// Package ra answers IPv6 router solicitations on the boot interface with a router
+// advertisement that says "no router, no DHCPv6" (router lifetime 0, M and O clear). iPXE waits
+// for IPv6 configuration before it boots and, on a link without IPv6 routers, gives up only
+// after about 14 seconds; this answer ends that wait at once. Off by default: on a link with a
+// real IPv6 router, hosts should listen to that router, not to netbootd.
+package ra
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
+)
+
+// MinInterval bounds how often an advertisement goes out: one multicast answers every host
+// that solicited meanwhile.
+const MinInterval = 200 * time.Millisecond
+
+// Responder answers router solicitations on one interface.
+type Responder struct {
+	ifi  *net.Interface
+	log  *slog.Logger
+	conn *ipv6.PacketConn
+	raw  net.PacketConn
+	sent atomic.Uint64
+}
+
+// New opens a raw ICMPv6 socket bound to iface, joined to all-routers, that reads only router
+// solicitations.
+func New(iface string, log *slog.Logger) (*Responder, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ifi, err := net.InterfaceByName(iface)
+	if err != nil {
+		return nil, fmt.Errorf("ra: %w", err)
+	}
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) { serr = unix.BindToDevice(int(fd), iface) }); err != nil {
+			return err
+		}
+		return serr
+	}}
+	raw, err := lc.ListenPacket(context.Background(), "ip6:ipv6-icmp", "::")
+	if err != nil {
+		return nil, fmt.Errorf("ra: listen on %s: %w", iface, err)
+	}
+	p := ipv6.NewPacketConn(raw)
+	var f ipv6.ICMPFilter
+	f.SetAll(true)
+	f.Accept(ipv6.ICMPTypeRouterSolicitation)
+	setup := []error{
+		p.SetICMPFilter(&f),
+		p.JoinGroup(ifi, &net.IPAddr{IP: net.IPv6linklocalallrouters}),
+		p.SetMulticastInterface(ifi),
+		p.SetMulticastHopLimit(255), // RFC 4861 §6.1.2: hosts drop an RA with another hop limit
+		p.SetHopLimit(255),
+		p.SetMulticastLoopback(false),
+	}
+	if err := errors.Join(setup...); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("ra: set up socket on %s: %w", iface, err)
+	}
+	return &Responder{ifi: ifi, log: log, conn: p, raw: raw}, nil
+}
+
+// Sent is how many advertisements went out.
+func (r *Responder) Sent() uint64 { return r.sent.Load() }
+
+// Advertisement is the RA sent: hop limit 64, no flags, router lifetime 0, reachable time and
+// retransmit timer unspecified, and our link-layer address.
+func Advertisement(mac net.HardwareAddr) []byte {
+	body := []byte{64, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	if len(mac) == 6 {
+		body = append(body, 1, 1) // source link-layer address option, 8 bytes
+		body = append(body, mac...)
+	}
+	m := icmp.Message{Type: ipv6.ICMPTypeRouterAdvertisement, Body: &icmp.RawBody{Data: body}}
+	b, _ := m.Marshal(nil) // the kernel fills in the ICMPv6 checksum on raw sockets
+	return b
+}
+
+// Run answers solicitations until ctx ends.
+func (r *Responder) Run(ctx context.Context) error {
+	go func() {
+		<-ctx.Done()
+		r.raw.Close()
+	}()
+	ra := Advertisement(r.ifi.HardwareAddr)
+	dst := &net.IPAddr{IP: net.IPv6linklocalallnodes, Zone: r.ifi.Name}
+	buf := make([]byte, 1500)
+	var last time.Time
+	warned := false
+	for {
+		n, _, src, err := r.conn.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("ra: read: %w", err)
+		}
+		if n < 8 || buf[0] != byte(ipv6.ICMPTypeRouterSolicitation) || buf[1] != 0 {
+			continue
+		}
+		if time.Since(last) < MinInterval {
+			continue
+		}
+		last = time.Now()
+		if _, err := r.conn.WriteTo(ra, nil, dst); err != nil {
+			if !warned { // e.g. the interface has no IPv6 link-local address
+				r.log.Warn("ra: cannot answer router solicitations", "iface", r.ifi.Name, "err", err)
+				warned = true
+			}
+			continue
+		}
+		r.sent.Add(1)
+		r.log.Debug("ra: answered a router solicitation", "iface", r.ifi.Name, "from", src.String())
+	}
+}

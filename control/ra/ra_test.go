@@ -1,0 +1,30 @@
+package ra
+
+import (
+	"bytes"
+	"net"
+	"testing"
+
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv6"
+)
+
+// The advertisement says: no default router (lifetime 0), no DHCPv6 (M and O clear), from our MAC.
+func TestAdvertisement(t *testing.T) {
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	b := Advertisement(mac)
+	m, err := icmp.ParseMessage(58, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Type != ipv6.ICMPTypeRouterAdvertisement || m.Code != 0 {
+		t.Fatalf("type %v code %d", m.Type, m.Code)
+	}
+	body := m.Body.(*icmp.RawBody).Data
+	if len(body) != 20 || body[1]&0xc0 != 0 || body[2] != 0 || body[3] != 0 {
+		t.Fatalf("RA body %x: want flags M=O=0 and router lifetime 0", body)
+	}
+	if body[12] != 1 || body[13] != 1 || !bytes.Equal(body[14:20], mac) {
+		t.Fatalf("source link-layer option %x", body[12:])
+	}
+}
