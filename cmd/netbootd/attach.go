@@ -26,6 +26,7 @@ import (
 	"github.com/netbootd/netbootd/control/dhcpd"
 	"github.com/netbootd/netbootd/control/lease"
 	"github.com/netbootd/netbootd/control/machines"
+	"github.com/netbootd/netbootd/control/profile"
 	"github.com/netbootd/netbootd/control/ra"
 	nbhttp "github.com/netbootd/netbootd/http"
 	"github.com/netbootd/netbootd/tftp"
@@ -221,13 +222,28 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 		}
 	}
 
-	d.http, err = nbhttp.New(nbhttp.Config{Listen: cfg.HTTPListen}, nbhttp.Deps{
-		Logger: log, Gatherer: reg, Leases: d.leaseRows,
+	d.http, err = nbhttp.New(nbhttp.Config{Listen: cfg.HTTPListen, Assets: conf.HTTP.Assets,
+		IPXEDir: conf.TFTP.IPXEDir, BaseURL: d.baseURL(conf)}, nbhttp.Deps{
+		Logger: log.With("component", "http"), Gatherer: reg, Registerer: reg, Leases: d.leaseRows, Machines: d.machines,
 	})
 	if err != nil {
 		return nil, err
 	}
+	profiles, err := profile.New(conf, d.baseURL(conf))
+	if err != nil {
+		return nil, err
+	}
+	d.http.SetProfiles(profiles)
 	return d, nil
+}
+
+// baseURL is how machines reach the HTTP server: the configured base_url, else the server
+// address and the listen port.
+func (d *daemon) baseURL(conf *config.Config) string {
+	if conf.HTTP.BaseURL != "" {
+		return conf.HTTP.BaseURL
+	}
+	return httpBase(d.cfg.HTTPListen, d.cfg.ServerIP)
 }
 
 func (d *daemon) run(ctx context.Context) error {
@@ -296,6 +312,10 @@ func (d *daemon) reload() error {
 	if conf.Interface.Mode != old.Interface.Mode {
 		return fmt.Errorf("mode changed from %s to %s: restart netbootd for that", old.Interface.Mode, conf.Interface.Mode)
 	}
+	profiles, err := profile.New(conf, d.baseURL(conf))
+	if err != nil {
+		return err
+	}
 	if d.leases != nil {
 		d.leases.SetReserved(reservedIPs(conf))
 	}
@@ -308,6 +328,7 @@ func (d *daemon) reload() error {
 			return fmt.Errorf("xdp maps: %w", err)
 		}
 	}
+	d.http.SetProfiles(profiles)
 	d.cfg.Conf = conf
 	return nil
 }

@@ -1,0 +1,289 @@
+package http
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	nethttp "net/http"
+	"net/netip"
+	"strings"
+	"sync"
+
+	"github.com/netbootd/netbootd/control/machines"
+	"github.com/netbootd/netbootd/control/profile"
+)
+
+// chainQuery is what iPXE reports about the machine, expanded by iPXE itself. netX is the
+// device iPXE last opened (the one that got DHCP), unlike net0 on a machine with several NICs.
+// hexhyp (2010), uristring (2008), buildarch and platform (2013) all predate Debian's 2019 iPXE.
+const chainQuery = "mac=${netX/mac:hexhyp}&uuid=${uuid}&arch=${buildarch}&platform=${platform}" +
+	"&serial=${serial:uristring}&hostname=${hostname:uristring}"
+
+// chain is the script iPXE is sent to by DHCP: it fetches the machine's own script.
+func (s *Server) chain(w *recorder, r *nethttp.Request) {
+	writeScript(w, nethttp.StatusOK, "#!ipxe\nchain --replace --autofree "+s.baseURL(r)+"/ipxe/script?"+chainQuery+"\n")
+}
+
+// baseURL is the configured base URL, or the one the client used to reach us.
+func (s *Server) baseURL(r *nethttp.Request) string {
+	if s.cfg.BaseURL != "" {
+		return s.cfg.BaseURL
+	}
+	host := r.Host
+	if host == "" {
+		if a, ok := r.Context().Value(nethttp.LocalAddrContextKey).(net.Addr); ok {
+			host = a.String()
+		}
+	}
+	return "http://" + host
+}
+
+// script answers the machine's iPXE script. Whatever happens the body is an iPXE script: iPXE
+// would show an HTML error page as a cryptic "exec format" failure.
+func (s *Server) script(w *recorder, r *nethttp.Request) {
+	q := r.URL.Query()
+	mac, err := parseMAC(q.Get("mac"))
+	if err != nil {
+		writeScript(w, nethttp.StatusBadRequest, errorScript(err.Error()))
+		return
+	}
+	f := profile.Facts{MAC: mac, UUID: fact(q.Get("uuid")), Arch: fact(q.Get("arch")), Platform: fact(q.Get("platform")),
+		Serial: fact(q.Get("serial")), Hostname: fact(q.Get("hostname")), IP: remoteIP(r)}
+	s.seen.remember(f)
+	log := s.log.With("mac", mac.String(), "peer", r.RemoteAddr)
+
+	m, ok := s.profiles.Load().Resolve(f)
+	if !ok {
+		log.Info("ipxe script: no profile", "reason", m.Reason)
+		s.explain(mac, f.Hostname, "", m.Reason, machines.PhaseScript, "GET /ipxe/script: no profile")
+		writeScript(w, nethttp.StatusOK, "#!ipxe\necho "+ipxeText("netbootd: "+mac.String()+": "+m.Reason)+"\nexit\n")
+		return
+	}
+	body, err := m.Script()
+	if err != nil {
+		log.Error("ipxe script: render", "profile", m.Profile.Name, "err", err)
+		s.explain(mac, m.Data.Hostname, m.Profile.Name, m.Reason, "", "GET /ipxe/script: profile "+m.Profile.Name+": "+err.Error())
+		writeScript(w, nethttp.StatusInternalServerError, errorScript("profile "+m.Profile.Name+": "+err.Error()))
+		return
+	}
+	log.Info("ipxe script", "profile", m.Profile.Name, "reason", m.Reason)
+	s.explain(mac, m.Data.Hostname, m.Profile.Name, m.Reason, machines.PhaseScript, "GET /ipxe/script: profile "+m.Profile.Name)
+	writeScript(w, nethttp.StatusOK, body)
+}
+
+func (s *Server) explain(mac net.HardwareAddr, hostname, profileName, reason, phase, detail string) {
+	if s.deps.Machines == nil {
+		return
+	}
+	s.deps.Machines.Explain(mac, hostname, "", "", profileName, reason)
+	s.deps.Machines.Record(mac, machines.Event{Phase: phase, Source: "http", Detail: detail})
+}
+
+// config answers a booted system's user-data, meta-data or Ignition config.
+func (s *Server) config(w *recorder, r *nethttp.Request) {
+	kind := r.PathValue("kind")
+	switch kind {
+	case profile.UserData, profile.MetaData, profile.Ignition:
+	default:
+		nethttp.NotFound(w, r)
+		return
+	}
+	var mac net.HardwareAddr
+	var err error
+	switch raw := r.PathValue("mac"); {
+	case raw != "":
+		mac, err = parseMAC(raw)
+	case r.URL.Query().Has("mac"):
+		mac, err = parseMAC(r.URL.Query().Get("mac"))
+	default:
+		var ok bool
+		if mac, ok = s.byAddr(remoteIP(r)); !ok {
+			err = errors.New("no mac, and no machine known at this address")
+		}
+	}
+	if err != nil {
+		nethttp.Error(w, err.Error(), nethttp.StatusBadRequest)
+		return
+	}
+	// The facts iPXE reported with the script select the same group now.
+	f, ok := s.seen.facts(mac)
+	if !ok {
+		f = profile.Facts{MAC: mac}
+	}
+	f.IP = remoteIP(r)
+	m, ok := s.profiles.Load().Resolve(f)
+	if !ok {
+		nethttp.Error(w, "no profile: "+m.Reason, nethttp.StatusNotFound)
+		return
+	}
+	body, ok, err := m.Config(kind)
+	switch {
+	case err != nil:
+		s.log.Error("config: render", "mac", mac.String(), "profile", m.Profile.Name, "kind", kind, "err", err)
+		nethttp.Error(w, err.Error(), nethttp.StatusInternalServerError)
+	case !ok:
+		nethttp.Error(w, fmt.Sprintf("profile %q has no %s", m.Profile.Name, kind), nethttp.StatusNotFound)
+	default:
+		ct := "text/plain; charset=utf-8"
+		if kind == profile.Ignition {
+			ct = "application/json"
+		}
+		w.Header().Set("Content-Type", ct)
+		io.WriteString(w, body)
+	}
+	if s.deps.Machines != nil {
+		s.deps.Machines.Record(mac, machines.Event{Source: "http",
+			Detail: fmt.Sprintf("GET /configs/%s: %d (profile %s)", kind, w.Status(), m.Profile.Name)})
+	}
+}
+
+// booted is the booted system's callback: it closes the machine's boot timeline.
+func (s *Server) booted(w *recorder, r *nethttp.Request) {
+	mac, err := parseMAC(r.PathValue("mac"))
+	if err != nil {
+		nethttp.Error(w, err.Error(), nethttp.StatusBadRequest)
+		return
+	}
+	detail := r.Method + " /booted from " + remoteIP(r).String()
+	if r.Method == nethttp.MethodPost {
+		// A short note from the system (its kernel, an error): bounded, one line.
+		b, _ := io.ReadAll(io.LimitReader(r.Body, 256))
+		if note := strings.TrimSpace(printable(string(b))); note != "" {
+			detail += ": " + note
+		}
+	}
+	if s.deps.Machines != nil {
+		s.deps.Machines.Record(mac, machines.Event{Phase: machines.PhaseBooted, Source: "callback", Detail: detail})
+	}
+	s.log.Info("booted", "mac", mac.String(), "peer", r.RemoteAddr)
+	io.WriteString(w, "ok\n")
+}
+
+// byAddr finds the machine at ip: the lease/timeline store first, then the scripts we served.
+func (s *Server) byAddr(ip netip.Addr) (net.HardwareAddr, bool) {
+	if !ip.IsValid() {
+		return nil, false
+	}
+	if s.deps.Machines != nil {
+		if mac, ok := s.deps.Machines.ByIP(ip); ok {
+			return mac, true
+		}
+	}
+	return s.seen.macOf(ip)
+}
+
+func parseMAC(s string) (net.HardwareAddr, error) {
+	if s == "" {
+		return nil, errors.New("no mac")
+	}
+	mac, err := net.ParseMAC(s) // colon, hyphen (iPXE's hexhyp) or dot form
+	if err != nil {
+		return nil, fmt.Errorf("bad mac %q", printable(s))
+	}
+	return mac, nil
+}
+
+func remoteIP(r *nethttp.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// fact bounds a reported fact and strips what could break a script or a log line.
+func fact(s string) string {
+	if len(s) > 255 {
+		s = s[:255]
+	}
+	return strings.TrimSpace(printable(s))
+}
+
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// ipxeText makes s safe as the arguments of an iPXE echo. iPXE splits a line at whitespace (no
+// quoting), expands ${...} in every token, and ends the command at a token that is ||, && or ;
+// or starts with #.
+func ipxeText(s string) string {
+	toks := strings.Fields(strings.ReplaceAll(printable(s), "${", "$ {"))
+	for i, t := range toks {
+		if t == "||" || t == "&&" || t == ";" || strings.HasPrefix(t, "#") {
+			toks[i] = "'" + t + "'"
+		}
+	}
+	return strings.Join(toks, " ")
+}
+
+func errorScript(msg string) string {
+	return "#!ipxe\necho " + ipxeText("netbootd: "+msg) + "\nexit 1\n"
+}
+
+func writeScript(w nethttp.ResponseWriter, code int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	io.WriteString(w, body)
+}
+
+// seen remembers what each machine's iPXE reported with its script, so later requests (configs
+// from the booted system, downloads from an address DHCP did not hand out) find the same facts.
+// Bounded: beyond max machines an arbitrary one is forgotten.
+type seen struct {
+	mu    sync.Mutex
+	max   int
+	byMAC map[string]profile.Facts
+	byIP  map[netip.Addr]string
+}
+
+func newSeen(max int) *seen {
+	return &seen{max: max, byMAC: map[string]profile.Facts{}, byIP: map[netip.Addr]string{}}
+}
+
+func (s *seen) remember(f profile.Facts) {
+	key := machines.Key(f.MAC)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.byMAC[key]; ok {
+		if s.byIP[old.IP] == key {
+			delete(s.byIP, old.IP)
+		}
+	} else if len(s.byMAC) >= s.max {
+		for k, v := range s.byMAC {
+			delete(s.byMAC, k)
+			if s.byIP[v.IP] == k {
+				delete(s.byIP, v.IP)
+			}
+			break
+		}
+	}
+	s.byMAC[key] = f
+	if f.IP.IsValid() {
+		s.byIP[f.IP] = key
+	}
+}
+
+func (s *seen) facts(mac net.HardwareAddr) (profile.Facts, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.byMAC[machines.Key(mac)]
+	return f, ok
+}
+
+func (s *seen) macOf(ip netip.Addr) (net.HardwareAddr, bool) {
+	s.mu.Lock()
+	key, ok := s.byIP[ip]
+	s.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	mac, err := net.ParseMAC(key)
+	return mac, err == nil
+}
