@@ -459,7 +459,11 @@ func serveIPXE(t *tftp.Server, dir, root string) int {
 	n := 0
 	for _, e := range entries {
 		name := e.Name()
-		if !e.Type().IsRegular() || !(strings.HasSuffix(name, ".efi") || strings.HasSuffix(name, ".kpxe") || strings.HasSuffix(name, ".pxe")) {
+		if !(strings.HasSuffix(name, ".efi") || strings.HasSuffix(name, ".kpxe") || strings.HasSuffix(name, ".pxe")) {
+			continue
+		}
+		// Stat, not the entry's type: Debian's ipxe.efi is a symlink into /boot.
+		if st, err := os.Stat(filepath.Join(dir, name)); err != nil || !st.Mode().IsRegular() {
 			continue
 		}
 		if root != "" {

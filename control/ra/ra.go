@@ -114,14 +114,14 @@ func (r *Responder) Run(ctx context.Context) error {
 		if time.Since(last) < MinInterval {
 			continue
 		}
-		last = time.Now()
 		if _, err := r.conn.WriteTo(ra, nil, dst); err != nil {
-			if !warned { // e.g. the interface has no IPv6 link-local address
-				r.log.Warn("ra: cannot answer router solicitations", "iface", r.ifi.Name, "err", err)
+			if !warned { // e.g. the link-local address is still tentative, or there is none
+				r.log.Warn("ra: cannot answer a router solicitation (will try again on the next)", "iface", r.ifi.Name, "err", err)
 				warned = true
 			}
 			continue
 		}
+		last = time.Now() // only a sent RA holds the next one back
 		r.sent.Add(1)
 		r.log.Debug("ra: answered a router solicitation", "iface", r.ifi.Name, "from", src.String())
 	}
