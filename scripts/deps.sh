@@ -5,12 +5,13 @@ set -euo pipefail
 
 pkgs=(
   build-essential make git ca-certificates curl
-  iproute2 iputils-ping ethtool tcpdump procps kmod
-  busybox isc-dhcp-client isc-dhcp-relay
+  iproute2 iputils-ping ethtool tcpdump procps kmod ndisc6   # ndisc6: rdisc6, a real IPv6 host soliciting routers
+  busybox-static isc-dhcp-client isc-dhcp-relay   # busybox-static replaces busybox; the VM payload needs it static
   kea-dhcp4-server kea-admin   # kea-admin ships perfdhcp
   dnsmasq-base
   clang llvm libbpf-dev        # only for `make generate`; bpf2go output is committed
   atftp tftp-hpa tftpd-hpa ipxe
+  qemu-system-x86 ovmf ipxe-qemu cpio xz-utils   # tests/qemu: VMs that boot over the network
 )
 
 missing=()
