@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Integration tests share kernel objects (bpffs pins, veths): run packages one at a time.
 ITEST_PKGS := ./tests/... $(foreach d,bpf tftp control,$(if $(wildcard $(d)/*),./$(d)/...))
 
-.PHONY: help deps build xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean
+.PHONY: help deps build qemu-vm xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ build: ## build bin/netbootd
 dhcpgen: # bench helper: a bounded AF_PACKET DISCOVER flood for the XDP fast path
 	$(GO) build -trimpath -o bin/dhcpgen ./tests/dhcpgen
 
+qemu-vm: # demo helper: builds the VM payload and prints QEMU's arguments (tests/qemu)
+	$(GO) build -trimpath -o bin/qemu-vm ./tests/qemu/cmd
+
 xdp-pass: # test helper: XDP_PASS on a veth peer, which XDP_TX on veth needs (demo, benchmarks)
 	$(GO) build -trimpath -o bin/xdp-pass ./tests/xdppass/cmd
 
@@ -33,11 +36,11 @@ integration: build ## tests that cross veth pairs in namespaces with real client
 	@[ "$$(id -u)" = 0 ] || { echo "integration tests need root: sudo make test" >&2; exit 1; }
 	NETBOOTD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags integration -p 1 -count=1 -timeout 20m $(ITEST_PKGS)
 
-generate: ## rebuild the bpf2go output in bpf/ (needs clang)
-	$(GO) generate ./bpf/
+generate: ## rebuild the bpf2go output in bpf/ and tests/xdprestore/ (needs clang)
+	$(GO) generate ./bpf/ ./tests/xdprestore/
 
 check-generated: ## the committed bpf2go output is what netbootd.c compiles to (when clang is here)
-	@if command -v clang >/dev/null; then $(GO) generate ./bpf/ && git diff --exit-code --stat -- bpf/ || { echo "bpf/: generated files are stale: run make generate and commit" >&2; exit 1; }; else echo "no clang: generated files not checked"; fi
+	@if command -v clang >/dev/null; then $(GO) generate ./bpf/ ./tests/xdprestore/ && git diff --exit-code --stat -- bpf/ tests/xdprestore/ || { echo "bpf2go output is stale: run make generate and commit" >&2; exit 1; }; else echo "no clang: generated files not checked"; fi
 
 lint: check-generated ## gofmt, go vet, staticcheck, generated BPF objects current
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
@@ -60,7 +63,7 @@ bench-tftp: deps build delayline ## atftp against netbootd's TFTP, atftpd, tftpd
 delayline: # bench helper: RTT and loss between two namespaces through TUN devices (no netem here)
 	@if [ -d tests/delayline ]; then $(GO) build -trimpath -o bin/delayline ./tests/delayline; fi
 
-demo: deps build xdp-pass ## a lab rack in namespaces: netbootd attached, real DHCP clients, counters
+demo: deps build xdp-pass qemu-vm ## a lab rack in namespaces: netbootd attached, real DHCP clients, two VMs booting, counters
 	@bash scripts/demo.sh
 
 clean:

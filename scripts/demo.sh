@@ -11,6 +11,7 @@ CONFIG=${CONFIG:-$PWD/scripts/lab/netbootd.yaml}
 [ "$(id -u)" = 0 ] || { echo "the demo builds namespaces: run it as root" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "no $BIN: run make build" >&2; exit 1; }
 XDP_PASS=${XDP_PASS:-$PWD/bin/xdp-pass}
+QEMU_VM=${QEMU_VM:-$PWD/bin/qemu-vm}
 
 id=$$ SRV=nbdemo-srv-$$ LAN=nbdemo-lan-$$
 work=$(mktemp -d /tmp/nbdemo.XXXXXX)
@@ -57,8 +58,15 @@ mkdir -p $pins_root
 [ "$(stat -f -c %T $pins_root)" = bpf_fs ] || mount -t bpf bpffs $pins_root
 pins=$pins_root/demo$$; mkdir -p "$pins"
 
-say "starting: netbootd attach sv0 --config ${CONFIG#$PWD/}"
-ip netns exec $SRV "$BIN" attach sv0 --config "$CONFIG" --state-dir "$work/state" \
+say "building the VM payload (a Debian kernel and a busybox initramfs; cached after the first time)"
+mkdir -p "$work/assets"
+read -r kernel initrd < <("$QEMU_VM" payload)
+cp "$kernel" "$work/assets/vmlinuz"; cp "$initrd" "$work/assets/initrd.gz"
+echo "  $(du -h "$work/assets/vmlinuz" | cut -f1) kernel, $(du -h "$work/assets/initrd.gz" | cut -f1) initrd"
+sed "s|^  assets: \"\"|  assets: $work/assets|" "$CONFIG" > "$work/netbootd.yaml"
+
+say "starting: netbootd attach sv0 --config ${CONFIG#$PWD/} (with http.assets filled in)"
+ip netns exec $SRV "$BIN" attach sv0 --config "$work/netbootd.yaml" --state-dir "$work/state" \
   --http-listen 10.10.0.1:8080 --pin-dir "$pins" > "$work/netbootd.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do
@@ -106,7 +114,39 @@ ip netns exec $SRV "$BIN" leases --server 10.10.0.1:8080 | sed 's/^/  /'
 say "the XDP fast path (netbootd status sv0, read from its pins)"
 ip netns exec $SRV "$BIN" status --pin-dir "$pins" sv0 | sed 's/^/  /'
 say "server counters (GET /metrics)"
-ip netns exec $SRV curl -sf http://10.10.0.1:8080/metrics | grep -E '^netbootd_(dhcp|lease|xdp|tftp)_' | grep -v '_bucket' | sed 's/^/  /'
+ip netns exec $SRV curl -sf http://10.10.0.1:8080/metrics | grep -E '^netbootd_(dhcp|lease|xdp|tftp|http|boot)_' | grep -v '_bucket' | sed 's/^/  /'
+say "two VMs power on: bios01 (SeaBIOS, QEMU's iPXE ROM) and uefi01 (OVMF, its own PXE client)"
+echo "  bios01: iPXE asks the control plane, chains to its script, fetches kernel and initrd over HTTP"
+echo "  uefi01: firmware PXE answered by XDP, ipxe.efi over TFTP (windowsize), then the same as bios01"
+echo "  both:   the booted kernel's udhcpc is answered by XDP; it calls netbootd's booted URL and powers off"
+vms=()
+boot_vm() { # name firmware mac
+  local dir=$work/vm-$1 tap=tap-$1
+  mkdir -p "$dir"
+  ip -n $LAN tuntap add dev "$tap" mode tap; ip -n $LAN link set "$tap" master br0; ip -n $LAN link set "$tap" up
+  mapfile -t args < <("$QEMU_VM" args "$2" "$1" "$3" "$tap" "$dir")
+  ip netns exec $LAN qemu-system-x86_64 "${args[@]}" >"$dir/qemu.log" 2>&1 &
+  vms+=("$1")
+}
+t0=$(date +%s)
+boot_vm bios01 bios 52:54:00:00:10:01
+boot_vm uefi01 uefi 52:54:00:00:10:02
+for vm in "${vms[@]}"; do
+  for _ in $(seq 300); do grep -q "NETBOOTD-PAYLOAD done" "$work/vm-$vm/$vm.serial.log" 2>/dev/null && break; sleep 1; done
+  if grep -q "NETBOOTD-PAYLOAD done" "$work/vm-$vm/$vm.serial.log"; then
+    echo "  $vm booted after $(( $(date +%s) - t0 )) s (under TCG emulation; the network part is well under a second):"
+  else
+    echo "  $vm did NOT boot in 300 s; its serial console ends with:"; tail -5 "$work/vm-$vm/$vm.serial.log"
+  fi
+  grep -a "NETBOOTD-PAYLOAD" "$work/vm-$vm/$vm.serial.log" | sed 's/^/    | /'
+done
+say "how far each machine got (netbootd machines)"
+ip netns exec $SRV "$BIN" machines --server 10.10.0.1:8080 | sed 's/^/  /'
+for mac in 52:54:00:00:10:01 52:54:00:00:10:02; do
+  say "the timeline of $mac (netbootd machines $mac)"
+  ip netns exec $SRV "$BIN" machines --server 10.10.0.1:8080 $mac | sed 's/^/  /'
+done
+
 say "kill -9 the daemon: the pinned program keeps answering node01"
 kill -9 $pid; wait $pid 2>/dev/null || true; pid=
 ip netns exec nbdemo-node01-$id busybox udhcpc -i eth0 -f -q -n -t 4 -T 1 -s "$script" 2>/dev/null

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -134,11 +135,14 @@ type daemon struct {
 	fast     *bpf.FastPath // nil with --xdp off and in proxy mode
 	tftp     *tftp.Server  // nil when disabled
 	ra       *ra.Responder // nil unless interface.ipv6_ra
-	http     *nbhttp.Server
+	// hostnames are the reservations' host names by MAC, for the timelines of XDP answers.
+	hostnames atomic.Pointer[map[string]string]
+	http      *nbhttp.Server
 }
 
 func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ *daemon, err error) {
 	d := &daemon{cfg: cfg, log: log, machines: machines.New(0, reg)}
+	d.setHostnames(cfg.Conf)
 	defer func() {
 		if err != nil {
 			d.close()
@@ -329,8 +333,19 @@ func (d *daemon) reload() error {
 		}
 	}
 	d.http.SetProfiles(profiles)
+	d.setHostnames(conf)
 	d.cfg.Conf = conf
 	return nil
+}
+
+func (d *daemon) setHostnames(conf *config.Config) {
+	m := make(map[string]string, len(conf.Reservations))
+	for _, r := range conf.Reservations {
+		if r.Hostname != "" {
+			m[r.MAC.String()] = r.Hostname
+		}
+	}
+	d.hostnames.Store(&m)
 }
 
 // close releases what the daemon holds. The XDP program stays pinned and keeps answering
@@ -356,6 +371,9 @@ func (d *daemon) xdpAnswered(e bpf.Event) {
 		detail += fmt.Sprintf(", PXE boot parameters for arch %d", e.Arch)
 	}
 	d.machines.DHCP(e.MAC, e.IP, e.Request == 1, machines.Event{Time: e.Time, Source: "xdp", Detail: detail})
+	if h := (*d.hostnames.Load())[e.MAC.String()]; h != "" {
+		d.machines.Explain(e.MAC, h, "", "", "", "")
+	}
 	if !d.log.Enabled(context.Background(), slog.LevelDebug) {
 		return
 	}
@@ -374,6 +392,9 @@ func (d *daemon) tftpDone(tr tftp.Transfer) {
 		ev.Phase = machines.PhaseTFTP
 		ev.Detail = fmt.Sprintf("%s: %d bytes in %s (blksize %d, windowsize %d, %d retransmits)",
 			tr.File, tr.Bytes, tr.Duration.Round(time.Millisecond), tr.BlockSize, tr.Window, tr.Retransmits)
+	} else if tr.Failure == "option_refused" {
+		// UEFI firmware asks for tsize, then ends the transfer with ERROR 8 and asks again.
+		ev.Detail = fmt.Sprintf("%s: the client ended it after the option answer (error 8: a size probe, as UEFI firmware does)", tr.File)
 	} else {
 		ev.Detail = fmt.Sprintf("%s: failed (%s) after %s", tr.File, tr.Failure, tr.Duration.Round(time.Millisecond))
 	}

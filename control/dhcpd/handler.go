@@ -59,6 +59,7 @@ type response struct {
 	rawIP  netip.Addr       // ... with this IP destination (yiaddr or 255.255.255.255)
 	// For the machine's timeline: the address given and the boot file chosen, and why.
 	yiaddr     netip.Addr
+	hostname   string
 	bootFile   string
 	bootReason string
 }
@@ -303,10 +304,15 @@ func (c *exchange) reply(mt dhcpv4.MessageType, yiaddr netip.Addr) (*response, s
 		r, why := c.st.finish(mt, &h, opts, m, prl)
 		if r != nil {
 			r.bootFile, r.bootReason = choice.file, choice.reason
+			r.hostname = c.hostname()
 		}
 		return r, why
 	}
-	return c.st.finish(mt, &h, opts, m, prl)
+	r, why := c.st.finish(mt, &h, opts, m, prl)
+	if r != nil {
+		r.hostname = c.hostname()
+	}
+	return r, why
 }
 
 // ipxeNoProxyWait is iPXE's encapsulated option 176 (no-pxedhcp) set to 1, inside option 175.

@@ -300,8 +300,8 @@ func (s *Server) serve(p packet) {
 		} else {
 			tl.DHCP(req.mac, resp.yiaddr, msg.MessageType() == dhcpv4.MessageTypeDiscover, ev)
 		}
-		if resp.bootFile != "" {
-			tl.Explain(req.mac, "", resp.bootFile, resp.bootReason, "", "")
+		if resp.bootFile != "" || resp.hostname != "" {
+			tl.Explain(req.mac, resp.hostname, resp.bootFile, resp.bootReason, "", "")
 		}
 	}
 	if s.debug { // the arguments cost allocations even when the level is off

@@ -147,6 +147,9 @@ func BuildPayload(t testing.TB) Payload {
 	return p
 }
 
+// Build is BuildPayload outside a test (the demo): it builds or finds the cached payload.
+func Build(logf func(string, ...any)) (Payload, error) { return buildPayload(logf) }
+
 func cacheRoot() string {
 	if d := os.Getenv(CacheEnv); d != "" {
 		return d

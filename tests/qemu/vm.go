@@ -176,6 +176,11 @@ func Start(t testing.TB, ns *netns.NS, opt Options) *VM {
 	return vm
 }
 
+// Args is QEMU's command line for opt, outside a test (the demo): dir holds the VM's files
+// (OVMF variables, the serial-port setting), logPath receives the serial console. The tap
+// opt.Tap must exist.
+func Args(opt Options, dir, logPath string) ([]string, error) { return qemuArgs(opt, dir, logPath) }
+
 func qemuArgs(opt Options, dir, logPath string) ([]string, error) {
 	args := []string{
 		"-name", opt.Name,
