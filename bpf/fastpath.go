@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -68,6 +69,19 @@ type Config struct {
 	ServerIP        netip.Addr
 	MaxReservations int
 	PinRoot         string // default DefaultPinRoot; must be on a bpf filesystem
+	Storm           Storm
+}
+
+// Storm is how the program protects the control plane from floods; zero values turn each off.
+type Storm struct {
+	// DuplicateWindow drops a DISCOVER repeating a MAC and xid seen this recently.
+	DuplicateWindow time.Duration
+	// SourceRate and SourceBurst limit requests from unknown MACs per Ethernet source (relayed
+	// requests are exempt: a relay speaks for a whole rack).
+	SourceRate, SourceBurst uint64
+	// StrangerRate and StrangerBurst limit requests from all unknown MACs together. MACs with a
+	// lease (SetKnown) and reserved MACs are never limited.
+	StrangerRate, StrangerBurst uint64
 }
 
 // FastPath is the attached program and its maps.
@@ -130,7 +144,7 @@ func Attach(cfg Config) (*FastPath, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load XDP program: %w", explainVerifier(err))
 	}
-	if err := f.setConfig(cfg.ServerIP, iface.HardwareAddr); err != nil {
+	if err := f.setConfig(cfg.ServerIP, iface.HardwareAddr, cfg.Storm); err != nil {
 		f.objs.Close()
 		return nil, err
 	}
@@ -189,13 +203,32 @@ func pinnedMode(ifindex int) Mode {
 	return ModeNative
 }
 
-func (f *FastPath) setConfig(server netip.Addr, mac net.HardwareAddr) error {
-	c := netbootdFpConfig{ServerIp: be32(server), Enabled: 1}
+func (f *FastPath) setConfig(server netip.Addr, mac net.HardwareAddr, st Storm) error {
+	c := netbootdFpConfig{ServerIp: be32(server), Enabled: 1,
+		DupWindowNs: uint64(st.DuplicateWindow.Nanoseconds()),
+		SourceRate:  st.SourceRate, SourceBurst: max(st.SourceBurst, 1),
+		StrangerBurst: max(st.StrangerBurst, 1)}
+	if st.StrangerRate > 0 {
+		// Each CPU has its own bucket: share the rate (and burst) among them.
+		cpus := uint64(max(ebpf.MustPossibleCPU(), 1))
+		c.StrangerRate = max(st.StrangerRate/cpus, 1)
+		c.StrangerBurst = max(st.StrangerBurst/cpus, 1)
+	}
 	copy(c.Mac[:], mac)
 	if err := f.objs.Config.Put(uint32(0), &c); err != nil {
 		return fmt.Errorf("fast path config: %w", err)
 	}
 	return nil
+}
+
+// SetStorm changes the flood protection (on reload), keeping the rest of the configuration.
+func (f *FastPath) SetStorm(st Storm) error {
+	var c netbootdFpConfig
+	if err := f.objs.Config.Lookup(uint32(0), &c); err != nil {
+		return fmt.Errorf("fast path config: %w", err)
+	}
+	ip := netip.AddrFrom4([4]byte{byte(c.ServerIp), byte(c.ServerIp >> 8), byte(c.ServerIp >> 16), byte(c.ServerIp >> 24)})
+	return f.setConfig(ip, net.HardwareAddr(c.Mac[:]), st)
 }
 
 // Mode is how the program is attached.
@@ -294,7 +327,7 @@ func LoadForTest(server netip.Addr, mac net.HardwareAddr, entries []Entry) (*ebp
 		return nil, explainVerifier(err)
 	}
 	defer f.objs.netbootdMaps.Close() // the program keeps its maps
-	if err := f.setConfig(server, mac); err != nil {
+	if err := f.setConfig(server, mac, Storm{}); err != nil {
 		f.objs.Close()
 		return nil, err
 	}

@@ -63,7 +63,21 @@ struct fp_config {
 	__u32 server_ip; /* network order */
 	__u8 mac[6];     /* the interface's MAC: source of every reply */
 	__u16 enabled;
+	/* Storm protection for what goes to the control plane; 0 turns each off. */
+	__u64 dup_window_ns;   /* a DISCOVER repeating its MAC and xid within this is dropped */
+	__u64 source_rate;     /* tokens/s per Ethernet source, for requests from unknown MACs */
+	__u64 source_burst;
+	__u64 stranger_rate;   /* tokens/s for all unknown MACs together, per CPU */
+	__u64 stranger_burst;
 };
+
+/* A token bucket: tokens scaled by 1e9 so that refills need no division. */
+struct bucket {
+	__u64 nanotokens;
+	__u64 last_ns;
+};
+
+#define NS_PER_SEC 1000000000ULL
 
 enum counter {
 	C_RX,           /* IPv4 UDP to port 67 seen */
@@ -80,6 +94,9 @@ enum counter {
 	C_MALFORMED,
 	C_EVENTS_LOST,  /* answers not reported to the daemon: the event ring was full */
 	C_PXE,          /* answers that carried boot parameters for firmware PXE */
+	C_DROP_DUP,     /* a DISCOVER repeated (same MAC and xid) within the window: dropped */
+	C_DROP_SOURCE,  /* unknown MAC over its Ethernet source's rate: dropped */
+	C_DROP_STRANGER,/* unknown MAC over the rate for all unknown MACs: dropped */
 	C_MAX,
 };
 
@@ -120,6 +137,44 @@ struct {
 	__type(key, __u32);
 	__type(value, struct fp_config);
 } config SEC(".maps");
+
+/* MACs holding a dynamic lease (the control plane keeps it filled): never rate-limited. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct res_key);
+	__type(value, __u8);
+} known SEC(".maps");
+
+/* Last DISCOVER seen per MAC and xid, for dropping duplicates. */
+struct dup_key {
+	__u8 mac[6];
+	__u16 pad;
+	__u32 xid;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct dup_key);
+	__type(value, __u64);
+} recent SEC(".maps");
+
+/* Token buckets per Ethernet source of unknown MACs; LRU, so a flood of sources evicts itself. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct res_key);
+	__type(value, struct bucket);
+} sources SEC(".maps");
+
+/* The bucket for all unknown MACs, one per CPU (the loader divides the rate among CPUs). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bucket);
+} strangers SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -198,6 +253,81 @@ static __always_inline int netboot_vendor(__u8 *v, __u8 l, void *end)
 	return V_PLAIN;
 }
 
+#define DHCP_DISCOVER 1
+#define DHCP_OFFER 2
+#define DHCP_REQUEST 3
+#define DHCP_ACK 5
+#define BOOTP_OPTIONS 240 /* offset of the options in the BOOTP payload */
+
+/* take spends one token from b, refilled at rate per second up to burst; it reports whether
+ * there was one. Updates race across CPUs on a shared bucket: an approximate limit is enough. */
+static __always_inline int take(struct bucket *b, __u64 now, __u64 rate, __u64 burst)
+{
+	__u64 cap = burst * NS_PER_SEC;
+	__u64 elapsed = now - b->last_ns;
+	if (elapsed > NS_PER_SEC * 60)
+		elapsed = NS_PER_SEC * 60; /* bounds the product below */
+	__u64 t = b->nanotokens + elapsed * rate;
+	if (t > cap)
+		t = cap;
+	b->last_ns = now;
+	if (t < NS_PER_SEC) {
+		b->nanotokens = t;
+		return 0;
+	}
+	b->nanotokens = t - NS_PER_SEC;
+	return 1;
+}
+
+/* admit decides whether a request the program does not answer may go up to the control plane:
+ * duplicate DISCOVERs are dropped, and unknown MACs (neither reserved nor leased) are held to a
+ * rate per Ethernet source and for all of them together, so a flood of random MACs cannot
+ * starve the control plane of the machines it knows. */
+static __always_inline int admit(struct fp_config *cfg, struct ethhdr *eth, struct bootp *bp, __u8 type, int reserved)
+{
+	__u64 now = bpf_ktime_get_ns();
+	if (cfg->dup_window_ns && type == DHCP_DISCOVER) {
+		struct dup_key dk = {};
+		__builtin_memcpy(dk.mac, bp->chaddr, 6);
+		dk.xid = bp->xid;
+		__u64 *seen = bpf_map_lookup_elem(&recent, &dk);
+		if (seen && now - *seen < cfg->dup_window_ns) {
+			count(C_DROP_DUP);
+			return 0;
+		}
+		bpf_map_update_elem(&recent, &dk, &now, BPF_ANY);
+	}
+	if (reserved)
+		return 1;
+	struct res_key mk = {};
+	__builtin_memcpy(mk.mac, bp->chaddr, 6);
+	if (bpf_map_lookup_elem(&known, &mk))
+		return 1;
+	if (cfg->source_rate && !bp->giaddr) { /* a relay speaks for a whole rack: not per source */
+		struct res_key sk = {};
+		__builtin_memcpy(sk.mac, eth->h_source, 6);
+		struct bucket *b = bpf_map_lookup_elem(&sources, &sk);
+		if (!b) {
+			struct bucket fresh = {cfg->source_burst * NS_PER_SEC, now};
+			bpf_map_update_elem(&sources, &sk, &fresh, BPF_NOEXIST);
+			b = bpf_map_lookup_elem(&sources, &sk);
+		}
+		if (b && !take(b, now, cfg->source_rate, cfg->source_burst)) {
+			count(C_DROP_SOURCE);
+			return 0;
+		}
+	}
+	if (cfg->stranger_rate) {
+		__u32 zero = 0;
+		struct bucket *b = bpf_map_lookup_elem(&strangers, &zero);
+		if (b && !take(b, now, cfg->stranger_rate, cfg->stranger_burst)) {
+			count(C_DROP_STRANGER);
+			return 0;
+		}
+	}
+	return 1;
+}
+
 static __always_inline __u16 fold(__u64 s)
 {
 	s = (s & 0xffffffff) + (s >> 32);
@@ -207,11 +337,6 @@ static __always_inline __u16 fold(__u64 s)
 	return (__u16)s;
 }
 
-#define DHCP_DISCOVER 1
-#define DHCP_OFFER 2
-#define DHCP_REQUEST 3
-#define DHCP_ACK 5
-#define BOOTP_OPTIONS 240 /* offset of the options in the BOOTP payload */
 
 SEC("xdp")
 int netbootd_xdp(struct xdp_md *ctx)
@@ -289,25 +414,38 @@ int netbootd_xdp(struct xdp_md *ctx)
 		return pass(C_MALFORMED);
 	if (!off[S_TYPE] || len[S_TYPE] != 1)
 		return pass(C_MALFORMED);
-
-	struct res_key key = {};
-	__builtin_memcpy(key.mac, bp->chaddr, 6);
-	struct res_val *res = bpf_map_lookup_elem(&reservations, &key);
-	if (!res)
-		return pass(C_PASS_UNKNOWN);
+	__u8 *tp = (void *)bp + (off[S_TYPE] & 0x7ff) + 2;
+	if ((void *)(tp + 1) > end)
+		return pass(C_MALFORMED);
+	__u8 type = *tp;
 	__u32 zero = 0;
 	struct fp_config *cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg || !cfg->enabled)
 		return XDP_PASS;
 
+	struct res_key key = {};
+	__builtin_memcpy(key.mac, bp->chaddr, 6);
+	struct res_val *res = bpf_map_lookup_elem(&reservations, &key);
+	if (!res) {
+		if (!admit(cfg, eth, bp, type, 0))
+			return XDP_DROP;
+		return pass(C_PASS_UNKNOWN);
+	}
+
 	/* iPXE (user class, option 175) gets its per-machine script from the control plane. */
-	if (off[S_USER] || off[S_IPXE])
+	if (off[S_USER] || off[S_IPXE]) {
+		if (!admit(cfg, eth, bp, type, 1))
+			return XDP_DROP;
 		return pass(C_PASS_NETBOOT);
+	}
 	int vendor = V_PLAIN;
 	if (off[S_VENDOR])
 		vendor = netboot_vendor((void *)bp + (off[S_VENDOR] & 0x7ff) + 2, len[S_VENDOR], end);
-	if (vendor == V_HTTP)
+	if (vendor == V_HTTP) {
+		if (!admit(cfg, eth, bp, type, 1))
+			return XDP_DROP;
 		return pass(C_PASS_NETBOOT);
+	}
 	/* Firmware PXE: answered here when its architecture has pre-rendered boot parameters. */
 	struct boot_val *boot = 0;
 	struct boot_key bkey = {};
@@ -320,8 +458,11 @@ int netbootd_xdp(struct xdp_md *ctx)
 		}
 		__builtin_memcpy(bkey.mac, bp->chaddr, 6);
 		boot = bpf_map_lookup_elem(&boot_params, &bkey);
-		if (!boot)
+		if (!boot) {
+			if (!admit(cfg, eth, bp, type, 1))
+				return XDP_DROP;
 			return pass(C_PASS_NETBOOT);
+		}
 	}
 	/* The subnet is the relay's (giaddr) or, on the local link, the server's own. */
 	__u32 giaddr = bp->giaddr;
@@ -329,11 +470,6 @@ int netbootd_xdp(struct xdp_md *ctx)
 		return pass(C_PASS_RELAY);
 	if (!giaddr && (cfg->server_ip & res->mask) != res->net)
 		return pass(C_PASS_NOT_OURS);
-
-	__u8 *tp = (void *)bp + (off[S_TYPE] & 0x7ff) + 2;
-	if ((void *)(tp + 1) > end)
-		return pass(C_MALFORMED);
-	__u8 type = *tp;
 
 	/* Is this request ours to answer, for the reserved address? */
 	__u32 reqip = 0, server = 0;

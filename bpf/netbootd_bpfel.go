@@ -30,6 +30,19 @@ type netbootdBootVal struct {
 	Area     [308]uint8
 }
 
+type netbootdBucket struct {
+	_          structs.HostLayout
+	Nanotokens uint64
+	LastNs     uint64
+}
+
+type netbootdDupKey struct {
+	_   structs.HostLayout
+	Mac [6]uint8
+	Pad uint16
+	Xid uint32
+}
+
 type netbootdEvent struct {
 	_       structs.HostLayout
 	TimeNs  uint64
@@ -44,10 +57,16 @@ type netbootdEvent struct {
 }
 
 type netbootdFpConfig struct {
-	_        structs.HostLayout
-	ServerIp uint32
-	Mac      [6]uint8
-	Enabled  uint16
+	_             structs.HostLayout
+	ServerIp      uint32
+	Mac           [6]uint8
+	Enabled       uint16
+	_             [4]byte
+	DupWindowNs   uint64
+	SourceRate    uint64
+	SourceBurst   uint64
+	StrangerRate  uint64
+	StrangerBurst uint64
 }
 
 type netbootdResKey struct {
@@ -77,7 +96,11 @@ const (
 	netbootdMapConfig       = "config"
 	netbootdMapCounters     = "counters"
 	netbootdMapEvents       = "events"
+	netbootdMapKnown        = "known"
+	netbootdMapRecent       = "recent"
 	netbootdMapReservations = "reservations"
+	netbootdMapSources      = "sources"
+	netbootdMapStrangers    = "strangers"
 	netbootdProgNetbootdXdp = "netbootd_xdp"
 	netbootdVarUnusedEvent  = "unused_event"
 )
@@ -135,7 +158,11 @@ type netbootdMapSpecs struct {
 	Config       *ebpf.MapSpec `ebpf:"config"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	Known        *ebpf.MapSpec `ebpf:"known"`
+	Recent       *ebpf.MapSpec `ebpf:"recent"`
 	Reservations *ebpf.MapSpec `ebpf:"reservations"`
+	Sources      *ebpf.MapSpec `ebpf:"sources"`
+	Strangers    *ebpf.MapSpec `ebpf:"strangers"`
 }
 
 // netbootdVariableSpecs contains global variables before they are loaded into the kernel.
@@ -169,7 +196,11 @@ type netbootdMaps struct {
 	Config       *ebpf.Map `ebpf:"config"`
 	Counters     *ebpf.Map `ebpf:"counters"`
 	Events       *ebpf.Map `ebpf:"events"`
+	Known        *ebpf.Map `ebpf:"known"`
+	Recent       *ebpf.Map `ebpf:"recent"`
 	Reservations *ebpf.Map `ebpf:"reservations"`
+	Sources      *ebpf.Map `ebpf:"sources"`
+	Strangers    *ebpf.Map `ebpf:"strangers"`
 }
 
 func (m *netbootdMaps) Close() error {
@@ -178,7 +209,11 @@ func (m *netbootdMaps) Close() error {
 		m.Config,
 		m.Counters,
 		m.Events,
+		m.Known,
+		m.Recent,
 		m.Reservations,
+		m.Sources,
+		m.Strangers,
 	)
 }
 

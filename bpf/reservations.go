@@ -140,6 +140,21 @@ func (f *FastPath) Sync(entries []Entry) error {
 	return errors.Join(errs...)
 }
 
+// SetKnown makes the set of MACs with a dynamic lease equal to macs: the program never
+// rate-limits them as strangers.
+func (f *FastPath) SetKnown(macs []net.HardwareAddr) error {
+	want := make(map[netbootdResKey]uint8, len(macs))
+	for _, m := range macs {
+		if len(m) == 6 {
+			want[key(m)] = 1
+		}
+	}
+	if err := mirror(f.objs.Known, want); err != nil {
+		return fmt.Errorf("known MACs map: %w", err)
+	}
+	return nil
+}
+
 // mirror puts every entry of want into m, then deletes the keys of m not in want.
 func mirror[K comparable, V any](m *ebpf.Map, want map[K]V) error {
 	for k, v := range want {

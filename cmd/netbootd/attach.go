@@ -182,7 +182,7 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 
 	if cfg.XDP != bpf.ModeOff && !proxy {
 		d.fast, err = bpf.Attach(bpf.Config{Iface: cfg.Iface, Mode: cfg.XDP, ServerIP: cfg.ServerIP,
-			MaxReservations: max(len(conf.Reservations)*2, 1024), PinRoot: cfg.PinDir})
+			MaxReservations: max(len(conf.Reservations)*2, 1024), PinRoot: cfg.PinDir, Storm: stormOf(conf)})
 		if err != nil {
 			return nil, fmt.Errorf("xdp fast path: %w (--xdp off runs without it)", err)
 		}
@@ -264,6 +264,9 @@ func (d *daemon) run(ctx context.Context) error {
 	if d.leases != nil {
 		g.Go(func() error { return d.leases.Run(ctx) })
 	}
+	if d.fast != nil && d.leases != nil {
+		g.Go(func() error { d.syncKnown(ctx); return nil })
+	}
 	if d.ra != nil {
 		g.Go(func() error { return d.ra.Run(ctx) })
 	}
@@ -331,11 +334,49 @@ func (d *daemon) reload() error {
 		if err := d.fast.Sync(d.dhcp.FastReservations()); err != nil {
 			return fmt.Errorf("xdp maps: %w", err)
 		}
+		if err := d.fast.SetStorm(stormOf(conf)); err != nil {
+			return fmt.Errorf("xdp storm protection: %w", err)
+		}
 	}
 	d.http.SetProfiles(profiles)
 	d.setHostnames(conf)
 	d.cfg.Conf = conf
 	return nil
+}
+
+// stormOf is the fast path's flood protection from the configuration.
+func stormOf(conf *config.Config) bpf.Storm {
+	st := conf.DHCP.Storm
+	if st.Off {
+		return bpf.Storm{}
+	}
+	return bpf.Storm{DuplicateWindow: st.DuplicateWindow.D(), SourceRate: st.PerSourceRate, SourceBurst: st.PerSourceBurst,
+		StrangerRate: st.UnknownRate, StrangerBurst: st.UnknownBurst}
+}
+
+// syncKnown keeps the fast path's set of MACs with a lease current, every two seconds: those
+// clients are never rate-limited as strangers during a flood.
+func (d *daemon) syncKnown(ctx context.Context) {
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	warned := false
+	for {
+		var macs []net.HardwareAddr
+		for _, l := range d.leases.All() {
+			if l.State != lease.Declined {
+				macs = append(macs, l.MAC)
+			}
+		}
+		if err := d.fast.SetKnown(macs); err != nil && !warned {
+			d.log.Warn("xdp fast path: cannot update the known-MAC map; leased clients may be rate-limited in a flood", "err", err)
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 func (d *daemon) setHostnames(conf *config.Config) {

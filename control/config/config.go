@@ -81,6 +81,18 @@ type DHCP struct {
 	DeclineHold Duration `yaml:"decline_hold"` // how long a DECLINEd address stays out of the pool
 	Workers     int      `yaml:"workers"`      // requests handled at once (they wait on the lease store)
 	Queue       int      `yaml:"queue"`        // requests waiting for a worker before new ones are dropped
+	Storm       Storm    `yaml:"storm"`
+}
+
+// Storm is the XDP fast path's protection of the control plane against floods: what it drops
+// before a request reaches Go. Reserved MACs and MACs with a lease are never rate-limited.
+type Storm struct {
+	DuplicateWindow Duration `yaml:"duplicate_window"` // drop a DISCOVER repeating MAC and xid this soon (default 1s)
+	PerSourceRate   uint64   `yaml:"per_source_rate"`  // unknown-MAC requests/s per Ethernet source (default 50)
+	PerSourceBurst  uint64   `yaml:"per_source_burst"` // (default 2 x rate)
+	UnknownRate     uint64   `yaml:"unknown_rate"`     // unknown-MAC requests/s in all (default 2000)
+	UnknownBurst    uint64   `yaml:"unknown_burst"`    // (default 2 x rate)
+	Off             bool     `yaml:"off"`              // no storm protection at all
 }
 
 // Boot says which boot file a PXE or iPXE client gets. Empty fields inherit: reservation →

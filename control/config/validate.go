@@ -64,6 +64,29 @@ func (c *Config) Validate() error {
 	if c.DHCP.OfferHold < 0 || c.DHCP.DeclineHold < 0 {
 		bad(0, "dhcp", "hold times must be positive")
 	}
+	if st := &c.DHCP.Storm; !st.Off {
+		if st.DuplicateWindow == 0 {
+			st.DuplicateWindow = Duration(time.Second)
+		}
+		if st.DuplicateWindow < 0 || st.DuplicateWindow.D() > time.Minute {
+			bad(0, "dhcp.storm.duplicate_window", "%s: want up to 1m (clients retransmit after ~4s)", st.DuplicateWindow.D())
+		}
+		if st.PerSourceRate == 0 {
+			st.PerSourceRate = 50
+		}
+		if st.UnknownRate == 0 {
+			st.UnknownRate = 2000
+		}
+		if st.PerSourceBurst == 0 {
+			st.PerSourceBurst = 2 * st.PerSourceRate
+		}
+		if st.UnknownBurst == 0 {
+			st.UnknownBurst = 2 * st.UnknownRate
+		}
+		if st.PerSourceRate > 1e7 || st.UnknownRate > 1e7 || st.PerSourceBurst > 1e7 || st.UnknownBurst > 1e7 {
+			bad(0, "dhcp.storm", "rates and bursts above 10,000,000: set off: true instead")
+		}
+	}
 
 	var pools []struct {
 		r     Range

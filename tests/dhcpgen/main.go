@@ -3,6 +3,7 @@
 // count and time, sends only on the interface it is given, and prints what it sent.
 //
 //	dhcpgen -i bc0 -macs macs.txt -t 5s
+//	dhcpgen -i bc0 -random 100000 -n 100000 -t 30s   # a starvation flood: every frame a new MAC
 package main
 
 import (
@@ -25,19 +26,43 @@ func main() {
 	macsFile := flag.String("macs", "", "file with one client MAC a line")
 	dur := flag.Duration("t", 5*time.Second, "how long to send (at most 60s)")
 	workers := flag.Int("w", 1, "sending threads")
+	random := flag.Int("random", 0, "instead of -macs: this many random locally administered MACs (at most 1,000,000)")
+	count := flag.Uint64("n", 0, "stop after this many frames (0: only the time bound)")
+	pps := flag.Int("pps", 0, "frames per second per thread (0: as fast as it can)")
 	flag.Parse()
-	if err := run(*iface, *macsFile, min(*dur, time.Minute), *workers); err != nil {
+	macs, err := clients(*macsFile, *random)
+	if err == nil {
+		err = run(*iface, macs, min(*dur, time.Minute), *workers, *count, *pps)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "dhcpgen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ifname, macsFile string, dur time.Duration, workers int) error {
-	ifc, err := net.InterfaceByName(ifname)
-	if err != nil {
-		return err
+// clients are the MACs to send as: read from a file, or random.
+func clients(path string, random int) ([]net.HardwareAddr, error) {
+	if random <= 0 {
+		return readMACs(path)
 	}
-	macs, err := readMACs(macsFile)
+	if random > 1_000_000 {
+		return nil, fmt.Errorf("-random %d: at most 1,000,000", random)
+	}
+	out := make([]net.HardwareAddr, random)
+	for i := range out {
+		m := make(net.HardwareAddr, 6)
+		v := rand.Uint64()
+		for j := range m {
+			m[j] = byte(v >> (8 * j))
+		}
+		m[0] = m[0]&0xfc | 0x02 // unicast, locally administered
+		out[i] = m
+	}
+	return out, nil
+}
+
+func run(ifname string, macs []net.HardwareAddr, dur time.Duration, workers int, count uint64, pps int) error {
+	ifc, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return err
 	}
@@ -64,9 +89,19 @@ func run(ifname, macsFile string, dur time.Duration, workers int) error {
 			_ = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1)
 			sa := &unix.SockaddrLinklayer{Ifindex: ifc.Index, Protocol: 0x0008}
 			n := uint64(0)
-			for i := w; ; i++ {
-				if n%1024 == 0 && time.Now().After(deadline) {
+			for i := w; ; i += workers {
+				if count > 0 && uint64(i) >= count {
 					break
+				}
+				if n%256 == 0 {
+					if time.Now().After(deadline) {
+						break
+					}
+					if pps > 0 { // pace: be where the rate says after n frames
+						if ahead := time.Duration(n)*time.Second/time.Duration(pps) - time.Since(start); ahead > 0 {
+							time.Sleep(ahead)
+						}
+					}
 				}
 				if err := unix.Sendto(fd, frames[i%len(frames)], 0, sa); err != nil {
 					if err == unix.ENOBUFS {
