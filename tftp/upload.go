@@ -52,11 +52,21 @@ func (s *Server) receive(ctx context.Context, req packet, peer netip.AddrPort, d
 		fail("access_violation", err)
 		return
 	}
-	done := false
-	defer func() {
-		f.Close()
-		if !done {
+	done, removed := false, false
+	// discard drops the partial file; failures call it before telling the client, so that once
+	// the client has its error no NAME.part is left.
+	discard := func() {
+		if !removed {
+			f.Close()
 			_ = root.Remove(part)
+			removed = true
+		}
+	}
+	defer func() {
+		if done {
+			f.Close()
+		} else {
+			discard()
 		}
 	}()
 
@@ -93,6 +103,7 @@ func (s *Server) receive(ctx context.Context, req packet, peer netip.AddrPort, d
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				if tries++; tries > s.cfg.Retries {
+					discard()
 					conn.WriteToUDP(appendError(nil, errNotDefined, "timeout"), paddr)
 					fail("timeout", err)
 					return
@@ -114,6 +125,7 @@ func (s *Server) receive(ctx context.Context, req packet, peer netip.AddrPort, d
 			fail("client_error", fmt.Errorf("client error %d: %s", p.ErrCode, p.ErrMsg))
 			return
 		case p.Op != opDATA || len(p.Data) > blksize:
+			discard()
 			conn.WriteToUDP(appendError(nil, errIllegalOp, "illegal TFTP operation"), paddr)
 			fail("bad_request", fmt.Errorf("unexpected packet %d", p.Op))
 			return
@@ -122,11 +134,13 @@ func (s *Server) receive(ctx context.Context, req packet, peer netip.AddrPort, d
 		}
 		tries = 0
 		if total += int64(len(p.Data)); total > s.cfg.MaxUpload {
+			discard()
 			conn.WriteToUDP(appendError(nil, errDiskFull, "upload larger than allowed"), paddr)
 			fail("too_large", fmt.Errorf("over %d bytes", s.cfg.MaxUpload))
 			return
 		}
 		if _, err := f.Write(p.Data); err != nil {
+			discard()
 			conn.WriteToUDP(appendError(nil, errDiskFull, "disk full or write error"), paddr)
 			fail("io_error", err)
 			return
@@ -135,6 +149,7 @@ func (s *Server) receive(ctx context.Context, req packet, peer netip.AddrPort, d
 		next++
 		if len(p.Data) < blksize { // the final block: make it durable, then give it its name
 			if err := f.Sync(); err != nil {
+				discard()
 				conn.WriteToUDP(appendError(nil, errDiskFull, "disk full or write error"), paddr)
 				fail("io_error", err)
 				return
