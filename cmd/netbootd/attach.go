@@ -288,21 +288,37 @@ func (d *daemon) reloadOnHUP(ctx context.Context) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// A change of the file reloads it too; without inotify, SIGHUP still does.
+	var changed <-chan struct{}
+	if d.cfg.ConfigPath != "" {
+		c, err := watchFile(ctx, d.cfg.ConfigPath, 300*time.Millisecond)
+		if err != nil {
+			d.log.Warn("config changes will not be noticed; reload with SIGHUP", "err", err)
+		}
+		changed = c
+	}
 	for {
+		why := "SIGHUP"
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-hup:
+		case _, ok := <-changed:
+			if !ok {
+				changed = nil
+				continue
+			}
+			why = "file changed"
 		}
 		if d.cfg.ConfigPath == "" {
 			d.log.Warn("SIGHUP: no --config to reload")
 			continue
 		}
 		if err := d.reload(); err != nil {
-			d.log.Error("reload rejected; the running configuration stays", "err", err)
+			d.log.Error("reload rejected; the running configuration stays", "why", why, "err", err)
 			continue
 		}
-		d.log.Info("configuration reloaded", "file", d.cfg.ConfigPath)
+		d.log.Info("configuration reloaded", "file", d.cfg.ConfigPath, "why", why)
 	}
 }
 
