@@ -70,7 +70,13 @@ type Config struct {
 	MaxReservations int
 	PinRoot         string // default DefaultPinRoot; must be on a bpf filesystem
 	Storm           Storm
+	// Replace takes the interface over from another XDP program attached there; without it,
+	// Attach refuses (ErrForeignProgram) rather than cut off whoever put it there.
+	Replace bool
 }
+
+// ErrForeignProgram: the interface runs an XDP program that is not netbootd's.
+var ErrForeignProgram = errors.New("the interface already runs another XDP program")
 
 // Storm is how the program protects the control plane from floods; zero values turn each off.
 type Storm struct {
@@ -148,14 +154,14 @@ func Attach(cfg Config) (*FastPath, error) {
 		f.objs.Close()
 		return nil, err
 	}
-	if err := f.attach(iface.Index, cfg.Mode); err != nil {
+	if err := f.attach(iface.Index, cfg.Mode, cfg.Replace); err != nil {
 		f.objs.Close()
 		return nil, err
 	}
 	return f, nil
 }
 
-func (f *FastPath) attach(ifindex int, mode Mode) error {
+func (f *FastPath) attach(ifindex int, mode Mode, replace bool) error {
 	pin := filepath.Join(f.pinDir, "link")
 	if l, err := link.LoadPinnedLink(pin, nil); err == nil {
 		if err := l.Update(f.objs.NetbootdXdp); err != nil {
@@ -165,6 +171,15 @@ func (f *FastPath) attach(ifindex int, mode Mode) error {
 		f.link, f.adopted = l, true
 		f.mode = pinnedMode(ifindex)
 		return nil
+	}
+	// Not ours (we found no pinned link of our own): someone else's program is there.
+	if id, name := foreignProgram(ifindex); id != 0 {
+		if !replace {
+			return fmt.Errorf("%w (id %d, %q): netbootd will not cut it off; stop its owner, or start with --xdp-replace to take over, or --xdp off", ErrForeignProgram, id, name)
+		}
+		if err := detachNetlink(ifindex); err != nil {
+			return fmt.Errorf("take over from XDP program %d: %w", id, err)
+		}
 	}
 	try := []Mode{mode}
 	if mode == ModeAuto {
@@ -189,6 +204,40 @@ func (f *FastPath) attach(ifindex int, mode Mode) error {
 		return nil
 	}
 	return fmt.Errorf("attach XDP: %w", errors.Join(errs...))
+}
+
+// foreignProgram reports the XDP program attached to ifindex, if any: its id and name.
+func foreignProgram(ifindex int) (uint32, string) {
+	l, err := netlink.LinkByIndex(ifindex)
+	if err != nil || l.Attrs().Xdp == nil || !l.Attrs().Xdp.Attached || l.Attrs().Xdp.ProgId == 0 {
+		return 0, ""
+	}
+	id := l.Attrs().Xdp.ProgId
+	name := ""
+	if p, err := ebpf.NewProgramFromID(ebpf.ProgramID(id)); err == nil {
+		if info, err := p.Info(); err == nil {
+			name = info.Name
+		}
+		p.Close()
+	}
+	return id, name
+}
+
+// detachNetlink removes a netlink-attached XDP program, in whatever mode it runs. (A program
+// attached through a bpf_link, like ours, cannot be removed this way: its owner must.)
+func detachNetlink(ifindex int) error {
+	l, err := netlink.LinkByIndex(ifindex)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, flags := range []int{nl.XDP_FLAGS_DRV_MODE, nl.XDP_FLAGS_SKB_MODE} {
+		errs = append(errs, netlink.LinkSetXdpFdWithFlags(l, -1, flags))
+	}
+	if id, _ := foreignProgram(ifindex); id != 0 {
+		return fmt.Errorf("program %d still attached: %w", id, errors.Join(errs...))
+	}
+	return nil
 }
 
 // pinnedMode asks the kernel how an adopted program is attached.

@@ -4,6 +4,7 @@ package tests
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -171,5 +172,32 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 	if n := d.metric("netbootd_xdp_packets_total", `result="offer"`); n <= offers {
 		t.Errorf("the new reservation was not answered by XDP (offers %v → %v)", offers, n)
+	}
+}
+
+// Another program's XDP on the interface is not cut off: attach refuses, naming the program and
+// the way out; with --xdp-replace it takes over and answers.
+func TestRefusesForeignXDP(t *testing.T) {
+	r := newXDPRack(t)
+	pins := pinDir(t, r)
+	if err := r.server.Do(t, func() error { return xdppass.Attach("sv0", false) }); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "netbootd.yaml")
+	if err := os.WriteFile(cfg, []byte(rackConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := r.server.Exec("timeout", "20", netbootdBin(t), "attach", "sv0", "--config", cfg, "--state-dir", t.TempDir(),
+		"--http-listen", "10.10.0.1:8080", "--xdp", "native", "--pin-dir", pins)
+	if err == nil || !strings.Contains(out, "already runs another XDP program") || !strings.Contains(out, "--xdp-replace") {
+		t.Fatalf("attach over a foreign program: err %v, output:\n%s", err, out)
+	}
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", rackConfig, "", "--xdp", "native", "--pin-dir", pins, "--xdp-replace")
+	c := r.client(t, "02:00:00:00:00:0a")
+	if ip := udhcpcOnce(t, c)["ip"]; ip != "10.10.0.10" {
+		t.Errorf("after taking over: got %q", ip)
+	}
+	if d.metric("netbootd_xdp_packets_total", `result="ack"`) == 0 {
+		t.Errorf("after taking over, the fast path did not answer")
 	}
 }

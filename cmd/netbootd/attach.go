@@ -42,6 +42,7 @@ func attachCommand() *cli.Command {
 			&cli.StringFlag{Name: "config", Usage: "YAML configuration; without it: proxyDHCP mode beside an existing DHCP server"},
 			&cli.StringFlag{Name: "state-dir", Usage: "where leases live (default: the config's state_dir or /var/lib/netbootd)"},
 			&cli.StringFlag{Name: "xdp", Value: "auto", Usage: "XDP fast path for reserved MACs: auto (native, else generic), native, generic or off"},
+			&cli.BoolFlag{Name: "xdp-replace", Usage: "take the interface over from another XDP program attached there (default: refuse)"},
 			&cli.StringFlag{Name: "http-listen", Usage: "HTTP address (default: the config's http.listen or :80)"},
 			pinDirFlag(),
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text|json"},
@@ -104,7 +105,7 @@ func runAttach(c *cli.Context) error {
 
 	d, err := newDaemon(daemonConfig{
 		Iface: ifname, IfIndex: link.Attrs().Index, MTU: link.Attrs().MTU, ServerIP: cfg.Interface.ServerIP, Conf: cfg,
-		StateDir: stateDir, HTTPListen: httpListen, XDP: xdpMode, PinDir: c.String("pin-dir"), ConfigPath: c.String("config"),
+		StateDir: stateDir, HTTPListen: httpListen, XDP: xdpMode, XDPReplace: c.Bool("xdp-replace"), PinDir: c.String("pin-dir"), ConfigPath: c.String("config"),
 	}, log, reg)
 	if err != nil {
 		return err
@@ -121,6 +122,7 @@ type daemonConfig struct {
 	StateDir   string
 	HTTPListen string
 	XDP        bpf.Mode
+	XDPReplace bool
 	PinDir     string
 	ConfigPath string
 }
@@ -182,7 +184,7 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 
 	if cfg.XDP != bpf.ModeOff && !proxy {
 		d.fast, err = bpf.Attach(bpf.Config{Iface: cfg.Iface, Mode: cfg.XDP, ServerIP: cfg.ServerIP,
-			MaxReservations: max(len(conf.Reservations)*2, 1024), PinRoot: cfg.PinDir, Storm: stormOf(conf)})
+			MaxReservations: max(len(conf.Reservations)*2, 1024), PinRoot: cfg.PinDir, Storm: stormOf(conf), Replace: cfg.XDPReplace})
 		if err != nil {
 			return nil, fmt.Errorf("xdp fast path: %w (--xdp off runs without it)", err)
 		}
