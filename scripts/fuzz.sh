@@ -9,6 +9,7 @@ targets=(
   "./control/dhcpd FuzzHandle"
   "./control/config FuzzParse"
   "./tftp FuzzParsePacket"
+  "./control/syslog FuzzParse"
 )
 for t in "${targets[@]}"; do
   read -r pkg name <<< "$t"

@@ -29,6 +29,7 @@ import (
 	"github.com/netbootd/netbootd/control/machines"
 	"github.com/netbootd/netbootd/control/profile"
 	"github.com/netbootd/netbootd/control/ra"
+	nbsyslog "github.com/netbootd/netbootd/control/syslog"
 	nbhttp "github.com/netbootd/netbootd/http"
 	"github.com/netbootd/netbootd/tftp"
 )
@@ -134,9 +135,10 @@ type daemon struct {
 	machines *machines.Store // every machine's boot timeline
 	leases   *lease.Store    // nil in proxy mode: no addresses, no store
 	dhcp     *dhcpd.Server
-	fast     *bpf.FastPath // nil with --xdp off and in proxy mode
-	tftp     *tftp.Server  // nil when disabled
-	ra       *ra.Responder // nil unless interface.ipv6_ra
+	fast     *bpf.FastPath      // nil with --xdp off and in proxy mode
+	tftp     *tftp.Server       // nil when disabled
+	ra       *ra.Responder      // nil unless interface.ipv6_ra
+	syslog   *nbsyslog.Receiver // nil unless syslog.listen
 	// hostnames are the reservations' host names by MAC, for the timelines of XDP answers.
 	hostnames atomic.Pointer[map[string]string]
 	http      *nbhttp.Server
@@ -227,6 +229,13 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 			return nil, err
 		}
 	}
+	if conf.Syslog.Listen != "" {
+		d.syslog, err = nbsyslog.New(nbsyslog.Config{Listen: conf.Syslog.Listen, BootedPattern: conf.Syslog.BootedPattern,
+			MaxPerSecond: conf.Syslog.MaxPerSecond}, nbsyslog.Deps{Logger: log.With("component", "syslog"), Registerer: reg, Machines: d.machines})
+		if err != nil {
+			return nil, err
+		}
+	}
 
 	d.http, err = nbhttp.New(nbhttp.Config{Listen: cfg.HTTPListen, Assets: conf.HTTP.Assets,
 		IPXEDir: conf.TFTP.IPXEDir, BaseURL: d.baseURL(conf)}, nbhttp.Deps{
@@ -271,6 +280,9 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	if d.ra != nil {
 		g.Go(func() error { return d.ra.Run(ctx) })
+	}
+	if d.syslog != nil {
+		g.Go(func() error { return d.syslog.Run(ctx) })
 	}
 	g.Go(func() error { return d.reloadOnHUP(ctx) })
 	d.http.SetReady(true)
@@ -410,6 +422,9 @@ func (d *daemon) setHostnames(conf *config.Config) {
 // close releases what the daemon holds. The XDP program stays pinned and keeps answering
 // reserved machines: `netbootd detach IFACE` removes it.
 func (d *daemon) close() {
+	if d.syslog != nil {
+		_ = d.syslog.Close() // if Run never started
+	}
 	if d.fast != nil {
 		_ = d.fast.Close()
 	}

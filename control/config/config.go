@@ -40,6 +40,14 @@ type Config struct {
 	Reservations []Reservation `yaml:"reservations"`
 	Profiles     []Profile     `yaml:"profiles"`
 	Groups       []Group       `yaml:"groups"`
+	Syslog       Syslog        `yaml:"syslog"`
+}
+
+// Syslog receives machines' syslog (UDP) onto their boot timelines. Off unless Listen is set.
+type Syslog struct {
+	Listen        string `yaml:"listen"`         // e.g. "10.10.0.1:514"; "" = off
+	BootedPattern string `yaml:"booted_pattern"` // a regexp; a matching line marks the machine booted
+	MaxPerSecond  int    `yaml:"max_per_second"` // lines per second per machine (default 50, burst 2x)
 }
 
 // Interface is the served interface's role.

@@ -5,9 +5,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -188,6 +190,17 @@ func (c *Config) Validate() error {
 		c.validateBoot(&r.Boot, r.Line, f+".boot", bad)
 	}
 	c.validateProfiles(bad)
+	if _, err := regexp.Compile(c.Syslog.BootedPattern); err != nil {
+		bad(0, "syslog.booted_pattern", "%v", err)
+	}
+	if c.Syslog.MaxPerSecond < 0 {
+		bad(0, "syslog.max_per_second", "%d: must be positive", c.Syslog.MaxPerSecond)
+	}
+	if c.Syslog.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Syslog.Listen); err != nil {
+			bad(0, "syslog.listen", "%q: want host:port, e.g. 10.10.0.1:514", c.Syslog.Listen)
+		}
+	}
 	if c.HTTP.Assets != "" {
 		if st, err := os.Stat(c.HTTP.Assets); err != nil || !st.IsDir() {
 			bad(0, "http.assets", "%s is not a directory", c.HTTP.Assets)

@@ -51,14 +51,18 @@ type Machine struct {
 	Profile       string    `json:"profile,omitempty"`
 	ProfileReason string    `json:"profile_reason,omitempty"`
 	Events        []Event   `json:"events"`
-	// EventsDropped counts the oldest events of this boot dropped to stay bounded.
+	// EventsDropped counts the events of this boot dropped to stay bounded.
 	EventsDropped int `json:"events_dropped,omitempty"`
+	logLines      int // syslog events in this boot
 }
 
 // Limits.
 const (
 	DefaultMaxMachines = 65536
 	MaxEvents          = 64
+	// MaxLogEvents bounds the syslog lines of one boot, so a talkative machine cannot push its
+	// DHCP, TFTP and HTTP events off its own timeline (lines that reach a phase always count).
+	MaxLogEvents = 16
 	// NewBootAfter: a DHCP DISCOVER this long after the last event, or any after "booted",
 	// starts a new boot (a timeline per boot, not per machine's lifetime).
 	NewBootAfter = 10 * time.Minute
@@ -234,7 +238,7 @@ func (s *Store) restart(m *Machine, at time.Time) {
 	if m.Phase != "" {
 		s.phases.WithLabelValues(m.Phase).Dec()
 	}
-	m.Phase, m.Events, m.EventsDropped, m.Booted, m.BootStarted = "", nil, 0, time.Time{}, at
+	m.Phase, m.Events, m.EventsDropped, m.logLines, m.Booted, m.BootStarted = "", nil, 0, 0, time.Time{}, at
 }
 
 func (s *Store) add(m *Machine, ev Event) {
@@ -246,6 +250,13 @@ func (s *Store) add(m *Machine, ev Event) {
 	}
 	if ev.Time.After(m.LastSeen) {
 		m.LastSeen = ev.Time
+	}
+	if ev.Source == "syslog" && ev.Phase == "" {
+		if m.logLines >= MaxLogEvents {
+			m.EventsDropped++
+			return
+		}
+		m.logLines++
 	}
 	if len(m.Events) >= MaxEvents {
 		// Keep the first events (how the boot started) and the latest: drop the second.

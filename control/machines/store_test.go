@@ -91,3 +91,20 @@ func TestBounded(t *testing.T) {
 		t.Fatalf("events %d dropped %d first %v", len(tl.Events), tl.EventsDropped, tl.Events[0].Time)
 	}
 }
+
+// Syslog lines are bounded per boot, so they never push DHCP, TFTP and HTTP events out.
+func TestSyslogBounded(t *testing.T) {
+	s := New(0, nil)
+	m := mac("02:00:00:00:00:05")
+	t0 := time.Now()
+	s.DHCP(m, netip.MustParseAddr("10.0.0.5"), true, Event{Time: t0, Source: "dhcp"})
+	for i := 0; i < 100; i++ {
+		s.Record(m, Event{Time: t0.Add(time.Duration(i) * time.Millisecond), Source: "syslog", Detail: "chatty"})
+	}
+	s.Record(m, Event{Time: t0.Add(time.Second), Source: "http", Phase: PhaseKernel})
+	s.Record(m, Event{Time: t0.Add(2 * time.Second), Source: "syslog", Phase: PhaseBooted, Detail: "Startup finished"})
+	tl, _ := s.Get(m)
+	if len(tl.Events) != 1+MaxLogEvents+2 || tl.EventsDropped != 100-MaxLogEvents || tl.Phase != PhaseBooted {
+		t.Fatalf("%d events, %d dropped, phase %s", len(tl.Events), tl.EventsDropped, tl.Phase)
+	}
+}
