@@ -240,7 +240,8 @@ subnets:
 	d := startNetbootd(t, server, "sv0", "10.30.0.1", cfg, "", goPath...)
 	out := client.Run(t, "perfdhcp", "-4", "-l", "pc0", "-r", "250", "-n", "1000", "-R", "1000", "-W", "2000000")
 	sent, recv, drops := perfdhcpStats(out)
-	if len(sent) != 2 || sent[0] != 1000 || sent[1] < 999 {
+	// perfdhcp may send one exchange past -n when it is slowed down: at least 1000 is complete.
+	if len(sent) != 2 || sent[0] < 1000 || sent[1] < 999 {
 		t.Fatalf("perfdhcp did not complete 1000 exchanges: sent %v\n%s", sent, out)
 	}
 	for i := range drops {
