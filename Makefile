@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Integration tests share kernel objects (bpffs pins, veths): run packages one at a time.
 ITEST_PKGS := ./tests/... $(foreach d,bpf tftp control,$(if $(wildcard $(d)/*),./$(d)/...))
 
-.PHONY: help deps build qemu-vm xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean
+.PHONY: help deps build qemu-vm xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean bench-boot install uninstall
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -52,13 +52,16 @@ lint: check-generated ## gofmt, go vet, staticcheck, generated BPF objects curre
 fuzz: ## run each fuzz target for a short while
 	@bash scripts/fuzz.sh
 
-bench: bench-dhcp bench-tftp ## every benchmark, side by side with the tools users would otherwise pick
+bench: bench-dhcp bench-tftp bench-boot ## every benchmark, side by side with the tools users would otherwise pick
 
 bench-dhcp: deps build xdp-pass dhcpgen ## perfdhcp against netbootd, Kea and dnsmasq: highest rate with < 1% drops
 	@bash scripts/bench-dhcp.sh
 
 bench-tftp: deps build delayline ## atftp against netbootd's TFTP, atftpd, tftpd-hpa and dnsmasq: windows, RTT, storm, loss
 	@bash scripts/bench-tftp.sh
+
+bench-boot: deps build ## N VMs (4, 8; BIOS and UEFI) booting at once through netbootd and dnsmasq: time, network share, timeline
+	@bash scripts/bench-boot.sh
 
 delayline: # bench helper: RTT and loss between two namespaces through TUN devices (no netem here)
 	@if [ -d tests/delayline ]; then $(GO) build -trimpath -o bin/delayline ./tests/delayline; fi
@@ -68,3 +71,30 @@ demo: deps build xdp-pass qemu-vm ## a lab rack in namespaces: netbootd attached
 
 clean:
 	rm -rf bin
+
+# install: bin/netbootd (`make build` first: install never builds, so `sudo make install` does not
+# compile as root), the systemd unit netbootd@.service, an example configuration (kept if present)
+# and, unless DESTDIR is set (packaging), the system user netbootd. Idempotent.
+PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(SYSCONFDIR)/systemd/system
+
+install: ## install bin/netbootd, netbootd@.service, an example config and the netbootd user (PREFIX, DESTDIR)
+	@[ -x $(BIN) ] || { echo "$(BIN) is missing: run make build first" >&2; exit 1; }
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/netbootd
+	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/netbootd $(DESTDIR)$(PREFIX)/lib/sysusers.d
+	sed 's|/usr/local/bin/netbootd|$(PREFIX)/bin/netbootd|g' deploy/systemd/netbootd@.service > $(DESTDIR)$(UNITDIR)/.netbootd@.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/.netbootd@.service.tmp && mv -f $(DESTDIR)$(UNITDIR)/.netbootd@.service.tmp $(DESTDIR)$(UNITDIR)/netbootd@.service
+	install -m 0644 deploy/systemd/netbootd.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/netbootd.conf
+	[ -e $(DESTDIR)$(SYSCONFDIR)/netbootd/netbootd.yaml.example ] || install -m 0644 deploy/systemd/netbootd.yaml $(DESTDIR)$(SYSCONFDIR)/netbootd/netbootd.yaml.example
+	@if [ -z "$(DESTDIR)" ]; then \
+		if id -u netbootd >/dev/null 2>&1; then echo "user netbootd exists"; \
+		else echo "useradd --system netbootd"; useradd --system --user-group --home-dir /var/lib/netbootd --no-create-home \
+			--shell /usr/sbin/nologin --comment "netbootd network-boot server" netbootd; fi; \
+		if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
+		echo "next: cp $(SYSCONFDIR)/netbootd/netbootd.yaml.example $(SYSCONFDIR)/netbootd/IFACE.yaml, edit it, systemctl enable --now netbootd@IFACE"; \
+	fi
+
+uninstall: ## remove what install put in place; configuration, leases, the user and pinned XDP programs stay
+	rm -f $(DESTDIR)$(PREFIX)/bin/netbootd $(DESTDIR)$(UNITDIR)/netbootd@.service $(DESTDIR)$(PREFIX)/lib/sysusers.d/netbootd.conf
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi

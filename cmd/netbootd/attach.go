@@ -92,6 +92,10 @@ func runAttach(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Before any socket, store or BPF object: name every missing capability at once.
+	if err := checkCapabilities(attachNeeds(cfg, xdpMode, httpListen, c.String("pin-dir"))); err != nil {
+		return err
+	}
 
 	// The heap is small (leases, a few buffers) and allocation-heavy under a boot storm:
 	// collecting less often trades a little memory for CPU the storm needs. GOGC overrides.
