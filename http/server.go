@@ -21,6 +21,7 @@ import (
 	"github.com/netbootd/netbootd/control/profile"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sys/unix"
 )
 
 // Defaults.
@@ -167,8 +168,35 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		WriteTimeout:      5 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
+		ConnState: func(c net.Conn, st nethttp.ConnState) {
+			if st == nethttp.StateNew {
+				capRetransmitBackoff(c)
+			}
+		},
 	}
 	return s, nil
+}
+
+// tcpRTOMaxMS is Linux's TCP_RTO_MAX_MS socket option (6.15 and later).
+const tcpRTOMaxMS = 44
+
+// capRetransmitBackoff caps the connection's retransmission timeout at one second. A booting
+// machine's network stack stalls now and then (firmware busy, a VM descheduled in a storm);
+// with the default exponential backoff the kernel then waits up to two minutes before it sends
+// the rest of a kernel or initrd, long after the client woke up. Older kernels lack the
+// option: they keep the default.
+func capRetransmitBackoff(c net.Conn) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = raw.Control(func(fd uintptr) {
+		_ = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, tcpRTOMaxMS, 1000)
+	})
 }
 
 func isDir(dir string) error {

@@ -2,12 +2,16 @@ package http
 
 import (
 	"context"
+	"errors"
 	"io"
+	"net"
 	nethttp "net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 )
 
 func TestEndpoints(t *testing.T) {
@@ -65,5 +69,37 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 	if _, err := New(Config{Listen: "127.0.0.1:0"}, Deps{}); err == nil {
 		t.Error("missing gatherer accepted")
+	}
+}
+
+// Connections get a one-second cap on the retransmission backoff where the kernel has it.
+func TestRetransmitBackoffCapped(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+			defer c.Close()
+			time.Sleep(time.Second)
+		}
+	}()
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	capRetransmitBackoff(c)
+	raw, _ := c.(*net.TCPConn).SyscallConn()
+	var got int
+	var gerr error
+	_ = raw.Control(func(fd uintptr) { got, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, tcpRTOMaxMS) })
+	if errors.Is(gerr, unix.ENOPROTOOPT) {
+		t.Logf("kernel without TCP_RTO_MAX_MS: backoff stays the kernel's default")
+		return
+	}
+	if gerr != nil || got != 1000 {
+		t.Errorf("TCP_RTO_MAX_MS = %d (%v), want 1000", got, gerr)
 	}
 }
