@@ -12,6 +12,7 @@ pkgs=(
   clang llvm libbpf-dev        # only for `make generate`; bpf2go output is committed
   atftp tftp-hpa tftpd-hpa ipxe
   qemu-system-x86 ovmf ipxe-qemu cpio xz-utils   # tests/qemu: VMs that boot over the network
+  prometheus                   # prometheus and promtool: tests/prometheus_test.go, deploy/monitoring
 )
 
 missing=()
@@ -23,6 +24,11 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The tests run their own Prometheus in a namespace; one we just installed must not start a
+  # service on the host (a Prometheus that was already here is left as it is).
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
 
 if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
