@@ -795,3 +795,13 @@ func TestAlertRules(t *testing.T) {
 		}
 	}
 }
+
+// --metrics-listen serves the same registry on an address of its own.
+func TestMetricsListen(t *testing.T) {
+	r := newRack(t)
+	startNetbootd(t, r.server, "sv0", "10.10.0.1", rackConfig, "", "--xdp", "off", "--metrics-listen", "127.0.0.1:9188")
+	out, err := r.server.Exec("curl", "-sf", "http://127.0.0.1:9188/metrics")
+	if err != nil || !strings.Contains(out, `netbootd_boot_machines{phase="dhcp"}`) || !strings.Contains(out, "netbootd_dhcp_pool_addresses") {
+		t.Fatalf("GET /metrics on --metrics-listen: %v\n%.2000s", err, out)
+	}
+}

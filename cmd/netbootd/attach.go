@@ -45,6 +45,7 @@ func attachCommand() *cli.Command {
 			&cli.StringFlag{Name: "xdp", Value: "auto", Usage: "XDP fast path for reserved MACs: auto (native, else generic), native, generic or off"},
 			&cli.BoolFlag{Name: "xdp-replace", Usage: "take the interface over from another XDP program attached there (default: refuse)"},
 			&cli.StringFlag{Name: "http-listen", Usage: "HTTP address (default: the config's http.listen or :80)"},
+			&cli.StringFlag{Name: "metrics-listen", Usage: "also serve /metrics on this address (e.g. a management network's)"},
 			pinDirFlag(),
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text|json"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug|info|warn|error"},
@@ -110,7 +111,7 @@ func runAttach(c *cli.Context) error {
 
 	d, err := newDaemon(daemonConfig{
 		Iface: ifname, IfIndex: link.Attrs().Index, MTU: link.Attrs().MTU, ServerIP: cfg.Interface.ServerIP, Conf: cfg,
-		StateDir: stateDir, HTTPListen: httpListen, XDP: xdpMode, XDPReplace: c.Bool("xdp-replace"), PinDir: c.String("pin-dir"), ConfigPath: c.String("config"),
+		StateDir: stateDir, HTTPListen: httpListen, MetricsListen: c.String("metrics-listen"), XDP: xdpMode, XDPReplace: c.Bool("xdp-replace"), PinDir: c.String("pin-dir"), ConfigPath: c.String("config"),
 	}, log, reg)
 	if err != nil {
 		return err
@@ -126,10 +127,12 @@ type daemonConfig struct {
 	Conf       *config.Config
 	StateDir   string
 	HTTPListen string
-	XDP        bpf.Mode
-	XDPReplace bool
-	PinDir     string
-	ConfigPath string
+	// MetricsListen, if set, is a second address serving only /metrics and /healthz.
+	MetricsListen string
+	XDP           bpf.Mode
+	XDPReplace    bool
+	PinDir        string
+	ConfigPath    string
 }
 
 // daemon is every component of `netbootd attach`, built explicitly and wired here.
@@ -146,6 +149,7 @@ type daemon struct {
 	// hostnames are the reservations' host names by MAC, for the timelines of XDP answers.
 	hostnames atomic.Pointer[map[string]string]
 	http      *nbhttp.Server
+	metrics   *metricsServer // nil unless --metrics-listen
 }
 
 func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ *daemon, err error) {
@@ -253,6 +257,11 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 		return nil, err
 	}
 	d.http.SetProfiles(profiles)
+	if cfg.MetricsListen != "" {
+		if d.metrics, err = newMetricsServer(cfg.MetricsListen, reg, log); err != nil {
+			return nil, err
+		}
+	}
 	return d, nil
 }
 
@@ -287,6 +296,9 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	if d.syslog != nil {
 		g.Go(func() error { return d.syslog.Run(ctx) })
+	}
+	if d.metrics != nil {
+		g.Go(func() error { return d.metrics.run(ctx) })
 	}
 	g.Go(func() error { return d.reloadOnHUP(ctx) })
 	d.http.SetReady(true)
