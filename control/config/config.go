@@ -90,6 +90,9 @@ type DHCP struct {
 	Workers     int      `yaml:"workers"`      // requests handled at once (they wait on the lease store)
 	Queue       int      `yaml:"queue"`        // requests waiting for a worker before new ones are dropped
 	Storm       Storm    `yaml:"storm"`
+	// MaxLeasesPerCircuit caps the dynamic leases behind one relay circuit (option 82
+	// circuit-id); 0: no cap. A MAC holds at most one lease per subnet in any case.
+	MaxLeasesPerCircuit int `yaml:"max_leases_per_circuit"`
 }
 
 // Storm is the XDP fast path's protection of the control plane against floods: what it drops

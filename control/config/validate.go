@@ -66,6 +66,9 @@ func (c *Config) Validate() error {
 	if c.DHCP.OfferHold < 0 || c.DHCP.DeclineHold < 0 {
 		bad(0, "dhcp", "hold times must be positive")
 	}
+	if c.DHCP.MaxLeasesPerCircuit < 0 {
+		bad(0, "dhcp.max_leases_per_circuit", "%d: want 0 (no cap) or more", c.DHCP.MaxLeasesPerCircuit)
+	}
 	if st := &c.DHCP.Storm; !st.Off {
 		if st.DuplicateWindow == 0 {
 			st.DuplicateWindow = Duration(time.Second)

@@ -77,6 +77,7 @@ const (
 	dropNoReply       = "no_reply_needed" // RELEASE, DECLINE: handled, nothing to send
 	dropUnsupported   = "unsupported_type"
 	dropQueueFull     = "queue_full"
+	dropCircuitLimit  = "circuit_limit" // the relay circuit holds max_leases_per_circuit already
 )
 
 var broadcastIP = netip.AddrFrom4([4]byte{255, 255, 255, 255})
@@ -89,6 +90,8 @@ type handler struct {
 	now    func() time.Time
 	// poolFull is called when a pool runs dry (rate-limited logging lives with the caller).
 	poolFull func(subnet string)
+	// circuits counts dynamic leases per relay circuit, for dhcp.max_leases_per_circuit.
+	circuits *circuits
 }
 
 // handle answers one request under st. It returns the reply, or nil and the reason for none.
@@ -165,6 +168,9 @@ func (c *exchange) discover() (*response, string) {
 	if c.res != nil {
 		ip = c.res.IP
 	} else {
+		if !c.h.circuits.allow(circuitID(c.req.msg), c.req.mac, c.st.conf.DHCP.MaxLeasesPerCircuit, c.h.now()) {
+			return nil, dropCircuitLimit
+		}
 		var err error
 		ip, err = c.h.leases.Offer(c.req.mac, c.subnet, ip4(c.req.msg.RequestedIPAddress()))
 		if errors.Is(err, lease.ErrPoolExhausted) {
@@ -216,6 +222,10 @@ func (c *exchange) request() (*response, string) {
 			}
 			c.h.log.Error("lease not stored: no ACK sent", "mac", c.req.mac.String(), "ip", want, "err", err)
 			return nil, dropStore
+		}
+		if c.res == nil {
+			now := c.h.now()
+			c.h.circuits.bound(circuitID(c.req.msg), c.req.mac, now, now.Add(c.sub.LeaseTime.D()))
 		}
 	}
 	return c.reply(dhcpv4.MessageTypeAck, want)

@@ -64,7 +64,7 @@ func newFixture(t testing.TB, yaml string) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{st: newState(conf, serverIP, "http://10.0.0.1:8080")}
-	f.h = &handler{log: slog.New(slog.DiscardHandler), now: time.Now, poolFull: func(string) {}}
+	f.h = &handler{log: slog.New(slog.DiscardHandler), now: time.Now, poolFull: func(string) {}, circuits: newCircuits()}
 	if conf.Interface.Mode != config.ModeProxy {
 		var pools []lease.Pool
 		for _, s := range conf.Subnets {
@@ -517,4 +517,40 @@ func BenchmarkDORA(b *testing.B) {
 			}
 		}
 	})
+}
+
+// dhcp.max_leases_per_circuit: behind one relay circuit, no more than N MACs get a dynamic
+// lease; a MAC that has one keeps it; another circuit is not affected.
+func TestLeasesPerCircuitCapped(t *testing.T) {
+	f := newFixture(t, strings.Replace(testConfig, "interface:", "dhcp: {max_leases_per_circuit: 2}\ninterface:", 1))
+	relay := dhcpv4.WithGatewayIP(ipOf("10.20.0.1"))
+	port := func(id string) dhcpv4.Modifier {
+		return dhcpv4.WithOption(dhcpv4.OptRelayAgentInfo(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(1), []byte(id))))
+	}
+	bind := func(mac net.HardwareAddr, circuit string) string {
+		o, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, mac, relay, port(circuit))
+		if o == nil {
+			return why
+		}
+		a, _, why := f.ask(t, dhcpv4.MessageTypeRequest, mac, relay, port(circuit),
+			dhcpv4.WithOption(dhcpv4.OptServerIdentifier(ipOf("10.0.0.1"))), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(o.YourIPAddr)))
+		if a == nil || a.MessageType() != dhcpv4.MessageTypeAck {
+			return "no ack: " + why
+		}
+		return ""
+	}
+	for i, mac := range []net.HardwareAddr{{2, 0, 0, 0, 8, 1}, {2, 0, 0, 0, 8, 2}} {
+		if why := bind(mac, "port7"); why != "" {
+			t.Fatalf("client %d behind port7: %s", i, why)
+		}
+	}
+	if why := bind(net.HardwareAddr{2, 0, 0, 0, 8, 3}, "port7"); why != dropCircuitLimit {
+		t.Errorf("third client behind port7: %q, want %s", why, dropCircuitLimit)
+	}
+	if why := bind(net.HardwareAddr{2, 0, 0, 0, 8, 1}, "port7"); why != "" {
+		t.Errorf("a client with a lease behind the full circuit: %s", why)
+	}
+	if why := bind(net.HardwareAddr{2, 0, 0, 0, 8, 3}, "port8"); why != "" {
+		t.Errorf("another circuit: %s", why)
+	}
 }
