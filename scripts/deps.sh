@@ -13,6 +13,7 @@ pkgs=(
   atftp tftp-hpa tftpd-hpa ipxe
   qemu-system-x86 ovmf ipxe-qemu cpio xz-utils   # tests/qemu: VMs that boot over the network
   prometheus                   # prometheus and promtool: tests/prometheus_test.go, deploy/monitoring
+  etcd-server                  # etcd for tests/kube (with tools/kube-apiserver/build.sh); its service is not needed
 )
 
 missing=()
