@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/netbootd/netbootd/bpf"
 	"github.com/netbootd/netbootd/control/config"
 	"github.com/netbootd/netbootd/control/dhcpd"
+	"github.com/netbootd/netbootd/control/inventory/kube"
 	"github.com/netbootd/netbootd/control/lease"
 	"github.com/netbootd/netbootd/control/machines"
 	"github.com/netbootd/netbootd/control/profile"
@@ -46,6 +48,10 @@ func attachCommand() *cli.Command {
 			&cli.BoolFlag{Name: "xdp-replace", Usage: "take the interface over from another XDP program attached there (default: refuse)"},
 			&cli.StringFlag{Name: "http-listen", Usage: "HTTP address (default: the config's http.listen or :80)"},
 			&cli.StringFlag{Name: "metrics-listen", Usage: "also serve /metrics on this address (e.g. a management network's)"},
+			&cli.StringFlag{Name: "kubeconfig", Usage: "take Machines and Profiles from this Kubernetes cluster (reservations and profiles follow it)"},
+			&cli.BoolFlag{Name: "in-cluster", Usage: "take Machines and Profiles from the cluster this pod runs in"},
+			&cli.StringFlag{Name: "kube-namespace", Usage: "watch Machines and Profiles in this namespace only (default: all)"},
+			&cli.StringFlag{Name: "selector", Usage: "label selector for this rack's Machines, e.g. rack=r12"},
 			pinDirFlag(),
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text|json"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug|info|warn|error"},
@@ -111,7 +117,8 @@ func runAttach(c *cli.Context) error {
 
 	d, err := newDaemon(daemonConfig{
 		Iface: ifname, IfIndex: link.Attrs().Index, MTU: link.Attrs().MTU, ServerIP: cfg.Interface.ServerIP, Conf: cfg,
-		StateDir: stateDir, HTTPListen: httpListen, MetricsListen: c.String("metrics-listen"), XDP: xdpMode, XDPReplace: c.Bool("xdp-replace"), PinDir: c.String("pin-dir"), ConfigPath: c.String("config"),
+		StateDir: stateDir, HTTPListen: httpListen, MetricsListen: c.String("metrics-listen"),
+		Kube: kubeFlags{Kubeconfig: c.String("kubeconfig"), InCluster: c.Bool("in-cluster"), Namespace: c.String("kube-namespace"), Selector: c.String("selector")}, XDP: xdpMode, XDPReplace: c.Bool("xdp-replace"), PinDir: c.String("pin-dir"), ConfigPath: c.String("config"),
 	}, log, reg)
 	if err != nil {
 		return err
@@ -129,11 +136,21 @@ type daemonConfig struct {
 	HTTPListen string
 	// MetricsListen, if set, is a second address serving only /metrics and /healthz.
 	MetricsListen string
+	Kube          kubeFlags
 	XDP           bpf.Mode
 	XDPReplace    bool
 	PinDir        string
 	ConfigPath    string
 }
+
+// kubeFlags choose the Kubernetes inventory: on with a kubeconfig or inside a pod.
+type kubeFlags struct {
+	Kubeconfig          string
+	InCluster           bool
+	Namespace, Selector string
+}
+
+func (k kubeFlags) on() bool { return k.Kubeconfig != "" || k.InCluster }
 
 // daemon is every component of `netbootd attach`, built explicitly and wired here.
 type daemon struct {
@@ -149,7 +166,12 @@ type daemon struct {
 	// hostnames are the reservations' host names by MAC, for the timelines of XDP answers.
 	hostnames atomic.Pointer[map[string]string]
 	http      *nbhttp.Server
-	metrics   *metricsServer // nil unless --metrics-listen
+	metrics   *metricsServer  // nil unless --metrics-listen
+	inventory *kube.Inventory // nil unless --kubeconfig or --in-cluster
+
+	applyMu  sync.Mutex     // one reload or inventory snapshot at a time
+	fileConf *config.Config // the file's configuration, before the inventory's overlay
+	snapshot *kube.Snapshot // the inventory's last applied snapshot; nil without one
 }
 
 func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ *daemon, err error) {
@@ -262,6 +284,12 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 			return nil, err
 		}
 	}
+	d.fileConf = conf
+	if cfg.Kube.on() {
+		if err := d.newInventory(reg); err != nil {
+			return nil, err
+		}
+	}
 	return d, nil
 }
 
@@ -300,8 +328,12 @@ func (d *daemon) run(ctx context.Context) error {
 	if d.metrics != nil {
 		g.Go(func() error { return d.metrics.run(ctx) })
 	}
+	if d.inventory != nil {
+		g.Go(func() error { return d.inventory.Run(ctx, d.applySnapshot) })
+		g.Go(func() error { d.watchReadiness(ctx); return nil })
+	}
 	g.Go(func() error { return d.reloadOnHUP(ctx) })
-	d.http.SetReady(true)
+	d.http.SetReady(d.inventory == nil) // with an inventory: once its first snapshot is applied
 	d.log.Info("netbootd ready", "server_ip", d.cfg.ServerIP, "mode", string(d.cfg.Conf.Interface.Mode),
 		"http", d.http.Addr().String(), "version", buildVersion())
 	err := g.Wait()
@@ -353,12 +385,25 @@ func (d *daemon) reloadOnHUP(ctx context.Context) error {
 }
 
 func (d *daemon) reload() error {
-	conf, err := config.Load(d.cfg.ConfigPath)
+	file, err := config.Load(d.cfg.ConfigPath)
 	if err != nil {
 		return err
 	}
+	file.ApplyInterface(d.cfg.ServerIP, netip.Prefix{})
+	d.applyMu.Lock()
+	defer d.applyMu.Unlock()
+	if err := d.apply(file, d.snapshot); err != nil {
+		return err
+	}
+	d.fileConf = file
+	return nil
+}
+
+// apply makes file, with the inventory's snapshot laid over it, the running configuration:
+// validated whole first, so a bad result changes nothing. Callers hold applyMu.
+func (d *daemon) apply(file *config.Config, snap *kube.Snapshot) error {
+	conf := overlay(file, snap)
 	old := d.cfg.Conf
-	conf.ApplyInterface(d.cfg.ServerIP, netip.Prefix{})
 	if err := conf.Validate(); err != nil {
 		return err
 	}

@@ -76,6 +76,9 @@ type Store struct {
 	byIP     map[netip.Addr]string
 	now      func() time.Time
 
+	// onPhase hears of every phase a machine's boot reaches (the inventory's status write-back).
+	onPhase func(mac string, phase string, at time.Time)
+
 	bootDuration prometheus.Histogram
 	phases       *prometheus.GaugeVec
 	evicted      prometheus.Counter
@@ -109,6 +112,14 @@ func New(max int, reg prometheus.Registerer) *Store {
 		reg.MustRegister(s.bootDuration, s.phases, s.evicted)
 	}
 	return s
+}
+
+// OnPhase sets a function called, under the store's lock, whenever a machine's boot reaches a
+// further phase. It must not block.
+func (s *Store) OnPhase(fn func(mac, phase string, at time.Time)) {
+	s.mu.Lock()
+	s.onPhase = fn
+	s.mu.Unlock()
 }
 
 // Key is the canonical form of a MAC: lower-case, colon-separated.
@@ -271,6 +282,9 @@ func (s *Store) add(m *Machine, ev Event) {
 		}
 		m.Phase = ev.Phase
 		s.phases.WithLabelValues(m.Phase).Inc()
+		if s.onPhase != nil {
+			s.onPhase(m.MAC, m.Phase, ev.Time)
+		}
 		if ev.Phase == PhaseBooted {
 			m.Booted = ev.Time
 			s.bootDuration.Observe(ev.Time.Sub(m.BootStarted).Seconds())

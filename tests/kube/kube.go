@@ -30,6 +30,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 	"k8s.io/client-go/rest"
+
+	"github.com/netbootd/netbootd/tests/netns"
 )
 
 // Version is the kube-apiserver tools/kube-apiserver builds.
@@ -74,11 +76,19 @@ type Cluster struct {
 	apiLog    string
 	etcd      *exec.Cmd
 	apiserver *exec.Cmd
+	ns        *netns.NS // nil: the test's own network namespace
+	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Start starts etcd and kube-apiserver on loopback, waits for /readyz, applies the CRDs under
 // deploy/crds/ and waits until they are served.
-func Start(t testing.TB) *Cluster {
+func Start(t testing.TB) *Cluster { return start(t, nil) }
+
+// StartIn is Start inside the network namespace ns, where a netbootd under test can reach the
+// API server on ns's loopback; the returned RestConfig dials into ns, so the test can too.
+func StartIn(t testing.TB, ns *netns.NS) *Cluster { return start(t, ns) }
+
+func start(t testing.TB, ns *netns.NS) *Cluster {
 	t.Helper()
 	etcdBin, apiBin := Require(t)
 	// etcd fsyncs every write: on tmpfs 10,000 creates do not wait on the disk.
@@ -90,7 +100,20 @@ func Start(t testing.TB) *Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Cluster{dir: dir, apiBin: apiBin, apiLog: filepath.Join(dir, "kube-apiserver.log")}
+	c := &Cluster{dir: dir, apiBin: apiBin, apiLog: filepath.Join(dir, "kube-apiserver.log"), ns: ns}
+	c.dial = (&net.Dialer{}).DialContext
+	if ns != nil {
+		c.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var conn net.Conn
+			err := ns.Do(t, func() error {
+				var err error
+				conn, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+				return err
+			})
+			return conn, err
+		}
+	}
+	hc := &nethttp.Client{Transport: &nethttp.Transport{DialContext: c.dial}, Timeout: 5 * time.Second}
 	t.Cleanup(c.cleanup)
 
 	clientPort, peerPort, apiPort := freePort(t), freePort(t), freePort(t)
@@ -102,7 +125,7 @@ func Start(t testing.TB) *Cluster {
 		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
 		"--initial-cluster", "test="+peerURL, "--quota-backend-bytes", strconv.Itoa(4<<30))
 	waitFor(t, 30*time.Second, "etcd "+etcdURL+"/health", filepath.Join(dir, "etcd.log"), func() error {
-		resp, err := nethttp.Get(etcdURL + "/health")
+		resp, err := hc.Get(etcdURL + "/health")
 		if err != nil {
 			return err
 		}
@@ -140,6 +163,7 @@ func Start(t testing.TB) *Cluster {
 		BearerToken:     token,
 		TLSClientConfig: rest.TLSClientConfig{Insecure: true},
 		QPS:             1000, Burst: 2000,
+		Dial: c.dial,
 	}
 	c.StartAPIServer(t)
 	c.ApplyCRDs(t, crdDir(t))
@@ -248,8 +272,15 @@ func (c *Cluster) start(t testing.TB, bin, logPath string, args ...string) *exec
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, args...)
+	if c.ns != nil {
+		cmd = exec.Command("ip", append([]string{"netns", "exec", c.ns.Name(), bin}, args...)...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if c.ns == nil {
+		// Not in a namespace: Pdeathsig follows the forking thread, and namespace work ends
+		// threads; there the namespace's own cleanup kills what runs in it.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		t.Fatalf("start %s: %v", bin, err)

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/netbootd/netbootd/control/config"
+	"github.com/netbootd/netbootd/control/inventory/kube"
+)
+
+// newInventory connects to the cluster named by --kubeconfig (or the pod's own) and reports
+// every boot phase back to the machine's status.
+func (d *daemon) newInventory(reg prometheus.Registerer) error {
+	path := d.cfg.Kube.Kubeconfig
+	rc, err := kube.RestConfig(path)
+	if err != nil {
+		return fmt.Errorf("kubernetes: %w", err)
+	}
+	var subnets []netip.Prefix
+	for _, s := range d.cfg.Conf.Subnets {
+		subnets = append(subnets, s.CIDR)
+	}
+	d.inventory, err = kube.New(kube.Config{RestConfig: rc, Namespace: d.cfg.Kube.Namespace, Selector: d.cfg.Kube.Selector,
+		Subnets: subnets, Logger: d.log.With("component", "inventory"), Registerer: reg})
+	if err != nil {
+		return err
+	}
+	d.machines.OnPhase(func(mac, phase string, at time.Time) {
+		if hw, err := net.ParseMAC(mac); err == nil {
+			d.inventory.ReportPhase(config.MAC(hw), phase, at)
+		}
+	})
+	return nil
+}
+
+// applySnapshot makes the cluster's Machines and Profiles the running reservations and profiles.
+func (d *daemon) applySnapshot(s kube.Snapshot) error {
+	d.applyMu.Lock()
+	defer d.applyMu.Unlock()
+	if err := d.apply(d.fileConf, &s); err != nil {
+		d.log.Error("inventory snapshot rejected; the running configuration stays", "err", err)
+		return err
+	}
+	d.snapshot = &s
+	d.log.Info("inventory applied", "machines", s.Machines, "reservations", len(s.Reservations), "profiles", len(s.Profiles), "rejected", s.Rejected)
+	return nil
+}
+
+// watchReadiness keeps /readyz true only while the inventory is synced and not stale: a lost
+// API server keeps the last snapshot answering, and says so.
+func (d *daemon) watchReadiness(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		d.http.SetReady(d.inventory.Synced() && !d.inventory.Stale())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// overlay is file with the inventory's snapshot laid over it: the cluster's Machines replace
+// the file's reservations, its Profiles join the file's (the cluster's win on a name).
+func overlay(file *config.Config, snap *kube.Snapshot) *config.Config {
+	c := *file
+	if snap == nil {
+		return &c
+	}
+	c.Reservations = append([]config.Reservation(nil), snap.Reservations...)
+	byName := map[string]bool{}
+	for _, p := range snap.Profiles {
+		byName[p.Name] = true
+	}
+	c.Profiles = nil
+	for _, p := range file.Profiles {
+		if !byName[p.Name] {
+			c.Profiles = append(c.Profiles, p)
+		}
+	}
+	c.Profiles = append(c.Profiles, snap.Profiles...)
+	return &c
+}

@@ -1,0 +1,119 @@
+//go:build integration
+
+package tests
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	nethttp "net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/netbootd/netbootd/tests/kube"
+)
+
+// `netbootd attach --kubeconfig`: Machines in a real API server become reservations the fast
+// path answers; a deleted Machine stops being answered; with the API server gone the last
+// snapshot keeps answering and /readyz says the inventory is stale.
+func TestAttachFollowsKubernetes(t *testing.T) {
+	r := newXDPRack(t)
+	cl := kube.StartIn(t, r.server) // on the server namespace's loopback, where netbootd reaches it
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kc, []byte(fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: test, cluster: {server: %q, insecure-skip-tls-verify: true}}]
+users: [{name: admin, user: {token: %q}}]
+contexts: [{name: test, context: {cluster: test, user: admin}}]
+current-context: test
+`, cl.RestConfig.Host, cl.RestConfig.BearerToken)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hc, err := rest.HTTPClientFor(cl.RestConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := func(method, path, body string) int {
+		req, _ := nethttp.NewRequestWithContext(context.Background(), method, cl.RestConfig.Host+path, bytes.NewReader([]byte(body)))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode >= 300 {
+			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		}
+		return resp.StatusCode
+	}
+	const machines = "/apis/netbootd.io/v1alpha1/namespaces/default/machines"
+	machine := `{"apiVersion": "netbootd.io/v1alpha1", "kind": "Machine", "metadata": {"name": "kube1"},
+		"spec": {"hostname": "kube1", "interfaces": [{"mac": "02:00:00:00:00:3b", "ipv4": "10.10.0.33"}]}}`
+
+	pins := pinDir(t, r)
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", rackConfig, "", "--xdp", "generic", "--pin-dir", pins, "--kubeconfig", kc)
+	lastApplied := func() string { // the last "inventory applied" log line
+		last := ""
+		for _, l := range strings.Split(d.logs(), "\n") {
+			if strings.Contains(l, "inventory applied") {
+				last = l
+			}
+		}
+		return last
+	}
+	applied := func(n int) {
+		t.Helper()
+		want := fmt.Sprintf(" machines=%d ", n)
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(lastApplied(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("netbootd never applied %d machines:\n%s", n, d.logs())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	applied(0)
+	start := time.Now()
+	api("POST", machines, machine)
+	applied(1)
+	t.Logf("a new Machine reached the daemon in %v", time.Since(start).Round(time.Millisecond))
+	c := r.client(t, "02:00:00:00:00:3b")
+	acks := d.metric("netbootd_xdp_packets_total", `result="ack"`)
+	if ip := udhcpcOnce(t, c)["ip"]; ip != "10.10.0.33" {
+		t.Fatalf("Machine kube1 got %q, want 10.10.0.33", ip)
+	}
+	if d.metric("netbootd_xdp_packets_total", `result="ack"`) <= acks {
+		t.Errorf("the Machine was not answered by the fast path")
+	}
+
+	api("DELETE", machines+"/kube1", "")
+	applied(0)
+	if ip := udhcpcOnce(t, c)["ip"]; ip == "10.10.0.33" {
+		t.Errorf("a deleted Machine still got its reservation")
+	}
+
+	api("POST", machines, machine)
+	applied(1)
+	cl.StopAPIServer(t)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, _ := r.server.Exec("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://"+d.httpAddr+"/readyz")
+		if out == "503" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still %s 30s after the API server stopped", out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if ip := udhcpcOnce(t, c)["ip"]; ip != "10.10.0.33" {
+		t.Errorf("with the API server gone, Machine kube1 got %q, want 10.10.0.33 from the last snapshot", ip)
+	}
+}
