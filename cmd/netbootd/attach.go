@@ -169,8 +169,8 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 		}
 		d.leases, err = lease.Open(lease.Config{
 			Path:        filepath.Join(cfg.StateDir, "leases.db"),
-			Pools:       leasePools(conf),
-			Reserved:    reservedIPs(conf),
+			Pools:       dhcpd.LeasePools(conf),
+			Reserved:    dhcpd.ReservedIPs(conf),
 			OfferHold:   conf.DHCP.OfferHold.D(),
 			DeclineHold: conf.DHCP.DeclineHold.D(),
 			Logger:      log,
@@ -370,7 +370,7 @@ func (d *daemon) reload() error {
 		return err
 	}
 	if d.leases != nil {
-		d.leases.SetReserved(reservedIPs(conf))
+		d.leases.SetReserved(dhcpd.ReservedIPs(conf))
 	}
 	if err := d.dhcp.Reload(conf); err != nil {
 		return err
@@ -527,28 +527,6 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
-}
-
-// leasePools turns the configured pools into the lease store's.
-func leasePools(conf *config.Config) []lease.Pool {
-	var out []lease.Pool
-	for _, s := range conf.Subnets {
-		p := lease.Pool{Subnet: s.CIDR.String()}
-		for _, r := range s.Pools {
-			p.Ranges = append(p.Ranges, lease.Range{First: r.First, Last: r.Last})
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
-// reservedIPs keeps reserved addresses out of everyone else's reach.
-func reservedIPs(conf *config.Config) map[netip.Addr]string {
-	out := make(map[netip.Addr]string, len(conf.Reservations))
-	for _, r := range conf.Reservations {
-		out[r.IP] = r.MAC.String()
-	}
-	return out
 }
 
 // httpBase is the URL prefix clients reach the HTTP server at.
