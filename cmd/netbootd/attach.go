@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -146,15 +145,12 @@ type daemon struct {
 	tftp     *tftp.Server       // nil when disabled
 	ra       *ra.Responder      // nil unless interface.ipv6_ra
 	syslog   *nbsyslog.Receiver // nil unless syslog.listen
-	// hostnames are the reservations' host names by MAC, for the timelines of XDP answers.
-	hostnames atomic.Pointer[map[string]string]
-	http      *nbhttp.Server
-	metrics   *metricsServer // nil unless --metrics-listen
+	http     *nbhttp.Server
+	metrics  *metricsServer // nil unless --metrics-listen
 }
 
 func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ *daemon, err error) {
 	d := &daemon{cfg: cfg, log: log, machines: machines.New(0, reg)}
-	d.setHostnames(cfg.Conf)
 	defer func() {
 		if err != nil {
 			d.close()
@@ -385,7 +381,6 @@ func (d *daemon) reload() error {
 		}
 	}
 	d.http.SetProfiles(profiles)
-	d.setHostnames(conf)
 	d.cfg.Conf = conf
 	return nil
 }
@@ -425,16 +420,6 @@ func (d *daemon) syncKnown(ctx context.Context) {
 	}
 }
 
-func (d *daemon) setHostnames(conf *config.Config) {
-	m := make(map[string]string, len(conf.Reservations))
-	for _, r := range conf.Reservations {
-		if r.Hostname != "" {
-			m[r.MAC.String()] = r.Hostname
-		}
-	}
-	d.hostnames.Store(&m)
-}
-
 // close releases what the daemon holds. The XDP program stays pinned and keeps answering
 // reserved machines: `netbootd detach IFACE` removes it.
 func (d *daemon) close() {
@@ -461,7 +446,7 @@ func (d *daemon) xdpAnswered(e bpf.Event) {
 		detail += fmt.Sprintf(", PXE boot parameters for arch %d", e.Arch)
 	}
 	d.machines.DHCP(e.MAC, e.IP, e.Request == 1, machines.Event{Time: e.Time, Source: "xdp", Detail: detail})
-	if h := (*d.hostnames.Load())[e.MAC.String()]; h != "" {
+	if h := d.dhcp.Hostname(e.MAC); h != "" {
 		d.machines.Explain(e.MAC, h, "", "", "", "")
 	}
 	if !d.log.Enabled(context.Background(), slog.LevelDebug) {

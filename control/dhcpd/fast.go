@@ -12,6 +12,14 @@ import (
 // fastAreaMax keeps a fast reply within 548 bytes of BOOTP, the size every client accepts.
 const fastAreaMax = 576 - 28 - headerLen - cookieLen
 
+// Hostname is the host name reserved for mac, or "": for the timelines of what XDP answered.
+func (s *Server) Hostname(mac net.HardwareAddr) string {
+	if r := s.state.Load().reserved[string(mac)]; r != nil {
+		return r.Hostname
+	}
+	return ""
+}
+
 // FastReservations renders the reservations as the XDP fast path's map entries, each with its
 // subnet's options, by the same code as the Go path's replies. Those with more options than
 // fit are answered by the control plane.
