@@ -100,6 +100,9 @@ type FastPath struct {
 	// mountedBPFFS: nothing was mounted on /sys/fs/bpf, so Attach mounted it. In a private mount
 	// namespace (ip netns exec) such a mount, and the pins in it, end with the process.
 	mountedBPFFS bool
+	// server and mac are what every reply is sent from: kept for SetStorm's rewrite.
+	server netip.Addr
+	mac    net.HardwareAddr
 }
 
 // MountedBPFFS reports whether Attach had to mount /sys/fs/bpf itself.
@@ -267,18 +270,12 @@ func (f *FastPath) setConfig(server netip.Addr, mac net.HardwareAddr, st Storm) 
 	if err := f.objs.Config.Put(uint32(0), &c); err != nil {
 		return fmt.Errorf("fast path config: %w", err)
 	}
+	f.server, f.mac = server, mac
 	return nil
 }
 
 // SetStorm changes the flood protection (on reload), keeping the rest of the configuration.
-func (f *FastPath) SetStorm(st Storm) error {
-	var c netbootdFpConfig
-	if err := f.objs.Config.Lookup(uint32(0), &c); err != nil {
-		return fmt.Errorf("fast path config: %w", err)
-	}
-	ip := netip.AddrFrom4([4]byte{byte(c.ServerIp), byte(c.ServerIp >> 8), byte(c.ServerIp >> 16), byte(c.ServerIp >> 24)})
-	return f.setConfig(ip, net.HardwareAddr(c.Mac[:]), st)
-}
+func (f *FastPath) SetStorm(st Storm) error { return f.setConfig(f.server, f.mac, st) }
 
 // Mode is how the program is attached.
 func (f *FastPath) Mode() Mode { return f.mode }

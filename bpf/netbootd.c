@@ -328,6 +328,15 @@ static __always_inline int admit(struct fp_config *cfg, struct ethhdr *eth, stru
 	return 1;
 }
 
+/* punt hands a request the program does not answer to the control plane, counted under c,
+ * unless the storm protection drops it. */
+static __always_inline int punt(struct fp_config *cfg, struct ethhdr *eth, struct bootp *bp, __u8 type, int reserved, __u32 c)
+{
+	if (!admit(cfg, eth, bp, type, reserved))
+		return XDP_DROP;
+	return pass(c);
+}
+
 static __always_inline __u16 fold(__u64 s)
 {
 	s = (s & 0xffffffff) + (s >> 32);
@@ -426,26 +435,17 @@ int netbootd_xdp(struct xdp_md *ctx)
 	struct res_key key = {};
 	__builtin_memcpy(key.mac, bp->chaddr, 6);
 	struct res_val *res = bpf_map_lookup_elem(&reservations, &key);
-	if (!res) {
-		if (!admit(cfg, eth, bp, type, 0))
-			return XDP_DROP;
-		return pass(C_PASS_UNKNOWN);
-	}
+	if (!res)
+		return punt(cfg, eth, bp, type, 0, C_PASS_UNKNOWN);
 
 	/* iPXE (user class, option 175) gets its per-machine script from the control plane. */
-	if (off[S_USER] || off[S_IPXE]) {
-		if (!admit(cfg, eth, bp, type, 1))
-			return XDP_DROP;
-		return pass(C_PASS_NETBOOT);
-	}
+	if (off[S_USER] || off[S_IPXE])
+		return punt(cfg, eth, bp, type, 1, C_PASS_NETBOOT);
 	int vendor = V_PLAIN;
 	if (off[S_VENDOR])
 		vendor = netboot_vendor((void *)bp + (off[S_VENDOR] & 0x7ff) + 2, len[S_VENDOR], end);
-	if (vendor == V_HTTP) {
-		if (!admit(cfg, eth, bp, type, 1))
-			return XDP_DROP;
-		return pass(C_PASS_NETBOOT);
-	}
+	if (vendor == V_HTTP)
+		return punt(cfg, eth, bp, type, 1, C_PASS_NETBOOT);
 	/* Firmware PXE: answered here when its architecture has pre-rendered boot parameters. */
 	struct boot_val *boot = 0;
 	struct boot_key bkey = {};
@@ -458,11 +458,8 @@ int netbootd_xdp(struct xdp_md *ctx)
 		}
 		__builtin_memcpy(bkey.mac, bp->chaddr, 6);
 		boot = bpf_map_lookup_elem(&boot_params, &bkey);
-		if (!boot) {
-			if (!admit(cfg, eth, bp, type, 1))
-				return XDP_DROP;
-			return pass(C_PASS_NETBOOT);
-		}
+		if (!boot)
+			return punt(cfg, eth, bp, type, 1, C_PASS_NETBOOT);
 	}
 	/* The subnet is the relay's (giaddr) or, on the local link, the server's own. */
 	__u32 giaddr = bp->giaddr;

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netbootd/netbootd/control/machines"
 	"github.com/netbootd/netbootd/tests/qemu"
 )
 
@@ -60,27 +61,8 @@ func bootAssets(t *testing.T) string {
 	return dir
 }
 
-type apiMachine struct {
-	MAC           string    `json:"mac"`
-	IP            string    `json:"ip"`
-	Hostname      string    `json:"hostname"`
-	Phase         string    `json:"phase"`
-	BootFile      string    `json:"boot_file"`
-	BootReason    string    `json:"boot_reason"`
-	Profile       string    `json:"profile"`
-	ProfileReason string    `json:"profile_reason"`
-	BootStarted   time.Time `json:"boot_started"`
-	Booted        time.Time `json:"booted"`
-	Events        []struct {
-		Time   time.Time `json:"time"`
-		Phase  string    `json:"phase"`
-		Source string    `json:"source"`
-		Detail string    `json:"detail"`
-		Bytes  int64     `json:"bytes"`
-	} `json:"events"`
-}
-
-func (m apiMachine) has(source, phase, detail string) bool {
+// hasEvent reports whether m's timeline has an event from source reaching phase, with detail in it.
+func hasEvent(m machines.Machine, source, phase, detail string) bool {
 	for _, e := range m.Events {
 		if e.Source == source && e.Phase == phase && strings.Contains(e.Detail, detail) {
 			return true
@@ -89,7 +71,8 @@ func (m apiMachine) has(source, phase, detail string) bool {
 	return false
 }
 
-func (m apiMachine) String() string {
+// describe prints m and its timeline for a failure message.
+func describe(m machines.Machine) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s %s phase=%s file=%s (%s) profile=%s (%s)\n", m.MAC, m.IP, m.Hostname, m.Phase, m.BootFile, m.BootReason, m.Profile, m.ProfileReason)
 	for _, e := range m.Events {
@@ -160,8 +143,8 @@ func TestBootEndToEnd(t *testing.T) {
 		}
 	}
 
-	timeline := func(mac string) apiMachine {
-		var m apiMachine
+	timeline := func(mac string) machines.Machine {
+		var m machines.Machine
 		d.getJSON("/api/v1/machines/"+mac, &m)
 		return m
 	}
@@ -174,8 +157,8 @@ func TestBootEndToEnd(t *testing.T) {
 		{"xdp", "dhcp", "ACK 10.10.0.11"}, // the payload's udhcpc: a plain client, the kernel answers
 		{"callback", "booted", ""},
 	} {
-		if !bios.has(want.source, want.phase, want.detail) {
-			t.Errorf("BIOS timeline lacks %s/%s %q:\n%s", want.source, want.phase, want.detail, bios)
+		if !hasEvent(bios, want.source, want.phase, want.detail) {
+			t.Errorf("BIOS timeline lacks %s/%s %q:\n%s", want.source, want.phase, want.detail, describe(bios))
 		}
 	}
 	uefi := timeline("52:54:00:00:10:02")
@@ -187,22 +170,22 @@ func TestBootEndToEnd(t *testing.T) {
 		{"http", "initrd", ""},
 		{"callback", "booted", ""},
 	} {
-		if !uefi.has(want.source, want.phase, want.detail) {
-			t.Errorf("UEFI timeline lacks %s/%s %q:\n%s", want.source, want.phase, want.detail, uefi)
+		if !hasEvent(uefi, want.source, want.phase, want.detail) {
+			t.Errorf("UEFI timeline lacks %s/%s %q:\n%s", want.source, want.phase, want.detail, describe(uefi))
 		}
 	}
-	if !uefi.has("tftp", "tftp", "windowsize 4") {
-		t.Errorf("OVMF's TFTP did not get its windowsize:\n%s", uefi)
+	if !hasEvent(uefi, "tftp", "tftp", "windowsize 4") {
+		t.Errorf("OVMF's TFTP did not get its windowsize:\n%s", describe(uefi))
 	}
 	stranger := timeline("52:54:00:00:10:99")
 	if stranger.Phase != "booted" || stranger.Profile != "stranger" || !strings.Contains(stranger.ProfileReason, "default") {
-		t.Errorf("stranger:\n%s", stranger)
+		t.Errorf("stranger:\n%s", describe(stranger))
 	}
-	for _, m := range []apiMachine{bios, uefi, stranger} {
+	for _, m := range []machines.Machine{bios, uefi, stranger} {
 		if m.Phase != "booted" || m.Booted.IsZero() {
-			t.Errorf("%s not booted:\n%s", m.MAC, m)
+			t.Errorf("%s not booted:\n%s", m.MAC, describe(m))
 		}
-		t.Logf("timeline:\n%s", m)
+		t.Logf("timeline:\n%s", describe(m))
 	}
 	if n := d.metric("netbootd_xdp_packets_total", `result="pxe"`); n < 2 {
 		t.Errorf("XDP answered %v PXE requests, want OVMF's DISCOVER and REQUEST", n)

@@ -13,7 +13,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -154,17 +153,15 @@ func (k kubeFlags) on() bool { return k.Kubeconfig != "" || k.InCluster }
 
 // daemon is every component of `netbootd attach`, built explicitly and wired here.
 type daemon struct {
-	cfg      daemonConfig
-	log      *slog.Logger
-	machines *machines.Store // every machine's boot timeline
-	leases   *lease.Store    // nil in proxy mode: no addresses, no store
-	dhcp     *dhcpd.Server
-	fast     *bpf.FastPath      // nil with --xdp off and in proxy mode
-	tftp     *tftp.Server       // nil when disabled
-	ra       *ra.Responder      // nil unless interface.ipv6_ra
-	syslog   *nbsyslog.Receiver // nil unless syslog.listen
-	// hostnames are the reservations' host names by MAC, for the timelines of XDP answers.
-	hostnames atomic.Pointer[map[string]string]
+	cfg       daemonConfig
+	log       *slog.Logger
+	machines  *machines.Store // every machine's boot timeline
+	leases    *lease.Store    // nil in proxy mode: no addresses, no store
+	dhcp      *dhcpd.Server
+	fast      *bpf.FastPath      // nil with --xdp off and in proxy mode
+	tftp      *tftp.Server       // nil when disabled
+	ra        *ra.Responder      // nil unless interface.ipv6_ra
+	syslog    *nbsyslog.Receiver // nil unless syslog.listen
 	http      *nbhttp.Server
 	metrics   *metricsServer  // nil unless --metrics-listen
 	inventory *kube.Inventory // nil unless --kubeconfig or --in-cluster
@@ -176,7 +173,6 @@ type daemon struct {
 
 func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ *daemon, err error) {
 	d := &daemon{cfg: cfg, log: log, machines: machines.New(0, reg)}
-	d.setHostnames(cfg.Conf)
 	defer func() {
 		if err != nil {
 			d.close()
@@ -191,8 +187,8 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 		}
 		d.leases, err = lease.Open(lease.Config{
 			Path:        filepath.Join(cfg.StateDir, "leases.db"),
-			Pools:       leasePools(conf),
-			Reserved:    reservedIPs(conf),
+			Pools:       dhcpd.LeasePools(conf),
+			Reserved:    dhcpd.ReservedIPs(conf),
 			OfferHold:   conf.DHCP.OfferHold.D(),
 			DeclineHold: conf.DHCP.DeclineHold.D(),
 			Logger:      log,
@@ -415,7 +411,7 @@ func (d *daemon) apply(file *config.Config, snap *kube.Snapshot) error {
 		return err
 	}
 	if d.leases != nil {
-		d.leases.SetReserved(reservedIPs(conf))
+		d.leases.SetReserved(dhcpd.ReservedIPs(conf))
 	}
 	if err := d.dhcp.Reload(conf); err != nil {
 		return err
@@ -430,7 +426,6 @@ func (d *daemon) apply(file *config.Config, snap *kube.Snapshot) error {
 		}
 	}
 	d.http.SetProfiles(profiles)
-	d.setHostnames(conf)
 	d.cfg.Conf = conf
 	return nil
 }
@@ -470,16 +465,6 @@ func (d *daemon) syncKnown(ctx context.Context) {
 	}
 }
 
-func (d *daemon) setHostnames(conf *config.Config) {
-	m := make(map[string]string, len(conf.Reservations))
-	for _, r := range conf.Reservations {
-		if r.Hostname != "" {
-			m[r.MAC.String()] = r.Hostname
-		}
-	}
-	d.hostnames.Store(&m)
-}
-
 // close releases what the daemon holds. The XDP program stays pinned and keeps answering
 // reserved machines: `netbootd detach IFACE` removes it.
 func (d *daemon) close() {
@@ -506,7 +491,7 @@ func (d *daemon) xdpAnswered(e bpf.Event) {
 		detail += fmt.Sprintf(", PXE boot parameters for arch %d", e.Arch)
 	}
 	d.machines.DHCP(e.MAC, e.IP, e.Request == 1, machines.Event{Time: e.Time, Source: "xdp", Detail: detail})
-	if h := (*d.hostnames.Load())[e.MAC.String()]; h != "" {
+	if h := d.dhcp.Hostname(e.MAC); h != "" {
 		d.machines.Explain(e.MAC, h, "", "", "", "")
 	}
 	if !d.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -572,28 +557,6 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
-}
-
-// leasePools turns the configured pools into the lease store's.
-func leasePools(conf *config.Config) []lease.Pool {
-	var out []lease.Pool
-	for _, s := range conf.Subnets {
-		p := lease.Pool{Subnet: s.CIDR.String()}
-		for _, r := range s.Pools {
-			p.Ranges = append(p.Ranges, lease.Range{First: r.First, Last: r.Last})
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
-// reservedIPs keeps reserved addresses out of everyone else's reach.
-func reservedIPs(conf *config.Config) map[netip.Addr]string {
-	out := make(map[netip.Addr]string, len(conf.Reservations))
-	for _, r := range conf.Reservations {
-		out[r.IP] = r.MAC.String()
-	}
-	return out
 }
 
 // httpBase is the URL prefix clients reach the HTTP server at.

@@ -12,6 +12,14 @@ import (
 // fastAreaMax keeps a fast reply within 548 bytes of BOOTP, the size every client accepts.
 const fastAreaMax = 576 - 28 - headerLen - cookieLen
 
+// Hostname is the host name reserved for mac, or "": for the timelines of what XDP answered.
+func (s *Server) Hostname(mac net.HardwareAddr) string {
+	if r := s.state.Load().reserved[string(mac)]; r != nil {
+		return r.Hostname
+	}
+	return ""
+}
+
 // FastReservations renders the reservations as the XDP fast path's map entries, each with its
 // subnet's options, by the same code as the Go path's replies. Those with more options than
 // fit are answered by the control plane.
@@ -26,8 +34,8 @@ func (st *state) fastReservations() []bpf.Entry {
 			continue
 		}
 		opts := renderOptions(st.serverIP, sub, r, sub.LeaseTime.D(), nil)
-		area := appendOptionArea(make([]byte, headerLen+cookieLen, 600), uint8(dhcpv4.MessageTypeOffer), opts)[headerLen+cookieLen:]
-		if len(area) > fastAreaMax {
+		area, ok := fastArea(opts)
+		if !ok {
 			continue
 		}
 		fr := bpf.Entry{MAC: net.HardwareAddr(r.MAC), IP: r.IP, Subnet: sub.CIDR, Area: area}
@@ -40,6 +48,13 @@ func (st *state) fastReservations() []bpf.Entry {
 		out = append(out, fr)
 	}
 	return out
+}
+
+// fastArea encodes opts as the program copies them (option 53 as OFFER, patched per reply,
+// the options, END, padding); false when they do not fit the fast path.
+func fastArea(opts []option) ([]byte, bool) {
+	area := appendOptionArea(make([]byte, headerLen+cookieLen, 600), uint8(dhcpv4.MessageTypeOffer), opts)[headerLen+cookieLen:]
+	return area, len(area) <= fastAreaMax
 }
 
 // fastArchs are the option 93 values firmware PXE sends that a boot file is configured for
@@ -57,9 +72,8 @@ func (st *state) fastBoot(r *config.Reservation, sub *config.Subnet, opts []opti
 			continue
 		}
 		var h replyHeader
-		withBoot := appendBoot(append([]option(nil), opts...), &h, choice, nil)
-		area := appendOptionArea(make([]byte, headerLen+cookieLen, 600), uint8(dhcpv4.MessageTypeOffer), withBoot)[headerLen+cookieLen:]
-		if len(area) > fastAreaMax {
+		area, ok := fastArea(appendBoot(append([]option(nil), opts...), &h, choice, nil))
+		if !ok {
 			continue
 		}
 		out = append(out, bpf.Boot{Arch: arch, NextServer: h.siaddr, File: h.file, Area: area})

@@ -66,19 +66,8 @@ func newFixture(t testing.TB, yaml string) *fixture {
 	f := &fixture{st: newState(conf, serverIP, "http://10.0.0.1:8080")}
 	f.h = &handler{log: slog.New(slog.DiscardHandler), now: time.Now, poolFull: func(string) {}, circuits: newCircuits()}
 	if conf.Interface.Mode != config.ModeProxy {
-		var pools []lease.Pool
-		for _, s := range conf.Subnets {
-			p := lease.Pool{Subnet: s.CIDR.String()}
-			for _, r := range s.Pools {
-				p.Ranges = append(p.Ranges, lease.Range{First: r.First, Last: r.Last})
-			}
-			pools = append(pools, p)
-		}
-		reserved := map[netip.Addr]string{}
-		for _, r := range conf.Reservations {
-			reserved[r.IP] = r.MAC.String()
-		}
-		f.leases, err = lease.Open(lease.Config{Path: filepath.Join(t.TempDir(), "leases.db"), Pools: pools, Reserved: reserved})
+		f.leases, err = lease.Open(lease.Config{Path: filepath.Join(t.TempDir(), "leases.db"),
+			Pools: LeasePools(conf), Reserved: ReservedIPs(conf)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -22,6 +22,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/netbootd/netbootd/control/machines"
 	"github.com/netbootd/netbootd/tests/netns"
 	"github.com/netbootd/netbootd/tests/qemu"
 	"github.com/netbootd/netbootd/tests/xdppass"
@@ -239,18 +240,7 @@ func pinDir(t *testing.T, server *netns.NS, bin, prefix string) string {
 	return dir
 }
 
-// apiMachine is what GET /api/v1/machines says of one machine.
-type apiMachine struct {
-	MAC         string    `json:"mac"`
-	Phase       string    `json:"phase"`
-	BootStarted time.Time `json:"boot_started"`
-	Events      []struct {
-		Time  time.Time `json:"time"`
-		Phase string    `json:"phase"`
-	} `json:"events"`
-}
-
-var phases = []string{"dhcp", "tftp", "script", "kernel", "initrd", "booted"}
+var phases = machines.Phases
 
 // result is one server's run with N VMs.
 type result struct {
@@ -437,11 +427,11 @@ func run(t *testing.T, r *result, payload qemu.Payload, prefix string) string {
 	}
 	outcomes := make([]outcome, len(vms))
 	started := make([]time.Time, len(vms))
-	machines := make([]*qemu.VM, len(vms))
+	booting := make([]*qemu.VM, len(vms))
 	var wg sync.WaitGroup
 	for i, v := range vms {
 		vm := qemu.Start(t, lan, qemu.Options{Name: v.name, Bridge: "br0", MAC: v.mac, Firmware: v.fw, NoRouterAdvertisements: true})
-		machines[i], started[i] = vm, vm.Started()
+		booting[i], started[i] = vm, vm.Started()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -459,14 +449,14 @@ func run(t *testing.T, r *result, payload qemu.Payload, prefix string) string {
 		o := outcomes[i]
 		if o.err != nil {
 			r.failed = append(r.failed, fmt.Sprintf("%s: %v", v.name, o.err))
-			serial := machines[i].Serial()
+			serial := booting[i].Serial()
 			if lines := strings.Split(serial, "\n"); len(lines) > 30 {
 				serial = strings.Join(lines[len(lines)-30:], "\n")
 			}
 			t.Logf("%s did not boot: %v; serial tail:\n%s", v.name, o.err, serial)
 			continue
 		}
-		if m := dhcpIP.FindStringSubmatch(machines[i].Serial()); m == nil || m[1] != v.ip {
+		if m := dhcpIP.FindStringSubmatch(booting[i].Serial()); m == nil || m[1] != v.ip {
 			r.failed = append(r.failed, fmt.Sprintf("%s: payload did not get its reservation %s (%v)", v.name, v.ip, m))
 			continue
 		}
@@ -511,7 +501,7 @@ func run(t *testing.T, r *result, payload qemu.Payload, prefix string) string {
 
 	if r.server == "netbootd" {
 		out, err := server.Exec("curl", "-sf", httpBase+"/api/v1/machines")
-		var ms []apiMachine
+		var ms []machines.Machine
 		if err == nil {
 			err = json.Unmarshal([]byte(out), &ms)
 		}
@@ -541,7 +531,7 @@ func dnsmasqVersion() string {
 
 // timelineSplit takes, per firmware and phase, each reserved machine's time from its first DHCP
 // answer to the first event reaching the phase, and the step from the phase it reached before.
-func timelineSplit(ms []apiMachine, vms []vmSpec) (offsets, steps map[qemu.Firmware]map[string][]time.Duration) {
+func timelineSplit(ms []machines.Machine, vms []vmSpec) (offsets, steps map[qemu.Firmware]map[string][]time.Duration) {
 	offsets = map[qemu.Firmware]map[string][]time.Duration{}
 	steps = map[qemu.Firmware]map[string][]time.Duration{}
 	fw := map[string]qemu.Firmware{}
