@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Integration tests share kernel objects (bpffs pins, veths): run packages one at a time.
 ITEST_PKGS := ./tests/... $(foreach d,bpf tftp control,$(if $(wildcard $(d)/*),./$(d)/...))
 
-.PHONY: help deps build qemu-vm xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean bench-boot install uninstall
+.PHONY: help deps build kube-tools qemu-vm xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean bench-boot install uninstall
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,7 +32,10 @@ test: deps build lint unit integration ## everything CI runs: lint, unit tests, 
 unit: ## unit tests (no privileges), with the race detector
 	$(GO) test -race -count=1 ./...
 
-integration: build ## tests that cross veth pairs in namespaces with real clients (root)
+kube-tools: # test helper: kube-apiserver and helm for tests/kube and the chart's checks, built once into a cache
+	@bash scripts/kube-tools/build.sh >/dev/null
+
+integration: build kube-tools ## tests that cross veth pairs in namespaces with real clients (root)
 	@[ "$$(id -u)" = 0 ] || { echo "integration tests need root: sudo make test" >&2; exit 1; }
 	NETBOOTD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags integration -p 1 -count=1 -timeout 20m $(ITEST_PKGS)
 

@@ -13,7 +13,7 @@ pkgs=(
   atftp tftp-hpa tftpd-hpa ipxe
   qemu-system-x86 ovmf ipxe-qemu cpio xz-utils   # tests/qemu: VMs that boot over the network
   prometheus                   # prometheus and promtool: tests/prometheus_test.go, deploy/monitoring
-  etcd-server                  # etcd for tests/kube (with tools/kube-apiserver/build.sh); its service is not needed
+  etcd-server                  # etcd for tests/kube (with scripts/kube-tools/build.sh); its service is not needed
 )
 
 missing=()
@@ -25,11 +25,13 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The tests run their own Prometheus in a namespace; one we just installed must not start a
-  # service on the host (a Prometheus that was already here is left as it is).
-  if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
-    systemctl disable --now prometheus >/dev/null 2>&1 || true
-  fi
+  # The tests run their own Prometheus and etcd; ones we just installed must not run as
+  # services on the host (ones that were already here are left as they are).
+  for svc in prometheus etcd-server; do
+    if [[ " ${missing[*]} " == *" $svc "* ]] && [ -d /run/systemd/system ]; then
+      systemctl disable --now "${svc%-server}" >/dev/null 2>&1 || true
+    fi
+  done
 fi
 
 if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then

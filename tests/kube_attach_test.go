@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	nethttp "net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,16 +23,7 @@ import (
 func TestAttachFollowsKubernetes(t *testing.T) {
 	r := newXDPRack(t)
 	cl := kube.StartIn(t, r.server) // on the server namespace's loopback, where netbootd reaches it
-	kc := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kc, []byte(fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters: [{name: test, cluster: {server: %q, insecure-skip-tls-verify: true}}]
-users: [{name: admin, user: {token: %q}}]
-contexts: [{name: test, context: {cluster: test, user: admin}}]
-current-context: test
-`, cl.RestConfig.Host, cl.RestConfig.BearerToken)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kc := cl.Kubeconfig(t)
 	hc, err := rest.HTTPClientFor(cl.RestConfig)
 	if err != nil {
 		t.Fatal(err)

@@ -51,6 +51,10 @@ func attachCommand() *cli.Command {
 			&cli.BoolFlag{Name: "in-cluster", Usage: "take Machines and Profiles from the cluster this pod runs in"},
 			&cli.StringFlag{Name: "kube-namespace", Usage: "watch Machines and Profiles in this namespace only (default: all)"},
 			&cli.StringFlag{Name: "selector", Usage: "label selector for this rack's Machines, e.g. rack=r12"},
+			&cli.StringFlag{Name: "pool-lease", Usage: "HA: only the holder of this coordination.k8s.io Lease (in --kube-namespace) hands out pool addresses; every instance answers reservations"},
+			&cli.StringFlag{Name: "identity", Usage: "HA: this instance's name in the Lease and in --pool-peers (default: the host name)"},
+			&cli.StringSliceFlag{Name: "pool-peers", Usage: "HA: the identities of every instance on this network; each hands out and renews only its own share of each pool"},
+			&cli.DurationFlag{Name: "pool-lease-duration", Value: 15 * time.Second, Usage: "HA: a silent leader's pools pass to a standby after this"},
 			pinDirFlag(),
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text|json"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug|info|warn|error"},
@@ -98,6 +102,10 @@ func runAttach(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	ha, err := parseHA(c, cfg)
+	if err != nil {
+		return err
+	}
 	// Before any socket, store or BPF object: name every missing capability at once.
 	if err := checkCapabilities(attachNeeds(cfg, xdpMode, httpListen, c.String("pin-dir"))); err != nil {
 		return err
@@ -117,7 +125,8 @@ func runAttach(c *cli.Context) error {
 	d, err := newDaemon(daemonConfig{
 		Iface: ifname, IfIndex: link.Attrs().Index, MTU: link.Attrs().MTU, ServerIP: cfg.Interface.ServerIP, Conf: cfg,
 		StateDir: stateDir, HTTPListen: httpListen, MetricsListen: c.String("metrics-listen"),
-		Kube: kubeFlags{Kubeconfig: c.String("kubeconfig"), InCluster: c.Bool("in-cluster"), Namespace: c.String("kube-namespace"), Selector: c.String("selector")}, XDP: xdpMode, XDPReplace: c.Bool("xdp-replace"), PinDir: c.String("pin-dir"), ConfigPath: c.String("config"),
+		Kube: kubeFlags{Kubeconfig: c.String("kubeconfig"), InCluster: c.Bool("in-cluster"), Namespace: c.String("kube-namespace"), Selector: c.String("selector")},
+		HA:   ha, XDP: xdpMode, XDPReplace: c.Bool("xdp-replace"), PinDir: c.String("pin-dir"), ConfigPath: c.String("config"),
 	}, log, reg)
 	if err != nil {
 		return err
@@ -136,6 +145,7 @@ type daemonConfig struct {
 	// MetricsListen, if set, is a second address serving only /metrics and /healthz.
 	MetricsListen string
 	Kube          kubeFlags
+	HA            haFlags // HA.Lease == "": no leader election, this instance owns the pools
 	XDP           bpf.Mode
 	XDPReplace    bool
 	PinDir        string
@@ -165,6 +175,8 @@ type daemon struct {
 	http      *nbhttp.Server
 	metrics   *metricsServer  // nil unless --metrics-listen
 	inventory *kube.Inventory // nil unless --kubeconfig or --in-cluster
+	// poolLeader campaigns for the pools' Lease; nil unless --pool-lease.
+	poolLeader *kube.PoolLeader
 
 	applyMu  sync.Mutex     // one reload or inventory snapshot at a time
 	fileConf *config.Config // the file's configuration, before the inventory's overlay
@@ -197,6 +209,9 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 		if err != nil {
 			return nil, fmt.Errorf("lease store: %w", err)
 		}
+		if err := d.leases.SetShare(cfg.HA.Index, len(cfg.HA.Peers)); err != nil {
+			return nil, err
+		}
 	}
 
 	dcfg := dhcpd.Config{
@@ -209,6 +224,7 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 	if d.dhcp, err = dhcpd.New(dcfg); err != nil {
 		return nil, err
 	}
+	d.dhcp.SetStandby(cfg.HA.Lease != "") // with HA: reservations only until the Lease is ours
 
 	if cfg.XDP != bpf.ModeOff && !proxy {
 		d.fast, err = bpf.Attach(bpf.Config{Iface: cfg.Iface, Mode: cfg.XDP, ServerIP: cfg.ServerIP,
@@ -286,6 +302,11 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 			return nil, err
 		}
 	}
+	if cfg.HA.Lease != "" {
+		if err := d.newPoolLeader(reg); err != nil {
+			return nil, err
+		}
+	}
 	return d, nil
 }
 
@@ -323,6 +344,9 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	if d.metrics != nil {
 		g.Go(func() error { return d.metrics.run(ctx) })
+	}
+	if d.poolLeader != nil {
+		g.Go(func() error { return d.poolLeader.Run(ctx) })
 	}
 	if d.inventory != nil {
 		g.Go(func() error { return d.inventory.Run(ctx, d.applySnapshot) })

@@ -139,8 +139,14 @@ type Reservation struct {
 	Labels   map[string]string `yaml:"labels"`  // what group selectors match
 	Options  Options           `yaml:"options"` // override the subnet's
 	Boot     Boot              `yaml:"boot"`
-	Line     int               `yaml:"-"`
+	// Netboot false: an address and options, never a boot file (a machine that must boot
+	// from its disk). Unset or true: network boot as configured.
+	Netboot *bool `yaml:"netboot"`
+	Line    int   `yaml:"-"`
 }
+
+// NoNetboot reports whether the reservation must not be told a boot file.
+func (r *Reservation) NoNetboot() bool { return r.Netboot != nil && !*r.Netboot }
 
 // Options are the DHCP options sent to clients.
 type Options struct {
@@ -379,13 +385,13 @@ func Default() *Config {
 	return &Config{Interface: Interface{Mode: ModeProxy}}
 }
 
-// ApplyInterface fills what the interface knows: the server address and, in proxy mode with no
-// subnets, the interface's subnet.
+// ApplyInterface fills what the interface knows: the server address and, in proxy and reservation
+// mode with no subnets, the interface's subnet (reservation mode then serves the Machines on it).
 func (c *Config) ApplyInterface(addr netip.Addr, prefix netip.Prefix) {
 	if !c.Interface.ServerIP.IsValid() {
 		c.Interface.ServerIP = addr
 	}
-	if len(c.Subnets) == 0 && prefix.IsValid() && c.Interface.Mode == ModeProxy {
+	if len(c.Subnets) == 0 && prefix.IsValid() && c.Interface.Mode != ModeAuthoritative {
 		c.Subnets = []Subnet{{CIDR: prefix}}
 	}
 }

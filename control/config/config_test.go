@@ -152,3 +152,24 @@ func TestLabConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Reservation mode with no subnets serves the interface's own (the Kubernetes inventory's
+// Machines need nothing else); authoritative mode still needs subnets with their pools.
+func TestReservationModeTakesTheInterfaceSubnet(t *testing.T) {
+	for _, tc := range []struct {
+		mode string
+		ok   bool
+	}{{"reservation", true}, {"authoritative", false}} {
+		c, err := Parse([]byte("interface: {mode: " + tc.mode + "}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.ApplyInterface(netip.MustParseAddr("10.9.0.1"), netip.MustParsePrefix("10.9.0.0/24"))
+		if err := c.Validate(); (err == nil) != tc.ok {
+			t.Errorf("%s with no subnets: %v", tc.mode, err)
+		}
+		if tc.ok && (len(c.Subnets) != 1 || c.Subnets[0].CIDR.String() != "10.9.0.0/24") {
+			t.Errorf("%s: subnets %+v, want the interface's 10.9.0.0/24", tc.mode, c.Subnets)
+		}
+	}
+}

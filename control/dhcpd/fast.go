@@ -44,7 +44,9 @@ func (st *state) fastReservations() []bpf.Entry {
 				fr.OnRequest = append(fr.OnRequest, c.Code)
 			}
 		}
-		fr.Boot = st.fastBoot(r, sub, opts)
+		if !r.NoNetboot() { // no entry: its PXE requests reach the Go path, which sends no boot file
+			fr.Boot = st.fastBoot(r, sub, opts)
+		}
 		out = append(out, fr)
 	}
 	return out

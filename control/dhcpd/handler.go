@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -78,6 +79,8 @@ const (
 	dropUnsupported   = "unsupported_type"
 	dropQueueFull     = "queue_full"
 	dropCircuitLimit  = "circuit_limit" // the relay circuit holds max_leases_per_circuit already
+	dropStandby       = "standby"       // HA: another instance owns the pools now
+	dropOtherShare    = "other_share"   // HA: the address is another instance's to renew
 )
 
 var broadcastIP = netip.AddrFrom4([4]byte{255, 255, 255, 255})
@@ -92,6 +95,9 @@ type handler struct {
 	poolFull func(subnet string)
 	// circuits counts dynamic leases per relay circuit, for dhcp.max_leases_per_circuit.
 	circuits *circuits
+	// standby is true while another instance owns the dynamic pools (HA): only reserved
+	// machines are answered.
+	standby atomic.Bool
 }
 
 // handle answers one request under st. It returns the reply, or nil and the reason for none.
@@ -128,6 +134,9 @@ func (h *handler) handle(st *state, req *request) (*response, string) {
 	}
 	if res == nil && st.conf.Interface.Mode == config.ModeReservation {
 		return nil, dropUnknownMAC
+	}
+	if res == nil && h.standby.Load() {
+		return nil, dropStandby
 	}
 	c := &exchange{h: h, st: st, req: req, fw: fw, sub: sub, res: res, subnet: sub.CIDR.String()}
 	switch mt {
@@ -220,6 +229,11 @@ func (c *exchange) request() (*response, string) {
 			if errors.Is(err, lease.ErrNotAvailable) {
 				return c.nak("address not available to this client")
 			}
+			if errors.Is(err, lease.ErrOtherShare) {
+				// Another instance gave it out and only it renews it: no NAK, so the client
+				// keeps its address until the lease ends, then asks anew and gets one of ours.
+				return nil, dropOtherShare
+			}
 			c.h.log.Error("lease not stored: no ACK sent", "mac", c.req.mac.String(), "ip", want, "err", err)
 			return nil, dropStore
 		}
@@ -295,7 +309,7 @@ func (c *exchange) reply(mt dhcpv4.MessageType, yiaddr netip.Addr) (*response, s
 	if mt == dhcpv4.MessageTypeAck { // RFC 2131 table 3: an ACK carries the request's ciaddr
 		h.ciaddr = ip4(m.ClientIPAddr)
 	}
-	if c.fw.netboot() {
+	if c.fw.netboot() && (c.res == nil || !c.res.NoNetboot()) {
 		boot := c.st.conf.Boot
 		var resBoot *config.Boot
 		if c.res != nil {

@@ -543,3 +543,60 @@ func TestLeasesPerCircuitCapped(t *testing.T) {
 		t.Errorf("another circuit: %s", why)
 	}
 }
+
+// HA: a standby answers reserved machines only; a leader renews only its own share of the pool
+// and says nothing (no NAK) to a client renewing an address of another instance's share.
+func TestStandbyAndShares(t *testing.T) {
+	f := newFixture(t, testConfig)
+	f.h.standby.Store(true)
+	if reply, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, macUnknown); reply != nil || why != dropStandby {
+		t.Fatalf("standby answered an unknown MAC (%v, %q)", reply, why)
+	}
+	if reply, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, macReserved); reply == nil {
+		t.Fatalf("standby did not answer a reserved MAC: %s", why)
+	}
+	f.h.standby.Store(false)
+	if err := f.leases.SetShare(1, 2); err != nil {
+		t.Fatal(err)
+	}
+	offer, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, macUnknown)
+	if offer == nil {
+		t.Fatalf("leader did not answer: %s", why)
+	}
+	mine := netip.MustParseAddr(offer.YourIPAddr.String())
+	// The pool's first address is share 0's: a renewal of it by another client goes unanswered.
+	first := netip.MustParseAddr("10.0.0.100")
+	if mine == first {
+		t.Fatalf("share 1 of 2 offered %s, share 0's first address", mine)
+	}
+	renew := func(mac net.HardwareAddr, ip netip.Addr) (*dhcpv4.DHCPv4, string) {
+		r, _, why := f.ask(t, dhcpv4.MessageTypeRequest, mac, dhcpv4.WithClientIP(ip.AsSlice()))
+		return r, why
+	}
+	if reply, why := renew(macOther, first); reply != nil || why != dropOtherShare {
+		t.Fatalf("renewal of another share's address: reply %v, %q; want silence", reply, why)
+	}
+	if reply, why := renew(macUnknown, mine); reply == nil || reply.MessageType() != dhcpv4.MessageTypeAck {
+		t.Fatalf("renewal of an address of this share: %v %s", reply, why)
+	}
+}
+
+// A reservation with netboot: false gets its address and no boot file, from the Go path and
+// from the fast path alike (no per-architecture entry, so its PXE requests reach Go).
+func TestNetbootFalseGetsNoBootFile(t *testing.T) {
+	f := newFixture(t, strings.Replace(testConfig, `{mac: "02:00:00:00:00:0a", ip: 10.0.0.10, hostname: node10}`,
+		`{mac: "02:00:00:00:00:0a", ip: 10.0.0.10, hostname: node10, netboot: false}`, 1))
+	reply, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, macReserved, pxe(iana.EFI_X86_64, "PXEClient:Arch:00007:UNDI:003016")...)
+	if reply == nil {
+		t.Fatalf("no reply: %s", why)
+	}
+	if reply.YourIPAddr.String() != "10.0.0.10" || reply.BootFileName != "" || reply.BootFileNameOption() != "" || reply.TFTPServerName() != "" {
+		t.Errorf("netboot: false got %s, file %q, option 67 %q, option 66 %q; want its address and no boot file",
+			reply.YourIPAddr, reply.BootFileName, reply.BootFileNameOption(), reply.TFTPServerName())
+	}
+	for _, e := range f.st.fastReservations() {
+		if e.MAC.String() == macReserved.String() && len(e.Boot) != 0 {
+			t.Errorf("fast path has %d boot entries for a netboot: false reservation", len(e.Boot))
+		}
+	}
+}

@@ -320,6 +320,10 @@ func (s *Server) send(r *response) error {
 	return unix.Sendto(s.raw, frame, 0, sa)
 }
 
+// SetStandby, with HA, says whether another instance owns the dynamic pools now: a standby
+// answers reserved machines only.
+func (s *Server) SetStandby(standby bool) { s.h.standby.Store(standby) }
+
 // Reload swaps in a new validated configuration; requests in flight finish under the old one.
 func (s *Server) Reload(conf *config.Config) error {
 	old := s.state.Load()

@@ -63,6 +63,8 @@ var (
 	ErrPoolExhausted = errors.New("pool exhausted")
 	ErrNotAvailable  = errors.New("address belongs to another client or is outside the pools")
 	ErrLocked        = errors.New("lease store is locked by another process (is another netbootd running?)")
+	// ErrOtherShare: the address is in a pool, but in another instance's share of it (SetShare).
+	ErrOtherShare = errors.New("address is in another instance's share of the pool")
 )
 
 // Pool is the dynamic ranges of one subnet.
@@ -98,6 +100,7 @@ type Store struct {
 	byMAC    map[string]*Lease // key: subnet + "/" + MAC
 	pools    map[string]*pool
 	reserved map[netip.Addr]string
+	share    share
 
 	commitSeconds prometheus.Histogram
 	commitErrors  prometheus.Counter
@@ -111,6 +114,11 @@ type pool struct {
 	size   int
 	cursor int
 }
+
+// share is this instance's part of every pool when several instances serve one network, one at
+// a time (HA): the address at position i of a pool belongs to instance i mod count. Each
+// allocates and renews only its own, so a new owner never hands out what the old one did.
+type share struct{ index, count int }
 
 // Open opens (or creates) the store and loads every lease in it.
 func Open(cfg Config) (*Store, error) {
@@ -210,6 +218,18 @@ func (s *Store) SetPools(ps []Pool) {
 	}
 }
 
+// SetShare makes this store allocate and renew only share index of count of every pool
+// (0 <= index < count); count 1 (or 0) is the whole pool.
+func (s *Store) SetShare(index, count int) error {
+	if count < 0 || count > 0 && (index < 0 || index >= count) {
+		return fmt.Errorf("lease: share %d of %d", index, count)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.share = share{index: index, count: count}
+	return nil
+}
+
 // SetReserved replaces the reserved addresses, which are never allocated to other MACs.
 func (s *Store) SetReserved(r map[netip.Addr]string) {
 	s.mu.Lock()
@@ -234,17 +254,33 @@ func (s *Store) free(ip netip.Addr, mac net.HardwareAddr, now time.Time) bool {
 }
 
 func (s *Store) inPool(subnet string, ip netip.Addr) bool {
+	_, ok := s.position(subnet, ip)
+	return ok
+}
+
+// position is ip's index in subnet's pool (the inverse of pool.at).
+func (s *Store) position(subnet string, ip netip.Addr) (int, bool) {
 	p := s.pools[subnet]
 	if p == nil {
-		return false
+		return 0, false
 	}
+	base := 0
 	for _, r := range p.ranges {
 		if r.First.Compare(ip) <= 0 && ip.Compare(r.Last) <= 0 {
-			return true
+			return base + int(u32(ip)-u32(r.First)), true
 		}
+		base += int(u32(r.Last)-u32(r.First)) + 1
 	}
-	return false
+	return 0, false
 }
+
+// ours reports whether ip is in subnet's pool and in this instance's share of it.
+func (s *Store) ours(subnet string, ip netip.Addr) bool {
+	i, ok := s.position(subnet, ip)
+	return ok && s.share.owns(i)
+}
+
+func (sh share) owns(position int) bool { return sh.count <= 1 || position%sh.count == sh.index }
 
 // Offer picks an address for mac in subnet's pool and holds it for the offer time (in memory
 // only: an offer promises nothing across a restart). Preference: the client's current or last
@@ -254,9 +290,9 @@ func (s *Store) Offer(mac net.HardwareAddr, subnet string, requested netip.Addr)
 	defer s.mu.Unlock()
 	now := s.cfg.Now()
 	var ip netip.Addr
-	if l := s.byMAC[macKey(subnet, mac)]; l != nil && s.inPool(subnet, l.IP) && s.free(l.IP, mac, now) {
+	if l := s.byMAC[macKey(subnet, mac)]; l != nil && s.ours(subnet, l.IP) && s.free(l.IP, mac, now) {
 		ip = l.IP
-	} else if requested.IsValid() && s.inPool(subnet, requested) && s.free(requested, mac, now) {
+	} else if requested.IsValid() && s.ours(subnet, requested) && s.free(requested, mac, now) {
 		ip = requested
 	} else {
 		var err error
@@ -278,8 +314,12 @@ func (s *Store) next(subnet string, mac net.HardwareAddr, now time.Time) (netip.
 	}
 	// First pass: never-used addresses or ones past their time; a full turn finds nothing → exhausted.
 	for i := 0; i < p.size; i++ {
-		ip := p.at(p.cursor)
+		at := p.cursor
 		p.cursor = (p.cursor + 1) % p.size
+		if !s.share.owns(at) {
+			continue
+		}
+		ip := p.at(at)
 		if s.free(ip, mac, now) {
 			return ip, nil
 		}
@@ -299,11 +339,16 @@ func (p *pool) at(i int) netip.Addr {
 }
 
 // Commit binds ip to mac for d and returns once the lease is on disk. ip must be free for mac,
-// reserved for mac, or in a pool of subnet; otherwise ErrNotAvailable.
+// reserved for mac, or in this instance's share of a pool of subnet; otherwise ErrNotAvailable,
+// or ErrOtherShare for an address of another instance's share.
 func (s *Store) Commit(mac net.HardwareAddr, subnet string, ip netip.Addr, d time.Duration, hostname string) (Lease, error) {
 	s.mu.Lock()
 	now := s.cfg.Now()
 	_, reserved := s.reserved[ip]
+	if !reserved && s.inPool(subnet, ip) && !s.ours(subnet, ip) {
+		s.mu.Unlock()
+		return Lease{}, ErrOtherShare
+	}
 	if !s.free(ip, mac, now) || !reserved && !s.inPool(subnet, ip) {
 		s.mu.Unlock()
 		return Lease{}, ErrNotAvailable

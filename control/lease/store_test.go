@@ -218,3 +218,61 @@ func TestDamagedRecord(t *testing.T) {
 		t.Errorf("offer beside a damaged record: %s %v", ip, err)
 	}
 }
+
+// Two instances with complementary shares of one pool (HA, one leader after the other) never
+// hand out the same address, each renews only its own, and each runs dry at its half.
+func TestSharesNeverOverlap(t *testing.T) {
+	clk := &clock{t: time.Unix(1e9, 0)}
+	dir := t.TempDir()
+	a := open(t, filepath.Join(dir, "a.db"), clk, "10.0.0.20", "10.0.0.29")
+	b := open(t, filepath.Join(dir, "b.db"), clk, "10.0.0.20", "10.0.0.29")
+	defer a.Close()
+	defer b.Close()
+	if err := a.SetShare(0, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetShare(1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetShare(2, 2); err == nil {
+		t.Fatal("share 2 of 2 accepted")
+	}
+	owner := map[netip.Addr]string{}
+	for i, s := range []*Store{a, b} {
+		for c := 0; c < 5; c++ {
+			m := mac(100*i + c)
+			// Ask for an address of the other half: the store must not give it.
+			ip, err := s.Offer(m, subnet, netip.MustParseAddr(fmt.Sprintf("10.0.0.%d", 21-i)))
+			if err != nil {
+				t.Fatalf("instance %d client %d: %v", i, c, err)
+			}
+			if _, err := s.Commit(m, subnet, ip, time.Hour, ""); err != nil {
+				t.Fatalf("instance %d commit %s: %v", i, ip, err)
+			}
+			if prev, dup := owner[ip]; dup {
+				t.Fatalf("%s handed out twice: %s and %s", ip, prev, m)
+			}
+			owner[ip] = m.String()
+			if (ip.As4()[3]-20)%2 != byte(i) {
+				t.Fatalf("instance %d gave %s, outside its share", i, ip)
+			}
+		}
+		if _, err := s.Offer(mac(100*i+9), subnet, netip.Addr{}); !errors.Is(err, ErrPoolExhausted) {
+			t.Fatalf("instance %d: sixth client got %v, want its half exhausted", i, err)
+		}
+	}
+	// b renews nothing of a's: the client keeps its lease from a, and a stays the only one to renew it.
+	for ip, m := range owner {
+		hw, _ := net.ParseMAC(m)
+		mine, other := a, b
+		if (ip.As4()[3]-20)%2 == 1 {
+			mine, other = b, a
+		}
+		if _, err := other.Commit(hw, subnet, ip, time.Hour, ""); !errors.Is(err, ErrOtherShare) {
+			t.Fatalf("renewal of %s by the other instance: %v, want ErrOtherShare", ip, err)
+		}
+		if _, err := mine.Commit(hw, subnet, ip, time.Hour, ""); err != nil {
+			t.Fatalf("renewal of %s by its owner: %v", ip, err)
+		}
+	}
+}

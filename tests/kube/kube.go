@@ -1,6 +1,6 @@
 // Package kube starts a real Kubernetes API server for tests: Debian's etcd and a
-// kube-apiserver built from the Go module proxy (tools/kube-apiserver/build.sh), both on
-// loopback, with netbootd's CRDs (deploy/crds/) applied. It fails the test loudly, naming the
+// kube-apiserver built from the Go module proxy (scripts/kube-tools/build.sh), both on
+// loopback, with netbootd's CRDs (deploy/helm/netbootd/crds/) applied. It fails the test loudly, naming the
 // fix, when either binary is missing; it never skips. Everything it starts is killed and its
 // files removed at cleanup.
 package kube
@@ -34,11 +34,11 @@ import (
 	"github.com/netbootd/netbootd/tests/netns"
 )
 
-// Version is the kube-apiserver tools/kube-apiserver builds.
+// Version is the kube-apiserver scripts/kube-tools builds.
 const Version = "v1.34.2"
 
 // APIServerBinary is where the cached kube-apiserver is: $KUBE_APISERVER, else
-// /var/cache/netbootd-test/kube-apiserver-VERSION (tools/kube-apiserver/build.sh puts it there).
+// /var/cache/netbootd-test/kube-apiserver-VERSION (scripts/kube-tools/build.sh puts it there).
 func APIServerBinary() string {
 	if p := os.Getenv("KUBE_APISERVER"); p != "" {
 		return p
@@ -50,6 +50,27 @@ func APIServerBinary() string {
 	return filepath.Join(dir, "kube-apiserver-"+Version)
 }
 
+// HelmVersion is the helm scripts/kube-tools builds, for the chart's lint and render checks.
+const HelmVersion = "v3.19.4"
+
+// HelmBinary is where the cached helm is: $HELM, else
+// /var/cache/netbootd-test/helm-HELMVERSION (scripts/kube-tools/build.sh puts it there).
+func HelmBinary(t testing.TB) string {
+	t.Helper()
+	p := os.Getenv("HELM")
+	if p == "" {
+		dir := os.Getenv("KUBE_APISERVER_CACHE")
+		if dir == "" {
+			dir = "/var/cache/netbootd-test"
+		}
+		p = filepath.Join(dir, "helm-"+HelmVersion)
+	}
+	if st, err := os.Stat(p); err != nil || st.Mode()&0o111 == 0 {
+		t.Fatalf("helm %s not found at %s: run scripts/kube-tools/build.sh (the binary is cached), or set HELM", HelmVersion, p)
+	}
+	return p
+}
+
 // Require fails the test unless etcd and kube-apiserver are here, saying how to get them.
 func Require(t testing.TB) (etcd, apiserver string) {
 	t.Helper()
@@ -59,7 +80,7 @@ func Require(t testing.TB) (etcd, apiserver string) {
 	}
 	apiserver = APIServerBinary()
 	if st, err := os.Stat(apiserver); err != nil || st.Mode()&0o111 == 0 {
-		t.Fatalf("kube-apiserver %s not found at %s: run tools/kube-apiserver/build.sh (about 7 minutes once; "+
+		t.Fatalf("kube-apiserver %s not found at %s: run scripts/kube-tools/build.sh (about 7 minutes once; "+
 			"the binary is cached), or set KUBE_APISERVER", Version, apiserver)
 	}
 	return etcd, apiserver
@@ -81,7 +102,7 @@ type Cluster struct {
 }
 
 // Start starts etcd and kube-apiserver on loopback, waits for /readyz, applies the CRDs under
-// deploy/crds/ and waits until they are served.
+// deploy/helm/netbootd/crds/ and waits until they are served.
 func Start(t testing.TB) *Cluster { return start(t, nil) }
 
 // StartIn is Start inside the network namespace ns, where a netbootd under test can reach the
@@ -170,6 +191,20 @@ func start(t testing.TB, ns *netns.NS) *Cluster {
 	return c
 }
 
+// Kubeconfig writes a kubeconfig file for the cluster's admin, for a netbootd under test.
+func (c *Cluster) Kubeconfig(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	writeFile(t, path, fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: test, cluster: {server: %q, insecure-skip-tls-verify: true}}]
+users: [{name: admin, user: {token: %q}}]
+contexts: [{name: test, context: {cluster: test, user: admin}}]
+current-context: test
+`, c.RestConfig.Host, c.RestConfig.BearerToken))
+	return path
+}
+
 // StartAPIServer starts kube-apiserver (again, after StopAPIServer: same port, same etcd) and
 // waits for /readyz.
 func (c *Cluster) StartAPIServer(t testing.TB) {
@@ -240,6 +275,15 @@ func (c *Cluster) ApplyCRDs(t testing.TB, dir string) {
 			}
 			return nil
 		})
+	}
+}
+
+// Create POSTs one object (JSON) to path as the admin, failing the test unless it is created.
+func (c *Cluster) Create(t testing.TB, path, object string) {
+	t.Helper()
+	code, body, err := c.do(context.Background(), "POST", path, []byte(object))
+	if err != nil || code != nethttp.StatusCreated {
+		t.Fatalf("POST %s: %d %v %s", path, code, err, body)
 	}
 }
 
@@ -358,11 +402,11 @@ func writeFile(t testing.TB, path, s string) {
 	}
 }
 
-// crdDir is deploy/crds of this repository.
+// crdDir is the chart's crds/ folder: the CRDs controller-gen writes.
 func crdDir(t testing.TB) string {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
 		t.Fatal("cannot locate the repository")
 	}
-	return filepath.Join(filepath.Dir(file), "..", "..", "deploy", "crds")
+	return filepath.Join(filepath.Dir(file), "..", "..", "deploy", "helm", "netbootd", "crds")
 }

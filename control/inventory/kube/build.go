@@ -43,7 +43,7 @@ type built struct {
 // older object keeps its place and the newer one is rejected.
 func build(machines []*v1alpha1.Machine, profiles []*v1alpha1.Profile, subnets []netip.Prefix) built {
 	b := built{
-		snap:  Snapshot{DHCPOnly: map[string]bool{}, At: time.Now()},
+		snap:  Snapshot{At: time.Now()},
 		index: make(map[string]objKey, len(machines)),
 	}
 	sortByAge(profiles, func(p *v1alpha1.Profile) (time.Time, string, string) {
@@ -93,13 +93,11 @@ func build(machines []*v1alpha1.Machine, profiles []*v1alpha1.Profile, subnets [
 			reject(reason, "%s", detail)
 			continue
 		}
-		for _, r := range rs {
+		for i, r := range rs {
 			macs[r.MAC.String()] = m
 			ips[r.IP] = m
 			b.index[r.MAC.String()] = objKey{m.Namespace, m.Name}
-			if m.Spec.Netboot != nil && !*m.Spec.Netboot {
-				b.snap.DHCPOnly[r.MAC.String()] = true
-			}
+			rs[i].Netboot = m.Spec.Netboot
 		}
 		b.snap.Reservations = append(b.snap.Reservations, rs...)
 		b.snap.Machines++

@@ -83,8 +83,14 @@ func TestBuild(t *testing.T) {
 	if len(b.snap.Profiles) != 1 || b.snap.Profiles[0].Name != "worker" || b.snap.Profiles[0].Kernel != "vmlinuz" {
 		t.Errorf("profiles = %+v", b.snap.Profiles)
 	}
-	if d := cmp.Diff(map[string]bool{"52:54:00:00:00:09": true}, b.snap.DHCPOnly); d != "" {
-		t.Errorf("DHCPOnly (-want +got):\n%s", d)
+	noBoot := map[string]bool{}
+	for _, r := range b.snap.Reservations {
+		if r.NoNetboot() {
+			noBoot[r.MAC.String()] = true
+		}
+	}
+	if d := cmp.Diff(map[string]bool{"52:54:00:00:00:09": true}, noBoot); d != "" {
+		t.Errorf("netboot: false (-want +got):\n%s", d)
 	}
 	if b.snap.Machines != 4 || b.snap.Rejected != len(wantReasons) {
 		t.Errorf("machines %d rejected %d", b.snap.Machines, b.snap.Rejected)

@@ -75,9 +75,6 @@ type Snapshot struct {
 	Reservations []config.Reservation
 	// Profiles are the accepted Profiles by metadata.name.
 	Profiles []config.Profile
-	// DHCPOnly holds the MACs (config.MAC.String()) of Machines with netboot: false: they get
-	// an address but no boot file.
-	DHCPOnly map[string]bool
 	// Machines is the number of accepted Machines; Rejected the number of objects skipped.
 	Machines, Rejected int
 	// At is when the snapshot was taken.
