@@ -177,7 +177,7 @@ done
 # the client namespace for FLOOD_SECONDS; the program's OFFER counter and the client side's
 # received packets say how many were answered and delivered.
 FLOOD_SECONDS=${FLOOD_SECONDS:-5}
-declare -A flood
+declare -A flood=()
 counter() { ip netns exec $S "$BIN" status --pin-dir "$pins" bs0 | awk -v k="$1" '$1==k {print $2}'; }
 rxpkts() { ip netns exec $C cat /sys/class/net/bc0/statistics/rx_packets; }
 if [[ " ${servers[*]} " == *" netbootd-xdp "* ]]; then

@@ -1,6 +1,6 @@
 // Package lease keeps DHCP leases: an in-memory index that allocates addresses fast, backed by a
-// bbolt file that every ACK waits for. Concurrent commits share one fsync (bbolt's Batch), so
-// durability costs one disk flush per burst, not one per client.
+// bbolt file that every ACK waits for. Concurrent commits share one transaction and fsync (group
+// commit, commit.go), so durability costs one disk flush per burst, not one per client.
 package lease
 
 import (
@@ -102,6 +102,8 @@ type Store struct {
 	reserved map[netip.Addr]string
 	share    share
 
+	commits groupCommit
+
 	commitSeconds prometheus.Histogram
 	commitErrors  prometheus.Counter
 }
@@ -141,10 +143,7 @@ func Open(cfg Config) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", cfg.Path, err)
 	}
-	// Group commit: concurrent ACKs within a millisecond share one transaction and one fsync.
-	db.MaxBatchDelay = time.Millisecond
-	db.MaxBatchSize = 256
-	s := &Store{cfg: cfg, db: db, byIP: map[netip.Addr]*Lease{}, byMAC: map[string]*Lease{}}
+	s := &Store{cfg: cfg, db: db, byIP: map[netip.Addr]*Lease{}, byMAC: map[string]*Lease{}, commits: groupCommit{db: db}}
 	s.SetPools(cfg.Pools)
 	s.SetReserved(cfg.Reserved)
 	if err := s.load(); err != nil {
@@ -360,9 +359,12 @@ func (s *Store) Commit(mac net.HardwareAddr, subnet string, ip netip.Addr, d tim
 		delete(s.byIP, old.IP)
 	}
 	s.index(l)
+	done, err := s.put(l)
 	s.mu.Unlock()
-
-	if err := s.put(l); err != nil {
+	if err == nil {
+		err = s.wait(done)
+	}
+	if err != nil {
 		s.mu.Lock()
 		if s.byIP[ip] == l { // put back what was there: nothing was promised
 			delete(s.byIP, ip)
@@ -400,8 +402,12 @@ func (s *Store) end(mac net.HardwareAddr, ip netip.Addr, st State, hold time.Dur
 	if st == Declined {
 		delete(s.byMAC, macKey(n.Subnet, mac))
 	}
+	done, err := s.put(&n)
 	s.mu.Unlock()
-	return s.put(&n)
+	if err != nil {
+		return err
+	}
+	return s.wait(done)
 }
 
 // Forget drops an offer mac did not take (it chose another server).
@@ -437,16 +443,20 @@ func (s *Store) Owner(ip netip.Addr) (Lease, bool) {
 	return *l, true
 }
 
-func (s *Store) put(l *Lease) error {
+// put queues l's record for the next group commit; call it with s.mu held (the file then
+// changes in the order the index did) and wait for the returned channel without it.
+func (s *Store) put(l *Lease) (<-chan error, error) {
 	v, err := json.Marshal(l)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	k := l.IP.As4()
+	return s.commits.add(record{key: l.IP.As4(), value: v}), nil
+}
+
+// wait returns once a queued record is on disk, or why it is not.
+func (s *Store) wait(done <-chan error) error {
 	start := time.Now()
-	err = s.db.Batch(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucket).Put(k[:], v)
-	})
+	err := <-done
 	if s.commitSeconds != nil {
 		s.commitSeconds.Observe(time.Since(start).Seconds())
 	}
@@ -511,20 +521,18 @@ func (s *Store) sweep() {
 			drop = append(drop, ip.As4())
 		}
 	}
-	s.mu.Unlock()
-	if len(drop) == 0 {
-		return
+	// Queued with the index lock held, like every write: a new lease for the same address,
+	// indexed after this, reaches the file after the deletion.
+	var done []<-chan error
+	for _, k := range drop {
+		done = append(done, s.commits.add(record{key: k}))
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		for _, k := range drop {
-			if err := tx.Bucket(bucket).Delete(k[:]); err != nil {
-				return err
-			}
+	s.mu.Unlock()
+	for _, d := range done {
+		if err := <-d; err != nil {
+			s.cfg.Logger.Error("lease store: removing old leases", "err", err)
+			return
 		}
-		return nil
-	})
-	if err != nil {
-		s.cfg.Logger.Error("lease store: removing old leases", "err", err)
 	}
 }
 

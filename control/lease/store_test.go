@@ -274,5 +274,33 @@ func TestSharesNeverOverlap(t *testing.T) {
 		if _, err := mine.Commit(hw, subnet, ip, time.Hour, ""); err != nil {
 			t.Fatalf("renewal of %s by its owner: %v", ip, err)
 		}
+
+// Writes to one address reach the file in the order they changed the index, whatever batches
+// they fall into: after racing renewals, the file says what memory said.
+func TestRacingWritesLandInIndexOrder(t *testing.T) {
+	clk := &clock{t: time.Unix(1e9, 0)}
+	path := filepath.Join(t.TempDir(), "l.db")
+	s := open(t, path, clk, "10.0.0.10", "10.0.0.13")
+	ip := netip.MustParseAddr("10.0.0.10")
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.Commit(mac(1), subnet, ip, time.Hour, fmt.Sprintf("h%d", i)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	inMemory, _ := s.Lookup(mac(1), subnet)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path, clk, "10.0.0.10", "10.0.0.13")
+	defer s.Close()
+	onDisk, _ := s.Lookup(mac(1), subnet)
+	if onDisk.Hostname != inMemory.Hostname {
+		t.Fatalf("file has %q, memory had %q", onDisk.Hostname, inMemory.Hostname)
 	}
 }
