@@ -274,6 +274,8 @@ func TestSharesNeverOverlap(t *testing.T) {
 		if _, err := mine.Commit(hw, subnet, ip, time.Hour, ""); err != nil {
 			t.Fatalf("renewal of %s by its owner: %v", ip, err)
 		}
+	}
+}
 
 // Writes to one address reach the file in the order they changed the index, whatever batches
 // they fall into: after racing renewals, the file says what memory said.
