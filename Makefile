@@ -39,10 +39,15 @@ integration: build kube-tools ## tests that cross veth pairs in namespaces with 
 	@[ "$$(id -u)" = 0 ] || { echo "integration tests need root: sudo make test" >&2; exit 1; }
 	NETBOOTD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags integration -p 1 -count=1 -timeout 20m $(ITEST_PKGS)
 
-generate: ## rebuild the bpf2go output in bpf/ and tests/xdprestore/ (needs clang)
-	$(GO) generate ./bpf/ ./tests/xdprestore/
+CONTROLLER_GEN := sigs.k8s.io/controller-tools/cmd/controller-gen@v0.19.0
+CRD_GEN = $(GO) run $(CONTROLLER_GEN) object crd paths=./control/inventory/kube/v1alpha1/... output:crd:dir=./deploy/helm/netbootd/crds
 
-check-generated: ## the committed bpf2go output is what netbootd.c compiles to (when clang is here)
+generate: ## rebuild the bpf2go output in bpf/ and tests/xdprestore/ (needs clang), the CRDs and their deep copies
+	$(GO) generate ./bpf/ ./tests/xdprestore/
+	$(CRD_GEN)
+
+check-generated: ## the committed bpf2go output is what netbootd.c compiles to (when clang is here); the CRDs are what controller-gen makes
+	@$(CRD_GEN) && git diff --exit-code --stat -- deploy/helm/netbootd/crds/ control/inventory/kube/v1alpha1/ || { echo "CRDs or deep copies are stale: run make generate and commit" >&2; exit 1; }
 	@if command -v clang >/dev/null; then $(GO) generate ./bpf/ ./tests/xdprestore/ && git diff --exit-code --stat -- bpf/ tests/xdprestore/ || { echo "bpf2go output is stale: run make generate and commit" >&2; exit 1; }; else echo "no clang: generated files not checked"; fi
 
 lint: check-generated ## gofmt, go vet, staticcheck, generated BPF objects current
