@@ -64,12 +64,11 @@ func ParseMode(s string) (Mode, error) {
 
 // Config is what Attach needs.
 type Config struct {
-	Iface           string
-	Mode            Mode // auto: native, falling back to generic
-	ServerIP        netip.Addr
-	MaxReservations int
-	PinRoot         string // default DefaultPinRoot; must be on a bpf filesystem
-	Storm           Storm
+	Iface    string
+	Mode     Mode // auto: native, falling back to generic
+	ServerIP netip.Addr
+	PinRoot  string // default DefaultPinRoot; must be on a bpf filesystem
+	Storm    Storm
 	// Replace takes the interface over from another XDP program attached there; without it,
 	// Attach refuses (ErrForeignProgram) rather than cut off whoever put it there.
 	Replace bool
@@ -103,6 +102,11 @@ type FastPath struct {
 	// server and mac are what every reply is sent from: kept for SetStorm's rewrite.
 	server netip.Addr
 	mac    net.HardwareAddr
+
+	resMirror  mapMirror[netbootdResKey, netbootdResVal]
+	bootMirror mapMirror[netbootdBootKey, netbootdBootVal]
+	// The known map is an LRU: the kernel may evict from it, so it is read back now and then.
+	knownMirror mapMirror[netbootdResKey, uint8]
 }
 
 // MountedBPFFS reports whether Attach had to mount /sys/fs/bpf itself.
@@ -129,15 +133,13 @@ func Attach(cfg Config) (*FastPath, error) {
 		return nil, err
 	}
 	f := &FastPath{pinDir: filepath.Join(cfg.PinRoot, cfg.Iface), mountedBPFFS: mounted}
+	f.knownMirror.fullEvery = 30 // SetKnown runs every 2 s: a full pass a minute
 	if err := os.MkdirAll(f.pinDir, 0o700); err != nil {
 		return nil, fmt.Errorf("pin directory: %w", err)
 	}
 	spec, err := loadNetbootd()
 	if err != nil {
 		return nil, err
-	}
-	if cfg.MaxReservations > 0 {
-		spec.Maps[netbootdMapReservations].MaxEntries = uint32(cfg.MaxReservations)
 	}
 	for _, name := range pinnedMaps {
 		spec.Maps[name].Pinning = ebpf.PinByName // what a restarted daemon adopts

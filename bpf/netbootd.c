@@ -115,9 +115,12 @@ struct event {
 /* Keeps struct event in the BTF, where bpf2go finds it for the Go side. */
 const struct event *unused_event __attribute__((unused));
 
+/* Not preallocated: memory follows the reservations there are, and a reload or the cluster's
+ * inventory can grow them to a million without a bigger map (which would start empty). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536); /* the loader sets the size from the configuration */
+	__uint(max_entries, 1 << 20);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct res_key);
 	__type(value, struct res_val);
 } reservations SEC(".maps");
@@ -125,7 +128,7 @@ struct {
 /* Not preallocated: most reservations have one or two architectures, not every possible one. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 262144);
+	__uint(max_entries, 1 << 21);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct boot_key);
 	__type(value, struct boot_val);

@@ -14,6 +14,8 @@ import (
 
 	"k8s.io/client-go/rest"
 
+	inventory "github.com/netbootd/netbootd/control/inventory/kube"
+	"github.com/netbootd/netbootd/control/inventory/kube/v1alpha1"
 	"github.com/netbootd/netbootd/tests/kube"
 )
 
@@ -104,5 +106,57 @@ func TestAttachFollowsKubernetes(t *testing.T) {
 	}
 	if ip := udhcpcOnce(t, c)["ip"]; ip != "10.10.0.33" {
 		t.Errorf("with the API server gone, Machine kube1 got %q, want 10.10.0.33 from the last snapshot", ip)
+	}
+}
+
+// 10,000 Machines created in a real API server while `netbootd attach --kubeconfig` runs: all
+// of them reach the XDP map (counted from the map itself), and one of them is answered by the
+// fast path. The figure is the time from the first create to the last entry in the map.
+func TestAttachTenThousandMachinesInXDP(t *testing.T) {
+	r := newXDPRack(t)
+	cl := kube.StartIn(t, r.server)
+	client, err := inventory.NewRESTClient(cl.RestConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A /16 for 10,000 addresses; the server stays 10.10.0.1.
+	conf := strings.Replace(rackConfig, "cidr: 10.10.0.0/24", "cidr: 10.10.0.0/16", 1)
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", conf, "", "--xdp", "generic", "--pin-dir", pinDir(t, r), "--kubeconfig", cl.Kubeconfig(t))
+	const n = 10000
+	ip := func(i int) string { return fmt.Sprintf("10.10.%d.%d", 1+i/250, 1+i%250) }
+	start := time.Now()
+	createMachines(t, client, n, func(i int) *v1alpha1.Machine {
+		return newMachine(fmt.Sprintf("m%05d", i), "r12", kubeMAC(i), ip(i), "")
+	})
+	created := time.Since(start)
+	deadline := time.Now().Add(60 * time.Second)
+	for d.metric("netbootd_xdp_reservations") != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("XDP map holds %v reservations 60s after %d Machines were created:\n%s", d.metric("netbootd_xdp_reservations"), n, d.logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	all := time.Since(start)
+	t.Logf("%d Machines created in %v; all %d in the XDP map %v after the first create (%v after the last)",
+		n, created.Round(time.Millisecond), n, all.Round(time.Millisecond), (all - created).Round(time.Millisecond))
+
+	// One more Machine, with 10,000 there: how long one change takes to reach the map.
+	start = time.Now()
+	createMachines(t, client, 1, func(int) *v1alpha1.Machine { return newMachine("extra", "r12", kubeMAC(n), ip(n), "") })
+	for d.metric("netbootd_xdp_reservations") != n+1 {
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("one more Machine not in the XDP map after 30s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("with %d Machines, one more reached the XDP map in %v", n, time.Since(start).Round(time.Millisecond))
+
+	last := n - 1
+	acks := d.metric("netbootd_xdp_packets_total", `result="ack"`)
+	if got := udhcpcOnce(t, r.client(t, kubeMAC(last)))["ip"]; got != ip(last) {
+		t.Fatalf("Machine m%05d got %q, want %s", last, got, ip(last))
+	}
+	if d.metric("netbootd_xdp_packets_total", `result="ack"`) <= acks {
+		t.Errorf("the last Machine was not answered by the fast path")
 	}
 }

@@ -127,6 +127,34 @@ func kubeMAC(i int) string {
 }
 func kubeIP(i int) string { return fmt.Sprintf("10.0.%d.%d", i/250, i%250+1) }
 
+// createMachines creates n Machines in the default namespace, 32 requests at a time.
+func createMachines(t *testing.T, client rest.Interface, n int, machine func(i int) *v1alpha1.Machine) {
+	t.Helper()
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	var createErr atomic.Value
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				err := client.Post().Namespace("default").Resource("machines").Body(machine(i)).Do(context.Background()).Error()
+				if err != nil {
+					createErr.Store(err)
+				}
+			}
+		}()
+	}
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	if err, _ := createErr.Load().(error); err != nil {
+		t.Fatalf("create machines: %v", err)
+	}
+}
+
 func newMachine(name, rack, mac, ip, profile string) *v1alpha1.Machine {
 	return &v1alpha1.Machine{
 		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "Machine"},
@@ -179,34 +207,15 @@ func TestKubeInventory(t *testing.T) {
 	w := startInventory(t, rc, "rack=r12")
 	w.waitSnap(t, 30*time.Second, "the first (empty) snapshot", func(s *inventory.Snapshot) bool { return len(s.Profiles) == 1 })
 
-	// 10,000 Machines in rack r12 (and 100 in r13 that the selector leaves out), 32 at a time.
+	// 10,000 Machines in rack r12 (and 100 in r13 that the selector leaves out).
 	start := time.Now()
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	var createErr atomic.Value
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				rack := "r12"
-				if i >= kubeMachines {
-					rack = "r13"
-				}
-				if err := create("machines", newMachine(fmt.Sprintf("m%05d", i), rack, kubeMAC(i), kubeIP(i), "worker")); err != nil {
-					createErr.Store(err)
-				}
-			}
-		}()
-	}
-	for i := range kubeMachines + 100 {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	if err, _ := createErr.Load().(error); err != nil {
-		t.Fatalf("create machines: %v", err)
-	}
+	createMachines(t, client, kubeMachines+100, func(i int) *v1alpha1.Machine {
+		rack := "r12"
+		if i >= kubeMachines {
+			rack = "r13"
+		}
+		return newMachine(fmt.Sprintf("m%05d", i), rack, kubeMAC(i), kubeIP(i), "worker")
+	})
 	created := time.Since(start)
 	w.waitSnap(t, 60*time.Second, "10,000 machines in the snapshot", func(s *inventory.Snapshot) bool { return s.Machines == kubeMachines })
 	all := time.Since(start)

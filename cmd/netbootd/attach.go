@@ -228,7 +228,7 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 
 	if cfg.XDP != bpf.ModeOff && !proxy {
 		d.fast, err = bpf.Attach(bpf.Config{Iface: cfg.Iface, Mode: cfg.XDP, ServerIP: cfg.ServerIP,
-			MaxReservations: max(len(conf.Reservations)*2, 1024), PinRoot: cfg.PinDir, Storm: stormOf(conf), Replace: cfg.XDPReplace})
+			PinRoot: cfg.PinDir, Storm: stormOf(conf), Replace: cfg.XDPReplace})
 		if err != nil {
 			return nil, fmt.Errorf("xdp fast path: %w (--xdp off runs without it)", err)
 		}
