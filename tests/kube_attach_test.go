@@ -20,8 +20,9 @@ import (
 )
 
 // `netbootd attach --kubeconfig`: Machines in a real API server become reservations the fast
-// path answers; a deleted Machine stops being answered; with the API server gone the last
-// snapshot keeps answering and /readyz says the inventory is stale.
+// path answers; a Profile change reaches the machine's next iPXE script; a deleted Machine stops
+// being answered; with the API server gone the last snapshot keeps answering and /readyz says
+// the inventory is stale.
 func TestAttachFollowsKubernetes(t *testing.T) {
 	r := newXDPRack(t)
 	cl := kube.StartIn(t, r.server) // on the server namespace's loopback, where netbootd reaches it
@@ -33,6 +34,9 @@ func TestAttachFollowsKubernetes(t *testing.T) {
 	api := func(method, path, body string) int {
 		req, _ := nethttp.NewRequestWithContext(context.Background(), method, cl.RestConfig.Host+path, bytes.NewReader([]byte(body)))
 		req.Header.Set("Content-Type", "application/json")
+		if method == "PATCH" {
+			req.Header.Set("Content-Type", "application/merge-patch+json")
+		}
 		resp, err := hc.Do(req)
 		if err != nil {
 			t.Fatalf("%s %s: %v", method, path, err)
@@ -45,8 +49,11 @@ func TestAttachFollowsKubernetes(t *testing.T) {
 		return resp.StatusCode
 	}
 	const machines = "/apis/netbootd.io/v1alpha1/namespaces/default/machines"
+	const profiles = "/apis/netbootd.io/v1alpha1/namespaces/default/profiles"
 	machine := `{"apiVersion": "netbootd.io/v1alpha1", "kind": "Machine", "metadata": {"name": "kube1"},
-		"spec": {"hostname": "kube1", "interfaces": [{"mac": "02:00:00:00:00:3b", "ipv4": "10.10.0.33"}]}}`
+		"spec": {"hostname": "kube1", "profile": "worker", "interfaces": [{"mac": "02:00:00:00:00:3b", "ipv4": "10.10.0.33"}]}}`
+	api("POST", profiles, `{"apiVersion": "netbootd.io/v1alpha1", "kind": "Profile", "metadata": {"name": "worker"},
+		"spec": {"kernel": "http://10.10.0.1:8080/k", "args": "console=ttyS0 generation=1"}}`)
 
 	pins := pinDir(t, r)
 	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", rackConfig, "", "--xdp", "generic", "--pin-dir", pins, "--kubeconfig", kc)
@@ -83,6 +90,27 @@ func TestAttachFollowsKubernetes(t *testing.T) {
 	if d.metric("netbootd_xdp_packets_total", `result="ack"`) <= acks {
 		t.Errorf("the Machine was not answered by the fast path")
 	}
+
+	// A Profile change: the machine's next iPXE script has the new command line.
+	script := func() string {
+		out, err := r.server.Exec("curl", "-sf", "http://"+d.httpAddr+"/ipxe/script?mac=02-00-00-00-00-3b")
+		if err != nil {
+			t.Fatalf("iPXE script: %v %s", err, out)
+		}
+		return out
+	}
+	if s := script(); !strings.Contains(s, "generation=1") {
+		t.Fatalf("iPXE script of kube1 does not carry its Profile's args:\n%s", s)
+	}
+	start = time.Now()
+	api("PATCH", profiles+"/worker", `{"spec": {"args": "console=ttyS0 generation=2"}}`)
+	for !strings.Contains(script(), "generation=2") {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("iPXE script unchanged 10s after the Profile changed:\n%s", script())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("a Profile change reached the next iPXE script in %v", time.Since(start).Round(time.Millisecond))
 
 	api("DELETE", machines+"/kube1", "")
 	applied(0)
