@@ -2,6 +2,9 @@
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 GO ?= go
+# Every build, vet, test and lint with the same flags, so they share one build cache: on a fresh
+# CI machine each distinct flag set compiles every dependency again.
+export GOFLAGS := -trimpath $(shell $(GO) env GOFLAGS)
 BIN := bin/netbootd
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Integration tests share kernel objects (bpffs pins, veths): run packages one at a time.

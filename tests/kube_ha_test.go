@@ -29,10 +29,13 @@ func TestPoolLeaderFailover(t *testing.T) {
 		return []string{"--xdp", "off", "--kubeconfig", kc, "--kube-namespace", "default",
 			"--pool-lease", "rack-pool", "--pool-peers", "a,b", "--identity", id, "--pool-lease-duration", leaseDuration.String()}
 	}
-	inst := map[string]*daemon{
-		"a": startNetbootd(t, r.server, "sv0", "10.10.0.1", rackConfig, "", ha("a")...),
-		"b": startNetbootd(t, r.server, "sv1", "10.10.0.2", strings.Replace(rackConfig, "server_ip: 10.10.0.1", "server_ip: 10.10.0.2", 1), "", ha("b")...),
+	start := map[string]func() *daemon{
+		"a": func() *daemon { return startNetbootd(t, r.server, "sv0", "10.10.0.1", rackConfig, "", ha("a")...) },
+		"b": func() *daemon {
+			return startNetbootd(t, r.server, "sv1", "10.10.0.2", strings.Replace(rackConfig, "server_ip: 10.10.0.1", "server_ip: 10.10.0.2", 1), "", ha("b")...)
+		},
 	}
+	inst := map[string]*daemon{"a": start["a"](), "b": start["b"]()}
 	serverIP := map[string]string{"a": "10.10.0.1", "b": "10.10.0.2"}
 	share := map[string]int{"a": 0, "b": 1} // --pool-peers a,b: a has even positions of the pool, b odd
 	leader := func(timeout time.Duration, among ...string) string {
@@ -107,4 +110,21 @@ func TestPoolLeaderFailover(t *testing.T) {
 	if position(again["ip"])%2 != share[next] || again["ip"] == got2["ip"] {
 		t.Fatalf("the old leader's client, asking for %s, got %s; want a free address of %s's share", got1["ip"], again["ip"], next)
 	}
+
+	// The old leader comes back as the standby; the new one stops cleanly (SIGTERM) and releases
+	// the Lease on its way out: when it has exited, the Lease no longer names it.
+	inst[first] = start[first]()
+	if err := inst[next].stop(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var lease struct {
+		Spec struct {
+			HolderIdentity string `json:"holderIdentity"`
+		} `json:"spec"`
+	}
+	cl.Get(t, "/apis/coordination.k8s.io/v1/namespaces/default/leases/rack-pool", &lease)
+	if lease.Spec.HolderIdentity == next {
+		t.Errorf("%s stopped cleanly but still holds the Lease", next)
+	}
+	leader(2*leaseDuration, first)
 }

@@ -21,7 +21,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -287,6 +286,18 @@ func (c *Cluster) Create(t testing.TB, path, object string) {
 	}
 }
 
+// Get GETs path as the admin into v (JSON), failing the test unless it succeeds.
+func (c *Cluster) Get(t testing.TB, path string, v any) {
+	t.Helper()
+	code, body, err := c.do(context.Background(), "GET", path, nil)
+	if err != nil || code != nethttp.StatusOK {
+		t.Fatalf("GET %s: %d %v %s", path, code, err, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
 // do is one request to the API server as the admin.
 func (c *Cluster) do(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
 	hc, err := rest.HTTPClientFor(c.RestConfig)
@@ -404,9 +415,23 @@ func writeFile(t testing.TB, path, s string) {
 
 // crdDir is the chart's crds/ folder: the CRDs controller-gen writes.
 func crdDir(t testing.TB) string {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("cannot locate the repository")
+	return filepath.Join(repoRoot(t), "deploy", "helm", "netbootd", "crds")
+}
+
+// repoRoot is the directory of the go.mod above the test's working directory (its package's).
+func repoRoot(t testing.TB) string {
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return filepath.Join(filepath.Dir(file), "..", "..", "deploy", "helm", "netbootd", "crds")
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("cannot locate the repository: no go.mod above the working directory")
+		}
+		dir = parent
+	}
 }
