@@ -102,7 +102,8 @@ func runAttach(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ha, err := parseHA(c, cfg)
+	kf := kubeFlags{Kubeconfig: c.String("kubeconfig"), InCluster: c.Bool("in-cluster"), Namespace: c.String("kube-namespace"), Selector: c.String("selector")}
+	ha, err := parseHA(c, kf, cfg)
 	if err != nil {
 		return err
 	}
@@ -125,8 +126,7 @@ func runAttach(c *cli.Context) error {
 	d, err := newDaemon(daemonConfig{
 		Iface: ifname, IfIndex: link.Attrs().Index, MTU: link.Attrs().MTU, ServerIP: cfg.Interface.ServerIP, Conf: cfg,
 		StateDir: stateDir, HTTPListen: httpListen, MetricsListen: c.String("metrics-listen"),
-		Kube: kubeFlags{Kubeconfig: c.String("kubeconfig"), InCluster: c.Bool("in-cluster"), Namespace: c.String("kube-namespace"), Selector: c.String("selector")},
-		HA:   ha, XDP: xdpMode, XDPReplace: c.Bool("xdp-replace"), PinDir: c.String("pin-dir"), ConfigPath: c.String("config"),
+		Kube: kf, HA: ha, XDP: xdpMode, XDPReplace: c.Bool("xdp-replace"), PinDir: c.String("pin-dir"), ConfigPath: c.String("config"),
 	}, log, reg)
 	if err != nil {
 		return err
@@ -298,13 +298,17 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 	}
 	d.fileConf = conf
 	if cfg.Kube.on() {
-		if err := d.newInventory(reg); err != nil {
+		rc, err := kube.RestConfig(cfg.Kube.Kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("kubernetes: %w", err)
+		}
+		if err := d.newInventory(rc, reg); err != nil {
 			return nil, err
 		}
-	}
-	if cfg.HA.Lease != "" {
-		if err := d.newPoolLeader(reg); err != nil {
-			return nil, err
+		if cfg.HA.Lease != "" {
+			if err := d.newPoolLeader(rc, reg); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return d, nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
+	"k8s.io/client-go/rest"
 
 	"github.com/netbootd/netbootd/control/config"
 	"github.com/netbootd/netbootd/control/inventory/kube"
@@ -26,7 +27,7 @@ type haFlags struct {
 	Duration time.Duration
 }
 
-func parseHA(c *cli.Context, conf *config.Config) (haFlags, error) {
+func parseHA(c *cli.Context, kf kubeFlags, conf *config.Config) (haFlags, error) {
 	h := haFlags{Lease: c.String("pool-lease"), Identity: c.String("identity"), Peers: c.StringSlice("pool-peers"), Duration: c.Duration("pool-lease-duration")}
 	if h.Lease == "" {
 		if len(h.Peers) > 0 {
@@ -35,9 +36,9 @@ func parseHA(c *cli.Context, conf *config.Config) (haFlags, error) {
 		return haFlags{}, nil
 	}
 	switch {
-	case c.String("kubeconfig") == "" && !c.Bool("in-cluster"):
+	case !kf.on():
 		return h, errors.New("--pool-lease needs --kubeconfig or --in-cluster")
-	case c.String("kube-namespace") == "":
+	case kf.Namespace == "":
 		return h, errors.New("--pool-lease needs --kube-namespace: the Lease lives in one namespace")
 	case conf.Interface.Mode != config.ModeAuthoritative:
 		return h, fmt.Errorf("--pool-lease: %s mode has no pools to own", conf.Interface.Mode)
@@ -65,11 +66,7 @@ func parseHA(c *cli.Context, conf *config.Config) (haFlags, error) {
 
 // newPoolLeader prepares the campaign for the pools' Lease: the DHCP server answers pool
 // clients only while this instance holds it.
-func (d *daemon) newPoolLeader(reg prometheus.Registerer) (err error) {
-	rc, err := kube.RestConfig(d.cfg.Kube.Kubeconfig)
-	if err != nil {
-		return fmt.Errorf("kubernetes: %w", err)
-	}
+func (d *daemon) newPoolLeader(rc *rest.Config, reg prometheus.Registerer) (err error) {
 	d.poolLeader, err = kube.NewPoolLeader(kube.LeaderConfig{
 		RestConfig: rc, Namespace: d.cfg.Kube.Namespace, Name: d.cfg.HA.Lease, Identity: d.cfg.HA.Identity,
 		LeaseDuration: d.cfg.HA.Duration, Logger: d.log.With("component", "ha"), Registerer: reg,

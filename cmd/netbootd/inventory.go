@@ -2,25 +2,20 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/rest"
 
 	"github.com/netbootd/netbootd/control/config"
 	"github.com/netbootd/netbootd/control/inventory/kube"
 )
 
-// newInventory connects to the cluster named by --kubeconfig (or the pod's own) and reports
-// every boot phase back to the machine's status.
-func (d *daemon) newInventory(reg prometheus.Registerer) error {
-	path := d.cfg.Kube.Kubeconfig
-	rc, err := kube.RestConfig(path)
-	if err != nil {
-		return fmt.Errorf("kubernetes: %w", err)
-	}
+// newInventory watches the cluster rc reaches and reports every boot phase back to the
+// machine's status.
+func (d *daemon) newInventory(rc *rest.Config, reg prometheus.Registerer) (err error) {
 	var subnets []netip.Prefix
 	for _, s := range d.cfg.Conf.Subnets {
 		subnets = append(subnets, s.CIDR)

@@ -344,11 +344,12 @@ func (s *Store) Commit(mac net.HardwareAddr, subnet string, ip netip.Addr, d tim
 	s.mu.Lock()
 	now := s.cfg.Now()
 	_, reserved := s.reserved[ip]
-	if !reserved && s.inPool(subnet, ip) && !s.ours(subnet, ip) {
+	pos, inPool := s.position(subnet, ip)
+	if !reserved && inPool && !s.share.owns(pos) {
 		s.mu.Unlock()
 		return Lease{}, ErrOtherShare
 	}
-	if !s.free(ip, mac, now) || !reserved && !s.inPool(subnet, ip) {
+	if !s.free(ip, mac, now) || !reserved && !inPool {
 		s.mu.Unlock()
 		return Lease{}, ErrNotAvailable
 	}

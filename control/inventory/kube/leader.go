@@ -41,9 +41,8 @@ type PoolLeader struct {
 
 	// What this instance last saw of the Lease, and when (its own clock: another node's clock
 	// is never compared with ours, as in client-go).
-	observed     leaseSpec
-	observedAt   time.Time
-	observedSeen bool
+	observed   leaseSpec
+	observedAt time.Time // zero: not looked yet
 }
 
 // leaseSpec is coordination.k8s.io/v1 LeaseSpec, the fields leader election uses.
@@ -180,7 +179,7 @@ func (p *PoolLeader) tryAcquireOrRenew(ctx context.Context, now time.Time) (bool
 	if err := json.Unmarshal(raw, &l); err != nil {
 		return false, fmt.Errorf("lease %s: %w", p.path, err)
 	}
-	if !p.observedSeen || !sameRecord(p.observed, l.Spec) {
+	if p.observedAt.IsZero() || !sameRecord(p.observed, l.Spec) {
 		p.observe(l.Spec, now)
 	}
 	holder := deref(l.Spec.HolderIdentity)
@@ -227,7 +226,7 @@ func (p *PoolLeader) release(ctx context.Context) {
 }
 
 func (p *PoolLeader) observe(s leaseSpec, now time.Time) {
-	p.observed, p.observedAt, p.observedSeen = s, now, true
+	p.observed, p.observedAt = s, now
 }
 
 // sameRecord: the holder has not renewed (or changed) since we last looked.
