@@ -234,6 +234,18 @@ func writeScript(t *testing.T, body string) string {
 }
 
 // udhcpcOnce runs busybox udhcpc in c until it has a lease and quits; returns the "bound" line's fields.
+// udhcpcAnsweredByXDP is udhcpcOnce, and fails the test unless d's fast path ACK counter grew
+// meanwhile: the kernel, not the control plane, answered what (named in the failure).
+func udhcpcAnsweredByXDP(t *testing.T, d *daemon, c *netns.NS, what string) map[string]string {
+	t.Helper()
+	before := d.metric("netbootd_xdp_packets_total", `result="ack"`)
+	got := udhcpcOnce(t, c)
+	if after := d.metric("netbootd_xdp_packets_total", `result="ack"`); after <= before {
+		t.Errorf("%s was not answered by the fast path (XDP acks %v → %v)", what, before, after)
+	}
+	return got
+}
+
 func udhcpcOnce(t *testing.T, c *netns.NS, extra ...string) map[string]string {
 	t.Helper()
 	args := append([]string{"udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "4", "-T", "1", "-A", "1",
