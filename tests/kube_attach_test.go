@@ -3,16 +3,10 @@
 package tests
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"io"
-	nethttp "net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"k8s.io/client-go/rest"
 
 	inventory "github.com/netbootd/netbootd/control/inventory/kube"
 	"github.com/netbootd/netbootd/control/inventory/kube/v1alpha1"
@@ -27,32 +21,11 @@ func TestAttachFollowsKubernetes(t *testing.T) {
 	r := newXDPRack(t)
 	cl := kube.StartIn(t, r.server) // on the server namespace's loopback, where netbootd reaches it
 	kc := cl.Kubeconfig(t)
-	hc, err := rest.HTTPClientFor(cl.RestConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := func(method, path, body string) int {
-		req, _ := nethttp.NewRequestWithContext(context.Background(), method, cl.RestConfig.Host+path, bytes.NewReader([]byte(body)))
-		req.Header.Set("Content-Type", "application/json")
-		if method == "PATCH" {
-			req.Header.Set("Content-Type", "application/merge-patch+json")
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode >= 300 {
-			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
-		}
-		return resp.StatusCode
-	}
 	const machines = "/apis/netbootd.io/v1alpha1/namespaces/default/machines"
 	const profiles = "/apis/netbootd.io/v1alpha1/namespaces/default/profiles"
 	machine := `{"apiVersion": "netbootd.io/v1alpha1", "kind": "Machine", "metadata": {"name": "kube1"},
 		"spec": {"hostname": "kube1", "profile": "worker", "interfaces": [{"mac": "02:00:00:00:00:3b", "ipv4": "10.10.0.33"}]}}`
-	api("POST", profiles, `{"apiVersion": "netbootd.io/v1alpha1", "kind": "Profile", "metadata": {"name": "worker"},
+	cl.Must(t, "POST", profiles, `{"apiVersion": "netbootd.io/v1alpha1", "kind": "Profile", "metadata": {"name": "worker"},
 		"spec": {"kernel": "http://10.10.0.1:8080/k", "args": "console=ttyS0 generation=1"}}`)
 
 	pins := pinDir(t, r)
@@ -79,7 +52,7 @@ func TestAttachFollowsKubernetes(t *testing.T) {
 	}
 	applied(0)
 	start := time.Now()
-	api("POST", machines, machine)
+	cl.Must(t, "POST", machines, machine)
 	applied(1)
 	t.Logf("a new Machine reached the daemon in %v", time.Since(start).Round(time.Millisecond))
 	c := r.client(t, "02:00:00:00:00:3b")
@@ -99,7 +72,7 @@ func TestAttachFollowsKubernetes(t *testing.T) {
 		t.Fatalf("iPXE script of kube1 does not carry its Profile's args:\n%s", s)
 	}
 	start = time.Now()
-	api("PATCH", profiles+"/worker", `{"spec": {"args": "console=ttyS0 generation=2"}}`)
+	cl.Must(t, "PATCH", profiles+"/worker", `{"spec": {"args": "console=ttyS0 generation=2"}}`)
 	for !strings.Contains(script(), "generation=2") {
 		if time.Since(start) > 10*time.Second {
 			t.Fatalf("iPXE script unchanged 10s after the Profile changed:\n%s", script())
@@ -108,13 +81,13 @@ func TestAttachFollowsKubernetes(t *testing.T) {
 	}
 	t.Logf("a Profile change reached the next iPXE script in %v", time.Since(start).Round(time.Millisecond))
 
-	api("DELETE", machines+"/kube1", "")
+	cl.Must(t, "DELETE", machines+"/kube1", "")
 	applied(0)
 	if ip := udhcpcOnce(t, c)["ip"]; ip == "10.10.0.33" {
 		t.Errorf("a deleted Machine still got its reservation")
 	}
 
-	api("POST", machines, machine)
+	cl.Must(t, "POST", machines, machine)
 	applied(1)
 	cl.StopAPIServer(t)
 	deadline := time.Now().Add(30 * time.Second)

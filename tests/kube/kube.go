@@ -286,6 +286,16 @@ func (c *Cluster) Create(t testing.TB, path, object string) {
 	}
 }
 
+// Must sends one request (JSON; a PATCH is a merge patch) to path as the admin, failing the
+// test unless the API server answers 2xx.
+func (c *Cluster) Must(t testing.TB, method, path, body string) {
+	t.Helper()
+	code, out, err := c.do(context.Background(), method, path, []byte(body))
+	if err != nil || code >= 300 {
+		t.Fatalf("%s %s: %d %v %s", method, path, code, err, out)
+	}
+}
+
 // Get GETs path as the admin into v (JSON), failing the test unless it succeeds.
 func (c *Cluster) Get(t testing.TB, path string, v any) {
 	t.Helper()
@@ -311,6 +321,9 @@ func (c *Cluster) do(ctx context.Context, method, path string, body []byte) (int
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if method == nethttp.MethodPatch {
+		req.Header.Set("Content-Type", "application/merge-patch+json")
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, nil, err
