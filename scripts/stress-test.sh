@@ -76,8 +76,8 @@ for ((i = 1; i <= RUNS; i++)); do
 			total_fail=$((total_fail + 1))
 			while read -r t; do
 				fails["$path $t"]=$((${fails["$path $t"]:-0} + 1))
-			done < <(grep -oE -- '--- FAIL: [^ ]+' "$log" | awk '{print $3}')
-			if ! grep -q -- '--- FAIL: ' "$log"; then
+			done < <(grep -aoE -- '--- FAIL: [^ ]+' "$log" | awk '{print $3}')
+			if ! grep -aq -- '--- FAIL: ' "$log"; then
 				fails["$path (no test named: panic, timeout or build)"]=$((${fails["$path (no test named: panic, timeout or build)"]:-0} + 1))
 			fi
 			cp "$log" "/tmp/netbootd-stress-fail-$(echo "$path" | tr / _)-$i.log"
