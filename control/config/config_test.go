@@ -60,7 +60,7 @@ func TestBadConfigNamesLineAndField(t *testing.T) {
 	for _, tc := range []struct {
 		name, yaml, want string
 	}{
-		{"unknown field", "interface: {mode: authoritative}\nsubnetz: []\n", "line 2: field subnetz not found"},
+		{"unknown field", "interface: {mode: authoritative}\nsubnetz: []\n", `line 2: subnetz: unknown field; did you mean "subnets"?`},
 		{"bad mode", "interface: {mode: loud, server_ip: 10.0.0.1}\nsubnets: [{cidr: 10.0.0.0/24}]\n", `interface.mode: "loud"`},
 		{"bad mac", "interface: {server_ip: 10.0.0.1}\nsubnets: [{cidr: 10.0.0.0/24}]\nreservations:\n  - {mac: \"zz\", ip: 10.0.0.5}\n", `line 4: reservations[0].mac: "zz" is not an Ethernet MAC`},
 		{"bad address", "interface: {server_ip: 10.0.0.300}\n", "line 1: interface.server_ip"},
