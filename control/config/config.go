@@ -302,7 +302,7 @@ func parse(source string, b []byte) (*Config, error) {
 		return nil, syntaxError(source, err)
 	}
 	c := &Config{Source: source}
-	d := &decoder{problems: problems{source: source}, failed: map[string]bool{}, lines: map[string]int{}}
+	d := newDecoder(source, &root)
 	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
 		d.decode(root.Content[0], reflect.ValueOf(c).Elem(), "")
 	}

@@ -142,14 +142,17 @@ func TestREADMEExample(t *testing.T) {
 	}
 }
 
-// The demo's configuration is valid.
-func TestLabConfig(t *testing.T) {
-	c, err := Load("../../scripts/lab/netbootd.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
+// The shipped configurations are valid: the demo's, and the systemd example (which leaves
+// the server address to the interface, as `netbootd check` reads it).
+func TestShippedConfigs(t *testing.T) {
+	for _, path := range []string{"../../scripts/lab/netbootd.yaml", "../../deploy/systemd/netbootd.yaml"} {
+		c, err := Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.ValidateFile(); err != nil {
+			t.Error(err)
+		}
 	}
 }
 

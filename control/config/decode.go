@@ -23,6 +23,25 @@ type decoder struct {
 	// failed holds the paths that did not decode, so validation does not add "missing" to them.
 	failed map[string]bool
 	lines  map[string]int // where each key was written
+
+	// Aliases may refer to themselves, or expand exponentially ("billion laughs"): refuse both.
+	expanding map[*yaml.Node]bool // alias targets being decoded
+	visits    int
+	maxVisits int
+}
+
+func newDecoder(source string, root *yaml.Node) *decoder {
+	return &decoder{problems: problems{source: source}, failed: map[string]bool{}, lines: map[string]int{},
+		expanding: map[*yaml.Node]bool{}, maxVisits: 10*countNodes(root) + 100_000}
+}
+
+// countNodes counts the nodes as written, aliases not expanded.
+func countNodes(n *yaml.Node) int {
+	count := 1
+	for _, c := range n.Content {
+		count += countNodes(c)
+	}
+	return count
 }
 
 var (
@@ -38,7 +57,19 @@ func (d *decoder) fail(n *yaml.Node, path, format string, a ...any) {
 // decode fills v (addressable) from n; path names v in messages, e.g. "subnets[0].options".
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.AliasNode {
+		if d.expanding[n.Alias] {
+			d.fail(n, path, "alias *%s refers to itself", n.Value)
+			return
+		}
+		d.expanding[n.Alias] = true
+		defer delete(d.expanding, n.Alias)
 		n = n.Alias
+	}
+	if d.visits++; d.visits > d.maxVisits {
+		if d.visits == d.maxVisits+1 {
+			d.fail(n, path, "aliases expand to more than %d values", d.maxVisits)
+		}
+		return
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return // "key:" with nothing: the zero value, as yaml.v3 does
@@ -118,9 +149,13 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		kn, vn := n.Content[i], n.Content[i+1]
-		if kn.Tag == "!!merge" { // "<<: *anchor": the anchored mapping's keys, checked alike
-			for _, m := range mergeSources(vn) {
-				d.mapping(m, v, path)
+		if kn.Tag == "!!merge" { // "<<: *anchor" or "<<: [*a, *b]": their keys, checked alike
+			sources := []*yaml.Node{vn}
+			if vn.Kind == yaml.SequenceNode {
+				sources = vn.Content
+			}
+			for _, m := range sources {
+				d.decode(m, v, path)
 			}
 			continue
 		}
@@ -141,20 +176,6 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 	if f, ok := v.Type().FieldByName("Line"); ok && f.Tag.Get("yaml") == "-" && f.Type.Kind() == reflect.Int {
 		v.FieldByIndex(f.Index).SetInt(int64(n.Line))
 	}
-}
-
-func mergeSources(n *yaml.Node) []*yaml.Node {
-	if n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	if n.Kind == yaml.SequenceNode {
-		var out []*yaml.Node
-		for _, c := range n.Content {
-			out = append(out, mergeSources(c)...)
-		}
-		return out
-	}
-	return []*yaml.Node{n}
 }
 
 // yamlFields maps each yaml key of struct t to its field, as yaml.v3 names them: the tag's
