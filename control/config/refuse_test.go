@@ -47,6 +47,7 @@ func TestRefusedSettings(t *testing.T) {
 		{"blksize above RFC 2348", head + "subnets: [{cidr: 10.0.0.0/24}]\ntftp:\n  max_blksize: 65465\n", "line 4: tftp.max_blksize: 65465: want 8-65464 (RFC 2348)"},
 		{"smallest blksize of RFC 2348", head + "subnets: [{cidr: 10.0.0.0/24}]\ntftp: {max_blksize: 8}\n", ""},
 		{"missing ipxe dir", head + "subnets: [{cidr: 10.0.0.0/24}]\ntftp: {ipxe_dir: /nonexistent/ipxe}\n", "line 3: tftp.ipxe_dir: /nonexistent/ipxe is not a directory"},
+		{"assets is a file", head + "subnets: [{cidr: 10.0.0.0/24}]\nhttp: {assets: /dev/null}\n", "line 3: http.assets: /dev/null is not a directory"},
 		{"missing assets", head + "subnets: [{cidr: 10.0.0.0/24}]\nhttp: {assets: /nonexistent/assets}\n", "line 3: http.assets: /nonexistent/assets is not a directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
