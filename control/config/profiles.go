@@ -131,11 +131,11 @@ func (c *Config) validateProfiles(bad report) {
 			bad(g.Line, f+".profile", "%q is not a profile", g.Profile)
 		}
 		if len(g.Selector.MAC) > 0 {
-			if err := g.Selector.MAC.machine(); err != nil {
+			if err := CheckMAC(g.Selector.MAC); err != nil {
 				bad(g.Line, f+".selector.mac", "%v", err)
 			}
 		}
-		if err := checkHostname(g.Selector.Hostname); err != nil {
+		if err := CheckHostname(g.Selector.Hostname); err != nil {
 			bad(g.Line, f+".selector.hostname", "%v", err)
 		}
 		switch g.Selector.Platform {

@@ -311,14 +311,14 @@ func (c *Config) validateReservations(bad report) {
 		f := fmt.Sprintf("reservations[%d]", i)
 		if len(r.MAC) != 6 {
 			bad(r.Line, f+".mac", "missing")
-		} else if err := r.MAC.machine(); err != nil {
+		} else if err := CheckMAC(r.MAC); err != nil {
 			bad(r.Line, f+".mac", "%v", err)
 		} else if j, dup := macs[r.MAC.String()]; dup {
 			bad(r.Line, f+".mac", "%s is also reservations[%d]", r.MAC, j)
 		} else {
 			macs[r.MAC.String()] = i
 		}
-		if err := checkHostname(r.Hostname); err != nil {
+		if err := CheckHostname(r.Hostname); err != nil {
 			bad(r.Line, f+".hostname", "%v", err)
 		}
 		c.validateOptions(&r.Options, r.Line, f+".options", bad)
@@ -340,8 +340,9 @@ func (c *Config) validateReservations(bad report) {
 	}
 }
 
-// machine refuses the two MACs no machine has: all zeros and the broadcast address.
-func (m MAC) machine() error {
+// CheckMAC refuses the two MACs no machine has: all zeros and the broadcast address. Validate
+// applies it; so does an inventory to each object, to skip a bad one rather than fail them all.
+func CheckMAC(m MAC) error {
 	switch m.String() {
 	case "00:00:00:00:00:00":
 		return errors.New("00:00:00:00:00:00 is no machine's address")
@@ -351,9 +352,9 @@ func (m MAC) machine() error {
 	return nil
 }
 
-// checkHostname refuses what would break option 12, a log line or a template: spaces, control
-// characters, more than 255 bytes.
-func checkHostname(h string) error {
+// CheckHostname refuses what would break option 12, a log line or a template: spaces, control
+// characters, more than 255 bytes. Validate applies it; so does an inventory, like CheckMAC.
+func CheckHostname(h string) error {
 	if len(h) > 255 {
 		return fmt.Errorf("%d bytes: want at most 255", len(h))
 	}
