@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	nethttp "net/http"
@@ -31,8 +30,8 @@ func checkCommand() *cli.Command {
 			if cfg == nil {
 				return err
 			}
-			// Every problem at once: what reading refused, then what validation finds in the rest.
-			if err := errors.Join(err, cfg.ValidateFile()); err != nil {
+			// Every problem at once: validation repeats what reading refused, with the rest.
+			if err := cfg.ValidateFile(); err != nil {
 				n, noun := strings.Count(err.Error(), "\n")+1, "problems"
 				if n == 1 {
 					noun = "problem"

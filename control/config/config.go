@@ -46,9 +46,10 @@ type Config struct {
 	// Source is the file the configuration was read from, for error messages; "" for none.
 	Source string `yaml:"-"`
 	// lines are where each setting was written (field path → line), undecoded the paths whose
-	// values were refused while reading; both for validation's messages.
-	lines     map[string]int
-	undecoded map[string]bool
+	// values were refused while reading, readProblems what reading refused; for validation.
+	lines        map[string]int
+	undecoded    map[string]bool
+	readProblems []problem
 }
 
 // Syslog receives machines' syslog (UDP) onto their boot timelines. Off unless Listen is set.
@@ -283,8 +284,9 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // Load reads a configuration file; call ApplyInterface, then Validate, before using it. Errors
 // name the file, line and field ("netbootd.yaml:12: groups[0].selectr: unknown field; did you
-// mean "selector"?"), every one the file has. When only values are at fault the partly read
-// configuration comes back with them, so that `check` can report what Validate finds as well.
+// mean "selector"?"), every one the file has. Unless the file is not YAML at all, the partly
+// read configuration comes back with them: its Validate (as `check` runs it) reports them again
+// with whatever else is wrong, all in the order of the file.
 func Load(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -306,7 +308,7 @@ func parse(source string, b []byte) (*Config, error) {
 	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
 		d.decode(root.Content[0], reflect.ValueOf(c).Elem(), "")
 	}
-	c.lines, c.undecoded = d.lines, d.failed
+	c.lines, c.undecoded, c.readProblems = d.lines, d.failed, d.list
 	c.setDefaults()
 	return c, d.err()
 }

@@ -84,10 +84,23 @@ groups:
   - {name: wipe, profle: wipe, selectr: {hostname: x}}
 dhcp: {workers: many}
 `)
-	if c == nil {
-		t.Fatalf("no configuration back with the value errors: %v", err)
+	if c == nil || err == nil {
+		t.Fatalf("want the partly read configuration and the reading errors, got %v and %v", c, err)
 	}
-	all := strings.Split(errorsJoin(err, c.ValidateFile()), "\n")
+	// Validation repeats what reading refused, with its own findings, in the order of the file.
+	verr := c.ValidateFile()
+	if verr == nil {
+		t.Fatal("valid")
+	}
+	all := strings.Split(verr.Error(), "\n")
+	last := 0
+	for _, l := range all {
+		n, _ := strconv.Atoi(strings.SplitN(strings.TrimPrefix(l, path+":"), ":", 2)[0])
+		if n < last {
+			t.Errorf("not in the order of the file: line %d after line %d", n, last)
+		}
+		last = n
+	}
 	want := []string{
 		path + `:4: subnets[0].pool: unknown field; did you mean "pools"?`,
 		path + `:5: subnets[0].lease_tme: unknown field; did you mean "lease_time"?`,
@@ -118,16 +131,6 @@ dhcp: {workers: many}
 	if len(all) != len(want) {
 		t.Errorf("%d errors, want %d:\n%s", len(all), len(want), strings.Join(all, "\n"))
 	}
-}
-
-func errorsJoin(errs ...error) string {
-	var out []string
-	for _, err := range errs {
-		if err != nil {
-			out = append(out, err.Error())
-		}
-	}
-	return strings.Join(out, "\n")
 }
 
 // Anchors and merge keys are read with the same strictness, and aliases that refer to

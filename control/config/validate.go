@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -87,7 +88,8 @@ func (c *Config) ValidateFile() error { return c.validate(false) }
 
 func (c *Config) validate(ifaceKnown bool) error {
 	c.setDefaults()
-	p := &problems{source: c.Source}
+	// What reading refused is reported again: a configuration read with errors is not valid.
+	p := &problems{source: c.Source, list: append([]problem(nil), c.readProblems...)}
 	bad := c.reporter(p)
 	c.validateInterface(ifaceKnown, bad)
 	c.validateDHCP(bad)
@@ -498,11 +500,16 @@ func (c *Config) SubnetForRelay(giaddr netip.Addr) *Subnet {
 	return nil
 }
 
-// problems collects every error found in a configuration, each as "FILE:LINE: FIELD: MESSAGE";
-// the parts not known are left out.
+// problems collects every error found in a configuration, each as "FILE:LINE: FIELD: MESSAGE"
+// (the parts not known left out), to be reported in the order of the file.
 type problems struct {
 	source string
-	errs   []error
+	list   []problem
+}
+
+type problem struct {
+	line int
+	text string
 }
 
 func (p *problems) add(line int, field, format string, a ...any) {
@@ -518,7 +525,18 @@ func (p *problems) add(line int, field, format string, a ...any) {
 	if field != "" {
 		parts = append(parts, field)
 	}
-	p.errs = append(p.errs, errors.New(strings.Join(append(parts, fmt.Sprintf(format, a...)), ": ")))
+	p.list = append(p.list, problem{line, strings.Join(append(parts, fmt.Sprintf(format, a...)), ": ")})
 }
 
-func (p *problems) err() error { return errors.Join(p.errs...) }
+// err joins the problems by line; those without one (a missing section) come last.
+func (p *problems) err() error {
+	sort.SliceStable(p.list, func(i, j int) bool {
+		a, b := p.list[i].line, p.list[j].line
+		return a > 0 && (b == 0 || a < b)
+	})
+	errs := make([]error, len(p.list))
+	for i, q := range p.list {
+		errs[i] = errors.New(q.text)
+	}
+	return errors.Join(errs...)
+}
