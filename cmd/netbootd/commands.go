@@ -22,7 +22,7 @@ import (
 func checkCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "check",
-		Usage: "validate a configuration file; errors name the line and field",
+		Usage: "validate a configuration file: every problem, each with its file, line and field",
 		Flags: []cli.Flag{&cli.StringFlag{Name: "config", Required: true}},
 		Action: func(c *cli.Context) error {
 			path := c.String("config")

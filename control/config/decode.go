@@ -22,7 +22,7 @@ type decoder struct {
 	problems
 	// failed holds the paths that did not decode, so validation does not add "missing" to them.
 	failed map[string]bool
-	lines  map[string]int // where each key was written
+	lines  map[string]int // where each key and list item was written
 
 	// Aliases may refer to themselves, or expand exponentially ("billion laughs"): refuse both.
 	expanding map[*yaml.Node]bool // alias targets being decoded
@@ -94,7 +94,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		s := reflect.MakeSlice(t, len(n.Content), len(n.Content))
 		for i, item := range n.Content {
-			d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+			p := fmt.Sprintf("%s[%d]", path, i)
+			d.lines[p] = item.Line
+			d.decode(item, s.Index(i), p)
 		}
 		v.Set(s)
 	case reflect.Map:

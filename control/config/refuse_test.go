@@ -17,13 +17,13 @@ func TestRefusedSettings(t *testing.T) {
 		want       string // "" = accepted
 	}{
 		{"pool holding the server address", head + "subnets:\n  - cidr: 10.0.0.0/24\n    pools: [\"10.0.0.1-10.0.0.50\"]\n",
-			"line 3: subnets[0].pools[0]: 10.0.0.1-10.0.0.50 contains the server's own address 10.0.0.1"},
+			"line 4: subnets[0].pools[0]: 10.0.0.1-10.0.0.50 contains the server's own address 10.0.0.1"},
 		{"pool holding the network address", head + "subnets:\n  - cidr: 10.0.0.0/24\n    pools: [\"10.0.0.0-10.0.0.0\"]\n",
-			"line 3: subnets[0].pools[0]: 10.0.0.0-10.0.0.0 contains the network address 10.0.0.0"},
+			"line 4: subnets[0].pools[0]: 10.0.0.0-10.0.0.0 contains the network address 10.0.0.0"},
 		{"pool holding the broadcast address", head + "subnets:\n  - cidr: 10.0.0.0/24\n    pools: [\"10.0.0.100-10.0.0.255\"]\n",
-			"line 3: subnets[0].pools[0]: 10.0.0.100-10.0.0.255 contains the broadcast address 10.0.0.255"},
+			"line 4: subnets[0].pools[0]: 10.0.0.100-10.0.0.255 contains the broadcast address 10.0.0.255"},
 		{"relayed subnet's broadcast", head + "subnets:\n  - cidr: 10.0.0.0/24\n  - cidr: 10.0.8.0/22\n    pools: [\"10.0.9.0-10.0.11.255\"]\n",
-			"line 4: subnets[1].pools[0]: 10.0.9.0-10.0.11.255 contains the broadcast address 10.0.11.255"},
+			"line 5: subnets[1].pools[0]: 10.0.9.0-10.0.11.255 contains the broadcast address 10.0.11.255"},
 		{"pool between them", head + "subnets:\n  - cidr: 10.0.0.0/24\n    pools: [\"10.0.0.2-10.0.0.254\"]\n", ""},
 		{"a /31 has no network or broadcast address", head + "subnets:\n  - cidr: 10.0.0.0/24\n  - cidr: 10.0.5.0/31\n    pools: [\"10.0.5.0-10.0.5.1\"]\n", ""},
 		{"reservation on the server address", head + "subnets: [{cidr: 10.0.0.0/24}]\nreservations:\n  - {mac: \"02:00:00:00:00:01\", ip: 10.0.0.1}\n",

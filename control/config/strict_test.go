@@ -110,7 +110,7 @@ dhcp: {workers: many}
 		path + `:11: groups[0].profle: unknown field; did you mean "profile"?`,
 		path + `:11: groups[0].selectr: unknown field; did you mean "selector"?`,
 		path + ":12: dhcp.workers: cannot unmarshal !!str `many` into int",
-		path + `:3: subnets[0].pools[0]: 10.0.0.1-10.0.0.20 contains the server's own address 10.0.0.1`,
+		path + `:6: subnets[0].pools[0]: 10.0.0.1-10.0.0.20 contains the server's own address 10.0.0.1`,
 		path + `:11: groups[0].profile: missing`,
 	}
 	for _, w := range want {
@@ -189,5 +189,31 @@ func TestKeySetTwice(t *testing.T) {
 	_, err := Parse([]byte("subnets:\n  - cidr: 10.0.0.0/24\n    lease_time: 1h\n    lease_time: 2h\n"))
 	if err == nil || !strings.Contains(err.Error(), "line 4: subnets[0].lease_time: set twice (first on line 3)") {
 		t.Errorf("error %v", err)
+	}
+}
+
+// Problems inside a list item get the item's own lines from the file, but an item an inventory
+// put at that index (Kubernetes Profiles replacing the file's) gets none of the file's lines.
+func TestLinesFollowTheItem(t *testing.T) {
+	c, err := Parse([]byte(`interface: {mode: proxy, server_ip: 10.0.0.1}
+profiles:
+  - {name: replaced, script: exit}
+  - name: kept
+    kernel: vmlinuz
+    args: "{{.Broken"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := c.Profiles[1]
+	c.Profiles = []Profile{kept, {Name: "from-inventory", Kernel: "/etc/shadow"}}
+	err = c.Validate()
+	if err == nil {
+		t.Fatal("valid")
+	}
+	for _, want := range []string{"line 4: profiles[0].args: template:", "\nprofiles[1].kernel: \"/etc/shadow\""} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v\nwant it to contain %q", err, want)
+		}
 	}
 }

@@ -107,7 +107,7 @@ func (c *Config) validate(ifaceKnown bool) error {
 // looked up), field its path, e.g. "subnets[0].pools[1]".
 type report func(line int, field, format string, a ...any)
 
-// reporter gives top-level settings the line they were written on, and stays silent about
+// reporter gives each problem the line its setting was written on, and stays silent about
 // values that were already refused while reading (a refused MAC is not also "missing").
 func (c *Config) reporter(p *problems) report {
 	return func(line int, field, format string, a ...any) {
@@ -115,13 +115,24 @@ func (c *Config) reporter(p *problems) report {
 			if c.undecoded[f] {
 				return
 			}
-			// List items carry their own line: one from the inventory has none in this file.
-			if line == 0 && !strings.Contains(f, "[") && c.lines[f] > 0 {
-				line = c.lines[f]
-			}
 		}
-		p.add(line, field, format, a...)
+		p.add(c.lineOf(line, field), field, format, a...)
 	}
+}
+
+// lineOf is the line of field (or of its nearest written parent). A list item's line is
+// passed in (its Line): the file's lines are used inside it only while the item at that index
+// is the one read there, not one an inventory put in its place (or none of the file).
+func (c *Config) lineOf(itemLine int, field string) int {
+	if i := strings.Index(field, "]"); i >= 0 && (itemLine == 0 || c.lines[field[:i+1]] != itemLine) {
+		return itemLine
+	}
+	for f := field; f != ""; f = parentPath(f) {
+		if l := c.lines[f]; l > 0 {
+			return l
+		}
+	}
+	return itemLine
 }
 
 // parentPath is "subnets[0]" for "subnets[0].cidr", "subnets" for "subnets[0]", "" at the top.
