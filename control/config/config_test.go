@@ -176,3 +176,29 @@ func TestReservationModeTakesTheInterfaceSubnet(t *testing.T) {
 		}
 	}
 }
+
+// The README's `netbootd check` example is what check prints for that file.
+func TestREADMECheckExample(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "$ cat rack.yaml\n")
+	file, rest, ok2 := strings.Cut(rest, "$ netbootd check --config rack.yaml\n")
+	output, _, ok3 := strings.Cut(rest, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README has no check example")
+	}
+	_, want, _ := strings.Cut(strings.TrimSpace(output), "\n") // after "netbootd: rack.yaml: N problems:"
+	t.Chdir(t.TempDir())
+	if err := os.WriteFile("rack.yaml", []byte(file), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load("rack.yaml")
+	if c == nil {
+		t.Fatal(err)
+	}
+	if got := c.ValidateFile(); got == nil || got.Error() != want {
+		t.Errorf("check prints\n%v\nthe README says\n%s", got, want)
+	}
+}
