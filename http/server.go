@@ -11,12 +11,10 @@ import (
 	"log/slog"
 	"net"
 	nethttp "net/http"
-	"net/url"
-	"os"
-	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/netbootd/netbootd/control/config"
 	"github.com/netbootd/netbootd/control/machines"
 	"github.com/netbootd/netbootd/control/profile"
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,11 +24,12 @@ import (
 
 // Defaults.
 const (
-	DefaultIPXEDir      = "/usr/lib/ipxe" // Debian's ipxe package
+	DefaultIPXEDir      = config.DefaultIPXEDir
 	DefaultMaxDownloads = 512
 )
 
-// Config says where to listen and what to serve.
+// Config says where to listen and what to serve. Directories and the base URL come checked by
+// control/config's validation; New does not check them again.
 type Config struct {
 	Listen string // e.g. ":80"; "127.0.0.1:0" in tests
 	// Assets is the directory served under /assets/; "" serves none.
@@ -99,25 +98,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.MaxDownloads == 0 {
 		cfg.MaxDownloads = DefaultMaxDownloads
 	}
-	if cfg.Assets != "" {
-		if err := isDir(cfg.Assets); err != nil {
-			return nil, fmt.Errorf("http: assets: %w", err)
-		}
-	}
 	if cfg.IPXEDir == "" {
 		cfg.IPXEDir = DefaultIPXEDir
-	}
-	// The default is Debian's ipxe package, which need not be installed; another dir must exist.
-	if cfg.IPXEDir != DefaultIPXEDir {
-		if err := isDir(cfg.IPXEDir); err != nil {
-			return nil, fmt.Errorf("http: ipxe dir: %w", err)
-		}
-	}
-	if cfg.BaseURL != "" {
-		cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-		if u, err := url.Parse(cfg.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("http: base URL %q: want http://host[:port]", cfg.BaseURL)
-		}
 	}
 	m, err := newMetrics(deps.Registerer)
 	if err != nil {
@@ -197,17 +179,6 @@ func capRetransmitBackoff(c net.Conn) {
 	_ = raw.Control(func(fd uintptr) {
 		_ = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, tcpRTOMaxMS, 1000)
 	})
-}
-
-func isDir(dir string) error {
-	st, err := os.Stat(dir)
-	if err != nil {
-		return err
-	}
-	if !st.IsDir() {
-		return fmt.Errorf("%s is not a directory", dir)
-	}
-	return nil
 }
 
 // Addr is the bound address.

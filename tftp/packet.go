@@ -33,10 +33,11 @@ const (
 	errOptionRefused   uint16 = 8
 )
 
-// Limits from RFC 2348, 2349 and 7440.
+// Limits from RFC 2348, 2349 and 7440; the blksize bounds are exported because the
+// configuration checks its cap against them (one owner of the bound).
 const (
-	minBlksize    = 8
-	maxBlksize    = 65464
+	MinBlksize    = 8
+	MaxBlksize    = 65464
 	defaultBlock  = 512
 	minTimeoutOpt = 1
 	maxTimeoutOpt = 255
@@ -233,7 +234,7 @@ func negotiate(opts []option, size int64, maxBlk, maxWin int) (params, error) {
 	for _, o := range opts {
 		switch o.Name {
 		case "blksize":
-			v, err := parseOptInt(o, minBlksize, maxBlksize)
+			v, err := parseOptInt(o, MinBlksize, MaxBlksize)
 			if err != nil {
 				return p, err
 			}

@@ -109,8 +109,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, errors.New("tftp: Listen is required")
 	case cfg.MaxWindow < 1 || cfg.MaxWindow > maxWindowOpt:
 		return nil, fmt.Errorf("tftp: MaxWindow %d out of range 1..%d", cfg.MaxWindow, maxWindowOpt)
-	case cfg.MaxBlockSize < minBlksize || cfg.MaxBlockSize > maxBlksize:
-		return nil, fmt.Errorf("tftp: MaxBlockSize %d out of range %d..%d", cfg.MaxBlockSize, minBlksize, maxBlksize)
+	case cfg.MaxBlockSize < MinBlksize || cfg.MaxBlockSize > MaxBlksize:
+		return nil, fmt.Errorf("tftp: MaxBlockSize %d out of range %d..%d", cfg.MaxBlockSize, MinBlksize, MaxBlksize)
 	case cfg.Timeout < minRTO:
 		return nil, fmt.Errorf("tftp: Timeout %v below %v", cfg.Timeout, minRTO)
 	case cfg.Retries < 1:

@@ -174,7 +174,7 @@ func (s *Server) uploadOptions(opts []option) (int, []byte, error) {
 	for _, o := range opts {
 		switch strings.ToLower(o.Name) {
 		case "blksize":
-			v, err := parseOptInt(o, minBlksize, maxBlksize)
+			v, err := parseOptInt(o, MinBlksize, MaxBlksize)
 			if err != nil {
 				return 0, nil, err
 			}

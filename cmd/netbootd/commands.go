@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"io"
 	nethttp "net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -22,20 +22,21 @@ import (
 func checkCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "check",
-		Usage: "validate a configuration file; errors name the line and field",
+		Usage: "validate a configuration file: every problem, each with its file, line and field",
 		Flags: []cli.Flag{&cli.StringFlag{Name: "config", Required: true}},
 		Action: func(c *cli.Context) error {
-			cfg, err := config.Load(c.String("config"))
-			if err != nil {
+			path := c.String("config")
+			cfg, err := config.Load(path)
+			if cfg == nil {
 				return err
 			}
-			if !cfg.Interface.ServerIP.IsValid() && len(cfg.Subnets) > 0 && cfg.Subnets[0].CIDR.IsValid() {
-				// attach takes it from the interface; stand in with the subnet's first address
-				cfg.Interface.ServerIP = cfg.Subnets[0].CIDR.Masked().Addr().Next()
-			}
-			cfg.ApplyInterface(netip.Addr{}, netip.Prefix{})
-			if err := cfg.Validate(); err != nil {
-				return fmt.Errorf("config %s:\n%w", c.String("config"), err)
+			// Every problem at once: validation repeats what reading refused, with the rest.
+			if err := cfg.ValidateFile(); err != nil {
+				n, noun := strings.Count(err.Error(), "\n")+1, "problems"
+				if n == 1 {
+					noun = "problem"
+				}
+				return fmt.Errorf("%s: %d %s:\n%w", path, n, noun, err)
 			}
 			fmt.Printf("ok: mode %s, %d subnets, %d reservations\n", cfg.Interface.Mode, len(cfg.Subnets), len(cfg.Reservations))
 			return nil

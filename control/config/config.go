@@ -3,13 +3,14 @@
 package config
 
 import (
-	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
+	"reflect"
+	"regexp"
 	"strings"
 	"time"
 
@@ -41,6 +42,14 @@ type Config struct {
 	Profiles     []Profile     `yaml:"profiles"`
 	Groups       []Group       `yaml:"groups"`
 	Syslog       Syslog        `yaml:"syslog"`
+
+	// Source is the file the configuration was read from, for error messages; "" for none.
+	Source string `yaml:"-"`
+	// lines are where each setting was written (field path → line), undecoded the paths whose
+	// values were refused while reading, readProblems what reading refused; for validation.
+	lines        map[string]int
+	undecoded    map[string]bool
+	readProblems []problem
 }
 
 // Syslog receives machines' syslog (UDP) onto their boot timelines. Off unless Listen is set.
@@ -238,13 +247,13 @@ func (l *AddrList) UnmarshalYAML(n *yaml.Node) error {
 			return err
 		}
 	default:
-		return fmt.Errorf("line %d: want an address or a list of addresses", n.Line)
+		return errors.New("want an address or a list of addresses")
 	}
 	out := make(AddrList, 0, len(items))
 	for _, s := range items {
 		a, err := netip.ParseAddr(s)
 		if err != nil || !a.Is4() {
-			return fmt.Errorf("line %d: %q is not an IPv4 address", n.Line, s)
+			return fmt.Errorf("%q is not an IPv4 address", s)
 		}
 		out = append(out, a)
 	}
@@ -273,110 +282,46 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // D returns the time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
-// UnmarshalYAML records the line of each subnet.
-func (s *Subnet) UnmarshalYAML(n *yaml.Node) error {
-	type plain Subnet
-	if err := n.Decode((*plain)(s)); err != nil {
-		return err
-	}
-	s.Line = n.Line
-	return nil
-}
-
-// UnmarshalYAML records the line of each reservation.
-func (r *Reservation) UnmarshalYAML(n *yaml.Node) error {
-	type plain Reservation
-	if err := n.Decode((*plain)(r)); err != nil {
-		return err
-	}
-	r.Line = n.Line
-	return nil
-}
-
-// UnmarshalYAML records the line of each custom option.
-func (c *CustomOpt) UnmarshalYAML(n *yaml.Node) error {
-	type plain CustomOpt
-	if err := n.Decode((*plain)(c)); err != nil {
-		return err
-	}
-	c.Line = n.Line
-	return nil
-}
-
-// Load reads a configuration file; call ApplyInterface, then Validate, before using it.
+// Load reads a configuration file; call ApplyInterface, then Validate, before using it. Errors
+// name the file, line and field ("netbootd.yaml:12: groups[0].selectr: unknown field; did you
+// mean "selector"?"), every one the file has. Unless the file is not YAML at all, the partly
+// read configuration comes back with them: its Validate (as `check` runs it) reports them again
+// with whatever else is wrong, all in the order of the file.
 func Load(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	c, err := Parse(b)
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
-	}
-	return c, nil
+	return parse(path, b)
 }
 
-// Parse decodes YAML strictly: unknown fields are errors.
-func Parse(b []byte) (*Config, error) {
-	c := &Config{}
+// Parse decodes YAML strictly, as Load does, for a file without a name.
+func Parse(b []byte) (*Config, error) { return parse("", b) }
+
+func parse(source string, b []byte) (*Config, error) {
 	var root yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
-		return nil, cleanYAMLError(err)
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, syntaxError(source, err)
 	}
-	dec = yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		if line, field, ok := locate(&root, "", err.Error()); ok && !strings.Contains(err.Error(), "line ") {
-			return nil, fmt.Errorf("line %d: %s: %v", line, field, err)
-		}
-		return nil, cleanYAMLError(err)
+	c := &Config{Source: source}
+	d := newDecoder(source, &root)
+	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
+		d.decode(root.Content[0], reflect.ValueOf(c).Elem(), "")
 	}
-	if c.Interface.Mode == "" {
-		c.Interface.Mode = ModeAuthoritative
-	}
-	return c, nil
+	c.lines, c.undecoded, c.readProblems = d.lines, d.failed, d.list
+	c.setDefaults()
+	return c, d.err()
 }
 
-// locate finds the scalar a value error is about (its text appears quoted in the message):
-// errors from UnmarshalText carry no position, and an operator needs one.
-func locate(n *yaml.Node, path, msg string) (int, string, bool) {
-	switch n.Kind {
-	case yaml.DocumentNode:
-		for _, c := range n.Content {
-			if l, f, ok := locate(c, path, msg); ok {
-				return l, f, ok
-			}
-		}
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			p := n.Content[i].Value
-			if path != "" {
-				p = path + "." + p
-			}
-			if l, f, ok := locate(n.Content[i+1], p, msg); ok {
-				return l, f, ok
-			}
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			if l, f, ok := locate(c, fmt.Sprintf("%s[%d]", path, i), msg); ok {
-				return l, f, ok
-			}
-		}
-	case yaml.ScalarNode:
-		if n.Value != "" && strings.Contains(msg, `"`+n.Value+`"`) {
-			return n.Line, path, true
-		}
-	}
-	return 0, "", false
-}
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
 
-func cleanYAMLError(err error) error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
-	return errors.New(strings.TrimSpace(strings.ReplaceAll(msg, "\n  ", "; ")))
+// syntaxError turns "yaml: line 3: did not find expected key" into "FILE:3: did not find expected key".
+func syntaxError(source string, err error) error {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		return fmt.Errorf("%s:%s: %s", cmp.Or(source, "line"), m[1], msg[len(m[0]):])
+	}
+	return fmt.Errorf("%s: %s", cmp.Or(source, "config"), strings.TrimPrefix(msg, "yaml: "))
 }
 
 // Default is the configuration of `netbootd attach IFACE` without --config: proxyDHCP beside

@@ -60,11 +60,11 @@ func TestBadConfigNamesLineAndField(t *testing.T) {
 	for _, tc := range []struct {
 		name, yaml, want string
 	}{
-		{"unknown field", "interface: {mode: authoritative}\nsubnetz: []\n", "line 2: field subnetz not found"},
+		{"unknown field", "interface: {mode: authoritative}\nsubnetz: []\n", `line 2: subnetz: unknown field; did you mean "subnets"?`},
 		{"bad mode", "interface: {mode: loud, server_ip: 10.0.0.1}\nsubnets: [{cidr: 10.0.0.0/24}]\n", `interface.mode: "loud"`},
 		{"bad mac", "interface: {server_ip: 10.0.0.1}\nsubnets: [{cidr: 10.0.0.0/24}]\nreservations:\n  - {mac: \"zz\", ip: 10.0.0.5}\n", `line 4: reservations[0].mac: "zz" is not an Ethernet MAC`},
 		{"bad address", "interface: {server_ip: 10.0.0.300}\n", "line 1: interface.server_ip"},
-		{"pool outside subnet", "interface: {server_ip: 10.0.0.1}\nsubnets:\n  - cidr: 10.0.0.0/24\n    pools: [\"10.0.1.1-10.0.1.9\"]\n", "line 3: subnets[0].pools[0]: 10.0.1.1-10.0.1.9 is not inside 10.0.0.0/24"},
+		{"pool outside subnet", "interface: {server_ip: 10.0.0.1}\nsubnets:\n  - cidr: 10.0.0.0/24\n    pools: [\"10.0.1.1-10.0.1.9\"]\n", "line 4: subnets[0].pools[0]: 10.0.1.1-10.0.1.9 is not inside 10.0.0.0/24"},
 		{"reversed pool", "subnets:\n  - cidr: 10.0.0.0/24\n    pools: [\"10.0.0.9-10.0.0.1\"]\n", "last address before first"},
 		{"reservation in no subnet", "interface: {server_ip: 10.0.0.1}\nsubnets: [{cidr: 10.0.0.0/24}]\nreservations:\n  - {mac: \"02:00:00:00:00:01\", ip: 10.9.0.5}\n", "line 4: reservations[0].ip: 10.9.0.5 is in no configured subnet"},
 		{"duplicate MAC", "interface: {server_ip: 10.0.0.1}\nsubnets: [{cidr: 10.0.0.0/24}]\nreservations:\n  - {mac: \"02:00:00:00:00:01\", ip: 10.0.0.5}\n  - {mac: \"02:00:00:00:00:01\", ip: 10.0.0.6}\n", "line 5: reservations[1].mac: 02:00:00:00:00:01 is also reservations[0]"},
@@ -74,7 +74,7 @@ func TestBadConfigNamesLineAndField(t *testing.T) {
 		{"no subnets", "interface: {server_ip: 10.0.0.1}\n", "subnets: mode authoritative needs at least one subnet"},
 		{"overlapping subnets", "interface: {server_ip: 10.0.0.1}\nsubnets: [{cidr: 10.0.0.0/16}, {cidr: 10.0.5.0/24}]\n", "overlaps subnets[0]"},
 		{"not yaml", "interface: [\n", "did not find expected node content"},
-		{"profile template", "interface: {mode: proxy, server_ip: 10.0.0.1}\nprofiles:\n  - name: p\n    kernel: vmlinuz\n    args: \"console={{.Console\"\n", "line 3: profiles[0].args: template:"},
+		{"profile template", "interface: {mode: proxy, server_ip: 10.0.0.1}\nprofiles:\n  - name: p\n    kernel: vmlinuz\n    args: \"console={{.Console\"\n", "line 5: profiles[0].args: template:"},
 		{"profile without kernel or script", "interface: {mode: proxy, server_ip: 10.0.0.1}\nprofiles:\n  - {name: p}\n", "line 3: profiles[0]: set kernel (with initrds and args) or script"},
 		{"asset leaving the assets directory", "interface: {mode: proxy, server_ip: 10.0.0.1}\nprofiles:\n  - {name: p, kernel: ../../etc/shadow}\n", `line 3: profiles[0].kernel: "../../etc/shadow" leaves the assets directory`},
 		{"duplicate profile", "interface: {mode: proxy, server_ip: 10.0.0.1}\nprofiles:\n  - {name: p, script: exit}\n  - {name: p, script: exit}\n", `line 4: profiles[1].name: "p" is also profiles[0]`},
@@ -142,14 +142,17 @@ func TestREADMEExample(t *testing.T) {
 	}
 }
 
-// The demo's configuration is valid.
-func TestLabConfig(t *testing.T) {
-	c, err := Load("../../scripts/lab/netbootd.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
+// The shipped configurations are valid: the demo's, and the systemd example (which leaves
+// the server address to the interface, as `netbootd check` reads it).
+func TestShippedConfigs(t *testing.T) {
+	for _, path := range []string{"../../scripts/lab/netbootd.yaml", "../../deploy/systemd/netbootd.yaml"} {
+		c, err := Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.ValidateFile(); err != nil {
+			t.Error(err)
+		}
 	}
 }
 
@@ -171,5 +174,31 @@ func TestReservationModeTakesTheInterfaceSubnet(t *testing.T) {
 		if tc.ok && (len(c.Subnets) != 1 || c.Subnets[0].CIDR.String() != "10.9.0.0/24") {
 			t.Errorf("%s: subnets %+v, want the interface's 10.9.0.0/24", tc.mode, c.Subnets)
 		}
+	}
+}
+
+// The README's `netbootd check` example is what check prints for that file.
+func TestREADMECheckExample(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "$ cat rack.yaml\n")
+	file, rest, ok2 := strings.Cut(rest, "$ netbootd check --config rack.yaml\n")
+	output, _, ok3 := strings.Cut(rest, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README has no check example")
+	}
+	_, want, _ := strings.Cut(strings.TrimSpace(output), "\n") // after "netbootd: rack.yaml: N problems:"
+	t.Chdir(t.TempDir())
+	if err := os.WriteFile("rack.yaml", []byte(file), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load("rack.yaml")
+	if c == nil {
+		t.Fatal(err)
+	}
+	if got := c.ValidateFile(); got == nil || got.Error() != want {
+		t.Errorf("check prints\n%v\nthe README says\n%s", got, want)
 	}
 }

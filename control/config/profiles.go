@@ -6,8 +6,6 @@ import (
 	"sort"
 	"strings"
 	"text/template"
-
-	"gopkg.in/yaml.v3"
 )
 
 // Profile is what a machine boots: a kernel, its initrds and command line, or a whole iPXE
@@ -66,26 +64,6 @@ func (s Selector) key() string {
 	return strings.Join([]string{s.MAC.String(), strings.ToLower(s.UUID), s.Arch, s.Platform, s.Hostname, strings.Join(labels, ",")}, "|")
 }
 
-// UnmarshalYAML records the line of each profile.
-func (p *Profile) UnmarshalYAML(n *yaml.Node) error {
-	type plain Profile
-	if err := n.Decode((*plain)(p)); err != nil {
-		return err
-	}
-	p.Line = n.Line
-	return nil
-}
-
-// UnmarshalYAML records the line of each group.
-func (g *Group) UnmarshalYAML(n *yaml.Node) error {
-	type plain Group
-	if err := n.Decode((*plain)(g)); err != nil {
-		return err
-	}
-	g.Line = n.Line
-	return nil
-}
-
 // ProfileByName returns the named profile, or nil.
 func (c *Config) ProfileByName(name string) *Profile {
 	for i := range c.Profiles {
@@ -105,7 +83,7 @@ var TemplateFuncs = template.FuncMap{
 	"quote": func(s string) string { return fmt.Sprintf("%q", s) },
 }
 
-func (c *Config) validateProfiles(bad func(int, string, string, ...any)) {
+func (c *Config) validateProfiles(bad report) {
 	names := map[string]int{}
 	for i := range c.Profiles {
 		p := &c.Profiles[i]
@@ -151,6 +129,14 @@ func (c *Config) validateProfiles(bad func(int, string, string, ...any)) {
 			bad(g.Line, f+".profile", "missing")
 		} else if c.ProfileByName(g.Profile) == nil {
 			bad(g.Line, f+".profile", "%q is not a profile", g.Profile)
+		}
+		if len(g.Selector.MAC) > 0 {
+			if err := CheckMAC(g.Selector.MAC); err != nil {
+				bad(g.Line, f+".selector.mac", "%v", err)
+			}
+		}
+		if err := CheckHostname(g.Selector.Hostname); err != nil {
+			bad(g.Line, f+".selector.hostname", "%v", err)
 		}
 		switch g.Selector.Platform {
 		case "", "pcbios", "efi":

@@ -9,41 +9,33 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/netbootd/netbootd/tftp"
 )
 
-// Defaults filled in by Validate.
+// Defaults filled in by setDefaults.
 const (
 	DefaultLeaseTime   = time.Hour
 	DefaultOfferHold   = 30 * time.Second
 	DefaultDeclineHold = 10 * time.Minute
 	DefaultWorkers     = 64
 	DefaultQueue       = 4096
+	// DefaultIPXEDir is Debian's ipxe package: the one iPXE directory that may be absent.
+	DefaultIPXEDir = "/usr/lib/ipxe"
 )
 
-// Validate checks the whole configuration, fills defaults and encodes custom options. Every
-// problem is reported, each with its line and field.
-func (c *Config) Validate() error {
-	var errs []error
-	bad := func(line int, field, format string, a ...any) {
-		msg := fmt.Sprintf(format, a...)
-		if line > 0 {
-			errs = append(errs, fmt.Errorf("line %d: %s: %s", line, field, msg))
-		} else {
-			errs = append(errs, fmt.Errorf("%s: %s", field, msg))
-		}
-	}
-
-	switch c.Interface.Mode {
-	case ModeAuthoritative, ModeReservation, ModeProxy:
-	default:
-		bad(0, "interface.mode", "%q: want authoritative, reservation or proxy", c.Interface.Mode)
-	}
-	if !c.Interface.ServerIP.IsValid() || !c.Interface.ServerIP.Is4() {
-		bad(0, "interface.server_ip", "no IPv4 server address (set it, or give the interface one)")
+// setDefaults fills every unset setting that has a default; the one place defaults live. It is
+// idempotent: Parse calls it (ApplyInterface needs the mode), and Validate again for what was
+// added since (the interface's subnet).
+func (c *Config) setDefaults() {
+	if c.Interface.Mode == "" {
+		c.Interface.Mode = ModeAuthoritative
 	}
 	if c.DHCP.OfferHold == 0 {
 		c.DHCP.OfferHold = Duration(DefaultOfferHold)
@@ -57,24 +49,9 @@ func (c *Config) Validate() error {
 	if c.DHCP.Queue == 0 {
 		c.DHCP.Queue = DefaultQueue
 	}
-	if c.DHCP.Workers < 1 || c.DHCP.Workers > 4096 {
-		bad(0, "dhcp.workers", "%d: want 1-4096", c.DHCP.Workers)
-	}
-	if c.DHCP.Queue < 1 || c.DHCP.Queue > 1<<20 {
-		bad(0, "dhcp.queue", "%d: want 1-1048576", c.DHCP.Queue)
-	}
-	if c.DHCP.OfferHold < 0 || c.DHCP.DeclineHold < 0 {
-		bad(0, "dhcp", "hold times must be positive")
-	}
-	if c.DHCP.MaxLeasesPerCircuit < 0 {
-		bad(0, "dhcp.max_leases_per_circuit", "%d: want 0 (no cap) or more", c.DHCP.MaxLeasesPerCircuit)
-	}
 	if st := &c.DHCP.Storm; !st.Off {
 		if st.DuplicateWindow == 0 {
 			st.DuplicateWindow = Duration(time.Second)
-		}
-		if st.DuplicateWindow < 0 || st.DuplicateWindow.D() > time.Minute {
-			bad(0, "dhcp.storm.duplicate_window", "%s: want up to 1m (clients retransmit after ~4s)", st.DuplicateWindow.D())
 		}
 		if st.PerSourceRate == 0 {
 			st.PerSourceRate = 50
@@ -88,15 +65,127 @@ func (c *Config) Validate() error {
 		if st.UnknownBurst == 0 {
 			st.UnknownBurst = 2 * st.UnknownRate
 		}
+	}
+	for i := range c.Subnets {
+		if c.Subnets[i].LeaseTime == 0 {
+			c.Subnets[i].LeaseTime = Duration(DefaultLeaseTime)
+		}
+	}
+	if c.TFTP.IPXEDir == "" {
+		c.TFTP.IPXEDir = DefaultIPXEDir
+	}
+}
+
+// Validate checks the whole configuration once the interface is known (ApplyInterface), fills
+// defaults and encodes custom options. Every problem is reported, each with its file, line and
+// field; components take the result as it is.
+func (c *Config) Validate() error { return c.validate(true) }
+
+// ValidateFile checks a file on its own, as `netbootd check` does: what the interface will
+// supply (the server address, reservation mode's subnet) may be missing, and the rules about
+// the server address wait for Validate.
+func (c *Config) ValidateFile() error { return c.validate(false) }
+
+func (c *Config) validate(ifaceKnown bool) error {
+	c.setDefaults()
+	// What reading refused is reported again: a configuration read with errors is not valid.
+	p := &problems{source: c.Source, list: append([]problem(nil), c.readProblems...)}
+	bad := c.reporter(p)
+	c.validateInterface(ifaceKnown, bad)
+	c.validateDHCP(bad)
+	c.validateSubnets(ifaceKnown, bad)
+	c.validateBoot(&c.Boot, 0, "boot", bad)
+	c.validateTFTP(bad)
+	c.validateReservations(bad)
+	c.validateProfiles(bad)
+	c.validateSyslog(bad)
+	c.validateHTTP(bad)
+	return p.err()
+}
+
+// report adds a problem: line is the list item's (0 for top-level settings, whose line is
+// looked up), field its path, e.g. "subnets[0].pools[1]".
+type report func(line int, field, format string, a ...any)
+
+// reporter gives each problem the line its setting was written on, and stays silent about
+// values that were already refused while reading (a refused MAC is not also "missing").
+func (c *Config) reporter(p *problems) report {
+	return func(line int, field, format string, a ...any) {
+		for f := field; f != ""; f = parentPath(f) {
+			if c.undecoded[f] {
+				return
+			}
+		}
+		p.add(c.lineOf(line, field), field, format, a...)
+	}
+}
+
+// lineOf is the line of field (or of its nearest written parent). A list item's line is
+// passed in (its Line): the file's lines are used inside it only while the item at that index
+// is the one read there, not one an inventory put in its place (or none of the file).
+func (c *Config) lineOf(itemLine int, field string) int {
+	if i := strings.Index(field, "]"); i >= 0 && (itemLine == 0 || c.lines[field[:i+1]] != itemLine) {
+		return itemLine
+	}
+	for f := field; f != ""; f = parentPath(f) {
+		if l := c.lines[f]; l > 0 {
+			return l
+		}
+	}
+	return itemLine
+}
+
+// parentPath is "subnets[0]" for "subnets[0].cidr", "subnets" for "subnets[0]", "" at the top.
+func parentPath(f string) string {
+	if i := strings.LastIndexAny(f, ".["); i >= 0 {
+		return f[:i]
+	}
+	return ""
+}
+
+func (c *Config) validateInterface(ifaceKnown bool, bad report) {
+	switch c.Interface.Mode {
+	case ModeAuthoritative, ModeReservation, ModeProxy:
+	default:
+		bad(0, "interface.mode", "%q: want authoritative, reservation or proxy", c.Interface.Mode)
+	}
+	if c.Interface.ServerIP.IsValid() && !c.Interface.ServerIP.Is4() {
+		bad(0, "interface.server_ip", "%s is not IPv4", c.Interface.ServerIP)
+	} else if !c.Interface.ServerIP.IsValid() && ifaceKnown {
+		bad(0, "interface.server_ip", "no IPv4 server address (set it, or give the interface one)")
+	}
+}
+
+func (c *Config) validateDHCP(bad report) {
+	if c.DHCP.Workers < 1 || c.DHCP.Workers > 4096 {
+		bad(0, "dhcp.workers", "%d: want 1-4096", c.DHCP.Workers)
+	}
+	if c.DHCP.Queue < 1 || c.DHCP.Queue > 1<<20 {
+		bad(0, "dhcp.queue", "%d: want 1-1048576", c.DHCP.Queue)
+	}
+	if c.DHCP.OfferHold < 0 || c.DHCP.DeclineHold < 0 {
+		bad(0, "dhcp", "hold times must be positive")
+	}
+	if c.DHCP.MaxLeasesPerCircuit < 0 {
+		bad(0, "dhcp.max_leases_per_circuit", "%d: want 0 (no cap) or more", c.DHCP.MaxLeasesPerCircuit)
+	}
+	if st := &c.DHCP.Storm; !st.Off {
+		if st.DuplicateWindow < 0 || st.DuplicateWindow.D() > time.Minute {
+			bad(0, "dhcp.storm.duplicate_window", "%s: want up to 1m (clients retransmit after ~4s)", st.DuplicateWindow.D())
+		}
 		if st.PerSourceRate > 1e7 || st.UnknownRate > 1e7 || st.PerSourceBurst > 1e7 || st.UnknownBurst > 1e7 {
 			bad(0, "dhcp.storm", "rates and bursts above 10,000,000: set off: true instead")
 		}
 	}
+}
 
-	var pools []struct {
+func (c *Config) validateSubnets(ifaceKnown bool, bad report) {
+	type pool struct {
 		r     Range
 		where string
 	}
+	var pools []pool
+	server := c.Interface.ServerIP
 	for i := range c.Subnets {
 		s := &c.Subnets[i]
 		f := fmt.Sprintf("subnets[%d]", i)
@@ -105,25 +194,31 @@ func (c *Config) Validate() error {
 			continue
 		}
 		s.CIDR = s.CIDR.Masked()
-		if s.LeaseTime == 0 {
-			s.LeaseTime = Duration(DefaultLeaseTime)
-		}
 		if s.LeaseTime.D() < 10*time.Second || s.LeaseTime.D() > 365*24*time.Hour {
 			bad(s.Line, f+".lease_time", "%s: want 10s to 1 year", s.LeaseTime.D())
 		}
+		network, broadcast := s.CIDR.Addr(), lastAddr(s.CIDR)
 		for j, p := range s.Pools {
+			pf := fmt.Sprintf("%s.pools[%d]", f, j)
 			if !s.CIDR.Contains(p.First) || !s.CIDR.Contains(p.Last) {
-				bad(s.Line, fmt.Sprintf("%s.pools[%d]", f, j), "%s is not inside %s", p, s.CIDR)
+				bad(s.Line, pf, "%s is not inside %s", p, s.CIDR)
+			}
+			if server.IsValid() && p.Contains(server) {
+				bad(s.Line, pf, "%s contains the server's own address %s", p, server)
+			}
+			// A /31 (RFC 3021) and a /32 have no network or broadcast address to keep free.
+			if s.CIDR.Bits() <= 30 && p.Contains(network) {
+				bad(s.Line, pf, "%s contains the network address %s", p, network)
+			}
+			if s.CIDR.Bits() <= 30 && p.Contains(broadcast) {
+				bad(s.Line, pf, "%s contains the broadcast address %s", p, broadcast)
 			}
 			for _, q := range pools {
 				if q.r.Contains(p.First) || q.r.Contains(p.Last) || p.Contains(q.r.First) {
-					bad(s.Line, fmt.Sprintf("%s.pools[%d]", f, j), "%s overlaps %s (%s)", p, q.r, q.where)
+					bad(s.Line, pf, "%s overlaps %s (%s)", p, q.r, q.where)
 				}
 			}
-			pools = append(pools, struct {
-				r     Range
-				where string
-			}{p, fmt.Sprintf("%s.pools[%d]", f, j)})
+			pools = append(pools, pool{p, pf})
 		}
 		for j := 0; j < i; j++ {
 			if c.Subnets[j].CIDR.Overlaps(s.CIDR) {
@@ -133,36 +228,95 @@ func (c *Config) Validate() error {
 		c.validateOptions(&s.Options, s.Line, f+".options", bad)
 		c.validateBoot(&s.Boot, s.Line, f+".boot", bad)
 	}
-	if c.Interface.Mode != ModeProxy && len(c.Subnets) == 0 {
+	// Proxy mode needs none; reservation mode takes the interface's when it has none.
+	if len(c.Subnets) == 0 && c.Interface.Mode != ModeProxy && (ifaceKnown || c.Interface.Mode == ModeAuthoritative) {
 		bad(0, "subnets", "mode %s needs at least one subnet", c.Interface.Mode)
 	}
-	c.validateBoot(&c.Boot, 0, "boot", bad)
-	if c.TFTP.IPXEDir == "" {
-		c.TFTP.IPXEDir = "/usr/lib/ipxe"
+}
+
+// lastAddr is the prefix's highest address: its broadcast address.
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Addr().As4()
+	v := be32(a[:]) | uint32(1<<(32-p.Bits())-1)
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+func (c *Config) validateTFTP(bad report) {
+	t := &c.TFTP
+	if t.MaxWindow < 0 || t.MaxWindow > 65535 {
+		bad(0, "tftp.max_window", "%d: want 1-65535", t.MaxWindow)
 	}
-	if c.TFTP.MaxWindow < 0 || c.TFTP.MaxWindow > 65535 {
-		bad(0, "tftp.max_window", "%d: want 1-65535", c.TFTP.MaxWindow)
+	if t.MaxBlockSize != 0 && (t.MaxBlockSize < tftp.MinBlksize || t.MaxBlockSize > tftp.MaxBlksize) {
+		bad(0, "tftp.max_blksize", "%d: want %d-%d (RFC 2348)", t.MaxBlockSize, tftp.MinBlksize, tftp.MaxBlksize)
 	}
-	if c.TFTP.MaxBlockSize != 0 && (c.TFTP.MaxBlockSize < 512 || c.TFTP.MaxBlockSize > 65464) {
-		bad(0, "tftp.max_blksize", "%d: want 512-65464", c.TFTP.MaxBlockSize)
-	}
-	if c.TFTP.MaxTransfers < 0 || c.TFTP.MaxPerClient < 0 {
+	if t.MaxTransfers < 0 || t.MaxPerClient < 0 {
 		bad(0, "tftp", "max_transfers and max_per_client must be positive")
 	}
-	if c.TFTP.UploadDir != "" {
-		if st, err := os.Stat(c.TFTP.UploadDir); err != nil || !st.IsDir() {
-			bad(0, "tftp.upload_dir", "%s is not a directory", c.TFTP.UploadDir)
+	if t.MaxUpload < 0 {
+		bad(0, "tftp.max_upload", "%d: must be positive", t.MaxUpload)
+	}
+	checkDir(t.Root, "tftp.root", bad)
+	if t.IPXEDir != DefaultIPXEDir {
+		checkDir(t.IPXEDir, "tftp.ipxe_dir", bad)
+	}
+	if t.UploadDir == "" {
+		return
+	}
+	if !checkDir(t.UploadDir, "tftp.upload_dir", bad) {
+		return
+	}
+	// Uploads must never become what machines boot: no uploaded file may be served, and no
+	// served directory may take new files from an upload.
+	up := realPath(t.UploadDir)
+	for _, served := range []struct{ field, dir string }{
+		{"tftp.root", t.Root}, {"tftp.ipxe_dir", t.IPXEDir}, {"http.assets", c.HTTP.Assets},
+	} {
+		if served.dir == "" {
+			continue
+		}
+		dir := realPath(served.dir)
+		switch {
+		case up == dir:
+			bad(0, "tftp.upload_dir", "%s is %s: uploaded files would be served to machines", t.UploadDir, served.field)
+		case within(up, dir):
+			bad(0, "tftp.upload_dir", "%s is inside %s (%s): uploaded files would be served to machines", t.UploadDir, served.field, served.dir)
+		case within(dir, up):
+			bad(0, "tftp.upload_dir", "%s contains %s (%s): uploads could add files that are served to machines", t.UploadDir, served.field, served.dir)
 		}
 	}
-	if c.TFTP.MaxUpload < 0 {
-		bad(0, "tftp.max_upload", "%d: must be positive", c.TFTP.MaxUpload)
-	}
-	if c.TFTP.Root != "" {
-		if st, err := os.Stat(c.TFTP.Root); err != nil || !st.IsDir() {
-			bad(0, "tftp.root", "%s is not a directory", c.TFTP.Root)
-		}
-	}
+}
 
+// checkDir reports a set directory setting that is not a directory; it says whether dir is one.
+func checkDir(dir, field string, bad report) bool {
+	if dir == "" {
+		return false
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		bad(0, field, "%s is not a directory", dir)
+		return false
+	}
+	return true
+}
+
+// realPath is path made absolute with its symbolic links resolved, to compare directories.
+func realPath(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return filepath.Clean(path)
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real
+	}
+	return abs
+}
+
+// within reports whether path is strictly inside dir.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+func (c *Config) validateReservations(bad report) {
 	macs := map[string]int{}
 	ips := map[netip.Addr]int{}
 	for i := range c.Reservations {
@@ -170,11 +324,18 @@ func (c *Config) Validate() error {
 		f := fmt.Sprintf("reservations[%d]", i)
 		if len(r.MAC) != 6 {
 			bad(r.Line, f+".mac", "missing")
+		} else if err := CheckMAC(r.MAC); err != nil {
+			bad(r.Line, f+".mac", "%v", err)
 		} else if j, dup := macs[r.MAC.String()]; dup {
 			bad(r.Line, f+".mac", "%s is also reservations[%d]", r.MAC, j)
 		} else {
 			macs[r.MAC.String()] = i
 		}
+		if err := CheckHostname(r.Hostname); err != nil {
+			bad(r.Line, f+".hostname", "%v", err)
+		}
+		c.validateOptions(&r.Options, r.Line, f+".options", bad)
+		c.validateBoot(&r.Boot, r.Line, f+".boot", bad)
 		if !r.IP.IsValid() || !r.IP.Is4() {
 			bad(r.Line, f+".ip", "missing or not IPv4")
 			continue
@@ -183,16 +344,42 @@ func (c *Config) Validate() error {
 			bad(r.Line, f+".ip", "%s is also reservations[%d]", r.IP, j)
 		}
 		ips[r.IP] = i
+		if r.IP == c.Interface.ServerIP {
+			bad(r.Line, f+".ip", "%s is the server's own address", r.IP)
+		}
 		if c.SubnetOf(r.IP) == nil && c.Interface.Mode != ModeProxy {
 			bad(r.Line, f+".ip", "%s is in no configured subnet", r.IP)
 		}
-		if strings.ContainsAny(r.Hostname, " \t\x00") || len(r.Hostname) > 255 {
-			bad(r.Line, f+".hostname", "%q is not a host name", r.Hostname)
-		}
-		c.validateOptions(&r.Options, r.Line, f+".options", bad)
-		c.validateBoot(&r.Boot, r.Line, f+".boot", bad)
 	}
-	c.validateProfiles(bad)
+}
+
+// CheckMAC refuses the two MACs no machine has: all zeros and the broadcast address. Validate
+// applies it; so does an inventory to each object, to skip a bad one rather than fail them all.
+func CheckMAC(m MAC) error {
+	switch m.String() {
+	case "00:00:00:00:00:00":
+		return errors.New("00:00:00:00:00:00 is no machine's address")
+	case "ff:ff:ff:ff:ff:ff":
+		return errors.New("ff:ff:ff:ff:ff:ff is the broadcast address, no machine's")
+	}
+	return nil
+}
+
+// CheckHostname refuses what would break option 12, a log line or a template: spaces, control
+// characters, more than 255 bytes. Validate applies it; so does an inventory, like CheckMAC.
+func CheckHostname(h string) error {
+	if len(h) > 255 {
+		return fmt.Errorf("%d bytes: want at most 255", len(h))
+	}
+	for _, r := range h {
+		if r <= ' ' || r == 0x7f {
+			return fmt.Errorf("%q: no spaces or control characters in a host name", h)
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateSyslog(bad report) {
 	if _, err := regexp.Compile(c.Syslog.BootedPattern); err != nil {
 		bad(0, "syslog.booted_pattern", "%v", err)
 	}
@@ -204,21 +391,19 @@ func (c *Config) Validate() error {
 			bad(0, "syslog.listen", "%q: want host:port, e.g. 10.10.0.1:514", c.Syslog.Listen)
 		}
 	}
-	if c.HTTP.Assets != "" {
-		if st, err := os.Stat(c.HTTP.Assets); err != nil || !st.IsDir() {
-			bad(0, "http.assets", "%s is not a directory", c.HTTP.Assets)
-		}
-	}
+}
+
+func (c *Config) validateHTTP(bad report) {
+	checkDir(c.HTTP.Assets, "http.assets", bad)
 	if c.HTTP.BaseURL != "" {
 		if u, err := url.Parse(c.HTTP.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad(0, "http.base_url", "%q: want http://host[:port]", c.HTTP.BaseURL)
 		}
 		c.HTTP.BaseURL = strings.TrimRight(c.HTTP.BaseURL, "/")
 	}
-	return errors.Join(errs...)
 }
 
-func (c *Config) validateOptions(o *Options, line int, field string, bad func(int, string, string, ...any)) {
+func (c *Config) validateOptions(o *Options, line int, field string, bad report) {
 	for i := range o.Custom {
 		opt := &o.Custom[i]
 		f := fmt.Sprintf("%s.custom[%d]", field, i)
@@ -239,7 +424,7 @@ func (c *Config) validateOptions(o *Options, line int, field string, bad func(in
 	}
 }
 
-func (c *Config) validateBoot(b *Boot, line int, field string, bad func(int, string, string, ...any)) {
+func (c *Config) validateBoot(b *Boot, line int, field string, bad report) {
 	if b.NextServer.IsValid() && !b.NextServer.Is4() {
 		bad(line, field+".next_server", "not IPv4")
 	}
@@ -324,4 +509,45 @@ func (c *Config) SubnetForRelay(giaddr netip.Addr) *Subnet {
 		}
 	}
 	return nil
+}
+
+// problems collects every error found in a configuration, each as "FILE:LINE: FIELD: MESSAGE"
+// (the parts not known left out), to be reported in the order of the file.
+type problems struct {
+	source string
+	list   []problem
+}
+
+type problem struct {
+	line int
+	text string
+}
+
+func (p *problems) add(line int, field, format string, a ...any) {
+	var parts []string
+	switch {
+	case p.source != "" && line > 0:
+		parts = append(parts, fmt.Sprintf("%s:%d", p.source, line))
+	case line > 0:
+		parts = append(parts, fmt.Sprintf("line %d", line))
+	case p.source != "":
+		parts = append(parts, p.source)
+	}
+	if field != "" {
+		parts = append(parts, field)
+	}
+	p.list = append(p.list, problem{line, strings.Join(append(parts, fmt.Sprintf(format, a...)), ": ")})
+}
+
+// err joins the problems by line; those without one (a missing section) come last.
+func (p *problems) err() error {
+	sort.SliceStable(p.list, func(i, j int) bool {
+		a, b := p.list[i].line, p.list[j].line
+		return a > 0 && (b == 0 || a < b)
+	})
+	errs := make([]error, len(p.list))
+	for i, q := range p.list {
+		errs[i] = errors.New(q.text)
+	}
+	return errors.Join(errs...)
 }

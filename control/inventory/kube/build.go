@@ -41,7 +41,7 @@ type built struct {
 // daemon's config.Validate would check it, so that one bad object is skipped (and reported)
 // instead of failing the whole snapshot. On a conflict (duplicate MAC, IP or profile name) the
 // older object keeps its place and the newer one is rejected.
-func build(machines []*v1alpha1.Machine, profiles []*v1alpha1.Profile, subnets []netip.Prefix) built {
+func build(machines []*v1alpha1.Machine, profiles []*v1alpha1.Profile, subnets []netip.Prefix, server netip.Addr) built {
 	b := built{
 		snap:  Snapshot{At: time.Now()},
 		index: make(map[string]objKey, len(machines)),
@@ -82,7 +82,7 @@ func build(machines []*v1alpha1.Machine, profiles []*v1alpha1.Profile, subnets [
 			b.rejections = append(b.rejections, rejection{kind: "Machine", namespace: m.Namespace, name: m.Name,
 				uid: string(m.UID), resourceVersion: m.ResourceVersion, reason: reason, detail: fmt.Sprintf(format, a...)})
 		}
-		rs, reason, detail := reservationsOf(m, subnets)
+		rs, reason, detail := reservationsOf(m, subnets, server)
 		if reason == "" && m.Spec.Profile != "" && names[m.Spec.Profile] == nil {
 			reason, detail = ReasonUnknownProfile, fmt.Sprintf("profile %q does not exist (or is rejected, or not selected)", m.Spec.Profile)
 		}
@@ -129,12 +129,12 @@ func conflicts(rs []config.Reservation, macs map[string]*v1alpha1.Machine, ips m
 }
 
 // reservationsOf converts a Machine, one reservation per interface, or says why it cannot.
-func reservationsOf(m *v1alpha1.Machine, subnets []netip.Prefix) ([]config.Reservation, string, string) {
+func reservationsOf(m *v1alpha1.Machine, subnets []netip.Prefix, server netip.Addr) ([]config.Reservation, string, string) {
 	if len(m.Spec.Interfaces) == 0 {
 		return nil, ReasonInvalidSpec, "no interfaces"
 	}
-	if h := m.Spec.Hostname; len(h) > 255 || strings.ContainsAny(h, " \t\x00") {
-		return nil, ReasonInvalidSpec, fmt.Sprintf("hostname %q is not a host name", h)
+	if err := config.CheckHostname(m.Spec.Hostname); err != nil {
+		return nil, ReasonInvalidSpec, "hostname " + err.Error()
 	}
 	var opts config.Options
 	if d := m.Spec.DHCP; d != nil {
@@ -169,9 +169,15 @@ func reservationsOf(m *v1alpha1.Machine, subnets []netip.Prefix) ([]config.Reser
 		if err != nil || len(hw) != 6 {
 			return nil, ReasonInvalidMAC, fmt.Sprintf("interfaces[%d].mac %q is not an Ethernet MAC address", i, ifc.MAC)
 		}
+		if err := config.CheckMAC(config.MAC(hw)); err != nil {
+			return nil, ReasonInvalidMAC, fmt.Sprintf("interfaces[%d].mac %v", i, err)
+		}
 		ip, err := netip.ParseAddr(ifc.IPv4)
 		if err != nil || !ip.Is4() || ip.IsUnspecified() {
 			return nil, ReasonInvalidIP, fmt.Sprintf("interfaces[%d].ipv4 %q is not an IPv4 address", i, ifc.IPv4)
+		}
+		if ip == server {
+			return nil, ReasonInvalidIP, fmt.Sprintf("interfaces[%d].ipv4 %s is netbootd's own address", i, ip)
 		}
 		if len(subnets) > 0 && !inAny(ip, subnets) {
 			return nil, ReasonOutsideSubnets, fmt.Sprintf("interfaces[%d].ipv4 %s is in none of netbootd's subnets", i, ip)

@@ -36,6 +36,10 @@ func TestBuild(t *testing.T) {
 	withOpts.Spec.DHCP = &v1alpha1.DHCPOptions{Router: []v1alpha1.IPv4{"10.10.0.1"}, DNS: []v1alpha1.IPv4{"10.10.0.53"}, Domain: "r12.example", MTU: 9000}
 	badOpts := machine("badopts", 11, "", "52:54:00:00:00:11", "10.10.0.21")
 	badOpts.Spec.DHCP = &v1alpha1.DHCPOptions{DNS: []v1alpha1.IPv4{"fe80::1"}}
+	// What config.Validate refuses is refused per object here, so one such Machine cannot make
+	// the whole snapshot fail validation.
+	ctlHost := machine("ctlhost", 12, "", "52:54:00:00:00:12", "10.10.0.22")
+	ctlHost.Spec.Hostname = "node\x1b[2J"
 	machines := []*v1alpha1.Machine{
 		machine("dup-mac", 5, "", "52:54:00:00:00:01", "10.10.0.50"), // newer than node01: rejected
 		machine("node01", 1, "worker", "52:54:00:00:00:01", "10.10.0.11", "52:54:00:00:01:01", "10.10.0.111"),
@@ -45,7 +49,10 @@ func TestBuild(t *testing.T) {
 		machine("dup-ip", 6, "", "52:54:00:00:00:06", "10.10.0.12"),
 		machine("noprofile", 7, "nosuch", "52:54:00:00:00:07", "10.10.0.17"),
 		machine("badprofile", 8, "both", "52:54:00:00:00:08", "10.10.0.18"),
-		dhcpOnly, withOpts, badOpts,
+		dhcpOnly, withOpts, badOpts, ctlHost,
+		machine("bcastmac", 13, "", "ff:ff:ff:ff:ff:ff", "10.10.0.23"),
+		machine("zeromac", 14, "", "00:00:00:00:00:00", "10.10.0.24"),
+		machine("serverip", 15, "", "52:54:00:00:00:15", "10.10.0.1"),
 	}
 	profiles := []*v1alpha1.Profile{
 		profile("worker", 1, v1alpha1.ProfileSpec{Kernel: "vmlinuz", Initrds: []string{"initrd.img"}, Args: "console=ttyS0 host={{.Hostname}}"}),
@@ -56,7 +63,7 @@ func TestBuild(t *testing.T) {
 	other.Namespace, other.UID = "other", "uid-other-worker"
 	profiles = append(profiles, other)
 
-	b := build(machines, profiles, subnets)
+	b := build(machines, profiles, subnets, netip.MustParseAddr("10.10.0.1"))
 
 	var got []string
 	for _, r := range b.snap.Reservations {
@@ -75,7 +82,8 @@ func TestBuild(t *testing.T) {
 		"Machine/dup-mac": ReasonDuplicateMAC, "Machine/badmac": ReasonInvalidMAC, "Machine/outside": ReasonOutsideSubnets,
 		"Machine/dup-ip": ReasonDuplicateIP, "Machine/noprofile": ReasonUnknownProfile, "Machine/badprofile": ReasonUnknownProfile,
 		"Machine/badopts": ReasonInvalidOptions, "Profile/both": ReasonInvalidSpec, "Profile/badtemplate": ReasonInvalidSpec,
-		"Profile/worker": ReasonDuplicateName,
+		"Profile/worker": ReasonDuplicateName, "Machine/ctlhost": ReasonInvalidSpec, "Machine/bcastmac": ReasonInvalidMAC,
+		"Machine/zeromac": ReasonInvalidMAC, "Machine/serverip": ReasonInvalidIP,
 	}
 	if d := cmp.Diff(wantReasons, reasons); d != "" {
 		t.Errorf("rejections (-want +got):\n%s", d)
