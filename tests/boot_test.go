@@ -211,7 +211,7 @@ func TestBootEndToEnd(t *testing.T) {
 
 func waitLog(t *testing.T, d *daemon, s string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(patience)
 	for !strings.Contains(d.logs(), s) {
 		if time.Now().After(deadline) {
 			t.Fatalf("netbootd never logged %q", s)

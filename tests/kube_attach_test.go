@@ -42,7 +42,7 @@ func TestAttachFollowsKubernetes(t *testing.T) {
 	applied := func(n int) {
 		t.Helper()
 		want := fmt.Sprintf(" machines=%d ", n)
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(patience)
 		for !strings.Contains(lastApplied(), want) {
 			if time.Now().After(deadline) {
 				t.Fatalf("netbootd never applied %d machines:\n%s", n, d.logs())

@@ -207,8 +207,8 @@ func TestMissingCapabilityIsNamed(t *testing.T) {
 			d := u.start(t, r.server, "sv0", "10.10.0.1", rackConfig, caps, "--xdp", "generic")
 			select {
 			case <-d.done:
-			case <-time.After(10 * time.Second):
-				t.Fatalf("netbootd without CAP_%s still runs after 10s:\n%s", strings.ToUpper(tc.drop), d.logs())
+			case <-time.After(patience):
+				t.Fatalf("netbootd without CAP_%s still runs after %v:\n%s", strings.ToUpper(tc.drop), patience, d.logs())
 			}
 			took := time.Since(start)
 			if d.cmd.ProcessState.Success() {

@@ -15,7 +15,7 @@ func TestRouterSolicitationAnswered(t *testing.T) {
 	c := r.client(t, "02:00:00:00:77:01")
 	startNetbootd(t, r.server, "sv0", "10.10.0.1", "interface: {mode: proxy, ipv6_ra: true}\n", "")
 	// IPv6 duplicate address detection must finish before link-local addresses are usable.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		out, err := c.Exec("rdisc6", "-1", "-w", "1000", "-r", "3", "eth0")
 		if err == nil {

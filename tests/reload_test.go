@@ -38,10 +38,10 @@ func TestReloadUnderLoad(t *testing.T) {
 		if err := os.Rename(d.configPath+".tmp", d.configPath); err != nil { // how config management replaces files
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(patience)
 		for strings.Count(d.logs(), "configuration reloaded") == before {
 			if time.Now().After(deadline) {
-				t.Fatalf("change %d not applied within 5s", i+1)
+				t.Fatalf("change %d not applied within %v", i+1, patience)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}

@@ -92,7 +92,7 @@ func TestSyslogFromRealClients(t *testing.T) {
 	}
 	var got []machines.Event
 	var m machines.Machine
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(patience); ; time.Sleep(50 * time.Millisecond) {
 		m, _ = store.Get(mac)
 		got = got[:0]
 		for _, ev := range m.Events {
