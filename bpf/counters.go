@@ -13,7 +13,7 @@ import (
 var counterNames = []string{
 	"received", "offer", "ack", "pass_unknown_mac", "pass_netboot", "pass_relay", "pass_type",
 	"pass_not_ours", "pass_requested_option", "pass_size", "pass_ip_options", "malformed", "events_lost", "pxe",
-	"drop_duplicate", "drop_source_rate", "drop_stranger_rate",
+	"drop_duplicate", "drop_source_rate", "drop_stranger_rate", "drop_untrusted_relay", "drop_fragment",
 }
 
 // Counters sums the per-CPU counters.
@@ -44,7 +44,7 @@ func NewCollector(f *FastPath) *Collector { return &Collector{f: f} }
 
 var (
 	packetsDesc = prometheus.NewDesc("netbootd_xdp_packets_total",
-		"DHCP packets the XDP fast path saw, by what it did: received, offer, ack, pass_* (handed to the control plane), malformed.",
+		"DHCP packets the XDP fast path saw, by what it did: received, offer, ack, pass_* (handed to the control plane), malformed, drop_* (dropped by its storm protection).",
 		[]string{"result"}, nil)
 	reservationsDesc = prometheus.NewDesc("netbootd_xdp_reservations", "Reservations in the fast path's map.", nil, nil)
 )

@@ -93,6 +93,9 @@ type DHCP struct {
 	// MaxLeasesPerCircuit caps the dynamic leases behind one relay circuit (option 82
 	// circuit-id); 0: no cap. A MAC holds at most one lease per subnet in any case.
 	MaxLeasesPerCircuit int `yaml:"max_leases_per_circuit"`
+	// MaxDeclinesPerMAC caps the addresses one MAC holds out of the pools with DHCPDECLINE at
+	// once (each for decline_hold); beyond it, its declines are refused (default 3).
+	MaxDeclinesPerMAC int `yaml:"max_declines_per_mac"`
 }
 
 // Storm is the XDP fast path's protection of the control plane against floods: what it drops
@@ -125,6 +128,7 @@ type Subnet struct {
 	Pools          []Range      `yaml:"pools"`
 	LeaseTime      Duration     `yaml:"lease_time"`      // default 1h
 	RelayAddresses []netip.Addr `yaml:"relay_addresses"` // giaddrs outside CIDR that select this subnet
+	Relays         []netip.Addr `yaml:"relays"`          // IP sources of the relays trusted to forward for it (giaddr from anyone else: dropped)
 	Options        Options      `yaml:"options"`
 	Boot           Boot         `yaml:"boot"`
 	Line           int          `yaml:"-"`

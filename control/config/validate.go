@@ -22,6 +22,7 @@ const (
 	DefaultDeclineHold = 10 * time.Minute
 	DefaultWorkers     = 64
 	DefaultQueue       = 4096
+	DefaultMaxDeclines = 3
 )
 
 // Validate checks the whole configuration, fills defaults and encodes custom options. Every
@@ -65,6 +66,12 @@ func (c *Config) Validate() error {
 	}
 	if c.DHCP.OfferHold < 0 || c.DHCP.DeclineHold < 0 {
 		bad(0, "dhcp", "hold times must be positive")
+	}
+	if c.DHCP.MaxDeclinesPerMAC == 0 {
+		c.DHCP.MaxDeclinesPerMAC = DefaultMaxDeclines
+	}
+	if c.DHCP.MaxDeclinesPerMAC < 1 || c.DHCP.MaxDeclinesPerMAC > 1024 {
+		bad(0, "dhcp.max_declines_per_mac", "%d: want 1-1024", c.DHCP.MaxDeclinesPerMAC)
 	}
 	if c.DHCP.MaxLeasesPerCircuit < 0 {
 		bad(0, "dhcp.max_leases_per_circuit", "%d: want 0 (no cap) or more", c.DHCP.MaxLeasesPerCircuit)
@@ -128,6 +135,11 @@ func (c *Config) Validate() error {
 		for j := 0; j < i; j++ {
 			if c.Subnets[j].CIDR.Overlaps(s.CIDR) {
 				bad(s.Line, f+".cidr", "%s overlaps subnets[%d] %s", s.CIDR, j, c.Subnets[j].CIDR)
+			}
+		}
+		for j, a := range s.Relays {
+			if !a.Is4() {
+				bad(s.Line, fmt.Sprintf("%s.relays[%d]", f, j), "%s is not an IPv4 address", a)
 			}
 		}
 		c.validateOptions(&s.Options, s.Line, f+".options", bad)

@@ -22,7 +22,7 @@ import (
 // byte-identical DHCP payloads: one renderer, two paths (DESIGN.md, "One source of truth").
 func TestXDPAndGoPathSendTheSameReply(t *testing.T) {
 	f := newFixture(t, testConfig)
-	prog, err := bpf.LoadForTest(serverIP, net.HardwareAddr{2, 0x5e, 0, 0, 0, 1}, f.st.fastReservations())
+	prog, err := bpf.LoadForTest(serverIP, net.HardwareAddr{2, 0x5e, 0, 0, 0, 1}, f.st.fastReservations(), fastRelays(f.st.conf))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,6 +104,9 @@ func runXDP(t *testing.T, prog *ebpf.Program, m *dhcpv4.DHCPv4) (uint32, []byte)
 	src := netip.IPv4Unspecified()
 	if m.ClientIPAddr != nil && !m.ClientIPAddr.IsUnspecified() {
 		src = netip.AddrFrom4([4]byte(m.ClientIPAddr.To4()))
+	}
+	if g := m.GatewayIPAddr.To4(); g != nil && !g.IsUnspecified() {
+		src = netip.AddrFrom4([4]byte(g)) // the relay, configured for the subnet, sends from giaddr
 	}
 	s := src.As4()
 	fr = append(fr, s[:]...)
