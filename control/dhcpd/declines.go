@@ -2,6 +2,7 @@ package dhcpd
 
 import (
 	"net"
+	"slices"
 	"sync"
 	"time"
 )
@@ -19,24 +20,38 @@ type declines struct {
 
 func newDeclines() *declines { return &declines{m: map[string][]time.Time{}} }
 
-// allow reports whether mac may decline one more address, holding fewer than max now.
-func (d *declines) allow(mac net.HardwareAddr, now time.Time, max int) bool {
+// take reserves one of mac's max declines, in force until end; false when it holds max already.
+// The reservation comes before the lease store's (slow, fsynced) decline, so concurrent
+// declines from one MAC cannot all pass the check; give it back when the decline fails.
+func (d *declines) take(mac net.HardwareAddr, now, end time.Time, max int) bool {
 	if d == nil {
 		return true
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return len(d.prune(string(mac), now)) < max
+	if len(d.prune(string(mac), now)) >= max {
+		return false
+	}
+	d.m[string(mac)] = append(d.m[string(mac)], end)
+	return true
 }
 
-// held records that mac declined an address, out of the pool until end.
-func (d *declines) held(mac net.HardwareAddr, end time.Time) {
+// giveBack returns a reservation of take that ended up declining nothing.
+func (d *declines) giveBack(mac net.HardwareAddr, end time.Time) {
 	if d == nil {
 		return
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.m[string(mac)] = append(d.m[string(mac)], end)
+	ends := d.m[string(mac)]
+	if i := slices.Index(ends, end); i >= 0 {
+		ends = slices.Delete(ends, i, i+1)
+	}
+	if len(ends) == 0 {
+		delete(d.m, string(mac))
+		return
+	}
+	d.m[string(mac)] = ends
 }
 
 // prune drops the declines of mac that ended before now and returns those left.

@@ -270,17 +270,23 @@ func (c *exchange) decline() (*response, string) {
 	if !ip.IsValid() {
 		return nil, dropMalformed
 	}
-	if c.h.leases != nil && !c.h.declines.allow(c.req.mac, c.h.now(), c.st.conf.DHCP.MaxDeclinesPerMAC) {
-		return nil, dropDeclineLimit
-	}
+
 	if c.res != nil && ip == c.res.IP {
 		c.h.log.Warn("client declined its reserved address: another host answers ARP for it", "mac", c.req.mac.String(), "ip", ip)
 	}
 	if c.h.leases != nil {
-		if err := c.h.leases.Decline(c.req.mac, ip); err != nil && !errors.Is(err, lease.ErrNotAvailable) {
+		now := c.h.now()
+		end := now.Add(c.st.conf.DHCP.DeclineHold.D())
+		if !c.h.declines.take(c.req.mac, now, end, c.st.conf.DHCP.MaxDeclinesPerMAC) {
+			return nil, dropDeclineLimit
+		}
+		err := c.h.leases.Decline(c.req.mac, ip)
+		if err != nil {
+			c.h.declines.giveBack(c.req.mac, end)
+		}
+		if err != nil && !errors.Is(err, lease.ErrNotAvailable) {
 			c.h.log.Error("decline not stored", "mac", c.req.mac.String(), "ip", ip, "err", err)
 		} else if err == nil {
-			c.h.declines.held(c.req.mac, c.h.now().Add(c.st.conf.DHCP.DeclineHold.D()))
 			c.h.log.Warn("address declined: held back from the pool", "mac", c.req.mac.String(), "ip", ip)
 		}
 	}

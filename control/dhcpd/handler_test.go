@@ -674,19 +674,23 @@ func TestDeclinesEndWithTheirHold(t *testing.T) {
 	d := newDeclines()
 	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
 	now := time.Now()
+	end := now.Add(time.Minute)
 	for i := range 2 {
-		if !d.allow(mac, now, 2) {
+		if !d.take(mac, now, end, 2) {
 			t.Fatalf("decline %d refused under the limit", i)
 		}
-		d.held(mac, now.Add(time.Minute))
 	}
-	if d.allow(mac, now, 2) {
+	if d.take(mac, now, end, 2) {
 		t.Fatal("third decline allowed with a limit of 2")
 	}
-	if !d.allow(net.HardwareAddr{2, 0, 0, 0, 0, 2}, now, 2) {
+	d.giveBack(mac, end) // a decline that found no lease of this MAC
+	if !d.take(mac, now, end, 2) {
+		t.Fatal("a given-back reservation still counted")
+	}
+	if !d.take(net.HardwareAddr{2, 0, 0, 0, 0, 2}, now, end, 2) {
 		t.Fatal("another MAC refused")
 	}
-	if !d.allow(mac, now.Add(time.Minute+time.Second), 2) || len(d.m) != 0 {
+	if !d.take(mac, end.Add(time.Second), end.Add(time.Hour), 2) || len(d.m[string(mac)]) != 1 {
 		t.Fatalf("declines not forgotten after their hold: %v", d.m)
 	}
 }
