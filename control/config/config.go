@@ -99,10 +99,11 @@ type DHCP struct {
 }
 
 // Storm is the XDP fast path's protection of the control plane against floods: what it drops
-// before a request reaches Go. Reserved MACs and MACs with a lease are never rate-limited.
+// before a request reaches Go. Reserved MACs and MACs with a lease are exempt from the rate for
+// unknown MACs; configured relays from the rate per source.
 type Storm struct {
 	DuplicateWindow Duration `yaml:"duplicate_window"` // drop a DISCOVER repeating MAC and xid this soon (default 1s)
-	PerSourceRate   uint64   `yaml:"per_source_rate"`  // unknown-MAC requests/s per Ethernet source (default 50)
+	PerSourceRate   uint64   `yaml:"per_source_rate"`  // requests/s passed up per Ethernet source (default 50)
 	PerSourceBurst  uint64   `yaml:"per_source_burst"` // (default 2 x rate)
 	UnknownRate     uint64   `yaml:"unknown_rate"`     // unknown-MAC requests/s in all (default 2000)
 	UnknownBurst    uint64   `yaml:"unknown_burst"`    // (default 2 x rate)
