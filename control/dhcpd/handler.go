@@ -117,26 +117,30 @@ func (h *handler) handle(st *state, req *request) (*response, string) {
 		return nil, dropMalformed
 	}
 	fw := classify(m)
+	giaddr := ip4(m.GatewayIPAddr)
+	var sub *config.Subnet
+	relayed := giaddr.IsValid() && !giaddr.IsUnspecified()
+	if relayed {
+		// A relayed request in any mode (a proxyDHCP reply goes to giaddr too) comes from a
+		// relay configured for the subnet giaddr selects, or is dropped.
+		if sub = st.conf.SubnetForRelay(giaddr); sub == nil {
+			return nil, dropNoSubnet
+		}
+		if !trustedRelay(sub, req.src.Addr()) {
+			return nil, dropUntrustedRelay
+		}
+	}
 	if st.conf.Interface.Mode == config.ModeProxy {
 		return h.proxy(st, req, fw)
 	}
 	if req.port != 67 {
 		return nil, dropUnsupported
 	}
-
-	giaddr := ip4(m.GatewayIPAddr)
-	var sub *config.Subnet
-	relayed := giaddr.IsValid() && !giaddr.IsUnspecified()
-	if relayed {
-		sub = st.conf.SubnetForRelay(giaddr)
-	} else {
+	if !relayed {
 		sub = st.local
 	}
 	if sub == nil {
 		return nil, dropNoSubnet
-	}
-	if relayed && !trustedRelay(sub, req.src.Addr()) {
-		return nil, dropUntrustedRelay
 	}
 	res := st.reserved[string(req.mac)]
 	if res != nil && !sub.CIDR.Contains(res.IP) {

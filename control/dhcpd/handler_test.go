@@ -449,6 +449,12 @@ subnets: [{cidr: 10.0.0.0/24}]
 	if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck || ack.BootFileName != "ipxe.efi" || !r.udp.IsValid() {
 		t.Errorf("port 4011 request: %v", ack)
 	}
+	// A proxy offer to a relayed request goes to giaddr: only a configured relay may set it.
+	relayed := append(pxe(iana.EFI_X86_64, "PXEClient:Arch:00007:UNDI:003016"), dhcpv4.WithGatewayIP(ipOf("10.0.0.254")))
+	f.from = netip.MustParseAddrPort("10.0.0.66:67")
+	if o, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, macUnknown, relayed...); o != nil || why != dropUntrustedRelay {
+		t.Errorf("proxy mode, giaddr from a host that is no relay: offer %v, %q", o != nil, why)
+	}
 }
 
 func TestMalformedAndOversized(t *testing.T) {
