@@ -13,7 +13,7 @@ import (
 var counterNames = []string{
 	"received", "offer", "ack", "pass_unknown_mac", "pass_netboot", "pass_relay", "pass_type",
 	"pass_not_ours", "pass_requested_option", "pass_size", "pass_ip_options", "malformed", "events_lost", "pxe",
-	"drop_duplicate", "drop_source_rate", "drop_stranger_rate",
+	"drop_duplicate", "drop_source_rate", "drop_stranger_rate", "drop_untrusted_relay", "drop_fragment",
 }
 
 // Counters sums the per-CPU counters.
@@ -44,12 +44,17 @@ func NewCollector(f *FastPath) *Collector { return &Collector{f: f} }
 
 var (
 	packetsDesc = prometheus.NewDesc("netbootd_xdp_packets_total",
-		"DHCP packets the XDP fast path saw, by what it did: received, offer, ack, pass_* (handed to the control plane), malformed.",
+		"DHCP packets the XDP fast path saw, by what it did: received, offer, ack, pass_* (handed to the control plane), malformed, drop_* (dropped by its storm protection).",
 		[]string{"result"}, nil)
 	reservationsDesc = prometheus.NewDesc("netbootd_xdp_reservations", "Reservations in the fast path's map.", nil, nil)
+	knownDesc        = prometheus.NewDesc("netbootd_xdp_known_macs", "MACs with a lease in the fast path's map: exempt from the rate for unknown MACs.", nil, nil)
 )
 
-func (c *Collector) Describe(ch chan<- *prometheus.Desc) { ch <- packetsDesc; ch <- reservationsDesc }
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- packetsDesc
+	ch <- reservationsDesc
+	ch <- knownDesc
+}
 
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if cs, err := c.f.Counters(); err == nil {
@@ -58,11 +63,22 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(reservationsDesc, prometheus.GaugeValue, float64(countKeys(c.f.objs.Reservations)))
+	ch <- prometheus.MustNewConstMetric(knownDesc, prometheus.GaugeValue, float64(countKnown(c.f.objs.Known)))
 }
 
 func countKeys(m *ebpf.Map) int {
 	var k netbootdResKey
 	var v netbootdResVal
+	n := 0
+	for it := m.Iterate(); it.Next(&k, &v); {
+		n++
+	}
+	return n
+}
+
+func countKnown(m *ebpf.Map) int {
+	var k netbootdResKey
+	var v uint8
 	n := 0
 	for it := m.Iterate(); it.Next(&k, &v); {
 		n++

@@ -69,6 +69,9 @@ type Config struct {
 	ServerIP netip.Addr
 	PinRoot  string // default DefaultPinRoot; must be on a bpf filesystem
 	Storm    Storm
+	// Relays may set giaddr; set before the program is attached, so a relayed reserved
+	// machine is answered from the first packet.
+	Relays []Relay
 	// Replace takes the interface over from another XDP program attached there; without it,
 	// Attach refuses (ErrForeignProgram) rather than cut off whoever put it there.
 	Replace bool
@@ -81,11 +84,11 @@ var ErrForeignProgram = errors.New("the interface already runs another XDP progr
 type Storm struct {
 	// DuplicateWindow drops a DISCOVER repeating a MAC and xid seen this recently.
 	DuplicateWindow time.Duration
-	// SourceRate and SourceBurst limit requests from unknown MACs per Ethernet source (relayed
-	// requests are exempt: a relay speaks for a whole rack).
+	// SourceRate and SourceBurst limit every request the program passes up, per Ethernet
+	// source; configured relays are exempt (a relay speaks for a whole rack).
 	SourceRate, SourceBurst uint64
 	// StrangerRate and StrangerBurst limit requests from all unknown MACs together. MACs with a
-	// lease (SetKnown) and reserved MACs are never limited.
+	// lease (SetKnown) and reserved MACs are exempt from this one.
 	StrangerRate, StrangerBurst uint64
 }
 
@@ -156,6 +159,10 @@ func Attach(cfg Config) (*FastPath, error) {
 		return nil, fmt.Errorf("load XDP program: %w", explainVerifier(err))
 	}
 	if err := f.setConfig(cfg.ServerIP, iface.HardwareAddr, cfg.Storm); err != nil {
+		f.objs.Close()
+		return nil, err
+	}
+	if err := f.SetRelays(cfg.Relays); err != nil {
 		f.objs.Close()
 		return nil, err
 	}
@@ -369,7 +376,7 @@ func linkPinned(path string) (link.Link, error) {
 
 // LoadForTest loads the program with its maps filled, neither attached nor pinned, for
 // BPF_PROG_TEST_RUN in other packages' tests (the differential test of the two reply paths).
-func LoadForTest(server netip.Addr, mac net.HardwareAddr, entries []Entry) (*ebpf.Program, error) {
+func LoadForTest(server netip.Addr, mac net.HardwareAddr, entries []Entry, relays []Relay) (*ebpf.Program, error) {
 	f := &FastPath{}
 	if err := loadNetbootdObjects(&f.objs, nil); err != nil {
 		return nil, explainVerifier(err)
@@ -380,6 +387,10 @@ func LoadForTest(server netip.Addr, mac net.HardwareAddr, entries []Entry) (*ebp
 		return nil, err
 	}
 	if err := f.Sync(entries); err != nil {
+		f.objs.Close()
+		return nil, err
+	}
+	if err := f.SetRelays(relays); err != nil {
 		f.objs.Close()
 		return nil, err
 	}

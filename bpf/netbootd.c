@@ -90,13 +90,15 @@ enum counter {
 	C_PASS_NOT_OURS,/* REQUEST for another server or another address (the control plane NAKs or ignores) */
 	C_PASS_PRL,     /* option 55 asks for an option only the control plane renders */
 	C_PASS_SIZE,    /* reply does not fit the frame */
-	C_PASS_IP,      /* IP options, fragments */
+	C_PASS_IP,      /* IP options (IHL > 5): the control plane answers, after admission */
 	C_MALFORMED,
 	C_EVENTS_LOST,  /* answers not reported to the daemon: the event ring was full */
 	C_PXE,          /* answers that carried boot parameters for firmware PXE */
 	C_DROP_DUP,     /* a DISCOVER repeated (same MAC and xid) within the window: dropped */
 	C_DROP_SOURCE,  /* unknown MAC over its Ethernet source's rate: dropped */
 	C_DROP_STRANGER,/* unknown MAC over the rate for all unknown MACs: dropped */
+	C_DROP_RELAY,   /* giaddr set by a host that is not a configured relay: dropped */
+	C_DROP_FRAGMENT,/* first fragment of a datagram to port 67 (no DHCP client fragments): dropped */
 	C_MAX,
 };
 
@@ -178,6 +180,20 @@ struct {
 	__type(key, __u32);
 	__type(value, struct bucket);
 } strangers SEC(".maps");
+
+/* Configured relays (the IP source of relayed requests): {addr, net} for each subnet a relay
+ * serves, and {addr, 0} for "a relay of some subnet". Only these may set giaddr. */
+struct relay_key {
+	__u32 addr; /* network order */
+	__u32 net;  /* the subnet's network address, network order; 0: any */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct relay_key);
+	__type(value, __u8);
+} relays SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -282,17 +298,31 @@ static __always_inline int take(struct bucket *b, __u64 now, __u64 rate, __u64 b
 	return 1;
 }
 
-/* admit decides whether a request the program does not answer may go up to the control plane:
- * duplicate DISCOVERs are dropped, and unknown MACs (neither reserved nor leased) are held to a
- * rate per Ethernet source and for all of them together, so a flood of random MACs cannot
- * starve the control plane of the machines it knows. */
-static __always_inline int admit(struct fp_config *cfg, struct ethhdr *eth, struct bootp *bp, __u8 type, int reserved)
+/* Who a request the program does not answer says it is, copied out of the frame for admission. */
+struct who {
+	__u8 src[6];    /* Ethernet source */
+	__u8 chaddr[6];
+	__u32 saddr;    /* IP source, network order */
+	__u32 giaddr;   /* network order; 0: not relayed (or not read) */
+	__u32 xid;
+	__u8 type;      /* option 53; 0: not read */
+	__u8 parsed;    /* chaddr, giaddr and xid come from a well-formed BOOTP header */
+	__u8 reserved;  /* chaddr is reserved */
+	__u8 pad;
+};
+
+/* admit decides whether a request the program does not answer may go up to the control plane;
+ * every such request comes here, whatever its reason. A duplicate DISCOVER is dropped; giaddr is
+ * accepted only from a configured relay; every other host is held to a rate per Ethernet source;
+ * and MACs neither reserved nor leased to one rate for all of them, so a flood of random MACs
+ * cannot starve the control plane of the machines it knows. */
+static __always_inline int admit(struct fp_config *cfg, struct who *w)
 {
 	__u64 now = bpf_ktime_get_ns();
-	if (cfg->dup_window_ns && type == DHCP_DISCOVER) {
+	if (cfg->dup_window_ns && w->type == DHCP_DISCOVER) {
 		struct dup_key dk = {};
-		__builtin_memcpy(dk.mac, bp->chaddr, 6);
-		dk.xid = bp->xid;
+		__builtin_memcpy(dk.mac, w->chaddr, 6);
+		dk.xid = w->xid;
 		__u64 *seen = bpf_map_lookup_elem(&recent, &dk);
 		if (seen && now - *seen < cfg->dup_window_ns) {
 			count(C_DROP_DUP);
@@ -300,15 +330,18 @@ static __always_inline int admit(struct fp_config *cfg, struct ethhdr *eth, stru
 		}
 		bpf_map_update_elem(&recent, &dk, &now, BPF_ANY);
 	}
-	if (reserved)
-		return 1;
-	struct res_key mk = {};
-	__builtin_memcpy(mk.mac, bp->chaddr, 6);
-	if (bpf_map_lookup_elem(&known, &mk))
-		return 1;
-	if (cfg->source_rate && !bp->giaddr) { /* a relay speaks for a whole rack: not per source */
+	int relay = 0;
+	if (w->giaddr) {
+		struct relay_key rk = {w->saddr, 0};
+		if (!bpf_map_lookup_elem(&relays, &rk)) {
+			count(C_DROP_RELAY);
+			return 0;
+		}
+		relay = 1; /* a relay speaks for a whole rack: not held to one host's rate */
+	}
+	if (cfg->source_rate && !relay) {
 		struct res_key sk = {};
-		__builtin_memcpy(sk.mac, eth->h_source, 6);
+		__builtin_memcpy(sk.mac, w->src, 6);
 		struct bucket *b = bpf_map_lookup_elem(&sources, &sk);
 		if (!b) {
 			struct bucket fresh = {cfg->source_burst * NS_PER_SEC, now};
@@ -319,6 +352,14 @@ static __always_inline int admit(struct fp_config *cfg, struct ethhdr *eth, stru
 			count(C_DROP_SOURCE);
 			return 0;
 		}
+	}
+	if (w->reserved)
+		return 1;
+	if (w->parsed) {
+		struct res_key mk = {};
+		__builtin_memcpy(mk.mac, w->chaddr, 6);
+		if (bpf_map_lookup_elem(&known, &mk))
+			return 1;
 	}
 	if (cfg->stranger_rate) {
 		__u32 zero = 0;
@@ -331,13 +372,14 @@ static __always_inline int admit(struct fp_config *cfg, struct ethhdr *eth, stru
 	return 1;
 }
 
-/* punt hands a request the program does not answer to the control plane, counted under c,
- * unless the storm protection drops it. */
-static __always_inline int punt(struct fp_config *cfg, struct ethhdr *eth, struct bootp *bp, __u8 type, int reserved, __u32 c)
+/* PUNT: answer() leaves the request to the control plane, through admission. */
+#define PUNT (-1)
+
+/* up records why a request goes up to the control plane (a counter) and says PUNT. */
+static __always_inline int up(__u32 *reason, __u32 why)
 {
-	if (!admit(cfg, eth, bp, type, reserved))
-		return XDP_DROP;
-	return pass(c);
+	*reason = why;
+	return PUNT;
 }
 
 static __always_inline __u16 fold(__u64 s)
@@ -350,8 +392,49 @@ static __always_inline __u16 fold(__u64 s)
 }
 
 
-SEC("xdp")
-int netbootd_xdp(struct xdp_md *ctx)
+/* request_header counts a request to port 67 and reads what admission needs from its headers:
+ * 0 when the BOOTP header is well-formed, else the verdict (a fragment is dropped). */
+static __always_inline int request_header(struct ethhdr *eth, struct iphdr *ip, struct bootp *bp, void *end,
+					  struct who *w, __u32 *reason)
+{
+	count(C_RX);
+	__builtin_memcpy(w->src, eth->h_source, 6);
+	w->saddr = ip->saddr;
+	if (ip->frag_off & bpf_htons(0x2000)) { /* more fragments: no DHCP client sends those */
+		count(C_DROP_FRAGMENT);
+		return XDP_DROP;
+	}
+	if ((void *)(bp + 1) > end)
+		return up(reason, C_MALFORMED);
+	if (bp->op != 1 || bp->htype != 1 || bp->hlen != 6 || bp->cookie != bpf_htonl(0x63825363))
+		return up(reason, C_MALFORMED);
+	__builtin_memcpy(w->chaddr, bp->chaddr, 6);
+	w->giaddr = bp->giaddr;
+	w->xid = bp->xid;
+	w->parsed = 1;
+	return 0;
+}
+
+/* ip_options handles a datagram with IP options (IHL > 5): never answered here (the reply is
+ * built for a 20-byte header), but read at its real UDP offset, so a request among them is
+ * counted and goes up to the control plane only through admission. */
+static __always_inline int ip_options(struct ethhdr *eth, struct iphdr *ip, void *end, struct who *w, __u32 *reason)
+{
+	__u64 ihl = (__u64)(ip->ihl & 0xf) * 4;
+	struct udphdr *udp = (void *)ip + ihl;
+	if ((void *)(udp + 1) > end || udp->dest != bpf_htons(67))
+		return XDP_PASS;
+	int v = request_header(eth, ip, (void *)(udp + 1), end, w, reason);
+	if (v)
+		return v;
+	return up(reason, C_PASS_IP);
+}
+
+/* answer rewrites a DHCP request for a reserved MAC into its reply in place (XDP_TX). A frame that
+ * is no request to port 67 is XDP_PASS, a fragmented one XDP_DROP; every other request is PUNT, its
+ * reason in *reason and what admission needs in *w. IHL and fragments are checked before anything is
+ * read past the IP header, so no request reaches the control plane around admission. */
+static __always_inline int answer(struct xdp_md *ctx, struct fp_config *cfg, struct who *w, __u32 *reason)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -371,22 +454,22 @@ int netbootd_xdp(struct xdp_md *ctx)
 	if (proto != bpf_htons(ETH_P_IP))
 		return XDP_PASS;
 	struct iphdr *ip = data + l3;
-	if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_UDP)
-		return XDP_PASS;
+	if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_UDP || ip->version != 4 || ip->ihl < 5)
+		return XDP_PASS; /* not an IPv4 UDP datagram the kernel would take */
+	if (ip->frag_off & bpf_htons(0x1fff))
+		return XDP_PASS; /* a later fragment has no UDP header; it never reassembles without its first */
+	if (ip->ihl != 5)
+		return ip_options(eth, ip, end, w, reason);
 	struct udphdr *udp = (void *)(ip + 1);
 	if ((void *)(udp + 1) > end || udp->dest != bpf_htons(67))
 		return XDP_PASS;
-	count(C_RX);
-	if (ip->version != 4 || ip->ihl != 5 || (ip->frag_off & bpf_htons(0x3fff)))
-		return pass(C_PASS_IP);
 	struct bootp *bp = (void *)(udp + 1);
-	if ((void *)(bp + 1) > end)
-		return pass(C_MALFORMED);
-	if (bp->op != 1 || bp->htype != 1 || bp->hlen != 6 || bp->cookie != bpf_htonl(0x63825363))
-		return pass(C_MALFORMED);
+	int v = request_header(eth, ip, bp, end, w, reason);
+	if (v)
+		return v;
 	__u64 udp_len = bpf_ntohs(udp->len);
 	if (udp_len < sizeof(*udp) + sizeof(*bp) || (void *)udp + udp_len > end)
-		return pass(C_MALFORMED);
+		return up(reason, C_MALFORMED);
 
 	/* Find the options we need: a bounded scan that records offsets, no per-code branches. */
 	__u64 opt_end = udp_len - sizeof(*udp); /* relative to bp */
@@ -411,7 +494,7 @@ int netbootd_xdp(struct xdp_md *ctx)
 			continue;
 		}
 		if ((void *)(p + 2) > end || o + 2 > opt_end)
-			return pass(C_MALFORMED);
+			return up(reason, C_MALFORMED);
 		__u8 l = p[1];
 		__u32 s = slot_of(code);
 		if (s < S_MAX) {
@@ -420,35 +503,33 @@ int netbootd_xdp(struct xdp_md *ctx)
 		}
 		o += 2 + (__u64)l;
 		if (o > opt_end)
-			return pass(C_MALFORMED);
+			return up(reason, C_MALFORMED);
 	}
 	if (!done)
-		return pass(C_MALFORMED);
+		return up(reason, C_MALFORMED);
 	if (!off[S_TYPE] || len[S_TYPE] != 1)
-		return pass(C_MALFORMED);
+		return up(reason, C_MALFORMED);
 	__u8 *tp = (void *)bp + (off[S_TYPE] & 0x7ff) + 2;
 	if ((void *)(tp + 1) > end)
-		return pass(C_MALFORMED);
+		return up(reason, C_MALFORMED);
 	__u8 type = *tp;
-	__u32 zero = 0;
-	struct fp_config *cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg || !cfg->enabled)
-		return XDP_PASS;
+	w->type = type;
 
 	struct res_key key = {};
 	__builtin_memcpy(key.mac, bp->chaddr, 6);
 	struct res_val *res = bpf_map_lookup_elem(&reservations, &key);
 	if (!res)
-		return punt(cfg, eth, bp, type, 0, C_PASS_UNKNOWN);
+		return up(reason, C_PASS_UNKNOWN);
+	w->reserved = 1;
 
 	/* iPXE (user class, option 175) gets its per-machine script from the control plane. */
 	if (off[S_USER] || off[S_IPXE])
-		return punt(cfg, eth, bp, type, 1, C_PASS_NETBOOT);
+		return up(reason, C_PASS_NETBOOT);
 	int vendor = V_PLAIN;
 	if (off[S_VENDOR])
 		vendor = netboot_vendor((void *)bp + (off[S_VENDOR] & 0x7ff) + 2, len[S_VENDOR], end);
 	if (vendor == V_HTTP)
-		return punt(cfg, eth, bp, type, 1, C_PASS_NETBOOT);
+		return up(reason, C_PASS_NETBOOT);
 	/* Firmware PXE: answered here when its architecture has pre-rendered boot parameters. */
 	struct boot_val *boot = 0;
 	struct boot_key bkey = {};
@@ -456,33 +537,38 @@ int netbootd_xdp(struct xdp_md *ctx)
 		if (off[S_ARCH]) {
 			__u8 *p = (void *)bp + (off[S_ARCH] & 0x7ff) + 2;
 			if (len[S_ARCH] < 2 || (len[S_ARCH] & 1) || (void *)(p + 2) > end)
-				return pass(C_MALFORMED);
+				return up(reason, C_MALFORMED);
 			bkey.arch = (__u16)p[0] << 8 | p[1];
 		}
 		__builtin_memcpy(bkey.mac, bp->chaddr, 6);
 		boot = bpf_map_lookup_elem(&boot_params, &bkey);
 		if (!boot)
-			return punt(cfg, eth, bp, type, 1, C_PASS_NETBOOT);
+			return up(reason, C_PASS_NETBOOT);
 	}
 	/* The subnet is the relay's (giaddr) or, on the local link, the server's own. */
 	__u32 giaddr = bp->giaddr;
 	if (off[S_AGENT] || (giaddr && (giaddr & res->mask) != res->net))
-		return pass(C_PASS_RELAY);
+		return up(reason, C_PASS_RELAY);
+	if (giaddr) { /* answered only for a relay configured for this subnet */
+		struct relay_key rk = {w->saddr, res->net};
+		if (!bpf_map_lookup_elem(&relays, &rk))
+			return up(reason, C_PASS_RELAY);
+	}
 	if (!giaddr && (cfg->server_ip & res->mask) != res->net)
-		return pass(C_PASS_NOT_OURS);
+		return up(reason, C_PASS_NOT_OURS);
 
 	/* Is this request ours to answer, for the reserved address? */
 	__u32 reqip = 0, server = 0;
 	if (off[S_REQIP]) {
 		__u8 *p = (void *)bp + (off[S_REQIP] & 0x7ff) + 2;
 		if (len[S_REQIP] != 4 || (void *)(p + 4) > end)
-			return pass(C_MALFORMED);
+			return up(reason, C_MALFORMED);
 		__builtin_memcpy(&reqip, p, 4);
 	}
 	if (off[S_SERVER]) {
 		__u8 *p = (void *)bp + (off[S_SERVER] & 0x7ff) + 2;
 		if (len[S_SERVER] != 4 || (void *)(p + 4) > end)
-			return pass(C_MALFORMED);
+			return up(reason, C_MALFORMED);
 		__builtin_memcpy(&server, p, 4);
 	}
 	__u8 reply;
@@ -492,7 +578,7 @@ int netbootd_xdp(struct xdp_md *ctx)
 		__u32 want;
 		if (off[S_SERVER]) { /* SELECTING */
 			if (server != cfg->server_ip)
-				return pass(C_PASS_NOT_OURS);
+				return up(reason, C_PASS_NOT_OURS);
 			want = reqip;
 		} else if (off[S_REQIP]) { /* INIT-REBOOT */
 			want = reqip;
@@ -500,10 +586,10 @@ int netbootd_xdp(struct xdp_md *ctx)
 			want = bp->ciaddr;
 		}
 		if (!want || want != res->yiaddr)
-			return pass(C_PASS_NOT_OURS);
+			return up(reason, C_PASS_NOT_OURS);
 		reply = DHCP_ACK;
 	} else {
-		return pass(C_PASS_TYPE);
+		return up(reason, C_PASS_TYPE);
 	}
 
 	/* Option 55: an option the area cannot carry sends the client to the control plane. */
@@ -511,22 +597,22 @@ int netbootd_xdp(struct xdp_md *ctx)
 		__u64 base = off[S_PRL] & 0x7ff;
 		__u32 n = len[S_PRL];
 		if (n > PRL_MAX)
-			return pass(C_PASS_PRL);
+			return up(reason, C_PASS_PRL);
 		for (__u32 j = 0; j < PRL_MAX; j++) {
 			if (j >= n)
 				break;
 			__u8 *p = (void *)bp + base + 2 + j;
 			if ((void *)(p + 1) > end)
-				return pass(C_MALFORMED);
+				return up(reason, C_MALFORMED);
 			__u8 c = *p;
 			if (res->punt_prl[(c >> 3) & 31] & (1 << (c & 7)))
-				return pass(C_PASS_PRL);
+				return up(reason, C_PASS_PRL);
 		}
 	}
 
 	__u32 area_len = boot ? boot->area_len : res->area_len;
 	if (area_len < 4 || area_len > AREA_MAX)
-		return pass(C_PASS_SIZE);
+		return up(reason, C_PASS_SIZE);
 
 	/* Facts from the request, before it is overwritten. */
 	__u32 ciaddr = bp->ciaddr;
@@ -546,17 +632,17 @@ int netbootd_xdp(struct xdp_md *ctx)
 	__u64 new_len = udp_off + sizeof(*udp) + sizeof(*bp) + area_len;
 	long delta = (long)new_len - (long)(end - data);
 	if (delta && bpf_xdp_adjust_tail(ctx, (int)delta))
-		return pass(C_PASS_SIZE);
+		return up(reason, C_PASS_SIZE);
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
 	if (boot) {
 		if (bpf_xdp_store_bytes(ctx, udp_off + sizeof(*udp) + sizeof(*bp), boot->area, area_len))
-			return pass(C_PASS_SIZE);
+			return up(reason, C_PASS_SIZE);
 	} else if (bpf_xdp_store_bytes(ctx, udp_off + sizeof(*udp) + sizeof(*bp), res->area, area_len)) {
-		return pass(C_PASS_SIZE);
+		return up(reason, C_PASS_SIZE);
 	}
 	if (bpf_xdp_store_bytes(ctx, udp_off + sizeof(*udp) + sizeof(*bp) + 2, &reply, 1))
-		return pass(C_PASS_SIZE);
+		return up(reason, C_PASS_SIZE);
 
 	eth = data;
 	if ((void *)(eth + 1) > end)
@@ -634,8 +720,8 @@ int netbootd_xdp(struct xdp_md *ctx)
 	__u64 s = bpf_csum_diff(0, 0, (__be32 *)&pseudo, sizeof(pseudo), 0);
 	s += bpf_csum_diff(0, 0, (__be32 *)udp, sizeof(*udp) + sizeof(*bp), 0);
 	s += sum;
-	__u16 c = ~fold(s);
-	udp->check = c ? c : 0xffff;
+	__u16 csum = ~fold(s);
+	udp->check = csum ? csum : 0xffff;
 
 	/* Report the answer; a full ring loses the report, never the reply. */
 	struct event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
@@ -657,6 +743,23 @@ int netbootd_xdp(struct xdp_md *ctx)
 	if (boot)
 		count(C_PXE);
 	return XDP_TX;
+}
+
+SEC("xdp")
+int netbootd_xdp(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct fp_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg || !cfg->enabled)
+		return XDP_PASS;
+	struct who w = {};
+	__u32 c = C_MALFORMED;
+	int verdict = answer(ctx, cfg, &w, &c);
+	if (verdict != PUNT)
+		return verdict;
+	if (!admit(cfg, &w))
+		return XDP_DROP;
+	return pass(c);
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -69,6 +69,12 @@ type netbootdFpConfig struct {
 	StrangerBurst uint64
 }
 
+type netbootdRelayKey struct {
+	_    structs.HostLayout
+	Addr uint32
+	Net  uint32
+}
+
 type netbootdResKey struct {
 	_   structs.HostLayout
 	Mac [6]uint8
@@ -98,6 +104,7 @@ const (
 	netbootdMapEvents       = "events"
 	netbootdMapKnown        = "known"
 	netbootdMapRecent       = "recent"
+	netbootdMapRelays       = "relays"
 	netbootdMapReservations = "reservations"
 	netbootdMapSources      = "sources"
 	netbootdMapStrangers    = "strangers"
@@ -160,6 +167,7 @@ type netbootdMapSpecs struct {
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	Known        *ebpf.MapSpec `ebpf:"known"`
 	Recent       *ebpf.MapSpec `ebpf:"recent"`
+	Relays       *ebpf.MapSpec `ebpf:"relays"`
 	Reservations *ebpf.MapSpec `ebpf:"reservations"`
 	Sources      *ebpf.MapSpec `ebpf:"sources"`
 	Strangers    *ebpf.MapSpec `ebpf:"strangers"`
@@ -198,6 +206,7 @@ type netbootdMaps struct {
 	Events       *ebpf.Map `ebpf:"events"`
 	Known        *ebpf.Map `ebpf:"known"`
 	Recent       *ebpf.Map `ebpf:"recent"`
+	Relays       *ebpf.Map `ebpf:"relays"`
 	Reservations *ebpf.Map `ebpf:"reservations"`
 	Sources      *ebpf.Map `ebpf:"sources"`
 	Strangers    *ebpf.Map `ebpf:"strangers"`
@@ -211,6 +220,7 @@ func (m *netbootdMaps) Close() error {
 		m.Events,
 		m.Known,
 		m.Recent,
+		m.Relays,
 		m.Reservations,
 		m.Sources,
 		m.Strangers,

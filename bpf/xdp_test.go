@@ -58,7 +58,38 @@ func loadProgram(t testing.TB) *FastPath {
 	if err := f.Sync([]Entry{{MAC: resMAC, IP: resIP, Subnet: testSubnet, Area: testArea(), OnRequest: []uint8{150}, Boot: []Boot{boot}}}); err != nil {
 		t.Fatal(err)
 	}
+	if err := f.SetRelays([]Relay{{Addr: relayIP, Subnet: testSubnet}, {Addr: otherRelayIP, Subnet: otherSubnet}}); err != nil {
+		t.Fatal(err)
+	}
 	return f
+}
+
+var (
+	relayIP      = netip.MustParseAddr("10.0.0.254") // a configured relay of testSubnet
+	otherRelayIP = netip.MustParseAddr("10.9.0.1")   // a configured relay of otherSubnet only
+	otherSubnet  = netip.MustParsePrefix("10.9.0.0/24")
+)
+
+// withIPOptions inserts IPv4 options (a multiple of 4 bytes) after the 20-byte header of an
+// untagged frame, fixing IHL, total length and the header checksum.
+func withIPOptions(fr []byte, opts []byte) []byte {
+	out := append(append(append([]byte(nil), fr[:14+20]...), opts...), fr[14+20:]...)
+	ip := out[14 : 14+20+len(opts)]
+	ip[0] = 0x40 | byte((20+len(opts))/4)
+	binary.BigEndian.PutUint16(ip[2:], binary.BigEndian.Uint16(ip[2:])+uint16(len(opts)))
+	ip[10], ip[11] = 0, 0
+	binary.BigEndian.PutUint16(ip[10:], ^fold32(sum16(ip)))
+	return out
+}
+
+// withFragment sets the IPv4 flags and fragment offset field of an untagged frame.
+func withFragment(fr []byte, field uint16) []byte {
+	out := append([]byte(nil), fr...)
+	ip := out[14 : 14+20]
+	binary.BigEndian.PutUint16(ip[6:], field)
+	ip[10], ip[11] = 0, 0
+	binary.BigEndian.PutUint16(ip[10:], ^fold32(sum16(ip)))
+	return out
 }
 
 // frame wraps a DHCP message in Ethernet (optionally one 802.1Q tag), IPv4 and UDP 68→67.
@@ -167,6 +198,7 @@ func run(t testing.TB, f *FastPath, in []byte) (uint32, []byte) {
 }
 
 const (
+	xdpDrop = 1
 	xdpPass = 2
 	xdpTX   = 3
 )
@@ -289,8 +321,22 @@ func TestAnswersThroughARelay(t *testing.T) {
 	f := loadProgram(t)
 	relayMAC := net.HardwareAddr{2, 0x77, 0, 0, 0, 1}
 	m := msg(t, dhcpv4.MessageTypeDiscover, resMAC, dhcpv4.WithGatewayIP(net.ParseIP("10.0.0.254")))
-	in := frame(m, netip.MustParseAddr("10.0.0.254"), 0)
+	in := frame(m, relayIP, 0)
 	copy(in[6:12], relayMAC)
+	// The same request from a host that is no configured relay is dropped; from a relay of
+	// another subnet it goes to the control plane (which refuses it for this subnet).
+	before, _ := f.Counters()
+	if ret, _ := run(t, f, frame(m, netip.MustParseAddr("10.0.0.66"), 0)); ret != xdpDrop {
+		t.Errorf("giaddr from a host that is no relay: verdict %d, want XDP_DROP", ret)
+	}
+	if ret, _ := run(t, f, frame(m, otherRelayIP, 0)); ret != xdpPass {
+		t.Errorf("giaddr from the relay of another subnet: verdict %d, want XDP_PASS", ret)
+	}
+	after, _ := f.Counters()
+	if after["drop_untrusted_relay"] != before["drop_untrusted_relay"]+1 || after["pass_relay"] != before["pass_relay"]+1 {
+		t.Errorf("drop_untrusted_relay %d → %d, pass_relay %d → %d", before["drop_untrusted_relay"], after["drop_untrusted_relay"],
+			before["pass_relay"], after["pass_relay"])
+	}
 	ret, out := run(t, f, in)
 	if ret != xdpTX {
 		t.Fatalf("verdict %d, want XDP_TX", ret)
@@ -338,7 +384,11 @@ func TestPassesWhatItDoesNotAnswer(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before, _ := f.Counters()
-			in := frame(tc.m, zero, 0)
+			src := zero
+			if g := tc.m.GatewayIPAddr; g != nil && !g.IsUnspecified() {
+				src = otherRelayIP // a configured relay, of the subnet giaddr is in
+			}
+			in := frame(tc.m, src, 0)
 			ret, out := run(t, f, in)
 			if ret != xdpPass {
 				t.Fatalf("verdict %d, want XDP_PASS", ret)
@@ -392,7 +442,8 @@ func TestSyncRemovesStaleEntries(t *testing.T) {
 }
 
 // FuzzXDP feeds mutated frames to the program through test-run: it must never answer a MAC that
-// is not reserved, and every frame it sends must have valid headers and checksums and parse.
+// is not reserved, every frame it sends must have valid headers and checksums and parse, and
+// every frame it drops is counted with its reason.
 func FuzzXDP(f *testing.F) {
 	fp := loadProgram(f)
 	for _, m := range []*dhcpv4.DHCPv4{
@@ -403,13 +454,24 @@ func FuzzXDP(f *testing.F) {
 	} {
 		f.Add(frame(m, netip.IPv4Unspecified(), 0))
 	}
+	relayed := frame(msg(f, dhcpv4.MessageTypeDiscover, resMAC, dhcpv4.WithGatewayIP(net.IP(relayIP.AsSlice()))), relayIP, 0)
+	f.Add(relayed)
+	f.Add(withIPOptions(relayed, []byte{148, 4, 0, 0})) // router alert
+	f.Add(withFragment(relayed, 0x2000))
+	f.Add(withFragment(relayed, 0x0010))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if len(in) < 14 || len(in) > 1514 {
 			return
 		}
+		before, _ := fp.Counters()
 		ret, out := run(t, fp, in)
 		switch ret {
 		case xdpPass:
+		case xdpDrop: // storm protection is off here: only a fragment or an untrusted relay is dropped
+			after, _ := fp.Counters()
+			if after["drop_fragment"]+after["drop_untrusted_relay"] != before["drop_fragment"]+before["drop_untrusted_relay"]+1 {
+				t.Fatalf("dropped without counting why")
+			}
 		case xdpTX:
 			r := parseReply(t, out)
 			if r.msg.ClientHWAddr.String() != resMAC.String() {
@@ -459,9 +521,10 @@ func BenchmarkXDPFloor(b *testing.B) {
 	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/packet")
 }
 
-// Storm protection: a repeated DISCOVER (same MAC and xid) is dropped inside the window; unknown
-// MACs are held to a rate per Ethernet source and for all together; leased (known) and reserved
-// MACs are never limited.
+// Storm protection: a repeated DISCOVER (same MAC and xid) is dropped inside the window; every
+// request passed up is held to a rate per Ethernet source (a MAC in chaddr is what the sender
+// says, not who it is), and unknown MACs to a rate for all of them; leased (known) and reserved
+// MACs are exempt from the latter, and reserved ones answered in the kernel are never limited.
 func TestStormProtection(t *testing.T) {
 	f := loadProgram(t)
 	if err := f.setConfig(serverIP, serverMAC, Storm{DuplicateWindow: time.Minute, SourceRate: 1, SourceBurst: 3,
@@ -493,9 +556,13 @@ func TestStormProtection(t *testing.T) {
 	if ret != 1 /* XDP_DROP */ || c["drop_source_rate"] != 1 {
 		t.Fatalf("fourth stranger from one source: verdict %d, drop_source_rate %d", ret, c["drop_source_rate"])
 	}
-	// A leased MAC from the same flooded source, and a reserved one, still go through.
-	if ret, _ := verdict(msg(t, dhcpv4.MessageTypeDiscover, known), attacker); ret != xdpPass {
-		t.Errorf("known MAC behind a flooded source: verdict %d", ret)
+	// A leased MAC claimed from the flooded source is held to that source's rate; from its own
+	// source it goes through; a reserved one is answered in the kernel whatever the source.
+	if ret, _ := verdict(msg(t, dhcpv4.MessageTypeDiscover, known), attacker); ret != xdpDrop {
+		t.Errorf("known MAC claimed by a flooded source: verdict %d, want XDP_DROP", ret)
+	}
+	if ret, _ := verdict(msg(t, dhcpv4.MessageTypeDiscover, known), known); ret != xdpPass {
+		t.Errorf("known MAC from its own source: verdict %d", ret)
 	}
 	if ret, _ := verdict(msg(t, dhcpv4.MessageTypeDiscover, resMAC), attacker); ret != xdpTX {
 		t.Errorf("reserved MAC behind a flooded source: verdict %d", ret)
@@ -510,5 +577,108 @@ func TestStormProtection(t *testing.T) {
 	// Another source gets its own burst (the stranger bucket, 1000, is not the limit here).
 	if ret, _ := verdict(stranger(5), net.HardwareAddr{2, 0xbe, 0xef, 0, 0, 2}); ret != xdpPass {
 		t.Errorf("a stranger from a quiet source: verdict %d", ret)
+	}
+}
+
+// No request reaches the control plane around admission: requests with IP options (IHL > 5),
+// malformed ones and relayed ones are held to the per-source rate like any other; giaddr from a
+// host that is no configured relay is dropped; fragments to port 67 are dropped; only a
+// configured relay is exempt from the per-source rate.
+func TestAdmissionHasNoBypass(t *testing.T) {
+	f := loadProgram(t)
+	if err := f.setConfig(serverIP, serverMAC, Storm{SourceRate: 1, SourceBurst: 2, StrangerRate: 1, StrangerBurst: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	zero := netip.IPv4Unspecified()
+	stranger := func(i byte, mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
+		return msg(t, dhcpv4.MessageTypeDiscover, net.HardwareAddr{2, 0xee, 0, 0, 1, i}, mods...)
+	}
+	routerAlert := []byte{148, 4, 0, 0}
+	row := byte(0)
+	spoofed := dhcpv4.WithGatewayIP(net.IP(relayIP.AsSlice()))
+	for _, tc := range []struct {
+		name string
+		in   func(i byte) []byte
+		// verdicts of the 1st..4th frame from one source (burst 2), and the counter that grows
+		want    [4]uint32
+		counter string
+	}{
+		{"IP options, unknown MACs", func(i byte) []byte { return withIPOptions(frame(stranger(i), zero, 0), routerAlert) },
+			[4]uint32{xdpPass, xdpPass, xdpDrop, xdpDrop}, "pass_ip_options"},
+		{"IP options, 40 bytes of them", func(i byte) []byte {
+			return withIPOptions(frame(stranger(i), zero, 0), append(make([]byte, 39), 0)) // EOL padding
+		}, [4]uint32{xdpPass, xdpPass, xdpDrop, xdpDrop}, "pass_ip_options"},
+		{"IP options, reserved MAC (not answered, still admitted)", func(i byte) []byte {
+			return withIPOptions(frame(msg(t, dhcpv4.MessageTypeDiscover, resMAC), zero, 0), routerAlert)
+		}, [4]uint32{xdpPass, xdpPass, xdpDrop, xdpDrop}, "pass_ip_options"},
+		{"malformed: bad cookie", func(i byte) []byte {
+			b := frame(stranger(i), zero, 0)
+			b[14+28+236] = 0
+			return b
+		}, [4]uint32{xdpPass, xdpPass, xdpDrop, xdpDrop}, "malformed"},
+		{"malformed: truncated BOOTP", func(i byte) []byte { return frame(stranger(i), zero, 0)[:14+28+100] },
+			[4]uint32{xdpPass, xdpPass, xdpDrop, xdpDrop}, "malformed"},
+		{"malformed: option overruns", func(i byte) []byte {
+			b := frame(stranger(i), zero, 0)
+			b[14+28+240+1] = 250
+			return b
+		}, [4]uint32{xdpPass, xdpPass, xdpDrop, xdpDrop}, "malformed"},
+		{"first fragment (MF set)", func(i byte) []byte { return withFragment(frame(stranger(i), zero, 0), 0x2000) },
+			[4]uint32{xdpDrop, xdpDrop, xdpDrop, xdpDrop}, "drop_fragment"},
+		{"giaddr spoofed by a host", func(i byte) []byte { return frame(stranger(i, spoofed), netip.MustParseAddr("10.0.0.66"), 0) },
+			[4]uint32{xdpDrop, xdpDrop, xdpDrop, xdpDrop}, "drop_untrusted_relay"},
+		{"giaddr spoofed, with IP options", func(i byte) []byte {
+			return withIPOptions(frame(stranger(i, spoofed), netip.MustParseAddr("10.0.0.66"), 0), routerAlert)
+		}, [4]uint32{xdpDrop, xdpDrop, xdpDrop, xdpDrop}, "drop_untrusted_relay"},
+		{"giaddr spoofed, reserved MAC", func(i byte) []byte {
+			return frame(msg(t, dhcpv4.MessageTypeDiscover, resMAC, spoofed), netip.MustParseAddr("10.0.0.66"), 0)
+		}, [4]uint32{xdpDrop, xdpDrop, xdpDrop, xdpDrop}, "drop_untrusted_relay"},
+		{"no giaddr, option 82 (not a relay's request)", func(i byte) []byte {
+			agent := dhcpv4.OptRelayAgentInfo(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(1), []byte("p1")))
+			return frame(msg(t, dhcpv4.MessageTypeDiscover, resMAC, dhcpv4.WithOption(agent)), zero, 0)
+		}, [4]uint32{xdpPass, xdpPass, xdpDrop, xdpDrop}, "pass_relay"},
+		{"configured relay: exempt from the per-source rate", func(i byte) []byte { return frame(stranger(i, spoofed), relayIP, 0) },
+			[4]uint32{xdpPass, xdpPass, xdpPass, xdpPass}, "pass_unknown_mac"},
+	} {
+		row++
+		t.Run(tc.name, func(t *testing.T) {
+			src := net.HardwareAddr{2, 0xba, 0xd0, 0, 2, row} // a fresh source per row
+			before, _ := f.Counters()
+			var got [4]uint32
+			passed := uint64(0)
+			for i := range got {
+				in := tc.in(byte(i))
+				copy(in[6:12], src)
+				got[i], _ = run(t, f, in)
+				if got[i] == xdpPass {
+					passed++
+				}
+			}
+			if got != tc.want {
+				t.Errorf("verdicts %v, want %v", got, tc.want)
+			}
+			after, _ := f.Counters()
+			if tc.counter != "pass_unknown_mac" && tc.counter != "pass_ip_options" && tc.counter != "malformed" && tc.counter != "pass_relay" {
+				passed = 4 // a drop counter: every frame counted
+			}
+			if after[tc.counter]-before[tc.counter] != passed {
+				t.Errorf("counter %s grew by %d, want %d", tc.counter, after[tc.counter]-before[tc.counter], passed)
+			}
+			if after["received"]-before["received"] != 4 {
+				t.Errorf("received grew by %d, want 4: a request went uncounted", after["received"]-before["received"])
+			}
+			dropped := after["drop_source_rate"] - before["drop_source_rate"]
+			if want := uint64(4) - passed; tc.want[0] == xdpPass && dropped != want {
+				t.Errorf("drop_source_rate grew by %d, want %d", dropped, want)
+			}
+		})
+	}
+	// A later fragment (offset != 0) has no UDP header: the program does not read it as one.
+	before, _ := f.Counters()
+	if ret, _ := run(t, f, withFragment(frame(stranger(9), zero, 0), 0x0010)); ret != xdpPass {
+		t.Errorf("later fragment: verdict %d, want XDP_PASS", ret)
+	}
+	if after, _ := f.Counters(); after["received"] != before["received"] {
+		t.Errorf("a later fragment was read as a DHCP request")
 	}
 }

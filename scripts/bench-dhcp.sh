@@ -67,6 +67,7 @@ write_netbootd_config() { # $1 = pool|reserved
     echo "  - cidr: 10.0.0.0/16"
     echo "    pools: [\"10.0.1.0-10.0.199.254\"]"
     echo "    lease_time: 1h"
+    echo "    relays: [10.0.0.2]   # perfdhcp acts as a relay: giaddr is its own address"
     echo "    options: {router: 10.0.0.1, dns: [10.0.0.1]}"
     if [ "$1" = reserved ]; then
       echo "reservations:"

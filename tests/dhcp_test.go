@@ -30,6 +30,7 @@ subnets:
   - cidr: 10.20.0.0/24
     pools: ["10.20.0.100-10.20.0.150"]
     lease_time: 10m
+    relays: [10.10.0.2]
     options: {router: 10.20.0.1}
 reservations:
   - {mac: "02:00:00:00:00:0a", ip: 10.10.0.10, hostname: node10}
@@ -235,6 +236,7 @@ interface: {mode: authoritative, server_ip: 10.30.0.1}
 subnets:
   - cidr: 10.30.0.0/16
     pools: ["10.30.1.0-10.30.9.255"]
+    relays: [10.30.0.2]   # perfdhcp acts as a relay (giaddr = its address)
     options: {router: 10.30.0.1}
 `
 	d := startNetbootd(t, server, "sv0", "10.30.0.1", cfg, "", goPath...)

@@ -40,7 +40,7 @@ var documentedFamilies = []string{
 	"netbootd_dhcp_request_duration_seconds", "netbootd_dhcp_queue_depth",
 	"netbootd_dhcp_pool_addresses", "netbootd_dhcp_pool_used_addresses",
 	"netbootd_lease_commit_duration_seconds", "netbootd_lease_commit_errors_total",
-	"netbootd_xdp_packets_total", "netbootd_xdp_reservations",
+	"netbootd_xdp_packets_total", "netbootd_xdp_reservations", "netbootd_xdp_known_macs",
 	"netbootd_tftp_transfers_started_total", "netbootd_tftp_transfers_completed_total",
 	"netbootd_tftp_transfers_failed_total", "netbootd_tftp_bytes_sent_total",
 	"netbootd_tftp_retransmitted_blocks_total", "netbootd_tftp_active_transfers",

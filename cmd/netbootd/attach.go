@@ -228,7 +228,7 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 
 	if cfg.XDP != bpf.ModeOff && !proxy {
 		d.fast, err = bpf.Attach(bpf.Config{Iface: cfg.Iface, Mode: cfg.XDP, ServerIP: cfg.ServerIP,
-			PinRoot: cfg.PinDir, Storm: stormOf(conf), Replace: cfg.XDPReplace})
+			PinRoot: cfg.PinDir, Storm: stormOf(conf), Relays: d.dhcp.FastRelays(), Replace: cfg.XDPReplace})
 		if err != nil {
 			return nil, fmt.Errorf("xdp fast path: %w (--xdp off runs without it)", err)
 		}
@@ -451,6 +451,9 @@ func (d *daemon) apply(file *config.Config, snap *kube.Snapshot) error {
 		}
 		if err := d.fast.SetStorm(stormOf(conf)); err != nil {
 			return fmt.Errorf("xdp storm protection: %w", err)
+		}
+		if err := d.fast.SetRelays(d.dhcp.FastRelays()); err != nil {
+			return fmt.Errorf("xdp relays: %w", err)
 		}
 	}
 	d.http.SetProfiles(profiles)

@@ -102,13 +102,17 @@ type DHCP struct {
 	// MaxLeasesPerCircuit caps the dynamic leases behind one relay circuit (option 82
 	// circuit-id); 0: no cap. A MAC holds at most one lease per subnet in any case.
 	MaxLeasesPerCircuit int `yaml:"max_leases_per_circuit"`
+	// MaxDeclinesPerMAC caps the addresses one MAC holds out of the pools with DHCPDECLINE at
+	// once (each for decline_hold); beyond it, its declines are refused (default 3).
+	MaxDeclinesPerMAC int `yaml:"max_declines_per_mac"`
 }
 
 // Storm is the XDP fast path's protection of the control plane against floods: what it drops
-// before a request reaches Go. Reserved MACs and MACs with a lease are never rate-limited.
+// before a request reaches Go. Reserved MACs and MACs with a lease are exempt from the rate for
+// unknown MACs; configured relays from the rate per source.
 type Storm struct {
 	DuplicateWindow Duration `yaml:"duplicate_window"` // drop a DISCOVER repeating MAC and xid this soon (default 1s)
-	PerSourceRate   uint64   `yaml:"per_source_rate"`  // unknown-MAC requests/s per Ethernet source (default 50)
+	PerSourceRate   uint64   `yaml:"per_source_rate"`  // requests/s passed up per Ethernet source (default 50)
 	PerSourceBurst  uint64   `yaml:"per_source_burst"` // (default 2 x rate)
 	UnknownRate     uint64   `yaml:"unknown_rate"`     // unknown-MAC requests/s in all (default 2000)
 	UnknownBurst    uint64   `yaml:"unknown_burst"`    // (default 2 x rate)
@@ -134,6 +138,7 @@ type Subnet struct {
 	Pools          []Range      `yaml:"pools"`
 	LeaseTime      Duration     `yaml:"lease_time"`      // default 1h
 	RelayAddresses []netip.Addr `yaml:"relay_addresses"` // giaddrs outside CIDR that select this subnet
+	Relays         []netip.Addr `yaml:"relays"`          // IP sources of the relays trusted to forward for it (giaddr from anyone else: dropped)
 	Options        Options      `yaml:"options"`
 	Boot           Boot         `yaml:"boot"`
 	Line           int          `yaml:"-"`

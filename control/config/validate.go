@@ -27,7 +27,8 @@ const (
 	DefaultWorkers     = 64
 	DefaultQueue       = 4096
 	// DefaultIPXEDir is Debian's ipxe package: the one iPXE directory that may be absent.
-	DefaultIPXEDir = "/usr/lib/ipxe"
+	DefaultIPXEDir     = "/usr/lib/ipxe"
+	DefaultMaxDeclines = 3
 )
 
 // setDefaults fills every unset setting that has a default; the one place defaults live. It is
@@ -48,6 +49,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DHCP.Queue == 0 {
 		c.DHCP.Queue = DefaultQueue
+	}
+	if c.DHCP.MaxDeclinesPerMAC == 0 {
+		c.DHCP.MaxDeclinesPerMAC = DefaultMaxDeclines
 	}
 	if st := &c.DHCP.Storm; !st.Off {
 		if st.DuplicateWindow == 0 {
@@ -166,6 +170,9 @@ func (c *Config) validateDHCP(bad report) {
 	if c.DHCP.OfferHold < 0 || c.DHCP.DeclineHold < 0 {
 		bad(0, "dhcp", "hold times must be positive")
 	}
+	if c.DHCP.MaxDeclinesPerMAC < 1 || c.DHCP.MaxDeclinesPerMAC > 1024 {
+		bad(0, "dhcp.max_declines_per_mac", "%d: want 1-1024", c.DHCP.MaxDeclinesPerMAC)
+	}
 	if c.DHCP.MaxLeasesPerCircuit < 0 {
 		bad(0, "dhcp.max_leases_per_circuit", "%d: want 0 (no cap) or more", c.DHCP.MaxLeasesPerCircuit)
 	}
@@ -223,6 +230,11 @@ func (c *Config) validateSubnets(ifaceKnown bool, bad report) {
 		for j := 0; j < i; j++ {
 			if c.Subnets[j].CIDR.Overlaps(s.CIDR) {
 				bad(s.Line, f+".cidr", "%s overlaps subnets[%d] %s", s.CIDR, j, c.Subnets[j].CIDR)
+			}
+		}
+		for j, a := range s.Relays {
+			if !a.Is4() {
+				bad(s.Line, fmt.Sprintf("%s.relays[%d]", f, j), "%s is not an IPv4 address", a)
 			}
 		}
 		c.validateOptions(&s.Options, s.Line, f+".options", bad)

@@ -82,3 +82,17 @@ func (st *state) fastBoot(r *config.Reservation, sub *config.Subnet, opts []opti
 	}
 	return out
 }
+
+// FastRelays are the configured relays as the XDP fast path checks them: the same rule as
+// trustedRelay, one entry per relay and subnet.
+func (s *Server) FastRelays() []bpf.Relay { return fastRelays(s.state.Load().conf) }
+
+func fastRelays(conf *config.Config) []bpf.Relay {
+	var out []bpf.Relay
+	for i := range conf.Subnets {
+		for _, a := range conf.Subnets[i].Relays {
+			out = append(out, bpf.Relay{Addr: a, Subnet: conf.Subnets[i].CIDR})
+		}
+	}
+	return out
+}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -81,6 +82,9 @@ const (
 	dropCircuitLimit  = "circuit_limit" // the relay circuit holds max_leases_per_circuit already
 	dropStandby       = "standby"       // HA: another instance owns the pools now
 	dropOtherShare    = "other_share"   // HA: the address is another instance's to renew
+	// giaddr set, but the packet's source is not a relay configured for the subnet giaddr selects
+	dropUntrustedRelay = "untrusted_relay"
+	dropDeclineLimit   = "decline_limit" // the MAC holds dhcp.max_declines_per_mac declined addresses already
 )
 
 var broadcastIP = netip.AddrFrom4([4]byte{255, 255, 255, 255})
@@ -98,6 +102,8 @@ type handler struct {
 	// standby is true while another instance owns the dynamic pools (HA): only reserved
 	// machines are answered.
 	standby atomic.Bool
+	// declines bounds the addresses one MAC takes out of the pools with DHCPDECLINE.
+	declines *declines
 }
 
 // handle answers one request under st. It returns the reply, or nil and the reason for none.
@@ -111,18 +117,26 @@ func (h *handler) handle(st *state, req *request) (*response, string) {
 		return nil, dropMalformed
 	}
 	fw := classify(m)
+	giaddr := ip4(m.GatewayIPAddr)
+	var sub *config.Subnet
+	relayed := giaddr.IsValid() && !giaddr.IsUnspecified()
+	if relayed {
+		// A relayed request in any mode (a proxyDHCP reply goes to giaddr too) comes from a
+		// relay configured for the subnet giaddr selects, or is dropped.
+		if sub = st.conf.SubnetForRelay(giaddr); sub == nil {
+			return nil, dropNoSubnet
+		}
+		if !trustedRelay(sub, req.src.Addr()) {
+			return nil, dropUntrustedRelay
+		}
+	}
 	if st.conf.Interface.Mode == config.ModeProxy {
 		return h.proxy(st, req, fw)
 	}
 	if req.port != 67 {
 		return nil, dropUnsupported
 	}
-
-	giaddr := ip4(m.GatewayIPAddr)
-	var sub *config.Subnet
-	if giaddr.IsValid() && !giaddr.IsUnspecified() {
-		sub = st.conf.SubnetForRelay(giaddr)
-	} else {
+	if !relayed {
 		sub = st.local
 	}
 	if sub == nil {
@@ -260,11 +274,21 @@ func (c *exchange) decline() (*response, string) {
 	if !ip.IsValid() {
 		return nil, dropMalformed
 	}
+
 	if c.res != nil && ip == c.res.IP {
 		c.h.log.Warn("client declined its reserved address: another host answers ARP for it", "mac", c.req.mac.String(), "ip", ip)
 	}
 	if c.h.leases != nil {
-		if err := c.h.leases.Decline(c.req.mac, ip); err != nil && !errors.Is(err, lease.ErrNotAvailable) {
+		now := c.h.now()
+		end := now.Add(c.st.conf.DHCP.DeclineHold.D())
+		if !c.h.declines.take(c.req.mac, now, end, c.st.conf.DHCP.MaxDeclinesPerMAC) {
+			return nil, dropDeclineLimit
+		}
+		err := c.h.leases.Decline(c.req.mac, ip)
+		if err != nil {
+			c.h.declines.giveBack(c.req.mac, end)
+		}
+		if err != nil && !errors.Is(err, lease.ErrNotAvailable) {
 			c.h.log.Error("decline not stored", "mac", c.req.mac.String(), "ip", ip, "err", err)
 		} else if err == nil {
 			c.h.log.Warn("address declined: held back from the pool", "mac", c.req.mac.String(), "ip", ip)
@@ -460,6 +484,12 @@ func requestedSet(m *dhcpv4.DHCPv4) map[uint8]bool {
 		s[c.Code()] = true
 	}
 	return s
+}
+
+// trustedRelay reports whether src, the IP source of a relayed request, is a relay configured
+// for sub: anyone else could set giaddr and bind leases in a relayed subnet.
+func trustedRelay(sub *config.Subnet, src netip.Addr) bool {
+	return slices.Contains(sub.Relays, src)
 }
 
 // ip4 converts a parsed address; anything that is not IPv4 is invalid.

@@ -24,6 +24,7 @@ subnets:
   - cidr: 10.0.0.0/24
     pools: ["10.0.0.100-10.0.0.102"]
     lease_time: 10m
+    relays: [10.0.0.254]
     options:
       router: 10.0.0.1
       dns: [10.0.0.53, 10.0.0.54]
@@ -33,6 +34,7 @@ subnets:
         - {code: 224, type: string, value: always-sent, always: true}
   - cidr: 10.20.0.0/24
     pools: ["10.20.0.100-10.20.0.110"]
+    relays: [10.20.0.1]
     options: {router: 10.20.0.1}
 reservations:
   - {mac: "02:00:00:00:00:0a", ip: 10.0.0.10, hostname: node10}
@@ -48,6 +50,7 @@ var (
 )
 
 type fixture struct {
+	from        netip.AddrPort // the requests' source; unset: the client's own (or giaddr's)
 	h           *handler
 	st          *state
 	leases      *lease.Store
@@ -64,7 +67,7 @@ func newFixture(t testing.TB, yaml string) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{st: newState(conf, serverIP, "http://10.0.0.1:8080")}
-	f.h = &handler{log: slog.New(slog.DiscardHandler), now: time.Now, poolFull: func(string) {}, circuits: newCircuits()}
+	f.h = &handler{log: slog.New(slog.DiscardHandler), now: time.Now, poolFull: func(string) {}, circuits: newCircuits(), declines: newDeclines()}
 	if conf.Interface.Mode != config.ModeProxy {
 		f.leases, err = lease.Open(lease.Config{Path: filepath.Join(t.TempDir(), "leases.db"),
 			Pools: LeasePools(conf), Reserved: ReservedIPs(conf)})
@@ -95,7 +98,15 @@ func (f *fixture) askPort(t *testing.T, port uint16, mt dhcpv4.MessageType, mac 
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, why := f.h.handle(f.st, &request{msg: m, mac: m.ClientHWAddr, src: netip.MustParseAddrPort("0.0.0.0:68"), port: port})
+	// A relay sends from its giaddr here, as ISC dhcrelay on a one-subnet router does.
+	src := netip.MustParseAddrPort("0.0.0.0:68")
+	if g := ip4(m.GatewayIPAddr); g.IsValid() && !g.IsUnspecified() {
+		src = netip.AddrPortFrom(g, 67)
+	}
+	if f.from.IsValid() {
+		src = f.from
+	}
+	r, why := f.h.handle(f.st, &request{msg: m, mac: m.ClientHWAddr, src: src, port: port})
 	if r == nil {
 		return nil, nil, why
 	}
@@ -438,6 +449,12 @@ subnets: [{cidr: 10.0.0.0/24}]
 	if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck || ack.BootFileName != "ipxe.efi" || !r.udp.IsValid() {
 		t.Errorf("port 4011 request: %v", ack)
 	}
+	// A proxy offer to a relayed request goes to giaddr: only a configured relay may set it.
+	relayed := append(pxe(iana.EFI_X86_64, "PXEClient:Arch:00007:UNDI:003016"), dhcpv4.WithGatewayIP(ipOf("10.0.0.254")))
+	f.from = netip.MustParseAddrPort("10.0.0.66:67")
+	if o, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, macUnknown, relayed...); o != nil || why != dropUntrustedRelay {
+		t.Errorf("proxy mode, giaddr from a host that is no relay: offer %v, %q", o != nil, why)
+	}
 }
 
 func TestMalformedAndOversized(t *testing.T) {
@@ -482,7 +499,8 @@ func TestMaxMessageSizeTrimsUnrequested(t *testing.T) {
 func BenchmarkDORA(b *testing.B) {
 	f := newFixture(b, strings.Replace(testConfig, `pools: ["10.0.0.100-10.0.0.102"]`, `pools: ["10.0.0.100-10.0.0.102"]
   - cidr: 10.128.0.0/9
-    pools: ["10.128.0.1-10.255.255.254"]`, 1))
+    pools: ["10.128.0.1-10.255.255.254"]
+    relays: [10.128.0.1]`, 1))
 	giaddr := ipOf("10.128.0.1")
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -493,7 +511,8 @@ func BenchmarkDORA(b *testing.B) {
 			mac := net.HardwareAddr{2, byte(seed >> 8), byte(seed), byte(i >> 16), byte(i >> 8), byte(i)}
 			d, _ := dhcpv4.New(dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover), dhcpv4.WithHwAddr(mac), dhcpv4.WithGatewayIP(giaddr))
 			m, _ := dhcpv4.FromBytes(d.ToBytes())
-			r, why := f.h.handle(f.st, &request{msg: m, mac: m.ClientHWAddr, port: 67})
+			relay := netip.AddrPortFrom(netip.MustParseAddr("10.128.0.1"), 67)
+			r, why := f.h.handle(f.st, &request{msg: m, mac: m.ClientHWAddr, src: relay, port: 67})
 			if r == nil {
 				b.Fatal(why)
 			}
@@ -501,7 +520,7 @@ func BenchmarkDORA(b *testing.B) {
 			q, _ := dhcpv4.New(dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest), dhcpv4.WithHwAddr(mac), dhcpv4.WithGatewayIP(giaddr),
 				dhcpv4.WithOption(dhcpv4.OptServerIdentifier(ipOf("10.0.0.1"))), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(offer.YourIPAddr)))
 			m, _ = dhcpv4.FromBytes(q.ToBytes())
-			if r, why := f.h.handle(f.st, &request{msg: m, mac: m.ClientHWAddr, port: 67}); r == nil {
+			if r, why := f.h.handle(f.st, &request{msg: m, mac: m.ClientHWAddr, src: relay, port: 67}); r == nil {
 				b.Fatal(why)
 			}
 		}
@@ -598,5 +617,86 @@ func TestNetbootFalseGetsNoBootFile(t *testing.T) {
 		if e.MAC.String() == macReserved.String() && len(e.Boot) != 0 {
 			t.Errorf("fast path has %d boot entries for a netboot: false reservation", len(e.Boot))
 		}
+	}
+}
+
+// Relayed requests are accepted only from a relay configured for the subnet giaddr selects: a
+// host that sets giaddr itself binds nothing, nor does a relay of another subnet.
+func TestRelayedOnlyFromTrustedRelays(t *testing.T) {
+	f := newFixture(t, testConfig)
+	relayed := []dhcpv4.Modifier{dhcpv4.WithGatewayIP(ipOf("10.20.0.1")),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(ipOf("10.0.0.1"))), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ipOf("10.20.0.105")))}
+	for _, from := range []string{"10.0.0.66:67", "10.0.0.254:67", "10.20.0.77:68"} {
+		f.from = netip.MustParseAddrPort(from)
+		for _, mt := range []dhcpv4.MessageType{dhcpv4.MessageTypeDiscover, dhcpv4.MessageTypeRequest} {
+			if reply, _, why := f.ask(t, mt, macUnknown, relayed...); reply != nil || why != dropUntrustedRelay {
+				t.Errorf("%s relayed by %s: reply %v, %q; want %s", mt, from, reply != nil, why, dropUntrustedRelay)
+			}
+		}
+	}
+	if n := len(f.leases.All()); n != 0 {
+		t.Fatalf("%d leases bound by untrusted relays", n)
+	}
+	f.from = netip.MustParseAddrPort("10.20.0.1:67") // the relay configured for 10.20.0.0/24
+	if reply, _, why := f.ask(t, dhcpv4.MessageTypeRequest, macUnknown, relayed...); reply == nil || reply.MessageType() != dhcpv4.MessageTypeAck {
+		t.Fatalf("the configured relay: %v %s", reply, why)
+	}
+}
+
+// One MAC declining every address it is offered holds at most dhcp.max_declines_per_mac of
+// them out of the pool; the rest stays for other clients, and the limit is counted.
+func TestDeclinesPerMACBounded(t *testing.T) {
+	f := newFixture(t, strings.Replace(testConfig, `["10.0.0.100-10.0.0.102"]`, `["10.0.0.100-10.0.0.109"]`, 1))
+	attacker := net.HardwareAddr{2, 0xba, 0xd0, 0, 0, 1}
+	limited := 0
+	for range 10 {
+		o, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, attacker)
+		if o == nil {
+			t.Fatalf("attacker got no offer: %s", why)
+		}
+		_, _, why = f.ask(t, dhcpv4.MessageTypeDecline, attacker, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(o.YourIPAddr)))
+		if why == dropDeclineLimit {
+			limited++
+		}
+	}
+	declined := 0
+	for _, l := range f.leases.All() {
+		if l.State == lease.Declined {
+			declined++
+		}
+	}
+	if declined != config.DefaultMaxDeclines || limited != 10-config.DefaultMaxDeclines {
+		t.Errorf("%d addresses declined, %d declines refused; want %d and %d", declined, limited, config.DefaultMaxDeclines, 10-config.DefaultMaxDeclines)
+	}
+	// 10 addresses, 3 declined, 1 offered to the attacker: 6 clients still get one each.
+	for i := range 6 {
+		if o, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, net.HardwareAddr{2, 0, 0, 0, 0x44, byte(i)}); o == nil {
+			t.Fatalf("client %d after the decline flood: %s", i, why)
+		}
+	}
+}
+
+func TestDeclinesEndWithTheirHold(t *testing.T) {
+	d := newDeclines()
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	now := time.Now()
+	end := now.Add(time.Minute)
+	for i := range 2 {
+		if !d.take(mac, now, end, 2) {
+			t.Fatalf("decline %d refused under the limit", i)
+		}
+	}
+	if d.take(mac, now, end, 2) {
+		t.Fatal("third decline allowed with a limit of 2")
+	}
+	d.giveBack(mac, end) // a decline that found no lease of this MAC
+	if !d.take(mac, now, end, 2) {
+		t.Fatal("a given-back reservation still counted")
+	}
+	if !d.take(net.HardwareAddr{2, 0, 0, 0, 0, 2}, now, end, 2) {
+		t.Fatal("another MAC refused")
+	}
+	if !d.take(mac, end.Add(time.Second), end.Add(time.Hour), 2) || len(d.m[string(mac)]) != 1 {
+		t.Fatalf("declines not forgotten after their hold: %v", d.m)
 	}
 }

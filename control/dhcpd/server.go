@@ -86,7 +86,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, raw: -1, poolFullLast: map[string]time.Time{},
 		debug: cfg.Logger.Enabled(context.Background(), slog.LevelDebug)}
-	s.h = handler{leases: cfg.Leases, log: cfg.Logger, now: time.Now, poolFull: s.poolFull, circuits: newCircuits()}
+	s.h = handler{leases: cfg.Leases, log: cfg.Logger, now: time.Now, poolFull: s.poolFull, circuits: newCircuits(), declines: newDeclines()}
 	if proxy {
 		s.h.leases = nil
 	}

@@ -22,7 +22,7 @@ import (
 // byte-identical DHCP payloads: one renderer, two paths (DESIGN.md, "One source of truth").
 func TestXDPAndGoPathSendTheSameReply(t *testing.T) {
 	f := newFixture(t, testConfig)
-	prog, err := bpf.LoadForTest(serverIP, net.HardwareAddr{2, 0x5e, 0, 0, 0, 1}, f.st.fastReservations())
+	prog, err := bpf.LoadForTest(serverIP, net.HardwareAddr{2, 0x5e, 0, 0, 0, 1}, f.st.fastReservations(), fastRelays(f.st.conf))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +85,40 @@ func TestXDPAndGoPathSendTheSameReply(t *testing.T) {
 	}
 }
 
+// Neither path answers a relayed request whose IP source is no relay configured for the
+// subnet: XDP drops it (no configured relay at all) or passes it up (a relay of another
+// subnet), and the Go path drops it.
+func TestXDPAndGoPathRefuseUntrustedRelays(t *testing.T) {
+	f := newFixture(t, testConfig)
+	prog, err := bpf.LoadForTest(serverIP, net.HardwareAddr{2, 0x5e, 0, 0, 0, 1}, f.st.fastReservations(), fastRelays(f.st.conf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prog.Close()
+	giaddr := dhcpv4.WithGatewayIP(net.IPv4(10, 0, 0, 254))
+	for _, tc := range []struct {
+		from string
+		xdp  uint32
+	}{
+		{"10.0.0.66", 1},  // XDP_DROP: no relay
+		{"10.20.0.1", 2},  // XDP_PASS: the relay of 10.20.0.0/24, not of 10.0.0.0/24
+		{"10.0.0.254", 3}, // XDP_TX: the configured relay, for contrast
+	} {
+		m, err := dhcpv4.New(dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover), dhcpv4.WithHwAddr(macReserved), giaddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ret, _ := runXDPFrom(t, prog, m, netip.MustParseAddr(tc.from)); ret != tc.xdp {
+			t.Errorf("XDP, relayed by %s: verdict %d, want %d", tc.from, ret, tc.xdp)
+		}
+		f.from = netip.AddrPortFrom(netip.MustParseAddr(tc.from), 67)
+		reply, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, macReserved, giaddr)
+		if trusted := tc.xdp == 3; (reply != nil) != trusted || !trusted && why != dropUntrustedRelay {
+			t.Errorf("Go path, relayed by %s: reply %v (%q)", tc.from, reply != nil, why)
+		}
+	}
+}
+
 func mustParse(t *testing.T, b []byte) *dhcpv4.DHCPv4 {
 	t.Helper()
 	m, err := dhcpv4.FromBytes(b)
@@ -98,13 +132,22 @@ func mustParse(t *testing.T, b []byte) *dhcpv4.DHCPv4 {
 // verdict and the UDP payload of what it sent.
 func runXDP(t *testing.T, prog *ebpf.Program, m *dhcpv4.DHCPv4) (uint32, []byte) {
 	t.Helper()
-	p := m.ToBytes()
-	fr := append([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, macReserved...)
-	fr = append(fr, 0x08, 0x00, 0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0)
 	src := netip.IPv4Unspecified()
 	if m.ClientIPAddr != nil && !m.ClientIPAddr.IsUnspecified() {
 		src = netip.AddrFrom4([4]byte(m.ClientIPAddr.To4()))
 	}
+	if g := m.GatewayIPAddr.To4(); g != nil && !g.IsUnspecified() {
+		src = netip.AddrFrom4([4]byte(g)) // the relay, configured for the subnet, sends from giaddr
+	}
+	return runXDPFrom(t, prog, m, src)
+}
+
+// runXDPFrom is runXDP with the IP source address src.
+func runXDPFrom(t *testing.T, prog *ebpf.Program, m *dhcpv4.DHCPv4, src netip.Addr) (uint32, []byte) {
+	t.Helper()
+	p := m.ToBytes()
+	fr := append([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, macReserved...)
+	fr = append(fr, 0x08, 0x00, 0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0)
 	s := src.As4()
 	fr = append(fr, s[:]...)
 	fr = append(fr, 255, 255, 255, 255)

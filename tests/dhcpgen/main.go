@@ -4,6 +4,7 @@
 //
 //	dhcpgen -i bc0 -macs macs.txt -t 5s
 //	dhcpgen -i bc0 -random 100000 -n 100000 -t 30s   # a starvation flood: every frame a new MAC
+//	dhcpgen -i bc0 -random 100000 -ip-options        # ... each with an IPv4 option (IHL 6)
 package main
 
 import (
@@ -29,10 +30,11 @@ func main() {
 	random := flag.Int("random", 0, "instead of -macs: this many random locally administered MACs (at most 1,000,000)")
 	count := flag.Uint64("n", 0, "stop after this many frames (0: only the time bound)")
 	pps := flag.Int("pps", 0, "frames per second per thread (0: as fast as it can)")
+	ipOptions := flag.Bool("ip-options", false, "give every frame an IPv4 option (router alert: IHL 6)")
 	flag.Parse()
 	macs, err := clients(*macsFile, *random)
 	if err == nil {
-		err = run(*iface, macs, min(*dur, time.Minute), *workers, *count, *pps)
+		err = run(*iface, macs, min(*dur, time.Minute), *workers, *count, *pps, *ipOptions)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dhcpgen:", err)
@@ -61,14 +63,14 @@ func clients(path string, random int) ([]net.HardwareAddr, error) {
 	return out, nil
 }
 
-func run(ifname string, macs []net.HardwareAddr, dur time.Duration, workers int, count uint64, pps int) error {
+func run(ifname string, macs []net.HardwareAddr, dur time.Duration, workers int, count uint64, pps int, ipOptions bool) error {
 	ifc, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return err
 	}
 	frames := make([][]byte, len(macs))
 	for i, m := range macs {
-		frames[i] = discover(m, rand.Uint32())
+		frames[i] = discover(m, rand.Uint32(), ipOptions)
 	}
 	var sent atomic.Uint64
 	deadline := time.Now().Add(dur)
@@ -146,30 +148,38 @@ func readMACs(path string) ([]net.HardwareAddr, error) {
 }
 
 // discover is a broadcast DHCPDISCOVER from mac, padded to 548 bytes of BOOTP as busybox udhcpc
-// sends it (so an in-place reply fits without growing the frame).
-func discover(mac net.HardwareAddr, xid uint32) []byte {
+// sends it (so an in-place reply fits without growing the frame); with ipOptions its IPv4
+// header carries a router alert option (IHL 6).
+func discover(mac net.HardwareAddr, xid uint32, ipOptions bool) []byte {
 	const bootp = 548
-	b := make([]byte, 14+20+8+bootp)
+	ihl := 20
+	if ipOptions {
+		ihl = 24
+	}
+	b := make([]byte, 14+ihl+8+bootp)
 	copy(b[0:6], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	copy(b[6:12], mac)
 	binary.BigEndian.PutUint16(b[12:], 0x0800)
-	ip := b[14:34]
-	ip[0], ip[8], ip[9] = 0x45, 64, 17
-	binary.BigEndian.PutUint16(ip[2:], 20+8+bootp)
+	ip := b[14 : 14+ihl]
+	ip[0], ip[8], ip[9] = 0x40|byte(ihl/4), 64, 17
+	binary.BigEndian.PutUint16(ip[2:], uint16(ihl+8+bootp))
 	copy(ip[16:], []byte{255, 255, 255, 255})
+	if ipOptions {
+		copy(ip[20:], []byte{148, 4, 0, 0}) // RFC 2113 router alert
+	}
 	var s uint32
-	for i := 0; i < 20; i += 2 {
+	for i := 0; i < ihl; i += 2 {
 		s += uint32(binary.BigEndian.Uint16(ip[i:]))
 	}
 	for s > 0xffff {
 		s = s>>16 + s&0xffff
 	}
 	binary.BigEndian.PutUint16(ip[10:], ^uint16(s))
-	udp := b[34:42]
+	udp := b[14+ihl : 14+ihl+8]
 	binary.BigEndian.PutUint16(udp[0:], 68)
 	binary.BigEndian.PutUint16(udp[2:], 67)
 	binary.BigEndian.PutUint16(udp[4:], 8+bootp) // checksum 0: none, allowed for UDP over IPv4
-	p := b[42:]
+	p := b[14+ihl+8:]
 	p[0], p[1], p[2] = 1, 1, 6
 	binary.BigEndian.PutUint32(p[4:], xid)
 	copy(p[28:], mac)
