@@ -58,7 +58,7 @@ type Machine struct {
 	EventsDropped int `json:"events_dropped,omitempty"`
 	// Reported is what the machine's iPXE said about itself with its script request.
 	Reported Reported `json:"reported,omitzero"`
-	logLines int // syslog events in this boot
+	logLines int      // syslog events in this boot
 }
 
 // Reported are the facts iPXE reports with the script request (the MAC is the key).
