@@ -165,3 +165,16 @@ func BenchmarkFullStoreNewMachines(b *testing.B) {
 		s.DHCP(net.HardwareAddr{0x06, 0, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}, netip.Addr{}, true, Event{})
 	}
 }
+
+// BenchmarkMadeUpMACEvents measures an event for a MAC nobody knows against a full store (what a
+// flood of fake /booted or script requests costs): `go test -run - -bench MadeUp ./control/machines/`.
+func BenchmarkMadeUpMACEvents(b *testing.B) {
+	s := New(DefaultMaxMachines, nil)
+	for i := 0; i < DefaultMaxMachines; i++ {
+		s.DHCP(net.HardwareAddr{0x02, 0, 0, byte(i >> 16), byte(i >> 8), byte(i)}, netip.Addr{}, true, Event{})
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s.Record(net.HardwareAddr{0x06, 0, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}, Event{Phase: PhaseBooted, Source: "callback"})
+	}
+}
