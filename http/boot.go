@@ -8,7 +8,6 @@ import (
 	nethttp "net/http"
 	"net/netip"
 	"strings"
-	"sync"
 
 	"github.com/netbootd/netbootd/control/machines"
 	"github.com/netbootd/netbootd/control/profile"
@@ -48,9 +47,17 @@ func (s *Server) script(w *recorder, r *nethttp.Request) {
 		writeScript(w, nethttp.StatusBadRequest, errorScript(err.Error()))
 		return
 	}
-	f := profile.Facts{MAC: mac, UUID: fact(q.Get("uuid")), Arch: fact(q.Get("arch")), Platform: fact(q.Get("platform")),
-		Serial: fact(q.Get("serial")), Hostname: fact(q.Get("hostname")), IP: remoteIP(r)}
-	s.seen.remember(f)
+	// The script carries the machine's kernel arguments and tokens, and its facts select its
+	// profile: only the machine itself may fetch it, and so report its facts.
+	if !s.allow(w, r, mac, "", "ipxe script") {
+		return
+	}
+	rep := machines.Reported{UUID: fact(q.Get("uuid")), Arch: fact(q.Get("arch")), Platform: fact(q.Get("platform")),
+		Serial: fact(q.Get("serial")), Hostname: fact(q.Get("hostname"))}
+	if s.deps.Machines != nil {
+		s.deps.Machines.Report(mac, rep)
+	}
+	f := facts(mac, rep, remoteIP(r))
 	log := s.log.With("mac", mac.String(), "peer", r.RemoteAddr)
 
 	m, ok := s.profiles.Load().Resolve(f)
@@ -60,6 +67,7 @@ func (s *Server) script(w *recorder, r *nethttp.Request) {
 		writeScript(w, nethttp.StatusOK, "#!ipxe\necho "+ipxeText("netbootd: "+mac.String()+": "+m.Reason)+"\nexit\n")
 		return
 	}
+	s.sign(&m, mac)
 	body, err := m.Script()
 	if err != nil {
 		log.Error("ipxe script: render", "profile", m.Profile.Name, "err", err)
@@ -106,17 +114,16 @@ func (s *Server) config(w *recorder, r *nethttp.Request) {
 		nethttp.Error(w, err.Error(), nethttp.StatusBadRequest)
 		return
 	}
-	// The facts iPXE reported with the script select the same group now.
-	f, ok := s.seen.facts(mac)
-	if !ok {
-		f = profile.Facts{MAC: mac}
+	if !s.allow(w, r, mac, r.PathValue("token"), "config "+kind) {
+		return
 	}
-	f.IP = remoteIP(r)
-	m, ok := s.profiles.Load().Resolve(f)
+	// The facts iPXE reported with the script select the same group now.
+	m, ok := s.profiles.Load().Resolve(facts(mac, s.reported(mac), remoteIP(r)))
 	if !ok {
 		nethttp.Error(w, "no profile: "+m.Reason, nethttp.StatusNotFound)
 		return
 	}
+	s.sign(&m, mac)
 	body, ok, err := m.Config(kind)
 	switch {
 	case err != nil:
@@ -145,6 +152,9 @@ func (s *Server) booted(w *recorder, r *nethttp.Request) {
 		nethttp.Error(w, err.Error(), nethttp.StatusBadRequest)
 		return
 	}
+	if !s.allow(w, r, mac, r.PathValue("token"), "booted callback") {
+		return
+	}
 	detail := r.Method + " /booted from " + remoteIP(r).String()
 	if r.Method == nethttp.MethodPost {
 		// A short note from the system (its kernel, an error): bounded, one line.
@@ -160,17 +170,25 @@ func (s *Server) booted(w *recorder, r *nethttp.Request) {
 	io.WriteString(w, "ok\n")
 }
 
-// byAddr finds the machine at ip: the lease/timeline store first, then the scripts we served.
+// byAddr finds the machine DHCP last gave ip.
 func (s *Server) byAddr(ip netip.Addr) (net.HardwareAddr, bool) {
-	if !ip.IsValid() {
+	if !ip.IsValid() || s.deps.Machines == nil {
 		return nil, false
 	}
-	if s.deps.Machines != nil {
-		if mac, ok := s.deps.Machines.ByIP(ip); ok {
-			return mac, true
-		}
+	return s.deps.Machines.ByIP(ip)
+}
+
+// reported is what the machine's iPXE reported with its script, if anything.
+func (s *Server) reported(mac net.HardwareAddr) machines.Reported {
+	if s.deps.Machines == nil {
+		return machines.Reported{}
 	}
-	return s.seen.macOf(ip)
+	m, _ := s.deps.Machines.Get(mac)
+	return m.Reported
+}
+
+func facts(mac net.HardwareAddr, r machines.Reported, ip netip.Addr) profile.Facts {
+	return profile.Facts{MAC: mac, UUID: r.UUID, Arch: r.Arch, Platform: r.Platform, Serial: r.Serial, Hostname: r.Hostname, IP: ip}
 }
 
 func parseMAC(s string) (net.HardwareAddr, error) {
@@ -231,59 +249,4 @@ func writeScript(w nethttp.ResponseWriter, code int, body string) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	io.WriteString(w, body)
-}
-
-// seen remembers what each machine's iPXE reported with its script, so later requests (configs
-// from the booted system, downloads from an address DHCP did not hand out) find the same facts.
-// Bounded: beyond max machines an arbitrary one is forgotten.
-type seen struct {
-	mu    sync.Mutex
-	max   int
-	byMAC map[string]profile.Facts
-	byIP  map[netip.Addr]string
-}
-
-func newSeen(max int) *seen {
-	return &seen{max: max, byMAC: map[string]profile.Facts{}, byIP: map[netip.Addr]string{}}
-}
-
-func (s *seen) remember(f profile.Facts) {
-	key := machines.Key(f.MAC)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if old, ok := s.byMAC[key]; ok {
-		if s.byIP[old.IP] == key {
-			delete(s.byIP, old.IP)
-		}
-	} else if len(s.byMAC) >= s.max {
-		for k, v := range s.byMAC {
-			delete(s.byMAC, k)
-			if s.byIP[v.IP] == k {
-				delete(s.byIP, v.IP)
-			}
-			break
-		}
-	}
-	s.byMAC[key] = f
-	if f.IP.IsValid() {
-		s.byIP[f.IP] = key
-	}
-}
-
-func (s *seen) facts(mac net.HardwareAddr) (profile.Facts, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, ok := s.byMAC[machines.Key(mac)]
-	return f, ok
-}
-
-func (s *seen) macOf(ip netip.Addr) (net.HardwareAddr, bool) {
-	s.mu.Lock()
-	key, ok := s.byIP[ip]
-	s.mu.Unlock()
-	if !ok {
-		return nil, false
-	}
-	mac, err := net.ParseMAC(key)
-	return mac, err == nil
 }

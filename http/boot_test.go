@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	nethttp "net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,6 +65,22 @@ type testEnv struct {
 	reg    *prometheus.Registry
 	store  *machines.Store
 	assets string
+	client *nethttp.Client // nil: nethttp.DefaultClient, from 127.0.0.1
+}
+
+// from is e with its requests sent from addr, a loopback address.
+func (e *testEnv) from(addr string) *testEnv {
+	c := *e
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(addr)}}
+	c.client = &nethttp.Client{Transport: &nethttp.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+	return &c
+}
+
+// leased makes DHCP give mac the loopback address addr, and returns e sending from there: the
+// machine itself.
+func (e *testEnv) leased(mac, addr string) *testEnv {
+	e.store.DHCP(mustMAC(mac), netip.MustParseAddr(addr), true, machines.Event{Source: "dhcp", Detail: "ACK"})
+	return e.from(addr)
 }
 
 // startServer runs a server on 127.0.0.1:0 with the boot configuration and an assets directory.
@@ -134,7 +152,11 @@ func (e *testEnv) do(t *testing.T, method, path string, header map[string]string
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := nethttp.DefaultClient.Do(req)
+	client := e.client
+	if client == nil {
+		client = nethttp.DefaultClient
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +241,7 @@ func TestScript(t *testing.T) {
 			mac:  "52:54:00:00:00:0c", phase: machines.PhaseScript},
 		{name: "template error", query: "mac=52:54:00:00:00:02", code: 500,
 			contains: []string{"echo netbootd: profile broken:", "rack", "\nexit 1\n"},
-			mac:      "52:54:00:00:00:02", profile: "broken"},
+			mac:      "52:54:00:00:00:02", profile: "broken", phase: machines.PhaseDHCP},
 		{name: "bad mac", query: "mac=zz-54-00", code: 400, want: "#!ipxe\necho netbootd: bad mac \"zz-54-00\"\nexit 1\n"},
 		{name: "no mac", query: "", code: 400, want: "#!ipxe\necho netbootd: no mac\nexit 1\n"},
 		{name: "hostile facts stay on the echo line", query: "mac=52:54:00:00:00:0d&hostname=a%0Achain%20http://evil/%20%23x%20%26%26%20${x}%20||%20%3B",
@@ -227,8 +249,12 @@ func TestScript(t *testing.T) {
 			want: "#!ipxe\necho netbootd: 52:54:00:00:00:0d: no group matches and no default group: mac 52:54:00:00:00:0d, " +
 				"hostname a chain http://evil/ '#x' '&&' $ {x} '||' ;, no reservation\nexit\n"},
 	}
-	for _, tt := range tests {
+	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			c := e
+			if q, _ := url.ParseQuery(tt.query); q.Get("mac") != "" && !strings.HasPrefix(q.Get("mac"), "zz") {
+				c = e.leased(q.Get("mac"), fmt.Sprintf("127.0.1.%d", i+1)) // the machine itself asks
+			}
 			switch tt.profiles {
 			case "":
 			case "none":
@@ -238,7 +264,7 @@ func TestScript(t *testing.T) {
 				e.s.SetProfiles(resolver(t, tt.profiles, e.base))
 				defer e.s.SetProfiles(resolver(t, bootConfig, e.base))
 			}
-			r := e.get(t, "/ipxe/script?"+tt.query)
+			r := c.get(t, "/ipxe/script?"+tt.query)
 			if r.code != tt.code {
 				t.Errorf("code %d, want %d", r.code, tt.code)
 			}
@@ -440,7 +466,7 @@ func TestDownloadLimit(t *testing.T) {
 			t.Errorf("%s at the limit: %d, Retry-After %q", p, r.code, r.header.Get("Retry-After"))
 		}
 	}
-	if r := e.get(t, "/ipxe/script?mac=52:54:00:00:00:01"); r.code != 200 {
+	if r := e.leased("52:54:00:00:00:01", "127.0.0.1").get(t, "/ipxe/script?mac=52:54:00:00:00:01"); r.code != 200 {
 		t.Errorf("scripts are not downloads: %d", r.code)
 	}
 	<-e.s.downloads
@@ -488,10 +514,12 @@ func TestTimeline(t *testing.T) {
 		t.Errorf("phase %q", m.Phase)
 	}
 
-	// ?mac= wins over the address; the profile is the one the script was rendered from.
+	// ?mac= from the machine itself wins over the address; the profile is the one the script
+	// was rendered from.
 	other := mustMAC("52:54:00:00:00:0a")
-	e.get(t, "/ipxe/script?mac=52:54:00:00:00:0a&arch=x86_64&platform=pcbios") // default group: local-disk
-	e.get(t, "/assets/debian/vmlinuz?mac=52:54:00:00:00:0a")
+	self := e.leased("52:54:00:00:00:0a", "127.0.0.2")
+	self.get(t, "/ipxe/script?mac=52:54:00:00:00:0a&arch=x86_64&platform=pcbios") // default group: local-disk
+	self.get(t, "/assets/debian/vmlinuz?mac=52:54:00:00:00:0a")
 	m, _ = e.store.Get(other)
 	if last := m.Events[len(m.Events)-1]; last.Phase != "" || last.Detail != "GET /assets/debian/vmlinuz: 200" || last.Bytes != int64(len(kernelBody)) {
 		t.Errorf("other machine's download: %+v", last)
@@ -501,22 +529,27 @@ func TestTimeline(t *testing.T) {
 func TestConfigs(t *testing.T) {
 	e := startServer(t, Config{})
 	// The uefi group needs platform and arch, which only the script request reports.
-	e.get(t, "/ipxe/script?mac=52:54:00:00:00:0a&arch=x86_64&platform=efi")
+	uefi := e.leased("52:54:00:00:00:0a", "127.0.0.3")
+	uefi.get(t, "/ipxe/script?mac=52:54:00:00:00:0a&arch=x86_64&platform=efi")
+	worker := e.leased("52:54:00:00:00:01", "127.0.0.2")
 	tests := []struct {
+		from     *testEnv
 		path, ct string
 		code     int
 		body     string
 	}{
-		{"/configs/52-54-00-00-00-01/user-data", "text/plain; charset=utf-8", 200, "#cloud-config\nhostname: node01\n"},
-		{"/configs/user-data?mac=52:54:00:00:00:01", "text/plain; charset=utf-8", 200, "#cloud-config\nhostname: node01\n"},
-		{"/configs/52-54-00-00-00-01/meta-data", "", 404, ""},
-		{"/configs/52-54-00-00-00-01/ignition", "", 404, ""},
-		{"/configs/52-54-00-00-00-0a/ignition", "application/json", 200, `{"ignition": {"version": "3.4.0"}}`},
-		{"/configs/52-54-00-00-00-01/vendor-data", "", 404, ""},
-		{"/configs/zz/user-data", "", 400, ""},
+		{worker, "/configs/52-54-00-00-00-01/user-data", "text/plain; charset=utf-8", 200, "#cloud-config\nhostname: node01\n"},
+		{worker, "/configs/user-data?mac=52:54:00:00:00:01", "text/plain; charset=utf-8", 200, "#cloud-config\nhostname: node01\n"},
+		{worker, "/configs/user-data", "text/plain; charset=utf-8", 200, "#cloud-config\nhostname: node01\n"}, // by address
+		{worker, "/configs/52-54-00-00-00-01/meta-data", "", 404, ""},
+		{worker, "/configs/52-54-00-00-00-01/ignition", "", 404, ""},
+		{uefi, "/configs/52-54-00-00-00-0a/ignition", "application/json", 200, `{"ignition": {"version": "3.4.0"}}`},
+		{worker, "/configs/52-54-00-00-00-01/vendor-data", "", 404, ""},
+		{worker, "/configs/zz/user-data", "", 400, ""},
+		{e, "/configs/user-data", "", 400, ""}, // no machine at this address
 	}
 	for _, tt := range tests {
-		r := e.get(t, tt.path)
+		r := tt.from.get(t, tt.path)
 		if r.code != tt.code || (tt.code == 200 && (r.body != tt.body || r.header.Get("Content-Type") != tt.ct)) {
 			t.Errorf("%s = %d %q %q; want %d %q %q", tt.path, r.code, r.header.Get("Content-Type"), r.body, tt.code, tt.ct, tt.body)
 		}
@@ -526,11 +559,11 @@ func TestConfigs(t *testing.T) {
 func TestBooted(t *testing.T) {
 	e := startServer(t, Config{})
 	mac := mustMAC("52:54:00:00:00:01")
-	e.store.DHCP(mac, netip.MustParseAddr("10.10.0.11"), true, machines.Event{Source: "dhcp", Detail: "ACK"})
-	if r := e.get(t, "/booted/52-54-00-00-00-01"); r.code != 200 || r.body != "ok\n" {
+	self := e.leased("52:54:00:00:00:01", "127.0.0.2")
+	if r := self.get(t, "/booted/52-54-00-00-00-01"); r.code != 200 || r.body != "ok\n" {
 		t.Errorf("GET /booted = %d %q", r.code, r.body)
 	}
-	resp, err := nethttp.Post(e.base+"/booted/52:54:00:00:00:01", "text/plain", strings.NewReader("kernel 6.1\nall good"))
+	resp, err := self.client.Post(e.base+"/booted/52:54:00:00:00:01", "text/plain", strings.NewReader("kernel 6.1\nall good"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -544,7 +577,7 @@ func TestBooted(t *testing.T) {
 		t.Errorf("phase %q, booted %v", m.Phase, m.Booted)
 	}
 	last := m.Events[len(m.Events)-1]
-	if last.Source != "callback" || last.Detail != "POST /booted from 127.0.0.1: kernel 6.1 all good" {
+	if last.Source != "callback" || last.Detail != "POST /booted from 127.0.0.2: kernel 6.1 all good" {
 		t.Errorf("event %+v", last)
 	}
 	if r := e.get(t, "/booted/nope"); r.code != 400 {
@@ -557,8 +590,8 @@ func TestMachineAPI(t *testing.T) {
 	if r := e.get(t, "/api/v1/machines"); r.code != 200 || r.body != "[]\n" {
 		t.Errorf("empty list = %d %q", r.code, r.body)
 	}
-	e.get(t, "/ipxe/script?mac=52:54:00:00:00:01")
-	e.get(t, "/ipxe/script?mac=52:54:00:00:00:0b")
+	e.leased("52:54:00:00:00:01", "127.0.0.2").get(t, "/ipxe/script?mac=52:54:00:00:00:01")
+	e.leased("52:54:00:00:00:0b", "127.0.0.3").get(t, "/ipxe/script?mac=52:54:00:00:00:0b")
 	r := e.get(t, "/api/v1/machines")
 	var all []machines.Machine
 	if err := json.Unmarshal([]byte(r.body), &all); err != nil || r.header.Get("Content-Type") != "application/json" {
@@ -582,7 +615,7 @@ func TestMachineAPI(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	e := startServer(t, Config{})
 	e.get(t, "/ipxe/boot.ipxe")
-	e.get(t, "/ipxe/script?mac=52:54:00:00:00:01")
+	e.leased("52:54:00:00:00:01", "127.0.0.1").get(t, "/ipxe/script?mac=52:54:00:00:00:01")
 	e.get(t, "/assets/debian/vmlinuz")
 	e.get(t, "/assets/nope")
 	e.raw(t, "/assets/../x")
@@ -702,7 +735,7 @@ func TestLargeFile(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(e.assets, "big.img"), []byte(big), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := e.get(t, "/assets/big.img?mac=52:54:00:00:00:01")
+	r := e.leased("52:54:00:00:00:01", "127.0.0.2").get(t, "/assets/big.img?mac=52:54:00:00:00:01")
 	if r.code != 200 || r.body != big {
 		t.Fatalf("GET big.img = %d, %d bytes", r.code, len(r.body))
 	}

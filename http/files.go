@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	nethttp "net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -142,11 +143,13 @@ func openIfRegular(stat func() (fs.FileInfo, error), open func() (*os.File, erro
 	return open()
 }
 
-// attribute finds the machine a download is for: ?mac= if given, else by its address.
+// attribute finds the machine a download is for: ?mac= if the request comes from that machine,
+// else the machine at its address.
 func (s *Server) attribute(r *nethttp.Request) (net.HardwareAddr, bool) {
 	if v := r.URL.Query().Get("mac"); v != "" {
 		if mac, err := parseMAC(v); err == nil {
-			return mac, true
+			_, ok := s.owner(r, mac, "")
+			return mac, ok
 		}
 	}
 	return s.byAddr(remoteIP(r))
@@ -164,11 +167,7 @@ func (s *Server) assetKind(mac net.HardwareAddr, name string) string {
 		prof = m.Profile
 	}
 	if prof == "" {
-		f, ok := s.seen.facts(mac)
-		if !ok {
-			f = profile.Facts{MAC: mac}
-		}
-		if m, ok := res.Resolve(f); ok {
+		if m, ok := res.Resolve(facts(mac, s.reported(mac), netip.Addr{})); ok {
 			prof = m.Profile.Name
 		}
 	}

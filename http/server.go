@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/netbootd/netbootd/control/bootauth"
 	"github.com/netbootd/netbootd/control/config"
 	"github.com/netbootd/netbootd/control/machines"
 	"github.com/netbootd/netbootd/control/profile"
@@ -54,7 +55,11 @@ type Deps struct {
 	// Leases lists the lease store for GET /api/v1/leases; nil when the server hands out none.
 	Leases func() []Lease
 	// Machines is the boot timeline store; nil records nothing and the machine API is empty.
+	// Its MAC-address index is how the server knows which machine an address belongs to.
 	Machines *machines.Store
+	// Tokens signs the tokens put into each machine's config and "booted" URLs; nil puts none,
+	// and a machine's data goes only to its own address.
+	Tokens *bootauth.Keys
 }
 
 // Lease is one row of GET /api/v1/leases.
@@ -78,7 +83,6 @@ type Server struct {
 	profiles  atomic.Pointer[profile.Resolver]
 	downloads chan struct{} // a slot per download in progress
 	metrics   *metrics
-	seen      *seen
 }
 
 // New validates the configuration and binds the listener, so a port conflict is reported at start.
@@ -110,7 +114,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("http: listen on %s: %w", cfg.Listen, err)
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, ln: ln, metrics: m,
-		downloads: make(chan struct{}, cfg.MaxDownloads), seen: newSeen(machines.DefaultMaxMachines)}
+		downloads: make(chan struct{}, cfg.MaxDownloads)}
 
 	mux := nethttp.NewServeMux()
 	prom := promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{ErrorLog: slogPrinter{deps.Logger}})
@@ -139,9 +143,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.handle(mux, "GET /ipxe/{file}", "ipxe", s.ipxeBinary) // GET patterns take HEAD too
 	s.handle(mux, "GET /assets/{path...}", "assets", s.asset)
 	s.handle(mux, "GET /configs/{mac}/{kind}", "configs", s.config)
+	s.handle(mux, "GET /configs/{mac}/{token}/{kind}", "configs", s.config)
 	s.handle(mux, "GET /configs/{kind}", "configs", s.config) // ?mac=, or the machine by address
 	s.handle(mux, "GET /booted/{mac}", "booted", s.booted)
 	s.handle(mux, "POST /booted/{mac}", "booted", s.booted)
+	s.handle(mux, "GET /booted/{mac}/{token}", "booted", s.booted)
+	s.handle(mux, "POST /booted/{mac}/{token}", "booted", s.booted)
 
 	s.srv = &nethttp.Server{
 		Handler:           s.rejectBadPaths(mux),

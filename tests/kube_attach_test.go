@@ -60,9 +60,10 @@ func TestAttachFollowsKubernetes(t *testing.T) {
 		t.Fatalf("Machine kube1 got %q, want 10.10.0.33", ip)
 	}
 
-	// A Profile change: the machine's next iPXE script has the new command line.
+	// A Profile change: the machine's next iPXE script (fetched from its own address: a script
+	// goes to its machine only) has the new command line.
 	script := func() string {
-		out, err := r.server.Exec("curl", "-sf", "http://"+d.httpAddr+"/ipxe/script?mac=02-00-00-00-00-3b")
+		out, err := c.Exec("curl", "-sf", "http://"+d.httpAddr+"/ipxe/script?mac=02-00-00-00-00-3b")
 		if err != nil {
 			t.Fatalf("iPXE script: %v %s", err, out)
 		}

@@ -314,6 +314,16 @@ func TestKubeInventory(t *testing.T) {
 		t.Errorf("status of m01100 = %+v", m.Status)
 	}
 
+	// Phases of MACs the inventory does not know (strangers, made-up MACs) queue no patch: no
+	// stranger causes a Machine.status write.
+	for i := range 1000 {
+		mac, _ := parseMAC(fmt.Sprintf("06:00:00:00:%02x:%02x", i>>8, i&0xff))
+		w.inv.ReportPhase(mac, "booted", t0)
+	}
+	if p := w.inv.Pending(); p != 0 {
+		t.Errorf("%d status patches pending for MACs the inventory does not know", p)
+	}
+
 	// The API server goes away: the last snapshot stays, the inventory says it is stale.
 	if w.inv.Stale() {
 		t.Fatal("stale while the API server answers")

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/netbootd/netbootd/bpf"
+	"github.com/netbootd/netbootd/control/bootauth"
 	"github.com/netbootd/netbootd/control/config"
 	"github.com/netbootd/netbootd/control/dhcpd"
 	"github.com/netbootd/netbootd/control/inventory/kube"
@@ -279,9 +280,14 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 		}
 	}
 
+	tokens, err := bootauth.Open(filepath.Join(cfg.StateDir, bootauth.FileName), bootauth.DefaultRotateAfter)
+	if err != nil {
+		return nil, err
+	}
 	d.http, err = nbhttp.New(nbhttp.Config{Listen: cfg.HTTPListen, Assets: conf.HTTP.Assets,
 		IPXEDir: conf.TFTP.IPXEDir, BaseURL: d.baseURL(conf)}, nbhttp.Deps{
 		Logger: log.With("component", "http"), Gatherer: reg, Registerer: reg, Leases: d.leaseRows, Machines: d.machines,
+		Tokens: tokens,
 	})
 	if err != nil {
 		return nil, err

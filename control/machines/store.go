@@ -1,9 +1,12 @@
 // Package machines keeps each machine's boot timeline: what DHCP (the XDP fast path or the
 // control plane), TFTP and HTTP did for it, and why it got its boot file and profile, until it
 // says it booted. It is bounded: a fixed number of machines, a fixed number of events each.
+// Only DHCP, or Begin for a machine the inventory knows, opens a timeline: a request that names a MAC nobody knows
+// finds none, so a flood of made-up MACs neither grows the store nor evicts real machines.
 package machines
 
 import (
+	"container/list"
 	"net"
 	"net/netip"
 	"sort"
@@ -53,7 +56,18 @@ type Machine struct {
 	Events        []Event   `json:"events"`
 	// EventsDropped counts the events of this boot dropped to stay bounded.
 	EventsDropped int `json:"events_dropped,omitempty"`
-	logLines      int // syslog events in this boot
+	// Reported is what the machine's iPXE said about itself with its script request.
+	Reported Reported `json:"reported,omitzero"`
+	logLines int      // syslog events in this boot
+}
+
+// Reported are the facts iPXE reports with the script request (the MAC is the key).
+type Reported struct {
+	UUID     string `json:"uuid,omitempty"`
+	Arch     string `json:"arch,omitempty"`
+	Platform string `json:"platform,omitempty"`
+	Serial   string `json:"serial,omitempty"`
+	Hostname string `json:"hostname,omitempty"`
 }
 
 // Limits.
@@ -72,7 +86,8 @@ const (
 type Store struct {
 	mu       sync.Mutex
 	max      int
-	machines map[string]*Machine
+	machines map[string]*list.Element // of *Machine
+	lru      *list.List               // most recently seen at the front
 	byIP     map[netip.Addr]string
 	now      func() time.Time
 
@@ -90,7 +105,7 @@ func New(max int, reg prometheus.Registerer) *Store {
 	if max <= 0 {
 		max = DefaultMaxMachines
 	}
-	s := &Store{max: max, machines: map[string]*Machine{}, byIP: map[netip.Addr]string{}, now: time.Now,
+	s := &Store{max: max, machines: map[string]*list.Element{}, lru: list.New(), byIP: map[netip.Addr]string{}, now: time.Now,
 		bootDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "netbootd_boot_duration_seconds",
 			Help:    "Time from a machine's first DHCP request to its booted callback.",
@@ -125,11 +140,12 @@ func (s *Store) OnPhase(fn func(mac, phase string, at time.Time)) {
 // Key is the canonical form of a MAC: lower-case, colon-separated.
 func Key(mac net.HardwareAddr) string { return mac.String() }
 
-// DHCP records a DHCP answer. discover marks the start of an exchange, which may start a new boot.
+// DHCP records a DHCP answer, opening the machine's timeline if it has none. discover marks the
+// start of an exchange, which may start a new boot.
 func (s *Store) DHCP(mac net.HardwareAddr, ip netip.Addr, discover bool, ev Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := s.machine(Key(mac))
+	m := s.open(Key(mac))
 	if discover && (m.Phase == PhaseBooted || (!m.LastSeen.IsZero() && ev.Time.Sub(m.LastSeen) > NewBootAfter)) {
 		s.restart(m, ev.Time)
 	}
@@ -146,18 +162,45 @@ func (s *Store) DHCP(mac net.HardwareAddr, ip netip.Addr, discover bool, ev Even
 	s.add(m, ev)
 }
 
-// Record adds an event to the machine's current boot.
-func (s *Store) Record(mac net.HardwareAddr, ev Event) {
+// Begin opens a timeline for a machine the inventory knows (a reservation) that has none yet,
+// e.g. one that got its address elsewhere.
+func (s *Store) Begin(mac net.HardwareAddr) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.add(s.machine(Key(mac)), ev)
+	s.open(Key(mac))
+}
+
+// Record adds an event to the machine's current boot. It reports false, and records nothing,
+// for a machine with no timeline.
+func (s *Store) Record(mac net.HardwareAddr, ev Event) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.find(Key(mac))
+	if m == nil {
+		return false
+	}
+	s.add(m, ev)
+	return true
+}
+
+// Report keeps what the machine's iPXE reported about itself; nothing for a machine with no timeline.
+func (s *Store) Report(mac net.HardwareAddr, r Reported) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := s.find(Key(mac)); m != nil {
+		m.Reported = r
+	}
 }
 
 // Explain records what the machine was told and why: a boot file (DHCP) or a profile (HTTP).
+// Nothing for a machine with no timeline.
 func (s *Store) Explain(mac net.HardwareAddr, hostname, bootFile, bootReason, profile, profileReason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := s.machine(Key(mac))
+	m := s.find(Key(mac))
+	if m == nil {
+		return
+	}
 	if hostname != "" {
 		m.Hostname = hostname
 	}
@@ -185,19 +228,19 @@ func (s *Store) ByIP(ip netip.Addr) (net.HardwareAddr, bool) {
 func (s *Store) Get(mac net.HardwareAddr) (Machine, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, ok := s.machines[Key(mac)]
+	e, ok := s.machines[Key(mac)]
 	if !ok {
 		return Machine{}, false
 	}
-	return clone(m), true
+	return clone(e.Value.(*Machine)), true
 }
 
 // All returns copies of every timeline, by MAC.
 func (s *Store) All() []Machine {
 	s.mu.Lock()
 	out := make([]Machine, 0, len(s.machines))
-	for _, m := range s.machines {
-		out = append(out, clone(m))
+	for _, e := range s.machines {
+		out = append(out, clone(e.Value.(*Machine)))
 	}
 	s.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].MAC < out[j].MAC })
@@ -210,30 +253,37 @@ func clone(m *Machine) Machine {
 	return c
 }
 
-// machine returns the entry for key, creating it (and evicting the stalest) if needed.
-func (s *Store) machine(key string) *Machine {
-	if m, ok := s.machines[key]; ok {
+// find returns key's timeline, nil if it has none, and marks it the most recently seen.
+func (s *Store) find(key string) *Machine {
+	e, ok := s.machines[key]
+	if !ok {
+		return nil
+	}
+	s.lru.MoveToFront(e)
+	return e.Value.(*Machine)
+}
+
+// open returns key's timeline, opening it (and forgetting the least recently seen machine when
+// the store is full) if it has none.
+func (s *Store) open(key string) *Machine {
+	if m := s.find(key); m != nil {
 		return m
 	}
 	if len(s.machines) >= s.max {
 		s.evictOldest()
 	}
 	m := &Machine{MAC: key}
-	s.machines[key] = m
+	s.machines[key] = s.lru.PushFront(m)
 	return m
 }
 
-// evictOldest is O(n) but runs only when the store is full, once per new machine.
+// evictOldest forgets the least recently seen machine: O(1).
 func (s *Store) evictOldest() {
-	var oldest *Machine
-	for _, m := range s.machines {
-		if oldest == nil || m.LastSeen.Before(oldest.LastSeen) {
-			oldest = m
-		}
-	}
-	if oldest == nil {
+	e := s.lru.Back()
+	if e == nil {
 		return
 	}
+	oldest := s.lru.Remove(e).(*Machine)
 	delete(s.machines, oldest.MAC)
 	if ip, err := netip.ParseAddr(oldest.IP); err == nil && s.byIP[ip] == oldest.MAC {
 		delete(s.byIP, ip)

@@ -108,3 +108,73 @@ func TestSyslogBounded(t *testing.T) {
 		t.Fatalf("%d events, %d dropped, phase %s", len(tl.Events), tl.EventsDropped, tl.Phase)
 	}
 }
+
+// Events for a MAC that DHCP never answered and the inventory never named open no timeline, so
+// made-up MACs neither grow the store nor push real machines out; Begin opens one.
+func TestOnlyKnownMachines(t *testing.T) {
+	s := New(2, nil)
+	real := mac("02:00:00:00:00:01")
+	s.DHCP(real, netip.MustParseAddr("10.0.0.1"), true, Event{Source: "dhcp"})
+	for i := 0; i < 1000; i++ {
+		fake := net.HardwareAddr{0x02, 0xff, 0, 0, byte(i >> 8), byte(i)}
+		if s.Record(fake, Event{Phase: PhaseBooted, Source: "callback"}) {
+			t.Fatalf("recorded an event for %s, which nobody knows", fake)
+		}
+		s.Explain(fake, "evil", "", "", "decommission", "forged")
+		s.Report(fake, Reported{Hostname: "evil"})
+	}
+	if n := len(s.All()); n != 1 {
+		t.Fatalf("%d timelines, want the real machine's alone", n)
+	}
+	reserved := mac("02:00:00:00:00:02")
+	s.Begin(reserved)
+	if !s.Record(reserved, Event{Phase: PhaseScript, Source: "http"}) {
+		t.Fatal("no timeline after Begin")
+	}
+	s.Report(reserved, Reported{Arch: "x86_64"})
+	if m, _ := s.Get(reserved); m.Phase != PhaseScript || m.Reported.Arch != "x86_64" {
+		t.Fatalf("reserved machine: %+v", m)
+	}
+}
+
+// The store forgets the least recently seen machine, not the least recently created one.
+func TestEvictsLeastRecentlySeen(t *testing.T) {
+	s := New(2, nil)
+	a, b, c := mac("02:00:00:00:00:01"), mac("02:00:00:00:00:02"), mac("02:00:00:00:00:03")
+	s.DHCP(a, netip.Addr{}, true, Event{})
+	s.DHCP(b, netip.Addr{}, true, Event{})
+	s.Record(a, Event{Source: "tftp"}) // a is seen again: b is now the stalest
+	s.DHCP(c, netip.Addr{}, true, Event{})
+	if _, ok := s.Get(b); ok {
+		t.Error("kept the least recently seen machine")
+	}
+	if _, ok := s.Get(a); !ok {
+		t.Error("forgot a machine seen recently")
+	}
+}
+
+// BenchmarkFullStoreNewMachines measures opening a timeline in a full store (each one evicts):
+// `go test -run - -bench FullStore ./control/machines/`.
+func BenchmarkFullStoreNewMachines(b *testing.B) {
+	s := New(DefaultMaxMachines, nil)
+	for i := 0; i < DefaultMaxMachines; i++ {
+		s.DHCP(net.HardwareAddr{0x02, 0, 0, byte(i >> 16), byte(i >> 8), byte(i)}, netip.Addr{}, true, Event{})
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s.DHCP(net.HardwareAddr{0x06, 0, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}, netip.Addr{}, true, Event{})
+	}
+}
+
+// BenchmarkMadeUpMACEvents measures an event for a MAC nobody knows against a full store (what a
+// flood of fake /booted or script requests costs): `go test -run - -bench MadeUp ./control/machines/`.
+func BenchmarkMadeUpMACEvents(b *testing.B) {
+	s := New(DefaultMaxMachines, nil)
+	for i := 0; i < DefaultMaxMachines; i++ {
+		s.DHCP(net.HardwareAddr{0x02, 0, 0, byte(i >> 16), byte(i >> 8), byte(i)}, netip.Addr{}, true, Event{})
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s.Record(net.HardwareAddr{0x06, 0, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}, Event{Phase: PhaseBooted, Source: "callback"})
+	}
+}

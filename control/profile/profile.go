@@ -246,6 +246,18 @@ func (r *Resolver) Resolve(f Facts) (Match, bool) {
 	return Match{Profile: &c.p, Reason: reason, Data: d, c: c}, true
 }
 
+// Reserved reports whether mac has a reservation, and the address it reserves (invalid if none).
+func (r *Resolver) Reserved(mac net.HardwareAddr) (netip.Addr, bool) {
+	if r == nil {
+		return netip.Addr{}, false
+	}
+	res, ok := r.reservations[mac.String()]
+	if !ok {
+		return netip.Addr{}, false
+	}
+	return res.IP, true
+}
+
 // AssetKind says whether asset (a path under the assets directory) is the named profile's kernel
 // or one of its initrds: "kernel", "initrd" or "".
 func (r *Resolver) AssetKind(profile, asset string) string {
