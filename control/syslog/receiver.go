@@ -131,8 +131,15 @@ func (r *Receiver) Close() error { return r.conn.Close() }
 
 // Run reads messages on one goroutine until ctx ends.
 func (r *Receiver) Run(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, func() { r.conn.Close() })
-	defer stop()
+	// The socket is closed, and unbound, when Run returns: if the context's closer has started,
+	// wait for it, since a Close that finds another in progress returns before the fd is gone.
+	closed := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { r.conn.Close(); close(closed) })
+	defer func() {
+		if !stop() {
+			<-closed
+		}
+	}()
 	defer r.conn.Close()
 	buf := make([]byte, readBuffer)
 	for {
