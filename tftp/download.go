@@ -8,7 +8,7 @@ import (
 )
 
 // serve runs one read transfer from its own socket (a new TID, RFC 1350 section 4).
-func (s *Server) serve(ctx context.Context, req packet, peer netip.AddrPort, dst netip.Addr, inbox chan []byte) {
+func (s *Server) serve(ctx context.Context, pt *peerTransfer, req packet, peer netip.AddrPort, dst netip.Addr) {
 	begin := time.Now()
 	log := s.log.With("file", req.Filename, "peer", peer.String())
 	report := func(tr Transfer) {
@@ -45,9 +45,9 @@ func (s *Server) serve(ctx context.Context, req packet, peer netip.AddrPort, dst
 		return
 	}
 	var t *connTransfer
-	if inbox != nil { // single-port mode: send from the listener, read what it routes here
+	if pt.inbox != nil { // single-port mode: send from the listener, read what it routes here
 		t = newConnTransfer(s.conn, peer, s.local, c, prm)
-		t.inbox = inbox
+		t.inbox = pt.inbox
 	} else {
 		conn, local, err := s.transferSocket(ctx, dst)
 		if err != nil {
@@ -62,7 +62,10 @@ func (s *Server) serve(ctx context.Context, req packet, peer netip.AddrPort, dst
 	if timeout == 0 {
 		timeout = s.cfg.Timeout
 	}
+	t.req = []byte(pt.rrq)
+	t.acked = func() { s.confirm(pt) }
 	snd := newSender(c.Size(), prm.blksize, prm.window, len(prm.oack) > 0, timeout, s.cfg.Retries)
+	snd.leash(s.cfg.Timeout)
 	s.m.blksize.Observe(float64(prm.blksize))
 	s.m.window.Observe(float64(prm.window))
 

@@ -17,15 +17,24 @@ import (
 
 // Config is the server's configuration; zero values take the documented defaults.
 type Config struct {
-	Listen       string        // e.g. "10.0.0.1:69" or "127.0.0.1:0" in tests
-	Root         string        // directory files are served from; "" = only virtual files
-	MaxWindow    int           // cap on negotiated windowsize (default 64)
-	MaxBlockSize int           // cap on blksize (default 1468: fits a 1500 MTU)
-	Timeout      time.Duration // default retransmit timeout before RTT adaptation (default 1s)
-	Retries      int           // default 5
-	MaxTransfers int           // concurrent transfers (default 1024); over: error 0 "server busy"
-	MaxPerClient int           // per client IP (default 16)
-	CacheBytes   int64         // memory cache budget for file contents (default 256 MiB)
+	Listen       string // e.g. "10.0.0.1:69" or "127.0.0.1:0" in tests
+	Root         string // directory files are served from; "" = only virtual files
+	MaxWindow    int    // cap on negotiated windowsize (default 64)
+	MaxBlockSize int    // cap on blksize (default 1468: fits a 1500 MTU)
+	// Timeout is the retransmit timeout before RTT adaptation when the client negotiates none
+	// (default 1s). It is also the most a transfer waits before the client's first ACK,
+	// whatever timeout it negotiated: a spoofed request holds its slot for Retries × Timeout.
+	Timeout      time.Duration
+	Retries      int // default 5
+	MaxTransfers int // concurrent transfers (default 1024); over: error 0 "server busy"
+	MaxPerClient int // per client IP (default 16)
+	// MaxUnconfirmed caps the transfers whose client has not acknowledged anything yet
+	// (default a quarter of MaxTransfers, at most MaxTransfers); when reached, the oldest of them gives way to a new request.
+	// MaxUnconfirmedPerClient caps them per client IP (default 4); requests over it are
+	// dropped unanswered, since their source may be spoofed.
+	MaxUnconfirmed          int
+	MaxUnconfirmedPerClient int
+	CacheBytes              int64 // memory cache budget for file contents (default 256 MiB)
 	// SinglePort runs every transfer on the listening port instead of a new one per transfer
 	// (the RFC 1350 TID rule): for clients behind NAT or a Kubernetes Service, where only
 	// port 69 is reachable. ACKs are routed to their transfer by the client's address.
@@ -74,7 +83,10 @@ type Server struct {
 	active    int
 	perClient map[netip.Addr]int
 	peers     map[netip.AddrPort]*peerTransfer // transfers in progress by client address
-	wg        sync.WaitGroup
+	// unconfirmed are the transfers whose client has not acknowledged anything yet.
+	unconfirmed    map[*peerTransfer]struct{}
+	unconfirmedPer map[netip.Addr]int
+	wg             sync.WaitGroup
 }
 
 // New validates cfg, applies defaults and binds the listening socket.
@@ -100,6 +112,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.MaxPerClient == 0 {
 		cfg.MaxPerClient = 16
 	}
+	if cfg.MaxUnconfirmed == 0 {
+		cfg.MaxUnconfirmed = max(1, cfg.MaxTransfers/4)
+	}
+	if cfg.MaxUnconfirmedPerClient == 0 {
+		cfg.MaxUnconfirmedPerClient = 4
+	}
 	if cfg.CacheBytes == 0 {
 		cfg.CacheBytes = 256 << 20
 	}
@@ -116,6 +134,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("tftp: Retries %d must be positive", cfg.Retries)
 	case cfg.MaxTransfers < 1 || cfg.MaxPerClient < 1:
 		return nil, errors.New("tftp: MaxTransfers and MaxPerClient must be positive")
+	case cfg.MaxUnconfirmed < 1 || cfg.MaxUnconfirmedPerClient < 1:
+		return nil, errors.New("tftp: MaxUnconfirmed and MaxUnconfirmedPerClient must be positive")
+	case cfg.MaxUnconfirmed > cfg.MaxTransfers:
+		return nil, fmt.Errorf("tftp: MaxUnconfirmed %d over MaxTransfers %d", cfg.MaxUnconfirmed, cfg.MaxTransfers)
 	case cfg.CacheBytes < 0:
 		return nil, errors.New("tftp: CacheBytes must not be negative")
 	}
@@ -152,6 +174,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		m:          m,
 		perClient:  map[netip.Addr]int{},
 		peers:      map[netip.AddrPort]*peerTransfer{},
+
+		unconfirmed:    map[*peerTransfer]struct{}{},
+		unconfirmedPer: map[netip.Addr]int{},
 	}
 	s.local = conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
 	// Learn which local address each request was sent to, so that a listener on a
@@ -279,23 +304,14 @@ func (s *Server) dispatch(ctx context.Context, b []byte, src netip.AddrPort, dst
 	if !src.IsValid() || src.Port() == 0 {
 		return
 	}
-	if s.cfg.SinglePort && len(b) >= 2 && b[0] == 0 && (uint16(b[1]) == opACK || uint16(b[1]) == opERROR) {
-		s.mu.Lock()
-		pt := s.peers[src]
-		s.mu.Unlock()
-		if pt != nil {
-			select {
-			case pt.inbox <- append([]byte(nil), b...):
-			default: // the transfer is behind: as if the packet were lost
-			}
-			return
-		}
+	if s.cfg.SinglePort && s.route(b, src) {
+		return
 	}
 	p, err := parsePacket(b)
 	switch {
 	case err == nil && p.Op == opRRQ:
 	case err == nil && p.Op == opWRQ && s.cfg.UploadDir != "":
-		s.start(ctx, b, p, src, dst, nil, func(tctx context.Context, _ chan []byte) { s.receive(tctx, p, src, dst) })
+		s.start(ctx, b, p, src, dst, nil, func(tctx context.Context, pt *peerTransfer) { s.receive(tctx, pt, p, src, dst) })
 		return
 	case err == nil && p.Op == opWRQ:
 		s.m.failed.WithLabelValues("write_request").Inc()
@@ -323,23 +339,47 @@ func (s *Server) dispatch(ctx context.Context, b []byte, src netip.AddrPort, dst
 	if s.cfg.SinglePort {
 		inbox = make(chan []byte, 64)
 	}
-	s.start(ctx, b, p, src, dst, inbox, func(tctx context.Context, inbox chan []byte) { s.serve(tctx, p, src, dst, inbox) })
+	s.start(ctx, b, p, src, dst, inbox, func(tctx context.Context, pt *peerTransfer) { s.serve(tctx, pt, p, src, dst) })
+}
+
+// route hands a packet for a download running in single-port mode to it: the client's ACKs
+// and ERRORs, and copies of the request that started it (a retransmitted RRQ is answered by
+// the transfer, as it would be on the transfer's own port). It reports whether it did.
+func (s *Server) route(b []byte, src netip.AddrPort) bool {
+	reply := len(b) >= 2 && b[0] == 0 && (uint16(b[1]) == opACK || uint16(b[1]) == opERROR)
+	s.mu.Lock()
+	pt := s.peers[src]
+	s.mu.Unlock()
+	if pt == nil || pt.inbox == nil || (!reply && string(b) != pt.rrq) {
+		return false
+	}
+	select {
+	case pt.inbox <- append([]byte(nil), b...):
+	default: // the transfer is behind: as if the packet were lost
+	}
+	return true
 }
 
 // start takes a transfer slot for src and runs the transfer in its own goroutine, or answers
 // why not. An identical request while one runs is a retransmission: ignored.
 func (s *Server) start(ctx context.Context, b []byte, p packet, src netip.AddrPort, dst netip.Addr,
-	inbox chan []byte, run func(context.Context, chan []byte)) {
+	inbox chan []byte, run func(context.Context, *peerTransfer)) {
 	tctx, cancel := context.WithCancel(ctx)
-	pt := &peerTransfer{rrq: string(b), cancel: cancel, inbox: inbox}
-	if msg := s.acquire(src, pt); msg != "" {
+	pt := &peerTransfer{rrq: string(b), src: src, cancel: cancel, inbox: inbox}
+	if reason, msg := s.acquire(src, pt, time.Now()); reason != "" {
 		cancel()
-		if msg == "duplicate" {
-			return
+		switch reason {
+		case "duplicate":
+		case "unconfirmed_per_client":
+			// Dropped unanswered: the source may be spoofed (no ERROR reflected to it), and a
+			// real client retransmits its request once its other transfers have started.
+			s.m.refused.WithLabelValues(reason).Inc()
+		default:
+			s.m.refused.WithLabelValues(reason).Inc()
+			s.m.failed.WithLabelValues("busy").Inc()
+			s.log.Info("tftp: refused", "file", p.Filename, "peer", src.String(), "reason", msg)
+			s.replyError(src, dst, errNotDefined, msg)
 		}
-		s.m.failed.WithLabelValues("busy").Inc()
-		s.log.Info("tftp: refused", "file", p.Filename, "peer", src.String(), "reason", msg)
-		s.replyError(src, dst, errNotDefined, msg)
 		return
 	}
 	s.m.started.Inc()
@@ -350,44 +390,102 @@ func (s *Server) start(ctx context.Context, b []byte, p packet, src netip.AddrPo
 		defer s.m.active.Dec()
 		defer s.release(src, pt)
 		defer cancel()
-		run(tctx, inbox)
+		run(tctx, pt)
 	}()
 }
 
 // peerTransfer is the transfer a client address currently has running.
 type peerTransfer struct {
 	rrq    string // the request, to recognise its retransmissions
+	src    netip.AddrPort
 	cancel context.CancelFunc
 	inbox  chan []byte // single-port mode: the client's packets, routed by the listener
+	// unconfirmed: counted among the transfers the client has not acknowledged yet (it may
+	// be a spoofed source), since admitted.
+	unconfirmed bool
+	admitted    time.Time
 }
 
-// acquire reserves a transfer slot for src, or returns why not. An identical RRQ from
-// a client with a transfer running is a retransmission and is ignored; a different one
-// means the client gave up on the old transfer (PXE ROMs probe tsize, abort and ask
-// again from the same port), so the old one is dropped quietly in its favour.
-func (s *Server) acquire(src netip.AddrPort, pt *peerTransfer) string {
+// acquire reserves a transfer slot for src, or returns why not: a reason label and the
+// message for the client. An identical RRQ from a client with a transfer running is a
+// retransmission and is ignored; a different one means the client gave up on the old
+// transfer (PXE ROMs probe tsize, abort and ask again from the same port), so the old one is
+// dropped quietly in its favour.
+//
+// A new transfer is unconfirmed until its client's first ACK (or DATA, for an upload). Those
+// are capped per client address and in total, apart from MaxTransfers, so that requests
+// with spoofed sources, which are never acknowledged, cannot hold the server's slots: over
+// the per-address cap a request is dropped, and when the total is reached the oldest
+// unconfirmed transfer gives way (a real client acknowledges within a round trip).
+func (s *Server) acquire(src netip.AddrPort, pt *peerTransfer, now time.Time) (reason, msg string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.peers[src]
+	if old != nil && old.rrq == pt.rrq {
+		return "duplicate", ""
+	}
+	unconfirmed := s.unconfirmedPer[src.Addr()]
+	if old != nil && old.unconfirmed {
+		unconfirmed--
+	}
 	switch {
-	case old != nil && old.rrq == pt.rrq:
-		return "duplicate"
+	case unconfirmed >= s.cfg.MaxUnconfirmedPerClient:
+		return "unconfirmed_per_client", ""
 	case old != nil:
 		old.cancel()
+		s.settle(old)
 	case s.active >= s.cfg.MaxTransfers:
-		return "server busy"
+		return "busy", "server busy"
 	case s.perClient[src.Addr()] >= s.cfg.MaxPerClient:
-		return "server busy: too many transfers from this client"
+		return "busy_per_client", "server busy: too many transfers from this client"
+	}
+	if len(s.unconfirmed) >= s.cfg.MaxUnconfirmed {
+		var oldest *peerTransfer
+		for u := range s.unconfirmed {
+			if oldest == nil || u.admitted.Before(oldest.admitted) {
+				oldest = u
+			}
+		}
+		oldest.cancel()
+		s.settle(oldest)
+		s.m.refused.WithLabelValues("unconfirmed_evicted").Inc()
 	}
 	s.active++
 	s.perClient[src.Addr()]++
 	s.peers[src] = pt
-	return ""
+	pt.unconfirmed, pt.admitted = true, now
+	s.unconfirmed[pt] = struct{}{}
+	s.unconfirmedPer[src.Addr()]++
+	s.m.unconfirmed.Set(float64(len(s.unconfirmed)))
+	return "", ""
+}
+
+// confirm records that pt's client answered: its transfer no longer counts as unconfirmed.
+func (s *Server) confirm(pt *peerTransfer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.settle(pt)
+}
+
+// settle takes pt out of the unconfirmed transfers (it was acknowledged, replaced or ended).
+// s.mu must be held.
+func (s *Server) settle(pt *peerTransfer) {
+	if !pt.unconfirmed {
+		return
+	}
+	pt.unconfirmed = false
+	delete(s.unconfirmed, pt)
+	a := pt.src.Addr()
+	if s.unconfirmedPer[a]--; s.unconfirmedPer[a] <= 0 {
+		delete(s.unconfirmedPer, a)
+	}
+	s.m.unconfirmed.Set(float64(len(s.unconfirmed)))
 }
 
 func (s *Server) release(src netip.AddrPort, pt *peerTransfer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.settle(pt)
 	s.active--
 	if s.perClient[src.Addr()]--; s.perClient[src.Addr()] <= 0 {
 		delete(s.perClient, src.Addr())

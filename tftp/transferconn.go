@@ -1,6 +1,7 @@
 package tftp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -56,6 +57,9 @@ type connTransfer struct {
 	bufs  [][]byte // per-slot block storage, only for streamed contents
 	rbuf  []byte
 	inbox chan []byte // single-port mode: packets come from here, not from conn
+	req   []byte      // the request that started the transfer, to recognise its copies
+	// acked, if set, runs once when the client's first ACK arrives.
+	acked func()
 }
 
 func newConnTransfer(conn *net.UDPConn, peer netip.AddrPort, local netip.Addr, c content, prm params) *connTransfer {
@@ -133,10 +137,18 @@ func (t *connTransfer) run(ctx context.Context, snd *sender, m *metrics) (string
 		if err != nil {
 			continue // garbage from the peer; wait for a proper ACK or the timer
 		}
-		switch p.Op {
-		case opACK:
+		switch {
+		case p.Op == opACK:
+			wasAcked := snd.acked
 			a = snd.onAck(time.Now(), p.Block)
-		case opERROR:
+			if !wasAcked && snd.acked && t.acked != nil {
+				t.acked()
+			}
+		case p.Op == opRRQ && bytes.Equal(pkt, t.req):
+			// The client retransmitted its request (our reply was lost or late): answer it
+			// again, or ignore it if the transfer has moved on.
+			a = snd.onRequestAgain(time.Now())
+		case p.Op == opERROR:
 			if p.ErrCode == errOptionRefused && snd.base == 0 {
 				return "option_refused", fmt.Errorf("client refused options: %s", p.ErrMsg)
 			}

@@ -17,7 +17,7 @@ import (
 // receive runs one write request (WRQ) into the upload directory, lock-step (RFC 1350) with
 // blksize negotiated. Uploads never overwrite: the file is written as NAME.part and renamed
 // when complete, and a name that exists is refused. Anything that fails removes the part.
-func (s *Server) receive(ctx context.Context, req packet, peer netip.AddrPort, dst netip.Addr) {
+func (s *Server) receive(ctx context.Context, pt *peerTransfer, req packet, peer netip.AddrPort, dst netip.Addr) {
 	u := &upload{s: s, peer: peer, begin: time.Now(),
 		log: s.log.With("file", req.Filename, "peer", peer.String(), "direction", "upload")}
 	if r := u.create(req.Filename); r != nil {
@@ -42,6 +42,7 @@ func (s *Server) receive(ctx context.Context, req packet, peer netip.AddrPort, d
 	}
 	defer conn.Close()
 	u.conn, u.paddr = conn, net.UDPAddrFromAddrPort(peer)
+	u.acked = func() { s.confirm(pt) }
 	if r := u.receiveBlocks(blksize, first); r != nil {
 		// Drop the part before telling the client, so that once it has its error no
 		// NAME.part is left.
@@ -73,6 +74,7 @@ type upload struct {
 	peer  netip.AddrPort
 	paddr *net.UDPAddr
 	conn  *net.UDPConn
+	acked func() // runs at the client's first DATA
 
 	root       *os.Root
 	f          *os.File
@@ -166,6 +168,9 @@ func (u *upload) receiveBlocks(blksize int, first []byte) *refusal {
 			continue // a duplicate: the timer resends our last ACK
 		}
 		tries = 0
+		if next == 1 {
+			u.acked()
+		}
 		if r := u.store(p.Data, len(p.Data) < blksize); r != nil {
 			return r
 		}
