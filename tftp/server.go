@@ -40,9 +40,12 @@ type Config struct {
 	// port 69 is reachable. ACKs are routed to their transfer by the client's address.
 	SinglePort bool
 	// UploadDir accepts write requests (WRQ) into this directory: new files only, at most
-	// MaxUpload bytes (default 64 MiB). "" refuses every write.
-	UploadDir string
-	MaxUpload int64
+	// MaxUpload bytes each (default 64 MiB), and while the directory holds less than
+	// UploadQuota bytes in all (default 1 GiB; beyond: ERROR 3 "disk full"). "" refuses every
+	// write.
+	UploadDir   string
+	MaxUpload   int64
+	UploadQuota int64
 }
 
 // Deps are the server's collaborators.
@@ -87,6 +90,9 @@ type Server struct {
 	unconfirmed    map[*peerTransfer]struct{}
 	unconfirmedPer map[netip.Addr]int
 	wg             sync.WaitGroup
+
+	uploadMu   sync.Mutex
+	uploadUsed int64 // bytes in UploadDir, as of the last count plus blocks written since
 }
 
 // New validates cfg, applies defaults and binds the listening socket.
@@ -102,6 +108,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if cfg.MaxUpload == 0 {
 		cfg.MaxUpload = 64 << 20
+	}
+	if cfg.UploadQuota == 0 {
+		cfg.UploadQuota = 1 << 30
 	}
 	if cfg.Retries == 0 {
 		cfg.Retries = 5
@@ -138,6 +147,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, errors.New("tftp: MaxUnconfirmed and MaxUnconfirmedPerClient must be positive")
 	case cfg.MaxUnconfirmed > cfg.MaxTransfers:
 		return nil, fmt.Errorf("tftp: MaxUnconfirmed %d over MaxTransfers %d", cfg.MaxUnconfirmed, cfg.MaxTransfers)
+	case cfg.MaxUpload < 0 || cfg.UploadQuota < 0:
+		return nil, errors.New("tftp: MaxUpload and UploadQuota must not be negative")
 	case cfg.CacheBytes < 0:
 		return nil, errors.New("tftp: CacheBytes must not be negative")
 	}

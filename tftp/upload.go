@@ -103,8 +103,15 @@ func (u *upload) create(filename string) *refusal {
 		root.Close()
 		return &refusal{errFileExists, "file already exists", "exists", fs.ErrExist}
 	}
+	if !u.s.uploadSpace(root) {
+		root.Close()
+		return &refusal{errDiskFull, "disk full", "disk_full", fmt.Errorf("upload quota of %d bytes reached", u.s.cfg.UploadQuota)}
+	}
 	part := name + ".part"
 	f, err := root.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrExist) && u.reclaim(root, part) {
+		f, err = root.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	}
 	if err != nil {
 		root.Close()
 		if errors.Is(err, fs.ErrExist) {
@@ -116,12 +123,33 @@ func (u *upload) create(filename string) *refusal {
 	return nil
 }
 
+// reclaim removes a NAME.part left behind by an upload that can no longer be running (netbootd
+// stopped mid-transfer): one not written for longer than an upload waits for its client
+// before giving up. It reports whether the name is free again.
+func (u *upload) reclaim(root *os.Root, part string) bool {
+	st, err := root.Lstat(part)
+	if err != nil || !st.Mode().IsRegular() {
+		return false
+	}
+	giveUp := time.Duration(u.s.cfg.Retries+2) * u.s.cfg.Timeout
+	if time.Since(st.ModTime()) <= giveUp {
+		return false // an upload in progress, here or in another process
+	}
+	if root.Remove(part) != nil {
+		return false
+	}
+	u.s.releaseUpload(st.Size())
+	u.log.Info("tftp: removed a stale partial upload", "part", part, "modified", st.ModTime())
+	return true
+}
+
 // discard drops the partial file, unless it was stored under its name.
 func (u *upload) discard() {
 	if !u.stored && !u.removed {
 		u.f.Close()
 		_ = u.root.Remove(u.part)
 		u.removed = true
+		u.s.releaseUpload(u.total)
 	}
 }
 
@@ -201,9 +229,14 @@ func (u *upload) read(buf []byte) (*packet, error) {
 // store appends one block to the part; after the final block it makes the file durable and
 // gives it its name.
 func (u *upload) store(data []byte, final bool) *refusal {
-	if u.total += int64(len(data)); u.total > u.s.cfg.MaxUpload {
+	n := int64(len(data))
+	if u.total+n > u.s.cfg.MaxUpload {
 		return &refusal{errDiskFull, "upload larger than allowed", "too_large", fmt.Errorf("over %d bytes", u.s.cfg.MaxUpload)}
 	}
+	if !u.s.reserveUpload(n) {
+		return &refusal{errDiskFull, "disk full", "disk_full", fmt.Errorf("upload quota of %d bytes reached", u.s.cfg.UploadQuota)}
+	}
+	u.total += n
 	if _, err := u.f.Write(data); err != nil {
 		return &refusal{errDiskFull, "disk full or write error", "io_error", err}
 	}
@@ -249,4 +282,41 @@ func (s *Server) uploadOptions(opts []option) (int, []byte, error) {
 		return blksize, appendAck(nil, 0), nil
 	}
 	return blksize, appendOACK(nil, acked), nil
+}
+
+// uploadSpace recounts what the upload directory holds (files removed or added by hand count
+// from here on) and reports whether the quota leaves room for more. Uploads in progress are
+// counted by what they have written; each block written after is reserved by reserveUpload.
+func (s *Server) uploadSpace(root *os.Root) bool {
+	var used int64
+	_ = fs.WalkDir(root.FS(), ".", func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				used += info.Size()
+			}
+		}
+		return nil
+	})
+	s.uploadMu.Lock()
+	defer s.uploadMu.Unlock()
+	s.uploadUsed = used
+	return used < s.cfg.UploadQuota
+}
+
+// reserveUpload counts n more bytes into the upload directory, unless that would pass the quota.
+func (s *Server) reserveUpload(n int64) bool {
+	s.uploadMu.Lock()
+	defer s.uploadMu.Unlock()
+	if s.uploadUsed+n > s.cfg.UploadQuota {
+		return false
+	}
+	s.uploadUsed += n
+	return true
+}
+
+// releaseUpload takes back n bytes of a removed partial upload.
+func (s *Server) releaseUpload(n int64) {
+	s.uploadMu.Lock()
+	defer s.uploadMu.Unlock()
+	s.uploadUsed = max(0, s.uploadUsed-n)
 }
