@@ -74,9 +74,7 @@ func TestUnconfirmedPerClient(t *testing.T) {
 	}
 	// The first client acknowledges: its transfer is confirmed, the third one's retry is served.
 	cs[0].send(tids[0], appendAck(nil, 1))
-	if p, _ := cs[0].mustRecv(); p.Op != opDATA || p.Block != 2 {
-		t.Fatalf("got %+v", p)
-	}
+	cs[0].expectData(2)
 	third.send(third.srv, appendRRQ(nil, "f", "octet"))
 	if p, _ := third.mustRecv(); p.Op != opDATA {
 		t.Fatalf("after a confirmation: got %+v", p)
@@ -102,7 +100,7 @@ func TestUnconfirmedEviction(t *testing.T) {
 	}
 	confirmed, ctid := start(2)
 	confirmed.send(ctid, appendAck(nil, 1))
-	confirmed.mustRecv()
+	confirmed.expectData(2)
 	oldest, _ := start(3)
 	newer, ntid := start(4)
 	start(5) // the total is reached: 127.0.0.3's transfer goes
@@ -117,9 +115,7 @@ func TestUnconfirmedEviction(t *testing.T) {
 		blk uint16
 	}{{newer, ntid, 1}, {confirmed, ctid, 2}} {
 		c.c.send(c.tid, appendAck(nil, c.blk))
-		if p, _ := c.c.mustRecv(); p.Op != opDATA || p.Block != c.blk+1 {
-			t.Fatalf("a transfer that should live: got %+v", p)
-		}
+		c.c.expectData(c.blk + 1)
 	}
 }
 

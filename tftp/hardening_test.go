@@ -70,6 +70,8 @@ func TestPaddedRequests(t *testing.T) {
 				t.Fatalf("%d NULs, options %v: got %+v", pad, opts, p)
 			}
 			c.send(tid, appendError(nil, errNotDefined, "enough"))
+			// Until it has ended the transfer counts as unacknowledged (4 at most per address).
+			waitFor(t, ts.reg, func() bool { return counter(t, ts.reg, "netbootd_tftp_active_transfers", "") == 0 })
 		}
 	}
 }
