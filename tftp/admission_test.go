@@ -84,10 +84,11 @@ func TestUnconfirmedPerClient(t *testing.T) {
 	}
 }
 
-// When the unconfirmed transfers reach their total, the oldest gives way to a new request;
-// confirmed transfers are never touched.
+// When the unconfirmed transfers reach their total, one gives way to a new request: the oldest
+// of the address holding the most, not a lone client's older one; confirmed transfers are
+// never touched.
 func TestUnconfirmedEviction(t *testing.T) {
-	ts := startServer(t, Config{MaxUnconfirmed: 2, MaxTransfers: 8, Timeout: 30 * time.Second})
+	ts := startServer(t, Config{MaxUnconfirmed: 3, MaxTransfers: 8, Timeout: 30 * time.Second})
 	ts.AddFile("f", randomData(2000, 42))
 	start := func(ip byte) (*rawClient, *net.UDPAddr) {
 		c := newRawFrom(t, ts.addr, net.IPv4(127, 0, 0, ip))
@@ -101,19 +102,19 @@ func TestUnconfirmedEviction(t *testing.T) {
 	confirmed, ctid := start(2)
 	confirmed.send(ctid, appendAck(nil, 1))
 	confirmed.expectData(2)
-	oldest, _ := start(3)
-	newer, ntid := start(4)
-	start(5) // the total is reached: 127.0.0.3's transfer goes
+	lone, ltid := start(3)
+	start(4) // 127.0.0.4's first: the one to give way
+	second, stid := start(4)
+	start(5) // the total is reached
 	waitFor(t, ts.reg, func() bool {
 		return counter(t, ts.reg, "netbootd_tftp_admission_refused_total", "unconfirmed_evicted") == 1 &&
 			counter(t, ts.reg, "netbootd_tftp_transfers_failed_total", "canceled") == 1
 	})
-	_ = oldest
 	for _, c := range []struct {
 		c   *rawClient
 		tid *net.UDPAddr
 		blk uint16
-	}{{newer, ntid, 1}, {confirmed, ctid, 2}} {
+	}{{lone, ltid, 1}, {second, stid, 1}, {confirmed, ctid, 2}} {
 		c.c.send(c.tid, appendAck(nil, c.blk))
 		c.c.expectData(c.blk + 1)
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,7 +30,8 @@ type Config struct {
 	MaxTransfers int // concurrent transfers (default 1024); over: error 0 "server busy"
 	MaxPerClient int // per client IP (default 16)
 	// MaxUnconfirmed caps the transfers whose client has not acknowledged anything yet
-	// (default a quarter of MaxTransfers, at most MaxTransfers); when reached, the oldest of them gives way to a new request.
+	// (default a quarter of MaxTransfers, at most MaxTransfers); when reached, one of them
+	// gives way to a new request (the oldest of the address holding the most).
 	// MaxUnconfirmedPerClient caps them per client IP (default 4); requests over it are
 	// dropped unanswered, since their source may be spoofed.
 	MaxUnconfirmed          int
@@ -189,6 +191,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		unconfirmed:    map[*peerTransfer]struct{}{},
 		unconfirmedPer: map[netip.Addr]int{},
 	}
+	growReadBuffer(conn, listenerBuffer)
 	s.local = conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
 	// Learn which local address each request was sent to, so that a listener on a
 	// wildcard address still answers from the address the client talked to.
@@ -204,6 +207,26 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// listenerBuffer is the receive buffer asked for on the listening socket: a burst of requests
+// (a rack powering on, or a flood) waits there instead of being dropped, so that a real
+// client's request is not lost in it and retransmitted only after the client's timeout.
+const listenerBuffer = 4 << 20
+
+// growReadBuffer sets conn's receive buffer past the system's rmem_max when the process may
+// (CAP_NET_ADMIN, which netbootd has for XDP), else as far as rmem_max allows.
+func growReadBuffer(conn *net.UDPConn, n int) {
+	if rc, err := conn.SyscallConn(); err == nil {
+		var serr error
+		_ = rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, n)
+		})
+		if serr == nil {
+			return
+		}
+	}
+	_ = conn.SetReadBuffer(n)
 }
 
 // Addr is the listening address.
@@ -426,8 +449,8 @@ type peerTransfer struct {
 // A new transfer is unconfirmed until its client's first ACK (or DATA, for an upload). Those
 // are capped per client address and in total, apart from MaxTransfers, so that requests
 // with spoofed sources, which are never acknowledged, cannot hold the server's slots: over
-// the per-address cap a request is dropped, and when the total is reached the oldest
-// unconfirmed transfer gives way (a real client acknowledges within a round trip).
+// the per-address cap a request is dropped, and when the total is reached an unconfirmed
+// transfer gives way (see evictionVictim; a real client acknowledges within a round trip).
 func (s *Server) acquire(src netip.AddrPort, pt *peerTransfer, now time.Time) (reason, msg string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -451,14 +474,9 @@ func (s *Server) acquire(src netip.AddrPort, pt *peerTransfer, now time.Time) (r
 		return "busy_per_client", "server busy: too many transfers from this client"
 	}
 	if len(s.unconfirmed) >= s.cfg.MaxUnconfirmed {
-		var oldest *peerTransfer
-		for u := range s.unconfirmed {
-			if oldest == nil || u.admitted.Before(oldest.admitted) {
-				oldest = u
-			}
-		}
-		oldest.cancel()
-		s.settle(oldest)
+		victim := s.evictionVictim()
+		victim.cancel()
+		s.settle(victim)
 		s.m.refused.WithLabelValues("unconfirmed_evicted").Inc()
 	}
 	s.active++
@@ -469,6 +487,21 @@ func (s *Server) acquire(src netip.AddrPort, pt *peerTransfer, now time.Time) (r
 	s.unconfirmedPer[src.Addr()]++
 	s.m.unconfirmed.Set(float64(len(s.unconfirmed)))
 	return "", ""
+}
+
+// evictionVictim is the unconfirmed transfer that gives way when they are all taken: the
+// oldest of the address holding the most, so that a flood's addresses lose theirs before a
+// client with a single request does. s.mu must be held.
+func (s *Server) evictionVictim() *peerTransfer {
+	var victim *peerTransfer
+	most := 0
+	for u := range s.unconfirmed {
+		n := s.unconfirmedPer[u.src.Addr()]
+		if victim == nil || n > most || (n == most && u.admitted.Before(victim.admitted)) {
+			victim, most = u, n
+		}
+	}
+	return victim
 }
 
 // confirm records that pt's client answered: its transfer no longer counts as unconfirmed.
