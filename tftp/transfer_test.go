@@ -331,14 +331,13 @@ func TestSenderLeash(t *testing.T) {
 		t.Fatalf("first timeout %v, want the 1s leash", got)
 	}
 	// An unacknowledged transfer gives up after Retries leash-long waits, not 255 s ones.
-	now := t0
 	for i := 0; i < 2; i++ {
-		now = s.deadline
-		wantAction(t, s.onTimeout(now), action{sendOACK: true, retransmit: true})
+		wantAction(t, s.onTimeout(s.deadline), action{sendOACK: true, retransmit: true})
 	}
-	if wantAction(t, s.onTimeout(s.deadline), action{timedOut: true}); s.deadline.Sub(t0) != 3*time.Second {
-		t.Fatalf("gave up at %v, want 3s", s.deadline.Sub(t0))
+	if gaveUp := s.deadline; gaveUp.Sub(t0) != 3*time.Second {
+		t.Fatalf("last wait ends at %v, want 3s", gaveUp.Sub(t0))
 	}
+	wantAction(t, s.onTimeout(s.deadline), action{timedOut: true})
 
 	s = newSender(100, 8, 1, true, 255*time.Second, 2)
 	s.leash(time.Second)
