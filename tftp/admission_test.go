@@ -137,7 +137,7 @@ func TestSpoofedFloodLeavesRoom(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				rrq := appendRRQ(nil, "f", "octet", option{"timeout", "255"})
-				tick := time.NewTicker(50 * time.Millisecond)
+				tick := time.NewTicker(500 * time.Millisecond)
 				defer tick.Stop()
 				for {
 					// Copies are ignored while the request's transfer lives; once it has

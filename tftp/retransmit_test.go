@@ -1,6 +1,8 @@
 package tftp
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -113,5 +115,33 @@ func (c *rawClient) expectData(blk uint16) packet {
 		if p.Op != opDATA || p.Block > blk {
 			c.t.Fatalf("got %+v, want DATA %d", p, blk)
 		}
+	}
+}
+
+// A copy of a write request on the upload's port is answered with the server's last packet
+// (ACK 0 at first) and never ends the upload.
+func TestWriteRequestCopy(t *testing.T) {
+	dir := t.TempDir()
+	ts := startServer(t, Config{UploadDir: dir, Timeout: 30 * time.Second})
+	c := newRaw(t, ts.addr)
+	wrq := append([]byte{0, byte(opWRQ)}, "up.bin\x00octet\x00"...)
+	c.send(c.srv, wrq)
+	p, tid := c.mustRecv()
+	if p.Op != opACK || p.Block != 0 {
+		t.Fatalf("got %+v, want ACK 0", p)
+	}
+	c.send(tid, wrq)
+	if p, _ := c.mustRecv(); p.Op != opACK || p.Block != 0 {
+		t.Fatalf("request copy answered with %+v, want ACK 0 again", p)
+	}
+	c.send(tid, append([]byte{0, byte(opDATA), 0, 1}, "hello"...))
+	if p, _ := c.mustRecv(); p.Op != opACK || p.Block != 1 {
+		t.Fatalf("got %+v, want ACK 1", p)
+	}
+	waitFor(t, ts.reg, func() bool {
+		return counter(t, ts.reg, "netbootd_tftp_transfers_completed_total", "") == 1
+	})
+	if got, err := os.ReadFile(filepath.Join(dir, "up.bin")); err != nil || string(got) != "hello" {
+		t.Fatalf("stored %q, %v", got, err)
 	}
 }

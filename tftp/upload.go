@@ -1,6 +1,7 @@
 package tftp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -42,6 +43,7 @@ func (s *Server) receive(ctx context.Context, pt *peerTransfer, req packet, peer
 	}
 	defer conn.Close()
 	u.conn, u.paddr = conn, net.UDPAddrFromAddrPort(peer)
+	u.req = []byte(pt.rrq)
 	u.acked = func() { s.confirm(pt) }
 	if r := u.receiveBlocks(blksize, first); r != nil {
 		// Drop the part before telling the client, so that once it has its error no
@@ -75,6 +77,7 @@ type upload struct {
 	paddr *net.UDPAddr
 	conn  *net.UDPConn
 	acked func() // runs at the client's first DATA
+	req   []byte // the write request, to recognise its copies
 
 	root       *os.Root
 	f          *os.File
@@ -187,7 +190,9 @@ func (u *upload) receiveBlocks(blksize int, first []byte) *refusal {
 		}
 		switch {
 		case p == nil:
-			continue // garbage, or another host's packet
+			// Garbage, another host's packet, or a copy of the request (the client's first
+			// reply was lost or late): answered with our last packet, the OACK or ACK 0 at first.
+			continue
 		case p.Op == opERROR:
 			return &refusal{reason: "client_error", err: fmt.Errorf("client error %d: %s", p.ErrCode, p.ErrMsg)}
 		case p.Op != opDATA || len(p.Data) > blksize:
@@ -207,8 +212,8 @@ func (u *upload) receiveBlocks(blksize int, first []byte) *refusal {
 	}
 }
 
-// read waits for the peer's next packet; nil (and no error) for garbage and for other hosts'
-// packets, which get ERROR 5 (RFC 1350: a wrong TID).
+// read waits for the peer's next packet; nil (and no error) for garbage, for copies of the
+// request and for other hosts' packets, which get ERROR 5 (RFC 1350: a wrong TID).
 func (u *upload) read(buf []byte) (*packet, error) {
 	_ = u.conn.SetReadDeadline(time.Now().Add(u.s.cfg.Timeout))
 	n, from, err := u.conn.ReadFromUDPAddrPort(buf)
@@ -220,7 +225,7 @@ func (u *upload) read(buf []byte) (*packet, error) {
 		return nil, nil
 	}
 	p, err := parsePacket(buf[:n])
-	if err != nil {
+	if err != nil || bytes.Equal(buf[:n], u.req) {
 		return nil, nil
 	}
 	return &p, nil
