@@ -10,6 +10,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -18,6 +19,8 @@ import (
 var (
 	errAccess   = errors.New("access violation")
 	errNotFound = errors.New("file not found")
+	// errNotRegular is a directory, FIFO, device or socket: answered as not found.
+	errNotRegular = fmt.Errorf("not a regular file: %w", errNotFound)
 )
 
 // cleanPath turns a client-supplied name into a slash-separated path relative to the
@@ -159,18 +162,28 @@ func (s *fileStore) open(name string, netascii bool) (content, error) {
 	if s.root == nil {
 		return nil, errNotFound
 	}
-	f, err := s.root.Open(clean)
+	// Only regular files: opening a FIFO would wait for a writer forever (and hold up
+	// shutdown), a device could be read without end. Stat first; open without blocking in
+	// case the name was swapped meanwhile, and check what was opened.
+	st, err := s.root.Stat(clean)
 	if err != nil {
 		return nil, mapOpenErr(err)
 	}
-	st, err := f.Stat()
+	if !st.Mode().IsRegular() {
+		return nil, errNotRegular
+	}
+	f, err := s.root.OpenFile(clean, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, mapOpenErr(err)
+	}
+	st, err = f.Stat()
 	if err != nil {
 		f.Close()
 		return nil, mapOpenErr(err)
 	}
 	if !st.Mode().IsRegular() {
 		f.Close()
-		return nil, errNotFound
+		return nil, errNotRegular
 	}
 	if st.Size() > s.budget {
 		if netascii {

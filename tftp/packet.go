@@ -134,7 +134,7 @@ func parsePacket(b []byte) (packet, error) {
 }
 
 // splitStrings splits a sequence of NUL-terminated strings. Trailing bytes after the last
-// NUL are an error, except that some clients pad requests with extra NULs, which are dropped.
+// NUL are an error.
 func splitStrings(b []byte) ([]string, error) {
 	var out []string
 	for len(b) > 0 {
@@ -145,14 +145,19 @@ func splitStrings(b []byte) ([]string, error) {
 		out = append(out, string(b[:i]))
 		b = b[i+1:]
 	}
-	// Drop empty trailing padding strings beyond filename and mode.
-	for len(out) > 2 && out[len(out)-1] == "" && len(out)%2 == 1 {
-		out = out[:len(out)-1]
-	}
 	return out, nil
 }
 
+// pairOptions pairs option names with their values. Some clients pad requests with NULs
+// (to a minimum length, or one more terminator); any number of them where the next option
+// name would begin are padding, while an option's empty value is still a value.
 func pairOptions(f []string) ([]option, error) {
+	for i := 0; i < len(f); i += 2 {
+		if allEmpty(f[i:]) {
+			f = f[:i]
+			break
+		}
+	}
 	if len(f)%2 != 0 {
 		return nil, errOddOpts
 	}
@@ -170,6 +175,15 @@ func pairOptions(f []string) ([]option, error) {
 		opts = append(opts, option{Name: name, Value: f[i+1]})
 	}
 	return opts, nil
+}
+
+func allEmpty(f []string) bool {
+	for _, s := range f {
+		if s != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // appendRRQ encodes a read request (used by tests and the fuzzer's round trip).

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,23 +18,36 @@ import (
 
 // Config is the server's configuration; zero values take the documented defaults.
 type Config struct {
-	Listen       string        // e.g. "10.0.0.1:69" or "127.0.0.1:0" in tests
-	Root         string        // directory files are served from; "" = only virtual files
-	MaxWindow    int           // cap on negotiated windowsize (default 64)
-	MaxBlockSize int           // cap on blksize (default 1468: fits a 1500 MTU)
-	Timeout      time.Duration // default retransmit timeout before RTT adaptation (default 1s)
-	Retries      int           // default 5
-	MaxTransfers int           // concurrent transfers (default 1024); over: error 0 "server busy"
-	MaxPerClient int           // per client IP (default 16)
-	CacheBytes   int64         // memory cache budget for file contents (default 256 MiB)
+	Listen       string // e.g. "10.0.0.1:69" or "127.0.0.1:0" in tests
+	Root         string // directory files are served from; "" = only virtual files
+	MaxWindow    int    // cap on negotiated windowsize (default 64)
+	MaxBlockSize int    // cap on blksize (default 1468: fits a 1500 MTU)
+	// Timeout is the retransmit timeout before RTT adaptation when the client negotiates none
+	// (default 1s). It is also the most a transfer waits before the client's first ACK,
+	// whatever timeout it negotiated: a spoofed request holds its slot for Retries × Timeout.
+	Timeout      time.Duration
+	Retries      int // default 5
+	MaxTransfers int // concurrent transfers (default 1024); over: error 0 "server busy"
+	MaxPerClient int // per client IP (default 16)
+	// MaxUnconfirmed caps the transfers whose client has not acknowledged anything yet
+	// (default a quarter of MaxTransfers, at most MaxTransfers); when reached, one of them
+	// gives way to a new request (the oldest of the address holding the most).
+	// MaxUnconfirmedPerClient caps them per client IP (default 4); requests over it are
+	// dropped unanswered, since their source may be spoofed.
+	MaxUnconfirmed          int
+	MaxUnconfirmedPerClient int
+	CacheBytes              int64 // memory cache budget for file contents (default 256 MiB)
 	// SinglePort runs every transfer on the listening port instead of a new one per transfer
 	// (the RFC 1350 TID rule): for clients behind NAT or a Kubernetes Service, where only
 	// port 69 is reachable. ACKs are routed to their transfer by the client's address.
 	SinglePort bool
 	// UploadDir accepts write requests (WRQ) into this directory: new files only, at most
-	// MaxUpload bytes (default 64 MiB). "" refuses every write.
-	UploadDir string
-	MaxUpload int64
+	// MaxUpload bytes each (default 64 MiB), and while the directory holds less than
+	// UploadQuota bytes in all (default 1 GiB; beyond: ERROR 3 "disk full"). "" refuses every
+	// write.
+	UploadDir   string
+	MaxUpload   int64
+	UploadQuota int64
 }
 
 // Deps are the server's collaborators.
@@ -75,7 +88,13 @@ type Server struct {
 	active    int
 	perClient map[netip.Addr]int
 	peers     map[netip.AddrPort]*peerTransfer // transfers in progress by client address
-	wg        sync.WaitGroup
+	// unconfirmed are the transfers whose client has not acknowledged anything yet.
+	unconfirmed    map[*peerTransfer]struct{}
+	unconfirmedPer map[netip.Addr]int
+	wg             sync.WaitGroup
+
+	uploadMu   sync.Mutex
+	uploadUsed int64 // bytes in UploadDir, as of the last count plus blocks written since
 }
 
 // New validates cfg, applies defaults and binds the listening socket.
@@ -92,6 +111,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.MaxUpload == 0 {
 		cfg.MaxUpload = 64 << 20
 	}
+	if cfg.UploadQuota == 0 {
+		cfg.UploadQuota = 1 << 30
+	}
 	if cfg.Retries == 0 {
 		cfg.Retries = 5
 	}
@@ -100,6 +122,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if cfg.MaxPerClient == 0 {
 		cfg.MaxPerClient = 16
+	}
+	if cfg.MaxUnconfirmed == 0 {
+		cfg.MaxUnconfirmed = max(1, cfg.MaxTransfers/4)
+	}
+	if cfg.MaxUnconfirmedPerClient == 0 {
+		cfg.MaxUnconfirmedPerClient = 4
 	}
 	if cfg.CacheBytes == 0 {
 		cfg.CacheBytes = 256 << 20
@@ -117,6 +145,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("tftp: Retries %d must be positive", cfg.Retries)
 	case cfg.MaxTransfers < 1 || cfg.MaxPerClient < 1:
 		return nil, errors.New("tftp: MaxTransfers and MaxPerClient must be positive")
+	case cfg.MaxUnconfirmed < 1 || cfg.MaxUnconfirmedPerClient < 1:
+		return nil, errors.New("tftp: MaxUnconfirmed and MaxUnconfirmedPerClient must be positive")
+	case cfg.MaxUnconfirmed > cfg.MaxTransfers:
+		return nil, fmt.Errorf("tftp: MaxUnconfirmed %d over MaxTransfers %d", cfg.MaxUnconfirmed, cfg.MaxTransfers)
+	case cfg.MaxUpload < 0 || cfg.UploadQuota < 0:
+		return nil, errors.New("tftp: MaxUpload and UploadQuota must not be negative")
 	case cfg.CacheBytes < 0:
 		return nil, errors.New("tftp: CacheBytes must not be negative")
 	}
@@ -153,7 +187,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		m:          m,
 		perClient:  map[netip.Addr]int{},
 		peers:      map[netip.AddrPort]*peerTransfer{},
+
+		unconfirmed:    map[*peerTransfer]struct{}{},
+		unconfirmedPer: map[netip.Addr]int{},
 	}
+	growReadBuffer(conn, listenerBuffer)
 	s.local = conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
 	// Learn which local address each request was sent to, so that a listener on a
 	// wildcard address still answers from the address the client talked to.
@@ -169,6 +207,26 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// listenerBuffer is the receive buffer asked for on the listening socket: a burst of requests
+// (a rack powering on, or a flood) waits there instead of being dropped, so that a real
+// client's request is not lost in it and retransmitted only after the client's timeout.
+const listenerBuffer = 4 << 20
+
+// growReadBuffer sets conn's receive buffer past the system's rmem_max when the process may
+// (CAP_NET_ADMIN, which netbootd has for XDP), else as far as rmem_max allows.
+func growReadBuffer(conn *net.UDPConn, n int) {
+	if rc, err := conn.SyscallConn(); err == nil {
+		var serr error
+		_ = rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, n)
+		})
+		if serr == nil {
+			return
+		}
+	}
+	_ = conn.SetReadBuffer(n)
 }
 
 // Addr is the listening address.
@@ -280,23 +338,14 @@ func (s *Server) dispatch(ctx context.Context, b []byte, src netip.AddrPort, dst
 	if !src.IsValid() || src.Port() == 0 {
 		return
 	}
-	if s.cfg.SinglePort && len(b) >= 2 && b[0] == 0 && (uint16(b[1]) == opACK || uint16(b[1]) == opERROR) {
-		s.mu.Lock()
-		pt := s.peers[src]
-		s.mu.Unlock()
-		if pt != nil {
-			select {
-			case pt.inbox <- append([]byte(nil), b...):
-			default: // the transfer is behind: as if the packet were lost
-			}
-			return
-		}
+	if s.cfg.SinglePort && s.route(b, src) {
+		return
 	}
 	p, err := parsePacket(b)
 	switch {
 	case err == nil && p.Op == opRRQ:
 	case err == nil && p.Op == opWRQ && s.cfg.UploadDir != "":
-		s.start(ctx, b, p, src, dst, nil, func(tctx context.Context, _ chan []byte) { s.receive(tctx, p, src, dst) })
+		s.start(ctx, b, p, src, dst, nil, func(tctx context.Context, pt *peerTransfer) { s.receive(tctx, pt, p, src, dst) })
 		return
 	case err == nil && p.Op == opWRQ:
 		s.m.failed.WithLabelValues("write_request").Inc()
@@ -324,23 +373,47 @@ func (s *Server) dispatch(ctx context.Context, b []byte, src netip.AddrPort, dst
 	if s.cfg.SinglePort {
 		inbox = make(chan []byte, 64)
 	}
-	s.start(ctx, b, p, src, dst, inbox, func(tctx context.Context, inbox chan []byte) { s.serve(tctx, p, src, dst, inbox) })
+	s.start(ctx, b, p, src, dst, inbox, func(tctx context.Context, pt *peerTransfer) { s.serve(tctx, pt, p, src, dst) })
+}
+
+// route hands a packet for a download running in single-port mode to it: the client's ACKs
+// and ERRORs, and copies of the request that started it (a retransmitted RRQ is answered by
+// the transfer, as it would be on the transfer's own port). It reports whether it did.
+func (s *Server) route(b []byte, src netip.AddrPort) bool {
+	reply := len(b) >= 2 && b[0] == 0 && (uint16(b[1]) == opACK || uint16(b[1]) == opERROR)
+	s.mu.Lock()
+	pt := s.peers[src]
+	s.mu.Unlock()
+	if pt == nil || pt.inbox == nil || (!reply && string(b) != pt.rrq) {
+		return false
+	}
+	select {
+	case pt.inbox <- append([]byte(nil), b...):
+	default: // the transfer is behind: as if the packet were lost
+	}
+	return true
 }
 
 // start takes a transfer slot for src and runs the transfer in its own goroutine, or answers
 // why not. An identical request while one runs is a retransmission: ignored.
 func (s *Server) start(ctx context.Context, b []byte, p packet, src netip.AddrPort, dst netip.Addr,
-	inbox chan []byte, run func(context.Context, chan []byte)) {
+	inbox chan []byte, run func(context.Context, *peerTransfer)) {
 	tctx, cancel := context.WithCancel(ctx)
-	pt := &peerTransfer{rrq: string(b), cancel: cancel, inbox: inbox}
-	if msg := s.acquire(src, pt); msg != "" {
+	pt := &peerTransfer{rrq: string(b), src: src, cancel: cancel, inbox: inbox}
+	if reason, msg := s.acquire(src, pt, time.Now()); reason != "" {
 		cancel()
-		if msg == "duplicate" {
-			return
+		switch reason {
+		case "duplicate":
+		case "unconfirmed_per_client":
+			// Dropped unanswered: the source may be spoofed (no ERROR reflected to it), and a
+			// real client retransmits its request once its other transfers have started.
+			s.m.refused.WithLabelValues(reason).Inc()
+		default:
+			s.m.refused.WithLabelValues(reason).Inc()
+			s.m.failed.WithLabelValues("busy").Inc()
+			s.log.Info("tftp: refused", "file", p.Filename, "peer", src.String(), "reason", msg)
+			s.replyError(src, dst, errNotDefined, msg)
 		}
-		s.m.failed.WithLabelValues("busy").Inc()
-		s.log.Info("tftp: refused", "file", p.Filename, "peer", src.String(), "reason", msg)
-		s.replyError(src, dst, errNotDefined, msg)
 		return
 	}
 	s.m.started.Inc()
@@ -351,44 +424,112 @@ func (s *Server) start(ctx context.Context, b []byte, p packet, src netip.AddrPo
 		defer s.m.active.Dec()
 		defer s.release(src, pt)
 		defer cancel()
-		run(tctx, inbox)
+		run(tctx, pt)
 	}()
 }
 
 // peerTransfer is the transfer a client address currently has running.
 type peerTransfer struct {
 	rrq    string // the request, to recognise its retransmissions
+	src    netip.AddrPort
 	cancel context.CancelFunc
 	inbox  chan []byte // single-port mode: the client's packets, routed by the listener
+	// unconfirmed: counted among the transfers the client has not acknowledged yet (it may
+	// be a spoofed source), since admitted.
+	unconfirmed bool
+	admitted    time.Time
 }
 
-// acquire reserves a transfer slot for src, or returns why not. An identical RRQ from
-// a client with a transfer running is a retransmission and is ignored; a different one
-// means the client gave up on the old transfer (PXE ROMs probe tsize, abort and ask
-// again from the same port), so the old one is dropped quietly in its favour.
-func (s *Server) acquire(src netip.AddrPort, pt *peerTransfer) string {
+// acquire reserves a transfer slot for src, or returns why not: a reason label and the
+// message for the client. An identical RRQ from a client with a transfer running is a
+// retransmission and is ignored; a different one means the client gave up on the old
+// transfer (PXE ROMs probe tsize, abort and ask again from the same port), so the old one is
+// dropped quietly in its favour.
+//
+// A new transfer is unconfirmed until its client's first ACK (or DATA, for an upload). Those
+// are capped per client address and in total, apart from MaxTransfers, so that requests
+// with spoofed sources, which are never acknowledged, cannot hold the server's slots: over
+// the per-address cap a request is dropped, and when the total is reached an unconfirmed
+// transfer gives way (see evictionVictim; a real client acknowledges within a round trip).
+func (s *Server) acquire(src netip.AddrPort, pt *peerTransfer, now time.Time) (reason, msg string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.peers[src]
+	if old != nil && old.rrq == pt.rrq {
+		return "duplicate", ""
+	}
+	unconfirmed := s.unconfirmedPer[src.Addr()]
+	if old != nil && old.unconfirmed {
+		unconfirmed--
+	}
 	switch {
-	case old != nil && old.rrq == pt.rrq:
-		return "duplicate"
+	case unconfirmed >= s.cfg.MaxUnconfirmedPerClient:
+		return "unconfirmed_per_client", ""
 	case old != nil:
 		old.cancel()
+		s.settle(old)
 	case s.active >= s.cfg.MaxTransfers:
-		return "server busy"
+		return "busy", "server busy"
 	case s.perClient[src.Addr()] >= s.cfg.MaxPerClient:
-		return "server busy: too many transfers from this client"
+		return "busy_per_client", "server busy: too many transfers from this client"
+	}
+	if len(s.unconfirmed) >= s.cfg.MaxUnconfirmed {
+		victim := s.evictionVictim()
+		victim.cancel()
+		s.settle(victim)
+		s.m.refused.WithLabelValues("unconfirmed_evicted").Inc()
 	}
 	s.active++
 	s.perClient[src.Addr()]++
 	s.peers[src] = pt
-	return ""
+	pt.unconfirmed, pt.admitted = true, now
+	s.unconfirmed[pt] = struct{}{}
+	s.unconfirmedPer[src.Addr()]++
+	s.m.unconfirmed.Set(float64(len(s.unconfirmed)))
+	return "", ""
+}
+
+// evictionVictim is the unconfirmed transfer that gives way when they are all taken: the
+// oldest of the address holding the most, so that a flood's addresses lose theirs before a
+// client with a single request does. s.mu must be held.
+func (s *Server) evictionVictim() *peerTransfer {
+	var victim *peerTransfer
+	most := 0
+	for u := range s.unconfirmed {
+		n := s.unconfirmedPer[u.src.Addr()]
+		if victim == nil || n > most || (n == most && u.admitted.Before(victim.admitted)) {
+			victim, most = u, n
+		}
+	}
+	return victim
+}
+
+// confirm records that pt's client answered: its transfer no longer counts as unconfirmed.
+func (s *Server) confirm(pt *peerTransfer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.settle(pt)
+}
+
+// settle takes pt out of the unconfirmed transfers (it was acknowledged, replaced or ended).
+// s.mu must be held.
+func (s *Server) settle(pt *peerTransfer) {
+	if !pt.unconfirmed {
+		return
+	}
+	pt.unconfirmed = false
+	delete(s.unconfirmed, pt)
+	a := pt.src.Addr()
+	if s.unconfirmedPer[a]--; s.unconfirmedPer[a] <= 0 {
+		delete(s.unconfirmedPer, a)
+	}
+	s.m.unconfirmed.Set(float64(len(s.unconfirmed)))
 }
 
 func (s *Server) release(src netip.AddrPort, pt *peerTransfer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.settle(pt)
 	s.active--
 	if s.perClient[src.Addr()]--; s.perClient[src.Addr()] <= 0 {
 		delete(s.perClient, src.Addr())
@@ -396,339 +537,4 @@ func (s *Server) release(src netip.AddrPort, pt *peerTransfer) {
 	if s.peers[src] == pt {
 		delete(s.peers, src)
 	}
-}
-
-// serve runs one read transfer from its own socket (a new TID, RFC 1350 section 4).
-func (s *Server) serve(ctx context.Context, req packet, peer netip.AddrPort, dst netip.Addr, inbox chan []byte) {
-	begin := time.Now()
-	log := s.log.With("file", req.Filename, "peer", peer.String())
-	report := func(tr Transfer) {
-		if s.onTransfer != nil {
-			tr.Peer, tr.File, tr.Duration = peer, req.Filename, time.Since(begin)
-			s.onTransfer(tr)
-		}
-	}
-	fail := func(reason string, err error) {
-		s.m.failed.WithLabelValues(reason).Inc()
-		log.Info("tftp: transfer failed", "reason", reason, "err", err, "duration", time.Since(begin))
-		report(Transfer{Failure: reason})
-	}
-	c, err := s.files.open(req.Filename, req.Mode == "netascii")
-	if err != nil {
-		switch {
-		case errors.Is(err, errNotFound):
-			s.replyError(peer, dst, errFileNotFound, "file not found")
-			fail("not_found", err)
-		case errors.Is(err, errAccess):
-			s.replyError(peer, dst, errAccessViolation, "access violation")
-			fail("access_violation", err)
-		default:
-			s.replyError(peer, dst, errNotDefined, "read error")
-			fail("io_error", err)
-		}
-		return
-	}
-	defer c.Close()
-	prm, err := negotiate(req.Options, c.Size(), s.cfg.MaxBlockSize, s.cfg.MaxWindow)
-	if err != nil {
-		s.replyError(peer, dst, errOptionRefused, err.Error())
-		fail("bad_option", err)
-		return
-	}
-	var t *connTransfer
-	if inbox != nil { // single-port mode: send from the listener, read what it routes here
-		t = newConnTransfer(s.conn, peer, s.local, c, prm)
-		t.inbox = inbox
-	} else {
-		conn, local, err := s.transferSocket(ctx, dst)
-		if err != nil {
-			s.replyError(peer, dst, errNotDefined, "server error")
-			fail("io_error", err)
-			return
-		}
-		defer conn.Close()
-		t = newConnTransfer(conn, peer, local, c, prm)
-	}
-	timeout := prm.timeout
-	if timeout == 0 {
-		timeout = s.cfg.Timeout
-	}
-	snd := newSender(c.Size(), prm.blksize, prm.window, len(prm.oack) > 0, timeout, s.cfg.Retries)
-	s.m.blksize.Observe(float64(prm.blksize))
-	s.m.window.Observe(float64(prm.window))
-
-	reason, err := t.run(ctx, snd, s.m)
-	retx := snd.retransmits
-	if reason != "" && ctx.Err() != nil {
-		// Shutdown or a superseding request closed the socket under whatever was running.
-		reason, err = "canceled", context.Cause(ctx)
-	}
-	if reason != "" {
-		fail(reason, err)
-		return
-	}
-	s.m.completed.Inc()
-	if name, err := cleanPath(req.Filename); err == nil {
-		s.m.perFile.WithLabelValues(name).Inc()
-	}
-	log.Info("tftp: transfer complete",
-		"bytes", c.Size(), "blksize", prm.blksize, "windowsize", prm.window,
-		"duration", time.Since(begin), "retransmits", retx)
-	report(Transfer{Bytes: c.Size(), BlockSize: prm.blksize, Window: prm.window, Retransmits: int(retx)})
-}
-
-// transferSocket opens a transfer's own socket (its TID) on the address the request came to,
-// closed when ctx ends (shutdown, or a request that supersedes it). It returns the local
-// address it bound, which decides how the transfer sends.
-func (s *Server) transferSocket(ctx context.Context, dst netip.Addr) (*net.UDPConn, netip.Addr, error) {
-	local := dst
-	if !local.IsValid() || local.IsUnspecified() {
-		local = s.local
-	}
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)))
-	if err != nil && local != s.local {
-		// The request's destination is not bindable (a broadcast address): use the listener's.
-		local = s.local
-		conn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)))
-	}
-	if err != nil {
-		return nil, local, err
-	}
-	context.AfterFunc(ctx, func() { conn.Close() })
-	return conn, local, nil
-}
-
-// batchWriter is ipv4.PacketConn or ipv6.PacketConn: sendmmsg on Linux.
-type batchWriter interface {
-	WriteBatch(ms []ipv4.Message, flags int) (int, error)
-}
-
-// maxBatch bounds the per-transfer buffers; larger windows go out in several batches.
-const maxBatch = 64
-
-// connTransfer drives a sender over a UDP socket, reusing its buffers for every window.
-type connTransfer struct {
-	conn  *net.UDPConn
-	bw    batchWriter
-	peer  netip.AddrPort
-	paddr *net.UDPAddr
-	c     content
-	prm   params
-	oack  []byte
-	hdrs  [][4]byte
-	msgs  []ipv4.Message
-	bufs  [][]byte // per-slot block storage, only for streamed contents
-	rbuf  []byte
-	inbox chan []byte // single-port mode: packets come from here, not from conn
-}
-
-func newConnTransfer(conn *net.UDPConn, peer netip.AddrPort, local netip.Addr, c content, prm params) *connTransfer {
-	t := &connTransfer{conn: conn, peer: peer, c: c, prm: prm}
-	// Sockets bound to an IPv4 address need IPv4 destinations; a wildcard IPv6 one needs mapped ones.
-	pa := peer
-	if local.Is6() && peer.Addr().Is4() {
-		pa = netip.AddrPortFrom(netip.AddrFrom16(peer.Addr().As16()), peer.Port())
-	}
-	t.paddr = net.UDPAddrFromAddrPort(pa)
-	if local.Is4() {
-		t.bw = ipv4.NewPacketConn(conn)
-	} else {
-		t.bw = ipv6.NewPacketConn(conn)
-	}
-	if len(prm.oack) > 0 {
-		t.oack = appendOACK(nil, prm.oack)
-	}
-	n := min(prm.window, maxBatch)
-	t.hdrs = make([][4]byte, n)
-	t.msgs = make([]ipv4.Message, n)
-	for i := range t.msgs {
-		t.msgs[i].Buffers = make([][]byte, 2)
-		t.msgs[i].Addr = t.paddr
-	}
-	if c.Streamed() {
-		t.bufs = make([][]byte, n)
-		for i := range t.bufs {
-			t.bufs[i] = make([]byte, prm.blksize)
-		}
-	}
-	// Large enough for any ERROR message a client may send.
-	t.rbuf = make([]byte, 1024)
-	return t
-}
-
-// run is the transfer's event loop. It returns a failure reason, or "" on success.
-func (t *connTransfer) run(ctx context.Context, snd *sender, m *metrics) (string, error) {
-	a := snd.start(time.Now())
-	for {
-		if a.timedOut {
-			t.sendError(t.paddr, errNotDefined, "timeout")
-			return "timeout", errors.New("retries exhausted")
-		}
-		if a.done {
-			return "", nil
-		}
-		if err := t.send(snd, a, m); err != nil {
-			return "io_error", err
-		}
-		a = action{}
-		pkt, from, err := t.recv(ctx, snd.deadline)
-		if err != nil {
-			if ctx.Err() != nil {
-				return "canceled", ctx.Err()
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				a = snd.onTimeout(time.Now())
-				continue
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return "canceled", err
-			}
-			// e.g. ECONNREFUSED from an ICMP port unreachable: the timer will tell.
-			continue
-		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		if from != t.peer {
-			// Someone else's packet (RFC 1350: a wrong TID); the transfer goes on.
-			t.sendError(net.UDPAddrFromAddrPort(from), errUnknownTID, "unknown transfer ID")
-			continue
-		}
-		p, err := parsePacket(pkt)
-		if err != nil {
-			continue // garbage from the peer; wait for a proper ACK or the timer
-		}
-		switch p.Op {
-		case opACK:
-			a = snd.onAck(time.Now(), p.Block)
-		case opERROR:
-			if p.ErrCode == errOptionRefused && snd.base == 0 {
-				return "option_refused", fmt.Errorf("client refused options: %s", p.ErrMsg)
-			}
-			return "client_error", fmt.Errorf("client error %d: %s", p.ErrCode, p.ErrMsg)
-		default:
-			t.sendError(t.paddr, errIllegalOp, "illegal TFTP operation")
-			return "bad_request", fmt.Errorf("unexpected opcode %d", p.Op)
-		}
-	}
-}
-
-// errInboxTimeout is recv's timeout in single-port mode, shaped like a socket's.
-type errInboxTimeout struct{}
-
-func (errInboxTimeout) Error() string   { return "i/o timeout" }
-func (errInboxTimeout) Timeout() bool   { return true }
-func (errInboxTimeout) Temporary() bool { return true }
-
-// recv waits until deadline for the client's next packet: from the transfer's own socket, or
-// in single-port mode from what the listener routed to it.
-func (t *connTransfer) recv(ctx context.Context, deadline time.Time) ([]byte, netip.AddrPort, error) {
-	if t.inbox == nil {
-		if err := t.conn.SetReadDeadline(deadline); err != nil {
-			return nil, netip.AddrPort{}, err
-		}
-		n, from, err := t.conn.ReadFromUDPAddrPort(t.rbuf)
-		return t.rbuf[:n], from, err
-	}
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
-	select {
-	case b := <-t.inbox:
-		return b, t.peer, nil
-	case <-timer.C:
-		return nil, netip.AddrPort{}, errInboxTimeout{}
-	case <-ctx.Done():
-		return nil, netip.AddrPort{}, net.ErrClosed
-	}
-}
-
-func (t *connTransfer) sendError(to *net.UDPAddr, code uint16, msg string) {
-	t.conn.WriteToUDP(appendError(nil, code, msg), to)
-}
-
-// send puts the action's packets on the wire, a window per sendmmsg where possible.
-func (t *connTransfer) send(snd *sender, a action, m *metrics) error {
-	if a.sendOACK {
-		if _, err := t.conn.WriteToUDP(t.oack, t.paddr); err != nil {
-			return err
-		}
-	}
-	var bytes int64
-	for blk := a.from; blk < a.to; {
-		n := 0
-		for ; n < len(t.msgs) && blk < a.to; n, blk = n+1, blk+1 {
-			off, end := snd.blockRange(blk)
-			var buf []byte
-			if t.bufs != nil {
-				buf = t.bufs[n]
-			}
-			data, err := t.c.Block(off, end, buf)
-			if err != nil {
-				return err
-			}
-			putDataHeader(t.hdrs[n][:], uint16(blk))
-			t.msgs[n].Buffers[0] = t.hdrs[n][:]
-			t.msgs[n].Buffers[1] = data
-			bytes += int64(len(data))
-		}
-		for sent := 0; sent < n; {
-			k, err := t.bw.WriteBatch(t.msgs[sent:n], 0)
-			if err != nil {
-				return err
-			}
-			if k <= 0 {
-				return io.ErrShortWrite
-			}
-			sent += k
-		}
-	}
-	m.bytes.Add(float64(bytes))
-	if a.retransmit {
-		m.retransmitted.Add(float64(a.to - a.from))
-	}
-	return nil
-}
-
-type metrics struct {
-	started, completed, bytes, retransmitted prometheus.Counter
-	failed                                   *prometheus.CounterVec
-	active                                   prometheus.Gauge
-	blksize, window                          prometheus.Histogram
-	// perFile counts completed downloads by file: only files that exist and were served
-	// completely get a label, so the label set stays as small as the tree served.
-	perFile *prometheus.CounterVec
-}
-
-func newMetrics() *metrics {
-	return &metrics{
-		started: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "netbootd_tftp_transfers_started_total", Help: "TFTP read transfers started."}),
-		completed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "netbootd_tftp_transfers_completed_total", Help: "TFTP read transfers whose final block was acknowledged."}),
-		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "netbootd_tftp_transfers_failed_total", Help: "TFTP requests and transfers that failed, by reason."}, []string{"reason"}),
-		bytes: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "netbootd_tftp_bytes_sent_total", Help: "DATA payload bytes sent, retransmissions included."}),
-		retransmitted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "netbootd_tftp_retransmitted_blocks_total", Help: "DATA blocks sent again after a timeout."}),
-		active: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "netbootd_tftp_active_transfers", Help: "TFTP transfers in progress."}),
-		blksize: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "netbootd_tftp_negotiated_blksize", Help: "Block size of each transfer.",
-			Buckets: []float64{512, 1024, 1428, 1468, 4096, 8192, 16384, 32768, 65464}}),
-		window: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "netbootd_tftp_negotiated_windowsize", Help: "Window size of each transfer.",
-			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 1024}}),
-		perFile: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "netbootd_tftp_file_transfers_total", Help: "Completed TFTP downloads, by file."}, []string{"file"}),
-	}
-}
-
-func (m *metrics) register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.started, m.completed, m.failed, m.bytes,
-		m.retransmitted, m.active, m.blksize, m.window, m.perFile} {
-		if err := r.Register(c); err != nil {
-			return err
-		}
-	}
-	return nil
 }

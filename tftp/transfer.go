@@ -31,13 +31,17 @@ type sender struct {
 	base int64 // first unacknowledged unit
 	next int64 // first unit after the current window
 
-	maxRTO  time.Duration // negotiated timeout or the server default; also the backoff cap
-	rto     time.Duration // current retransmit timeout
-	srtt    time.Duration
-	rttvar  time.Duration
-	haveRTT bool
-	retries int // allowed consecutive full-length timeouts
-	strikes int // consecutive timeouts that waited the full maxRTO
+	maxRTO time.Duration // negotiated timeout or the server default; also the backoff cap
+	// afterAck is the maxRTO to use once the client has acknowledged something; until then
+	// maxRTO may be held shorter (see leash). 0: no leash.
+	afterAck time.Duration
+	acked    bool          // the client has acknowledged the OACK or a block: it is really there
+	rto      time.Duration // current retransmit timeout
+	srtt     time.Duration
+	rttvar   time.Duration
+	haveRTT  bool
+	retries  int // allowed consecutive full-length timeouts
+	strikes  int // consecutive timeouts that waited the full maxRTO
 
 	sentAt   time.Time // when the current window was sent
 	resent   bool      // the current window is a retransmission: no RTT sample (Karn)
@@ -62,6 +66,18 @@ func newSender(size int64, blksize, window int, oack bool, timeout time.Duration
 	}
 	s.next = s.base
 	return s
+}
+
+// leash caps the timeout until the client's first ACK. A request with a spoofed source never
+// gets one, so its transfer gives up after Retries of d instead of Retries of the negotiated
+// timeout (up to 255 s each).
+func (s *sender) leash(d time.Duration) {
+	if s.acked || d >= s.maxRTO {
+		return
+	}
+	s.afterAck = s.maxRTO
+	s.maxRTO = d
+	s.rto = min(s.rto, d)
 }
 
 // blockRange returns the byte range [off, end) of data block n (1-based).
@@ -107,6 +123,12 @@ func (s *sender) onAck(now time.Time, blk uint16) action {
 		// block never sent. Ignoring them is what prevents the Sorcerer's Apprentice syndrome.
 		return action{}
 	}
+	if !s.acked {
+		s.acked = true
+		if s.afterAck > 0 {
+			s.maxRTO = s.afterAck
+		}
+	}
 	if !s.resent {
 		s.sample(now.Sub(s.sentAt))
 	}
@@ -119,6 +141,21 @@ func (s *sender) onAck(now time.Time, blk uint16) action {
 	// RFC 7440: the next window starts right after the acknowledged block, whether the ACK
 	// closed the window or reported a gap in the middle of it.
 	return s.sendWindow(now, false)
+}
+
+// onRequestAgain handles a copy of the request that started the transfer, from the peer: the
+// client retransmitted it because our first reply was lost or late. Until the client's first
+// ACK it is answered the way a lost reply is, with the OACK or the first window again; the
+// retransmit timer keeps running, so copies neither count as strikes nor keep a transfer
+// that is never acknowledged alive. After the first ACK the copy is stale and ignored.
+func (s *sender) onRequestAgain(now time.Time) action {
+	if s.acked {
+		return action{}
+	}
+	deadline := s.deadline
+	a := s.sendWindow(now, true)
+	s.deadline = deadline
+	return a
 }
 
 // onTimeout handles expiry of the retransmit timer: resend the window from the first

@@ -297,3 +297,59 @@ func TestSenderSimulatedLoss(t *testing.T) {
 		}
 	}
 }
+
+// A copy of the request before the first ACK is answered like a lost first reply: the OACK, or
+// the first window when no options were accepted. It moves no timer and counts no strike.
+func TestSenderRequestAgain(t *testing.T) {
+	s := newSender(100, 8, 4, true, time.Second, 1)
+	wantAction(t, s.start(t0), action{sendOACK: true})
+	wantAction(t, s.onRequestAgain(t0.Add(300*time.Millisecond)), action{sendOACK: true, retransmit: true})
+	if !s.deadline.Equal(t0.Add(time.Second)) {
+		t.Fatalf("a request copy moved the timer to %v", s.deadline.Sub(t0))
+	}
+	// Copies cannot keep an unacknowledged transfer alive: the timer still ends it.
+	wantAction(t, s.onTimeout(s.deadline), action{sendOACK: true, retransmit: true})
+	s.onRequestAgain(s.deadline.Add(-time.Millisecond))
+	wantAction(t, s.onTimeout(s.deadline), action{timedOut: true})
+
+	s = newSender(20, 8, 2, false, time.Second, 5)
+	wantAction(t, s.start(t0), action{from: 1, to: 3})
+	wantAction(t, s.onRequestAgain(t0.Add(time.Millisecond)), action{from: 1, to: 3, retransmit: true})
+	// After the first ACK the copy is stale: nothing is sent.
+	wantAction(t, s.onAck(t0.Add(2*time.Millisecond), 2), action{from: 3, to: 4})
+	wantAction(t, s.onRequestAgain(t0.Add(3*time.Millisecond)), action{})
+	wantAction(t, s.onAck(t0.Add(4*time.Millisecond), 3), action{done: true})
+}
+
+// Until the first ACK the timeout is the leash, whatever the client negotiated; the first
+// ACK restores the negotiated timeout as the cap.
+func TestSenderLeash(t *testing.T) {
+	s := newSender(100, 8, 1, true, 255*time.Second, 2)
+	s.leash(time.Second)
+	wantAction(t, s.start(t0), action{sendOACK: true})
+	if got := s.deadline.Sub(t0); got != time.Second {
+		t.Fatalf("first timeout %v, want the 1s leash", got)
+	}
+	// An unacknowledged transfer gives up after Retries leash-long waits, not 255 s ones.
+	for i := 0; i < 2; i++ {
+		wantAction(t, s.onTimeout(s.deadline), action{sendOACK: true, retransmit: true})
+	}
+	if gaveUp := s.deadline; gaveUp.Sub(t0) != 3*time.Second {
+		t.Fatalf("last wait ends at %v, want 3s", gaveUp.Sub(t0))
+	}
+	wantAction(t, s.onTimeout(s.deadline), action{timedOut: true})
+
+	s = newSender(100, 8, 1, true, 255*time.Second, 2)
+	s.leash(time.Second)
+	s.start(t0)
+	wantAction(t, s.onAck(t0.Add(10*time.Millisecond), 0), action{from: 1, to: 2})
+	if s.maxRTO != 255*time.Second {
+		t.Fatalf("after the first ACK the cap is %v, want the negotiated 255s", s.maxRTO)
+	}
+	// A leash longer than the negotiated timeout changes nothing.
+	s = newSender(100, 8, 1, false, 2*time.Second, 2)
+	s.leash(time.Minute)
+	if s.start(t0); s.deadline.Sub(t0) != 2*time.Second {
+		t.Fatalf("timeout %v, want 2s", s.deadline.Sub(t0))
+	}
+}

@@ -259,6 +259,8 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 			MaxWindow: conf.TFTP.MaxWindow, MaxBlockSize: maxBlock,
 			MaxTransfers: conf.TFTP.MaxTransfers, MaxPerClient: conf.TFTP.MaxPerClient, SinglePort: conf.TFTP.SinglePort,
 			UploadDir: conf.TFTP.UploadDir, MaxUpload: conf.TFTP.MaxUpload,
+			UploadQuota: conf.TFTP.UploadQuota, MaxUnconfirmed: conf.TFTP.MaxUnconfirmed,
+			MaxUnconfirmedPerClient: conf.TFTP.MaxUnconfirmedPerClient,
 		}, tftp.Deps{Logger: log.With("component", "tftp"), Registerer: reg, OnTransfer: d.tftpDone})
 		if err != nil {
 			return nil, err

@@ -87,6 +87,13 @@ type TFTP struct {
 	SinglePort   bool   `yaml:"single_port"`    // every transfer on port 69 (NAT, Kubernetes Services)
 	UploadDir    string `yaml:"upload_dir"`     // accepts uploads (WRQ) of new files here; "" refuses writes
 	MaxUpload    int64  `yaml:"max_upload"`     // bytes per upload (default 64 MiB)
+	// UploadQuota caps the bytes upload_dir holds in all (default 1 GiB): beyond, ERROR 3.
+	UploadQuota int64 `yaml:"upload_quota"`
+	// Transfers whose client has not acknowledged anything yet (possibly spoofed requests):
+	// at most MaxUnconfirmed in all (default max_transfers/4; beyond, one gives way) and
+	// MaxUnconfirmedPerClient per address (default 4; beyond, requests are dropped).
+	MaxUnconfirmed          int `yaml:"max_unconfirmed"`
+	MaxUnconfirmedPerClient int `yaml:"max_unconfirmed_per_client"`
 }
 
 // On reports whether the TFTP server runs (it does unless disabled).
