@@ -105,6 +105,10 @@ func runAttach(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if mgmtToken == "" && onBootNetwork(mgmtListen, ifPrefix) {
+		log.Warn("the management listener (machine and lease API) is reachable from the boot network without a token: set --mgmt-listen to loopback or a management address, or --mgmt-token-file",
+			"mgmt_listen", mgmtListen, "boot_network", ifPrefix.String())
+	}
 	xdpMode, err := bpf.ParseMode(c.String("xdp"))
 	if err != nil {
 		return err

@@ -1,8 +1,13 @@
 package main
 
+// The management listener's client side and checks: the token, and whether an address faces
+// the boot network.
+
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"strings"
 )
@@ -26,4 +31,21 @@ func readToken(file string) (string, error) {
 		return "", errors.New("management token: " + file + " is empty")
 	}
 	return tok, nil
+}
+
+// onBootNetwork says whether listen (host:port) takes connections from boot: every address, or
+// one inside the boot interface's prefix.
+func onBootNetwork(listen string, boot netip.Prefix) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false // New reports it
+	}
+	if host == "" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false // a name: cannot tell
+	}
+	return ip.IsUnspecified() || boot.Contains(ip.Unmap())
 }
