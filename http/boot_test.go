@@ -62,6 +62,7 @@ const (
 type testEnv struct {
 	s      *Server
 	base   string
+	mgmt   string // the management listener's base URL
 	reg    *prometheus.Registry
 	store  *machines.Store
 	assets string
@@ -98,6 +99,7 @@ func startServer(t *testing.T, cfg Config) *testEnv {
 		}
 	}
 	cfg.Listen = "127.0.0.1:0"
+	cfg.Management = "127.0.0.1:0"
 	if cfg.Assets == "" {
 		cfg.Assets = e.assets
 	}
@@ -107,6 +109,7 @@ func startServer(t *testing.T, cfg Config) *testEnv {
 	}
 	e.s = s
 	e.base = "http://" + s.Addr().String()
+	e.mgmt = "http://" + s.ManagementAddr().String()
 	s.SetProfiles(resolver(t, bootConfig, e.base))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -118,6 +121,13 @@ func startServer(t *testing.T, cfg Config) *testEnv {
 		}
 	})
 	return e
+}
+
+// management is the same server through its management listener.
+func (e *testEnv) management() *testEnv {
+	m := *e
+	m.base = e.mgmt
+	return &m
 }
 
 func resolver(t *testing.T, yaml, base string) *profile.Resolver {
@@ -456,25 +466,6 @@ func TestIPXEBinaries(t *testing.T) {
 	}
 }
 
-func TestDownloadLimit(t *testing.T) {
-	e := startServer(t, Config{MaxDownloads: 2})
-	e.s.downloads <- struct{}{}
-	e.s.downloads <- struct{}{}
-	for _, p := range []string{"/assets/debian/vmlinuz", "/ipxe/ipxe.efi"} {
-		r := e.get(t, p)
-		if r.code != 503 || r.header.Get("Retry-After") == "" {
-			t.Errorf("%s at the limit: %d, Retry-After %q", p, r.code, r.header.Get("Retry-After"))
-		}
-	}
-	if r := e.leased("52:54:00:00:00:01", "127.0.0.1").get(t, "/ipxe/script?mac=52:54:00:00:00:01"); r.code != 200 {
-		t.Errorf("scripts are not downloads: %d", r.code)
-	}
-	<-e.s.downloads
-	if r := e.get(t, "/assets/debian/vmlinuz"); r.code != 200 {
-		t.Errorf("below the limit: %d", r.code)
-	}
-}
-
 func TestTimeline(t *testing.T) {
 	e := startServer(t, Config{})
 	worker := mustMAC("52:54:00:00:00:01")
@@ -587,12 +578,13 @@ func TestBooted(t *testing.T) {
 
 func TestMachineAPI(t *testing.T) {
 	e := startServer(t, Config{})
-	if r := e.get(t, "/api/v1/machines"); r.code != 200 || r.body != "[]\n" {
+	api := e.management()
+	if r := api.get(t, "/api/v1/machines"); r.code != 200 || r.body != "[]\n" {
 		t.Errorf("empty list = %d %q", r.code, r.body)
 	}
 	e.leased("52:54:00:00:00:01", "127.0.0.2").get(t, "/ipxe/script?mac=52:54:00:00:00:01")
 	e.leased("52:54:00:00:00:0b", "127.0.0.3").get(t, "/ipxe/script?mac=52:54:00:00:00:0b")
-	r := e.get(t, "/api/v1/machines")
+	r := api.get(t, "/api/v1/machines")
 	var all []machines.Machine
 	if err := json.Unmarshal([]byte(r.body), &all); err != nil || r.header.Get("Content-Type") != "application/json" {
 		t.Fatalf("list: %v %q", err, r.body)
@@ -600,13 +592,13 @@ func TestMachineAPI(t *testing.T) {
 	if len(all) != 2 || all[0].MAC != "52:54:00:00:00:01" || all[0].Profile != "worker" || all[1].Profile != "local-disk" {
 		t.Errorf("list: %+v", all)
 	}
-	r = e.get(t, "/api/v1/machines/52-54-00-00-00-01")
+	r = api.get(t, "/api/v1/machines/52-54-00-00-00-01")
 	var one machines.Machine
 	if err := json.Unmarshal([]byte(r.body), &one); err != nil || one.MAC != "52:54:00:00:00:01" || one.Phase != machines.PhaseScript {
 		t.Errorf("one: %v %+v", err, one)
 	}
 	for path, code := range map[string]int{"/api/v1/machines/52:54:00:00:00:99": 404, "/api/v1/machines/bad": 400} {
-		if r := e.get(t, path); r.code != code {
+		if r := api.get(t, path); r.code != code {
 			t.Errorf("%s = %d, want %d", path, r.code, code)
 		}
 	}
@@ -620,8 +612,8 @@ func TestMetrics(t *testing.T) {
 	e.get(t, "/assets/nope")
 	e.raw(t, "/assets/../x")
 	e.get(t, "/healthz")
-	e.get(t, "/api/v1/machines")
-	r := e.get(t, "/metrics")
+	e.management().get(t, "/api/v1/machines")
+	r := e.management().get(t, "/metrics")
 	for _, want := range []string{
 		`netbootd_http_requests_total{code="200",handler="chain"} 1`,
 		`netbootd_http_requests_total{code="200",handler="script"} 1`,

@@ -4,13 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
 	"net"
 	nethttp "net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/netbootd/netbootd/control/machines"
@@ -83,15 +81,11 @@ func (s *Server) serveFile(w *recorder, r *nethttp.Request, dir, name string, to
 		nethttp.Error(w, "bad path", nethttp.StatusBadRequest)
 		return false
 	}
-	select {
-	case s.downloads <- struct{}{}:
-		defer func() { <-s.downloads }()
-	default:
-		// Spread the retries: iPXE honours Retry-After on a 503.
-		w.Header().Set("Retry-After", strconv.Itoa(1+rand.IntN(5)))
-		nethttp.Error(w, "too many downloads, retry later", nethttp.StatusServiceUnavailable)
+	release, ok := s.downloadSlot(w, r)
+	if !ok {
 		return false
 	}
+	defer release()
 	log := s.log.With("file", name, "peer", r.RemoteAddr)
 	f, err := openRegular(dir, name, topLinks)
 	if err != nil {
@@ -107,7 +101,7 @@ func (s *Server) serveFile(w *recorder, r *nethttp.Request, dir, name string, to
 		nethttp.NotFound(w, r)
 		return false
 	}
-	nethttp.ServeContent(w, r, st.Name(), st.ModTime(), f)
+	s.sendContent(w, r, st, f, log)
 	log.Debug("served file", "code", w.Status(), "bytes", w.bytes)
 	return w.Status() == nethttp.StatusOK || w.Status() == nethttp.StatusPartialContent
 }

@@ -16,6 +16,8 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	bytes    *prometheus.CounterVec
 	active   prometheus.Gauge
+	refused  *prometheus.CounterVec // downloads refused for want of a slot, by reason
+	stalled  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -38,9 +40,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "netbootd_http_active_requests",
 			Help: "HTTP requests being answered now.",
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "netbootd_http_downloads_refused_total",
+			Help: "Downloads answered 503 for want of a slot: reason total (every slot busy) or client (the address holds its share).",
+		}, []string{"reason"}),
+		stalled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "netbootd_http_downloads_stalled_total",
+			Help: "Downloads whose connection was closed because the client took nothing for the stall timeout.",
+		}),
+	}
+	for _, reason := range []string{refusedTotal, refusedClient} {
+		m.refused.WithLabelValues(reason) // present at 0 from the start, for rates and alerts
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.duration, m.bytes, m.active} {
+		for _, c := range []prometheus.Collector{m.requests, m.duration, m.bytes, m.active, m.refused, m.stalled} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("http: register metrics: %w", err)
 			}

@@ -1,10 +1,15 @@
-// Package http is netbootd's HTTP server: the iPXE chain script and each machine's script, the
-// boot assets (kernels, initrds, images) and iPXE binaries, the configs booted systems fetch,
-// their "booted" callback, the machine and lease API, /metrics, /healthz and /readyz.
+// Package http is netbootd's HTTP server, on two listeners. The boot listener faces the boot
+// network and answers anonymously what firmware and booting systems fetch: the iPXE chain
+// script and each machine's script, the boot assets (kernels, initrds, images) and iPXE
+// binaries, the configs booted systems fetch, their "booted" callback, /healthz and /readyz.
+// The management listener (loopback by default) answers the machine and lease API, /metrics,
+// /healthz and /readyz: nothing on the boot network can list machines or read the counters.
 package http
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,14 +30,24 @@ import (
 
 // Defaults.
 const (
-	DefaultIPXEDir      = config.DefaultIPXEDir
-	DefaultMaxDownloads = 512
+	DefaultIPXEDir = config.DefaultIPXEDir
+	// DefaultManagementListen is loopback: the API and the counters reach the host's own CLI
+	// and nothing else until the operator picks a management address.
+	DefaultManagementListen = "127.0.0.1:9180"
+	// minTokenLen keeps a guessable management token out.
+	minTokenLen = 16
 )
 
 // Config says where to listen and what to serve. Directories and the base URL come checked by
 // control/config's validation; New does not check them again.
 type Config struct {
-	Listen string // e.g. ":80"; "127.0.0.1:0" in tests
+	Listen string // the boot listener, e.g. ":80"; "127.0.0.1:0" in tests
+	// Management is the management listener's address (/api/v1/, /metrics, /healthz, /readyz);
+	// "" serves none. netbootd attach defaults it to DefaultManagementListen.
+	Management string
+	// ManagementToken, if set, is the bearer token every /api/v1/ request must carry
+	// ("Authorization: Bearer TOKEN"); at least 16 characters.
+	ManagementToken string
 	// Assets is the directory served under /assets/; "" serves none.
 	Assets string
 	// IPXEDir holds the iPXE binaries served under /ipxe/ (UEFI HTTP boot); "" means
@@ -44,6 +59,12 @@ type Config struct {
 	// MaxDownloads caps concurrent /assets/ and /ipxe/ downloads; beyond it, 503 with
 	// Retry-After. 0 means DefaultMaxDownloads.
 	MaxDownloads int
+	// MaxDownloadsPerClient caps them per client address, so one host cannot hold every
+	// slot. 0 means DefaultMaxDownloadsPerClient.
+	MaxDownloadsPerClient int
+	// StallTimeout closes a download's connection when a write makes no progress for this
+	// long. 0 means DefaultStallTimeout.
+	StallTimeout time.Duration
 }
 
 // Deps are what the server serves from.
@@ -77,16 +98,18 @@ type Server struct {
 	cfg       Config
 	deps      Deps
 	log       *slog.Logger
-	ln        net.Listener
-	srv       *nethttp.Server
+	ln        net.Listener    // boot listener
+	srv       *nethttp.Server // boot routes
+	mln       net.Listener    // management listener; nil without one
+	msrv      *nethttp.Server // management routes; nil without a management listener
 	ready     atomic.Bool
 	profiles  atomic.Pointer[profile.Resolver]
-	downloads chan struct{} // a slot per download in progress
+	downloads *slots
 	metrics   *metrics
 }
 
-// New validates the configuration and binds the listener, so a port conflict is reported at start.
-func New(cfg Config, deps Deps) (*Server, error) {
+// New validates the configuration and binds the listeners, so a port conflict is reported at start.
+func New(cfg Config, deps Deps) (_ *Server, err error) {
 	if cfg.Listen == "" {
 		return nil, errors.New("http: no listen address")
 	}
@@ -102,6 +125,24 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.MaxDownloads == 0 {
 		cfg.MaxDownloads = DefaultMaxDownloads
 	}
+	if cfg.MaxDownloadsPerClient < 0 {
+		return nil, fmt.Errorf("http: max downloads per client %d: want 0 (default %d) or more", cfg.MaxDownloadsPerClient, DefaultMaxDownloadsPerClient)
+	}
+	if cfg.MaxDownloadsPerClient == 0 {
+		cfg.MaxDownloadsPerClient = DefaultMaxDownloadsPerClient
+	}
+	if cfg.StallTimeout < 0 {
+		return nil, fmt.Errorf("http: stall timeout %s: want 0 (default %s) or more", cfg.StallTimeout, DefaultStallTimeout)
+	}
+	if cfg.StallTimeout == 0 {
+		cfg.StallTimeout = DefaultStallTimeout
+	}
+	if err := checkToken(cfg.ManagementToken); err != nil {
+		return nil, err
+	}
+	if cfg.ManagementToken != "" && cfg.Management == "" {
+		return nil, errors.New("http: a management token without a management listener")
+	}
 	if cfg.IPXEDir == "" {
 		cfg.IPXEDir = DefaultIPXEDir
 	}
@@ -109,35 +150,55 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, metrics: m,
+		downloads: newSlots(cfg.MaxDownloads, cfg.MaxDownloadsPerClient)}
+	defer func() {
+		if err != nil {
+			s.closeListeners()
+		}
+	}()
+	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("http: listen on %s: %w", cfg.Listen, err)
 	}
-	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, ln: ln, metrics: m,
-		downloads: make(chan struct{}, cfg.MaxDownloads)}
+	if cfg.Management != "" {
+		if s.mln, err = net.Listen("tcp", cfg.Management); err != nil {
+			return nil, fmt.Errorf("http: management listener on %s: %w", cfg.Management, err)
+		}
+	}
 
+	s.srv = &nethttp.Server{
+		Handler:           s.rejectBadPaths(s.bootRoutes()),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// Scripts and configs; a download replaces it with its stall deadline (limits.go).
+		WriteTimeout: 5 * time.Minute,
+		// iPXE asks for its next file right after the last: an idle connection is a stranger's.
+		IdleTimeout:    30 * time.Second,
+		MaxHeaderBytes: 16 << 10,
+		ConnState: func(c net.Conn, st nethttp.ConnState) {
+			if st == nethttp.StateNew {
+				capRetransmitBackoff(c)
+			}
+		},
+		ConnContext: withConn,
+	}
+	if s.mln != nil {
+		s.msrv = &nethttp.Server{
+			Handler:           s.rejectBadPaths(s.managementRoutes()),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      time.Minute,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    16 << 10,
+		}
+	}
+	return s, nil
+}
+
+// bootRoutes are what firmware and booting systems fetch: anonymous, as firmware needs.
+func (s *Server) bootRoutes() *nethttp.ServeMux {
 	mux := nethttp.NewServeMux()
-	prom := promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{ErrorLog: slogPrinter{deps.Logger}})
-	s.handle(mux, "GET /metrics", "metrics", func(w *recorder, r *nethttp.Request) { prom.ServeHTTP(w, r) })
-	s.handle(mux, "GET /healthz", "health", func(w *recorder, _ *nethttp.Request) {
-		fmt.Fprintln(w, "ok")
-	})
-	s.handle(mux, "GET /readyz", "health", func(w *recorder, _ *nethttp.Request) {
-		if !s.ready.Load() {
-			nethttp.Error(w, "not ready", nethttp.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	s.handle(mux, "GET /api/v1/leases", "api", func(w *recorder, _ *nethttp.Request) {
-		leases := []Lease{}
-		if deps.Leases != nil {
-			leases = deps.Leases()
-		}
-		s.writeJSON(w, leases)
-	})
-	s.handle(mux, "GET /api/v1/machines", "api", s.listMachines)
-	s.handle(mux, "GET /api/v1/machines/{mac}", "api", s.getMachine)
+	s.healthRoutes(mux)
 	s.handle(mux, "GET /ipxe/boot.ipxe", "chain", s.chain)
 	s.handle(mux, "GET /ipxe/script", "script", s.script)
 	s.handle(mux, "GET /ipxe/{file}", "ipxe", s.ipxeBinary) // GET patterns take HEAD too
@@ -149,21 +210,75 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.handle(mux, "POST /booted/{mac}", "booted", s.booted)
 	s.handle(mux, "GET /booted/{mac}/{token}", "booted", s.booted)
 	s.handle(mux, "POST /booted/{mac}/{token}", "booted", s.booted)
+	return mux
+}
 
-	s.srv = &nethttp.Server{
-		Handler:           s.rejectBadPaths(mux),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      5 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ConnState: func(c net.Conn, st nethttp.ConnState) {
-			if st == nethttp.StateNew {
-				capRetransmitBackoff(c)
-			}
-		},
+// managementRoutes are the operator's: every machine's timeline, the leases, the counters.
+func (s *Server) managementRoutes() *nethttp.ServeMux {
+	mux := nethttp.NewServeMux()
+	s.healthRoutes(mux)
+	prom := promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{ErrorLog: slogPrinter{s.log}})
+	s.handle(mux, "GET /metrics", "metrics", func(w *recorder, r *nethttp.Request) { prom.ServeHTTP(w, r) })
+	s.handle(mux, "GET /api/v1/leases", "api", s.authorized(s.listLeases))
+	s.handle(mux, "GET /api/v1/machines", "api", s.authorized(s.listMachines))
+	s.handle(mux, "GET /api/v1/machines/{mac}", "api", s.authorized(s.getMachine))
+	return mux
+}
+
+// healthRoutes are on both listeners: they tell nothing but "up" and "ready", and probes may
+// reach either (Kubernetes probes the pod IP, a boot network's load balancer the boot address).
+func (s *Server) healthRoutes(mux *nethttp.ServeMux) {
+	s.handle(mux, "GET /healthz", "health", func(w *recorder, _ *nethttp.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	s.handle(mux, "GET /readyz", "health", func(w *recorder, _ *nethttp.Request) {
+		if !s.ready.Load() {
+			nethttp.Error(w, "not ready", nethttp.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+}
+
+func checkToken(token string) error {
+	if token == "" {
+		return nil
 	}
-	return s, nil
+	if len(token) < minTokenLen {
+		return fmt.Errorf("http: management token of %d characters: want at least %d", len(token), minTokenLen)
+	}
+	for _, c := range token {
+		if c <= ' ' || c == 0x7f {
+			return errors.New("http: management token: spaces and control characters cannot go in an Authorization header")
+		}
+	}
+	return nil
+}
+
+// authorized lets a request through to h only with the management token, when one is set.
+// Both sides are hashed first, so the comparison takes the same time whatever the length.
+func (s *Server) authorized(h func(*recorder, *nethttp.Request)) func(*recorder, *nethttp.Request) {
+	if s.cfg.ManagementToken == "" {
+		return h
+	}
+	want := sha256.Sum256([]byte("Bearer " + s.cfg.ManagementToken))
+	return func(w *recorder, r *nethttp.Request) {
+		got := sha256.Sum256([]byte(r.Header.Get("Authorization")))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="netbootd"`)
+			nethttp.Error(w, "unauthorized: send the management token (Authorization: Bearer TOKEN)", nethttp.StatusUnauthorized)
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *Server) closeListeners() {
+	for _, ln := range []net.Listener{s.ln, s.mln} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
 }
 
 // tcpRTOMaxMS is Linux's TCP_RTO_MAX_MS socket option (6.15 and later).
@@ -188,8 +303,16 @@ func capRetransmitBackoff(c net.Conn) {
 	})
 }
 
-// Addr is the bound address.
+// Addr is the boot listener's bound address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// ManagementAddr is the management listener's bound address; nil without one.
+func (s *Server) ManagementAddr() net.Addr {
+	if s.mln == nil {
+		return nil
+	}
+	return s.mln.Addr()
+}
 
 // SetReady flips /readyz: the caller sets it once every listener is up and the maps are loaded.
 func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
@@ -198,21 +321,39 @@ func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
 // nil means none, and every machine gets a script that says so and exits.
 func (s *Server) SetProfiles(r *profile.Resolver) { s.profiles.Store(r) }
 
-// Run serves until ctx ends, then drains for up to five seconds.
+// Run serves both listeners until ctx ends, then drains for up to five seconds and closes
+// what is still open: a client that stopped reading does not hold the shutdown.
 func (s *Server) Run(ctx context.Context) error {
-	errc := make(chan error, 1)
+	servers := []*nethttp.Server{s.srv}
+	errc := make(chan error, 2)
 	go func() { errc <- s.srv.Serve(s.ln) }()
+	if s.msrv != nil {
+		servers = append(servers, s.msrv)
+		go func() { errc <- s.msrv.Serve(s.mln) }()
+	}
+	var err error
 	select {
-	case err := <-errc:
-		return fmt.Errorf("http: serve: %w", err)
+	case err = <-errc:
+		err = fmt.Errorf("http: serve: %w", err)
 	case <-ctx.Done():
 	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := s.srv.Shutdown(shutCtx); err != nil {
-		return fmt.Errorf("http: shutdown: %w", err)
+	for _, srv := range servers {
+		if serr := srv.Shutdown(shutCtx); serr != nil {
+			s.log.Warn("http: connections still open after the drain: closed", "err", serr)
+			_ = srv.Close()
+		}
 	}
-	return nil
+	return err
+}
+
+func (s *Server) listLeases(w *recorder, _ *nethttp.Request) {
+	leases := []Lease{}
+	if s.deps.Leases != nil {
+		leases = s.deps.Leases()
+	}
+	s.writeJSON(w, leases)
 }
 
 func (s *Server) listMachines(w *recorder, _ *nethttp.Request) {

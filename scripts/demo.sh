@@ -109,12 +109,12 @@ ip netns exec nbdemo-guest-$id busybox udhcpc -i eth0 -f -q -n -t 4 -T 1 -s "$sc
 say "why each machine got its boot file (the server's log)"
 grep 'boot file chosen' "$work/netbootd.log" | sed 's/^/  | /'
 
-say "leases in the store (netbootd leases --server 10.10.0.1:8080)"
-ip netns exec $SRV "$BIN" leases --server 10.10.0.1:8080 | sed 's/^/  /'
+say "leases in the store (netbootd leases: asks the management listener, 127.0.0.1:9180)"
+ip netns exec $SRV "$BIN" leases | sed 's/^/  /'
 say "the XDP fast path (netbootd status sv0, read from its pins)"
 ip netns exec $SRV "$BIN" status --pin-dir "$pins" sv0 | sed 's/^/  /'
-say "server counters (GET /metrics)"
-ip netns exec $SRV curl -sf http://10.10.0.1:8080/metrics | grep -E '^netbootd_(dhcp|lease|xdp|tftp|http|boot)_' | grep -v '_bucket' | sed 's/^/  /'
+say "server counters (GET /metrics on the management listener; the boot address answers 404)"
+ip netns exec $SRV curl -sf http://127.0.0.1:9180/metrics | grep -E '^netbootd_(dhcp|lease|xdp|tftp|http|boot)_' | grep -v '_bucket' | sed 's/^/  /'
 say "two VMs power on: bios01 (SeaBIOS, QEMU's iPXE ROM) and uefi01 (OVMF, its own PXE client)"
 echo "  bios01: iPXE asks the control plane, chains to its script, fetches kernel and initrd over HTTP"
 echo "  uefi01: firmware PXE answered by XDP, ipxe.efi over TFTP (windowsize), then the same as bios01"
@@ -141,10 +141,10 @@ for vm in "${vms[@]}"; do
   grep -a "NETBOOTD-PAYLOAD" "$work/vm-$vm/$vm.serial.log" | sed 's/^/    | /'
 done
 say "how far each machine got (netbootd machines)"
-ip netns exec $SRV "$BIN" machines --server 10.10.0.1:8080 | sed 's/^/  /'
+ip netns exec $SRV "$BIN" machines | sed 's/^/  /'
 for mac in 52:54:00:00:10:01 52:54:00:00:10:02; do
   say "the timeline of $mac (netbootd machines $mac)"
-  ip netns exec $SRV "$BIN" machines --server 10.10.0.1:8080 $mac | sed 's/^/  /'
+  ip netns exec $SRV "$BIN" machines $mac | sed 's/^/  /'
 done
 
 say "kill -9 the daemon: the pinned program keeps answering node01"

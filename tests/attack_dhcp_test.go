@@ -28,8 +28,8 @@ import (
 // attacker namespace beside legitimate clients on the rack's bridge and checks that the attack
 // fails and the legitimate clients are still served.
 
-// attackConfig: rackConfig, where 10.20.0.0/24 is relayed by 10.10.0.2 only (no relay runs).
-const attackConfig = rackConfig
+// relayAttackConfig: rackConfig, where 10.20.0.0/24 is relayed by 10.10.0.2 only (no relay runs).
+const relayAttackConfig = rackConfig
 
 // rawDHCP sends hand-made DHCP frames from a namespace and reads the replies there, through
 // AF_PACKET sockets opened inside it: an attacker needs no DHCP client to lie.
@@ -236,7 +236,7 @@ func TestAttackIPOptionsFlood(t *testing.T) {
 	bin := buildDhcpgen(t)
 	r := newXDPRack(t)
 	pins := pinDir(t, r)
-	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", attackConfig, "", "--xdp", "generic", "--pin-dir", pins)
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", relayAttackConfig, "", "--xdp", "generic", "--pin-dir", pins)
 	reserved := r.client(t, "02:00:00:00:00:0a")
 	pool := r.client(t, "02:00:00:00:d1:02")
 	flooder := r.client(t, "02:00:00:00:f1:01")
@@ -340,7 +340,7 @@ func TestAttackSpoofedGiaddr(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newXDPRack(t)
-			d := startNetbootd(t, r.server, "sv0", "10.10.0.1", attackConfig, "", tc.args(t, r)...)
+			d := startNetbootd(t, r.server, "sv0", "10.10.0.1", relayAttackConfig, "", tc.args(t, r)...)
 			host := r.client(t, "02:00:00:00:ba:d1")
 			host.Run(t, "ip", "addr", "add", "10.10.0.66/24", "dev", "eth0")
 			atk := newRawDHCP(t, host, "eth0")
@@ -379,7 +379,7 @@ func TestAttackSpoofedGiaddr(t *testing.T) {
 // an address from the pool.
 func TestAttackDeclineFlood(t *testing.T) {
 	r := newRack(t)
-	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", attackConfig, "", goPath...)
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", relayAttackConfig, "", goPath...)
 	host := r.client(t, "02:00:00:00:ba:d2")
 	atk := newRawDHCP(t, host, "eth0")
 	const rounds = 60 // more than the 51 addresses of the pool

@@ -19,9 +19,9 @@ import (
 	"github.com/netbootd/netbootd/tests/netns"
 )
 
-// attackConfig is a rack with a reserved machine and pool machines whose hostname (a fact iPXE
+// factsAttackConfig is a rack with a reserved machine and pool machines whose hostname (a fact iPXE
 // reports) selects their profile: "decommission" wipes the disk.
-const attackConfig = `
+const factsAttackConfig = `
 interface: {mode: authoritative, server_ip: 10.10.0.1}
 subnets:
   - cidr: 10.10.0.0/24
@@ -76,7 +76,7 @@ func curlCode(t *testing.T, ns *netns.NS, method, url string) (int, string) {
 // netbootd put into their kernel arguments.
 func TestAttackPerMachineHTTP(t *testing.T) {
 	r := newRack(t)
-	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", attackConfig, "", goPath...)
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", factsAttackConfig, "", goPath...)
 	base := "http://" + d.httpAddr
 
 	st, err := os.Stat(filepath.Join(d.stateDir, bootauth.FileName))

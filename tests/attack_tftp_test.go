@@ -95,7 +95,7 @@ func legitRun(t *testing.T, client *netns.NS, name string, sum [32]byte, n int) 
 	return ok, took
 }
 
-func latencies(d []time.Duration) string {
+func medianMax(d []time.Duration) string {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return fmt.Sprintf("median %v, max %v", s[len(s)/2].Round(time.Millisecond), s[len(s)-1].Round(time.Millisecond))
@@ -175,7 +175,7 @@ func spoofedRRQFlood(t *testing.T, addrs int) {
 	stopFlood := sync.OnceFunc(func() { close(stop); wg.Wait() })
 	t.Cleanup(stopFlood)
 	// The flood is under way once netbootd has dropped requests over the per-address cap.
-	waitUntil(t, 60*time.Second, "spoofed requests reach netbootd", func() bool {
+	waitUntil(t, "spoofed requests reach netbootd", 60*time.Second, func() bool {
 		return d.metric("netbootd_tftp_admission_refused_total", `reason="unconfirmed_per_client"`) > 0
 	})
 
@@ -187,7 +187,7 @@ func spoofedRRQFlood(t *testing.T, addrs int) {
 		t.Fatalf("spoofing: %v", sendErr)
 	}
 	t.Logf("spoofed RRQ flood (%d addresses x 16 ports, timeout 255, %d requests sent): legitimate downloads %d/%d, %s (before the flood: %s); during it %v unconfirmed and %v active transfers, %v evicted, %s datagrams dropped by full socket buffers in the server's namespace",
-		addrs, sent, ok, downloads, latencies(during), latencies(base), unconfirmed, active,
+		addrs, sent, ok, downloads, medianMax(during), medianMax(base), unconfirmed, active,
 		d.metric("netbootd_tftp_admission_refused_total", `reason="unconfirmed_evicted"`), udpRcvbufErrors(r.server))
 	if ok != downloads {
 		t.Errorf("during the flood %d of %d legitimate downloads succeeded", ok, downloads)
@@ -196,7 +196,7 @@ func spoofedRRQFlood(t *testing.T, addrs int) {
 		t.Errorf("spoofed requests hold %v unconfirmed and %v active transfers, want at most 256", unconfirmed, active)
 	}
 	// Once the flood stops, its slots drain after a few timeouts (1 s × 6), not 255 s × 6.
-	waitUntil(t, 120*time.Second, "spoofed transfers to end", func() bool {
+	waitUntil(t, "spoofed transfers to end", 120*time.Second, func() bool {
 		return d.metric("netbootd_tftp_active_transfers") == 0 && d.metric("netbootd_tftp_unconfirmed_transfers") == 0
 	})
 	if n := d.metric("netbootd_tftp_transfers_failed_total", `reason="timeout"`); n == 0 {
@@ -235,16 +235,6 @@ func TestTFTPFIFOInRoot(t *testing.T) {
 }
 
 // waitUntil polls cond until it holds or the limit (generous: the machine may be starved) passes.
-func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out after %v waiting for %s", limit, what)
-}
-
 // udpRcvbufErrors is the namespace's count of UDP datagrams dropped because a socket's receive
 // buffer was full (a flood's bursts overflow the listener's).
 func udpRcvbufErrors(ns *netns.NS) string {

@@ -331,14 +331,18 @@ func TestSigtermExitsCleanly(t *testing.T) {
 	}
 }
 
+// waitFor waits, for up to patience, until cond holds.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(patience)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
+	waitUntil(t, what, patience, cond)
+}
+
+// waitUntil polls cond until it holds, failing the test after timeout.
+func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("timed out waiting for %s", what)
 }

@@ -56,8 +56,8 @@ var helmRBAC = map[string][]string{
 // helmFullValues turns on every optional part of the chart, with a rack's real configuration.
 const helmFullValues = `
 selector: rack=r12
-metricsPort: 9180
 http: {host: 10.12.0.1, port: 8080}
+management: {port: 9190, tokenSecret: r12-netbootd-mgmt}
 serviceMonitor: {enabled: true, labels: {release: kube-prometheus-stack}}
 ha: {enabled: true, peers: [a, b]}
 podAnnotations: {example.com/owner: dc-ops}
@@ -69,7 +69,7 @@ affinity:
 imagePullSecrets: [{name: regcred}]
 config:
   interface: {mode: authoritative, server_ip: 10.12.0.1}
-  http: {assets: /srv/netbootd, base_url: "http://10.12.0.1:8080"}
+  http: {assets: /srv/netbootd, base_url: "http://10.12.0.1:8080", max_downloads: 256, max_downloads_per_client: 2}
   dhcp: {offer_hold: 30s, storm: {per_source_rate: 50}}
   subnets:
     - cidr: 10.12.0.0/24
@@ -153,6 +153,8 @@ func TestHelmChart(t *testing.T) {
 			{"ha with one peer, no schema", "template", []string{"--skip-schema-validation", "--set", "interface=eth1", "--set", "ha.enabled=true", "--set", "ha.peers={a}"}, []string{"ha.peers", "at least 2"}},
 			{"missing interface", "template", nil, []string{"interface", "--set interface=eth1"}},
 			{"http port", "template", []string{"--set", "interface=eth1", "--set", "http.port=0"}, []string{"/http/port"}},
+			{"management port", "template", []string{"--set", "interface=eth1", "--set", "management.port=0"}, []string{"/management/port"}},
+			{"metricsPort is gone", "template", []string{"--set", "interface=eth1", "--set", "metricsPort=9180"}, []string{"metricsPort", "not allowed"}},
 		} {
 			args := []string{c.cmd}
 			if c.cmd == "template" {
@@ -192,18 +194,33 @@ func TestHelmChart(t *testing.T) {
 		}
 		ds = helmFind(t, every, "DaemonSet")
 		args = helmArgs(t, ds)
-		for _, want := range []string{"--selector=rack=r12", "--http-listen=10.12.0.1:8080", "--metrics-listen=:9180", "--pool-peers=a,b"} {
+		for _, want := range []string{"--selector=rack=r12", "--http-listen=10.12.0.1:8080", "--mgmt-listen=$(POD_IP):9190",
+			"--mgmt-token-file=/etc/netbootd-token/token", "--pool-peers=a,b"} {
 			if !slices.Contains(args, want) {
 				t.Errorf("every option: args lack %s: %q", want, args)
 			}
 		}
-		probe, _, _ := unstructured.NestedString(helmContainer(t, ds), "readinessProbe", "httpGet", "host")
-		if probe != "10.12.0.1" {
-			t.Errorf("readinessProbe host %q, want http.host 10.12.0.1 (the server binds only there)", probe)
+		if !slices.Contains(helmArgs(t, helmFind(t, defaults, "DaemonSet")), "--mgmt-listen=$(POD_IP):9180") {
+			t.Errorf("defaults: the management listener is not on the pod IP, port 9180: %q", helmArgs(t, helmFind(t, defaults, "DaemonSet")))
+		}
+		if slices.ContainsFunc(helmArgs(t, helmFind(t, defaults, "DaemonSet")), func(a string) bool { return strings.HasPrefix(a, "--mgmt-token-file") }) {
+			t.Error("defaults: a token file without management.tokenSecret")
+		}
+		// The token Secret is mounted where --mgmt-token-file reads it.
+		mounted := false
+		vols, _, _ := unstructured.NestedSlice(ds.Object, "spec", "template", "spec", "volumes")
+		for _, v := range vols {
+			vm, _ := v.(map[string]any)
+			if name, _, _ := unstructured.NestedString(vm, "secret", "secretName"); name == "r12-netbootd-mgmt" {
+				mounted = true
+			}
+		}
+		if !mounted {
+			t.Errorf("every option: no volume of Secret r12-netbootd-mgmt: %v", vols)
 		}
 		svcPort := helmServicePort(t, helmFind(t, every, "Service"))
-		if svcPort != 9180 {
-			t.Errorf("Service port %d, want metricsPort 9180", svcPort)
+		if svcPort != 9190 {
+			t.Errorf("Service port %d, want management.port 9190", svcPort)
 		}
 		// A configuration change rolls the pods.
 		sumA, _, _ := unstructured.NestedString(helmFind(t, defaults, "DaemonSet").Object, "spec", "template", "metadata", "annotations", "checksum/config")
@@ -260,7 +277,8 @@ func TestHelmChart(t *testing.T) {
 			t.Fatal("values.schema.json has no properties.config")
 		}
 		// The chart sets these on the command line (--state-dir, --http-listen).
-		chartOwned := map[string]bool{"config.state_dir": true, "config.http.listen": true}
+		chartOwned := map[string]bool{"config.state_dir": true, "config.http.listen": true,
+			"config.http.mgmt_listen": true, "config.http.mgmt_token_file": true}
 		compareConfigSchema(t, "config", reflect.TypeFor[config.Config](), cfg, defs, chartOwned)
 	})
 
@@ -414,10 +432,28 @@ func checkHelmObjects(t *testing.T, name string, objs []*unstructured.Unstructur
 	if !nodeName {
 		t.Errorf("%s: no env NODE_NAME from spec.nodeName (the HA identity): %v", name, env)
 	}
+	// The probes reach the management listener, bound to the pod IP, which is kubelet's default host.
 	for probe, path := range map[string]string{"livenessProbe": "/healthz", "readinessProbe": "/readyz"} {
-		if p, _, _ := unstructured.NestedString(c, probe, "httpGet", "path"); p != path {
-			t.Errorf("%s: %s path %q, want %s", name, probe, p, path)
+		p, _, _ := unstructured.NestedString(c, probe, "httpGet", "path")
+		port, _, _ := unstructured.NestedFieldNoCopy(c, probe, "httpGet", "port")
+		host, hasHost, _ := unstructured.NestedString(c, probe, "httpGet", "host")
+		if p != path || port != "mgmt" || hasHost {
+			t.Errorf("%s: %s %s on port %v host %q, want %s on port mgmt, no host (the pod IP)", name, probe, p, port, host, path)
 		}
+	}
+	// The management listener is never bound to every address: only to the pod IP.
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--mgmt-listen=$(POD_IP):") }) {
+		t.Errorf("%s: the management listener is not bound to $(POD_IP): %q", name, args)
+	}
+	podIP := false
+	for _, e := range env {
+		em, _ := e.(map[string]any)
+		if f, _, _ := unstructured.NestedString(em, "valueFrom", "fieldRef", "fieldPath"); em["name"] == "POD_IP" && f == "status.podIP" {
+			podIP = true
+		}
+	}
+	if !podIP {
+		t.Errorf("%s: no env POD_IP from status.podIP: %v", name, env)
 	}
 
 	// Volumes: exactly these host paths, the config and assets read-only.

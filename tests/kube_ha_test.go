@@ -32,7 +32,9 @@ func TestPoolLeaderFailover(t *testing.T) {
 	start := map[string]func() *daemon{
 		"a": func() *daemon { return startNetbootd(t, r.server, "sv0", "10.10.0.1", rackConfig, "", ha("a")...) },
 		"b": func() *daemon {
-			return startNetbootd(t, r.server, "sv1", "10.10.0.2", strings.Replace(rackConfig, "server_ip: 10.10.0.1", "server_ip: 10.10.0.2", 1), "", ha("b")...)
+			// Its own management address: both run in one namespace.
+			return startNetbootd(t, r.server, "sv1", "10.10.0.2", strings.Replace(rackConfig, "server_ip: 10.10.0.1", "server_ip: 10.10.0.2", 1), "",
+				append(ha("b"), "--mgmt-listen", "127.0.0.2:9180")...)
 		},
 	}
 	inst := map[string]*daemon{"a": start["a"](), "b": start["b"]()}

@@ -80,7 +80,7 @@ func (u *unprivileged) start(t *testing.T, ns *netns.NS, iface, serverIP, config
 	for _, c := range caps {
 		set += ",+" + c
 	}
-	d := &daemon{t: t, ns: ns, stateDir: u.state, httpAddr: serverIP + ":80", done: make(chan struct{}), configPath: cfg}
+	d := &daemon{t: t, ns: ns, stateDir: u.state, httpAddr: serverIP + ":80", mgmtAddr: mgmtListen(extra), done: make(chan struct{}), configPath: cfg}
 	args := []string{"--reuid=" + strconv.Itoa(u.uid), "--regid=" + strconv.Itoa(u.gid), "--clear-groups",
 		"--inh-caps=" + set, "--ambient-caps=" + set, "--bounding-set=" + set, "--",
 		u.bin, "attach", iface, "--config", cfg, "--state-dir", u.state, "--http-listen", d.httpAddr,

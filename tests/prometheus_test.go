@@ -53,7 +53,8 @@ var documentedFamilies = []string{
 
 var metricNameRE = regexp.MustCompile(`^netbootd_[a-z]+_[a-z_]+$`)
 
-// promServerIP is the server's address in the rack; netbootd's HTTP (and /metrics) is on :8080.
+// promServerIP is the server's address in the rack; netbootd's boot HTTP is on :8080, /metrics
+// on the management listener (defaultMgmtAddr).
 const promServerIP = "10.10.0.1"
 
 // promRack is a rack whose netbootd runs the XDP fast path (generic mode, pinned in a test bpffs)
@@ -110,12 +111,15 @@ func (r *promRack) traffic(t *testing.T) {
 	base := "http://" + r.d.httpAddr
 	for _, args := range [][]string{
 		{"-sf", "-o", "/dev/null", base + "/ipxe/boot.ipxe"},
-		{"-sf", "-o", "/dev/null", base + "/api/v1/machines"},
 		{"-sf", "-o", "/dev/null", "-X", "POST", "--data", "test booted", base + "/booted/02:00:00:00:0d:01"},
 	} {
 		if out, err := stranger.Exec("curl", args...); err != nil {
 			t.Fatalf("curl %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
+	}
+	// The API is the operator's, on the management listener.
+	if out, err := r.server.Exec("curl", "-sf", "-o", "/dev/null", "http://"+r.d.mgmtAddr+"/api/v1/machines"); err != nil {
+		t.Fatalf("curl /api/v1/machines on the management listener: %v\n%s", err, out)
 	}
 	// A stranger releases its lease, sent from its address as a client does (busybox 1.35's
 	// `udhcpc -q -R` says it released but sent nothing here). The control plane handles it
@@ -151,7 +155,7 @@ func (r *promRack) traffic(t *testing.T) {
 // scrapeMetrics returns the text exposition of /metrics.
 func scrapeMetrics(d *daemon) string {
 	d.t.Helper()
-	out, err := d.ns.Exec("curl", "-sf", "http://"+d.httpAddr+"/metrics")
+	out, err := d.ns.Exec("curl", "-sf", "http://"+d.mgmtAddr+"/metrics")
 	if err != nil {
 		d.t.Fatalf("GET /metrics: %v: %s", err, out)
 	}
@@ -467,7 +471,8 @@ func TestPrometheusScrapesNetbootd(t *testing.T) {
 	// Prometheus first: it applies its scrape targets only a few seconds after it starts, and
 	// netbootd's start overlaps that wait.
 	var p *promServer
-	r := newPromRackWith(t, func(r *promRack) { p = startPrometheus(t, r.server, promServerIP+":8080") })
+	// netbootd's management listener, in the server namespace, like Prometheus.
+	r := newPromRackWith(t, func(r *promRack) { p = startPrometheus(t, r.server, defaultMgmtAddr) })
 	// Traffic after the first scrape, so that rates (as the dashboard draws them) see it too.
 	p.waitFor(`up{job="netbootd"} == 1`, 20*time.Second)
 	r.traffic(t)
@@ -796,12 +801,18 @@ func TestAlertRules(t *testing.T) {
 	}
 }
 
-// --metrics-listen serves the same registry on an address of its own.
+// --metrics-listen serves the same registry on an address of its own, without the API; the
+// boot listener serves neither.
 func TestMetricsListen(t *testing.T) {
 	r := newRack(t)
-	startNetbootd(t, r.server, "sv0", "10.10.0.1", rackConfig, "", "--xdp", "off", "--metrics-listen", "127.0.0.1:9188")
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", rackConfig, "", "--xdp", "off", "--metrics-listen", "127.0.0.1:9188")
 	out, err := r.server.Exec("curl", "-sf", "http://127.0.0.1:9188/metrics")
 	if err != nil || !strings.Contains(out, `netbootd_boot_machines{phase="dhcp"}`) || !strings.Contains(out, "netbootd_dhcp_pool_addresses") {
 		t.Fatalf("GET /metrics on --metrics-listen: %v\n%.2000s", err, out)
+	}
+	for _, u := range []string{"http://127.0.0.1:9188/api/v1/machines", "http://" + d.httpAddr + "/metrics", "http://" + d.httpAddr + "/api/v1/leases"} {
+		if code, _ := r.server.Exec("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", u); code != "404" {
+			t.Errorf("GET %s = %s, want 404", u, code)
+		}
 	}
 }

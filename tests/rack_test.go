@@ -63,7 +63,8 @@ type daemon struct {
 	ns         *netns.NS
 	cmd        *exec.Cmd
 	stateDir   string
-	httpAddr   string
+	httpAddr   string // the boot listener
+	mgmtAddr   string // the management listener: the API and /metrics, in ns's loopback
 	configPath string
 	mu         sync.Mutex
 	log        bytes.Buffer
@@ -90,7 +91,8 @@ func startNetbootd(t *testing.T, ns *netns.NS, iface, serverIP, config, stateDir
 	if stateDir == "" {
 		stateDir = filepath.Join(dir, "state")
 	}
-	d := &daemon{t: t, ns: ns, stateDir: stateDir, httpAddr: serverIP + ":8080", done: make(chan struct{}), configPath: cfg}
+	d := &daemon{t: t, ns: ns, stateDir: stateDir, httpAddr: serverIP + ":8080", mgmtAddr: mgmtListen(extra),
+		done: make(chan struct{}), configPath: cfg}
 	args := []string{"attach", iface, "--state-dir", stateDir, "--http-listen", d.httpAddr, "--log-level", "debug"}
 	if config != "" { // none: netbootd's default, proxyDHCP from what the interface says
 		args = append(args, "--config", cfg)
@@ -111,6 +113,22 @@ func startNetbootd(t *testing.T, ns *netns.NS, iface, serverIP, config, stateDir
 	})
 	d.waitReady()
 	return d
+}
+
+// defaultMgmtAddr is netbootd's default management listener (nbhttp.DefaultManagementListen).
+const defaultMgmtAddr = "127.0.0.1:9180"
+
+// mgmtListen is the management address of a daemon started with these extra arguments.
+func mgmtListen(extra []string) string {
+	for i, a := range extra {
+		if a == "--mgmt-listen" && i+1 < len(extra) {
+			return extra[i+1]
+		}
+		if v, ok := strings.CutPrefix(a, "--mgmt-listen="); ok {
+			return v
+		}
+	}
+	return defaultMgmtAddr
 }
 
 type lockedWriter struct{ d *daemon }
@@ -164,10 +182,10 @@ func (d *daemon) stop(sig syscall.Signal) error {
 	return nil
 }
 
-// getJSON fetches an API path from the daemon (inside its namespace) into v.
+// getJSON fetches an API path from the daemon's management listener (inside its namespace) into v.
 func (d *daemon) getJSON(path string, v any) {
 	d.t.Helper()
-	out, err := d.ns.Exec("curl", "-sf", "http://"+d.httpAddr+path)
+	out, err := d.ns.Exec("curl", "-sf", "http://"+d.mgmtAddr+path)
 	if err != nil {
 		d.t.Fatalf("GET %s: %v: %s", path, err, out)
 	}
@@ -179,7 +197,7 @@ func (d *daemon) getJSON(path string, v any) {
 // metric returns the sum of every sample of a metric family whose labels contain all of match.
 func (d *daemon) metric(name string, match ...string) float64 {
 	d.t.Helper()
-	out, err := d.ns.Exec("curl", "-sf", "http://"+d.httpAddr+"/metrics")
+	out, err := d.ns.Exec("curl", "-sf", "http://"+d.mgmtAddr+"/metrics")
 	if err != nil {
 		d.t.Fatalf("GET /metrics: %v: %s", err, out)
 	}

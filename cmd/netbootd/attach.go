@@ -46,8 +46,10 @@ func attachCommand() *cli.Command {
 			&cli.StringFlag{Name: "state-dir", Usage: "where leases live (default: the config's state_dir or /var/lib/netbootd)"},
 			&cli.StringFlag{Name: "xdp", Value: "auto", Usage: "XDP fast path for reserved MACs: auto (native, else generic), native, generic or off"},
 			&cli.BoolFlag{Name: "xdp-replace", Usage: "take the interface over from another XDP program attached there (default: refuse)"},
-			&cli.StringFlag{Name: "http-listen", Usage: "HTTP address (default: the config's http.listen or :80)"},
-			&cli.StringFlag{Name: "metrics-listen", Usage: "also serve /metrics on this address (e.g. a management network's)"},
+			&cli.StringFlag{Name: "http-listen", Usage: "boot HTTP address: iPXE scripts, assets, configs (default: the config's http.listen or :80)"},
+			&cli.StringFlag{Name: "mgmt-listen", Usage: "management address: /api/v1/ (machines, leases) and /metrics (default: the config's http.mgmt_listen or " + nbhttp.DefaultManagementListen + ")"},
+			&cli.StringFlag{Name: "mgmt-token-file", Usage: "file holding the bearer token /api/v1/ requires (default: the config's http.mgmt_token_file, else $" + mgmtTokenEnv + ", else none)"},
+			&cli.StringFlag{Name: "metrics-listen", Usage: "also serve /metrics (and /healthz) alone on this address, e.g. for a scraper that must not reach the API"},
 			&cli.StringFlag{Name: "kubeconfig", Usage: "take Machines and Profiles from this Kubernetes cluster (reservations and profiles follow it)"},
 			&cli.BoolFlag{Name: "in-cluster", Usage: "take Machines and Profiles from the cluster this pod runs in"},
 			&cli.StringFlag{Name: "kube-namespace", Usage: "watch Machines and Profiles in this namespace only (default: all)"},
@@ -99,6 +101,15 @@ func runAttach(c *cli.Context) error {
 	}
 	stateDir := firstNonEmpty(c.String("state-dir"), cfg.StateDir, "/var/lib/netbootd")
 	httpListen := firstNonEmpty(c.String("http-listen"), cfg.HTTP.Listen, ":80")
+	mgmtListen := firstNonEmpty(c.String("mgmt-listen"), cfg.HTTP.MgmtListen, nbhttp.DefaultManagementListen)
+	mgmtToken, err := readToken(firstNonEmpty(c.String("mgmt-token-file"), cfg.HTTP.MgmtTokenFile))
+	if err != nil {
+		return err
+	}
+	if mgmtToken == "" && onBootNetwork(mgmtListen, ifPrefix) {
+		log.Warn("the management listener (machine and lease API) is reachable from the boot network without a token: set --mgmt-listen to loopback or a management address, or --mgmt-token-file",
+			"mgmt_listen", mgmtListen, "boot_network", ifPrefix.String())
+	}
 	xdpMode, err := bpf.ParseMode(c.String("xdp"))
 	if err != nil {
 		return err
@@ -126,7 +137,7 @@ func runAttach(c *cli.Context) error {
 
 	d, err := newDaemon(daemonConfig{
 		Iface: ifname, IfIndex: link.Attrs().Index, MTU: link.Attrs().MTU, ServerIP: cfg.Interface.ServerIP, Conf: cfg,
-		StateDir: stateDir, HTTPListen: httpListen, MetricsListen: c.String("metrics-listen"),
+		StateDir: stateDir, HTTPListen: httpListen, MgmtListen: mgmtListen, MgmtToken: mgmtToken, MetricsListen: c.String("metrics-listen"),
 		Kube: kf, HA: ha, XDP: xdpMode, XDPReplace: c.Bool("xdp-replace"), PinDir: c.String("pin-dir"), ConfigPath: c.String("config"),
 	}, log, reg)
 	if err != nil {
@@ -143,7 +154,10 @@ type daemonConfig struct {
 	Conf       *config.Config
 	StateDir   string
 	HTTPListen string
-	// MetricsListen, if set, is a second address serving only /metrics and /healthz.
+	// MgmtListen is the management listener: the API and /metrics; MgmtToken guards the API.
+	MgmtListen string
+	MgmtToken  string
+	// MetricsListen, if set, is a third address serving only /metrics and /healthz.
 	MetricsListen string
 	Kube          kubeFlags
 	HA            haFlags // HA.Lease == "": no leader election, this instance owns the pools
@@ -286,8 +300,9 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 	if err != nil {
 		return nil, err
 	}
-	d.http, err = nbhttp.New(nbhttp.Config{Listen: cfg.HTTPListen, Assets: conf.HTTP.Assets,
-		IPXEDir: conf.TFTP.IPXEDir, BaseURL: d.baseURL(conf)}, nbhttp.Deps{
+	d.http, err = nbhttp.New(nbhttp.Config{Listen: cfg.HTTPListen, Management: cfg.MgmtListen, ManagementToken: cfg.MgmtToken,
+		Assets: conf.HTTP.Assets, IPXEDir: conf.TFTP.IPXEDir, BaseURL: d.baseURL(conf),
+		MaxDownloads: conf.HTTP.MaxDownloads, MaxDownloadsPerClient: conf.HTTP.MaxDownloadsPerClient}, nbhttp.Deps{
 		Logger: log.With("component", "http"), Gatherer: reg, Registerer: reg, Leases: d.leaseRows, Machines: d.machines,
 		Tokens: tokens,
 	})
@@ -367,7 +382,7 @@ func (d *daemon) run(ctx context.Context) error {
 	g.Go(func() error { return d.reloadOnHUP(ctx) })
 	d.http.SetReady(d.inventory == nil) // with an inventory: once its first snapshot is applied
 	d.log.Info("netbootd ready", "server_ip", d.cfg.ServerIP, "mode", string(d.cfg.Conf.Interface.Mode),
-		"http", d.http.Addr().String(), "version", buildVersion())
+		"http", d.http.Addr().String(), "mgmt", d.http.ManagementAddr().String(), "version", buildVersion())
 	err := g.Wait()
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil && err == nil {
 		err = nil

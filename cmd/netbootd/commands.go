@@ -2,12 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	nethttp "net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/netbootd/netbootd/control/config"
 	"github.com/netbootd/netbootd/control/lease"
 	"github.com/netbootd/netbootd/control/machines"
+	nbhttp "github.com/netbootd/netbootd/http"
 )
 
 func checkCommand() *cli.Command {
@@ -47,25 +50,27 @@ func checkCommand() *cli.Command {
 func leasesCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "leases",
-		Usage: "list the lease store (from the file, or from a running daemon with --server)",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "state-dir", Value: "/var/lib/netbootd"},
-			&cli.StringFlag{Name: "server", Usage: "a running daemon's HTTP address, e.g. 10.0.0.1:80"},
-		},
+		Usage: "list the lease store: from the running daemon's management API, else (no daemon there, or --state-dir given) from the file",
+		Flags: append(mgmtClientFlags(),
+			&cli.StringFlag{Name: "state-dir", Value: "/var/lib/netbootd", Usage: "read this directory's lease file instead of asking the daemon"}),
 		Action: func(c *cli.Context) error {
 			var rows [][]string
-			if srv := c.String("server"); srv != "" {
-				ls, err := fetchLeases(srv)
-				if err != nil {
-					return err
-				}
+			var ls []leaseRow
+			err := errNoDaemon
+			if !c.IsSet("state-dir") {
+				ls, err = fetchLeases(c)
+			}
+			if err != nil && !errors.Is(err, errNoDaemon) {
+				return err
+			}
+			if err == nil {
 				for _, l := range ls {
 					rows = append(rows, []string{l.IP, l.MAC, l.State, l.Subnet, l.Hostname, l.Expires.Format(time.RFC3339)})
 				}
 			} else {
 				ls, err := lease.ReadAll(filepath.Join(c.String("state-dir"), "leases.db"))
 				if err != nil {
-					return fmt.Errorf("%w (while netbootd runs, ask it: --server ADDR)", err)
+					return fmt.Errorf("%w (while netbootd runs, ask its management address: --server ADDR)", err)
 				}
 				for _, l := range ls {
 					rows = append(rows, []string{l.IP.String(), l.MAC.String(), l.State.String(), l.Subnet, l.Hostname, l.Expires.Format(time.RFC3339)})
@@ -92,9 +97,7 @@ func machinesCommand() *cli.Command {
 		Name:      "machines",
 		Usage:     "print each machine's boot: how far it got, what it was told and why (from a running daemon)",
 		ArgsUsage: "[MAC]",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "server", Value: "127.0.0.1:80", Usage: "the daemon's HTTP address"},
-		},
+		Flags:     mgmtClientFlags(),
 		Action: func(c *cli.Context) error {
 			path := "/api/v1/machines"
 			if c.NArg() == 1 {
@@ -103,11 +106,11 @@ func machinesCommand() *cli.Command {
 			var ms []machines.Machine
 			if c.NArg() == 1 {
 				var m machines.Machine
-				if err := getJSON(c.String("server"), path, &m); err != nil {
+				if err := getJSON(c, path, &m); err != nil {
 					return err
 				}
 				ms = append(ms, m)
-			} else if err := getJSON(c.String("server"), path, &ms); err != nil {
+			} else if err := getJSON(c, path, &ms); err != nil {
 				return err
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
@@ -150,14 +153,45 @@ func dash(s string) string {
 	return s
 }
 
-// getJSON GETs path from a running daemon and decodes its JSON answer into v.
-func getJSON(addr, path string, v any) error {
+// mgmtClientFlags say how the CLI reaches a running daemon's management listener.
+func mgmtClientFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "server", Value: nbhttp.DefaultManagementListen, EnvVars: []string{"NETBOOTD_SERVER"},
+			Usage: "the daemon's management address (attach --mgmt-listen)"},
+		&cli.StringFlag{Name: "token-file", EnvVars: []string{"NETBOOTD_MGMT_TOKEN_FILE"},
+			Usage: "file holding the management token (default: $" + mgmtTokenEnv + ", else none)"},
+	}
+}
+
+// errNoDaemon: nothing listens at the management address.
+var errNoDaemon = errors.New("no netbootd listens there")
+
+// getJSON GETs path from a running daemon's management listener and decodes its JSON answer into v.
+func getJSON(c *cli.Context, path string, v any) error {
+	addr := c.String("server")
+	token, err := readToken(c.String("token-file"))
+	if err != nil {
+		return err
+	}
+	req, err := nethttp.NewRequest(nethttp.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return fmt.Errorf("--server %q: %w", addr, err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	cl := &nethttp.Client{Timeout: 5 * time.Second}
-	resp, err := cl.Get("http://" + addr + path)
+	resp, err := cl.Do(req)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("ask netbootd at %s: %w", addr, errNoDaemon)
+	}
 	if err != nil {
 		return fmt.Errorf("ask netbootd at %s: %w", addr, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == nethttp.StatusUnauthorized {
+		return fmt.Errorf("netbootd at %s%s: %s: the daemon needs its management token (--token-file or $%s)", addr, path, resp.Status, mgmtTokenEnv)
+	}
 	if resp.StatusCode != nethttp.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("netbootd at %s%s: %s: %s", addr, path, resp.Status, b)
@@ -173,9 +207,9 @@ type leaseRow struct {
 	Expires                          time.Time
 }
 
-func fetchLeases(addr string) ([]leaseRow, error) {
+func fetchLeases(c *cli.Context) ([]leaseRow, error) {
 	var ls []leaseRow
-	return ls, getJSON(addr, "/api/v1/leases", &ls)
+	return ls, getJSON(c, "/api/v1/leases", &ls)
 }
 
 func detachCommand() *cli.Command {

@@ -73,6 +73,14 @@ type HTTP struct {
 	Listen  string `yaml:"listen"`   // default ":80"
 	Assets  string `yaml:"assets"`   // kernels, initrds, images: served under /assets/ with Range
 	BaseURL string `yaml:"base_url"` // how machines reach this server; default http://SERVER_IP:PORT
+	// MgmtListen is the management listener (/api/v1/, /metrics): default 127.0.0.1:9180.
+	MgmtListen string `yaml:"mgmt_listen"`
+	// MgmtTokenFile holds the bearer token /api/v1/ requests must carry; "" = no token.
+	MgmtTokenFile string `yaml:"mgmt_token_file"`
+	// Concurrent /assets/ and /ipxe/ downloads, in total (default 512) and per client address
+	// (default 4); 0 = the default.
+	MaxDownloads          int `yaml:"max_downloads"`
+	MaxDownloadsPerClient int `yaml:"max_downloads_per_client"`
 }
 
 // TFTP is the TFTP server's configuration.

@@ -407,6 +407,17 @@ func (c *Config) validateSyslog(bad report) {
 
 func (c *Config) validateHTTP(bad report) {
 	checkDir(c.HTTP.Assets, "http.assets", bad)
+	if c.HTTP.MgmtListen != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.MgmtListen); err != nil {
+			bad(0, "http.mgmt_listen", "%q: want host:port, e.g. 127.0.0.1:9180", c.HTTP.MgmtListen)
+		}
+	}
+	if c.HTTP.MaxDownloads < 0 {
+		bad(0, "http.max_downloads", "%d: want 0 (the default) or more", c.HTTP.MaxDownloads)
+	}
+	if c.HTTP.MaxDownloadsPerClient < 0 {
+		bad(0, "http.max_downloads_per_client", "%d: want 0 (the default) or more", c.HTTP.MaxDownloadsPerClient)
+	}
 	if c.HTTP.BaseURL != "" {
 		if u, err := url.Parse(c.HTTP.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad(0, "http.base_url", "%q: want http://host[:port]", c.HTTP.BaseURL)

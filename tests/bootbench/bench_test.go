@@ -500,7 +500,8 @@ func run(t *testing.T, r *result, payload qemu.Payload, prefix string) string {
 	}
 
 	if r.server == "netbootd" {
-		out, err := server.Exec("curl", "-sf", httpBase+"/api/v1/machines")
+		// The API is on the management listener, netbootd's default 127.0.0.1:9180 in the server namespace.
+		out, err := server.Exec("curl", "-sf", "http://127.0.0.1:9180/api/v1/machines")
 		var ms []machines.Machine
 		if err == nil {
 			err = json.Unmarshal([]byte(out), &ms)

@@ -73,10 +73,3 @@ The coordination.k8s.io Lease the HA instances elect a pool holder on.
 {{- define "netbootd.poolLease" -}}
 {{- printf "%s-pool" (include "netbootd.fullname" .) }}
 {{- end }}
-
-{{/*
-The port Prometheus scrapes /metrics on: metricsPort when set, else the HTTP port.
-*/}}
-{{- define "netbootd.metricsPort" -}}
-{{- if .Values.metricsPort }}{{ .Values.metricsPort }}{{ else }}{{ .Values.http.port }}{{ end }}
-{{- end }}
