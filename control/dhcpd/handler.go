@@ -63,6 +63,8 @@ type response struct {
 	hostname   string
 	bootFile   string
 	bootReason string
+	// droppedOptions did not fit the client's maximum message size (logged and counted).
+	droppedOptions []uint8
 }
 
 // Why a request got no reply. Each is a label of netbootd_dhcp_drops_total.
@@ -281,8 +283,11 @@ func (c *exchange) nak(why string) (*response, string) {
 	c.h.log.Debug("NAK", "mac", c.req.mac.String(), "xid", c.req.msg.TransactionID.String(), "why", why)
 	m := c.req.msg
 	h := replyHeader{xid: m.TransactionID, flags: m.Flags, giaddr: ip4(m.GatewayIPAddr), chaddr: c.req.mac}
+	if h.giaddr.IsValid() && !h.giaddr.IsUnspecified() {
+		h.flags |= flagBcast // RFC 2131 §4.3.2: so the relay broadcasts it to the client
+	}
 	opts := []option{{54, addr4(c.st.serverIP)}, {56, []byte(why)}}
-	opts = appendRelayInfo(opts, m)
+	opts = appendRelayInfo(appendClientID(opts, m), m)
 	b, err := encodeReply(nil, &h, uint8(dhcpv4.MessageTypeNak), opts, maxUDPReply)
 	if err != nil {
 		return nil, dropTooLarge
@@ -325,14 +330,14 @@ func (c *exchange) reply(mt dhcpv4.MessageType, yiaddr netip.Addr) (*response, s
 			// 175.176 ("no PXE DHCP"): iPXE need not wait ~3 s for a proxyDHCP offer.
 			opts = append(opts, option{175, ipxeNoProxyWait})
 		}
-		r, why := c.st.finish(mt, &h, opts, m, prl)
+		r, why := c.st.finish(mt, &h, opts, m)
 		if r != nil {
 			r.bootFile, r.bootReason = choice.file, choice.reason
 			r.hostname = c.hostname()
 		}
 		return r, why
 	}
-	r, why := c.st.finish(mt, &h, opts, m, prl)
+	r, why := c.st.finish(mt, &h, opts, m)
 	if r != nil {
 		r.hostname = c.hostname()
 	}
@@ -343,21 +348,22 @@ func (c *exchange) reply(mt dhcpv4.MessageType, yiaddr netip.Addr) (*response, s
 var ipxeNoProxyWait = []byte{176, 1, 1}
 
 // finish encodes the reply within the client's size limit and picks its destination.
-func (st *state) finish(mt dhcpv4.MessageType, h *replyHeader, opts []option, m *dhcpv4.DHCPv4, prl map[uint8]bool) (*response, string) {
-	opts = appendRelayInfo(opts, m)
-	limit := 576
+func (st *state) finish(mt dhcpv4.MessageType, h *replyHeader, opts []option, m *dhcpv4.DHCPv4) (*response, string) {
+	opts = appendRelayInfo(appendClientID(opts, m), m)
+	limit := 576 // RFC 2131 §2: every client accepts 576 bytes; option 57 may allow more
 	if v, err := m.MaxMessageSize(); err == nil && int(v) > limit {
 		limit = int(v)
 	}
 	limit = min(limit, maxUDPReply+28) - 28 // option 57 counts the IP and UDP headers
 	b, err := encodeReply(nil, h, uint8(mt), opts, limit)
+	var dropped []uint8
 	if errors.Is(err, errTooLarge) {
-		b, err = encodeReply(nil, h, uint8(mt), onlyRequested(opts, prl), limit)
+		b, dropped, err = fitReply(h, uint8(mt), opts, requestedList(m), limit)
 	}
 	if err != nil {
 		return nil, dropTooLarge
 	}
-	r := &response{msgType: mt, payload: b, yiaddr: h.yiaddr}
+	r := &response{msgType: mt, payload: b, yiaddr: h.yiaddr, droppedOptions: dropped}
 	ciaddr := ip4(m.ClientIPAddr)
 	switch {
 	case h.giaddr.IsValid() && !h.giaddr.IsUnspecified():
@@ -390,6 +396,14 @@ func appendBoot(opts []option, h *replyHeader, b bootChoice, prl map[uint8]bool)
 	}
 	if pxe || prl[67] || len(b.file) >= fileLen {
 		opts = append(opts, option{67, []byte(b.file)})
+	}
+	return opts
+}
+
+// appendClientID echoes the client identifier (option 61) unaltered (RFC 6842 §3).
+func appendClientID(opts []option, m *dhcpv4.DHCPv4) []option {
+	if v := m.Options.Get(dhcpv4.OptionClientIdentifier); v != nil {
+		opts = append(opts, option{61, v})
 	}
 	return opts
 }
@@ -440,7 +454,7 @@ func (h *handler) proxy(st *state, req *request, fw firmware) (*response, string
 	if choice.vendorClass == "" { // iPXE through a proxy still needs option 60 to accept it
 		opts = append(opts, option{60, []byte("PXEClient")})
 	}
-	r, why := st.finish(reply, &hdr, opts, m, prl)
+	r, why := st.finish(reply, &hdr, opts, m)
 	if r != nil {
 		r.bootFile, r.bootReason = choice.file, choice.reason
 	}
@@ -448,6 +462,11 @@ func (h *handler) proxy(st *state, req *request, fw firmware) (*response, string
 		r.udp, r.rawMAC = req.src, nil // port 4011: answer where it came from
 	}
 	return r, why
+}
+
+// requestedList is option 55 in the client's order.
+func requestedList(m *dhcpv4.DHCPv4) []uint8 {
+	return m.Options.Get(dhcpv4.OptionParameterRequestList)
 }
 
 func requestedSet(m *dhcpv4.DHCPv4) map[uint8]bool {

@@ -91,7 +91,7 @@ func (f *fixture) askPort(t *testing.T, port uint16, mt dhcpv4.MessageType, mac 
 		t.Fatal(err)
 	}
 	// Round-trip through bytes, as the server sees it.
-	m, err = dhcpv4.FromBytes(m.ToBytes())
+	m, err = parseMessage(m.ToBytes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func (f *fixture) askPort(t *testing.T, port uint16, mt dhcpv4.MessageType, mac 
 	if len(r.payload) < minReplyLen {
 		t.Fatalf("reply of %d bytes, below the BOOTP minimum", len(r.payload))
 	}
-	reply, err := dhcpv4.FromBytes(r.payload)
+	reply, err := parseMessage(r.payload)
 	if err != nil {
 		t.Fatalf("reply does not parse: %v", err)
 	}
