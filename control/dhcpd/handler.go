@@ -56,6 +56,7 @@ type response struct {
 	payload []byte
 	// Exactly one of these destinations is used.
 	udp    netip.AddrPort   // relay, ciaddr or the proxyDHCP port: the kernel routes and ARPs
+	from   uint16           // the udp reply's source port: 67 unless set (4011: proxyDHCP's own port)
 	rawMAC net.HardwareAddr // client without an address: an Ethernet frame to this MAC
 	rawIP  netip.Addr       // ... with this IP destination (yiaddr or 255.255.255.255)
 	// For the machine's timeline: the address given and the boot file chosen, and why.
@@ -459,7 +460,8 @@ func (h *handler) proxy(st *state, req *request, fw firmware) (*response, string
 		r.bootFile, r.bootReason = choice.file, choice.reason
 	}
 	if r != nil && req.port != 67 {
-		r.udp, r.rawMAC = req.src, nil // port 4011: answer where it came from
+		r.udp, r.rawMAC = req.src, nil // port 4011: answer where it came from,
+		r.from = req.port              // from the port it was sent to (PXE spec; dnsmasq does too)
 	}
 	return r, why
 }

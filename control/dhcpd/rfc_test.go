@@ -299,3 +299,22 @@ func TestRFC2132_9_3_OverloadedRequestIsRead(t *testing.T) {
 		t.Error("an option running past the end of the file field accepted")
 	}
 }
+
+// PXE specification 2.1 §2.2.5 (and dnsmasq): the proxyDHCP ACK to a REQUEST sent to port 4011
+// leaves from port 4011, back to where the request came from; the OFFER to a port 67 DISCOVER
+// is broadcast as before.
+func TestPXE_ProxyAckLeavesFromPort4011(t *testing.T) {
+	f := newFixture(t, "interface: {mode: proxy, server_ip: 10.0.0.1}\nsubnets: [{cidr: 10.0.0.0/24}]\n")
+	mods := append(pxe(iana.EFI_X86_64, "PXEClient:Arch:00007:UNDI:003016"), dhcpv4.WithClientIP(ipOf("10.0.0.50")))
+	ack, r, why := f.askPort(t, 4011, dhcpv4.MessageTypeRequest, macUnknown, mods...)
+	if ack == nil {
+		t.Fatalf("no ACK: %s", why)
+	}
+	if r.from != 4011 || r.udp.String() != "0.0.0.0:68" {
+		t.Errorf("port 4011 ACK from port %d to %s; want from 4011 to the request's source", r.from, r.udp)
+	}
+	_, r, _ = f.ask(t, dhcpv4.MessageTypeDiscover, macUnknown, pxe(iana.EFI_X86_64, "PXEClient:Arch:00007:UNDI:003016")...)
+	if r == nil || r.from != 0 || r.rawIP != broadcastIP {
+		t.Errorf("port 67 proxy OFFER: %+v", r)
+	}
+}

@@ -321,13 +321,23 @@ func (s *Server) serve(p packet) {
 
 func (s *Server) send(r *response) error {
 	if r.udp.IsValid() {
-		_, err := s.conns[0].WriteToUDPAddrPort(r.payload, r.udp)
+		_, err := s.conn(r.from).WriteToUDPAddrPort(r.payload, r.udp)
 		return err
 	}
 	frame := ipUDP(nil, s.cfg.ServerIP, r.rawIP, 67, 68, r.payload)
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: s.cfg.IfIndex, Halen: 6}
 	copy(sa.Addr[:], r.rawMAC)
 	return unix.Sendto(s.raw, frame, 0, sa)
+}
+
+// conn is the socket bound to port (0: the first, port 67).
+func (s *Server) conn(port uint16) *net.UDPConn {
+	for _, c := range s.conns {
+		if port != 0 && c.LocalAddr().(*net.UDPAddr).Port == int(port) {
+			return c
+		}
+	}
+	return s.conns[0]
 }
 
 // SetStandby, with HA, says whether another instance owns the dynamic pools now: a standby
