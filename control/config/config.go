@@ -93,6 +93,13 @@ type DHCP struct {
 	// MaxLeasesPerCircuit caps the dynamic leases behind one relay circuit (option 82
 	// circuit-id); 0: no cap. A MAC holds at most one lease per subnet in any case.
 	MaxLeasesPerCircuit int `yaml:"max_leases_per_circuit"`
+	// Authoritative: this server knows every lease of its subnets, so a rebooting client it has
+	// no record of is NAKed (or ACKed if the address is free) instead of ignored (Kea's
+	// authoritative). Off, RFC 2131 §4.3.2 holds: no record, no answer.
+	Authoritative bool `yaml:"authoritative"`
+	// IgnoreClientID keys pool leases by MAC only, never by option 61 (dnsmasq's
+	// dhcp-ignore-clid, Kea's match-client-id: false). Reservations always match by MAC.
+	IgnoreClientID bool `yaml:"ignore_client_id"`
 }
 
 // Storm is the XDP fast path's protection of the control plane against floods: what it drops

@@ -16,11 +16,12 @@ import (
 
 // Leases is the lease store as the handler uses it (lease.Store; a fake in unit tests).
 type Leases interface {
-	Offer(mac net.HardwareAddr, subnet string, requested netip.Addr) (netip.Addr, error)
-	Commit(mac net.HardwareAddr, subnet string, ip netip.Addr, d time.Duration, hostname string) (lease.Lease, error)
-	Release(mac net.HardwareAddr, ip netip.Addr) error
-	Decline(mac net.HardwareAddr, ip netip.Addr) error
-	Forget(mac net.HardwareAddr, subnet string)
+	Offer(c lease.Client, subnet string, requested netip.Addr) (netip.Addr, error)
+	Commit(c lease.Client, subnet string, ip netip.Addr, d time.Duration, hostname string) (lease.Lease, error)
+	Release(c lease.Client, ip netip.Addr) error
+	Decline(c lease.Client, ip netip.Addr) error
+	Forget(c lease.Client, subnet string)
+	Find(c lease.Client, subnet string) (lease.Lease, bool)
 }
 
 // state is one configuration, ready to answer from; a reload swaps it whole.
@@ -84,6 +85,7 @@ const (
 	dropCircuitLimit  = "circuit_limit" // the relay circuit holds max_leases_per_circuit already
 	dropStandby       = "standby"       // HA: another instance owns the pools now
 	dropOtherShare    = "other_share"   // HA: the address is another instance's to renew
+	dropNoRecord      = "no_record"     // INIT-REBOOT from a client without a lease here (RFC 2131 §4.3.2)
 )
 
 var broadcastIP = netip.AddrFrom4([4]byte{255, 255, 255, 255})
@@ -175,6 +177,16 @@ func (c *exchange) hostname() string {
 	return ""
 }
 
+// client is who asks, as the lease store knows it: by client identifier (option 61) unless
+// dhcp.ignore_client_id; lease.ClientOf says when an identifier is the MAC.
+func (c *exchange) client() lease.Client {
+	var id []byte
+	if !c.st.conf.DHCP.IgnoreClientID {
+		id = c.req.msg.Options.Get(dhcpv4.OptionClientIdentifier)
+	}
+	return lease.ClientOf(c.req.mac, id)
+}
+
 func (c *exchange) discover() (*response, string) {
 	var ip netip.Addr
 	if c.res != nil {
@@ -184,7 +196,7 @@ func (c *exchange) discover() (*response, string) {
 			return nil, dropCircuitLimit
 		}
 		var err error
-		ip, err = c.h.leases.Offer(c.req.mac, c.subnet, ip4(c.req.msg.RequestedIPAddress()))
+		ip, err = c.h.leases.Offer(c.client(), c.subnet, ip4(c.req.msg.RequestedIPAddress()))
 		if errors.Is(err, lease.ErrPoolExhausted) {
 			c.h.poolFull(c.subnet)
 			return nil, dropPoolExhausted
@@ -202,17 +214,18 @@ func (c *exchange) request() (*response, string) {
 	requested := ip4(m.RequestedIPAddress())
 	ciaddr := ip4(m.ClientIPAddr)
 	var want netip.Addr
+	selecting, initReboot := false, false
 	switch {
 	case sid.IsValid(): // SELECTING: the client chose a server
 		if sid != c.st.serverIP {
 			if c.res == nil {
-				c.h.leases.Forget(c.req.mac, c.subnet)
+				c.h.leases.Forget(c.client(), c.subnet)
 			}
 			return nil, dropOtherServer
 		}
-		want = requested
+		want, selecting = requested, true
 	case requested.IsValid(): // INIT-REBOOT: is my old address still right?
-		want = requested
+		want, initReboot = requested, true
 	case ciaddr.IsValid() && !ciaddr.IsUnspecified(): // RENEWING or REBINDING
 		want = ciaddr
 	}
@@ -226,9 +239,22 @@ func (c *exchange) request() (*response, string) {
 		if want != c.res.IP {
 			return c.nak("reserved MAC asked for another address than its reservation")
 		}
+	} else if c.h.leases != nil && (selecting || initReboot && !c.st.conf.DHCP.Authoritative) {
+		// RFC 2131 §4.3.2: the server's record of this client decides. SELECTING binds only what
+		// was offered to it; INIT-REBOOT without a record gets silence (another server may hold
+		// one), with one for another address a NAK.
+		l, ok := c.h.leases.Find(c.client(), c.subnet)
+		switch {
+		case !ok && initReboot:
+			return nil, dropNoRecord
+		case !ok || l.IP != want:
+			return c.nak("address not offered to or held by this client")
+		case selecting && l.State != lease.Offered && l.State != lease.Bound:
+			return c.nak("address not offered to this client")
+		}
 	}
 	if c.h.leases != nil {
-		if _, err := c.h.leases.Commit(c.req.mac, c.subnet, want, c.sub.LeaseTime.D(), c.hostname()); err != nil {
+		if _, err := c.h.leases.Commit(c.client(), c.subnet, want, c.sub.LeaseTime.D(), c.hostname()); err != nil {
 			if errors.Is(err, lease.ErrNotAvailable) {
 				return c.nak("address not available to this client")
 			}
@@ -251,7 +277,7 @@ func (c *exchange) request() (*response, string) {
 func (c *exchange) release() (*response, string) {
 	ip := ip4(c.req.msg.ClientIPAddr)
 	if c.h.leases != nil && ip.IsValid() {
-		if err := c.h.leases.Release(c.req.mac, ip); err != nil && !errors.Is(err, lease.ErrNotAvailable) {
+		if err := c.h.leases.Release(c.client(), ip); err != nil && !errors.Is(err, lease.ErrNotAvailable) {
 			c.h.log.Error("release not stored", "mac", c.req.mac.String(), "ip", ip, "err", err)
 		}
 	}
@@ -267,7 +293,7 @@ func (c *exchange) decline() (*response, string) {
 		c.h.log.Warn("client declined its reserved address: another host answers ARP for it", "mac", c.req.mac.String(), "ip", ip)
 	}
 	if c.h.leases != nil {
-		if err := c.h.leases.Decline(c.req.mac, ip); err != nil && !errors.Is(err, lease.ErrNotAvailable) {
+		if err := c.h.leases.Decline(c.client(), ip); err != nil && !errors.Is(err, lease.ErrNotAvailable) {
 			c.h.log.Error("decline not stored", "mac", c.req.mac.String(), "ip", ip, "err", err)
 		} else if err == nil {
 			c.h.log.Warn("address declined: held back from the pool", "mac", c.req.mac.String(), "ip", ip)

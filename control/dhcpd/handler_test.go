@@ -251,8 +251,8 @@ func TestRequestStates(t *testing.T) {
 		{"init-reboot right address", macReserved, []dhcpv4.Modifier{req("10.0.0.10")}, "ACK"},
 		{"init-reboot reserved MAC, other address", macReserved, []dhcpv4.Modifier{req("10.0.0.100")}, "NAK"},
 		{"init-reboot wrong network", macUnknown, []dhcpv4.Modifier{req("192.168.1.5")}, "NAK"},
-		{"init-reboot another's reservation", macUnknown, []dhcpv4.Modifier{req("10.0.0.11")}, "NAK"},
-		{"init-reboot outside the pools", macUnknown, []dhcpv4.Modifier{req("10.0.0.50")}, "NAK"},
+		{"init-reboot another's reservation, no record", macUnknown, []dhcpv4.Modifier{req("10.0.0.11")}, dropNoRecord},
+		{"init-reboot outside the pools, no record", macUnknown, []dhcpv4.Modifier{req("10.0.0.50")}, dropNoRecord},
 		{"rebinding reserved", macReserved, []dhcpv4.Modifier{dhcpv4.WithClientIP(ipOf("10.0.0.10")), dhcpv4.WithBroadcast(true)}, "ACK"},
 		{"no address at all", macUnknown, nil, dropMalformed},
 	} {

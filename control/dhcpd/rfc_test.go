@@ -11,6 +11,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/iana"
+
+	"github.com/netbootd/netbootd/control/lease"
 )
 
 // askRaw sends a request given as bytes through the handler, parsed as the server parses it.
@@ -316,5 +318,148 @@ func TestPXE_ProxyAckLeavesFromPort4011(t *testing.T) {
 	_, r, _ = f.ask(t, dhcpv4.MessageTypeDiscover, macUnknown, pxe(iana.EFI_X86_64, "PXEClient:Arch:00007:UNDI:003016")...)
 	if r == nil || r.from != 0 || r.rawIP != broadcastIP {
 		t.Errorf("port 67 proxy OFFER: %+v", r)
+	}
+}
+
+// RFC 2131 §4.3.2, INIT-REBOOT: with no record of the client the server MUST remain silent,
+// unless the address is wrong for the client's network (NAK); with a record, the right address
+// is ACKed and another NAKed. dhcp.authoritative (Kea's switch) answers unknown clients too:
+// ACK when the address is free for them, NAK when not.
+func TestRFC2131_4_3_2_InitRebootWithoutRecord(t *testing.T) {
+	req := func(s string) dhcpv4.Modifier { return dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ipOf(s))) }
+	for _, tc := range []struct {
+		name          string
+		authoritative bool
+		mac           net.HardwareAddr
+		addr          string
+		want          string
+	}{
+		{"no record, free pool address: silent (was ACKed)", false, macOther, "10.0.0.101", dropNoRecord},
+		{"no record, another client's address: silent", false, macOther, "10.0.0.100", dropNoRecord},
+		{"no record, wrong network: NAK", false, macOther, "192.168.1.5", "NAK"},
+		{"record, its address: ACK", false, macUnknown, "10.0.0.100", "ACK"},
+		{"record, another address: NAK", false, macUnknown, "10.0.0.101", "NAK"},
+		{"reserved MAC (the reservation is its record): ACK", false, macReserved, "10.0.0.10", "ACK"},
+		{"authoritative, no record, free address: ACK", true, macOther, "10.0.0.101", "ACK"},
+		{"authoritative, no record, another client's address: NAK", true, macOther, "10.0.0.100", "NAK"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conf := testConfig
+			if tc.authoritative {
+				conf = strings.Replace(conf, "interface:", "dhcp: {authoritative: true}\ninterface:", 1)
+			}
+			f := newFixture(t, conf)
+			// macUnknown holds 10.0.0.100.
+			if a, _, why := f.ask(t, dhcpv4.MessageTypeRequest, macUnknown, dhcpv4.WithOption(dhcpv4.OptServerIdentifier(ipOf("10.0.0.1"))),
+				req(mustOffer(t, f, macUnknown))); a == nil || a.YourIPAddr.String() != "10.0.0.100" {
+				t.Fatalf("setup: %v %s", a, why)
+			}
+			reply, _, why := f.ask(t, dhcpv4.MessageTypeRequest, tc.mac, req(tc.addr))
+			got := why
+			if reply != nil {
+				got = typeName(reply.MessageType())
+			}
+			if got != tc.want {
+				t.Errorf("got %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func mustOffer(t *testing.T, f *fixture, mac net.HardwareAddr) string {
+	t.Helper()
+	o, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, mac)
+	if o == nil {
+		t.Fatalf("no offer: %s", why)
+	}
+	return o.YourIPAddr.String()
+}
+
+// RFC 2131 §4.3.2, SELECTING: the requested address must be the one offered to this client; a
+// REQUEST naming this server for an address it never offered to it is NAKed, not bound.
+func TestRFC2131_4_3_2_SelectingOnlyWhatWasOffered(t *testing.T) {
+	f := newFixture(t, testConfig)
+	sid := dhcpv4.WithOption(dhcpv4.OptServerIdentifier(ipOf("10.0.0.1")))
+	req := func(s string) dhcpv4.Modifier { return dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ipOf(s))) }
+	// No DISCOVER at all: a free pool address is not bound.
+	nak, _, why := f.ask(t, dhcpv4.MessageTypeRequest, macOther, sid, req("10.0.0.102"))
+	if nak == nil || nak.MessageType() != dhcpv4.MessageTypeNak {
+		t.Errorf("SELECTING without an offer: %v %s, want NAK", nak, why)
+	}
+	if l, ok := f.leases.Lookup(macOther, "10.0.0.0/24"); ok && l.State == lease.Bound {
+		t.Errorf("bound without an offer: %+v", l)
+	}
+	// Offered one address, asks for another.
+	offered := mustOffer(t, f, macOther)
+	other := "10.0.0.101"
+	if offered == other {
+		other = "10.0.0.102"
+	}
+	if nak, _, _ := f.ask(t, dhcpv4.MessageTypeRequest, macOther, sid, req(other)); nak == nil || nak.MessageType() != dhcpv4.MessageTypeNak {
+		t.Errorf("SELECTING another address than offered: %v, want NAK", nak)
+	}
+	// The offered one binds.
+	if ack, _, why := f.ask(t, dhcpv4.MessageTypeRequest, macOther, sid, req(offered)); ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+		t.Errorf("SELECTING the offered address: %v %s, want ACK", ack, why)
+	}
+}
+
+// dora binds mac (with modifiers, e.g. option 61) through DISCOVER and REQUEST; the address.
+func (f *fixture) dora(t *testing.T, mac net.HardwareAddr, mods ...dhcpv4.Modifier) string {
+	t.Helper()
+	o, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, mac, mods...)
+	if o == nil {
+		t.Fatalf("no offer: %s", why)
+	}
+	a, _, why := f.ask(t, dhcpv4.MessageTypeRequest, mac, append(mods, dhcpv4.WithOption(dhcpv4.OptServerIdentifier(ipOf("10.0.0.1"))),
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(o.YourIPAddr)))...)
+	if a == nil || a.MessageType() != dhcpv4.MessageTypeAck {
+		t.Fatalf("no ACK for %s: %v %s", o.YourIPAddr, a, why)
+	}
+	return a.YourIPAddr.String()
+}
+
+// RFC 2131 §4.2: pool leases are keyed by client identifier: two identifiers on one MAC are two
+// clients. The boot stages of one machine stay on one address: firmware PXE (no 61), iPXE
+// (01+MAC) and then Linux (a DUID) find the lease their MAC holds without an identifier. With
+// dhcp.ignore_client_id every identifier on a MAC is that MAC.
+func TestRFC2131_4_2_ClientIdentifierKeysPoolLeases(t *testing.T) {
+	id := func(b ...byte) dhcpv4.Modifier { return dhcpv4.WithOption(dhcpv4.OptClientIdentifier(b)) }
+	duidA, duidB := id(0xff, 0, 0, 0, 1, 0, 4, 0xaa), id(0xff, 0, 0, 0, 1, 0, 4, 0xbb)
+	ipxe := id(append([]byte{1}, macUnknown...)...)
+
+	f := newFixture(t, testConfig)
+	firmware := f.dora(t, macUnknown)
+	if got := f.dora(t, macUnknown, ipxe); got != firmware {
+		t.Errorf("iPXE got %s, firmware %s", got, firmware)
+	}
+	if got := f.dora(t, macUnknown, duidA); got != firmware {
+		t.Errorf("Linux (DUID) got %s, firmware and iPXE %s", got, firmware)
+	}
+	if got := f.dora(t, macUnknown, duidB); got == firmware {
+		t.Errorf("a second identifier on the MAC got the first one's %s", got)
+	}
+
+	f = newFixture(t, strings.Replace(testConfig, "interface:", "dhcp: {ignore_client_id: true}\ninterface:", 1))
+	a := f.dora(t, macUnknown, duidA)
+	if b := f.dora(t, macUnknown, duidB); b != a {
+		t.Errorf("ignore_client_id: identifiers on one MAC got %s and %s", a, b)
+	}
+}
+
+// Reservations match by MAC whatever identifier each boot stage sends: one machine, one
+// reserved address, from firmware to the installed system.
+func TestReservationAcrossBootStageIdentifiers(t *testing.T) {
+	f := newFixture(t, testConfig)
+	for _, mods := range [][]dhcpv4.Modifier{
+		pxe(iana.EFI_X86_64, "PXEClient:Arch:00007:UNDI:003016"), // firmware: no 61
+		append(pxe(iana.EFI_X86_64, "PXEClient:Arch:00007:UNDI:003016"), dhcpv4.WithUserClass("iPXE", false),
+			dhcpv4.WithOption(dhcpv4.OptClientIdentifier(append([]byte{1}, macReserved...)))),
+		{dhcpv4.WithOption(dhcpv4.OptClientIdentifier([]byte{0xff, 0, 0, 0, 1, 0, 4, 0xaa}))}, // Linux: a DUID
+		{dhcpv4.WithOption(dhcpv4.OptClientIdentifier([]byte{0xff, 0, 0, 0, 2, 0, 4, 0xbb}))}, // another OS
+	} {
+		if got := f.dora(t, macReserved, mods...); got != "10.0.0.10" {
+			t.Errorf("reserved machine got %s, want 10.0.0.10", got)
+		}
 	}
 }
