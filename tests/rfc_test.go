@@ -195,3 +195,96 @@ func TestPXE_ProxyAckFromPort4011(t *testing.T) {
 		t.Errorf("ACK from %v:%d, file %q; want from 10.10.0.1:4011 with ipxe.efi", from.Addr, from.Port, reply.BootFileName)
 	}
 }
+
+// RFC 2131 §4.3.2: ISC dhclient rebooting with a cached lease the server has no record of
+// (another server's, or a lost one) gets silence, not an ACK: the server counts it as
+// no_record, and dhclient falls back to DISCOVER and binds normally.
+func TestRFC2131_4_3_2_DhclientInitRebootWithoutRecordIsIgnored(t *testing.T) {
+	r := newRack(t)
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", rackConfig, "", goPath...)
+	c := r.client(t, "02:00:00:00:0e:04")
+	dir := t.TempDir()
+	leases := filepath.Join(dir, "leases")
+	expires := time.Now().Add(time.Hour).UTC().Format("2006/01/02 15:04:05")
+	if err := os.WriteFile(leases, []byte(fmt.Sprintf(`lease {
+  interface "eth0";
+  fixed-address 10.10.0.140;
+  option subnet-mask 255.255.255.0;
+  option dhcp-server-identifier 10.10.0.1;
+  renew 0 %[1]s;
+  rebind 0 %[1]s;
+  expire 0 %[1]s;
+}
+`, expires)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "dhclient.conf")
+	if err := os.WriteFile(conf, []byte("reboot 3;\n"), 0o644); err != nil { // INIT-REBOOT for 3 s, then DISCOVER
+		t.Fatal(err)
+	}
+	result := filepath.Join(dir, "bound")
+	script := writeScript(t, `#!/bin/sh
+echo "$reason $new_ip_address" >> `+result+`
+`)
+	out, err := c.Exec("timeout", "60", "dhclient", "-4", "-1", "-v", "-cf", conf, "-sf", script,
+		"-lf", leases, "-pf", filepath.Join(dir, "pid"), "eth0")
+	if pid, perr := os.ReadFile(filepath.Join(dir, "pid")); perr == nil {
+		_, _ = c.Exec("kill", strings.TrimSpace(string(pid)))
+	}
+	if err != nil {
+		t.Fatalf("dhclient: %v\n%s\n%s", err, out, d.logs())
+	}
+	events, _ := os.ReadFile(result)
+	if !strings.Contains(out, "DHCPREQUEST for 10.10.0.140") || strings.Contains(string(events), "REBOOT") {
+		t.Errorf("want an INIT-REBOOT REQUEST left unanswered; dhclient:\n%s\nevents:\n%s", out, events)
+	}
+	if !strings.Contains(string(events), "BOUND 10.10.0.") {
+		t.Errorf("dhclient did not bind through DISCOVER afterwards:\n%s\n%s", out, events)
+	}
+	if n := d.metric("netbootd_dhcp_drops_total", `reason="no_record"`); n < 1 {
+		t.Errorf("netbootd_dhcp_drops_total{reason=no_record} = %v, want >= 1", n)
+	}
+}
+
+// RFC 2131 §4.2 and RFC 6842 with busybox udhcpc: its identifier comes back unaltered (opt61);
+// a pool machine keeps its address when a later stage sends a DUID instead of 01+MAC, and a
+// second DUID on the same MAC is another client with another address.
+func TestRFC6842_UdhcpcClientIdentifier(t *testing.T) {
+	r := newRack(t)
+	startNetbootd(t, r.server, "sv0", "10.10.0.1", rackConfig, "", goPath...)
+	c := r.client(t, "02:00:00:00:0e:05")
+	script := writeScript(t, udhcpcScript+`echo "echoed opt61=$opt61"`+"\n")
+	run := func(extra ...string) (ip, echoed string) {
+		t.Helper()
+		args := append([]string{"udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "4", "-T", "1", "-A", "1", "-s", script}, extra...)
+		out, err := c.Exec("busybox", args...)
+		if err != nil {
+			t.Fatalf("udhcpc %v: %v\n%s", extra, err, out)
+		}
+		f := boundFields(out)
+		if f == nil {
+			t.Fatalf("udhcpc %v: no lease\n%s", extra, out)
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if v, ok := strings.CutPrefix(line, "echoed opt61="); ok {
+				echoed = v
+			}
+		}
+		c.Run(t, "ip", "addr", "flush", "dev", "eth0")
+		return f["ip"], echoed
+	}
+	first, echoed := run() // udhcpc's default identifier: 01 + MAC
+	if echoed != "01020000000e05" {
+		t.Errorf("option 61 echoed as %q, want 01020000000e05", echoed)
+	}
+	second, echoed := run("-x", "0x3d:ff00000001000400aa")
+	if echoed != "ff00000001000400aa" {
+		t.Errorf("DUID echoed as %q", echoed)
+	}
+	if second != first {
+		t.Errorf("with a DUID the machine got %s, with 01+MAC %s", second, first)
+	}
+	if third, _ := run("-x", "0x3d:ff00000002000400bb"); third == first {
+		t.Errorf("a second identifier on the MAC got the first one's address %s", third)
+	}
+}
