@@ -463,3 +463,68 @@ func TestReservationAcrossBootStageIdentifiers(t *testing.T) {
 		}
 	}
 }
+
+// The contract for the XDP fast path's echo of option 61 (RFC 6842 §3), as executable bytes:
+// the Go reply to a request with option 61 is the fast path's pre-rendered area with
+// "61, length, the request's identifier unaltered" inserted before END, then zero padding to
+// the 300-byte BOOTP minimum. A fast path that cannot do that within its 308-byte area must
+// pass such requests to the Go path.
+func TestRFC6842_FastPathEchoContract(t *testing.T) {
+	f := newFixture(t, testConfig)
+	var plain, boot []byte
+	for _, e := range f.st.fastReservations() {
+		if e.MAC.String() == macReserved.String() {
+			plain = e.Area
+			for _, b := range e.Boot {
+				if b.Arch == uint16(iana.EFI_X86_64) {
+					boot = b.Area
+				}
+			}
+		}
+	}
+	if plain == nil || boot == nil {
+		t.Fatal("no fast path entry for the reserved MAC")
+	}
+	id := []byte{0xff, 0, 0, 0, 1, 0, 4, 0xaa}
+	cid := dhcpv4.WithOption(dhcpv4.OptClientIdentifier(id))
+	for _, tc := range []struct {
+		name string
+		area []byte
+		mods []dhcpv4.Modifier
+	}{
+		{"plain DHCP", plain, []dhcpv4.Modifier{cid}},
+		{"firmware PXE", boot, append(pxe(iana.EFI_X86_64, "PXEClient:Arch:00007:UNDI:003000"), cid)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, r, why := f.ask(t, dhcpv4.MessageTypeDiscover, macReserved, tc.mods...)
+			if r == nil {
+				t.Fatalf("no reply: %s", why)
+			}
+			if d := cmp.Diff(echoClientID(t, tc.area, id), r.payload[headerLen+cookieLen:]); d != "" {
+				t.Errorf("Go reply options (-area with 61 inserted +go):\n%s", d)
+			}
+		})
+	}
+}
+
+// echoClientID is what the fast path must send: area with option 61 inserted before END.
+func echoClientID(t *testing.T, area, id []byte) []byte {
+	t.Helper()
+	end := 0
+	for end < len(area) && area[end] != 255 {
+		if area[end] == 0 {
+			end++
+			continue
+		}
+		end += 2 + int(area[end+1])
+	}
+	if end >= len(area) {
+		t.Fatalf("area without END: %x", area)
+	}
+	out := append(append(append([]byte(nil), area[:end]...), 61, byte(len(id))), id...)
+	out = append(out, 255)
+	for len(out) < minReplyLen-headerLen-cookieLen {
+		out = append(out, 0)
+	}
+	return out
+}
