@@ -251,7 +251,7 @@ echo "$reason $new_ip_address" >> `+result+`
 // second DUID on the same MAC is another client with another address.
 func TestRFC6842_UdhcpcClientIdentifier(t *testing.T) {
 	r := newRack(t)
-	startNetbootd(t, r.server, "sv0", "10.10.0.1", rackConfig, "", goPath...)
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", rackConfig, "", goPath...)
 	c := r.client(t, "02:00:00:00:0e:05")
 	script := writeScript(t, udhcpcScript+`echo "echoed opt61=$opt61"`+"\n")
 	run := func(extra ...string) (ip, echoed string) {
@@ -284,7 +284,25 @@ func TestRFC6842_UdhcpcClientIdentifier(t *testing.T) {
 	if second != first {
 		t.Errorf("with a DUID the machine got %s, with 01+MAC %s", second, first)
 	}
-	if third, _ := run("-x", "0x3d:ff00000002000400bb"); third == first {
+	third, _ := run("-x", "0x3d:ff00000002000400bb")
+	if third == first {
 		t.Errorf("a second identifier on the MAC got the first one's address %s", third)
+	}
+	// GET /api/v1/leases shows which identifier holds which address.
+	var rows []struct {
+		MAC      string `json:"mac"`
+		ClientID string `json:"client_id"`
+		IP       string `json:"ip"`
+		State    string `json:"state"`
+	}
+	d.getJSON("/api/v1/leases", &rows)
+	got := map[string]string{}
+	for _, l := range rows {
+		if l.MAC == "02:00:00:00:0e:05" && l.State == "bound" {
+			got[l.ClientID] = l.IP
+		}
+	}
+	if got["ff00000001000400aa"] != first || got["ff00000002000400bb"] != third {
+		t.Errorf("leases by identifier %v; want ff..aa at %s, ff..bb at %s", got, first, third)
 	}
 }
