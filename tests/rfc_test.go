@@ -306,3 +306,86 @@ func TestRFC6842_UdhcpcClientIdentifier(t *testing.T) {
 		t.Errorf("leases by identifier %v; want ff..aa at %s, ff..bb at %s", got, first, third)
 	}
 }
+
+// exchange broadcasts the raw request p from port 68 on eth0 in ns and returns the first reply
+// with xid, asking again while none comes (the server may still be starting).
+func exchange(t *testing.T, ns *netns.NS, p []byte, xid [4]byte) *dhcpv4.DHCPv4 {
+	t.Helper()
+	var reply *dhcpv4.DHCPv4
+	err := ns.Do(t, func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		for _, o := range []int{unix.SO_REUSEADDR, unix.SO_BROADCAST} {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, o, 1); err != nil {
+				return err
+			}
+		}
+		if err := unix.BindToDevice(fd, "eth0"); err != nil {
+			return err
+		}
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: 68}); err != nil {
+			return err
+		}
+		tv := unix.NsecToTimeval(int64(time.Second))
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			return err
+		}
+		buf := make([]byte, 1500)
+		for try := 0; try < 15 && reply == nil; try++ {
+			if err := unix.Sendto(fd, p, 0, &unix.SockaddrInet4{Port: 67, Addr: [4]byte{255, 255, 255, 255}}); err != nil {
+				return err
+			}
+			for reply == nil {
+				n, _, err := unix.Recvfrom(fd, buf, 0)
+				if err != nil {
+					break
+				}
+				if m, err := dhcpv4.FromBytes(buf[:n]); err == nil && m.OpCode == dhcpv4.OpcodeBootReply && m.TransactionID == xid {
+					reply = m
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reply
+}
+
+// RFC 2131 §4.1, RFC 2132 §9.3, through a real socket: a REQUEST whose server identifier and
+// requested address travel in the file field and whose parameter request list travels in sname
+// (option 52 = 3) is ACKed for that address, with the option asked for in sname.
+func TestRFC2132_9_3_OverloadedRequestOverTheWire(t *testing.T) {
+	r := newRack(t)
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", bigConfig, "", goPath...)
+	c := r.client(t, "02:00:00:00:0e:06")
+	hw := []byte{2, 0, 0, 0, 0x0e, 6}
+	disc, err := dhcpv4.New(dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover), dhcpv4.WithHwAddr(hw), dhcpv4.WithBroadcast(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	offer := exchange(t, c, disc.ToBytes(), disc.TransactionID)
+	if offer == nil || offer.MessageType() != dhcpv4.MessageTypeOffer {
+		t.Fatalf("no OFFER: %v\n%s", offer, d.logs())
+	}
+	req, err := dhcpv4.New(dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest), dhcpv4.WithHwAddr(hw), dhcpv4.WithBroadcast(true),
+		dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionOptionOverload, []byte{3})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := req.ToBytes()
+	file := append([]byte{54, 4, 10, 10, 0, 1, 50, 4}, offer.YourIPAddr.To4()...)
+	copy(p[108:236], append(file, 255))
+	copy(p[44:108], []byte{55, 3, 1, 3, 240, 255})
+	ack := exchange(t, c, p, req.TransactionID)
+	if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck || !ack.YourIPAddr.Equal(offer.YourIPAddr) {
+		t.Fatalf("overloaded REQUEST for %s: %v\n%s", offer.YourIPAddr, ack, d.logs())
+	}
+	if got := len(ack.Options.Get(dhcpv4.GenericOptionCode(240))); got != 200 {
+		t.Errorf("option 240, asked for in sname, has %d bytes in the ACK, want 200", got)
+	}
+}
