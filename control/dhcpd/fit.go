@@ -26,10 +26,9 @@ func fitReply(h *replyHeader, msgType uint8, opts []option, prl []uint8, limit i
 	rank := rankOptions(opts, prl)
 	fileFree := len(h.file) == 0 || len(h.file) >= fileLen // a long boot file travels in option 67 only
 	where, dropped, overloaded, err := place(opts, rank, limit, fileFree, true)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !overloaded { // nothing went to file or sname: spare the options field the 3 bytes of option 52
+	// Without option 52 the options field has 3 more bytes: for essential options that did not
+	// fit, or when nothing went to file or sname.
+	if err != nil || !overloaded {
 		where, dropped, _, err = place(opts, rank, limit, false, false)
 		if err != nil {
 			return nil, nil, err

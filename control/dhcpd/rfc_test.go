@@ -528,3 +528,43 @@ func echoClientID(t *testing.T, area, id []byte) []byte {
 	}
 	return out
 }
+
+// When even the options that must be sent (the echoed 61 and 82, the lease) exceed what the
+// client accepts, there is no conformant reply: the request is dropped as too_large, no crash.
+func TestRFC2131_4_3_1_EssentialsTooLargeIsDropped(t *testing.T) {
+	f := newFixture(t, testConfig)
+	long := bytes.Repeat([]byte{7}, 255)
+	_, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, macUnknown, dhcpv4.WithGatewayIP(ipOf("10.20.0.1")),
+		dhcpv4.WithOption(dhcpv4.OptClientIdentifier(long)),
+		dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionRelayAgentInformation, append([]byte{1, 253}, long[:253]...))))
+	if why != dropTooLarge {
+		t.Errorf("got %q, want %s", why, dropTooLarge)
+	}
+	// The same client accepting 1500 bytes is answered.
+	o, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, macUnknown, dhcpv4.WithGatewayIP(ipOf("10.20.0.1")),
+		dhcpv4.WithOption(dhcpv4.OptClientIdentifier(long)), dhcpv4.WithOption(dhcpv4.OptMaxMessageSize(1500)),
+		dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionRelayAgentInformation, append([]byte{1, 253}, long[:253]...))))
+	if o == nil {
+		t.Errorf("1500-byte client: %s", why)
+	}
+}
+
+// Essential options that fit only without option 52's 3 bytes: the reply goes without
+// overload, and the rest is dropped.
+func TestRFC2131_4_3_1_EssentialsFitOnlyWithoutOverload(t *testing.T) {
+	f := newFixture(t, testConfig)
+	// 36 bytes of lease, mask and router (54, 51, 58, 59, 1, 3), 202 of 61, 65 of 82: 303 of 304.
+	id := bytes.Repeat([]byte{7}, 200)
+	agent := append([]byte{1, 61}, bytes.Repeat([]byte{8}, 61)...)
+	o, r, why := f.ask(t, dhcpv4.MessageTypeDiscover, macUnknown, dhcpv4.WithGatewayIP(ipOf("10.20.0.1")),
+		dhcpv4.WithOption(dhcpv4.OptClientIdentifier(id)), dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionRelayAgentInformation, agent)))
+	if o == nil {
+		t.Fatalf("no offer: %s", why)
+	}
+	if o.Options.Has(dhcpv4.OptionOptionOverload) || len(r.droppedOptions) == 0 || len(r.payload) > 548 {
+		t.Errorf("option 52 %x, dropped %v, %d bytes", o.Options.Get(dhcpv4.OptionOptionOverload), r.droppedOptions, len(r.payload))
+	}
+	if !bytes.Equal(o.Options.Get(dhcpv4.OptionClientIdentifier), id) || !bytes.Equal(o.Options.Get(dhcpv4.OptionRelayAgentInformation), agent) {
+		t.Error("echoes lost")
+	}
+}
