@@ -86,6 +86,7 @@ type Deps struct {
 // Lease is one row of GET /api/v1/leases.
 type Lease struct {
 	MAC      string    `json:"mac"`
+	ClientID string    `json:"client_id,omitempty"` // option 61 the lease is keyed by, hex
 	IP       string    `json:"ip"`
 	State    string    `json:"state"`
 	Subnet   string    `json:"subnet"`

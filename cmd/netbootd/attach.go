@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -582,8 +583,8 @@ func (d *daemon) leaseRows() []nbhttp.Lease {
 	all := d.leases.All()
 	rows := make([]nbhttp.Lease, 0, len(all))
 	for _, l := range all {
-		rows = append(rows, nbhttp.Lease{MAC: l.MAC.String(), IP: l.IP.String(), State: l.State.String(),
-			Subnet: l.Subnet, Hostname: l.Hostname, Expires: l.Expires})
+		rows = append(rows, nbhttp.Lease{MAC: l.MAC.String(), ClientID: hex.EncodeToString(l.ClientID), IP: l.IP.String(),
+			State: l.State.String(), Subnet: l.Subnet, Hostname: l.Hostname, Expires: l.Expires})
 	}
 	return rows
 }

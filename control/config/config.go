@@ -120,6 +120,13 @@ type DHCP struct {
 	// MaxDeclinesPerMAC caps the addresses one MAC holds out of the pools with DHCPDECLINE at
 	// once (each for decline_hold); beyond it, its declines are refused (default 3).
 	MaxDeclinesPerMAC int `yaml:"max_declines_per_mac"`
+	// Authoritative: this server knows every lease of its subnets, so a rebooting client it has
+	// no record of is NAKed (or ACKed if the address is free) instead of ignored (Kea's
+	// authoritative). Off, RFC 2131 §4.3.2 holds: no record, no answer.
+	Authoritative bool `yaml:"authoritative"`
+	// IgnoreClientID keys pool leases by MAC only, never by option 61 (dnsmasq's
+	// dhcp-ignore-clid, Kea's match-client-id: false). Reservations always match by MAC.
+	IgnoreClientID bool `yaml:"ignore_client_id"`
 }
 
 // Storm is the XDP fast path's protection of the control plane against floods: what it drops

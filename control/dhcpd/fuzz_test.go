@@ -43,7 +43,7 @@ reservations: [{mac: "02:00:00:00:00:0a", ip: 10.0.0.10}]
 	}
 	f.Fuzz(func(t *testing.T, b []byte, mode uint8) {
 		fx := modes[int(mode)%len(modes)]
-		m, err := dhcpv4.FromBytes(b)
+		m, err := parseMessage(b)
 		if err != nil {
 			return
 		}
@@ -55,7 +55,7 @@ reservations: [{mac: "02:00:00:00:00:0a", ip: 10.0.0.10}]
 				}
 				continue
 			}
-			reply, err := dhcpv4.FromBytes(r.payload)
+			reply, err := parseMessage(r.payload)
 			if err != nil {
 				t.Fatalf("reply does not parse: %v", err)
 			}

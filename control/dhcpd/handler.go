@@ -17,11 +17,12 @@ import (
 
 // Leases is the lease store as the handler uses it (lease.Store; a fake in unit tests).
 type Leases interface {
-	Offer(mac net.HardwareAddr, subnet string, requested netip.Addr) (netip.Addr, error)
-	Commit(mac net.HardwareAddr, subnet string, ip netip.Addr, d time.Duration, hostname string) (lease.Lease, error)
-	Release(mac net.HardwareAddr, ip netip.Addr) error
-	Decline(mac net.HardwareAddr, ip netip.Addr) error
-	Forget(mac net.HardwareAddr, subnet string)
+	Offer(c lease.Client, subnet string, requested netip.Addr) (netip.Addr, error)
+	Commit(c lease.Client, subnet string, ip netip.Addr, d time.Duration, hostname string) (lease.Lease, error)
+	Release(c lease.Client, ip netip.Addr) error
+	Decline(c lease.Client, ip netip.Addr) error
+	Forget(c lease.Client, subnet string)
+	Find(c lease.Client, subnet string) (lease.Lease, bool)
 }
 
 // state is one configuration, ready to answer from; a reload swaps it whole.
@@ -57,6 +58,7 @@ type response struct {
 	payload []byte
 	// Exactly one of these destinations is used.
 	udp    netip.AddrPort   // relay, ciaddr or the proxyDHCP port: the kernel routes and ARPs
+	from   uint16           // the udp reply's source port: 67 unless set (4011: proxyDHCP's own port)
 	rawMAC net.HardwareAddr // client without an address: an Ethernet frame to this MAC
 	rawIP  netip.Addr       // ... with this IP destination (yiaddr or 255.255.255.255)
 	// For the machine's timeline: the address given and the boot file chosen, and why.
@@ -64,6 +66,8 @@ type response struct {
 	hostname   string
 	bootFile   string
 	bootReason string
+	// droppedOptions did not fit the client's maximum message size (logged and counted).
+	droppedOptions []uint8
 }
 
 // Why a request got no reply. Each is a label of netbootd_dhcp_drops_total.
@@ -85,6 +89,7 @@ const (
 	// giaddr set, but the packet's source is not a relay configured for the subnet giaddr selects
 	dropUntrustedRelay = "untrusted_relay"
 	dropDeclineLimit   = "decline_limit" // the MAC holds dhcp.max_declines_per_mac declined addresses already
+	dropNoRecord       = "no_record"     // INIT-REBOOT from a client without a lease here (RFC 2131 §4.3.2)
 )
 
 var broadcastIP = netip.AddrFrom4([4]byte{255, 255, 255, 255})
@@ -186,6 +191,16 @@ func (c *exchange) hostname() string {
 	return ""
 }
 
+// client is who asks, as the lease store knows it: by client identifier (option 61) unless
+// dhcp.ignore_client_id; lease.ClientOf says when an identifier is the MAC.
+func (c *exchange) client() lease.Client {
+	var id []byte
+	if !c.st.conf.DHCP.IgnoreClientID {
+		id = c.req.msg.Options.Get(dhcpv4.OptionClientIdentifier)
+	}
+	return lease.ClientOf(c.req.mac, id)
+}
+
 func (c *exchange) discover() (*response, string) {
 	var ip netip.Addr
 	if c.res != nil {
@@ -195,7 +210,7 @@ func (c *exchange) discover() (*response, string) {
 			return nil, dropCircuitLimit
 		}
 		var err error
-		ip, err = c.h.leases.Offer(c.req.mac, c.subnet, ip4(c.req.msg.RequestedIPAddress()))
+		ip, err = c.h.leases.Offer(c.client(), c.subnet, ip4(c.req.msg.RequestedIPAddress()))
 		if errors.Is(err, lease.ErrPoolExhausted) {
 			c.h.poolFull(c.subnet)
 			return nil, dropPoolExhausted
@@ -213,17 +228,18 @@ func (c *exchange) request() (*response, string) {
 	requested := ip4(m.RequestedIPAddress())
 	ciaddr := ip4(m.ClientIPAddr)
 	var want netip.Addr
+	selecting, initReboot := false, false
 	switch {
 	case sid.IsValid(): // SELECTING: the client chose a server
 		if sid != c.st.serverIP {
 			if c.res == nil {
-				c.h.leases.Forget(c.req.mac, c.subnet)
+				c.h.leases.Forget(c.client(), c.subnet)
 			}
 			return nil, dropOtherServer
 		}
-		want = requested
+		want, selecting = requested, true
 	case requested.IsValid(): // INIT-REBOOT: is my old address still right?
-		want = requested
+		want, initReboot = requested, true
 	case ciaddr.IsValid() && !ciaddr.IsUnspecified(): // RENEWING or REBINDING
 		want = ciaddr
 	}
@@ -237,9 +253,22 @@ func (c *exchange) request() (*response, string) {
 		if want != c.res.IP {
 			return c.nak("reserved MAC asked for another address than its reservation")
 		}
+	} else if c.h.leases != nil && (selecting || initReboot && !c.st.conf.DHCP.Authoritative) {
+		// RFC 2131 §4.3.2: the server's record of this client decides. SELECTING binds only what
+		// was offered to it; INIT-REBOOT without a record gets silence (another server may hold
+		// one), with one for another address a NAK.
+		l, ok := c.h.leases.Find(c.client(), c.subnet)
+		switch {
+		case !ok && initReboot:
+			return nil, dropNoRecord
+		case !ok || l.IP != want:
+			return c.nak("address not offered to or held by this client")
+		case selecting && l.State != lease.Offered && l.State != lease.Bound:
+			return c.nak("address not offered to this client")
+		}
 	}
 	if c.h.leases != nil {
-		if _, err := c.h.leases.Commit(c.req.mac, c.subnet, want, c.sub.LeaseTime.D(), c.hostname()); err != nil {
+		if _, err := c.h.leases.Commit(c.client(), c.subnet, want, c.sub.LeaseTime.D(), c.hostname()); err != nil {
 			if errors.Is(err, lease.ErrNotAvailable) {
 				return c.nak("address not available to this client")
 			}
@@ -262,7 +291,7 @@ func (c *exchange) request() (*response, string) {
 func (c *exchange) release() (*response, string) {
 	ip := ip4(c.req.msg.ClientIPAddr)
 	if c.h.leases != nil && ip.IsValid() {
-		if err := c.h.leases.Release(c.req.mac, ip); err != nil && !errors.Is(err, lease.ErrNotAvailable) {
+		if err := c.h.leases.Release(c.client(), ip); err != nil && !errors.Is(err, lease.ErrNotAvailable) {
 			c.h.log.Error("release not stored", "mac", c.req.mac.String(), "ip", ip, "err", err)
 		}
 	}
@@ -284,7 +313,7 @@ func (c *exchange) decline() (*response, string) {
 		if !c.h.declines.take(c.req.mac, now, end, c.st.conf.DHCP.MaxDeclinesPerMAC) {
 			return nil, dropDeclineLimit
 		}
-		err := c.h.leases.Decline(c.req.mac, ip)
+		err := c.h.leases.Decline(c.client(), ip)
 		if err != nil {
 			c.h.declines.giveBack(c.req.mac, end)
 		}
@@ -305,8 +334,11 @@ func (c *exchange) nak(why string) (*response, string) {
 	c.h.log.Debug("NAK", "mac", c.req.mac.String(), "xid", c.req.msg.TransactionID.String(), "why", why)
 	m := c.req.msg
 	h := replyHeader{xid: m.TransactionID, flags: m.Flags, giaddr: ip4(m.GatewayIPAddr), chaddr: c.req.mac}
+	if h.giaddr.IsValid() && !h.giaddr.IsUnspecified() {
+		h.flags |= flagBcast // RFC 2131 §4.3.2: so the relay broadcasts it to the client
+	}
 	opts := []option{{54, addr4(c.st.serverIP)}, {56, []byte(why)}}
-	opts = appendRelayInfo(opts, m)
+	opts = appendRelayInfo(appendClientID(opts, m), m)
 	b, err := encodeReply(nil, &h, uint8(dhcpv4.MessageTypeNak), opts, maxUDPReply)
 	if err != nil {
 		return nil, dropTooLarge
@@ -349,14 +381,14 @@ func (c *exchange) reply(mt dhcpv4.MessageType, yiaddr netip.Addr) (*response, s
 			// 175.176 ("no PXE DHCP"): iPXE need not wait ~3 s for a proxyDHCP offer.
 			opts = append(opts, option{175, ipxeNoProxyWait})
 		}
-		r, why := c.st.finish(mt, &h, opts, m, prl)
+		r, why := c.st.finish(mt, &h, opts, m)
 		if r != nil {
 			r.bootFile, r.bootReason = choice.file, choice.reason
 			r.hostname = c.hostname()
 		}
 		return r, why
 	}
-	r, why := c.st.finish(mt, &h, opts, m, prl)
+	r, why := c.st.finish(mt, &h, opts, m)
 	if r != nil {
 		r.hostname = c.hostname()
 	}
@@ -367,21 +399,22 @@ func (c *exchange) reply(mt dhcpv4.MessageType, yiaddr netip.Addr) (*response, s
 var ipxeNoProxyWait = []byte{176, 1, 1}
 
 // finish encodes the reply within the client's size limit and picks its destination.
-func (st *state) finish(mt dhcpv4.MessageType, h *replyHeader, opts []option, m *dhcpv4.DHCPv4, prl map[uint8]bool) (*response, string) {
-	opts = appendRelayInfo(opts, m)
-	limit := 576
+func (st *state) finish(mt dhcpv4.MessageType, h *replyHeader, opts []option, m *dhcpv4.DHCPv4) (*response, string) {
+	opts = appendRelayInfo(appendClientID(opts, m), m)
+	limit := 576 // RFC 2131 §2: every client accepts 576 bytes; option 57 may allow more
 	if v, err := m.MaxMessageSize(); err == nil && int(v) > limit {
 		limit = int(v)
 	}
 	limit = min(limit, maxUDPReply+28) - 28 // option 57 counts the IP and UDP headers
 	b, err := encodeReply(nil, h, uint8(mt), opts, limit)
+	var dropped []uint8
 	if errors.Is(err, errTooLarge) {
-		b, err = encodeReply(nil, h, uint8(mt), onlyRequested(opts, prl), limit)
+		b, dropped, err = fitReply(h, uint8(mt), opts, requestedList(m), limit)
 	}
 	if err != nil {
 		return nil, dropTooLarge
 	}
-	r := &response{msgType: mt, payload: b, yiaddr: h.yiaddr}
+	r := &response{msgType: mt, payload: b, yiaddr: h.yiaddr, droppedOptions: dropped}
 	ciaddr := ip4(m.ClientIPAddr)
 	switch {
 	case h.giaddr.IsValid() && !h.giaddr.IsUnspecified():
@@ -414,6 +447,14 @@ func appendBoot(opts []option, h *replyHeader, b bootChoice, prl map[uint8]bool)
 	}
 	if pxe || prl[67] || len(b.file) >= fileLen {
 		opts = append(opts, option{67, []byte(b.file)})
+	}
+	return opts
+}
+
+// appendClientID echoes the client identifier (option 61) unaltered (RFC 6842 §3).
+func appendClientID(opts []option, m *dhcpv4.DHCPv4) []option {
+	if v := m.Options.Get(dhcpv4.OptionClientIdentifier); v != nil {
+		opts = append(opts, option{61, v})
 	}
 	return opts
 }
@@ -464,14 +505,20 @@ func (h *handler) proxy(st *state, req *request, fw firmware) (*response, string
 	if choice.vendorClass == "" { // iPXE through a proxy still needs option 60 to accept it
 		opts = append(opts, option{60, []byte("PXEClient")})
 	}
-	r, why := st.finish(reply, &hdr, opts, m, prl)
+	r, why := st.finish(reply, &hdr, opts, m)
 	if r != nil {
 		r.bootFile, r.bootReason = choice.file, choice.reason
 	}
 	if r != nil && req.port != 67 {
-		r.udp, r.rawMAC = req.src, nil // port 4011: answer where it came from
+		r.udp, r.rawMAC = req.src, nil // port 4011: answer where it came from,
+		r.from = req.port              // from the port it was sent to (PXE spec; dnsmasq does too)
 	}
 	return r, why
+}
+
+// requestedList is option 55 in the client's order.
+func requestedList(m *dhcpv4.DHCPv4) []uint8 {
+	return m.Options.Get(dhcpv4.OptionParameterRequestList)
 }
 
 func requestedSet(m *dhcpv4.DHCPv4) map[uint8]bool {

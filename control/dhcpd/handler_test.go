@@ -94,7 +94,7 @@ func (f *fixture) askPort(t *testing.T, port uint16, mt dhcpv4.MessageType, mac 
 		t.Fatal(err)
 	}
 	// Round-trip through bytes, as the server sees it.
-	m, err = dhcpv4.FromBytes(m.ToBytes())
+	m, err = parseMessage(m.ToBytes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func (f *fixture) askPort(t *testing.T, port uint16, mt dhcpv4.MessageType, mac 
 	if len(r.payload) < minReplyLen {
 		t.Fatalf("reply of %d bytes, below the BOOTP minimum", len(r.payload))
 	}
-	reply, err := dhcpv4.FromBytes(r.payload)
+	reply, err := parseMessage(r.payload)
 	if err != nil {
 		t.Fatalf("reply does not parse: %v", err)
 	}
@@ -262,8 +262,8 @@ func TestRequestStates(t *testing.T) {
 		{"init-reboot right address", macReserved, []dhcpv4.Modifier{req("10.0.0.10")}, "ACK"},
 		{"init-reboot reserved MAC, other address", macReserved, []dhcpv4.Modifier{req("10.0.0.100")}, "NAK"},
 		{"init-reboot wrong network", macUnknown, []dhcpv4.Modifier{req("192.168.1.5")}, "NAK"},
-		{"init-reboot another's reservation", macUnknown, []dhcpv4.Modifier{req("10.0.0.11")}, "NAK"},
-		{"init-reboot outside the pools", macUnknown, []dhcpv4.Modifier{req("10.0.0.50")}, "NAK"},
+		{"init-reboot another's reservation, no record", macUnknown, []dhcpv4.Modifier{req("10.0.0.11")}, dropNoRecord},
+		{"init-reboot outside the pools, no record", macUnknown, []dhcpv4.Modifier{req("10.0.0.50")}, dropNoRecord},
 		{"rebinding reserved", macReserved, []dhcpv4.Modifier{dhcpv4.WithClientIP(ipOf("10.0.0.10")), dhcpv4.WithBroadcast(true)}, "ACK"},
 		{"no address at all", macUnknown, nil, dropMalformed},
 	} {
@@ -638,8 +638,14 @@ func TestRelayedOnlyFromTrustedRelays(t *testing.T) {
 		t.Fatalf("%d leases bound by untrusted relays", n)
 	}
 	f.from = netip.MustParseAddrPort("10.20.0.1:67") // the relay configured for 10.20.0.0/24
-	if reply, _, why := f.ask(t, dhcpv4.MessageTypeRequest, macUnknown, relayed...); reply == nil || reply.MessageType() != dhcpv4.MessageTypeAck {
-		t.Fatalf("the configured relay: %v %s", reply, why)
+	offer, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, macUnknown, relayed...)
+	if offer == nil || offer.MessageType() != dhcpv4.MessageTypeOffer {
+		t.Fatalf("the configured relay, DISCOVER: %v %s", offer, why)
+	}
+	// RFC 2131 §4.3.2: a REQUEST in SELECTING state binds only the address offered.
+	selecting := append(relayed[:2:2], dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(offer.YourIPAddr)))
+	if reply, _, why := f.ask(t, dhcpv4.MessageTypeRequest, macUnknown, selecting...); reply == nil || reply.MessageType() != dhcpv4.MessageTypeAck {
+		t.Fatalf("the configured relay, REQUEST: %v %s", reply, why)
 	}
 }
 

@@ -8,9 +8,6 @@ import (
 	"github.com/netbootd/netbootd/control/config"
 )
 
-// essential options stay in a reply even when it must shrink to the client's maximum size.
-var essential = map[uint8]bool{54: true, 51: true, 58: true, 59: true, 1: true, 3: true}
-
 // renderOptions builds a client's options in reply order, for one subnet and (maybe) one
 // reservation. It is the one renderer: the Go replies use it, and so will the XDP maps, so both
 // paths send the same bytes. requested is option 55 (nil: none sent).
@@ -94,17 +91,6 @@ func mergeOptions(top, base config.Options) config.Options {
 			if !seen[c.Code] {
 				out.Custom = append(out.Custom, c)
 			}
-		}
-	}
-	return out
-}
-
-// onlyRequested drops the options the client did not ask for, keeping the essential ones.
-func onlyRequested(opts []option, requested map[uint8]bool) []option {
-	out := opts[:0:0]
-	for _, o := range opts {
-		if essential[o.code] || requested[o.code] {
-			out = append(out, o)
 		}
 	}
 	return out

@@ -57,6 +57,8 @@ type Server struct {
 	replies  *prometheus.CounterVec
 	drops    *prometheus.CounterVec
 	latency  prometheus.Histogram
+	// optionsDropped counts options left out of replies to fit the client's maximum size.
+	optionsDropped prometheus.Counter
 
 	debug bool // debug logging on: per-request lines
 
@@ -159,12 +161,15 @@ func (s *Server) initMetrics() {
 	s.drops = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "netbootd_dhcp_drops_total", Help: "DHCP requests the control plane answered with silence, by reason.",
 	}, []string{"reason"})
+	s.optionsDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "netbootd_dhcp_reply_options_dropped_total", Help: "Options left out of replies because the client's maximum message size (option 57, or 576) could not hold them.",
+	})
 	s.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "netbootd_dhcp_request_duration_seconds", Help: "Time from a request's arrival to its reply on the wire (queue, lease commit, send).",
 		Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
 	})
 	if r := s.cfg.Registerer; r != nil {
-		r.MustRegister(s.requests, s.replies, s.drops, s.latency,
+		r.MustRegister(s.requests, s.replies, s.drops, s.latency, s.optionsDropped,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "netbootd_dhcp_queue_depth", Help: "Requests waiting for a worker.",
 			}, func() float64 { return float64(len(s.queue)) }))
@@ -262,7 +267,7 @@ func (s *Server) read(ctx context.Context, c *net.UDPConn) error {
 }
 
 func (s *Server) serve(p packet) {
-	msg, err := dhcpv4.FromBytes((*p.buf)[:p.n])
+	msg, err := parseMessage((*p.buf)[:p.n])
 	s.bufs.Put(p.buf)
 	if err != nil {
 		s.requests.WithLabelValues("MALFORMED").Inc()
@@ -278,6 +283,11 @@ func (s *Server) serve(p packet) {
 			s.log.Debug("no reply", "mac", req.mac.String(), "xid", msg.TransactionID.String(), "type", msg.MessageType().String(), "why", why)
 		}
 		return
+	}
+	if len(resp.droppedOptions) > 0 {
+		s.optionsDropped.Add(float64(len(resp.droppedOptions)))
+		s.log.Warn("reply options dropped: they do not fit the client's maximum message size", "mac", req.mac.String(),
+			"xid", msg.TransactionID.String(), "options", fmt.Sprint(codes(resp.droppedOptions)))
 	}
 	if err := s.send(resp); err != nil {
 		s.drops.WithLabelValues("send_error").Inc()
@@ -311,13 +321,23 @@ func (s *Server) serve(p packet) {
 
 func (s *Server) send(r *response) error {
 	if r.udp.IsValid() {
-		_, err := s.conns[0].WriteToUDPAddrPort(r.payload, r.udp)
+		_, err := s.conn(r.from).WriteToUDPAddrPort(r.payload, r.udp)
 		return err
 	}
 	frame := ipUDP(nil, s.cfg.ServerIP, r.rawIP, 67, 68, r.payload)
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: s.cfg.IfIndex, Halen: 6}
 	copy(sa.Addr[:], r.rawMAC)
 	return unix.Sendto(s.raw, frame, 0, sa)
+}
+
+// conn is the socket bound to port (0: the first, port 67).
+func (s *Server) conn(port uint16) *net.UDPConn {
+	for _, c := range s.conns {
+		if port != 0 && c.LocalAddr().(*net.UDPAddr).Port == int(port) {
+			return c
+		}
+	}
+	return s.conns[0]
 }
 
 // SetStandby, with HA, says whether another instance owns the dynamic pools now: a standby
@@ -375,6 +395,15 @@ func typeName(t dhcpv4.MessageType) string {
 		return "INFORM"
 	}
 	return "OTHER"
+}
+
+// codes lists option codes as numbers (a []uint8 would log as a string).
+func codes(c []uint8) []int {
+	out := make([]int, len(c))
+	for i, v := range c {
+		out[i] = int(v)
+	}
+	return out
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }

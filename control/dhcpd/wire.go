@@ -3,8 +3,11 @@ package dhcpd
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
 )
 
 // BOOTP layout (RFC 2131 §2): fixed header, magic cookie, options.
@@ -90,6 +93,37 @@ func appendOptionArea(b []byte, msgType uint8, opts []option) []byte {
 		b = append(b, 0)
 	}
 	return b
+}
+
+// parseMessage parses a DHCP message, with the options that option overload (52) puts in the
+// file and sname fields (RFC 2131 §4.1, RFC 2132 §9.3): the file field is read after the
+// options field, then sname; an option found in several places is their concatenation
+// (RFC 3396). Overloaded fields hold no file or server name, so those read as empty.
+func parseMessage(b []byte) (*dhcpv4.DHCPv4, error) {
+	m, err := dhcpv4.FromBytes(b)
+	if err != nil {
+		return nil, err
+	}
+	ov := m.Options.Get(dhcpv4.OptionOptionOverload)
+	if ov == nil {
+		return m, nil
+	}
+	if len(ov) != 1 || ov[0] < 1 || ov[0] > 3 {
+		return nil, fmt.Errorf("option overload %x: want 1, 2 or 3", ov)
+	}
+	if ov[0]&1 != 0 {
+		if err := m.Options.FromBytes(b[fileOffset : fileOffset+fileLen]); err != nil {
+			return nil, fmt.Errorf("options in the file field: %w", err)
+		}
+		m.BootFileName = ""
+	}
+	if ov[0]&2 != 0 {
+		if err := m.Options.FromBytes(b[snameOffset:fileOffset]); err != nil {
+			return nil, fmt.Errorf("options in the sname field: %w", err)
+		}
+		m.ServerHostName = ""
+	}
+	return m, nil
 }
 
 func putAddr(dst []byte, a netip.Addr) {

@@ -48,9 +48,10 @@ func (s State) String() string {
 	return "unknown"
 }
 
-// Lease binds an address to a MAC until Expires.
+// Lease binds an address to a client until Expires.
 type Lease struct {
 	MAC      net.HardwareAddr `json:"mac"`
+	ClientID []byte           `json:"client_id,omitempty"` // option 61 (Client); absent in files written before it was kept
 	IP       netip.Addr       `json:"ip"`
 	State    State            `json:"state"`
 	Subnet   string           `json:"subnet"`
@@ -97,7 +98,8 @@ type Store struct {
 
 	mu       sync.Mutex
 	byIP     map[netip.Addr]*Lease
-	byMAC    map[string]*Lease // key: subnet + "/" + MAC
+	byMAC    map[string]*Lease // the MAC's latest lease; key: macKey
+	byID     map[string]*Lease // leases of clients with an identifier; key: idKey
 	pools    map[string]*pool
 	reserved map[netip.Addr]string
 	share    share
@@ -143,7 +145,7 @@ func Open(cfg Config) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", cfg.Path, err)
 	}
-	s := &Store{cfg: cfg, db: db, byIP: map[netip.Addr]*Lease{}, byMAC: map[string]*Lease{}, commits: groupCommit{db: db}}
+	s := &Store{cfg: cfg, db: db, byIP: map[netip.Addr]*Lease{}, byMAC: map[string]*Lease{}, byID: map[string]*Lease{}, commits: groupCommit{db: db}}
 	s.SetPools(cfg.Pools)
 	s.SetReserved(cfg.Reserved)
 	if err := s.load(); err != nil {
@@ -185,17 +187,16 @@ func (s *Store) load() error {
 	})
 }
 
-func macKey(subnet string, mac net.HardwareAddr) string { return subnet + "/" + string(mac) }
-
 func (s *Store) index(l *Lease) {
-	if old := s.byIP[l.IP]; old != nil && !bytes.Equal(old.MAC, l.MAC) {
-		if k := macKey(old.Subnet, old.MAC); s.byMAC[k] == old {
-			delete(s.byMAC, k)
-		}
+	if old := s.byIP[l.IP]; old != nil && old != l {
+		s.unindex(old)
 	}
 	s.byIP[l.IP] = l
 	if l.State != Declined {
 		s.byMAC[macKey(l.Subnet, l.MAC)] = l
+		if len(l.ClientID) > 0 {
+			s.byID[idKey(l.Subnet, l.ClientID)] = l
+		}
 	}
 }
 
@@ -236,13 +237,19 @@ func (s *Store) SetReserved(r map[netip.Addr]string) {
 	s.reserved = r
 }
 
-// free reports whether ip can go to mac now.
-func (s *Store) free(ip netip.Addr, mac net.HardwareAddr, now time.Time) bool {
-	if owner, ok := s.reserved[ip]; ok && owner != mac.String() {
+// mine reports whether l is c's: c's own lease, or one of c's MAC on an address reserved for
+// that MAC (a reservation is the machine's, whatever identifier each boot stage sends).
+func (s *Store) mine(l *Lease, c Client) bool {
+	return c.holds(l) || s.reserved[l.IP] == c.MAC.String() && bytes.Equal(l.MAC, c.MAC)
+}
+
+// free reports whether ip can go to c now.
+func (s *Store) free(ip netip.Addr, c Client, now time.Time) bool {
+	if owner, ok := s.reserved[ip]; ok && owner != c.MAC.String() {
 		return false
 	}
 	l := s.byIP[ip]
-	if l == nil || bytes.Equal(l.MAC, mac) && l.State != Declined {
+	if l == nil || s.mine(l, c) && l.State != Declined {
 		return true
 	}
 	switch l.State {
@@ -284,29 +291,29 @@ func (sh share) owns(position int) bool { return sh.count <= 1 || position%sh.co
 // Offer picks an address for mac in subnet's pool and holds it for the offer time (in memory
 // only: an offer promises nothing across a restart). Preference: the client's current or last
 // address, the address it asks for, then the next free one.
-func (s *Store) Offer(mac net.HardwareAddr, subnet string, requested netip.Addr) (netip.Addr, error) {
+func (s *Store) Offer(c Client, subnet string, requested netip.Addr) (netip.Addr, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.Now()
 	var ip netip.Addr
-	if l := s.byMAC[macKey(subnet, mac)]; l != nil && s.ours(subnet, l.IP) && s.free(l.IP, mac, now) {
+	if l := s.lookup(subnet, c); l != nil && s.ours(subnet, l.IP) && s.free(l.IP, c, now) {
 		ip = l.IP
-	} else if requested.IsValid() && s.ours(subnet, requested) && s.free(requested, mac, now) {
+	} else if requested.IsValid() && s.ours(subnet, requested) && s.free(requested, c, now) {
 		ip = requested
 	} else {
 		var err error
-		if ip, err = s.next(subnet, mac, now); err != nil {
+		if ip, err = s.next(subnet, c, now); err != nil {
 			return netip.Addr{}, err
 		}
 	}
-	if l := s.byIP[ip]; l != nil && bytes.Equal(l.MAC, mac) && l.State == Bound && now.Before(l.Expires) {
+	if l := s.byIP[ip]; l != nil && s.mine(l, c) && l.State == Bound && now.Before(l.Expires) {
 		return ip, nil // already bound to this client: an offer must not shorten it
 	}
-	s.index(&Lease{MAC: clone(mac), IP: ip, State: Offered, Subnet: subnet, Expires: now.Add(s.cfg.OfferHold)})
+	s.index(&Lease{MAC: clone(c.MAC), ClientID: clone(c.ID), IP: ip, State: Offered, Subnet: subnet, Expires: now.Add(s.cfg.OfferHold)})
 	return ip, nil
 }
 
-func (s *Store) next(subnet string, mac net.HardwareAddr, now time.Time) (netip.Addr, error) {
+func (s *Store) next(subnet string, c Client, now time.Time) (netip.Addr, error) {
 	p := s.pools[subnet]
 	if p == nil || p.size == 0 {
 		return netip.Addr{}, fmt.Errorf("subnet %s: %w (no pool)", subnet, ErrPoolExhausted)
@@ -319,7 +326,7 @@ func (s *Store) next(subnet string, mac net.HardwareAddr, now time.Time) (netip.
 			continue
 		}
 		ip := p.at(at)
-		if s.free(ip, mac, now) {
+		if s.free(ip, c, now) {
 			return ip, nil
 		}
 	}
@@ -340,7 +347,7 @@ func (p *pool) at(i int) netip.Addr {
 // Commit binds ip to mac for d and returns once the lease is on disk. ip must be free for mac,
 // reserved for mac, or in this instance's share of a pool of subnet; otherwise ErrNotAvailable,
 // or ErrOtherShare for an address of another instance's share.
-func (s *Store) Commit(mac net.HardwareAddr, subnet string, ip netip.Addr, d time.Duration, hostname string) (Lease, error) {
+func (s *Store) Commit(c Client, subnet string, ip netip.Addr, d time.Duration, hostname string) (Lease, error) {
 	s.mu.Lock()
 	now := s.cfg.Now()
 	_, reserved := s.reserved[ip]
@@ -349,15 +356,16 @@ func (s *Store) Commit(mac net.HardwareAddr, subnet string, ip netip.Addr, d tim
 		s.mu.Unlock()
 		return Lease{}, ErrOtherShare
 	}
-	if !s.free(ip, mac, now) || !reserved && !inPool {
+	if !s.free(ip, c, now) || !reserved && !inPool {
 		s.mu.Unlock()
 		return Lease{}, ErrNotAvailable
 	}
 	prev := s.byIP[ip]
-	l := &Lease{MAC: clone(mac), IP: ip, State: Bound, Subnet: subnet, Hostname: hostname, Expires: now.Add(d).UTC()}
-	// This MAC's offer of another address lapses: it took this one.
-	if old := s.byMAC[macKey(subnet, mac)]; old != nil && old.IP != ip && old.State == Offered && s.byIP[old.IP] == old {
+	l := &Lease{MAC: clone(c.MAC), ClientID: clone(c.ID), IP: ip, State: Bound, Subnet: subnet, Hostname: hostname, Expires: now.Add(d).UTC()}
+	// This client's offer of another address lapses: it took this one.
+	if old := s.lookup(subnet, c); old != nil && old.IP != ip && old.State == Offered && s.byIP[old.IP] == old {
 		delete(s.byIP, old.IP)
+		s.unindex(old)
 	}
 	s.index(l)
 	done, err := s.put(l)
@@ -369,7 +377,7 @@ func (s *Store) Commit(mac net.HardwareAddr, subnet string, ip netip.Addr, d tim
 		s.mu.Lock()
 		if s.byIP[ip] == l { // put back what was there: nothing was promised
 			delete(s.byIP, ip)
-			delete(s.byMAC, macKey(subnet, mac))
+			s.unindex(l)
 			if prev != nil {
 				s.index(prev)
 			}
@@ -380,29 +388,26 @@ func (s *Store) Commit(mac net.HardwareAddr, subnet string, ip netip.Addr, d tim
 	return *l, nil
 }
 
-// Release ends mac's lease on ip (DHCPRELEASE). The client keeps first claim on the address.
-func (s *Store) Release(mac net.HardwareAddr, ip netip.Addr) error {
-	return s.end(mac, ip, Released, 0)
+// Release ends c's lease on ip (DHCPRELEASE). The client keeps first claim on the address.
+func (s *Store) Release(c Client, ip netip.Addr) error {
+	return s.end(c, ip, Released, 0)
 }
 
 // Decline marks ip as in use by someone unknown (DHCPDECLINE): out of the pools for DeclineHold.
-func (s *Store) Decline(mac net.HardwareAddr, ip netip.Addr) error {
-	return s.end(mac, ip, Declined, s.cfg.DeclineHold)
+func (s *Store) Decline(c Client, ip netip.Addr) error {
+	return s.end(c, ip, Declined, s.cfg.DeclineHold)
 }
 
-func (s *Store) end(mac net.HardwareAddr, ip netip.Addr, st State, hold time.Duration) error {
+func (s *Store) end(c Client, ip netip.Addr, st State, hold time.Duration) error {
 	s.mu.Lock()
 	l := s.byIP[ip]
-	if l == nil || !bytes.Equal(l.MAC, mac) {
+	if l == nil || !s.mine(l, c) {
 		s.mu.Unlock()
 		return ErrNotAvailable
 	}
 	n := *l
 	n.State, n.Expires = st, s.cfg.Now().Add(hold).UTC()
-	s.index(&n)
-	if st == Declined {
-		delete(s.byMAC, macKey(n.Subnet, mac))
-	}
+	s.index(&n) // a declined lease is nobody's: index keeps it out of the client entries
 	done, err := s.put(&n)
 	s.mu.Unlock()
 	if err != nil {
@@ -411,19 +416,29 @@ func (s *Store) end(mac net.HardwareAddr, ip netip.Addr, st State, hold time.Dur
 	return s.wait(done)
 }
 
-// Forget drops an offer mac did not take (it chose another server).
-func (s *Store) Forget(mac net.HardwareAddr, subnet string) {
+// Forget drops an offer c did not take (it chose another server).
+func (s *Store) Forget(c Client, subnet string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if l := s.byMAC[macKey(subnet, mac)]; l != nil && l.State == Offered {
-		delete(s.byMAC, macKey(subnet, mac))
+	if l := s.lookup(subnet, c); l != nil && l.State == Offered {
+		s.unindex(l)
 		if s.byIP[l.IP] == l {
 			delete(s.byIP, l.IP)
 		}
 	}
 }
 
-// Lookup returns mac's current lease in subnet (any state).
+// Find returns c's lease in subnet (any state): the server's record of that client.
+func (s *Store) Find(c Client, subnet string) (Lease, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.lookup(subnet, c); l != nil {
+		return *l, true
+	}
+	return Lease{}, false
+}
+
+// Lookup returns mac's latest lease in subnet (any state, any client identifier).
 func (s *Store) Lookup(mac net.HardwareAddr, subnet string) (Lease, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -509,16 +524,12 @@ func (s *Store) sweep() {
 		switch {
 		case l.State == Offered && now.After(l.Expires):
 			delete(s.byIP, ip)
-			if s.byMAC[macKey(l.Subnet, l.MAC)] == l {
-				delete(s.byMAC, macKey(l.Subnet, l.MAC))
-			}
+			s.unindex(l)
 		case l.State == Bound && now.After(l.Expires):
 			l.State = Expired
 		case (l.State == Expired || l.State == Released || l.State == Declined) && now.After(l.Expires.Add(24*time.Hour)):
 			delete(s.byIP, ip)
-			if s.byMAC[macKey(l.Subnet, l.MAC)] == l {
-				delete(s.byMAC, macKey(l.Subnet, l.MAC))
-			}
+			s.unindex(l)
 			drop = append(drop, ip.As4())
 		}
 	}
@@ -603,7 +614,12 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func clone(mac net.HardwareAddr) net.HardwareAddr { return append(net.HardwareAddr(nil), mac...) }
+func clone[T ~[]byte](b T) T {
+	if b == nil {
+		return nil
+	}
+	return append(T(nil), b...)
+}
 
 func u32(a netip.Addr) uint32 {
 	b := a.As4()

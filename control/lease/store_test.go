@@ -49,7 +49,7 @@ func TestOfferCommitAndExhaustion(t *testing.T) {
 	defer s.Close()
 	seen := map[netip.Addr]bool{}
 	for i := 0; i < 3; i++ { // 4 addresses, one reserved for someone else
-		ip, err := s.Offer(mac(i), subnet, netip.Addr{})
+		ip, err := s.Offer(Client{MAC: mac(i)}, subnet, netip.Addr{})
 		if err != nil {
 			t.Fatalf("offer %d: %v", i, err)
 		}
@@ -58,12 +58,12 @@ func TestOfferCommitAndExhaustion(t *testing.T) {
 		}
 		seen[ip] = true
 	}
-	if _, err := s.Offer(mac(9), subnet, netip.Addr{}); !errors.Is(err, ErrPoolExhausted) {
+	if _, err := s.Offer(Client{MAC: mac(9)}, subnet, netip.Addr{}); !errors.Is(err, ErrPoolExhausted) {
 		t.Fatalf("full pool: %v", err)
 	}
 	// Offers lapse after the hold time and the addresses come back.
 	clk.add(31 * time.Second)
-	if _, err := s.Offer(mac(9), subnet, netip.Addr{}); err != nil {
+	if _, err := s.Offer(Client{MAC: mac(9)}, subnet, netip.Addr{}); err != nil {
 		t.Fatalf("after offers lapsed: %v", err)
 	}
 }
@@ -73,24 +73,24 @@ func TestCommitRules(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "l.db"), clk, "10.0.0.10", "10.0.0.20")
 	defer s.Close()
 	a := netip.MustParseAddr("10.0.0.15")
-	if _, err := s.Commit(mac(1), subnet, a, time.Hour, ""); err != nil {
+	if _, err := s.Commit(Client{MAC: mac(1)}, subnet, a, time.Hour, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Commit(mac(2), subnet, a, time.Hour, ""); !errors.Is(err, ErrNotAvailable) {
+	if _, err := s.Commit(Client{MAC: mac(2)}, subnet, a, time.Hour, ""); !errors.Is(err, ErrNotAvailable) {
 		t.Errorf("another MAC took a bound address: %v", err)
 	}
-	if _, err := s.Commit(mac(2), subnet, netip.MustParseAddr("10.0.0.12"), time.Hour, ""); !errors.Is(err, ErrNotAvailable) {
+	if _, err := s.Commit(Client{MAC: mac(2)}, subnet, netip.MustParseAddr("10.0.0.12"), time.Hour, ""); !errors.Is(err, ErrNotAvailable) {
 		t.Errorf("another MAC took a reserved address: %v", err)
 	}
-	if _, err := s.Commit(mac(2), subnet, netip.MustParseAddr("10.0.0.50"), time.Hour, ""); !errors.Is(err, ErrNotAvailable) {
+	if _, err := s.Commit(Client{MAC: mac(2)}, subnet, netip.MustParseAddr("10.0.0.50"), time.Hour, ""); !errors.Is(err, ErrNotAvailable) {
 		t.Errorf("address outside the pools committed: %v", err)
 	}
-	if _, err := s.Commit(net.HardwareAddr{2, 0, 0, 0, 0xff, 0xff}, subnet, netip.MustParseAddr("10.0.0.12"), time.Hour, "r"); err != nil {
+	if _, err := s.Commit(Client{MAC: net.HardwareAddr{2, 0, 0, 0, 0xff, 0xff}}, subnet, netip.MustParseAddr("10.0.0.12"), time.Hour, "r"); err != nil {
 		t.Errorf("owner of a reservation: %v", err)
 	}
 	// The lease expires; then the address is free for another client.
 	clk.add(2 * time.Hour)
-	if _, err := s.Commit(mac(2), subnet, a, time.Hour, ""); err != nil {
+	if _, err := s.Commit(Client{MAC: mac(2)}, subnet, a, time.Hour, ""); err != nil {
 		t.Errorf("expired address not reusable: %v", err)
 	}
 }
@@ -101,11 +101,11 @@ func TestLeasesSurviveReopen(t *testing.T) {
 	s := open(t, path, clk, "10.0.0.10", "10.0.0.200")
 	want := map[string]netip.Addr{}
 	for i := 0; i < 20; i++ {
-		ip, err := s.Offer(mac(i), subnet, netip.Addr{})
+		ip, err := s.Offer(Client{MAC: mac(i)}, subnet, netip.Addr{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Commit(mac(i), subnet, ip, time.Hour, fmt.Sprint("h", i)); err != nil {
+		if _, err := s.Commit(Client{MAC: mac(i)}, subnet, ip, time.Hour, fmt.Sprint("h", i)); err != nil {
 			t.Fatal(err)
 		}
 		want[mac(i).String()] = ip
@@ -126,12 +126,12 @@ func TestLeasesSurviveReopen(t *testing.T) {
 			t.Errorf("client %d after reopen: %+v", i, l)
 		}
 		// and its next DISCOVER gets the same address
-		if ip, _ := s.Offer(mac(i), subnet, netip.Addr{}); ip != want[mac(i).String()] {
+		if ip, _ := s.Offer(Client{MAC: mac(i)}, subnet, netip.Addr{}); ip != want[mac(i).String()] {
 			t.Errorf("client %d offered %s, had %s", i, ip, want[mac(i).String()])
 		}
 	}
 	// A new client never gets an address that is bound to another.
-	ip, err := s.Offer(mac(100), subnet, netip.Addr{})
+	ip, err := s.Offer(Client{MAC: mac(100)}, subnet, netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,12 +154,12 @@ func TestConcurrentClientsNeverShareAnAddress(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ip, err := s.Offer(mac(i), subnet, netip.Addr{})
+			ip, err := s.Offer(Client{MAC: mac(i)}, subnet, netip.Addr{})
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			if _, err := s.Commit(mac(i), subnet, ip, time.Hour, ""); err != nil {
+			if _, err := s.Commit(Client{MAC: mac(i)}, subnet, ip, time.Hour, ""); err != nil {
 				t.Error(err)
 				return
 			}
@@ -178,24 +178,24 @@ func TestReleaseAndDecline(t *testing.T) {
 	clk := &clock{t: time.Now()}
 	s := open(t, filepath.Join(t.TempDir(), "l.db"), clk, "10.0.0.10", "10.0.0.11")
 	defer s.Close()
-	a, _ := s.Offer(mac(1), subnet, netip.Addr{})
-	s.Commit(mac(1), subnet, a, time.Hour, "")
-	if err := s.Release(mac(2), a); !errors.Is(err, ErrNotAvailable) {
+	a, _ := s.Offer(Client{MAC: mac(1)}, subnet, netip.Addr{})
+	s.Commit(Client{MAC: mac(1)}, subnet, a, time.Hour, "")
+	if err := s.Release(Client{MAC: mac(2)}, a); !errors.Is(err, ErrNotAvailable) {
 		t.Errorf("a stranger released a lease: %v", err)
 	}
-	if err := s.Decline(mac(1), a); err != nil {
+	if err := s.Decline(Client{MAC: mac(1)}, a); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := s.Offer(mac(2), subnet, netip.Addr{})
+	b, _ := s.Offer(Client{MAC: mac(2)}, subnet, netip.Addr{})
 	if b == a {
 		t.Fatalf("declined address %s offered", a)
 	}
-	s.Commit(mac(2), subnet, b, time.Hour, "")
-	if _, err := s.Offer(mac(3), subnet, netip.Addr{}); !errors.Is(err, ErrPoolExhausted) {
+	s.Commit(Client{MAC: mac(2)}, subnet, b, time.Hour, "")
+	if _, err := s.Offer(Client{MAC: mac(3)}, subnet, netip.Addr{}); !errors.Is(err, ErrPoolExhausted) {
 		t.Errorf("declined address not held: %v", err)
 	}
 	clk.add(2 * time.Minute)
-	if ip, err := s.Offer(mac(3), subnet, netip.Addr{}); err != nil || ip != a {
+	if ip, err := s.Offer(Client{MAC: mac(3)}, subnet, netip.Addr{}); err != nil || ip != a {
 		t.Errorf("after the decline hold: %s %v", ip, err)
 	}
 }
@@ -214,7 +214,7 @@ func TestDamagedRecord(t *testing.T) {
 	db.Close()
 	s := open(t, path, &clock{t: time.Now()}, "10.0.0.10", "10.0.0.11")
 	defer s.Close()
-	if ip, err := s.Offer(mac(1), subnet, netip.Addr{}); err != nil || ip.String() != "10.0.0.11" {
+	if ip, err := s.Offer(Client{MAC: mac(1)}, subnet, netip.Addr{}); err != nil || ip.String() != "10.0.0.11" {
 		t.Errorf("offer beside a damaged record: %s %v", ip, err)
 	}
 }
@@ -242,11 +242,11 @@ func TestSharesNeverOverlap(t *testing.T) {
 		for c := 0; c < 5; c++ {
 			m := mac(100*i + c)
 			// Ask for an address of the other half: the store must not give it.
-			ip, err := s.Offer(m, subnet, netip.MustParseAddr(fmt.Sprintf("10.0.0.%d", 21-i)))
+			ip, err := s.Offer(Client{MAC: m}, subnet, netip.MustParseAddr(fmt.Sprintf("10.0.0.%d", 21-i)))
 			if err != nil {
 				t.Fatalf("instance %d client %d: %v", i, c, err)
 			}
-			if _, err := s.Commit(m, subnet, ip, time.Hour, ""); err != nil {
+			if _, err := s.Commit(Client{MAC: m}, subnet, ip, time.Hour, ""); err != nil {
 				t.Fatalf("instance %d commit %s: %v", i, ip, err)
 			}
 			if prev, dup := owner[ip]; dup {
@@ -257,7 +257,7 @@ func TestSharesNeverOverlap(t *testing.T) {
 				t.Fatalf("instance %d gave %s, outside its share", i, ip)
 			}
 		}
-		if _, err := s.Offer(mac(100*i+9), subnet, netip.Addr{}); !errors.Is(err, ErrPoolExhausted) {
+		if _, err := s.Offer(Client{MAC: mac(100*i + 9)}, subnet, netip.Addr{}); !errors.Is(err, ErrPoolExhausted) {
 			t.Fatalf("instance %d: sixth client got %v, want its half exhausted", i, err)
 		}
 	}
@@ -268,10 +268,10 @@ func TestSharesNeverOverlap(t *testing.T) {
 		if (ip.As4()[3]-20)%2 == 1 {
 			mine, other = b, a
 		}
-		if _, err := other.Commit(hw, subnet, ip, time.Hour, ""); !errors.Is(err, ErrOtherShare) {
+		if _, err := other.Commit(Client{MAC: hw}, subnet, ip, time.Hour, ""); !errors.Is(err, ErrOtherShare) {
 			t.Fatalf("renewal of %s by the other instance: %v, want ErrOtherShare", ip, err)
 		}
-		if _, err := mine.Commit(hw, subnet, ip, time.Hour, ""); err != nil {
+		if _, err := mine.Commit(Client{MAC: hw}, subnet, ip, time.Hour, ""); err != nil {
 			t.Fatalf("renewal of %s by its owner: %v", ip, err)
 		}
 	}
@@ -289,7 +289,7 @@ func TestRacingWritesLandInIndexOrder(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := s.Commit(mac(1), subnet, ip, time.Hour, fmt.Sprintf("h%d", i)); err != nil {
+			if _, err := s.Commit(Client{MAC: mac(1)}, subnet, ip, time.Hour, fmt.Sprintf("h%d", i)); err != nil {
 				t.Error(err)
 			}
 		}()
