@@ -267,6 +267,15 @@ func (c *Config) validateTFTP(bad report) {
 	if t.MaxUpload < 0 {
 		bad(0, "tftp.max_upload", "%d: must be positive", t.MaxUpload)
 	}
+	if t.UploadQuota < 0 {
+		bad(0, "tftp.upload_quota", "%d: must be positive", t.UploadQuota)
+	}
+	if t.MaxUnconfirmed < 0 || t.MaxUnconfirmedPerClient < 0 {
+		bad(0, "tftp", "max_unconfirmed and max_unconfirmed_per_client must be positive")
+	}
+	if t.MaxTransfers > 0 && t.MaxUnconfirmed > t.MaxTransfers {
+		bad(0, "tftp.max_unconfirmed", "%d: above max_transfers (%d)", t.MaxUnconfirmed, t.MaxTransfers)
+	}
 	checkDir(t.Root, "tftp.root", bad)
 	if t.IPXEDir != DefaultIPXEDir {
 		checkDir(t.IPXEDir, "tftp.ipxe_dir", bad)
