@@ -19,7 +19,7 @@ import (
 )
 
 // The same requests through the XDP program (BPF_PROG_TEST_RUN) and through the Go handler give
-// byte-identical DHCP payloads: one renderer, two paths (DESIGN.md, "One source of truth").
+// byte-identical DHCP payloads: one renderer, two paths (docs/ARCHITECTURE.md, "One source of truth for replies").
 func TestXDPAndGoPathSendTheSameReply(t *testing.T) {
 	f := newFixture(t, testConfig)
 	prog, err := bpf.LoadForTest(serverIP, net.HardwareAddr{2, 0x5e, 0, 0, 0, 1}, f.st.fastReservations(), fastRelays(f.st.conf))
