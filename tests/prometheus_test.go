@@ -326,7 +326,7 @@ scrape_configs:
 			t.Logf("prometheus log:\n%s", p.log.String())
 		}
 	})
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		select {
 		case <-done:
@@ -337,7 +337,7 @@ scrape_configs:
 			return p
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready after 15s:\n%s", p.log.String())
+			t.Fatalf("prometheus not ready after %v:\n%s", patience, p.log.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -474,7 +474,7 @@ func TestPrometheusScrapesNetbootd(t *testing.T) {
 	// netbootd's management listener, in the server namespace, like Prometheus.
 	r := newPromRackWith(t, func(r *promRack) { p = startPrometheus(t, r.server, defaultMgmtAddr) })
 	// Traffic after the first scrape, so that rates (as the dashboard draws them) see it too.
-	p.waitFor(`up{job="netbootd"} == 1`, 20*time.Second)
+	p.waitFor(`up{job="netbootd"} == 1`, patience)
 	r.traffic(t)
 
 	gt0 := func(v float64) bool { return v > 0 }
@@ -489,7 +489,7 @@ func TestPrometheusScrapesNetbootd(t *testing.T) {
 		{`netbootd_dhcp_pool_addresses{job="netbootd", subnet="10.10.0.0/24"}`, func(v float64) bool { return v == 51 }, "== 51"},
 		{`netbootd_boot_duration_seconds_count{job="netbootd"}`, func(v float64) bool { return v >= 1 }, ">= 1"},
 		{`netbootd_boot_machines{job="netbootd", phase="booted"}`, func(v float64) bool { return v >= 1 }, ">= 1"},
-	}, 20*time.Second)
+	}, patience)
 
 	// A second round of DHCP, now that every counter has a sample: what the dashboard's "DHCP
 	// replies by path" panel draws (a rate needs two samples of a series) shows both paths.
@@ -503,15 +503,16 @@ func TestPrometheusScrapesNetbootd(t *testing.T) {
 		// The last series the first round made has two samples too, so every rate has data.
 		{`count_over_time(netbootd_dhcp_drops_total{job="netbootd", reason="no_reply_needed"}[1m])`,
 			func(v float64) bool { return v >= 2 }, ">= 2"},
-	}, 10*time.Second)
+	}, patience)
 
 	// The alert rules: loaded, every rule evaluated without error.
-	rulesDeadline := time.Now().Add(10 * time.Second)
+	rulesDeadline := time.Now().Add(patience)
 	var rulesData struct {
 		Groups []struct {
 			Name  string `json:"name"`
 			Rules []struct {
 				Name      string `json:"name"`
+				Query     string `json:"query"`
 				Health    string `json:"health"`
 				LastError string `json:"lastError"`
 				State     string `json:"state"`
@@ -536,10 +537,16 @@ func TestPrometheusScrapesNetbootd(t *testing.T) {
 			}
 		}
 		if n > 0 && len(bad) == 0 {
-			// A healthy netbootd that served this traffic trips none of them.
+			// A healthy netbootd that served this traffic trips none of them. A latency alert
+			// (a quantile over a duration histogram) measures this machine's disk and CPU too:
+			// on a busy CI machine it may be pending, which is what it should do there.
 			for _, g := range rulesData.Groups {
 				for _, rule := range g.Rules {
-					if rule.State != "inactive" {
+					switch {
+					case rule.State == "inactive":
+					case rule.State == "pending" && strings.Contains(rule.Query, "histogram_quantile"):
+						t.Logf("latency alert %s is pending: this machine is slow right now", rule.Name)
+					default:
 						t.Errorf("alert %s is %s on a healthy netbootd", rule.Name, rule.State)
 					}
 				}
