@@ -16,7 +16,10 @@ import (
 func TestReloadUnderLoad(t *testing.T) {
 	r := newXDPRack(t)
 	pins := pinDir(t, r)
-	base := rackConfig
+	// perfdhcp acts as a relay (giaddr = its address 10.10.0.2): trust it on the rack's subnet.
+	base := strings.Replace(rackConfig, `pools: ["10.10.0.100-10.10.0.150"]`,
+		`pools: ["10.10.0.100-10.10.0.150"]
+    relays: [10.10.0.2]`, 1)
 	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", base, "", "--xdp", "generic", "--pin-dir", pins)
 	load := r.client(t, "02:00:00:00:0f:01")
 	load.Run(t, "ip", "addr", "add", "10.10.0.2/24", "dev", "eth0")
