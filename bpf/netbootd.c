@@ -322,10 +322,8 @@ struct who {
  * accepted only from a configured relay; every other host is held to a rate per Ethernet source;
  * and MACs neither reserved nor leased to one rate for all of them, so a flood of random MACs
  * cannot starve the control plane of the machines it knows. */
-__attribute__((noinline)) int admit(struct fp_config *cfg, struct who *w)
+static __always_inline int admit(struct fp_config *cfg, struct who *w)
 {
-	if (!cfg || !w)
-		return 0;
 	__u64 now = bpf_ktime_get_ns();
 	if (cfg->dup_window_ns && w->type == DHCP_DISCOVER) {
 		struct dup_key dk = {};
