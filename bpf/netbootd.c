@@ -26,6 +26,7 @@
 #define AREA_MAX 308 /* BOOTP 240 + 308 = 548 = 576 - IP - UDP: every client accepts it */
 #define MAX_OPTION_STEPS 64
 #define PRL_MAX 64
+#define CID_MAX 64 /* longest option 61 echoed here (udhcpc 7, RFC 4361 IAID+DUID ~20); longer: the control plane */
 
 struct res_key {
 	__u8 mac[6];
@@ -39,6 +40,7 @@ struct res_val {
 	__u32 sum_ack;     /* ... with type ACK */
 	__u16 area_len;
 	__u16 flags;
+	__u16 area_end;    /* offset of END in area: where an echoed option 61 goes */
 	__u8 punt_prl[32]; /* option codes that, asked for in option 55, need the control plane */
 	__u8 area[AREA_MAX];
 };
@@ -55,6 +57,7 @@ struct boot_val {
 	__u32 sum_ack;
 	__u16 area_len;
 	__u16 flags;
+	__u16 area_end;  /* as in res_val */
 	__u8 file[128];  /* the BOOTP file field: the boot file name, NUL-padded */
 	__u8 area[AREA_MAX];
 };
@@ -99,6 +102,7 @@ enum counter {
 	C_DROP_STRANGER,/* unknown MAC over the rate for all unknown MACs: dropped */
 	C_DROP_RELAY,   /* giaddr set by a host that is not a configured relay: dropped */
 	C_DROP_FRAGMENT,/* first fragment of a datagram to port 67 (no DHCP client fragments): dropped */
+	C_PASS_OPTIONS, /* option overload (52) or option 61 more than once: options this program does not read */
 	C_MAX,
 };
 
@@ -224,7 +228,7 @@ struct vlan_hdr {
 };
 
 /* Slots of the options the program reads; every other code maps to slot 0 (ignored). */
-enum { S_NONE, S_TYPE, S_REQIP, S_SERVER, S_PRL, S_VENDOR, S_USER, S_AGENT, S_IPXE, S_ARCH, S_MAX };
+enum { S_NONE, S_TYPE, S_REQIP, S_SERVER, S_PRL, S_VENDOR, S_USER, S_AGENT, S_IPXE, S_ARCH, S_CLIENTID, S_OVERLOAD, S_MAX };
 
 static __always_inline __u32 slot_of(__u8 code)
 {
@@ -238,6 +242,8 @@ static __always_inline __u32 slot_of(__u8 code)
 	case 82: return S_AGENT;
 	case 175: return S_IPXE;
 	case 93: return S_ARCH;
+	case 61: return S_CLIENTID;
+	case 52: return S_OVERLOAD;
 	}
 	return S_NONE;
 }
@@ -372,6 +378,56 @@ static __always_inline int admit(struct fp_config *cfg, struct who *w)
 	return 1;
 }
 
+/* Where the options answer() reads are, found by scan_options. */
+struct scan {
+	__u64 bp;       /* in: offset of the BOOTP header in the frame */
+	__u64 opt_end;  /* in: end of the options, relative to bp */
+	__u32 cid_count;/* out: option 61 twice would be one concatenated identifier (RFC 3396) */
+	__u16 off[S_MAX];/* out: offset of each slot's (last) option, relative to bp; 0: absent */
+	__u8 len[S_MAX];
+};
+
+/* scan_options records where the options of a request are: a bounded scan, no per-code branches
+ * (../shared/notes/xdp.md). 0 at END or the end of the options, 1 when malformed or too many.
+ * A global function: the verifier checks it once, not once per path that reaches it (with or
+ * without a VLAN tag). */
+__attribute__((noinline)) int scan_options(struct xdp_md *ctx, struct scan *sc)
+{
+	if (!sc)
+		return 1;
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u8 *bp = data + (sc->bp & 0xff);
+	__u64 opt_end = sc->opt_end;
+	__u64 o = BOOTP_OPTIONS;
+	for (int i = 0; i < MAX_OPTION_STEPS; i++) {
+		o &= 0x7ff;
+		__u8 *p = bp + o;
+		if ((void *)(p + 1) > end || o >= opt_end)
+			return 0;
+		__u8 code = p[0];
+		if (code == 255)
+			return 0;
+		if (code == 0) {
+			o += 1;
+			continue;
+		}
+		if ((void *)(p + 2) > end || o + 2 > opt_end)
+			return 1;
+		__u8 l = p[1];
+		__u32 s = slot_of(code);
+		sc->cid_count += s == S_CLIENTID;
+		if (s < S_MAX) {
+			sc->off[s] = o;
+			sc->len[s] = l;
+		}
+		o += 2 + (__u64)l;
+		if (o > opt_end)
+			return 1;
+	}
+	return 1;
+}
+
 /* PUNT: answer() leaves the request to the control plane, through admission. */
 #define PUNT (-1)
 
@@ -430,219 +486,80 @@ static __always_inline int ip_options(struct ethhdr *eth, struct iphdr *ip, void
 	return up(reason, C_PASS_IP);
 }
 
-/* answer rewrites a DHCP request for a reserved MAC into its reply in place (XDP_TX). A frame that
- * is no request to port 67 is XDP_PASS, a fragmented one XDP_DROP; every other request is PUNT, its
- * reason in *reason and what admission needs in *w. IHL and fragments are checked before anything is
- * read past the IP header, so no request reaches the control plane around admission. */
-static __always_inline int answer(struct xdp_md *ctx, struct fp_config *cfg, struct who *w, __u32 *reason)
+/* What answer() learnt from a request it answers, for send_reply. */
+struct facts {
+	__u64 l3;        /* offset of the IP header */
+	__u64 reply_len; /* the reply's options: the area, with option 61 when echoed */
+	__u32 area_len, area_end;
+	__u32 ciaddr, yiaddr, giaddr; /* network order */
+	__u32 sum;       /* the area's checksum contribution, for this reply type */
+	__u32 cid_len;   /* length of the echoed identifier; 0: no option 61 */
+	__u16 flags;     /* as on the wire */
+	__u16 arch;
+	__u8 type, reply;
+	__u8 client_mac[6], src_mac[6];
+	__u8 cid[2 + CID_MAX + 6]; /* 61, length, identifier, zeros: summed whole (a multiple of 4) */
+};
+
+/* send_reply rewrites the request in ctx into its reply (XDP_TX), or says PUNT when the frame
+ * cannot be sized or written. A global function: the verifier checks it once, not once per
+ * path of answer() that reaches it. boot is NULL for a plain DHCP client. */
+__attribute__((noinline)) int send_reply(struct xdp_md *ctx, struct fp_config *cfg, struct res_val *res,
+					 struct boot_val *boot, struct facts *f)
 {
+	if (!cfg || !res || !f)
+		return PUNT;
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-
-	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) > end)
-		return XDP_PASS;
-	__u64 l3 = sizeof(*eth);
-	__u16 proto = eth->h_proto;
-	if (proto == bpf_htons(ETH_P_8021Q)) { /* one tag, kept in the reply */
-		struct vlan_hdr *vh = data + l3;
-		if ((void *)(vh + 1) > end)
-			return XDP_PASS;
-		proto = vh->proto;
-		l3 += sizeof(*vh);
-	}
-	if (proto != bpf_htons(ETH_P_IP))
-		return XDP_PASS;
-	struct iphdr *ip = data + l3;
-	if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_UDP || ip->version != 4 || ip->ihl < 5)
-		return XDP_PASS; /* not an IPv4 UDP datagram the kernel would take */
-	if (ip->frag_off & bpf_htons(0x1fff))
-		return XDP_PASS; /* a later fragment has no UDP header; it never reassembles without its first */
-	if (ip->ihl != 5)
-		return ip_options(eth, ip, end, w, reason);
-	struct udphdr *udp = (void *)(ip + 1);
-	if ((void *)(udp + 1) > end || udp->dest != bpf_htons(67))
-		return XDP_PASS;
-	struct bootp *bp = (void *)(udp + 1);
-	int v = request_header(eth, ip, bp, end, w, reason);
-	if (v)
-		return v;
-	__u64 udp_len = bpf_ntohs(udp->len);
-	if (udp_len < sizeof(*udp) + sizeof(*bp) || (void *)udp + udp_len > end)
-		return up(reason, C_MALFORMED);
-
-	/* Find the options we need: a bounded scan that records offsets, no per-code branches. */
-	__u64 opt_end = udp_len - sizeof(*udp); /* relative to bp */
-	__u16 off[S_MAX] = {};
-	__u8 len[S_MAX] = {};
-	__u64 o = BOOTP_OPTIONS;
-	int done = 0;
-	for (int i = 0; i < MAX_OPTION_STEPS; i++) {
-		o &= 0x7ff;
-		__u8 *p = (void *)bp + o;
-		if ((void *)(p + 1) > end || o >= opt_end) {
-			done = 1;
-			break;
-		}
-		__u8 code = p[0];
-		if (code == 255) {
-			done = 1;
-			break;
-		}
-		if (code == 0) {
-			o += 1;
-			continue;
-		}
-		if ((void *)(p + 2) > end || o + 2 > opt_end)
-			return up(reason, C_MALFORMED);
-		__u8 l = p[1];
-		__u32 s = slot_of(code);
-		if (s < S_MAX) {
-			off[s] = o;
-			len[s] = l;
-		}
-		o += 2 + (__u64)l;
-		if (o > opt_end)
-			return up(reason, C_MALFORMED);
-	}
-	if (!done)
-		return up(reason, C_MALFORMED);
-	if (!off[S_TYPE] || len[S_TYPE] != 1)
-		return up(reason, C_MALFORMED);
-	__u8 *tp = (void *)bp + (off[S_TYPE] & 0x7ff) + 2;
-	if ((void *)(tp + 1) > end)
-		return up(reason, C_MALFORMED);
-	__u8 type = *tp;
-	w->type = type;
-
-	struct res_key key = {};
-	__builtin_memcpy(key.mac, bp->chaddr, 6);
-	struct res_val *res = bpf_map_lookup_elem(&reservations, &key);
-	if (!res)
-		return up(reason, C_PASS_UNKNOWN);
-	w->reserved = 1;
-
-	/* iPXE (user class, option 175) gets its per-machine script from the control plane. */
-	if (off[S_USER] || off[S_IPXE])
-		return up(reason, C_PASS_NETBOOT);
-	int vendor = V_PLAIN;
-	if (off[S_VENDOR])
-		vendor = netboot_vendor((void *)bp + (off[S_VENDOR] & 0x7ff) + 2, len[S_VENDOR], end);
-	if (vendor == V_HTTP)
-		return up(reason, C_PASS_NETBOOT);
-	/* Firmware PXE: answered here when its architecture has pre-rendered boot parameters. */
-	struct boot_val *boot = 0;
-	struct boot_key bkey = {};
-	if (vendor == V_PXE) {
-		if (off[S_ARCH]) {
-			__u8 *p = (void *)bp + (off[S_ARCH] & 0x7ff) + 2;
-			if (len[S_ARCH] < 2 || (len[S_ARCH] & 1) || (void *)(p + 2) > end)
-				return up(reason, C_MALFORMED);
-			bkey.arch = (__u16)p[0] << 8 | p[1];
-		}
-		__builtin_memcpy(bkey.mac, bp->chaddr, 6);
-		boot = bpf_map_lookup_elem(&boot_params, &bkey);
-		if (!boot)
-			return up(reason, C_PASS_NETBOOT);
-	}
-	/* The subnet is the relay's (giaddr) or, on the local link, the server's own. */
-	__u32 giaddr = bp->giaddr;
-	if (off[S_AGENT] || (giaddr && (giaddr & res->mask) != res->net))
-		return up(reason, C_PASS_RELAY);
-	if (giaddr) { /* answered only for a relay configured for this subnet */
-		struct relay_key rk = {w->saddr, res->net};
-		if (!bpf_map_lookup_elem(&relays, &rk))
-			return up(reason, C_PASS_RELAY);
-	}
-	if (!giaddr && (cfg->server_ip & res->mask) != res->net)
-		return up(reason, C_PASS_NOT_OURS);
-
-	/* Is this request ours to answer, for the reserved address? */
-	__u32 reqip = 0, server = 0;
-	if (off[S_REQIP]) {
-		__u8 *p = (void *)bp + (off[S_REQIP] & 0x7ff) + 2;
-		if (len[S_REQIP] != 4 || (void *)(p + 4) > end)
-			return up(reason, C_MALFORMED);
-		__builtin_memcpy(&reqip, p, 4);
-	}
-	if (off[S_SERVER]) {
-		__u8 *p = (void *)bp + (off[S_SERVER] & 0x7ff) + 2;
-		if (len[S_SERVER] != 4 || (void *)(p + 4) > end)
-			return up(reason, C_MALFORMED);
-		__builtin_memcpy(&server, p, 4);
-	}
-	__u8 reply;
-	if (type == DHCP_DISCOVER) {
-		reply = DHCP_OFFER;
-	} else if (type == DHCP_REQUEST) {
-		__u32 want;
-		if (off[S_SERVER]) { /* SELECTING */
-			if (server != cfg->server_ip)
-				return up(reason, C_PASS_NOT_OURS);
-			want = reqip;
-		} else if (off[S_REQIP]) { /* INIT-REBOOT */
-			want = reqip;
-		} else { /* RENEWING, REBINDING */
-			want = bp->ciaddr;
-		}
-		if (!want || want != res->yiaddr)
-			return up(reason, C_PASS_NOT_OURS);
-		reply = DHCP_ACK;
-	} else {
-		return up(reason, C_PASS_TYPE);
-	}
-
-	/* Option 55: an option the area cannot carry sends the client to the control plane. */
-	if (off[S_PRL]) {
-		__u64 base = off[S_PRL] & 0x7ff;
-		__u32 n = len[S_PRL];
-		if (n > PRL_MAX)
-			return up(reason, C_PASS_PRL);
-		for (__u32 j = 0; j < PRL_MAX; j++) {
-			if (j >= n)
-				break;
-			__u8 *p = (void *)bp + base + 2 + j;
-			if ((void *)(p + 1) > end)
-				return up(reason, C_MALFORMED);
-			__u8 c = *p;
-			if (res->punt_prl[(c >> 3) & 31] & (1 << (c & 7)))
-				return up(reason, C_PASS_PRL);
-		}
-	}
-
-	__u32 area_len = boot ? boot->area_len : res->area_len;
-	if (area_len < 4 || area_len > AREA_MAX)
-		return up(reason, C_PASS_SIZE);
-
-	/* Facts from the request, before it is overwritten. */
-	__u32 ciaddr = bp->ciaddr;
-	__u16 flags = bp->flags;
+	__u64 l3 = f->l3 & 0xff;
+	__u64 reply_len = f->reply_len;
+	__u32 area_len = f->area_len, area_end = f->area_end, cid_len = f->cid_len;
+	if (area_len < 4 || area_len > AREA_MAX || reply_len < area_len || reply_len > AREA_MAX ||
+	    area_end >= area_len || cid_len > CID_MAX)
+		return PUNT;
+	__u32 ciaddr = f->ciaddr, yiaddr = f->yiaddr, giaddr = f->giaddr, sum = f->sum;
+	__u16 flags = f->flags;
+	__u8 reply = f->reply, type = f->type;
 	__u8 client_mac[6], src_mac[6];
-	__builtin_memcpy(client_mac, bp->chaddr, 6);
-	__builtin_memcpy(src_mac, eth->h_source, 6);
-	__u32 yiaddr = res->yiaddr;
-	__u32 sum;
-	if (boot)
-		sum = reply == DHCP_OFFER ? boot->sum_offer : boot->sum_ack;
-	else
-		sum = reply == DHCP_OFFER ? res->sum_offer : res->sum_ack;
+	__builtin_memcpy(client_mac, f->client_mac, 6);
+	__builtin_memcpy(src_mac, f->src_mac, 6);
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	struct udphdr *udp;
+	struct bootp *bp;
 
 	/* Size the frame to the reply: shrinking always works, growing may not (then: pass). */
 	__u64 udp_off = l3 + sizeof(*ip);
-	__u64 new_len = udp_off + sizeof(*udp) + sizeof(*bp) + area_len;
+	__u64 new_len = udp_off + sizeof(*udp) + sizeof(*bp) + reply_len;
 	long delta = (long)new_len - (long)(end - data);
 	if (delta && bpf_xdp_adjust_tail(ctx, (int)delta))
-		return up(reason, C_PASS_SIZE);
+		return PUNT;
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
 	if (boot) {
 		if (bpf_xdp_store_bytes(ctx, udp_off + sizeof(*udp) + sizeof(*bp), boot->area, area_len))
-			return up(reason, C_PASS_SIZE);
+			return PUNT;
 	} else if (bpf_xdp_store_bytes(ctx, udp_off + sizeof(*udp) + sizeof(*bp), res->area, area_len)) {
-		return up(reason, C_PASS_SIZE);
+		return PUNT;
 	}
 	if (bpf_xdp_store_bytes(ctx, udp_off + sizeof(*udp) + sizeof(*bp) + 2, &reply, 1))
-		return up(reason, C_PASS_SIZE);
+		return PUNT;
+	if (cid_len) {
+		__u64 at = udp_off + sizeof(*udp) + sizeof(*bp) + area_end;
+		__u8 end_opt = 255;
+		if (bpf_xdp_store_bytes(ctx, at, f->cid, cid_len + 2) ||
+		    bpf_xdp_store_bytes(ctx, at + 2 + cid_len, &end_opt, 1))
+			return PUNT;
+		/* The area's sum counted END at area_end; now 61 starts there and END follows it. Bytes
+		 * at an even offset from the options (which start 16-bit aligned) count as the low byte
+		 * of a word, as csum_diff sums memory on a little-endian machine. */
+		__u16 c = fold(bpf_csum_diff(0, 0, (__be32 *)f->cid, sizeof(f->cid), 0));
+		if (area_end & 1)
+			c = c >> 8 | c << 8;
+		__u32 end_was = area_end & 1 ? 0xff00 : 0x00ff;
+		__u32 end_now = (area_end + 2 + cid_len) & 1 ? 0xff00 : 0x00ff;
+		sum = fold((__u64)sum + c + end_now + (0xffff ^ end_was));
+	}
 
 	eth = data;
 	if ((void *)(eth + 1) > end)
@@ -732,7 +649,7 @@ static __always_inline int answer(struct xdp_md *ctx, struct fp_config *cfg, str
 		__builtin_memcpy(ev->mac, client_mac, 6);
 		ev->msg_type = type;
 		ev->reply = reply;
-		ev->arch = bkey.arch;
+		ev->arch = f->arch;
 		ev->pxe = boot ? 1 : 0;
 		__builtin_memset(ev->pad, 0, sizeof(ev->pad));
 		bpf_ringbuf_submit(ev, 0);
@@ -743,6 +660,219 @@ static __always_inline int answer(struct xdp_md *ctx, struct fp_config *cfg, str
 	if (boot)
 		count(C_PXE);
 	return XDP_TX;
+}
+
+/* prl_check reads option 55 (n codes at offset at of the frame): C_PASS_PRL when it asks for an
+ * option only the control plane renders, C_MALFORMED past the frame, else 0. A global function:
+ * the verifier checks its loop once, not once per path of answer() that reaches it. */
+__attribute__((noinline)) int prl_check(struct xdp_md *ctx, struct res_val *res, __u32 at, __u32 n)
+{
+	if (!res || n > PRL_MAX)
+		return C_PASS_PRL;
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u8 *codes = data + (at & 0x7ff);
+	for (__u32 j = 0; j < PRL_MAX; j++) {
+		if (j >= n)
+			break;
+		__u8 *p = codes + j;
+		if ((void *)(p + 1) > end)
+			return C_MALFORMED;
+		__u8 c = *p;
+		if (res->punt_prl[(c >> 3) & 31] & (1 << (c & 7)))
+			return C_PASS_PRL;
+	}
+	return 0;
+}
+
+/* answer rewrites a DHCP request for a reserved MAC into its reply in place (XDP_TX). A frame that
+ * is no request to port 67 is XDP_PASS, a fragmented one XDP_DROP; every other request is PUNT, its
+ * reason in *reason and what admission needs in *w. IHL and fragments are checked before anything is
+ * read past the IP header, so no request reaches the control plane around admission. */
+static __always_inline int answer(struct xdp_md *ctx, struct fp_config *cfg, struct who *w, __u32 *reason)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return XDP_PASS;
+	__u64 l3 = sizeof(*eth);
+	__u16 proto = eth->h_proto;
+	if (proto == bpf_htons(ETH_P_8021Q)) { /* one tag, kept in the reply */
+		struct vlan_hdr *vh = data + l3;
+		if ((void *)(vh + 1) > end)
+			return XDP_PASS;
+		proto = vh->proto;
+		l3 += sizeof(*vh);
+	}
+	if (proto != bpf_htons(ETH_P_IP))
+		return XDP_PASS;
+	struct iphdr *ip = data + l3;
+	if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_UDP || ip->version != 4 || ip->ihl < 5)
+		return XDP_PASS; /* not an IPv4 UDP datagram the kernel would take */
+	if (ip->frag_off & bpf_htons(0x1fff))
+		return XDP_PASS; /* a later fragment has no UDP header; it never reassembles without its first */
+	if (ip->ihl != 5)
+		return ip_options(eth, ip, end, w, reason);
+	struct udphdr *udp = (void *)(ip + 1);
+	if ((void *)(udp + 1) > end || udp->dest != bpf_htons(67))
+		return XDP_PASS;
+	struct bootp *bp = (void *)(udp + 1);
+	int v = request_header(eth, ip, bp, end, w, reason);
+	if (v)
+		return v;
+	__u64 udp_len = bpf_ntohs(udp->len);
+	if (udp_len < sizeof(*udp) + sizeof(*bp) || (void *)udp + udp_len > end)
+		return up(reason, C_MALFORMED);
+
+	/* Find the options we need: offsets and lengths per slot. */
+	struct scan sc = {.bp = (void *)bp - data, .opt_end = udp_len - sizeof(*udp)};
+	if (scan_options(ctx, &sc))
+		return up(reason, C_MALFORMED);
+	__u16 *off = sc.off;
+	__u8 *len = sc.len;
+	if (!off[S_TYPE] || len[S_TYPE] != 1)
+		return up(reason, C_MALFORMED);
+	__u8 *tp = (void *)bp + (off[S_TYPE] & 0x7ff) + 2;
+	if ((void *)(tp + 1) > end)
+		return up(reason, C_MALFORMED);
+	__u8 type = *tp;
+	w->type = type;
+
+	struct res_key key = {};
+	__builtin_memcpy(key.mac, bp->chaddr, 6);
+	struct res_val *res = bpf_map_lookup_elem(&reservations, &key);
+	if (!res)
+		return up(reason, C_PASS_UNKNOWN);
+	w->reserved = 1;
+
+	/* iPXE (user class, option 175) gets its per-machine script from the control plane. */
+	if (off[S_USER] || off[S_IPXE])
+		return up(reason, C_PASS_NETBOOT);
+	int vendor = V_PLAIN;
+	if (off[S_VENDOR])
+		vendor = netboot_vendor((void *)bp + (off[S_VENDOR] & 0x7ff) + 2, len[S_VENDOR], end);
+	if (vendor == V_HTTP)
+		return up(reason, C_PASS_NETBOOT);
+	/* Firmware PXE: answered here when its architecture has pre-rendered boot parameters. */
+	struct boot_val *boot = 0;
+	struct boot_key bkey = {};
+	if (vendor == V_PXE) {
+		if (off[S_ARCH]) {
+			__u8 *p = (void *)bp + (off[S_ARCH] & 0x7ff) + 2;
+			if (len[S_ARCH] < 2 || (len[S_ARCH] & 1) || (void *)(p + 2) > end)
+				return up(reason, C_MALFORMED);
+			bkey.arch = (__u16)p[0] << 8 | p[1];
+		}
+		__builtin_memcpy(bkey.mac, bp->chaddr, 6);
+		boot = bpf_map_lookup_elem(&boot_params, &bkey);
+		if (!boot)
+			return up(reason, C_PASS_NETBOOT);
+	}
+	/* The subnet is the relay's (giaddr) or, on the local link, the server's own. */
+	__u32 giaddr = bp->giaddr;
+	if (off[S_AGENT] || (giaddr && (giaddr & res->mask) != res->net))
+		return up(reason, C_PASS_RELAY);
+	if (giaddr) { /* answered only for a relay configured for this subnet */
+		struct relay_key rk = {w->saddr, res->net};
+		if (!bpf_map_lookup_elem(&relays, &rk))
+			return up(reason, C_PASS_RELAY);
+	}
+	if (!giaddr && (cfg->server_ip & res->mask) != res->net)
+		return up(reason, C_PASS_NOT_OURS);
+
+	/* Is this request ours to answer, for the reserved address? */
+	__u32 reqip = 0, server = 0;
+	if (off[S_REQIP]) {
+		__u8 *p = (void *)bp + (off[S_REQIP] & 0x7ff) + 2;
+		if (len[S_REQIP] != 4 || (void *)(p + 4) > end)
+			return up(reason, C_MALFORMED);
+		__builtin_memcpy(&reqip, p, 4);
+	}
+	if (off[S_SERVER]) {
+		__u8 *p = (void *)bp + (off[S_SERVER] & 0x7ff) + 2;
+		if (len[S_SERVER] != 4 || (void *)(p + 4) > end)
+			return up(reason, C_MALFORMED);
+		__builtin_memcpy(&server, p, 4);
+	}
+	__u8 reply;
+	if (type == DHCP_DISCOVER) {
+		reply = DHCP_OFFER;
+	} else if (type == DHCP_REQUEST) {
+		__u32 want;
+		if (off[S_SERVER]) { /* SELECTING */
+			if (server != cfg->server_ip)
+				return up(reason, C_PASS_NOT_OURS);
+			want = reqip;
+		} else if (off[S_REQIP]) { /* INIT-REBOOT */
+			want = reqip;
+		} else { /* RENEWING, REBINDING */
+			want = bp->ciaddr;
+		}
+		if (!want || want != res->yiaddr)
+			return up(reason, C_PASS_NOT_OURS);
+		reply = DHCP_ACK;
+	} else {
+		return up(reason, C_PASS_TYPE);
+	}
+
+	/* Option 55: an option the area cannot carry sends the client to the control plane. */
+	if (off[S_PRL]) {
+		v = prl_check(ctx, res, (void *)bp - data + (off[S_PRL] & 0x7ff) + 2, len[S_PRL]);
+		if (v)
+			return up(reason, v);
+	}
+
+	/* Options in an overloaded file or sname field are read by the control plane only. */
+	if (off[S_OVERLOAD] || sc.cid_count > 1)
+		return up(reason, C_PASS_OPTIONS);
+
+	__u32 area_len = boot ? boot->area_len : res->area_len;
+	__u32 area_end = boot ? boot->area_end : res->area_end;
+	if (area_len < 4 || area_len > AREA_MAX || area_end >= area_len)
+		return up(reason, C_PASS_SIZE);
+
+	/* RFC 6842: option 61 echoed unaltered, just before END (where the control plane puts it; 82,
+	 * which would follow it, never reaches here), read now: the reply overwrites the request. */
+	struct facts fa = {.l3 = l3, .area_len = area_len, .area_end = area_end, .reply_len = area_len};
+	if (off[S_CLIENTID]) {
+		__u32 n = len[S_CLIENTID];
+		if (n < 2)
+			return up(reason, C_MALFORMED); /* RFC 2132 9.14: at least 2 bytes */
+		if (n > CID_MAX)
+			return up(reason, C_PASS_SIZE);
+		fa.cid_len = n;
+		fa.reply_len = area_end + 3 + n; /* 61, length, identifier, END */
+		if (fa.reply_len < area_len)
+			fa.reply_len = area_len; /* the area's padding to the BOOTP minimum */
+		if (fa.reply_len > AREA_MAX)
+			return up(reason, C_PASS_SIZE);
+		fa.cid[0] = 61;
+		fa.cid[1] = n;
+		__u64 at = l3 + sizeof(*ip) + sizeof(*udp) + (off[S_CLIENTID] & 0x7ff) + 2;
+		if (bpf_xdp_load_bytes(ctx, at, fa.cid + 2, n))
+			return up(reason, C_MALFORMED);
+	}
+
+	/* Facts from the request, before it is overwritten. */
+	fa.ciaddr = bp->ciaddr;
+	fa.flags = bp->flags;
+	__builtin_memcpy(fa.client_mac, bp->chaddr, 6);
+	__builtin_memcpy(fa.src_mac, eth->h_source, 6);
+	fa.yiaddr = res->yiaddr;
+	fa.giaddr = giaddr;
+	fa.type = type;
+	fa.reply = reply;
+	fa.arch = bkey.arch;
+	if (boot)
+		fa.sum = reply == DHCP_OFFER ? boot->sum_offer : boot->sum_ack;
+	else
+		fa.sum = reply == DHCP_OFFER ? res->sum_offer : res->sum_ack;
+	v = send_reply(ctx, cfg, res, boot, &fa);
+	if (v == PUNT)
+		return up(reason, C_PASS_SIZE);
+	return v;
 }
 
 SEC("xdp")

@@ -26,8 +26,10 @@ type netbootdBootVal struct {
 	SumAck   uint32
 	AreaLen  uint16
 	Flags    uint16
+	AreaEnd  uint16
 	File     [128]uint8
 	Area     [308]uint8
+	_        [2]byte
 }
 
 type netbootdBucket struct {
@@ -90,8 +92,10 @@ type netbootdResVal struct {
 	SumAck   uint32
 	AreaLen  uint16
 	Flags    uint16
+	AreaEnd  uint16
 	PuntPrl  [32]uint8
 	Area     [308]uint8
+	_        [2]byte
 }
 
 // Names of all BPF objects in the ELF.

@@ -44,8 +44,13 @@ func (b Boot) value(mac net.HardwareAddr) (netbootdBootVal, error) {
 	if len(b.File) >= len(v.File) || !b.NextServer.Is4() {
 		return v, fmt.Errorf("reservation %s arch %d: boot file over 127 bytes or no IPv4 next-server", mac, b.Arch)
 	}
+	end, ok := areaEnd(b.Area)
+	if !ok {
+		return v, fmt.Errorf("reservation %s arch %d: options area without END", mac, b.Arch)
+	}
 	v.Siaddr = be32(b.NextServer)
 	v.AreaLen = uint16(len(b.Area))
+	v.AreaEnd = end
 	copy(v.Area[:], b.Area)
 	copy(v.File[:], b.File)
 	v.SumOffer = areaSum(b.Area, 2)
@@ -64,6 +69,11 @@ func (e Entry) value() (netbootdResVal, error) {
 	if !e.Subnet.IsValid() || !e.Subnet.Contains(e.IP) {
 		return v, fmt.Errorf("reservation %s: %s is not in subnet %s", e.MAC, e.IP, e.Subnet)
 	}
+	end, ok := areaEnd(e.Area)
+	if !ok {
+		return v, fmt.Errorf("reservation %s: options area without END", e.MAC)
+	}
+	v.AreaEnd = end
 	v.Yiaddr = be32(e.IP)
 	v.Net = be32(e.Subnet.Masked().Addr())
 	v.Mask = be32(maskOf(e.Subnet.Bits()))
@@ -75,6 +85,31 @@ func (e Entry) value() (netbootdResVal, error) {
 		v.PuntPrl[c>>3] |= 1 << (c & 7)
 	}
 	return v, nil
+}
+
+// areaEnd is the offset of END in area, where the program inserts an echoed option 61; only
+// padding may follow it (the program's checksum counts on zeros there).
+func areaEnd(area []byte) (uint16, bool) {
+	i := 0
+	for i < len(area) && area[i] != 255 {
+		if area[i] == 0 {
+			i++
+			continue
+		}
+		if i+1 >= len(area) {
+			return 0, false
+		}
+		i += 2 + int(area[i+1])
+	}
+	if i >= len(area) {
+		return 0, false
+	}
+	for _, b := range area[i+1:] {
+		if b != 0 {
+			return 0, false
+		}
+	}
+	return uint16(i), true
 }
 
 // areaSum is the ones-complement sum of the area with message type t, summed as the kernel's

@@ -3,14 +3,17 @@
 package bpf
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/google/go-cmp/cmp"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/iana"
 )
@@ -94,10 +97,14 @@ func withFragment(fr []byte, field uint16) []byte {
 
 // frame wraps a DHCP message in Ethernet (optionally one 802.1Q tag), IPv4 and UDP 68→67.
 func frame(m *dhcpv4.DHCPv4, srcIP netip.Addr, vlan uint16) []byte {
-	payload := m.ToBytes()
+	return framePayload(m.ToBytes(), m.ClientHWAddr, srcIP, vlan)
+}
+
+// framePayload is frame for the bytes of a DHCP message from mac.
+func framePayload(payload []byte, mac net.HardwareAddr, srcIP netip.Addr, vlan uint16) []byte {
 	b := make([]byte, 0, 14+4+28+len(payload))
 	b = append(b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
-	b = append(b, m.ClientHWAddr...)
+	b = append(b, mac...)
 	if vlan != 0 {
 		b = binary.BigEndian.AppendUint16(b, 0x8100)
 		b = binary.BigEndian.AppendUint16(b, vlan)
@@ -450,6 +457,7 @@ func FuzzXDP(f *testing.F) {
 		msg(f, dhcpv4.MessageTypeDiscover, resMAC),
 		msg(f, dhcpv4.MessageTypeRequest, resMAC, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.ParseIP("10.0.0.10")))),
 		msg(f, dhcpv4.MessageTypeDiscover, resMAC, dhcpv4.WithRequestedOptions(dhcpv4.OptionRouter)),
+		msg(f, dhcpv4.MessageTypeDiscover, resMAC, dhcpv4.WithOption(dhcpv4.OptClientIdentifier(append([]byte{1}, resMAC...)))),
 		msg(f, dhcpv4.MessageTypeDiscover, net.HardwareAddr{2, 0, 0, 0, 9, 9}),
 	} {
 		f.Add(frame(m, netip.IPv4Unspecified(), 0))
@@ -680,5 +688,141 @@ func TestAdmissionHasNoBypass(t *testing.T) {
 	}
 	if after, _ := f.Counters(); after["received"] != before["received"] {
 		t.Errorf("a later fragment was read as a DHCP request")
+	}
+}
+
+// withRawOptions is m's bytes with raw inserted before END: options insomniacslk/dhcp cannot
+// encode (one code twice).
+func withRawOptions(t testing.TB, m *dhcpv4.DHCPv4, raw ...byte) []byte {
+	t.Helper()
+	b := m.ToBytes()
+	end := areaEndOf(t, b[240:]) + 240
+	return append(append(append([]byte(nil), b[:end]...), raw...), b[end:]...)
+}
+
+// areaEndOf is the offset of END in an options area.
+func areaEndOf(t testing.TB, area []byte) int {
+	t.Helper()
+	end, ok := areaEnd(area)
+	if !ok {
+		t.Fatalf("options without END: %x", area)
+	}
+	return int(end)
+}
+
+// echoed is what the program must send for area and client identifier id (RFC 6842, the same
+// bytes as the control plane: TestRFC6842_FastPathEchoContract): the area with its type, option
+// 61 just before END, padded to the area's length (the control plane pads areas to the BOOTP
+// minimum).
+func echoed(t testing.TB, area []byte, typ dhcpv4.MessageType, id []byte) []byte {
+	t.Helper()
+	end := areaEndOf(t, area)
+	out := append([]byte(nil), area[:end]...)
+	out[2] = byte(typ)
+	out = append(append(append(out, 61, byte(len(id))), id...), 255)
+	for len(out) < len(area) {
+		out = append(out, 0)
+	}
+	return out
+}
+
+// Option 61 is echoed unaltered before END, with valid lengths and checksums whatever the
+// parity of END's offset (the PXE area's is odd) and whether the padding still covers it.
+func TestEchoesClientID(t *testing.T) {
+	f := loadProgram(t)
+	udhcpc := append([]byte{1}, resMAC...)
+	long := []byte(strings.Repeat("0123456789abcdef", 4)) // 64 bytes: the longest echoed here
+	pxe := []dhcpv4.Modifier{dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00007:UNDI:003000")),
+		dhcpv4.WithOption(dhcpv4.OptClientArch(iana.EFI_X86_64))}
+	sid := dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IP(serverIP.AsSlice())))
+	reqIP := dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IP(resIP.AsSlice())))
+	for _, tc := range []struct {
+		name string
+		mt   dhcpv4.MessageType
+		mods []dhcpv4.Modifier
+		id   []byte
+		vlan uint16
+		area []byte
+		typ  dhcpv4.MessageType
+	}{
+		{"discover, 01+MAC (udhcpc)", dhcpv4.MessageTypeDiscover, nil, udhcpc, 0, testArea(), dhcpv4.MessageTypeOffer},
+		{"discover, 802.1Q", dhcpv4.MessageTypeDiscover, nil, udhcpc, 7, testArea(), dhcpv4.MessageTypeOffer},
+		{"selecting, 2 bytes", dhcpv4.MessageTypeRequest, []dhcpv4.Modifier{sid, reqIP}, []byte{0, 'a'}, 0, testArea(), dhcpv4.MessageTypeAck},
+		{"discover, 64 bytes past the padding", dhcpv4.MessageTypeDiscover, nil, long, 0, testArea(), dhcpv4.MessageTypeOffer},
+		{"PXE discover, END at an odd offset", dhcpv4.MessageTypeDiscover, pxe, udhcpc, 0, pxeArea(), dhcpv4.MessageTypeOffer},
+		{"PXE request, odd-length id at an odd offset", dhcpv4.MessageTypeRequest, append(pxe, sid, reqIP), long[:33], 0, pxeArea(), dhcpv4.MessageTypeAck},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := msg(t, tc.mt, resMAC, append(tc.mods, dhcpv4.WithOption(dhcpv4.OptClientIdentifier(tc.id)))...)
+			ret, out := run(t, f, frame(m, netip.IPv4Unspecified(), tc.vlan))
+			if ret != xdpTX {
+				t.Fatalf("verdict %d, want XDP_TX", ret)
+			}
+			r := parseReply(t, out) // lengths and both checksums
+			if r.vlan != tc.vlan {
+				t.Errorf("vlan %d, want %d", r.vlan, tc.vlan)
+			}
+			if d := cmp.Diff(echoed(t, tc.area, tc.typ, tc.id), r.payload[240:]); d != "" {
+				t.Errorf("options (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+// Requests whose options the program does not fully read or cannot echo go to the control
+// plane, unmodified and counted: overload (52), option 61 twice (RFC 3396 would concatenate
+// them), an identifier longer than 64 bytes or shorter than 2, and one that would take the reply
+// past AREA_MAX; the longest that fits is still answered.
+func TestPassesOptionsItDoesNotRead(t *testing.T) {
+	f := loadProgram(t)
+	big := net.HardwareAddr{2, 0, 0, 0, 0, 0x0b}
+	bigArea := append(append(append([]byte(nil), testArea()[:28]...), 224, 250), make([]byte, 250)...)
+	bigArea = append(bigArea, 255) // END at 280: 25 bytes of identifier fit AreaMax (308), 26 do not
+	if err := f.Sync([]Entry{{MAC: resMAC, IP: resIP, Subnet: testSubnet, Area: testArea()},
+		{MAC: big, IP: netip.MustParseAddr("10.0.0.11"), Subnet: testSubnet, Area: bigArea}}); err != nil {
+		t.Fatal(err)
+	}
+	zero := netip.IPv4Unspecified()
+	discover := func(mac net.HardwareAddr, mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
+		return msg(t, dhcpv4.MessageTypeDiscover, mac, mods...)
+	}
+	id := func(n int) dhcpv4.Modifier {
+		return dhcpv4.WithOption(dhcpv4.OptClientIdentifier(bytes.Repeat([]byte{7}, n)))
+	}
+	for _, tc := range []struct {
+		name    string
+		in      []byte
+		counter string
+	}{
+		{"option 52", frame(discover(resMAC, dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionOptionOverload, []byte{1}))), zero, 0), "pass_options"},
+		{"option 61 twice", framePayload(withRawOptions(t, discover(resMAC), 61, 7, 1, 2, 0, 0, 0, 0, 0x0a, 61, 2, 0, 1), resMAC, zero, 0), "pass_options"},
+		{"option 61 of 65 bytes", frame(discover(resMAC, id(65)), zero, 0), "pass_size"},
+		{"option 61 of 1 byte", frame(discover(resMAC, id(1)), zero, 0), "malformed"},
+		{"option 61 of 0 bytes", frame(discover(resMAC, id(0)), zero, 0), "malformed"},
+		{"option 61 past AreaMax", frame(discover(big, id(26)), zero, 0), "pass_size"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, _ := f.Counters()
+			ret, out := run(t, f, tc.in)
+			if ret != xdpPass {
+				t.Fatalf("verdict %d, want XDP_PASS", ret)
+			}
+			if string(out) != string(tc.in) {
+				t.Errorf("a passed frame was modified")
+			}
+			after, _ := f.Counters()
+			if after[tc.counter] != before[tc.counter]+1 {
+				t.Errorf("counter %s: %d → %d", tc.counter, before[tc.counter], after[tc.counter])
+			}
+		})
+	}
+	// The longest identifier that fits is answered, the reply exactly AreaMax of options.
+	ret, out := run(t, f, frame(discover(big, id(25)), zero, 0))
+	if ret != xdpTX {
+		t.Fatalf("25-byte identifier onto a 281-byte area: verdict %d, want XDP_TX", ret)
+	}
+	r := parseReply(t, out)
+	if d := cmp.Diff(echoed(t, bigArea, dhcpv4.MessageTypeOffer, bytes.Repeat([]byte{7}, 25)), r.payload[240:]); d != "" || len(r.payload) != 240+AreaMax {
+		t.Errorf("%d bytes of options, want %d (-want +got):\n%s", len(r.payload)-240, AreaMax, d)
 	}
 }

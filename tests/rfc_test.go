@@ -246,6 +246,43 @@ echo "$reason $new_ip_address" >> `+result+`
 	}
 }
 
+// RFC 6842 on the XDP fast path: a reserved udhcpc client is answered in the kernel, with its
+// identifier (01+MAC by default, a DUID with -x) echoed unaltered; the control plane sends nothing.
+func TestRFC6842_UdhcpcReservedEchoedByXDP(t *testing.T) {
+	r := newXDPRack(t)
+	pins := pinDir(t, r)
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", rackConfig, "", "--xdp", "native", "--pin-dir", pins)
+	c := r.client(t, "02:00:00:00:00:0a")
+	script := writeScript(t, udhcpcScript+`echo "echoed opt61=$opt61"`+"\n")
+	for _, tc := range []struct {
+		extra []string
+		want  string
+	}{
+		{nil, "010200000000" + "0a"},
+		{[]string{"-x", "0x3d:ff00000001000400aa"}, "ff00000001000400aa"},
+	} {
+		before := d.metric("netbootd_xdp_packets_total", `result="ack"`)
+		args := append([]string{"udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "4", "-T", "1", "-A", "1", "-s", script}, tc.extra...)
+		out, err := c.Exec("busybox", args...)
+		if err != nil {
+			t.Fatalf("udhcpc %v: %v\n%s", tc.extra, err, out)
+		}
+		if f := boundFields(out); f == nil || f["ip"] != "10.10.0.10" {
+			t.Errorf("udhcpc %v: lease %v\n%s", tc.extra, f, out)
+		}
+		if !strings.Contains(out, "echoed opt61="+tc.want+"\n") {
+			t.Errorf("udhcpc %v: option 61 not echoed as %s:\n%s", tc.extra, tc.want, out)
+		}
+		if after := d.metric("netbootd_xdp_packets_total", `result="ack"`); after <= before {
+			t.Errorf("udhcpc %v: not answered by XDP (acks %v → %v)", tc.extra, before, after)
+		}
+		c.Run(t, "ip", "addr", "flush", "dev", "eth0")
+	}
+	if n := d.metric("netbootd_dhcp_replies_total"); n != 0 {
+		t.Errorf("the control plane sent %v replies; XDP should have answered the reserved client", n)
+	}
+}
+
 // RFC 2131 §4.2 and RFC 6842 with busybox udhcpc: its identifier comes back unaltered (opt61);
 // a pool machine keeps its address when a later stage sends a DUID instead of 01+MAC, and a
 // second DUID on the same MAC is another client with another address.

@@ -56,6 +56,13 @@ func TestXDPAndGoPathSendTheSameReply(t *testing.T) {
 		{"PXE UEFI x64 discover", dhcpv4.MessageTypeDiscover, pxe(iana.EFI_X86_64)}, // 7, what OVMF sends
 		{"PXE UEFI x64 request", dhcpv4.MessageTypeRequest, append(pxe(iana.EFI_X86_64), sid, reqIP)},
 		{"PXE arm64 relayed request", dhcpv4.MessageTypeRequest, append(pxe(iana.EFI_ARM64), dhcpv4.WithGatewayIP(net.IPv4(10, 0, 0, 254)), sid, reqIP)},
+		// RFC 6842: option 61 echoed unaltered by both paths, before END.
+		{"discover, client id 01+MAC (busybox udhcpc)", dhcpv4.MessageTypeDiscover, []dhcpv4.Modifier{clientID(append([]byte{1}, macReserved...))}},
+		{"selecting, RFC 4361 client id", dhcpv4.MessageTypeRequest, []dhcpv4.Modifier{sid, reqIP,
+			clientID([]byte{0xff, 0, 0, 0, 1, 0, 4, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9})}},
+		{"renewing, 64-byte client id", dhcpv4.MessageTypeRequest, []dhcpv4.Modifier{dhcpv4.WithClientIP(net.IPv4(10, 0, 0, 10)),
+			clientID([]byte(strings.Repeat("0123456789abcdef", 4)))}},
+		{"PXE UEFI x64 request, client id", dhcpv4.MessageTypeRequest, append(pxe(iana.EFI_X86_64), sid, reqIP, clientID([]byte{0, 'u', 'u', 'i', 'd'}))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := dhcpv4.New(append([]dhcpv4.Modifier{dhcpv4.WithMessageType(tc.mt), dhcpv4.WithHwAddr(macReserved)}, tc.mods...)...)
@@ -116,6 +123,44 @@ func TestXDPAndGoPathRefuseUntrustedRelays(t *testing.T) {
 		if trusted := tc.xdp == 3; (reply != nil) != trusted || !trusted && why != dropUntrustedRelay {
 			t.Errorf("Go path, relayed by %s: reply %v (%q)", tc.from, reply != nil, why)
 		}
+	}
+}
+
+func clientID(id []byte) dhcpv4.Modifier {
+	return dhcpv4.WithOption(dhcpv4.OptClientIdentifier(id))
+}
+
+// XDP passes up what it does not read, and the Go path answers it: options overloaded into the
+// file field (52, RFC 2132 §9.3) and a client identifier longer than the fast path echoes.
+func TestXDPPassesOverloadAndLongClientIDToGo(t *testing.T) {
+	f := newFixture(t, testConfig)
+	prog, err := bpf.LoadForTest(serverIP, net.HardwareAddr{2, 0x5e, 0, 0, 0, 1}, f.st.fastReservations(), fastRelays(f.st.conf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prog.Close()
+	overloaded := []dhcpv4.Modifier{dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionOptionOverload, []byte{1})),
+		func(m *dhcpv4.DHCPv4) { m.BootFileName = string([]byte{55, 2, 1, 3, 255}) }}
+	for _, tc := range []struct {
+		name string
+		mods []dhcpv4.Modifier
+	}{
+		{"option 52", overloaded},
+		{"65-byte client id", []dhcpv4.Modifier{clientID([]byte(strings.Repeat("x", 65)))}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := dhcpv4.New(append([]dhcpv4.Modifier{dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover), dhcpv4.WithHwAddr(macReserved)}, tc.mods...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ret, _ := runXDP(t, prog, m); ret != 2 {
+				t.Errorf("XDP verdict %d, want XDP_PASS", ret)
+			}
+			reply, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, macReserved, tc.mods...)
+			if reply == nil || reply.YourIPAddr.String() != "10.0.0.10" {
+				t.Fatalf("Go path: reply %v (%s)", reply, why)
+			}
+		})
 	}
 }
 
