@@ -9,6 +9,7 @@ pkgs=(
   busybox-static isc-dhcp-client isc-dhcp-relay   # busybox-static replaces busybox; the VM payload needs it static
   kea-dhcp4-server kea-admin   # kea-admin ships perfdhcp
   dnsmasq-base
+  dhcpcd-base                  # dhcpcd: a client identifier from a DUID (RFC 4361); no service
   clang llvm libbpf-dev        # only for `make generate`; bpf2go output is committed
   atftp tftp-hpa tftpd-hpa ipxe
   qemu-system-x86 ovmf ipxe-qemu cpio xz-utils   # tests/qemu: VMs that boot over the network

@@ -3,7 +3,10 @@
 package tests
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -425,4 +428,130 @@ func TestRFC2132_9_3_OverloadedRequestOverTheWire(t *testing.T) {
 	if got := len(ack.Options.Get(dhcpv4.GenericOptionCode(240))); got != 200 {
 		t.Errorf("option 240, asked for in sname, has %d bytes in the ACK, want 200", got)
 	}
+}
+
+// RFC 6842 and RFC 2131 §4.2 with dhcpcd, whose client identifier is by default RFC 4361's:
+// 0xff, the IAID (the MAC's last 4 bytes), then the DUID. The server echoes it byte for byte
+// and keys the pool lease by it. dhcpcd runs once, with its state directories on a tmpfs in a
+// private mount namespace and our script instead of its hooks: the host's files stay untouched.
+func TestRFC6842_DhcpcdDUIDClientIdentifier(t *testing.T) {
+	const mac = "02:00:00:00:0e:dc"
+	hostFiles := []string{"/etc/resolv.conf", "/var/lib/dhcpcd", "/run/dhcpcd"}
+	before := fingerprint(t, hostFiles...)
+	r := newRack(t)
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", rackConfig, "", goPath...)
+	c := r.client(t, mac)
+	pcap := filepath.Join(t.TempDir(), "dhcpcd.pcap")
+	capture := r.server.Cmd(t, "tcpdump", "-i", "sv0", "--immediate-mode", "-U", "-w", pcap, "udp", "port", "67")
+	capOut := &syncBuffer{}
+	capture.Stderr = capOut
+	if err := capture.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "tcpdump listening", func() bool { return strings.Contains(capOut.String(), "listening on") })
+
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "dhcpcd.conf")
+	if err := os.WriteFile(conf, []byte("duid\nnoipv4ll\nrequire dhcp_server_identifier\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := writeScript(t, "#!/bin/sh\necho \"dhcpcd-hook reason=$reason ip=$new_ip_address\"\n")
+	resolv := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(resolv, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// unshare -m makes the mounts private to dhcpcd; /run on a tmpfs also hides the host's
+	// syslog socket.
+	isolated := `mount -t tmpfs tmpfs /var/lib/dhcpcd && mount -t tmpfs tmpfs /run &&
+mount --bind "$1" /etc/resolv.conf && shift && exec "$@"`
+	out, err := c.Exec("unshare", "-m", "sh", "-c", isolated, "sh", resolv,
+		"timeout", "120", "dhcpcd", "-f", conf, "-c", script, "-4", "-1", "-B", "-d", "-t", "90", "eth0")
+	if err != nil {
+		t.Fatalf("dhcpcd: %v\n%s\nnetbootd:\n%s", err, out, d.logs())
+	}
+	ip, duid := "", ""
+	for _, line := range strings.Split(out, "\n") {
+		if rest, ok := strings.CutPrefix(line, "dhcpcd-hook reason=BOUND ip="); ok {
+			ip = rest
+		}
+		if rest, ok := strings.CutPrefix(line, "DUID "); ok { // dhcpcd logs the DUID it made
+			duid = strings.ReplaceAll(rest, ":", "")
+		}
+	}
+	if !strings.HasPrefix(ip, "10.10.0.1") || len(ip) != len("10.10.0.100") {
+		t.Fatalf("dhcpcd bound %q, want one of 10.10.0.100-150:\n%s", ip, out)
+	}
+
+	_ = capture.Process.Signal(unix.SIGINT)
+	_ = capture.Wait()
+	var sent, echoed []byte
+	for _, p := range readPcapUDP(t, pcap) {
+		typ := string(dhcpOption(p, 53))
+		switch {
+		case bootpOp(p) == 1 && typ == "\x03":
+			sent = dhcpOption(p, 61)
+		case bootpOp(p) == 2 && typ == "\x05":
+			echoed = dhcpOption(p, 61)
+		}
+	}
+	// 0xff, the IAID (the MAC's last 4 bytes), the DUID dhcpcd logged (RFC 4361 §6.1).
+	if want := "ff00000edc" + duid; duid == "" || fmt.Sprintf("%x", sent) != want {
+		t.Fatalf("dhcpcd's REQUEST carries option 61 %x, want %s:\n%s", sent, want, out)
+	}
+	t.Logf("dhcpcd bound %s with client identifier %x; the ACK echoed %x", ip, sent, echoed)
+	if string(echoed) != string(sent) {
+		t.Errorf("ACK echoes option 61 as %x, dhcpcd sent %x", echoed, sent)
+	}
+
+	var rows []struct {
+		MAC      string `json:"mac"`
+		ClientID string `json:"client_id"`
+		IP       string `json:"ip"`
+		State    string `json:"state"`
+	}
+	d.getJSON("/api/v1/leases", &rows)
+	found := false
+	for _, l := range rows {
+		if l.ClientID == fmt.Sprintf("%x", sent) {
+			found = true
+			if l.IP != ip || l.State != "bound" || l.MAC != mac {
+				t.Errorf("lease for dhcpcd's identifier: %+v, want %s bound to %s", l, ip, mac)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no lease keyed by %x in %+v", sent, rows)
+	}
+	if after := fingerprint(t, hostFiles...); after != before {
+		t.Errorf("dhcpcd changed the host's files:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// fingerprint hashes the paths (files, or a directory's entries) so a test can show it left them alone.
+func fingerprint(t *testing.T, paths ...string) string {
+	t.Helper()
+	h := sha256.New()
+	for _, p := range paths {
+		fmt.Fprintf(h, "%s\n", p)
+		_ = filepath.WalkDir(p, func(path string, e fs.DirEntry, err error) error {
+			if err != nil {
+				fmt.Fprintf(h, "%s: %v\n", path, err)
+				return nil
+			}
+			info, err := e.Info()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "%s %v %d %v\n", path, info.Mode(), info.Size(), info.ModTime().UnixNano())
+			if info.Mode().IsRegular() {
+				data, err := os.ReadFile(path)
+				if err != nil {
+					return err
+				}
+				h.Write(data)
+			}
+			return nil
+		})
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
