@@ -85,27 +85,40 @@ func pxeDiscover(t *testing.T, mac string) *dhcpv4.DHCPv4 {
 	return m
 }
 
+// dhcpClientSocket is a DHCP client's socket on eth0 of the namespace the caller runs in: port
+// 68, broadcast allowed.
+func dhcpClientSocket() (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+	if err != nil {
+		return -1, err
+	}
+	for _, o := range []int{unix.SO_REUSEADDR, unix.SO_BROADCAST} {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, o, 1); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+	}
+	if err := unix.BindToDevice(fd, "eth0"); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: 68}); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
 // discover broadcasts m from port 68 on eth0 in ns and collects the replies for two seconds.
 func discover(t *testing.T, ns *netns.NS, m *dhcpv4.DHCPv4) []*dhcpv4.DHCPv4 {
 	t.Helper()
 	var out []*dhcpv4.DHCPv4
 	err := ns.Do(t, func() error {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+		fd, err := dhcpClientSocket()
 		if err != nil {
 			return err
 		}
 		defer unix.Close(fd)
-		for _, o := range []int{unix.SO_REUSEADDR, unix.SO_BROADCAST} {
-			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, o, 1); err != nil {
-				return err
-			}
-		}
-		if err := unix.BindToDevice(fd, "eth0"); err != nil {
-			return err
-		}
-		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: 68}); err != nil {
-			return err
-		}
 		if err := unix.Sendto(fd, m.ToBytes(), 0, &unix.SockaddrInet4{Port: 67, Addr: [4]byte{255, 255, 255, 255}}); err != nil {
 			return fmt.Errorf("send DISCOVER: %w", err)
 		}

@@ -91,19 +91,7 @@ func TestRFC2131_4_3_2_DhclientBehindDhcrelayHearsTheNAK(t *testing.T) {
 	dir := t.TempDir()
 	leases := filepath.Join(dir, "leases")
 	// A cached lease from the local subnet: the client moved behind the relay (INIT-REBOOT).
-	expires := time.Now().Add(time.Hour).UTC().Format("2006/01/02 15:04:05")
-	if err := os.WriteFile(leases, []byte(fmt.Sprintf(`lease {
-  interface "eth0";
-  fixed-address 10.10.0.120;
-  option subnet-mask 255.255.255.0;
-  option dhcp-server-identifier 10.10.0.1;
-  renew 0 %[1]s;
-  rebind 0 %[1]s;
-  expire 0 %[1]s;
-}
-`, expires)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeDhclientLease(t, leases, "10.10.0.120")
 	result := filepath.Join(dir, "bound")
 	script := writeScript(t, `#!/bin/sh
 case "$reason" in BOUND|REBOOT|RENEW) echo "$new_ip_address" > `+result+`;; esac
@@ -208,19 +196,7 @@ func TestRFC2131_4_3_2_DhclientInitRebootWithoutRecordIsIgnored(t *testing.T) {
 	c := r.client(t, "02:00:00:00:0e:04")
 	dir := t.TempDir()
 	leases := filepath.Join(dir, "leases")
-	expires := time.Now().Add(time.Hour).UTC().Format("2006/01/02 15:04:05")
-	if err := os.WriteFile(leases, []byte(fmt.Sprintf(`lease {
-  interface "eth0";
-  fixed-address 10.10.0.140;
-  option subnet-mask 255.255.255.0;
-  option dhcp-server-identifier 10.10.0.1;
-  renew 0 %[1]s;
-  rebind 0 %[1]s;
-  expire 0 %[1]s;
-}
-`, expires)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeDhclientLease(t, leases, "10.10.0.140")
 	conf := filepath.Join(dir, "dhclient.conf")
 	if err := os.WriteFile(conf, []byte("reboot 3;\n"), 0o644); err != nil { // INIT-REBOOT for 3 s, then DISCOVER
 		t.Fatal(err)
@@ -353,22 +329,11 @@ func exchange(t *testing.T, ns *netns.NS, p []byte, xid [4]byte) *dhcpv4.DHCPv4 
 	t.Helper()
 	var reply *dhcpv4.DHCPv4
 	err := ns.Do(t, func() error {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+		fd, err := dhcpClientSocket()
 		if err != nil {
 			return err
 		}
 		defer unix.Close(fd)
-		for _, o := range []int{unix.SO_REUSEADDR, unix.SO_BROADCAST} {
-			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, o, 1); err != nil {
-				return err
-			}
-		}
-		if err := unix.BindToDevice(fd, "eth0"); err != nil {
-			return err
-		}
-		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: 68}); err != nil {
-			return err
-		}
 		tv := unix.NsecToTimeval(int64(time.Second))
 		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 			return err
@@ -554,4 +519,24 @@ func fingerprint(t *testing.T, paths ...string) string {
 		})
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// writeDhclientLease writes an ISC dhclient lease file holding one unexpired lease of ip from
+// 10.10.0.1, so that dhclient starts in INIT-REBOOT.
+func writeDhclientLease(t *testing.T, path, ip string) {
+	t.Helper()
+	expires := time.Now().Add(time.Hour).UTC().Format("2006/01/02 15:04:05")
+	lease := fmt.Sprintf(`lease {
+  interface "eth0";
+  fixed-address %[2]s;
+  option subnet-mask 255.255.255.0;
+  option dhcp-server-identifier 10.10.0.1;
+  renew 0 %[1]s;
+  rebind 0 %[1]s;
+  expire 0 %[1]s;
+}
+`, expires, ip)
+	if err := os.WriteFile(path, []byte(lease), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
