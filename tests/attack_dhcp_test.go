@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -200,7 +199,7 @@ func probeOffers(t *testing.T, r *rawDHCP, n int, interval time.Duration) []prob
 	return out
 }
 
-// summary is "ok/n answered, median M, max X" of probes.
+// summary is latencySummary of probes.
 func summary(ps []probe) string {
 	var rtts []time.Duration
 	for _, p := range ps {
@@ -208,12 +207,7 @@ func summary(ps []probe) string {
 			rtts = append(rtts, p.rtt)
 		}
 	}
-	if len(rtts) == 0 {
-		return fmt.Sprintf("0/%d answered", len(ps))
-	}
-	slices.Sort(rtts)
-	return fmt.Sprintf("%d/%d answered (%.0f%%), median %v, max %v", len(rtts), len(ps), 100*float64(len(rtts))/float64(len(ps)),
-		rtts[len(rtts)/2].Round(10*time.Microsecond), rtts[len(rtts)-1].Round(10*time.Microsecond))
+	return latencySummary(rtts, len(ps), 10*time.Microsecond)
 }
 
 func buildDhcpgen(t *testing.T) string {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -181,13 +180,7 @@ type latencies struct {
 }
 
 func (l *latencies) String() string {
-	if len(l.times) == 0 {
-		return fmt.Sprintf("%d/%d ok", l.ok, l.total)
-	}
-	s := slices.Clone(l.times)
-	slices.Sort(s)
-	return fmt.Sprintf("%d/%d ok (%.0f%%), median %s, max %s", l.ok, l.total, 100*float64(l.ok)/float64(l.total),
-		s[len(s)/2].Round(time.Millisecond), s[len(s)-1].Round(time.Millisecond))
+	return latencySummary(l.times, l.total, time.Millisecond)
 }
 
 // fetch GETs url with curl in ns and records whether it came whole (status 200, want bytes).
