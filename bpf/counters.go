@@ -14,7 +14,7 @@ var counterNames = []string{
 	"received", "offer", "ack", "pass_unknown_mac", "pass_netboot", "pass_relay", "pass_type",
 	"pass_not_ours", "pass_requested_option", "pass_size", "pass_ip_options", "malformed", "events_lost", "pxe",
 	"drop_duplicate", "drop_source_rate", "drop_stranger_rate", "drop_untrusted_relay", "drop_fragment",
-	"pass_options",
+	"pass_options", "pass_class",
 }
 
 // Counters sums the per-CPU counters.

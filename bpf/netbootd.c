@@ -39,11 +39,22 @@ struct res_val {
 	__u32 sum_offer;   /* ones-complement sum of the area with type OFFER, as csum_diff computes it */
 	__u32 sum_ack;     /* ... with type ACK */
 	__u16 area_len;
-	__u16 flags;
+	__u16 flags;       /* enum res_flags */
 	__u16 area_end;    /* offset of END in area: where an echoed option 61 goes */
 	__u8 punt_prl[32]; /* option codes that, asked for in option 55, need the control plane */
 	__u8 area[AREA_MAX];
 };
+
+/* Requests of a reservation that a client class could match on what this program does not
+ * evaluate (the control plane renders the flags, FlagClass… in reservations.go). */
+enum res_flags {
+	F_CLASS_VENDOR = 1,    /* a class looks into option 60 beyond "PXEClient": requests with 60 go up */
+	F_CLASS_ARCH = 2,      /* a class matches on option 93 for any client: plain requests with 93 go up */
+	F_CLASS_CLIENT_ID = 4, /* a class matches on option 61: requests with 61 go up */
+};
+
+/* The boot_key arch of a plain DHCP client's reply when a client class gives it a boot file. */
+#define ARCH_PLAIN 0xffff
 
 /* Boot parameters for firmware PXE of one reserved MAC and one architecture (option 93). */
 struct boot_key {
@@ -103,6 +114,7 @@ enum counter {
 	C_DROP_RELAY,   /* giaddr set by a host that is not a configured relay: dropped */
 	C_DROP_FRAGMENT,/* first fragment of a datagram to port 67 (no DHCP client fragments): dropped */
 	C_PASS_OPTIONS, /* option overload (52) or option 61 more than once: options this program does not read */
+	C_PASS_CLASS,   /* a client class of the reservation may match on what only the control plane reads */
 	C_MAX,
 };
 
@@ -497,6 +509,7 @@ struct facts {
 	__u16 flags;     /* as on the wire */
 	__u16 arch;
 	__u8 type, reply;
+	__u8 pxe;        /* answered firmware PXE (else a plain client, with or without a class's boot file) */
 	__u8 client_mac[6], src_mac[6];
 	__u8 cid[2 + CID_MAX + 6]; /* 61, length, identifier, zeros: summed whole (a multiple of 4) */
 };
@@ -650,14 +663,14 @@ __attribute__((noinline)) int send_reply(struct xdp_md *ctx, struct fp_config *c
 		ev->msg_type = type;
 		ev->reply = reply;
 		ev->arch = f->arch;
-		ev->pxe = boot ? 1 : 0;
+		ev->pxe = f->pxe;
 		__builtin_memset(ev->pad, 0, sizeof(ev->pad));
 		bpf_ringbuf_submit(ev, 0);
 	} else {
 		count(C_EVENTS_LOST);
 	}
 	count(reply == DHCP_OFFER ? C_OFFER : C_ACK);
-	if (boot)
+	if (f->pxe)
 		count(C_PXE);
 	return XDP_TX;
 }
@@ -755,17 +768,30 @@ static __always_inline int answer(struct xdp_md *ctx, struct fp_config *cfg, str
 		vendor = netboot_vendor((void *)bp + (off[S_VENDOR] & 0x7ff) + 2, len[S_VENDOR], end);
 	if (vendor == V_HTTP)
 		return up(reason, C_PASS_NETBOOT);
-	/* Firmware PXE: answered here when its architecture has pre-rendered boot parameters. */
+	/* Client classes this program cannot evaluate for this MAC (res->flags). */
+	__u16 rflags = res->flags;
+	if ((rflags & F_CLASS_VENDOR) && off[S_VENDOR])
+		return up(reason, C_PASS_CLASS);
+	if ((rflags & F_CLASS_CLIENT_ID) && off[S_CLIENTID])
+		return up(reason, C_PASS_CLASS);
+	if ((rflags & F_CLASS_ARCH) && off[S_ARCH] && vendor != V_PXE)
+		return up(reason, C_PASS_CLASS);
+	/* Firmware PXE: answered here when its architecture has pre-rendered boot parameters. A
+	 * plain client gets boot parameters when a client class gives it a boot file (ARCH_PLAIN). */
 	struct boot_val *boot = 0;
 	struct boot_key bkey = {};
-	if (vendor == V_PXE) {
+	__builtin_memcpy(bkey.mac, bp->chaddr, 6);
+	if (vendor != V_PXE) {
+		bkey.arch = ARCH_PLAIN;
+		boot = bpf_map_lookup_elem(&boot_params, &bkey);
+		bkey.arch = 0;
+	} else {
 		if (off[S_ARCH]) {
 			__u8 *p = (void *)bp + (off[S_ARCH] & 0x7ff) + 2;
 			if (len[S_ARCH] < 2 || (len[S_ARCH] & 1) || (void *)(p + 2) > end)
 				return up(reason, C_MALFORMED);
 			bkey.arch = (__u16)p[0] << 8 | p[1];
 		}
-		__builtin_memcpy(bkey.mac, bp->chaddr, 6);
 		boot = bpf_map_lookup_elem(&boot_params, &bkey);
 		if (!boot)
 			return up(reason, C_PASS_NETBOOT);
@@ -865,6 +891,7 @@ static __always_inline int answer(struct xdp_md *ctx, struct fp_config *cfg, str
 	fa.type = type;
 	fa.reply = reply;
 	fa.arch = bkey.arch;
+	fa.pxe = vendor == V_PXE;
 	if (boot)
 		fa.sum = reply == DHCP_OFFER ? boot->sum_offer : boot->sum_ack;
 	else

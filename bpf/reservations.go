@@ -24,9 +24,24 @@ type Entry struct {
 	// program passes such requests up rather than answer without them.
 	OnRequest []uint8
 	// Boot is what firmware PXE (vendor class PXEClient) of each architecture is told; an
-	// architecture not listed is passed to the control plane.
+	// architecture not listed is passed to the control plane. Arch PlainArch is what a plain
+	// DHCP client is told when a client class gives it a boot file.
 	Boot []Boot
+	// Flags (FlagClass…) send requests up that a client class could match on something the
+	// program does not evaluate.
+	Flags uint16
 }
+
+// Flags of an Entry, as enum res_flags in netbootd.c.
+const (
+	FlagClassVendor   = 1 << 0 // requests with option 60 go up (C_PASS_CLASS)
+	FlagClassArch     = 1 << 1 // plain requests (not PXEClient) with option 93 go up
+	FlagClassClientID = 1 << 2 // requests with option 61 go up
+)
+
+// PlainArch is the Boot.Arch of a plain DHCP client's reply with boot parameters: no
+// architecture (option 93) has this value.
+const PlainArch = 0xffff
 
 // Boot is one architecture's pre-rendered PXE answer for one reservation.
 type Boot struct {
@@ -78,6 +93,7 @@ func (e Entry) value() (netbootdResVal, error) {
 	v.Net = be32(e.Subnet.Masked().Addr())
 	v.Mask = be32(maskOf(e.Subnet.Bits()))
 	v.AreaLen = uint16(len(e.Area))
+	v.Flags = e.Flags
 	copy(v.Area[:], e.Area)
 	v.SumOffer = areaSum(e.Area, 2)
 	v.SumAck = areaSum(e.Area, 5)

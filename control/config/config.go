@@ -41,6 +41,7 @@ type Config struct {
 	Reservations []Reservation `yaml:"reservations"`
 	Profiles     []Profile     `yaml:"profiles"`
 	Groups       []Group       `yaml:"groups"`
+	Classes      []Class       `yaml:"classes"`
 	Syslog       Syslog        `yaml:"syslog"`
 
 	// Source is the file the configuration was read from, for error messages; "" for none.
@@ -178,7 +179,9 @@ type Reservation struct {
 	// Netboot false: an address and options, never a boot file (a machine that must boot
 	// from its disk). Unset or true: network boot as configured.
 	Netboot *bool `yaml:"netboot"`
-	Line    int   `yaml:"-"`
+	// PXE is option 43 for this machine's firmware PXE, over any class's.
+	PXE  *PXEVendor `yaml:"pxe"`
+	Line int        `yaml:"-"`
 }
 
 // NoNetboot reports whether the reservation must not be told a boot file.

@@ -78,6 +78,7 @@ func (c *Config) setDefaults() {
 	if c.TFTP.IPXEDir == "" {
 		c.TFTP.IPXEDir = DefaultIPXEDir
 	}
+	c.setClassDefaults()
 }
 
 // Validate checks the whole configuration once the interface is known (ApplyInterface), fills
@@ -101,6 +102,7 @@ func (c *Config) validate(ifaceKnown bool) error {
 	c.validateBoot(&c.Boot, 0, "boot", bad)
 	c.validateTFTP(bad)
 	c.validateReservations(bad)
+	c.validateClasses(bad)
 	c.validateProfiles(bad)
 	c.validateSyslog(bad)
 	c.validateHTTP(bad)
@@ -357,6 +359,7 @@ func (c *Config) validateReservations(bad report) {
 		}
 		c.validateOptions(&r.Options, r.Line, f+".options", bad)
 		c.validateBoot(&r.Boot, r.Line, f+".boot", bad)
+		c.validatePXE(r.PXE, r.Line, f+".pxe", bad)
 		if !r.IP.IsValid() || !r.IP.Is4() {
 			bad(r.Line, f+".ip", "missing or not IPv4")
 			continue

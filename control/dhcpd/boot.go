@@ -48,6 +48,8 @@ type bootChoice struct {
 	file        string
 	nextServer  netip.Addr
 	vendorClass string // echoed in option 60: PXEClient or HTTPClient
+	vendorOpts  []byte // option 43 for PXEClient; nil: config.DefaultPXEVendor
+	classFile   bool   // a class's boot file for a client that is not netbooting
 	reason      string
 }
 
@@ -129,7 +131,3 @@ func chooseBoot(f firmware, b config.Boot, serverIP netip.Addr, httpBase string)
 	return bootChoice{file: file, nextServer: next, vendorClass: "PXEClient",
 		reason: fmt.Sprintf("vendor class PXEClient, %s (arch %d): iPXE over TFTP", archName, f.arch)}, true
 }
-
-// pxeVendorOptions is option 43 for PXE clients: discovery control 8 (boot from the file in
-// this reply, no boot-server discovery), so firmware does not wait on multicast or port 4011.
-var pxeVendorOptions = []byte{6, 1, 8, 255}

@@ -33,23 +33,64 @@ func (st *state) fastReservations() []bpf.Entry {
 		if sub == nil {
 			continue
 		}
-		opts := renderOptions(st.serverIP, sub, r, sub.LeaseTime.D(), nil)
-		area, ok := fastArea(opts)
+		// A plain request the program answers carries no 77, 82 or 175, and no 60, 61 or 93
+		// that a class of this MAC could look at (kernelFlags send those up): these facts are
+		// all the classes can see of it.
+		plain := classFacts{mac: net.HardwareAddr(r.MAC)}
+		cls := classesOf(st.conf.Classes, &plain)
+		opts := renderOptions(st.serverIP, sub, r, &cls.options, sub.LeaseTime.D(), nil)
+		var h replyHeader
+		withBoot, choice, netboot := st.bootPart(firmware{ipxe: cls.ipxe}, &cls, sub, r, opts, &h, nil)
+		area, ok := fastArea(withBoot)
 		if !ok {
 			continue
 		}
-		fr := bpf.Entry{MAC: net.HardwareAddr(r.MAC), IP: r.IP, Subnet: sub.CIDR, Area: area}
-		for _, c := range mergeOptions(r.Options, sub.Options).Custom {
+		fr := bpf.Entry{MAC: net.HardwareAddr(r.MAC), IP: r.IP, Subnet: sub.CIDR, Area: area, Flags: kernelFlags(st.conf.Classes, r.MAC)}
+		for _, c := range mergeOptions(r.Options, mergeOptions(cls.options, sub.Options)).Custom {
 			if !c.Always {
 				fr.OnRequest = append(fr.OnRequest, c.Code)
 			}
 		}
+		if netboot { // a class tells plain clients a boot file: next-server and file too
+			if choice.file == "" || len(choice.file) >= fileLen {
+				continue // the control plane answers
+			}
+			fr.OnRequest = append(fr.OnRequest, choice.onRequest()...)
+			fr.Boot = append(fr.Boot, bpf.Boot{Arch: bpf.PlainArch, NextServer: h.siaddr, File: h.file, Area: area})
+		}
 		if !r.NoNetboot() { // no entry: its PXE requests reach the Go path, which sends no boot file
-			fr.Boot = st.fastBoot(r, sub, opts)
+			boots, onRequest := st.fastBoot(r, sub)
+			fr.Boot = append(fr.Boot, boots...)
+			fr.OnRequest = append(fr.OnRequest, onRequest...)
 		}
 		out = append(out, fr)
 	}
 	return out
+}
+
+// kernelFlags says which requests of the reserved mac the program must send up because one of
+// its classes could match them on something the program does not evaluate. Classes on user
+// class (77) or relay agent (82) need nothing: the program never answers such requests. Arch
+// (93) is the boot variants' key; a vendor class prefix "PXEClient" is what the program tests.
+func kernelFlags(classes []config.Class, mac config.MAC) uint16 {
+	var f uint16
+	for i := range classes {
+		m := &classes[i].Match
+		if !m.MatchesMAC(net.HardwareAddr(mac)) || m.UserClass != "" || m.CircuitID != "" || m.RemoteID != "" {
+			continue
+		}
+		if m.ClientID != "" {
+			f |= bpf.FlagClassClientID
+		}
+		pxeOnly := m.VendorClassPrefix == "PXEClient" && m.VendorClass == ""
+		if (m.VendorClass != "" || m.VendorClassPrefix != "") && !pxeOnly {
+			f |= bpf.FlagClassVendor
+		}
+		if len(m.Arch) > 0 && !pxeOnly {
+			f |= bpf.FlagClassArch
+		}
+	}
+	return f
 }
 
 // fastArea encodes opts as the program copies them (option 53 as OFFER, patched per reply,
@@ -64,23 +105,29 @@ func fastArea(opts []option) ([]byte, bool) {
 var fastArchs = []uint16{0, 6, 7, 9, 10, 11}
 
 // fastBoot renders, per architecture, what firmware PXE of reservation r is told: the same
-// choice and options as the Go path's reply to a PXEClient request.
-func (st *state) fastBoot(r *config.Reservation, sub *config.Subnet, opts []option) []bpf.Boot {
-	b := mergeBoot(&r.Boot, &sub.Boot, &st.conf.Boot, &defaultBoot)
-	var out []bpf.Boot
+// classes, choice and options as the Go path's reply to a PXEClient request. The program
+// tells PXE firmware by the prefix "PXEClient" only; a class that looks further into the
+// vendor class makes kernelFlags send PXE requests up.
+// onRequest are the codes its replies add only when option 55 asks for them.
+func (st *state) fastBoot(r *config.Reservation, sub *config.Subnet) (out []bpf.Boot, onRequest []uint8) {
 	for _, arch := range fastArchs {
-		choice, ok := chooseBoot(firmware{arch: arch, hasArch: true, pxe: true}, b, st.serverIP, st.httpBase)
-		if !ok || choice.file == "" || len(choice.file) >= fileLen {
+		facts := classFacts{mac: net.HardwareAddr(r.MAC), vendor: "PXEClient", hasVendor: true, arch: arch}
+		cls := classesOf(st.conf.Classes, &facts)
+		fw := firmware{arch: arch, hasArch: true, pxe: true, ipxe: cls.ipxe}
+		opts := renderOptions(st.serverIP, sub, r, &cls.options, sub.LeaseTime.D(), nil)
+		var h replyHeader
+		opts, choice, _ := st.bootPart(fw, &cls, sub, r, opts, &h, nil)
+		if choice.file == "" || len(choice.file) >= fileLen {
 			continue
 		}
-		var h replyHeader
-		area, ok := fastArea(appendBoot(append([]option(nil), opts...), &h, choice, nil))
+		area, ok := fastArea(opts)
 		if !ok {
 			continue
 		}
 		out = append(out, bpf.Boot{Arch: arch, NextServer: h.siaddr, File: h.file, Area: area})
+		onRequest = append(onRequest, choice.onRequest()...)
 	}
-	return out
+	return out, onRequest
 }
 
 // FastRelays are the configured relays as the XDP fast path checks them: the same rule as

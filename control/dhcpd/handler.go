@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -122,6 +123,11 @@ func (h *handler) handle(st *state, req *request) (*response, string) {
 		return nil, dropMalformed
 	}
 	fw := classify(m)
+	facts := factsOf(m, req.mac)
+	cls := classesOf(st.conf.Classes, &facts)
+	if cls.ipxe {
+		fw.ipxe = true // a class says iPXE runs already (e.g. user class "Tinkerbell"): no chainload loop
+	}
 	giaddr := ip4(m.GatewayIPAddr)
 	var sub *config.Subnet
 	relayed := giaddr.IsValid() && !giaddr.IsUnspecified()
@@ -136,7 +142,7 @@ func (h *handler) handle(st *state, req *request) (*response, string) {
 		}
 	}
 	if st.conf.Interface.Mode == config.ModeProxy {
-		return h.proxy(st, req, fw)
+		return h.proxy(st, req, fw, &cls)
 	}
 	if req.port != 67 {
 		return nil, dropUnsupported
@@ -157,7 +163,7 @@ func (h *handler) handle(st *state, req *request) (*response, string) {
 	if res == nil && h.standby.Load() {
 		return nil, dropStandby
 	}
-	c := &exchange{h: h, st: st, req: req, fw: fw, sub: sub, res: res, subnet: sub.CIDR.String()}
+	c := &exchange{h: h, st: st, req: req, fw: fw, cls: &cls, sub: sub, res: res, subnet: sub.CIDR.String()}
 	switch mt {
 	case dhcpv4.MessageTypeDiscover:
 		return c.discover()
@@ -179,6 +185,7 @@ type exchange struct {
 	st     *state
 	req    *request
 	fw     firmware
+	cls    *classed
 	sub    *config.Subnet
 	res    *config.Reservation
 	subnet string
@@ -360,39 +367,79 @@ func (c *exchange) reply(mt dhcpv4.MessageType, yiaddr netip.Addr) (*response, s
 	if mt == dhcpv4.MessageTypeAck && !yiaddr.IsValid() {
 		lt = 0 // INFORM: no lease
 	}
-	opts := renderOptions(c.st.serverIP, c.sub, c.res, lt, prl)
+	opts := renderOptions(c.st.serverIP, c.sub, c.res, &c.cls.options, lt, prl)
 	h := replyHeader{xid: m.TransactionID, flags: m.Flags, yiaddr: yiaddr, giaddr: ip4(m.GatewayIPAddr), chaddr: c.req.mac}
 	if mt == dhcpv4.MessageTypeAck { // RFC 2131 table 3: an ACK carries the request's ciaddr
 		h.ciaddr = ip4(m.ClientIPAddr)
 	}
-	if c.fw.netboot() && (c.res == nil || !c.res.NoNetboot()) {
-		boot := c.st.conf.Boot
-		var resBoot *config.Boot
-		if c.res != nil {
-			resBoot = &c.res.Boot
-		}
-		b := mergeBoot(resBoot, &c.sub.Boot, &boot, &defaultBoot)
-		choice, ok := chooseBoot(c.fw, b, c.st.serverIP, c.st.httpBase)
-		c.h.log.Info("boot file chosen", "mac", c.req.mac.String(), "xid", m.TransactionID.String(), "file", choice.file, "ok", ok, "why", choice.reason)
-		if ok {
-			opts = appendBoot(opts, &h, choice, prl)
-		}
-		if c.fw.ipxe {
-			// 175.176 ("no PXE DHCP"): iPXE need not wait ~3 s for a proxyDHCP offer.
-			opts = append(opts, option{175, ipxeNoProxyWait})
-		}
-		r, why := c.st.finish(mt, &h, opts, m)
-		if r != nil {
-			r.bootFile, r.bootReason = choice.file, choice.reason
-			r.hostname = c.hostname()
-		}
-		return r, why
+	opts, choice, netboot := c.st.bootPart(c.fw, c.cls, c.sub, c.res, opts, &h, prl)
+	if netboot {
+		c.h.log.Info("boot file chosen", "mac", c.req.mac.String(), "xid", m.TransactionID.String(), "file", choice.file, "ok", choice.file != "", "why", choice.reason)
 	}
 	r, why := c.st.finish(mt, &h, opts, m)
 	if r != nil {
+		if netboot {
+			r.bootFile, r.bootReason = choice.file, choice.reason
+		}
 		r.hostname = c.hostname()
 	}
 	return r, why
+}
+
+// bootPart adds what a client is told about booting to opts: next server, boot file, 60, 43,
+// 66, 67 (appendBoot) and iPXE's 175. netboot is false when the client is told nothing about
+// booting: not a netboot client and no class gives it a boot file, or a reservation with
+// netboot: false. The Go replies and the fast path's pre-rendered variants both come here.
+func (st *state) bootPart(fw firmware, cls *classed, sub *config.Subnet, res *config.Reservation, opts []option, h *replyHeader, prl map[uint8]bool) ([]option, bootChoice, bool) {
+	if !fw.netboot() && cls.bootFile == "" || res != nil && res.NoNetboot() {
+		return opts, bootChoice{}, false
+	}
+	choice, ok := st.chooseFor(fw, cls, res, sub)
+	if ok {
+		opts = appendBoot(opts, h, choice, prl)
+	} else {
+		choice.file = ""
+	}
+	if fw.ipxe {
+		// 175.176 ("no PXE DHCP"): iPXE need not wait ~3 s for a proxyDHCP offer.
+		opts = append(opts, option{175, ipxeNoProxyWait})
+	}
+	return opts, choice, true
+}
+
+// chooseFor picks the boot file of a client with firmware fw in classes cls: layers reservation →
+// classes → subnet → top level → built-in, and the class's boot file for a client that is not
+// netbooting. Its option 43 is the reservation's, the classes' or netbootd's own.
+func (st *state) chooseFor(fw firmware, cls *classed, res *config.Reservation, sub *config.Subnet) (bootChoice, bool) {
+	var resBoot, subBoot *config.Boot
+	if res != nil {
+		resBoot = &res.Boot
+	}
+	if sub != nil {
+		subBoot = &sub.Boot
+	}
+	b := mergeBoot(resBoot, cls.boot(), subBoot, &st.conf.Boot, &defaultBoot)
+	choice, ok := chooseBoot(fw, b, st.serverIP, st.httpBase)
+	if !ok && cls.bootFile != "" && !fw.netboot() {
+		next := b.NextServer
+		if !next.IsValid() {
+			next = st.serverIP
+		}
+		choice, ok = bootChoice{file: cls.bootFile, nextServer: next, classFile: true, reason: "the boot file of its class"}, true
+	}
+	if len(cls.names) > 0 {
+		choice.reason += " (classes: " + strings.Join(cls.names, ", ") + ")"
+	}
+	choice.vendorOpts = cls.pxeVendor(res)
+	return choice, ok
+}
+
+// onRequest are the boot options appendBoot adds only when option 55 asks for them.
+func (b bootChoice) onRequest() []uint8 {
+	if b.vendorClass == "PXEClient" || b.classFile {
+		return nil
+	}
+	return []uint8{66, 67}
 }
 
 // ipxeNoProxyWait is iPXE's encapsulated option 176 (no-pxedhcp) set to 1, inside option 175.
@@ -431,22 +478,34 @@ func (st *state) finish(mt dhcpv4.MessageType, h *replyHeader, opts []option, m 
 
 // appendBoot adds next-server, boot file and the PXE vendor options. Firmware PXE gets 66 and
 // 67 whether or not it asked (every PXE ROM asks), so its reply does not depend on option 55
-// and the XDP fast path can send it pre-rendered.
+// and the XDP fast path can send it pre-rendered; so does a client that only a class makes
+// boot (it may not know to ask). An option already in opts (a configured
+// custom option, such as a vendor option 43 in hex) replaces netbootd's own: never two.
 func appendBoot(opts []option, h *replyHeader, b bootChoice, prl map[uint8]bool) []option {
 	h.siaddr = b.nextServer
 	h.file = b.file
+	add := func(code uint8, data []byte) {
+		if !slices.ContainsFunc(opts, func(o option) bool { return o.code == code }) {
+			opts = append(opts, option{code, data})
+		}
+	}
 	if b.vendorClass != "" {
-		opts = append(opts, option{60, []byte(b.vendorClass)})
+		add(60, []byte(b.vendorClass))
 	}
 	pxe := b.vendorClass == "PXEClient"
 	if pxe {
-		opts = append(opts, option{43, pxeVendorOptions})
+		v := b.vendorOpts
+		if v == nil {
+			v = config.DefaultPXEVendor
+		}
+		add(43, v)
 	}
-	if pxe || prl[66] {
-		opts = append(opts, option{66, []byte(b.nextServer.String())})
+	always := pxe || b.classFile
+	if always || prl[66] {
+		add(66, []byte(b.nextServer.String()))
 	}
-	if pxe || prl[67] || len(b.file) >= fileLen {
-		opts = append(opts, option{67, []byte(b.file)})
+	if always || prl[67] || len(b.file) >= fileLen {
+		add(67, []byte(b.file))
 	}
 	return opts
 }
@@ -468,9 +527,9 @@ func appendRelayInfo(opts []option, m *dhcpv4.DHCPv4) []option {
 }
 
 // proxy answers PXE clients with boot information only (proxyDHCP): no address, no lease.
-func (h *handler) proxy(st *state, req *request, fw firmware) (*response, string) {
+func (h *handler) proxy(st *state, req *request, fw firmware, cls *classed) (*response, string) {
 	m := req.msg
-	if !fw.netboot() {
+	if !fw.netboot() && cls.bootFile == "" {
 		return nil, dropNotPXE
 	}
 	mt := m.MessageType()
@@ -485,16 +544,7 @@ func (h *handler) proxy(st *state, req *request, fw firmware) (*response, string
 	default:
 		return nil, dropUnsupported
 	}
-	var res *config.Boot
-	if r := st.reserved[string(req.mac)]; r != nil {
-		res = &r.Boot
-	}
-	var sb *config.Boot
-	if st.local != nil {
-		sb = &st.local.Boot
-	}
-	b := mergeBoot(res, sb, &st.conf.Boot, &defaultBoot)
-	choice, ok := chooseBoot(fw, b, st.serverIP, st.httpBase)
+	choice, ok := st.chooseFor(fw, cls, st.reserved[string(req.mac)], st.local)
 	h.log.Info("proxyDHCP boot file chosen", "mac", req.mac.String(), "xid", m.TransactionID.String(), "file", choice.file, "ok", ok, "why", choice.reason)
 	if !ok {
 		return nil, dropNotPXE

@@ -9,9 +9,10 @@ import (
 )
 
 // renderOptions builds a client's options in reply order, for one subnet and (maybe) one
-// reservation. It is the one renderer: the Go replies use it, and so will the XDP maps, so both
-// paths send the same bytes. requested is option 55 (nil: none sent).
-func renderOptions(serverIP netip.Addr, sub *config.Subnet, res *config.Reservation, lease time.Duration, requested map[uint8]bool) []option {
+// reservation, with the options of the client's classes (nil: none) between the two. It is the
+// one renderer: the Go replies use it, and so do the XDP maps, so both paths send the same
+// bytes. requested is option 55 (nil: none sent).
+func renderOptions(serverIP netip.Addr, sub *config.Subnet, res *config.Reservation, classes *config.Options, lease time.Duration, requested map[uint8]bool) []option {
 	opts := make([]option, 0, 16)
 	add := func(code uint8, data []byte) {
 		if len(data) > 0 {
@@ -30,6 +31,9 @@ func renderOptions(serverIP netip.Addr, sub *config.Subnet, res *config.Reservat
 		o = sub.Options
 		mask := netipMask(sub.CIDR)
 		add(1, mask[:])
+	}
+	if classes != nil {
+		o = mergeOptions(*classes, o)
 	}
 	if res != nil {
 		o = mergeOptions(res.Options, o)
