@@ -105,7 +105,7 @@ func TestClassCustomOption43OnceOnTheWire(t *testing.T) {
 	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", classRackConfig, "", "--xdp", "native", "--pin-dir", pins)
 	want := []byte{6, 1, 3, 10, 4, 0, 'P', 'X', 'E', 255}
 	for _, tc := range []struct{ mac, ip string }{
-		{"02:00:00:00:02:01", "10.10.0.1"}, // pool: the Go path
+		{"02:00:00:00:02:01", "10.10.0.1"},  // pool: the Go path
 		{"02:00:00:00:02:0a", "10.10.0.13"}, // reserved: the XDP program
 	} {
 		t.Run(tc.mac, func(t *testing.T) {
