@@ -14,6 +14,10 @@
 // architecture for PXE firmware (the same options plus 60, 43, 66 and 67, with next-server and
 // the boot file), so the program only copies bytes, fixes the headers and computes the fixed
 // part of the checksums.
+//
+// Client classes are applied by the control plane when it renders those areas (per MAC prefix,
+// per architecture, and ARCH_PLAIN for a plain client a class gives a boot file); requests a
+// class could match on what this program does not read go up (enum res_flags, C_PASS_CLASS).
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
