@@ -187,9 +187,9 @@ func (k kubeFlags) on() bool { return k.Kubeconfig != "" || k.InCluster }
 type daemon struct {
 	cfg       daemonConfig
 	log       *slog.Logger
-	machines  *machines.Store // every machine's boot timeline
-	leases    *lease.Store    // nil in proxy mode and with DHCP off: no addresses, no store
-	dhcp      *dhcpd.Server   // nil with DHCP off (dhcp.enabled: false)
+	machines  *machines.Store    // every machine's boot timeline
+	leases    *lease.Store       // nil in proxy mode and with DHCP off: no addresses, no store
+	dhcp      *dhcpd.Server      // nil with DHCP off (dhcp.enabled: false)
 	fast      *bpf.FastPath      // nil with --xdp off, in proxy mode and with DHCP off
 	tftp      *tftp.Server       // nil when disabled
 	ra        *ra.Responder      // nil unless interface.ipv6_ra
@@ -296,7 +296,6 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 	}
 	return d, nil
 }
-
 
 // startDHCP opens the lease store, binds the DHCP sockets and attaches the XDP fast path.
 func (d *daemon) startDHCP(reg *prometheus.Registry) (err error) {
