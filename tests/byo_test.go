@@ -65,14 +65,6 @@ func (r *rack) onLink(t *testing.T, mac, addr string) *netns.NS {
 	return c
 }
 
-// machine fetches one machine's timeline from d's management API.
-func (d *daemon) machine(mac string) machines.Machine {
-	d.t.Helper()
-	var m machines.Machine
-	d.getJSON("/api/v1/machines/"+mac, &m)
-	return m
-}
-
 // waitMachine waits until mac's timeline satisfies ok and returns it.
 func (d *daemon) waitMachine(mac string, ok func(machines.Machine) bool) machines.Machine {
 	d.t.Helper()
