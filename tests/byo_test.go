@@ -404,3 +404,40 @@ func TestBYOBaseURLBehindNAT(t *testing.T) {
 		t.Errorf("booted through the port-forward:\n%s", describe(m))
 	}
 }
+
+// In proxy mode netbootd gives no addresses: a machine that got its address from the network's
+// DHCP server (dnsmasq here) and has no reservation used to get 403 for its script. The neighbour
+// table now recognises it; a host claiming its MAC still gets 403.
+func TestBYOProxyModeScriptByNeighbour(t *testing.T) {
+	r := newRack(t)
+	other := netns.New(t, "nbd")
+	netns.Veth(t, other, "eth0", "10.10.0.2/24", r.lan, "dhp", "")
+	r.lan.Enslave(t, "dhp", "br0")
+	dnsmasq := other.Cmd(t, "dnsmasq", "--no-daemon", "--port=0", "--interface=eth0", "--bind-interfaces",
+		"--dhcp-range=10.10.0.100,10.10.0.150,255.255.255.0,1h", "--dhcp-leasefile="+t.TempDir()+"/leases",
+		"--no-ping", "--pid-file=")
+	if err := dnsmasq.Start(); err != nil {
+		t.Fatal(err)
+	}
+	const conf = `
+interface: {mode: proxy}
+profiles: [{name: p, script: "#!ipxe\necho SECRET-{{.MAC}}\nexit"}]
+groups: [{name: all, profile: p}]
+`
+	startNetbootd(t, r.server, "sv0", "10.10.0.1", conf, "", goPath...)
+
+	machine := r.client(t, "02:00:00:00:d0:01")
+	attacker := r.client(t, "02:00:00:00:d0:66")
+	for _, c := range []*netns.NS{machine, attacker} {
+		if got := udhcpcOnce(t, c); got["serverid"] != "10.10.0.2" {
+			t.Fatalf("address from %s, want dnsmasq", got["serverid"])
+		}
+	}
+	const url = "http://10.10.0.1:8080/ipxe/script?mac=02-00-00-00-d0-01"
+	if code, body := fetch(t, machine, url); code != 200 || !strings.Contains(body, "SECRET-02:00:00:00:d0:01") {
+		t.Errorf("the machine's own script in proxy mode = %d:\n%s", code, body)
+	}
+	if code, body := fetch(t, attacker, url); code != 403 || body != "" {
+		t.Errorf("another host claiming the MAC = %d %q, want 403 and nothing", code, body)
+	}
+}
