@@ -29,6 +29,7 @@ interface: {server_ip: 10.10.0.1}
 dhcp: {enabled: false}
 http: {assets: %[1]s}
 tftp: {root: %[1]s}
+syslog: {listen: "10.10.0.1:514"}
 reservations:
   - {mac: "02:00:00:00:b0:01", ip: 10.10.0.21, hostname: byo1, labels: {role: worker}}
   - {mac: "02:00:00:00:b0:02", hostname: byo2, labels: {role: worker}}
@@ -189,6 +190,9 @@ func TestBYODHCPOff(t *testing.T) {
 			t.Errorf("a DHCP event with DHCP off: %+v", e)
 		}
 	}
+	// Its syslog lands there too: the address it fetched from is its own.
+	c1.Run(t, "logger", "-n", "10.10.0.1", "-P", "514", "--udp", "--rfc3164", "-t", "installer", "-p", "user.info", "byo syslog line")
+	d.waitMachine("02:00:00:00:b0:01", func(m machines.Machine) bool { return hasEvent(m, "syslog", "", "byo syslog line") })
 }
 
 // walk fetches what a machine's script names, as iPXE and the booted system would: the kernel
