@@ -169,6 +169,10 @@ func TestBYODHCPOff(t *testing.T) {
 	if b, err := os.ReadFile(local); err != nil || string(b) != strings.Repeat("LOADER", 4096) {
 		t.Errorf("tftp fetched %d bytes (%v), not loader.efi", len(b), err)
 	}
+	// Its first request opens its timeline, at its address (the neighbour table's).
+	d.waitMachine("02:00:00:00:b0:01", func(m machines.Machine) bool {
+		return m.IP == "10.10.0.21" && hasEvent(m, "tftp", machines.PhaseTFTP, "loader.efi")
+	})
 	code, script := fetch(t, c1, "http://10.10.0.1:8080/auto.ipxe")
 	if code != 200 || !strings.Contains(script, "join=SECRET-byo1") || !strings.Contains(script, "kernel http://10.10.0.1:8080/assets/vmlinuz") {
 		t.Fatalf("auto.ipxe for byo1 = %d:\n%s", code, script)

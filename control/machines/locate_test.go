@@ -21,7 +21,7 @@ func TestLocate(t *testing.T) {
 	s := New(0, nil)
 	leased, other := mac("52:54:00:00:00:01"), mac("52:54:00:00:00:02")
 	s.DHCP(leased, netip.MustParseAddr("10.0.0.11"), true, Event{Source: "dhcp"})
-	s.Begin(other)
+	s.Begin(other, netip.Addr{})
 
 	// No neighbour table: the address DHCP gave.
 	if got, how, ok := s.Locate(netip.MustParseAddr("10.0.0.11")); !ok || got.String() != leased.String() || how != AtLease {
@@ -52,5 +52,11 @@ func TestLocate(t *testing.T) {
 	}
 	if _, _, ok := s.Locate(netip.MustParseAddr("10.0.0.99")); ok {
 		t.Error("Locate found a machine at an address nobody has")
+	}
+	// Begin at an address: the machine's first request (TFTP with DHCP off) gives it its address.
+	first := mac("02:00:00:00:00:77")
+	s.Begin(first, netip.MustParseAddr("10.0.0.77"))
+	if got, ok := s.ByIP(netip.MustParseAddr("10.0.0.77")); !ok || got.String() != first.String() {
+		t.Errorf("ByIP after Begin at 10.0.0.77 = %v %v", got, ok)
 	}
 }
