@@ -317,6 +317,8 @@ profiles:
     user_data: |
       #cloud-config
       password: SECRET-{{.Hostname}}
+      phone_home: {url: "{{.BootedURL}}", post: all}
+      bootcmd: ["curl -fsS {{.AssetsURL}}/initrd.gz -o /dev/null"]
 groups:
   - {name: workers, profile: worker, selector: {labels: {role: worker}}}
 `
@@ -404,8 +406,12 @@ func TestBYOBaseURLBehindNAT(t *testing.T) {
 			t.Errorf("the script lacks %s%s:\n%s", public, kind, script)
 		}
 	}
-	if strings.Contains(script+chain, "10.10.0.1") {
-		t.Errorf("a URL names the private listener 10.10.0.1:\n%s\n%s", chain, script)
+	code, userData := fetch(t, client, public+"/configs/user-data")
+	if code != 200 || !strings.Contains(userData, `url: "`+public+"/booted/02-00-00-00-c0-01/") || !strings.Contains(userData, "curl -fsS "+public+"/assets/initrd.gz") {
+		t.Errorf("user-data through the port-forward = %d, want its URLs under %s:\n%s", code, public, userData)
+	}
+	if strings.Contains(script+chain+userData, "10.10.0.1") {
+		t.Errorf("a URL names the private listener 10.10.0.1:\n%s\n%s\n%s", chain, script, userData)
 	}
 	m := d.waitMachine("02:00:00:00:c0:01", func(m machines.Machine) bool { return m.Phase == machines.PhaseBooted })
 	if !hasEvent(m, "callback", machines.PhaseBooted, "from 10.30.0.21") {
