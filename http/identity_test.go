@@ -62,6 +62,10 @@ func TestAutoIPXEByNeighbor(t *testing.T) {
 	if r := node01.get(t, "/auto.ipxe?mac=zz"); r.code != 400 || !strings.HasPrefix(r.body, "#!ipxe\n") {
 		t.Errorf("bad ?mac=: %d\n%s", r.code, r.body)
 	}
+	// The boot listener's only.
+	if r := e.management().get(t, "/auto.ipxe"); r.code != 404 {
+		t.Errorf("management listener: GET /auto.ipxe = %d, want 404", r.code)
+	}
 }
 
 // The neighbour table overrides the address DHCP once gave: a host now at that address with
