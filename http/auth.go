@@ -4,21 +4,19 @@ import (
 	"bytes"
 	"net"
 	nethttp "net/http"
+	"net/netip"
 
+	"github.com/netbootd/netbootd/control/machines"
 	"github.com/netbootd/netbootd/control/profile"
 )
 
-// owner says how r proves it comes from mac's own machine: from the address netbootd reserved
-// or leased for it (Hegel's rule), or with a token netbootd signed for it and put into its
-// script. ok is false for anyone else.
+// owner says how r proves it comes from mac's own machine: from the address where netbootd
+// finds that machine (locate: the kernel's neighbour table for an on-link client, the address
+// DHCP gave it, its reservation's ip; Hegel's rule), or with a token netbootd signed for it and
+// put into its script. ok is false for anyone else: a MAC a request names is never proof.
 func (s *Server) owner(r *nethttp.Request, mac net.HardwareAddr, token string) (how string, ok bool) {
-	if ip := remoteIP(r); ip.IsValid() {
-		if res, ok := s.profiles.Load().Reserved(mac); ok && res == ip {
-			return "reserved address", true
-		}
-		if at, ok := s.byAddr(ip); ok && bytes.Equal(at, mac) {
-			return "leased address", true
-		}
+	if at, how, ok := s.locate(remoteIP(r)); ok && bytes.Equal(at, mac) {
+		return how, true
 	}
 	if token != "" && s.deps.Tokens != nil && s.deps.Tokens.Verify(mac, token) {
 		return "token", true
@@ -26,8 +24,48 @@ func (s *Server) owner(r *nethttp.Request, mac net.HardwareAddr, token string) (
 	return "", false
 }
 
+// locate finds the machine at ip: first who the kernel sees on the wire there (an on-link
+// client's neighbour entry on the boot interface; it overrides the others, so an address taken
+// over by another MAC is that MAC's), then the address DHCP last gave, then a reservation's ip.
+func (s *Server) locate(ip netip.Addr) (mac net.HardwareAddr, how string, ok bool) {
+	if !ip.IsValid() {
+		return nil, "", false
+	}
+	if s.deps.Machines != nil {
+		if mac, how, ok := s.deps.Machines.Locate(ip); ok {
+			return mac, how, true
+		}
+	}
+	if mac, ok := s.profiles.Load().ReservedAt(ip); ok {
+		return mac, "reserved address", true
+	}
+	return nil, "", false
+}
+
+// MachineAt is the machine at ip (locate), for attributing what it fetched (TFTP, assets). A
+// reserved machine without a timeline gets one: with DHCP off, its first request opens it.
+func (s *Server) MachineAt(ip netip.Addr) (net.HardwareAddr, bool) {
+	mac, _, ok := s.locate(ip)
+	if ok {
+		s.begin(mac)
+	}
+	return mac, ok
+}
+
+// begin opens mac's timeline if the inventory knows it (a reservation). A machine found only by
+// the neighbour table and unknown to the inventory is served but gets no timeline: MACs nobody
+// configured must not grow the store or evict real machines.
+func (s *Server) begin(mac net.HardwareAddr) {
+	if s.deps.Machines == nil {
+		return
+	}
+	if _, reserved := s.profiles.Load().Reserved(mac); reserved {
+		s.deps.Machines.Begin(mac)
+	}
+}
+
 // allow answers 403 with no content, and reports false, unless r comes from mac's own machine.
-// A machine allowed in has a timeline: it is reserved, leased or was given a token.
+// A machine allowed in has a timeline if it is reserved, leased or was given a token.
 func (s *Server) allow(w *recorder, r *nethttp.Request, mac net.HardwareAddr, token, what string) bool {
 	how, ok := s.owner(r, mac, token)
 	if !ok {
@@ -38,8 +76,10 @@ func (s *Server) allow(w *recorder, r *nethttp.Request, mac net.HardwareAddr, to
 		return false
 	}
 	s.log.Debug("machine's own request", "what", what, "mac", mac.String(), "peer", r.RemoteAddr, "by", how)
-	if s.deps.Machines != nil {
-		s.deps.Machines.Begin(mac)
+	if how == machines.AtNeighbor {
+		s.begin(mac)
+	} else if s.deps.Machines != nil {
+		s.deps.Machines.Begin(mac) // reserved, leased, or a token netbootd gave it
 	}
 	return true
 }
