@@ -3,6 +3,9 @@
 # and prints the directory (ipxe.efi, snponly.efi, undionly.kpxe, ipxe.pxe):
 #   scripts/ipxe-fetch.sh                 # -> /var/cache/netbootd-test/ipxe-<debian version>
 #   IPXE_CACHE=/some/dir scripts/ipxe-fetch.sh
+# With USER_CLASS and OUT (make ipxe USER_CLASS=Tinkerbell IPXE_OUT=DIR), it also fills OUT with
+# those binaries and an autoexec.ipxe that asks DHCP again with that user class and chains the
+# boot file the answer names: point netbootd's tftp.root at OUT.
 #
 # Why: behind your own DHCP server, a rule such as `user-class == "Tinkerbell" -> /auto.ipxe`
 # needs an iPXE that asks with that user class. Debian 12's ipxe (1.0.0+git-20190125) has no
@@ -64,5 +67,16 @@ if [ ! -s "$out/ipxe.efi" ]; then
   echo "$ver" >"$tmp/out/VERSION"
   rm -rf "$out" && mv "$tmp/out" "$out"
   echo "ipxe-fetch: ipxe $ver from $suite into $out in $(( ($(date +%s%N) - start) / 1000000 )) ms" >&2
+fi
+if [ -n "${OUT:-}" ]; then
+  [ -n "${USER_CLASS:-}" ] || { echo "ipxe-fetch: OUT needs USER_CLASS" >&2; exit 1; }
+  [[ "$USER_CLASS" =~ ^[A-Za-z0-9._:-]+$ ]] || { echo "ipxe-fetch: USER_CLASS may hold only letters, digits and ._:-" >&2; exit 1; }
+  mkdir -p "$OUT"
+  cp "$out"/ipxe.efi "$out"/snponly.efi "$out"/undionly.kpxe "$out"/ipxe.pxe "$OUT/"
+  # iPXE runs this before its own DHCP: the user class must be set before the request that
+  # the external server classifies.
+  printf '#!ipxe\nset user-class %s\ndhcp\nchain ${filename}\n' "$USER_CLASS" >"$OUT/autoexec.ipxe.tmp"
+  mv "$OUT/autoexec.ipxe.tmp" "$OUT/autoexec.ipxe"
+  echo "ipxe-fetch: $OUT: iPXE $ver with autoexec.ipxe for user class $USER_CLASS" >&2
 fi
 echo "$out"

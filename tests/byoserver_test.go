@@ -32,17 +32,18 @@ const (
 	byoUserClass  = "Tinkerbell"
 )
 
-// byoConfig is netbootd behind another DHCP server: DHCP off, the iPXE from scripts/ipxe-fetch.sh
-// (%[2]s) and autoexec.ipxe in the TFTP root (%[3]s), the machine reserved so that its address
+// byoServerConfig is netbootd behind another DHCP server: DHCP off, the TFTP root (%[2]s) filled by
+// `scripts/ipxe-fetch.sh` with USER_CLASS and OUT (as `make ipxe` does: iPXE binaries and an
+// autoexec.ipxe that asks again with the user class), the machine reserved so that its address
 // names it, and the test payload as its profile.
-const byoConfig = `
+const byoServerConfig = `
 dhcp: {enabled: false}
 http: {assets: %[1]s, base_url: "` + byoBase + `"}
-tftp: {ipxe_dir: %[2]s, root: %[3]s}
+tftp: {root: %[2]s}
 subnets:
   - cidr: 10.10.0.0/24
 reservations:
-  - {mac: "%[4]s", ip: %[5]s, hostname: %[6]s, labels: {role: worker}}
+  - {mac: "%[3]s", ip: %[4]s, hostname: %[5]s, labels: {role: worker}}
 profiles:
   - name: payload
     kernel: vmlinuz
@@ -50,14 +51,6 @@ profiles:
     args: "console=ttyS0 panic=-1 netbootd.host={{.Hostname}} netbootd.booted={{.BootedURL}}"
 groups:
   - {name: workers, profile: payload, selector: {labels: {role: worker}}}
-`
-
-// autoexecScript is what the user-class iPXE runs (docs/byo-*.md): Debian 13's ipxe.efi fetches
-// autoexec.ipxe from the TFTP server it was loaded from, before it asks DHCP itself.
-const autoexecScript = `#!ipxe
-set user-class ` + byoUserClass + `
-dhcp
-chain ${filename}
 `
 
 // byoMachine is the VM of one scenario and its reservation in the external server and netbootd.
@@ -76,18 +69,17 @@ type byoLab struct {
 	tftpRoot      string
 }
 
-// ipxeDir fetches (once per machine, cached) the iPXE that runs autoexec.ipxe.
-func ipxeDir(t *testing.T) string {
+// ipxeRoot fills a new directory as `make ipxe USER_CLASS=Tinkerbell IPXE_OUT=DIR` does: Debian
+// 13's iPXE binaries (fetched once per machine into a cache) and autoexec.ipxe.
+func ipxeRoot(t *testing.T) string {
 	t.Helper()
-	out, err := exec.Command("bash", "../scripts/ipxe-fetch.sh").Output()
-	if err != nil {
-		var stderr string
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("scripts/ipxe-fetch.sh: %v\n%s", err, stderr)
+	dir := t.TempDir()
+	cmd := exec.Command("bash", "../scripts/ipxe-fetch.sh")
+	cmd.Env = append(os.Environ(), "OUT="+dir, "USER_CLASS="+byoUserClass)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("scripts/ipxe-fetch.sh: %v\n%s", err, out)
 	}
-	return strings.TrimSpace(string(out))
+	return dir
 }
 
 // newBYOLab builds the lab, starts capturing DHCP on the bridge and starts netbootd with its DHCP
@@ -106,11 +98,8 @@ func newBYOLab(t *testing.T, m byoMachine) *byoLab {
 	l.capture = filepath.Join(t.TempDir(), "dhcp.pcap")
 	l.stopCapture = captureDHCP(t, l.lan, "svp", l.capture)
 
-	l.tftpRoot = t.TempDir()
-	if err := os.WriteFile(filepath.Join(l.tftpRoot, "autoexec.ipxe"), []byte(autoexecScript), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := fmt.Sprintf(byoConfig, bootAssets(t), ipxeDir(t), l.tftpRoot, m.mac, m.ip, m.name)
+	l.tftpRoot = ipxeRoot(t)
+	cfg := fmt.Sprintf(byoServerConfig, bootAssets(t), l.tftpRoot, m.mac, m.ip, m.name)
 	l.d = startNetbootd(t, l.nb, "sv0", byoNetbootdIP, cfg, "", "--xdp", "off")
 	return l
 }
@@ -393,12 +382,12 @@ func TestBYOServerISCChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := os.ReadFile(filepath.Join(ipxeDir(t), "undionly.kpxe"))
+	want, err := os.ReadFile(filepath.Join(l.tftpRoot, "undionly.kpxe"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(fetched) != string(want) {
-		t.Errorf("TFTP undionly.kpxe: %d bytes, not the %d of the configured ipxe_dir's", len(fetched), len(want))
+		t.Errorf("TFTP undionly.kpxe: %d bytes, not the %d of the TFTP root's", len(fetched), len(want))
 	}
 }
 
