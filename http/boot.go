@@ -71,7 +71,7 @@ func (s *Server) auto(w *recorder, r *nethttp.Request) {
 	if !ok {
 		s.log.Info("auto.ipxe: no machine known at this address", "peer", r.RemoteAddr)
 		writeScript(w, nethttp.StatusOK, "#!ipxe\necho "+ipxeText("netbootd: no machine known at "+ip.String()+
-			": reserve its MAC (with its ip) or chain /auto.ipxe?mac=${net0/mac}")+"\nsleep 10\nexit 1\n")
+			": reserve its MAC (with the ip its DHCP server gives it)")+"\nsleep 10\nexit 1\n")
 		return
 	}
 	s.machineScript(w, r, mac, "GET /auto.ipxe")

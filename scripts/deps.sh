@@ -13,6 +13,7 @@ pkgs=(
   dhcpcd-base                  # dhcpcd: a client identifier from a DUID (RFC 4361); no service
   clang llvm libbpf-dev        # only for `make generate`; bpf2go output is committed
   atftp tftp-hpa tftpd-hpa ipxe
+  nftables                     # nft: the port-forward (DNAT) router of tests/byo_test.go; its service stays off
   qemu-system-x86 ovmf ipxe-qemu cpio xz-utils   # tests/qemu: VMs that boot over the network
   prometheus                   # prometheus and promtool: tests/prometheus_test.go, deploy/monitoring
   etcd-server                  # etcd for tests/kube (with scripts/kube-tools/build.sh); its service is not needed

@@ -374,6 +374,9 @@ func (c *Config) validateReservations(bad report) {
 		}
 		c.validateOptions(&r.Options, r.Line, f+".options", bad)
 		c.validateBoot(&r.Boot, r.Line, f+".boot", bad)
+		if !r.IP.IsValid() && !c.DHCP.On() {
+			continue // another server gives its address: netbootd finds it by MAC (the neighbour table)
+		}
 		if !r.IP.IsValid() || !r.IP.Is4() {
 			bad(r.Line, f+".ip", "missing or not IPv4")
 			continue
