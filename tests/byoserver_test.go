@@ -222,7 +222,12 @@ func bootBYO(t *testing.T, l *byoLab, m byoMachine, tftpFile, script string, tim
 	if got.Phase != "booted" || got.Booted.IsZero() {
 		t.Errorf("%s not booted:\n%s", m.mac, describe(got))
 	}
-	t.Logf("timeline:\n%s", describe(got))
+	// What the operator sees (docs/byo-*.md show this output).
+	out, err := l.nb.Exec(netbootdBin(t), "machines", m.mac, "--server", l.d.mgmtAddr)
+	if err != nil || !strings.Contains(out, "booted in") || !strings.Contains(out, "GET /booted") {
+		t.Errorf("netbootd machines %s: %v\n%s", m.mac, err, out)
+	}
+	t.Logf("netbootd machines %s:\n%s", m.mac, out)
 
 	// netbootd never sent DHCP: its counters, and what crossed the bridge.
 	for _, metric := range []string{"netbootd_dhcp_replies_total", "netbootd_xdp_packets_total"} {
