@@ -3,6 +3,7 @@
 # and prints the directory (ipxe.efi, snponly.efi, undionly.kpxe, ipxe.pxe):
 #   scripts/ipxe-fetch.sh                 # -> /var/cache/netbootd-test/ipxe-<debian version>
 #   IPXE_CACHE=/some/dir scripts/ipxe-fetch.sh
+#   IPXE_REFRESH=1 scripts/ipxe-fetch.sh  # look up the archive's current version, not the cached one
 # With USER_CLASS and OUT (make ipxe USER_CLASS=Tinkerbell IPXE_OUT=DIR), it also fills OUT with
 # those binaries and an autoexec.ipxe that asks DHCP again with that user class and chains the
 # boot file the answer names: point netbootd's tftp.root at OUT.
@@ -46,7 +47,14 @@ apt_opts=(-q -o "Dir::Etc::SourceList=/dev/null" -o "Dir::Etc::SourceParts=$apt_
   -o "Acquire::Languages=none")
 
 version() { apt-cache "${apt_opts[@]}" policy ipxe 2>/dev/null | awk '$1=="Candidate:" {print $2}'; }
-ver=$(version)
+# A version already unpacked is used as it is (reading the lists alone takes seconds); with
+# IPXE_REFRESH=1 the archive's current version is looked up.
+ver=
+if [ -z "${IPXE_REFRESH:-}" ]; then
+  cached=$(ls -d "$dir"/ipxe-*/ 2>/dev/null | sort -V | tail -n1)
+  [ -n "$cached" ] && [ -s "$cached/VERSION" ] && [ -s "$cached/ipxe.efi" ] && ver=$(cat "$cached/VERSION")
+fi
+[ -n "$ver" ] || ver=$(version)
 if [ -z "$ver" ] || [ "$ver" = "(none)" ]; then
   apt-get "${apt_opts[@]}" update >/dev/null
   ver=$(version)
@@ -56,7 +64,12 @@ out="$dir/ipxe-${ver//[^A-Za-z0-9.+_-]/_}"
 if [ ! -s "$out/ipxe.efi" ]; then
   start=$(date +%s%N) tmp=$(mktemp -d "$dir/ipxe.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
-  (cd "$tmp" && apt-get "${apt_opts[@]}" download "ipxe=$ver" >/dev/null)
+  if ! (cd "$tmp" && apt-get "${apt_opts[@]}" download "ipxe=$ver" >/dev/null 2>&1); then
+    # The lists are older than the archive (the version moved on): refresh them once.
+    apt-get "${apt_opts[@]}" update >/dev/null
+    ver=$(version) out="$dir/ipxe-${ver//[^A-Za-z0-9.+_-]/_}"
+    (cd "$tmp" && apt-get "${apt_opts[@]}" download "ipxe=$ver" >/dev/null)
+  fi
   dpkg-deb -x "$tmp"/ipxe_*.deb "$tmp/x"
   mkdir -p "$tmp/out"
   # ipxe.efi is a symlink to ipxe-amd64.efi in the package: copy the file itself.
