@@ -100,7 +100,12 @@ func newBYOLab(t *testing.T, m byoMachine) *byoLab {
 
 	l.tftpRoot = ipxeRoot(t)
 	cfg := fmt.Sprintf(byoServerConfig, bootAssets(t), l.tftpRoot, m.mac, m.ip, m.name)
-	l.d = startNetbootd(t, l.nb, "sv0", byoNetbootdIP, cfg, "", "--xdp", "off")
+	// The default --xdp auto: with DHCP off netbootd must attach nothing. Its own pin directory,
+	// so that nothing it does there can touch another test's pins.
+	l.d = startNetbootd(t, l.nb, "sv0", byoNetbootdIP, cfg, "", "--pin-dir", t.TempDir())
+	if out := l.nb.Run(t, "ip", "-d", "link", "show", "dev", "sv0"); strings.Contains(out, "xdp") {
+		t.Errorf("netbootd attached an XDP program with DHCP off:\n%s", out)
+	}
 	return l
 }
 
