@@ -280,6 +280,7 @@ func startDaemon(t *testing.T, ns *netns.NS, env []string, name string, args ...
 
 // dnsmasq, as Tinkerbell's "bring your own DHCP" documentation configures it (docs/byo-dnsmasq.md).
 func TestBYOServerDnsmasq(t *testing.T) {
+	t.Parallel() // each lab is its own namespaces: the four VMs boot at once
 	m := byoMachine{name: "uefi-dnsmasq", mac: "52:54:00:00:20:01", ip: "10.10.0.21", fw: qemu.UEFI}
 	l := newBYOLab(t, m)
 	dir := t.TempDir()
@@ -312,6 +313,7 @@ func writeFile(t *testing.T, path, body string) {
 
 // Kea: client classes on option 77, as Kea users write them (docs/byo-kea.md).
 func TestBYOServerKea(t *testing.T) {
+	t.Parallel() // each lab is its own namespaces: the four VMs boot at once
 	m := byoMachine{name: "uefi-kea", mac: "52:54:00:00:20:02", ip: "10.10.0.22", fw: qemu.UEFI}
 	l := newBYOLab(t, m)
 	dir := t.TempDir()
@@ -348,6 +350,7 @@ const keaConf = `{"Dhcp4": {
 
 // ISC dhcpd: the user-class rule for an iPXE that says "Tinkerbell" (docs/byo-isc-dhcpd.md).
 func TestBYOServerISC(t *testing.T) {
+	t.Parallel() // each lab is its own namespaces: the four VMs boot at once
 	m := byoMachine{name: "uefi-isc", mac: "52:54:00:00:20:03", ip: "10.10.0.23", fw: qemu.UEFI}
 	rule := fmt.Sprintf(`if exists user-class and option user-class = "Tinkerbell" {
     filename "%s/auto.ipxe";
@@ -365,6 +368,7 @@ func TestBYOServerISC(t *testing.T) {
 // the second is shown by a plain DHCP client (dhclient) that gets undionly.kpxe and fetches it
 // from netbootd with atftp.
 func TestBYOServerISCChain(t *testing.T) {
+	t.Parallel() // each lab is its own namespaces: the four VMs boot at once
 	m := byoMachine{name: "bios-isc", mac: "52:54:00:00:20:04", ip: "10.10.0.24", fw: qemu.BIOS}
 	rule := fmt.Sprintf(`if exists user-class and option user-class = "iPXE" {
     filename "%s/ipxe/boot.ipxe";
