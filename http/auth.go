@@ -10,6 +10,9 @@ import (
 	"github.com/netbootd/netbootd/control/profile"
 )
 
+// byToken is how a request with a valid token proves its machine (owner).
+const byToken = "token"
+
 // owner says how r proves it comes from mac's own machine: from the address where netbootd
 // finds that machine (locate: the kernel's neighbour table for an on-link client, the address
 // DHCP gave it, its reservation's ip; Hegel's rule), or with a token netbootd signed for it and
@@ -19,7 +22,7 @@ func (s *Server) owner(r *nethttp.Request, mac net.HardwareAddr, token string) (
 		return how, true
 	}
 	if token != "" && s.deps.Tokens != nil && s.deps.Tokens.Verify(mac, token) {
-		return "token", true
+		return byToken, true
 	}
 	return "", false
 }
@@ -45,23 +48,30 @@ func (s *Server) locate(ip netip.Addr) (mac net.HardwareAddr, how string, ok boo
 // MachineAt is the machine at ip (locate), for attributing what it fetched (TFTP, assets). A
 // reserved machine without a timeline gets one: with DHCP off, its first request opens it.
 func (s *Server) MachineAt(ip netip.Addr) (net.HardwareAddr, bool) {
-	mac, _, ok := s.locate(ip)
+	mac, how, ok := s.locate(ip)
 	if ok {
-		s.begin(mac)
+		s.begin(mac, ip, how)
 	}
 	return mac, ok
 }
 
-// begin opens mac's timeline if the inventory knows it (a reservation). A machine found only by
-// the neighbour table and unknown to the inventory is served but gets no timeline: MACs nobody
-// configured must not grow the store or evict real machines.
-func (s *Server) begin(mac net.HardwareAddr) {
+// begin makes sure mac has a timeline, with at as its address when locate found it there (how).
+// A machine found only by the neighbour table gets one only if a reservation names it: MACs
+// nobody configured must not grow the store or evict real machines. A token proves the machine,
+// not its address.
+func (s *Server) begin(mac net.HardwareAddr, at netip.Addr, how string) {
 	if s.deps.Machines == nil {
 		return
 	}
-	if _, reserved := s.profiles.Load().Reserved(mac); reserved {
-		s.deps.Machines.Begin(mac)
+	if how == machines.AtNeighbor {
+		if _, reserved := s.profiles.Load().Reserved(mac); !reserved {
+			return
+		}
 	}
+	if how == byToken {
+		at = netip.Addr{}
+	}
+	s.deps.Machines.Begin(mac, at)
 }
 
 // allow answers 403 with no content, and reports false, unless r comes from mac's own machine.
@@ -76,11 +86,7 @@ func (s *Server) allow(w *recorder, r *nethttp.Request, mac net.HardwareAddr, to
 		return false
 	}
 	s.log.Debug("machine's own request", "what", what, "mac", mac.String(), "peer", r.RemoteAddr, "by", how)
-	if how == machines.AtNeighbor {
-		s.begin(mac)
-	} else if s.deps.Machines != nil {
-		s.deps.Machines.Begin(mac) // reserved, leased, or a token netbootd gave it
-	}
+	s.begin(mac, remoteIP(r), how)
 	return true
 }
 

@@ -29,6 +29,7 @@ interface: {server_ip: 10.10.0.1}
 dhcp: {enabled: false}
 http: {assets: %[1]s}
 tftp: {root: %[1]s}
+syslog: {listen: "10.10.0.1:514"}
 reservations:
   - {mac: "02:00:00:00:b0:01", ip: 10.10.0.21, hostname: byo1, labels: {role: worker}}
   - {mac: "02:00:00:00:b0:02", hostname: byo2, labels: {role: worker}}
@@ -63,14 +64,6 @@ func (r *rack) onLink(t *testing.T, mac, addr string) *netns.NS {
 	c := r.client(t, mac)
 	c.Run(t, "ip", "addr", "add", addr, "dev", "eth0")
 	return c
-}
-
-// machine fetches one machine's timeline from d's management API.
-func (d *daemon) machine(mac string) machines.Machine {
-	d.t.Helper()
-	var m machines.Machine
-	d.getJSON("/api/v1/machines/"+mac, &m)
-	return m
 }
 
 // waitMachine waits until mac's timeline satisfies ok and returns it.
@@ -176,6 +169,10 @@ func TestBYODHCPOff(t *testing.T) {
 	if b, err := os.ReadFile(local); err != nil || string(b) != strings.Repeat("LOADER", 4096) {
 		t.Errorf("tftp fetched %d bytes (%v), not loader.efi", len(b), err)
 	}
+	// Its first request opens its timeline, at its address (the neighbour table's).
+	d.waitMachine("02:00:00:00:b0:01", func(m machines.Machine) bool {
+		return m.IP == "10.10.0.21" && hasEvent(m, "tftp", machines.PhaseTFTP, "loader.efi")
+	})
 	code, script := fetch(t, c1, "http://10.10.0.1:8080/auto.ipxe")
 	if code != 200 || !strings.Contains(script, "join=SECRET-byo1") || !strings.Contains(script, "kernel http://10.10.0.1:8080/assets/vmlinuz") {
 		t.Fatalf("auto.ipxe for byo1 = %d:\n%s", code, script)
@@ -197,6 +194,9 @@ func TestBYODHCPOff(t *testing.T) {
 			t.Errorf("a DHCP event with DHCP off: %+v", e)
 		}
 	}
+	// Its syslog lands there too: the address it fetched from is its own.
+	c1.Run(t, "logger", "-n", "10.10.0.1", "-P", "514", "--udp", "--rfc3164", "-t", "installer", "-p", "user.info", "byo syslog line")
+	d.waitMachine("02:00:00:00:b0:01", func(m machines.Machine) bool { return hasEvent(m, "syslog", "", "byo syslog line") })
 }
 
 // walk fetches what a machine's script names, as iPXE and the booted system would: the kernel
@@ -410,5 +410,42 @@ func TestBYOBaseURLBehindNAT(t *testing.T) {
 	m := d.waitMachine("02:00:00:00:c0:01", func(m machines.Machine) bool { return m.Phase == machines.PhaseBooted })
 	if !hasEvent(m, "callback", machines.PhaseBooted, "from 10.30.0.21") {
 		t.Errorf("booted through the port-forward:\n%s", describe(m))
+	}
+}
+
+// In proxy mode netbootd gives no addresses: a machine that got its address from the network's
+// DHCP server (dnsmasq here) and has no reservation used to get 403 for its script. The neighbour
+// table now recognises it; a host claiming its MAC still gets 403.
+func TestBYOProxyModeScriptByNeighbour(t *testing.T) {
+	r := newRack(t)
+	other := netns.New(t, "nbd")
+	netns.Veth(t, other, "eth0", "10.10.0.2/24", r.lan, "dhp", "")
+	r.lan.Enslave(t, "dhp", "br0")
+	dnsmasq := other.Cmd(t, "dnsmasq", "--no-daemon", "--port=0", "--interface=eth0", "--bind-interfaces",
+		"--dhcp-range=10.10.0.100,10.10.0.150,255.255.255.0,1h", "--dhcp-leasefile="+t.TempDir()+"/leases",
+		"--no-ping", "--pid-file=")
+	if err := dnsmasq.Start(); err != nil {
+		t.Fatal(err)
+	}
+	const conf = `
+interface: {mode: proxy}
+profiles: [{name: p, script: "#!ipxe\necho SECRET-{{.MAC}}\nexit"}]
+groups: [{name: all, profile: p}]
+`
+	startNetbootd(t, r.server, "sv0", "10.10.0.1", conf, "", goPath...)
+
+	machine := r.client(t, "02:00:00:00:d0:01")
+	attacker := r.client(t, "02:00:00:00:d0:66")
+	for _, c := range []*netns.NS{machine, attacker} {
+		if got := udhcpcOnce(t, c); got["serverid"] != "10.10.0.2" {
+			t.Fatalf("address from %s, want dnsmasq", got["serverid"])
+		}
+	}
+	const url = "http://10.10.0.1:8080/ipxe/script?mac=02-00-00-00-d0-01"
+	if code, body := fetch(t, machine, url); code != 200 || !strings.Contains(body, "SECRET-02:00:00:00:d0:01") {
+		t.Errorf("the machine's own script in proxy mode = %d:\n%s", code, body)
+	}
+	if code, body := fetch(t, attacker, url); code != 403 || body != "" {
+		t.Errorf("another host claiming the MAC = %d %q, want 403 and nothing", code, body)
 	}
 }

@@ -72,3 +72,27 @@ func TestBaseURL(t *testing.T) {
 		}
 	}
 }
+
+// A reservation without ip: refused while netbootd gives addresses, accepted with DHCP off
+// (another server gives the address; netbootd finds the machine by MAC).
+func TestReservationWithoutIP(t *testing.T) {
+	const res = "reservations:\n  - {mac: \"02:00:00:00:00:01\", hostname: n1}\n  - {mac: \"02:00:00:00:00:02\", hostname: n2}\n"
+	for _, tc := range []struct {
+		dhcp, want string
+	}{
+		{"dhcp: {enabled: true}\n", "reservations[0].ip: missing or not IPv4"},
+		{"dhcp: {enabled: false}\n", ""},
+	} {
+		c, err := Parse([]byte("interface: {server_ip: 10.0.0.1}\n" + tc.dhcp + res))
+		if err == nil {
+			c.ApplyInterface(netip.MustParseAddr("10.0.0.1"), netip.MustParsePrefix("10.0.0.0/24"))
+			err = c.Validate()
+		}
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.dhcp, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: error %v, want %q", tc.dhcp, err, tc.want)
+		}
+	}
+}

@@ -170,11 +170,15 @@ func (s *Store) setIP(m *Machine, ip netip.Addr) {
 }
 
 // Begin opens a timeline for a machine the inventory knows (a reservation) that has none yet,
-// e.g. one that got its address elsewhere.
-func (s *Store) Begin(mac net.HardwareAddr) {
+// e.g. one that got its address elsewhere. at, if valid, is where it was just found (Locate):
+// its address from now on.
+func (s *Store) Begin(mac net.HardwareAddr, at netip.Addr) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.open(Key(mac))
+	m := s.open(Key(mac))
+	if at.IsValid() && !at.IsUnspecified() {
+		s.setIP(m, at.Unmap())
+	}
 }
 
 // Record adds an event to the machine's current boot. It reports false, and records nothing,
