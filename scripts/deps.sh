@@ -9,7 +9,7 @@ pkgs=(
   busybox-static isc-dhcp-client isc-dhcp-relay   # busybox-static replaces busybox; the VM payload needs it static
   kea-dhcp4-server kea-admin   # kea-admin ships perfdhcp
   dnsmasq-base                 # dnsmasq binary only (no service): tests run it in namespaces
-  isc-dhcp-server              # ISC dhcpd for tests/byo (behind your own DHCP server); its service must not start
+  isc-dhcp-server              # ISC dhcpd for tests/byoserver_test.go (behind your own DHCP server); its service stays off
   dhcpcd-base                  # dhcpcd: a client identifier from a DUID (RFC 4361); no service
   clang llvm libbpf-dev        # only for `make generate`; bpf2go output is committed
   atftp tftp-hpa tftpd-hpa ipxe
@@ -37,7 +37,7 @@ if ((${#missing[@]})); then
   fi
   trap '[ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d' EXIT
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The tests run their own Prometheus and etcd; ones we just installed must not run as
+  # The tests run their own Prometheus, etcd and dhcpd; ones we just installed must not run as
   # services on the host (ones that were already here are left as they are).
   # (policy-rc.d keeps them from starting now; disabling keeps them from starting at boot.)
   for pkg_svc in prometheus:prometheus etcd-server:etcd isc-dhcp-server:isc-dhcp-server; do
