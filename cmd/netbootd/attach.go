@@ -30,6 +30,7 @@ import (
 	"github.com/netbootd/netbootd/control/inventory/kube"
 	"github.com/netbootd/netbootd/control/lease"
 	"github.com/netbootd/netbootd/control/machines"
+	"github.com/netbootd/netbootd/control/neighbor"
 	"github.com/netbootd/netbootd/control/profile"
 	"github.com/netbootd/netbootd/control/ra"
 	nbsyslog "github.com/netbootd/netbootd/control/syslog"
@@ -207,7 +208,7 @@ type daemon struct {
 
 func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ *daemon, err error) {
 	d := &daemon{cfg: cfg, log: log, machines: machines.New(0, reg)}
-	d.machines.SetNeighbors(neighbors(cfg.IfIndex))
+	d.machines.SetNeighbors(neighbor.Table(cfg.IfIndex))
 	defer func() {
 		if err != nil {
 			d.close()
