@@ -13,6 +13,7 @@ pkgs=(
   clang llvm libbpf-dev        # only for `make generate`; bpf2go output is committed
   atftp tftp-hpa tftpd-hpa ipxe
   qemu-system-x86 ovmf ipxe-qemu cpio xz-utils   # tests/qemu: VMs that boot over the network
+  pxelinux syslinux-common     # tests/pxelinux: Debian's lpxelinux.0, ldlinux.c32 and menu.c32
   prometheus                   # prometheus and promtool: tests/prometheus_test.go, deploy/monitoring
   etcd-server                  # etcd for tests/kube (with scripts/kube-tools/build.sh); its service is not needed
 )

@@ -22,7 +22,7 @@ func (s *Server) serve(ctx context.Context, pt *peerTransfer, req packet, peer n
 		log.Info("tftp: transfer failed", "reason", reason, "err", err, "duration", time.Since(begin))
 		report(Transfer{Failure: reason})
 	}
-	c, err := s.files.open(req.Filename, req.Mode == "netascii")
+	c, err := s.open(req.Filename, req.Mode == "netascii", peer.Addr())
 	if err != nil {
 		switch {
 		case errors.Is(err, errNotFound):

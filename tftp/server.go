@@ -83,6 +83,8 @@ type Server struct {
 	m     *metrics
 	// onTransfer is Deps.OnTransfer.
 	onTransfer func(Transfer)
+	// clientFiles answers what the root and the virtual files lack (SetClientFiles).
+	clientFiles ClientFiles
 
 	mu        sync.Mutex
 	active    int
@@ -235,6 +237,36 @@ func (s *Server) Addr() net.Addr { return s.conn.LocalAddr() }
 // AddFile serves data at name ahead of anything under Root. data must not be modified
 // afterwards: transfers send straight from it.
 func (s *Server) AddFile(name string, data []byte) { s.files.addVirtual(name, data) }
+
+// ClientFiles makes files that exist for one client only, such as a pxelinux configuration
+// rendered from the profile of the machine at that address. name is clean and relative.
+type ClientFiles interface {
+	ClientFile(name string, client netip.Addr) ([]byte, bool)
+}
+
+// SetClientFiles makes the server ask f for a name that neither the root nor the virtual files
+// have: a file on disk always wins. Call it before Run.
+func (s *Server) SetClientFiles(f ClientFiles) { s.clientFiles = f }
+
+// open finds name for client: virtual files, the root, then the client's own files.
+func (s *Server) open(name string, netascii bool, client netip.Addr) (content, error) {
+	c, err := s.files.open(name, netascii)
+	if err == nil || !errors.Is(err, errNotFound) || s.clientFiles == nil {
+		return c, err
+	}
+	clean, cerr := cleanPath(name)
+	if cerr != nil {
+		return nil, err
+	}
+	b, ok := s.clientFiles.ClientFile(clean, client.Unmap())
+	if !ok {
+		return nil, err
+	}
+	if netascii {
+		b = toNetascii(b)
+	}
+	return memContent(b), nil
+}
 
 // Run serves until ctx ends, then waits for the transfers in progress to stop.
 func (s *Server) Run(ctx context.Context) error {

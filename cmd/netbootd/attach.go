@@ -315,6 +315,9 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 		return nil, err
 	}
 	d.http.SetProfiles(profiles)
+	if d.tftp != nil {
+		d.tftp.SetClientFiles(d.http) // pxelinux configs rendered from profiles
+	}
 	if cfg.MetricsListen != "" {
 		if d.metrics, err = newMetricsServer(cfg.MetricsListen, reg, log); err != nil {
 			return nil, err
