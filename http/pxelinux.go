@@ -61,4 +61,3 @@ func (s *Server) reservedAt(leaf string, client netip.Addr) (net.HardwareAddr, b
 	}
 	return nil, false
 }
-
