@@ -75,6 +75,12 @@ func (s *Server) serve(ctx context.Context, pt *peerTransfer, req packet, peer n
 		// Shutdown or a superseding request closed the socket under whatever was running.
 		reason, err = "canceled", context.Cause(ctx)
 	}
+	if reason == reasonSizeProbe {
+		s.m.sizeProbes.Inc()
+		log.Debug("tftp: size probe", "bytes", c.Size(), "why", err, "duration", time.Since(begin))
+		report(Transfer{SizeProbe: true, Bytes: c.Size()})
+		return
+	}
 	if reason != "" {
 		fail(reason, err)
 		return

@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -69,6 +72,9 @@ type Transfer struct {
 	Duration    time.Duration
 	Retransmits int
 	Failure     string // "" when complete; else the reason label of transfers_failed_total
+	// SizeProbe: the client ended the transfer once it had the size (tsize), as UEFI firmware
+	// and the Raspberry Pi bootloader do; neither a failure nor a completed download.
+	SizeProbe bool
 }
 
 // Server is a TFTP read-only server.
@@ -85,6 +91,8 @@ type Server struct {
 	onTransfer func(Transfer)
 	// clientFiles answers what the root and the virtual files lack (SetClientFiles).
 	clientFiles ClientFiles
+	// folders maps a request's first path element to a folder under the root (SetFolders).
+	folders atomic.Pointer[map[string]string]
 
 	mu        sync.Mutex
 	active    int
@@ -248,8 +256,48 @@ type ClientFiles interface {
 // have: a file on disk always wins. Call it before Run.
 func (s *Server) SetClientFiles(f ClientFiles) { s.clientFiles = f }
 
-// open finds name for client: virtual files, the root, then the client's own files.
+// SetFolders maps request prefixes to folders: a request for KEY/FILE is served from
+// FOLDER/FILE, else from FILE at the root. A Raspberry Pi asks for SERIAL/start4.elf and the
+// rest of its files under its serial; an operator keeps a few files of its own (config.txt,
+// cmdline.txt) in its folder and shares the firmware and kernels at the root. Safe to call
+// while serving (on reload).
+func (s *Server) SetFolders(m map[string]string) {
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	s.folders.Store(&c)
+}
+
+// inFolder is where name is looked up first when its first element is a mapped prefix: the
+// folder's file, and the root's as the fallback.
+func (s *Server) inFolder(name string) (folder, root string, ok bool) {
+	m := s.folders.Load()
+	if m == nil || len(*m) == 0 {
+		return "", "", false
+	}
+	clean, err := cleanPath(name)
+	if err != nil {
+		return "", "", false
+	}
+	first, rest, cut := strings.Cut(clean, "/")
+	dir, mapped := (*m)[first]
+	if !cut || !mapped {
+		return "", "", false
+	}
+	return path.Join(dir, rest), rest, true
+}
+
+// open finds name for client: virtual files, the root (through a mapped folder first), then
+// the client's own files.
 func (s *Server) open(name string, netascii bool, client netip.Addr) (content, error) {
+	if folder, root, ok := s.inFolder(name); ok {
+		c, err := s.files.open(folder, netascii)
+		if !errors.Is(err, errNotFound) {
+			return c, err
+		}
+		name = root
+	}
 	c, err := s.files.open(name, netascii)
 	if err == nil || !errors.Is(err, errNotFound) || s.clientFiles == nil {
 		return c, err

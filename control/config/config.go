@@ -178,7 +178,11 @@ type Reservation struct {
 	// Netboot false: an address and options, never a boot file (a machine that must boot
 	// from its disk). Unset or true: network boot as configured.
 	Netboot *bool `yaml:"netboot"`
-	Line    int   `yaml:"-"`
+	// PiSerial is a Raspberry Pi's serial number: its bootloader asks TFTP for SERIAL/FILE.
+	// Those requests are served from TFTPFolder/FILE, else FILE at the TFTP root (see pi.go).
+	PiSerial   string `yaml:"pi_serial"`
+	TFTPFolder string `yaml:"tftp_folder"` // under tftp.root; default: the serial
+	Line       int    `yaml:"-"`
 }
 
 // NoNetboot reports whether the reservation must not be told a boot file.

@@ -236,3 +236,39 @@ func TestMenuConfigRefused(t *testing.T) {
 		})
 	}
 }
+
+// Raspberry Pi folders: the serial the bootloader asks under, mapped to a folder in the TFTP root.
+func TestPiTFTPFoldersConfig(t *testing.T) {
+	head := "interface: {server_ip: 10.0.0.1}\nsubnets: [{cidr: 10.0.0.0/24}]\nreservations:\n"
+	for _, tc := range []struct{ name, res, want string }{
+		{"bad serial", "  - {mac: \"dc:a6:32:00:00:01\", ip: 10.0.0.5, pi_serial: 9FFEDEF}\n", `line 4: reservations[0].pi_serial: "9FFEDEF": want the 8 lower-case hex digits`},
+		{"upper case", "  - {mac: \"dc:a6:32:00:00:01\", ip: 10.0.0.5, pi_serial: 9FFEFDEF}\n", `reservations[0].pi_serial: "9FFEFDEF"`},
+		{"duplicate serial", "  - {mac: \"dc:a6:32:00:00:01\", ip: 10.0.0.5, pi_serial: 9ffefdef}\n  - {mac: \"dc:a6:32:00:00:02\", ip: 10.0.0.6, pi_serial: 9ffefdef}\n", "line 5: reservations[1].pi_serial: 9ffefdef is also reservations[0]"},
+		{"folder leaving the root", "  - {mac: \"dc:a6:32:00:00:01\", ip: 10.0.0.5, pi_serial: 9ffefdef, tftp_folder: ../etc}\n", `line 4: reservations[0].tftp_folder: "../etc": want a folder inside tftp.root`},
+		{"absolute folder", "  - {mac: \"dc:a6:32:00:00:01\", ip: 10.0.0.5, pi_serial: 9ffefdef, tftp_folder: /srv/x}\n", `reservations[0].tftp_folder: "/srv/x"`},
+		{"folder without serial", "  - {mac: \"dc:a6:32:00:00:01\", ip: 10.0.0.5, tftp_folder: pis/x}\n", "line 4: reservations[0].tftp_folder: only with pi_serial"},
+		{"unknown key", "  - {mac: \"dc:a6:32:00:00:01\", ip: 10.0.0.5, pi_serail: 9ffefdef}\n", `line 4: reservations[0].pi_serail: unknown field; did you mean "pi_serial"?`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(head + tc.res))
+			if err == nil {
+				err = c.Validate()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+	c, err := Parse([]byte(head + "  - {mac: \"dc:a6:32:00:00:01\", ip: 10.0.0.5, pi_serial: 9ffefdef, tftp_folder: pis/node03/}\n" +
+		"  - {mac: \"dc:a6:32:00:00:02\", ip: 10.0.0.6, pi_serial: d9780558}\n  - {mac: \"02:00:00:00:00:03\", ip: 10.0.0.7}\n"))
+	if err == nil {
+		err = c.Validate()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.PiFolders()
+	if len(got) != 2 || got["9ffefdef"] != "pis/node03" || got["d9780558"] != "d9780558" {
+		t.Errorf("PiFolders = %v", got)
+	}
+}

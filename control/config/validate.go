@@ -101,6 +101,7 @@ func (c *Config) validate(ifaceKnown bool) error {
 	c.validateBoot(&c.Boot, 0, "boot", bad)
 	c.validateTFTP(bad)
 	c.validateReservations(bad)
+	c.validatePiFolders(bad)
 	c.validateProfiles(bad)
 	c.validateSyslog(bad)
 	c.validateHTTP(bad)
