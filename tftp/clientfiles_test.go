@@ -56,6 +56,14 @@ func TestPxelinuxClientFiles(t *testing.T) {
 	if err != nil || string(got) != "for 127.0.0.1: cfg/nl\n" {
 		t.Errorf("netascii: %q, %v", got, err)
 	}
+	// Files made for one client get no per-file label: one per machine would grow without bound.
+	waitFor(t, s.reg, func() bool { return counter(t, s.reg, "netbootd_tftp_transfers_completed_total", "") == 4 })
+	if n := counter(t, s.reg, "netbootd_tftp_file_transfers_total", "cfg/default"); n != 1 {
+		t.Errorf("file_transfers_total{cfg/default} = %v, want 1", n)
+	}
+	if n := counter(t, s.reg, "netbootd_tftp_file_transfers_total", ""); n != 1 {
+		t.Errorf("file_transfers_total = %v in all, want only cfg/default's 1", n)
+	}
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	for _, n := range pc.asked {

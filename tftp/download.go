@@ -86,8 +86,10 @@ func (s *Server) serve(ctx context.Context, pt *peerTransfer, req packet, peer n
 		return
 	}
 	s.m.completed.Inc()
-	if name, err := cleanPath(req.Filename); err == nil {
-		s.m.perFile.WithLabelValues(name).Inc()
+	if _, perClient := c.(clientContent); !perClient {
+		if name, err := cleanPath(req.Filename); err == nil {
+			s.m.perFile.WithLabelValues(name).Inc()
+		}
 	}
 	log.Info("tftp: transfer complete",
 		"bytes", c.Size(), "blksize", prm.blksize, "windowsize", prm.window,

@@ -313,8 +313,12 @@ func (s *Server) open(name string, netascii bool, client netip.Addr) (content, e
 	if netascii {
 		b = toNetascii(b)
 	}
-	return memContent(b), nil
+	return clientContent{memContent(b)}, nil
 }
+
+// clientContent is a file made for one client: not one of the tree's files, so it gets no
+// netbootd_tftp_file_transfers_total label (one per machine would grow without bound).
+type clientContent struct{ memContent }
 
 // Run serves until ctx ends, then waits for the transfers in progress to stop.
 func (s *Server) Run(ctx context.Context) error {
