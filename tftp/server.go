@@ -90,7 +90,7 @@ type Server struct {
 	// onTransfer is Deps.OnTransfer.
 	onTransfer func(Transfer)
 	// clientFiles answers what the root and the virtual files lack (SetClientFiles).
-	clientFiles ClientFiles
+	clientFiles atomic.Pointer[ClientFiles]
 	// folders maps a request's first path element to a folder under the root (SetFolders).
 	folders atomic.Pointer[map[string]string]
 
@@ -253,8 +253,8 @@ type ClientFiles interface {
 }
 
 // SetClientFiles makes the server ask f for a name that neither the root nor the virtual files
-// have: a file on disk always wins. Call it before Run.
-func (s *Server) SetClientFiles(f ClientFiles) { s.clientFiles = f }
+// have: a file on disk always wins.
+func (s *Server) SetClientFiles(f ClientFiles) { s.clientFiles.Store(&f) }
 
 // SetFolders maps request prefixes to folders: a request for KEY/FILE is served from
 // FOLDER/FILE, else from FILE at the root. A Raspberry Pi asks for SERIAL/start4.elf and the
@@ -299,14 +299,15 @@ func (s *Server) open(name string, netascii bool, client netip.Addr) (content, e
 		name = root
 	}
 	c, err := s.files.open(name, netascii)
-	if err == nil || !errors.Is(err, errNotFound) || s.clientFiles == nil {
+	cf := s.clientFiles.Load()
+	if err == nil || !errors.Is(err, errNotFound) || cf == nil || *cf == nil {
 		return c, err
 	}
 	clean, cerr := cleanPath(name)
 	if cerr != nil {
 		return nil, err
 	}
-	b, ok := s.clientFiles.ClientFile(clean, client.Unmap())
+	b, ok := (*cf).ClientFile(clean, client.Unmap())
 	if !ok {
 		return nil, err
 	}
