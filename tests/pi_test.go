@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -157,4 +158,20 @@ func TestPiTFTPBootloaderSequence(t *testing.T) {
 	if strings.Contains(d.logs(), "reason=client_error") {
 		t.Errorf("a probe was logged as a failed transfer")
 	}
+
+	// The Pi moves to another folder in the file; after a reload its files come from there.
+	writeFile(t, filepath.Join(root, "pis/node42/cmdline.txt"), []byte("node42 cmdline.txt"))
+	moved := strings.Replace(fmt.Sprintf(piConfig, root), "tftp_folder: pis/node41", "tftp_folder: pis/node42", 1)
+	if err := os.WriteFile(d.configPath, []byte(moved), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, d, "configuration reloaded")
+	// The file watcher may also have reloaded a half-written file first: wait for the whole one.
+	waitUntil(t, "the new folder served", patience, func() bool {
+		got, err := fetch("9ffefdef/cmdline.txt")
+		return err == nil && got == "node42 cmdline.txt"
+	})
 }
