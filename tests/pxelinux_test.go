@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/netbootd/netbootd/control/machines"
+	"github.com/netbootd/netbootd/tests/netns"
 	"github.com/netbootd/netbootd/tests/qemu"
 )
 
@@ -183,5 +184,49 @@ func TestPxelinuxBootsProfileAndStaticTree(t *testing.T) {
 	o, err := c.Exec("atftp", "--get", "-r", "pxelinux.cfg/01-52-54-00-00-20-01", "-l", filepath.Join(out, "other"), "10.10.0.1")
 	if err == nil || !strings.Contains(strings.ToLower(string(o)), "not found") {
 		t.Errorf("a stranger got pxe01's pxelinux config: %v\n%s", err, o)
+	}
+}
+
+// The TFTP-only deployment: dnsmasq is the network's DHCP server and names lpxelinux.0 on
+// netbootd's address; netbootd, in reservation mode with no reservations, answers no DHCP and
+// serves the Debian-installer-style tree over TFTP. A SeaBIOS VM boots the menu's default entry.
+func TestPxelinuxTFTPOnlyBehindDnsmasq(t *testing.T) {
+	assets := bootAssets(t)
+	root := pxelinuxRoot(t, assets)
+	// No "booted" callback: netbootd knows nothing of a machine it gave no address.
+	static := strings.Replace(debianInstallerDefault, " netbootd.booted=http://10.10.0.1:8080/booted/52-54-00-00-20-02", "", 1)
+	writeFile(t, filepath.Join(root, "pxelinux.cfg", "default"), []byte(static))
+	r := newRack(t)
+	other := netns.New(t, "nbd")
+	netns.Veth(t, other, "eth0", "10.10.0.2/24", r.lan, "dhp", "")
+	r.lan.Enslave(t, "dhp", "br0")
+	dnsmasq := other.Cmd(t, "dnsmasq", "--no-daemon", "--port=0", "--interface=eth0", "--bind-interfaces",
+		"--dhcp-range=10.10.0.100,10.10.0.150,255.255.255.0,1h", "--dhcp-leasefile="+t.TempDir()+"/leases",
+		"--dhcp-boot=lpxelinux.0,,10.10.0.1", "--no-ping", "--pid-file=")
+	if err := dnsmasq.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf("interface: {mode: reservation, ipv6_ra: true}\ntftp: {root: %s}\nsubnets: [{cidr: 10.10.0.0/24}]\n", root)
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", cfg, "", goPath...)
+
+	begin := time.Now()
+	vm := qemu.Start(t, r.lan, qemu.Options{Name: "pxe03", Bridge: "br0", MAC: "52:54:00:00:20:03", NoRouterAdvertisements: true})
+	if _, err := vm.WaitFor(qemu.Marker+" done", 5*time.Minute); err != nil {
+		t.Fatalf("did not boot: %v", err)
+	}
+	t.Logf("booted through pxelinux behind dnsmasq in %v", time.Since(begin).Round(time.Second))
+	serial := vm.Serial()
+	for _, want := range []string{"PXELINUX", "netbootd.profile=static-tree", qemu.Marker + " dhcp ip=10.10.0.1"} {
+		if !strings.Contains(serial, want) {
+			t.Errorf("serial console lacks %q", want)
+		}
+	}
+	for _, file := range []string{"lpxelinux.0", "ldlinux.c32", "pxelinux.cfg/default", "menu.c32", "debian-installer/amd64/linux", "debian-installer/amd64/initrd.gz"} {
+		if n := d.metric("netbootd_tftp_file_transfers_total", `file="`+file+`"`); n < 1 {
+			t.Errorf("netbootd served %s %v times over TFTP", file, n)
+		}
+	}
+	if n := d.metric("netbootd_dhcp_replies_total"); n != 0 {
+		t.Errorf("netbootd sent %v DHCP replies; dnsmasq is the DHCP server", n)
 	}
 }
