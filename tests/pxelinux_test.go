@@ -230,3 +230,59 @@ func TestPxelinuxTFTPOnlyBehindDnsmasq(t *testing.T) {
 		t.Errorf("netbootd sent %v DHCP replies; dnsmasq is the DHCP server", n)
 	}
 }
+
+// pxelinux through a proxyDHCP: dnsmasq gives the address (fixed, as the reservation says),
+// netbootd's proxy offer names lpxelinux.0, and pxelinux gets pxelinux.cfg/01-<mac> rendered
+// from the machine's profile: netbootd knows it by its reservation's address alone.
+func TestPxelinuxRenderedBehindProxy(t *testing.T) {
+	assets := bootAssets(t)
+	root := pxelinuxRoot(t, assets)
+	r := newRack(t)
+	other := netns.New(t, "nbd")
+	netns.Veth(t, other, "eth0", "10.10.0.2/24", r.lan, "dhp", "")
+	r.lan.Enslave(t, "dhp", "br0")
+	dnsmasq := other.Cmd(t, "dnsmasq", "--no-daemon", "--port=0", "--interface=eth0", "--bind-interfaces",
+		"--dhcp-range=10.10.0.100,10.10.0.150,255.255.255.0,1h", "--dhcp-leasefile="+t.TempDir()+"/leases",
+		"--dhcp-host=52:54:00:00:20:04,10.10.0.24", "--no-ping", "--pid-file=")
+	if err := dnsmasq.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`
+interface: {mode: proxy, ipv6_ra: true}
+http: {assets: %s}
+tftp: {root: %s}
+reservations:
+  - {mac: "52:54:00:00:20:04", ip: 10.10.0.24, hostname: pxe04, profile: payload, boot: {ipxe_script: lpxelinux.0, bios: lpxelinux.0}}
+profiles:
+  - name: payload
+    kernel: vmlinuz
+    initrds: [initrd.gz]
+    args: "console=ttyS0 panic=-1 netbootd.profile=rendered-via-proxy netbootd.booted={{.BootedURL}}"
+`, assets, root)
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", cfg, "", goPath...)
+
+	begin := time.Now()
+	vm := qemu.Start(t, r.lan, qemu.Options{Name: "pxe04", Bridge: "br0", MAC: "52:54:00:00:20:04", NoRouterAdvertisements: true})
+	if _, err := vm.WaitFor(qemu.Marker+" done", 5*time.Minute); err != nil {
+		t.Fatalf("did not boot: %v", err)
+	}
+	t.Logf("booted through pxelinux behind a proxyDHCP in %v", time.Since(begin).Round(time.Second))
+	serial := vm.Serial()
+	for _, want := range []string{"PXELINUX", "netbootd.profile=rendered-via-proxy", qemu.Marker + " dhcp ip=10.10.0.24",
+		qemu.Marker + " booted-callback ok"} {
+		if !strings.Contains(serial, want) {
+			t.Errorf("serial console lacks %q", want)
+		}
+	}
+	var m machines.Machine
+	d.getJSON("/api/v1/machines/52:54:00:00:20:04", &m)
+	for _, want := range []struct{ source, phase, detail string }{
+		{"dhcp", "dhcp", "OFFER, boot file lpxelinux.0"},
+		{"tftp", "script", "pxelinux.cfg/01-52-54-00-00-20-04: pxelinux config of profile payload"},
+		{"callback", "booted", ""},
+	} {
+		if !hasEvent(m, want.source, want.phase, want.detail) {
+			t.Errorf("timeline lacks %s/%s %q:\n%s", want.source, want.phase, want.detail, describe(m))
+		}
+	}
+}
