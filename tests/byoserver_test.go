@@ -285,7 +285,7 @@ func TestBYOServerDnsmasq(t *testing.T) {
 	l := newBYOLab(t, m)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "dnsmasq.conf")
-	writeFile(t, conf, fmt.Sprintf(dnsmasqConf, m.mac, m.ip, m.name, byoNetbootdIP, byoBase))
+	writeFile(t, conf, []byte(fmt.Sprintf(dnsmasqConf, m.mac, m.ip, m.name, byoNetbootdIP, byoBase)))
 	startDaemon(t, l.dhcp, nil, "dnsmasq", "--no-daemon", "--conf-file="+conf, "--dhcp-leasefile="+filepath.Join(dir, "leases"), "--pid-file=")
 	bootBYO(t, l, m, "ipxe.efi", "/auto.ipxe", 5*time.Minute)
 }
@@ -304,13 +304,6 @@ no-ping
 log-dhcp
 `
 
-func writeFile(t *testing.T, path, body string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // Kea: client classes on option 77, as Kea users write them (docs/byo-kea.md).
 func TestBYOServerKea(t *testing.T) {
 	t.Parallel() // each lab is its own namespaces: the four VMs boot at once
@@ -318,7 +311,7 @@ func TestBYOServerKea(t *testing.T) {
 	l := newBYOLab(t, m)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "kea-dhcp4.conf")
-	writeFile(t, conf, fmt.Sprintf(keaConf, m.mac, m.ip, m.name, byoNetbootdIP, byoBase, dir))
+	writeFile(t, conf, []byte(fmt.Sprintf(keaConf, m.mac, m.ip, m.name, byoNetbootdIP, byoBase, dir)))
 	startDaemon(t, l.dhcp, []string{"KEA_PIDFILE_DIR=" + dir, "KEA_LOCKFILE_DIR=" + dir}, "kea-dhcp4", "-c", conf)
 	bootBYO(t, l, m, "ipxe.efi", "/auto.ipxe", 5*time.Minute)
 }
@@ -419,8 +412,8 @@ func startDhcpd(t *testing.T, l *byoLab, m byoMachine, rule string) {
 	t.Helper()
 	dir := t.TempDir()
 	conf, leases := filepath.Join(dir, "dhcpd.conf"), filepath.Join(dir, "dhcpd.leases")
-	writeFile(t, conf, fmt.Sprintf(dhcpdConf, byoNetbootdIP, rule, m.name, m.mac, m.ip))
-	writeFile(t, leases, "")
+	writeFile(t, conf, []byte(fmt.Sprintf(dhcpdConf, byoNetbootdIP, rule, m.name, m.mac, m.ip)))
+	writeFile(t, leases, nil)
 	startDaemon(t, l.dhcp, nil, "dhcpd", "-4", "-f", "-d", "--no-pid", "-cf", conf, "-lf", leases, "eth0")
 }
 

@@ -22,7 +22,7 @@ func (s *Server) serve(ctx context.Context, pt *peerTransfer, req packet, peer n
 		log.Info("tftp: transfer failed", "reason", reason, "err", err, "duration", time.Since(begin))
 		report(Transfer{Failure: reason})
 	}
-	c, err := s.files.open(req.Filename, req.Mode == "netascii")
+	c, err := s.open(req.Filename, req.Mode == "netascii", peer.Addr())
 	if err != nil {
 		switch {
 		case errors.Is(err, errNotFound):
@@ -75,13 +75,21 @@ func (s *Server) serve(ctx context.Context, pt *peerTransfer, req packet, peer n
 		// Shutdown or a superseding request closed the socket under whatever was running.
 		reason, err = "canceled", context.Cause(ctx)
 	}
+	if reason == reasonSizeProbe {
+		s.m.sizeProbes.Inc()
+		log.Debug("tftp: size probe", "bytes", c.Size(), "why", err, "duration", time.Since(begin))
+		report(Transfer{SizeProbe: true, Bytes: c.Size()})
+		return
+	}
 	if reason != "" {
 		fail(reason, err)
 		return
 	}
 	s.m.completed.Inc()
-	if name, err := cleanPath(req.Filename); err == nil {
-		s.m.perFile.WithLabelValues(name).Inc()
+	if _, perClient := c.(clientContent); !perClient {
+		if name, err := cleanPath(req.Filename); err == nil {
+			s.m.perFile.WithLabelValues(name).Inc()
+		}
 	}
 	log.Info("tftp: transfer complete",
 		"bytes", c.Size(), "blksize", prm.blksize, "windowsize", prm.window,

@@ -4,6 +4,7 @@ import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
 	started, completed, bytes, retransmitted prometheus.Counter
+	sizeProbes                               prometheus.Counter
 	failed                                   *prometheus.CounterVec
 	active, unconfirmed                      prometheus.Gauge
 	refused                                  *prometheus.CounterVec
@@ -19,6 +20,9 @@ func newMetrics() *metrics {
 			Name: "netbootd_tftp_transfers_started_total", Help: "TFTP read transfers started."}),
 		completed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "netbootd_tftp_transfers_completed_total", Help: "TFTP read transfers whose final block was acknowledged."}),
+		sizeProbes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "netbootd_tftp_size_probes_total",
+			Help: "TFTP transfers the client ended with an ERROR once the OACK gave it the size (tsize): UEFI and Raspberry Pi size probes, not failures."}),
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "netbootd_tftp_transfers_failed_total", Help: "TFTP requests and transfers that failed, by reason."}, []string{"reason"}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
@@ -45,7 +49,7 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.started, m.completed, m.failed, m.bytes,
+	for _, c := range []prometheus.Collector{m.started, m.completed, m.sizeProbes, m.failed, m.bytes,
 		m.retransmitted, m.active, m.unconfirmed, m.refused, m.blksize, m.window, m.perFile} {
 		if err := r.Register(c); err != nil {
 			return err

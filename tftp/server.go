@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -69,6 +72,9 @@ type Transfer struct {
 	Duration    time.Duration
 	Retransmits int
 	Failure     string // "" when complete; else the reason label of transfers_failed_total
+	// SizeProbe: the client ended the transfer once it had the size (tsize), as UEFI firmware
+	// and the Raspberry Pi bootloader do; neither a failure nor a completed download.
+	SizeProbe bool
 }
 
 // Server is a TFTP read-only server.
@@ -83,6 +89,10 @@ type Server struct {
 	m     *metrics
 	// onTransfer is Deps.OnTransfer.
 	onTransfer func(Transfer)
+	// clientFiles answers what the root and the virtual files lack (SetClientFiles).
+	clientFiles atomic.Pointer[ClientFiles]
+	// folders maps a request's first path element to a folder under the root (SetFolders).
+	folders atomic.Pointer[map[string]string]
 
 	mu        sync.Mutex
 	active    int
@@ -235,6 +245,81 @@ func (s *Server) Addr() net.Addr { return s.conn.LocalAddr() }
 // AddFile serves data at name ahead of anything under Root. data must not be modified
 // afterwards: transfers send straight from it.
 func (s *Server) AddFile(name string, data []byte) { s.files.addVirtual(name, data) }
+
+// ClientFiles makes files that exist for one client only, such as a pxelinux configuration
+// rendered from the profile of the machine at that address. name is clean and relative.
+type ClientFiles interface {
+	ClientFile(name string, client netip.Addr) ([]byte, bool)
+}
+
+// SetClientFiles makes the server ask f for a name that neither the root nor the virtual files
+// have: a file on disk always wins.
+func (s *Server) SetClientFiles(f ClientFiles) { s.clientFiles.Store(&f) }
+
+// SetFolders maps request prefixes to folders: a request for KEY/FILE is served from
+// FOLDER/FILE, else from FILE at the root. A Raspberry Pi asks for SERIAL/start4.elf and the
+// rest of its files under its serial; an operator keeps a few files of its own (config.txt,
+// cmdline.txt) in its folder and shares the firmware and kernels at the root. Safe to call
+// while serving (on reload).
+func (s *Server) SetFolders(m map[string]string) {
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	s.folders.Store(&c)
+}
+
+// inFolder is where name is looked up first when its first element is a mapped prefix: the
+// folder's file, and the root's as the fallback.
+func (s *Server) inFolder(name string) (folder, root string, ok bool) {
+	m := s.folders.Load()
+	if m == nil || len(*m) == 0 {
+		return "", "", false
+	}
+	clean, err := cleanPath(name)
+	if err != nil {
+		return "", "", false
+	}
+	first, rest, cut := strings.Cut(clean, "/")
+	dir, mapped := (*m)[first]
+	if !cut || !mapped {
+		return "", "", false
+	}
+	return path.Join(dir, rest), rest, true
+}
+
+// open finds name for client: virtual files, the root (through a mapped folder first), then
+// the client's own files.
+func (s *Server) open(name string, netascii bool, client netip.Addr) (content, error) {
+	if folder, root, ok := s.inFolder(name); ok {
+		c, err := s.files.open(folder, netascii)
+		if !errors.Is(err, errNotFound) {
+			return c, err
+		}
+		name = root
+	}
+	c, err := s.files.open(name, netascii)
+	cf := s.clientFiles.Load()
+	if err == nil || !errors.Is(err, errNotFound) || cf == nil || *cf == nil {
+		return c, err
+	}
+	clean, cerr := cleanPath(name)
+	if cerr != nil {
+		return nil, err
+	}
+	b, ok := (*cf).ClientFile(clean, client.Unmap())
+	if !ok {
+		return nil, err
+	}
+	if netascii {
+		b = toNetascii(b)
+	}
+	return clientContent{memContent(b)}, nil
+}
+
+// clientContent is a file made for one client: not one of the tree's files, so it gets no
+// netbootd_tftp_file_transfers_total label (one per machine would grow without bound).
+type clientContent struct{ memContent }
 
 // Run serves until ctx ends, then waits for the transfers in progress to stop.
 func (s *Server) Run(ctx context.Context) error {

@@ -149,6 +149,15 @@ func (t *connTransfer) run(ctx context.Context, snd *sender, m *metrics) (string
 			// again, or ignore it if the transfer has moved on.
 			a = snd.onRequestAgain(time.Now())
 		case p.Op == opERROR:
+			if t.prm.tsize && len(t.prm.oack) > 0 && snd.base <= 1 {
+				// The client had what it wanted, the size in the OACK, and acknowledged no data.
+				// EDK2 answers the OACK with ERROR 8, then asks again. The Raspberry Pi firmware
+				// probes the files it might load (tsize=0), ACKs the OACK, then sends ERROR 0
+				// "Early terminate" on the first block (raspberrypi/firmware#1700,
+				// raspberrypi/rpi-eeprom#74 and #87: "the firmware probes for the existence of
+				// files before loading them").
+				return reasonSizeProbe, fmt.Errorf("client ended the transfer after the size: error %d: %s", p.ErrCode, p.ErrMsg)
+			}
 			if p.ErrCode == errOptionRefused && snd.base == 0 {
 				return "option_refused", fmt.Errorf("client refused options: %s", p.ErrMsg)
 			}
@@ -159,6 +168,10 @@ func (t *connTransfer) run(ctx context.Context, snd *sender, m *metrics) (string
 		}
 	}
 }
+
+// reasonSizeProbe is run's outcome for a client that ended the transfer with an ERROR after the
+// OACK answered its tsize and before it acknowledged anything: a size probe, not a failure.
+const reasonSizeProbe = "size_probe"
 
 // errInboxTimeout is recv's timeout in single-port mode, shaped like a socket's.
 type errInboxTimeout struct{}

@@ -240,6 +240,7 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 		if err != nil {
 			return nil, err
 		}
+		d.tftp.SetFolders(conf.PiFolders())
 		n := serveIPXE(d.tftp, conf.TFTP.IPXEDir, conf.TFTP.Root)
 		log.Info("tftp serving", "addr", d.tftp.Addr().String(), "root", conf.TFTP.Root, "ipxe_binaries", n)
 	}
@@ -275,6 +276,9 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 		return nil, err
 	}
 	d.http.SetProfiles(profiles)
+	if d.tftp != nil {
+		d.tftp.SetClientFiles(d.http) // pxelinux configs rendered from profiles
+	}
 	if cfg.MetricsListen != "" {
 		if d.metrics, err = newMetricsServer(cfg.MetricsListen, reg, log); err != nil {
 			return nil, err
@@ -518,6 +522,9 @@ func (d *daemon) apply(file *config.Config, snap *kube.Snapshot) error {
 		}
 	}
 	d.http.SetProfiles(profiles)
+	if d.tftp != nil {
+		d.tftp.SetFolders(conf.PiFolders())
+	}
 	d.cfg.Conf = conf
 	return nil
 }
@@ -601,13 +608,15 @@ func (d *daemon) tftpDone(tr tftp.Transfer) {
 		return
 	}
 	ev := machines.Event{Source: "tftp", Bytes: tr.Bytes}
-	if tr.Failure == "" {
+	if tr.SizeProbe {
+		ev.Bytes = 0
+		ev.Detail = fmt.Sprintf("%s: size probe (%d bytes): the client ended the transfer once it had the size", tr.File, tr.Bytes)
+	} else if tr.Failure == "" {
 		ev.Phase = machines.PhaseTFTP
 		ev.Detail = fmt.Sprintf("%s: %d bytes in %s (blksize %d, windowsize %d, %d retransmits)",
 			tr.File, tr.Bytes, tr.Duration.Round(time.Millisecond), tr.BlockSize, tr.Window, tr.Retransmits)
 	} else if tr.Failure == "option_refused" {
-		// UEFI firmware asks for tsize, then ends the transfer with ERROR 8 and asks again.
-		ev.Detail = fmt.Sprintf("%s: the client ended it after the option answer (error 8: a size probe, as UEFI firmware does)", tr.File)
+		ev.Detail = fmt.Sprintf("%s: the client refused the options offered (error 8)", tr.File)
 	} else {
 		ev.Detail = fmt.Sprintf("%s: failed (%s) after %s", tr.File, tr.Failure, tr.Duration.Round(time.Millisecond))
 	}

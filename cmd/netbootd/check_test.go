@@ -68,7 +68,7 @@ groups:
 		bad + `:12: groups[0].selectr: unknown field; did you mean "selector"?`,
 		bad + `:4: subnets[0].pools[0]: 10.0.0.100-10.0.0.255 contains the broadcast address 10.0.0.255`,
 		bad + `:8: reservations[0].mac: ff:ff:ff:ff:ff:ff is the broadcast address, no machine's`,
-		bad + `:10: profiles[0]: set kernel (with initrds and args) or script, not both`,
+		bad + `:10: profiles[0]: set one of kernel (with initrds and args), script or menu`,
 	} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %s\nstderr:\n%s", want, stderr)

@@ -186,8 +186,12 @@ type Reservation struct {
 	// from its disk). Unset or true: network boot as configured.
 	Netboot *bool `yaml:"netboot"`
 	// PXE is option 43 for this machine's firmware PXE, over any class's.
-	PXE  *PXEVendor `yaml:"pxe"`
-	Line int        `yaml:"-"`
+	PXE *PXEVendor `yaml:"pxe"`
+	// PiSerial is a Raspberry Pi's serial number: its bootloader asks TFTP for SERIAL/FILE.
+	// Those requests are served from TFTPFolder/FILE, else FILE at the TFTP root (see pi.go).
+	PiSerial   string `yaml:"pi_serial"`
+	TFTPFolder string `yaml:"tftp_folder"` // under tftp.root; default: the serial
+	Line       int    `yaml:"-"`
 }
 
 // NoNetboot reports whether the reservation must not be told a boot file.

@@ -75,7 +75,7 @@ func TestBadConfigNamesLineAndField(t *testing.T) {
 		{"overlapping subnets", "interface: {server_ip: 10.0.0.1}\nsubnets: [{cidr: 10.0.0.0/16}, {cidr: 10.0.5.0/24}]\n", "overlaps subnets[0]"},
 		{"not yaml", "interface: [\n", "did not find expected node content"},
 		{"profile template", "interface: {mode: proxy, server_ip: 10.0.0.1}\nprofiles:\n  - name: p\n    kernel: vmlinuz\n    args: \"console={{.Console\"\n", "line 5: profiles[0].args: template:"},
-		{"profile without kernel or script", "interface: {mode: proxy, server_ip: 10.0.0.1}\nprofiles:\n  - {name: p}\n", "line 3: profiles[0]: set kernel (with initrds and args) or script"},
+		{"profile without kernel or script", "interface: {mode: proxy, server_ip: 10.0.0.1}\nprofiles:\n  - {name: p}\n", "line 3: profiles[0]: set one of kernel (with initrds and args), script or menu"},
 		{"asset leaving the assets directory", "interface: {mode: proxy, server_ip: 10.0.0.1}\nprofiles:\n  - {name: p, kernel: ../../etc/shadow}\n", `line 3: profiles[0].kernel: "../../etc/shadow" leaves the assets directory`},
 		{"duplicate profile", "interface: {mode: proxy, server_ip: 10.0.0.1}\nprofiles:\n  - {name: p, script: exit}\n  - {name: p, script: exit}\n", `line 4: profiles[1].name: "p" is also profiles[0]`},
 		{"group of a missing profile", "interface: {mode: proxy, server_ip: 10.0.0.1}\ngroups:\n  - {name: g, profile: nope}\n", `line 3: groups[0].profile: "nope" is not a profile`},
@@ -200,5 +200,75 @@ func TestREADMECheckExample(t *testing.T) {
 	}
 	if got := c.ValidateFile(); got == nil || got.Error() != want {
 		t.Errorf("check prints\n%v\nthe README says\n%s", got, want)
+	}
+}
+
+// Menu profiles: every mistake refused with its line and field.
+func TestMenuConfigRefused(t *testing.T) {
+	head := "interface: {mode: proxy, server_ip: 10.0.0.1}\nprofiles:\n  - {name: k, kernel: vmlinuz}\n  - name: m\n    menu:\n"
+	for _, tc := range []struct{ name, menu, want string }{
+		{"unknown key", "      titel: x\n      items: [{profile: k}]\n", `line 6: profiles[1].menu.titel: unknown field; did you mean "title"?`},
+		{"unknown item key", "      items:\n        - {profile: k, lable: x}\n", "line 7: profiles[1].menu.items[0].lable: unknown field"},
+		{"no items", "      title: x\n", "line 5: profiles[1].menu.items: a menu needs at least one item"},
+		{"item of two kinds", "      items:\n        - {profile: k, local_disk: true}\n", "line 7: profiles[1].menu.items[0]: set one of profile, chain or local_disk"},
+		{"item of no kind", "      items:\n        - {name: x}\n", "line 7: profiles[1].menu.items[0]: set one of profile, chain or local_disk"},
+		{"missing profile", "      items:\n        - {profile: nope}\n", `line 7: profiles[1].menu.items[0].profile: "nope" is not a profile`},
+		{"nested menu", "      items:\n        - {profile: m}\n", `line 7: profiles[1].menu.items[0].profile: "m" is a menu: menus do not nest`},
+		{"unnamed chain", "      items:\n        - {chain: \"https://boot.netboot.xyz\"}\n", "line 7: profiles[1].menu.items[0].name: missing"},
+		{"bad name", "      items:\n        - {name: \"a b\", local_disk: true}\n", `line 7: profiles[1].menu.items[0].name: "a b": letters`},
+		{"duplicate name", "      items:\n        - {profile: k}\n        - {name: k, local_disk: true}\n", `line 8: profiles[1].menu.items[1].name: "k" is also items[0]`},
+		{"chain leaving assets", "      items:\n        - {name: x, chain: ../x.ipxe}\n", `line 7: profiles[1].menu.items[0].chain: "../x.ipxe" leaves the assets directory`},
+		{"unknown default", "      default: nope\n      items: [{profile: k}]\n", `profiles[1].menu.default: "nope" is not an item's name`},
+		{"bad timeout", "      timeout: soon\n      items: [{profile: k}]\n", `line 6: profiles[1].menu.timeout: "soon" is not a duration`},
+		{"menu and kernel", "      items: [{profile: k}]\n    kernel: vmlinuz\n", "line 4: profiles[1]: set one of kernel (with initrds and args), script or menu"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(head + tc.menu))
+			if err == nil {
+				err = c.Validate()
+			}
+			if err == nil {
+				t.Fatalf("accepted:\n%s", head+tc.menu)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// Raspberry Pi folders: the serial the bootloader asks under, mapped to a folder in the TFTP root.
+func TestPiTFTPFoldersConfig(t *testing.T) {
+	head := "interface: {server_ip: 10.0.0.1}\nsubnets: [{cidr: 10.0.0.0/24}]\nreservations:\n"
+	for _, tc := range []struct{ name, res, want string }{
+		{"bad serial", "  - {mac: \"dc:a6:32:00:00:01\", ip: 10.0.0.5, pi_serial: 9FFEDEF}\n", `line 4: reservations[0].pi_serial: "9FFEDEF": want the 8 lower-case hex digits`},
+		{"upper case", "  - {mac: \"dc:a6:32:00:00:01\", ip: 10.0.0.5, pi_serial: 9FFEFDEF}\n", `reservations[0].pi_serial: "9FFEFDEF"`},
+		{"duplicate serial", "  - {mac: \"dc:a6:32:00:00:01\", ip: 10.0.0.5, pi_serial: 9ffefdef}\n  - {mac: \"dc:a6:32:00:00:02\", ip: 10.0.0.6, pi_serial: 9ffefdef}\n", "line 5: reservations[1].pi_serial: 9ffefdef is also reservations[0]"},
+		{"folder leaving the root", "  - {mac: \"dc:a6:32:00:00:01\", ip: 10.0.0.5, pi_serial: 9ffefdef, tftp_folder: ../etc}\n", `line 4: reservations[0].tftp_folder: "../etc": want a folder inside tftp.root`},
+		{"absolute folder", "  - {mac: \"dc:a6:32:00:00:01\", ip: 10.0.0.5, pi_serial: 9ffefdef, tftp_folder: /srv/x}\n", `reservations[0].tftp_folder: "/srv/x"`},
+		{"folder without serial", "  - {mac: \"dc:a6:32:00:00:01\", ip: 10.0.0.5, tftp_folder: pis/x}\n", "line 4: reservations[0].tftp_folder: only with pi_serial"},
+		{"unknown key", "  - {mac: \"dc:a6:32:00:00:01\", ip: 10.0.0.5, pi_serail: 9ffefdef}\n", `line 4: reservations[0].pi_serail: unknown field; did you mean "pi_serial"?`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(head + tc.res))
+			if err == nil {
+				err = c.Validate()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+	c, err := Parse([]byte(head + "  - {mac: \"dc:a6:32:00:00:01\", ip: 10.0.0.5, pi_serial: 9ffefdef, tftp_folder: pis/node03/}\n" +
+		"  - {mac: \"dc:a6:32:00:00:02\", ip: 10.0.0.6, pi_serial: d9780558}\n  - {mac: \"02:00:00:00:00:03\", ip: 10.0.0.7}\n"))
+	if err == nil {
+		err = c.Validate()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.PiFolders()
+	if len(got) != 2 || got["9ffefdef"] != "pis/node03" || got["d9780558"] != "d9780558" {
+		t.Errorf("PiFolders = %v", got)
 	}
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"sort"
 	"strings"
 	"text/template"
@@ -20,7 +21,28 @@ type Profile struct {
 	UserData string   `yaml:"user_data"` // cloud-init user-data, served at /configs/user-data
 	MetaData string   `yaml:"meta_data"` // cloud-init meta-data, served at /configs/meta-data
 	Ignition string   `yaml:"ignition"`  // Ignition JSON, served at /configs/ignition
+	Menu     *Menu    `yaml:"menu"`      // an iPXE menu instead of kernel or script
 	Line     int      `yaml:"-"`
+}
+
+// Menu is a profile that shows an iPXE menu: each item boots another profile, chains a URL
+// (netboot.xyz, or a local mirror of it under the assets) or boots from the local disk. After
+// Timeout with no key pressed the Default item boots.
+type Menu struct {
+	Title   string     `yaml:"title"`
+	Default string     `yaml:"default"` // an item's name; "" = the first item
+	Timeout Duration   `yaml:"timeout"` // 0 = wait for a choice
+	Items   []MenuItem `yaml:"items"`
+}
+
+// MenuItem is one entry of a Menu: exactly one of Profile, Chain or LocalDisk.
+type MenuItem struct {
+	Name      string `yaml:"name"`       // the item's key in the script; default: its profile's name
+	Label     string `yaml:"label"`      // the text shown; default: its name
+	Profile   string `yaml:"profile"`    // boot this (kernel or script) profile
+	Chain     string `yaml:"chain"`      // chain this iPXE script: an http(s) URL or an asset name
+	LocalDisk bool   `yaml:"local_disk"` // boot the first local disk (sanboot drive 0x80), else exit to the firmware
+	Line      int    `yaml:"-"`
 }
 
 // Group selects a profile for the machines its selector matches. The matching group with the
@@ -99,8 +121,20 @@ func (c *Config) validateProfiles(bad report) {
 			}
 			names[p.Name] = i
 		}
-		if (p.Kernel == "") == (p.Script == "") {
-			bad(p.Line, f, "set kernel (with initrds and args) or script, not both")
+		kinds := 0
+		for _, set := range []bool{p.Kernel != "", p.Script != "", p.Menu != nil} {
+			if set {
+				kinds++
+			}
+		}
+		if kinds != 1 {
+			bad(p.Line, f, "set one of kernel (with initrds and args), script or menu")
+		}
+		if p.Menu != nil {
+			c.validateMenu(p.Menu, p.Line, f+".menu", bad)
+			if len(p.Initrds) > 0 || p.Args != "" {
+				bad(p.Line, f, "initrds and args belong with kernel, not with menu")
+			}
 		}
 		if p.Script != "" && (len(p.Initrds) > 0 || p.Args != "") {
 			bad(p.Line, f, "initrds and args belong with kernel, not with script")
@@ -154,6 +188,79 @@ func (c *Config) validateProfiles(bad report) {
 			bad(r.Line, fmt.Sprintf("reservations[%d].profile", i), "%q is not a profile", r.Profile)
 		}
 	}
+}
+
+// menuName is an item's key in the menu script: it names an iPXE label, which must stay one token.
+var menuName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+func (c *Config) validateMenu(m *Menu, line int, f string, bad report) {
+	if len(m.Items) == 0 {
+		bad(line, f+".items", "a menu needs at least one item")
+	}
+	if m.Timeout < 0 {
+		bad(line, f+".timeout", "negative")
+	}
+	if strings.ContainsAny(m.Title, "\r\n\x00") {
+		bad(line, f+".title", "one line, please")
+	}
+	names := map[string]int{}
+	for i := range m.Items {
+		it := &m.Items[i]
+		fi := fmt.Sprintf("%s.items[%d]", f, i)
+		l := it.Line
+		if l == 0 {
+			l = line
+		}
+		kinds := 0
+		for _, set := range []bool{it.Profile != "", it.Chain != "", it.LocalDisk} {
+			if set {
+				kinds++
+			}
+		}
+		if kinds != 1 {
+			bad(l, fi, "set one of profile, chain or local_disk")
+		}
+		if it.Profile != "" {
+			switch p := c.ProfileByName(it.Profile); {
+			case p == nil:
+				bad(l, fi+".profile", "%q is not a profile", it.Profile)
+			case p.Menu != nil:
+				bad(l, fi+".profile", "%q is a menu: menus do not nest", it.Profile)
+			}
+		}
+		if err := checkAssetRef(it.Chain); err != nil {
+			bad(l, fi+".chain", "%v", err)
+		}
+		name := it.Name
+		if name == "" {
+			name = it.Profile
+		}
+		switch {
+		case name == "":
+			bad(l, fi+".name", "missing (only a profile item is named after its profile)")
+		case !menuName.MatchString(name):
+			bad(l, fi+".name", "%q: letters, digits, '.', '_' and '-' only", name)
+		default:
+			if j, dup := names[name]; dup {
+				bad(l, fi+".name", "%q is also items[%d]", name, j)
+			}
+			names[name] = i
+		}
+		if strings.ContainsAny(it.Label, "\r\n\x00") {
+			bad(l, fi+".label", "one line, please")
+		}
+	}
+	if _, ok := names[m.Default]; m.Default != "" && !ok {
+		bad(line, f+".default", "%q is not an item's name", m.Default)
+	}
+}
+
+// Key is the item's key: its own name, else its profile's.
+func (it MenuItem) Key() string {
+	if it.Name != "" {
+		return it.Name
+	}
+	return it.Profile
 }
 
 // checkAssetRef accepts an http(s) URL or a relative asset name that stays inside the assets

@@ -111,6 +111,7 @@ func (c *Config) validate(ifaceKnown bool) error {
 	c.validateTFTP(bad)
 	c.validateReservations(bad)
 	c.validateClasses(bad)
+	c.validatePiFolders(bad)
 	c.validateProfiles(bad)
 	c.validateSyslog(bad)
 	c.validateHTTP(bad)

@@ -77,6 +77,7 @@ type compiled struct {
 	p                                  config.Profile
 	args, script, user, meta, ignition *template.Template
 	initrdNames                        []string
+	items                              []*compiled // a menu's profile items, by index; nil for other items
 }
 
 type group struct {
@@ -125,6 +126,13 @@ func New(cfg *config.Config, baseURL string) (*Resolver, error) {
 		}
 		r.profiles[c.p.Name] = c
 	}
+	for _, c := range r.profiles {
+		if c.p.Menu != nil {
+			if c.items, err = menuItems(c.p, r.profiles); err != nil {
+				return nil, err
+			}
+		}
+	}
 	for i := range cfg.Reservations {
 		res := cfg.Reservations[i]
 		if res.Profile != "" && r.profiles[res.Profile] == nil {
@@ -151,6 +159,11 @@ func New(cfg *config.Config, baseURL string) (*Resolver, error) {
 
 func compile(p config.Profile) (*compiled, error) {
 	p.Initrds = append([]string(nil), p.Initrds...)
+	if p.Menu != nil {
+		menu := *p.Menu
+		menu.Items = append([]config.MenuItem(nil), menu.Items...)
+		p.Menu = &menu
+	}
 	c := &compiled{p: p, initrdNames: initrdNames(p.Initrds)}
 	for _, t := range []struct {
 		field string
@@ -290,6 +303,13 @@ func (r *Resolver) AssetKind(profile, asset string) string {
 	if c == nil {
 		return ""
 	}
+	for _, item := range c.items { // a menu: whichever item's profile was chosen
+		if item != nil {
+			if kind := r.AssetKind(item.p.Name, asset); kind != "" {
+				return kind
+			}
+		}
+	}
 	asset = path.Clean(strings.TrimPrefix(asset, "/"))
 	if !isURL(c.p.Kernel) && c.p.Kernel != "" && path.Clean(c.p.Kernel) == asset {
 		return AssetKernel
@@ -398,6 +418,9 @@ func (m Match) KernelArgs() (string, error) {
 func (m Match) Script() (string, error) {
 	if m.c == nil {
 		return "", errors.New("profile: no profile matched")
+	}
+	if m.c.p.Menu != nil {
+		return m.menuScript()
 	}
 	if m.c.script != nil {
 		s, err := m.render("script", m.c.script)
