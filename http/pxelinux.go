@@ -38,7 +38,7 @@ func (s *Server) ClientFile(name string, client netip.Addr) ([]byte, bool) {
 	}
 	log.Info("pxelinux config", "profile", m.Profile.Name, "reason", m.Reason)
 	if s.deps.Machines != nil {
-		s.deps.Machines.Begin(mac, client)
+		s.deps.Machines.Begin(mac, netip.Addr{}) // found by its name, not proven at client: keep its address
 		s.deps.Machines.Explain(mac, m.Data.Hostname, "", "", m.Profile.Name, m.Reason)
 		s.deps.Machines.Record(mac, machines.Event{Phase: machines.PhaseScript, Source: "tftp",
 			Detail: name + ": pxelinux config of profile " + m.Profile.Name})
