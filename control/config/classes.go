@@ -23,6 +23,9 @@ type Class struct {
 	IPXE       bool       `yaml:"ipxe"`        // the client runs iPXE already: its script, never the iPXE binary again
 	Options    Options    `yaml:"options"`
 	PXE        *PXEVendor `yaml:"pxe"` // option 43 for firmware PXE
+	// Profile is what the class's machines boot over HTTP, unless their reservation names one
+	// (the DHCP server records a machine's classes when it answers; see control/profile).
+	Profile string `yaml:"profile"`
 	// Preset is a built-in class ("raspberrypi"): its match and settings, under any set here.
 	Preset string `yaml:"preset"`
 	Line   int    `yaml:"-"`
@@ -251,12 +254,25 @@ func (c *Config) validateClasses(bad report) {
 			bad(cl.Line, f+".boot_file", "boot file name must be under 128 bytes without NUL")
 		}
 		if cl.Preset == "" && cl.BootFile == "" && !cl.NextServer.IsValid() && !cl.IPXE && cl.PXE == nil &&
-			cl.Options.empty() {
-			bad(cl.Line, f, "sets nothing: give it boot_file, next_server, ipxe, options or pxe")
+			cl.Options.empty() && cl.Profile == "" {
+			bad(cl.Line, f, "sets nothing: give it boot_file, next_server, ipxe, options, pxe or profile")
+		}
+		if cl.Profile != "" && c.ProfileByName(cl.Profile) == nil {
+			bad(cl.Line, f+".profile", "%q is not a profile", cl.Profile)
 		}
 		c.validateOptions(&cl.Options, cl.Line, f+".options", bad)
 		c.validatePXE(cl.PXE, cl.Line, f+".pxe", bad)
 	}
+}
+
+// ClassByName reports whether a class of that name exists (a preset's classes share one name).
+func (c *Config) ClassByName(name string) bool {
+	for i := range c.Classes {
+		if c.Classes[i].Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Config) validatePXE(p *PXEVendor, line int, field string, bad report) {
