@@ -60,7 +60,7 @@ func TestPXEVendorEncoding(t *testing.T) {
 		Menu:        []PXEMenuItem{{Type: 0x8000, Text: "x"}, {Type: 0, Text: "local"}},
 		Prompt:      &PXEPrompt{Timeout: 10, Text: "F8"}}
 	got, err := p.Encode()
-	want := []byte{6, 1, 7, 8, 11, 0x80, 0, 2, 10, 0, 0, 1, 10, 0, 0, 2, 9, 12, 0x80, 0, 1, 'x', 0, 0, 5, 'l', 'o', 'c', 'a', 'l', 10, 3, 10, 'F', '8', 255}
+	want := []byte{6, 1, 7, 10, 3, 10, 'F', '8', 8, 11, 0x80, 0, 2, 10, 0, 0, 1, 10, 0, 0, 2, 9, 12, 0x80, 0, 1, 'x', 0, 0, 5, 'l', 'o', 'c', 'a', 'l', 255}
 	if err != nil || !bytes.Equal(got, want) {
 		t.Errorf("%x %v\nwant %x", got, err, want)
 	}
