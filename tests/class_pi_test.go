@@ -56,9 +56,10 @@ func pi4Discover(t *testing.T, mac string, xid uint32) *dhcpv4.DHCPv4 {
 	return m
 }
 
-// offersFrom broadcasts m from eth0 in ns (again every 2 s, as firmware retransmits) until every
-// server in from has answered it, and returns each server's first OFFER by its identifier.
-func offersFrom(t *testing.T, ns *netns.NS, m *dhcpv4.DHCPv4, from ...string) map[string]*dhcpv4.DHCPv4 {
+// repliesFrom broadcasts m from eth0 in ns (again every 2 s, as firmware retransmits) until every
+// server in from has answered it with a reply of type want, and returns each server's first by
+// its identifier.
+func repliesFrom(t *testing.T, ns *netns.NS, m *dhcpv4.DHCPv4, want dhcpv4.MessageType, from ...string) map[string]*dhcpv4.DHCPv4 {
 	t.Helper()
 	got := map[string]*dhcpv4.DHCPv4{}
 	err := ns.Do(t, func() error {
@@ -94,14 +95,14 @@ func offersFrom(t *testing.T, ns *netns.NS, m *dhcpv4.DHCPv4, from ...string) ma
 				continue
 			}
 			r, err := dhcpv4.FromBytes(buf[:n])
-			if err != nil || r.OpCode != dhcpv4.OpcodeBootReply || r.TransactionID != m.TransactionID || r.MessageType() != dhcpv4.MessageTypeOffer {
+			if err != nil || r.OpCode != dhcpv4.OpcodeBootReply || r.TransactionID != m.TransactionID || r.MessageType() != want {
 				continue
 			}
 			if id := r.ServerIdentifier().String(); got[id] == nil {
 				got[id] = r
 			}
 		}
-		return fmt.Errorf("offers from %v after %s: got %d", from, patience, len(got))
+		return fmt.Errorf("%s from %v after %s: got %d", want, from, patience, len(got))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -148,14 +149,15 @@ func TestClassPiOfferMatchesDnsmasq(t *testing.T) {
 	// tailroom (pass_size); a real NIC has it.
 	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", piRackConfig, "", "--xdp", "generic", "--pin-dir", pins)
 
-	for i, tc := range []struct{ name, mac, counter, match string }{
-		{"reserved, XDP", "dc:a6:32:00:00:01", "netbootd_xdp_packets_total", `result="offer"`},
-		{"pool, Go path", "d8:3a:dd:00:00:02", "netbootd_dhcp_replies_total", `type="OFFER"`},
+	for i, tc := range []struct{ name, mac, counter, match, ackMatch string }{
+		{"reserved, XDP", "dc:a6:32:00:00:01", "netbootd_xdp_packets_total", `result="offer"`, `result="ack"`},
+		{"pool, Go path", "d8:3a:dd:00:00:02", "netbootd_dhcp_replies_total", `type="OFFER"`, `type="ACK"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := d.metric(tc.counter, tc.match)
 			c := r.client(t, tc.mac)
-			offers := offersFrom(t, c, pi4Discover(t, tc.mac, 0x5049_0000+uint32(i)), "10.10.0.1", "10.10.0.2")
+			discover := pi4Discover(t, tc.mac, 0x5049_0000+uint32(i))
+			offers := repliesFrom(t, c, discover, dhcpv4.MessageTypeOffer, "10.10.0.1", "10.10.0.2")
 			ours, theirs := offers["10.10.0.1"], offers["10.10.0.2"]
 			if after := d.metric(tc.counter, tc.match); after <= before {
 				out, _ := d.ns.Exec("curl", "-sf", "http://"+d.mgmtAddr+"/metrics")
@@ -185,6 +187,28 @@ func TestClassPiOfferMatchesDnsmasq(t *testing.T) {
 				if tftp := m.o.TFTPServerName(); tftp != "" && tftp != id.String() {
 					t.Errorf("%s: option 66 %q is not the server (%s) the Pi takes with the menu", m.who, tftp, id)
 				}
+			}
+			// The Pi then requests the offer it took: each server's ACK carries the same option 43.
+			acks := d.metric(tc.counter, tc.ackMatch)
+			for _, o := range []*dhcpv4.DHCPv4{ours, theirs} {
+				server := o.ServerIdentifier().String()
+				req, err := dhcpv4.New(dhcpv4.WithReply(discover), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+					dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(o.YourIPAddr)), dhcpv4.WithOption(dhcpv4.OptServerIdentifier(o.ServerIdentifier())))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.OpCode, req.ServerIPAddr = dhcpv4.OpcodeBootRequest, net.IPv4zero
+				for _, code := range []dhcpv4.OptionCode{dhcpv4.OptionParameterRequestList, dhcpv4.OptionClientSystemArchitectureType,
+					dhcpv4.OptionClientNetworkInterfaceIdentifier, dhcpv4.OptionClientMachineIdentifier, dhcpv4.OptionClassIdentifier} {
+					req.UpdateOption(dhcpv4.OptGeneric(code, discover.Options.Get(code)))
+				}
+				ack := repliesFrom(t, c, req, dhcpv4.MessageTypeAck, server)[server]
+				if got := ack.Options.Get(dhcpv4.OptionVendorSpecificInformation); !bytes.Equal(got, t43) || !ack.YourIPAddr.Equal(o.YourIPAddr) {
+					t.Errorf("%s's ACK: yiaddr %s (offered %s), option 43 %x, want dnsmasq's %x", server, ack.YourIPAddr, o.YourIPAddr, got, t43)
+				}
+			}
+			if after := d.metric(tc.counter, tc.ackMatch); after <= acks {
+				t.Errorf("%s{%s} %v → %v: the ACK did not take the path under test", tc.counter, tc.ackMatch, acks, after)
 			}
 			// What differs and does not matter to the bootloader: netbootd adds option 66 and the
 			// Pi 3 boot file; dnsmasq echoes option 97, which the Pi does not ask for.

@@ -1,6 +1,7 @@
 package dhcpd
 
 import (
+	"bytes"
 	"net"
 	"slices"
 	"testing"
@@ -53,5 +54,25 @@ func TestClassProfileRecordsClasses(t *testing.T) {
 				t.Errorf("classes %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// In proxy mode (dnsmasq's dhcp-range=…,proxy, as the official Pi guide runs it) a Pi gets the
+// preset's option 43 once, option 60 and the TFTP server, and no address.
+func TestClassPiProxyOffer(t *testing.T) {
+	f := newFixture(t, "interface: {mode: proxy, server_ip: 10.0.0.1}\nsubnets: [{cidr: 10.0.0.0/24}]\nclasses: [{preset: raspberrypi}]\n")
+	o, r, why := f.ask(t, dhcpv4.MessageTypeDiscover, macPi, piMods...)
+	if o == nil {
+		t.Fatalf("no proxy offer: %s", why)
+	}
+	want43 := append(append([]byte{6, 1, 3, 10, 4, 0}, "PXE"...), append([]byte{9, 20, 0, 0, 17}, "Raspberry Pi Boot\xff"...)...)
+	if got := rawOptions(r.payload, 43); len(got) != 1 || !bytes.Equal(got[0], want43) {
+		t.Errorf("option 43 %x, want once %x", got, want43)
+	}
+	if !o.YourIPAddr.IsUnspecified() || o.ClassIdentifier() != "PXEClient" || o.ServerIPAddr.String() != "10.0.0.1" {
+		t.Errorf("yiaddr %s, 60 %q, siaddr %s", o.YourIPAddr, o.ClassIdentifier(), o.ServerIPAddr)
+	}
+	if !slices.Equal(r.classes, []string{"raspberrypi"}) {
+		t.Errorf("classes %q", r.classes)
 	}
 }
