@@ -3,6 +3,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -88,15 +89,23 @@ func TestClassProfileUdhcpcThenScript(t *testing.T) {
 	})
 }
 
-// waitClasses waits until the machine's timeline shows exactly these classes.
+// waitClasses waits until the machine's timeline shows exactly these classes. The DHCP server
+// records them just after it sends its reply, so the machine may not be there yet: not found
+// counts as "not yet".
 func waitClasses(t *testing.T, d *daemon, mac string, want []string) {
 	t.Helper()
 	var m struct {
 		Classes []string `json:"classes"`
 	}
 	waitFor(t, mac+" classes "+strings.Join(want, ","), func() bool {
+		out, err := d.ns.Exec("curl", "-sf", "http://"+d.mgmtAddr+"/api/v1/machines/"+mac)
+		if err != nil {
+			return false
+		}
 		m.Classes = nil
-		d.getJSON("/api/v1/machines/"+mac, &m)
+		if err := json.Unmarshal([]byte(out), &m); err != nil {
+			t.Fatalf("GET /api/v1/machines/%s: %v: %s", mac, err, out)
+		}
 		return slices.Equal(m.Classes, want)
 	})
 }
