@@ -89,7 +89,7 @@ func (s *Server) machineScript(w *recorder, r *nethttp.Request, mac net.Hardware
 	if s.deps.Machines != nil {
 		s.deps.Machines.Report(mac, rep)
 	}
-	f := facts(mac, rep, remoteIP(r))
+	f := facts(mac, rep, s.classes(mac), remoteIP(r))
 	log := s.log.With("mac", mac.String(), "peer", r.RemoteAddr)
 
 	m, ok := s.profiles.Load().Resolve(f)
@@ -150,7 +150,7 @@ func (s *Server) config(w *recorder, r *nethttp.Request) {
 		return
 	}
 	// The facts iPXE reported with the script select the same group now.
-	m, ok := s.profiles.Load().Resolve(facts(mac, s.reported(mac), remoteIP(r)))
+	m, ok := s.profiles.Load().Resolve(facts(mac, s.reported(mac), s.classes(mac), remoteIP(r)))
 	if !ok {
 		nethttp.Error(w, "no profile: "+m.Reason, nethttp.StatusNotFound)
 		return
@@ -217,8 +217,17 @@ func (s *Server) reported(mac net.HardwareAddr) machines.Reported {
 	return m.Reported
 }
 
-func facts(mac net.HardwareAddr, r machines.Reported, ip netip.Addr) profile.Facts {
-	return profile.Facts{MAC: mac, UUID: r.UUID, Arch: r.Arch, Platform: r.Platform, Serial: r.Serial, Hostname: r.Hostname, IP: ip}
+// classes are the client classes DHCP put the machine in with its latest answer.
+func (s *Server) classes(mac net.HardwareAddr) []string {
+	if s.deps.Machines == nil {
+		return nil
+	}
+	m, _ := s.deps.Machines.Get(mac)
+	return m.Classes
+}
+
+func facts(mac net.HardwareAddr, r machines.Reported, classes []string, ip netip.Addr) profile.Facts {
+	return profile.Facts{MAC: mac, UUID: r.UUID, Arch: r.Arch, Platform: r.Platform, Serial: r.Serial, Hostname: r.Hostname, IP: ip, Classes: classes}
 }
 
 func parseMAC(s string) (net.HardwareAddr, error) {

@@ -161,7 +161,7 @@ func (s *Server) assetKind(mac net.HardwareAddr, name string) string {
 		prof = m.Profile
 	}
 	if prof == "" {
-		if m, ok := res.Resolve(facts(mac, s.reported(mac), netip.Addr{})); ok {
+		if m, ok := res.Resolve(facts(mac, s.reported(mac), s.classes(mac), netip.Addr{})); ok {
 			prof = m.Profile.Name
 		}
 	}

@@ -25,7 +25,7 @@ func (s *Server) ClientFile(name string, client netip.Addr) ([]byte, bool) {
 		return nil, false
 	}
 	log := s.log.With("mac", mac.String(), "peer", client.String(), "file", name)
-	m, ok := s.profiles.Load().Resolve(facts(mac, s.reported(mac), client))
+	m, ok := s.profiles.Load().Resolve(facts(mac, s.reported(mac), s.classes(mac), client))
 	if !ok {
 		log.Debug("pxelinux config: no profile", "reason", m.Reason)
 		return nil, false

@@ -3,6 +3,7 @@
 package tests
 
 import (
+	"bytes"
 	"context"
 	"encoding"
 	"encoding/json"
@@ -82,10 +83,24 @@ config:
         custom: [{code: 66, type: string, value: "10.12.0.1"}]
   reservations:
     - {mac: "52:54:00:00:00:01", ip: 10.12.0.11, hostname: node01, labels: {role: worker}}
+    - mac: "dc:a6:32:00:00:02"
+      ip: 10.12.0.12
+      pxe: {discovery_control: 3, boot_servers: [{type: 0, addrs: 10.12.0.1}], menu: [{type: 0, text: "Raspberry Pi Boot"}], prompt: {timeout: 0, text: PXE}}
+  classes:
+    - name: tinkerbell
+      match: {user_class: Tinkerbell, arch: [7], vendor_class_prefix: PXEClient, mac_prefix: "52:54", circuit_id: r12, remote_id: sw1, client_id: "01:52:54:00:00:00:01"}
+      ipxe: true
+      boot_file: "http://10.12.0.1:8080/auto.ipxe"
+      next_server: 10.12.0.1
+      options: {domain: tink.example}
+      profile: debian
+    - {preset: raspberrypi, profile: rescue}
   profiles:
     - {name: debian, kernel: vmlinuz, initrds: [initrd.gz], args: "console=ttyS0"}
+    - {name: rescue, script: "#!ipxe\nexit\n"}
   groups:
     - {name: workers, profile: debian, selector: {labels: {role: worker}}}
+    - {name: pis, profile: rescue, selector: {classes: [raspberrypi]}}
   syslog: {listen: "10.12.0.1:514"}
 `
 
@@ -128,6 +143,14 @@ func TestHelmChart(t *testing.T) {
 		if err := os.WriteFile(unknownKey, []byte("interface: eth1\nnodeSelectr: {rack: r12}\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		classTypo := filepath.Join(t.TempDir(), "class-typo.yaml")
+		if err := os.WriteFile(classTypo, []byte("interface: eth1\nconfig: {classes: [{name: pi, profile: x, match: {vendor: PXEClient}}]}\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		pxeTypo := filepath.Join(t.TempDir(), "pxe-typo.yaml")
+		if err := os.WriteFile(pxeTypo, []byte("interface: eth1\nconfig: {reservations: [{mac: \"02:00:00:00:00:01\", pxe: {menus: []}}]}\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		configTypo := filepath.Join(t.TempDir(), "config-typo.yaml")
 		if err := os.WriteFile(configTypo, []byte("interface: eth1\nconfig: {subnets: [{cidr: 10.0.0.0/24, pool: [10.0.0.9-10.0.0.99]}]}\n"), 0o600); err != nil {
 			t.Fatal(err)
@@ -144,6 +167,8 @@ func TestHelmChart(t *testing.T) {
 			{"unknown top-level key", "lint", []string{"-f", unknownKey}, []string{"nodeSelectr", "not allowed"}},
 			{"unknown top-level key", "template", []string{"-f", unknownKey}, []string{"nodeSelectr", "not allowed"}},
 			{"unknown config key", "template", []string{"-f", configTypo}, []string{"/config/subnets/0", "'pool'", "not allowed"}},
+			{"unknown class match key", "template", []string{"-f", classTypo}, []string{"/config/classes/0/match", "'vendor'", "not allowed"}},
+			{"unknown reservation pxe key", "template", []string{"-f", pxeTypo}, []string{"/config/reservations/0/pxe", "'menus'", "not allowed"}},
 			{"state_dir is the chart's", "template", []string{"--set", "interface=eth1", "--set", "config.state_dir=/x"}, []string{"/config", "state_dir"}},
 			{"ha with one peer", "lint", []string{"--set", "interface=eth1", "--set", "ha.enabled=true", "--set", "ha.peers={a}"}, []string{"/ha/peers", "minItems"}},
 			{"ha with one peer", "template", []string{"--set", "interface=eth1", "--set", "ha.enabled=true", "--set", "ha.peers={a}"}, []string{"/ha/peers", "minItems"}},
@@ -254,9 +279,15 @@ func TestHelmChart(t *testing.T) {
 			if err := cfg.Validate(); err != nil {
 				t.Fatalf("%s: netbootd rejects the ConfigMap's netbootd.yaml: %v\n%s", c.name, err, data)
 			}
-			if len(cfg.Subnets) != 1 || len(cfg.Reservations) != 1 || cfg.Subnets[0].LeaseTime.D() != time.Hour {
-				t.Errorf("%s: parsed %d subnets, %d reservations, lease_time %s; want 1, 1, 1h",
+			if len(cfg.Subnets) != 1 || len(cfg.Reservations) != 2 || cfg.Subnets[0].LeaseTime.D() != time.Hour {
+				t.Errorf("%s: parsed %d subnets, %d reservations, lease_time %s; want 1, 2, 1h",
 					c.name, len(cfg.Subnets), len(cfg.Reservations), cfg.Subnets[0].LeaseTime.D())
+			}
+			// The classes (the preset expanded per Raspberry Pi OUI) and a reservation's option 43.
+			if len(cfg.Classes) != 1+len(config.RaspberryPiOUIs) || cfg.Classes[0].Profile != "debian" ||
+				cfg.Reservations[1].PXE == nil || !bytes.Contains(cfg.Reservations[1].PXE.Data, []byte("Raspberry Pi Boot")) {
+				t.Errorf("%s: classes %+v, reservation pxe %+v: want tinkerbell and the raspberrypi preset, option 43 with the Pi menu",
+					c.name, cfg.Classes, cfg.Reservations[1].PXE)
 			}
 		}
 	})

@@ -134,6 +134,9 @@ func machinesCommand() *cli.Command {
 				if m.ProfileReason != "" {
 					fmt.Printf("profile %s: %s\n", dash(m.Profile), m.ProfileReason)
 				}
+				if len(m.Classes) > 0 {
+					fmt.Printf("client classes (latest DHCP answer): %s\n", strings.Join(m.Classes, ", "))
+				}
 				w = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(w, "+TIME\tSOURCE\tPHASE\tWHAT")
 				for _, e := range m.Events {

@@ -23,6 +23,9 @@ type Class struct {
 	IPXE       bool       `yaml:"ipxe"`        // the client runs iPXE already: its script, never the iPXE binary again
 	Options    Options    `yaml:"options"`
 	PXE        *PXEVendor `yaml:"pxe"` // option 43 for firmware PXE
+	// Profile is what the class's machines boot over HTTP, unless their reservation names one
+	// (the DHCP server records a machine's classes when it answers; see control/profile).
+	Profile string `yaml:"profile"`
 	// Preset is a built-in class ("raspberrypi"): its match and settings, under any set here.
 	Preset string `yaml:"preset"`
 	Line   int    `yaml:"-"`
@@ -87,19 +90,25 @@ type PXEPrompt struct {
 // control 8, boot from the file in this reply (no multicast, no port 4011).
 var DefaultPXEVendor = []byte{6, 1, 8, 255}
 
-// RaspberryPiOUIs are the MAC prefixes of Raspberry Pi boards (IEEE assignments to the
-// Raspberry Pi Foundation and Raspberry Pi Trading).
-var RaspberryPiOUIs = []string{"b8:27:eb", "dc:a6:32", "e4:5f:01", "d8:3a:dd", "2c:cf:67"}
+// RaspberryPiOUIs are the MAC prefixes of Raspberry Pi boards. The IEEE registry (Debian 12's
+// ieee-data 20220827, oui.txt) assigns b8:27:eb to the Raspberry Pi Foundation and dc:a6:32,
+// e4:5f:01 and 28:cd:c1 to Raspberry Pi Trading; d8:3a:dd and 2c:cf:67 were assigned to Raspberry
+// Pi Trading after that snapshot (Pi 5 and later boards carry them).
+var RaspberryPiOUIs = []string{"b8:27:eb", "dc:a6:32", "e4:5f:01", "28:cd:c1", "d8:3a:dd", "2c:cf:67"}
 
 // presets are the built-in classes, by name: what Class.Preset expands to, per OUI.
 func preset(name string) ([]Class, bool) {
 	switch name {
 	case "raspberrypi":
 		// The Pi 4 and Pi 5 bootloaders send vendor class "PXEClient:Arch:00000:UNDI:002001"
-		// and accept an offer only with a PXE boot menu whose text is "Raspberry Pi Boot"
-		// (dnsmasq's pxe-service=0,"Raspberry Pi Boot"). They fetch their files from the TFTP
-		// server in siaddr / option 66 and need no boot file. The vendor class is matched by
-		// its prefix "PXEClient" and arch 0, which the XDP program evaluates as well.
+		// and accept an offer only with a PXE boot menu whose text starts "Raspberry Pi Boot"
+		// (rpi-eeprom's release notes, 2019-10-16: "Ignore trailing characters when parsing in
+		// PXE boot menu option"); with it they take the TFTP server from option 54, else from
+		// option 66 (waveform80/nobodd, docs/explain-pi-netboot.rst). This option 43 is, byte
+		// for byte, what dnsmasq sends for pxe-service=0,"Raspberry Pi Boot": discovery control
+		// 3, prompt "PXE" with timeout 0, one menu item of type 0 (TestClassPiOfferMatchesDnsmasq).
+		// The vendor class is matched by its prefix "PXEClient" and arch 0, which the XDP
+		// program evaluates as well.
 		dc := uint8(3)
 		var out []Class
 		for _, oui := range RaspberryPiOUIs {
@@ -120,7 +129,9 @@ func preset(name string) ([]Class, bool) {
 // keeps the iPXE binary away (the bootloader loads start4.elf by itself).
 const RaspberryPiBootFile = "bootcode.bin"
 
-// Encode renders option 43: sub-options 6, 8, 9, 10 and END.
+// Encode renders option 43: sub-options 6, 10, 8, 9 and END, in dnsmasq's order (its pxe_opts),
+// so that a configuration copied from dnsmasq's pxe-service/pxe-prompt gives the same bytes
+// firmware already boots with (TestClassPiOfferMatchesDnsmasq compares them on the wire).
 func (p *PXEVendor) Encode() ([]byte, error) {
 	out := []byte{}
 	dc := uint8(8)
@@ -135,6 +146,11 @@ func (p *PXEVendor) Encode() ([]byte, error) {
 		out = append(out, code, byte(len(v)))
 		out = append(out, v...)
 		return nil
+	}
+	if p.Prompt != nil {
+		if err := sub(10, append([]byte{p.Prompt.Timeout}, p.Prompt.Text...)); err != nil {
+			return nil, err
+		}
 	}
 	if len(p.BootServers) > 0 {
 		var v []byte
@@ -162,11 +178,6 @@ func (p *PXEVendor) Encode() ([]byte, error) {
 			v = append(v, m.Text...)
 		}
 		if err := sub(9, v); err != nil {
-			return nil, err
-		}
-	}
-	if p.Prompt != nil {
-		if err := sub(10, append([]byte{p.Prompt.Timeout}, p.Prompt.Text...)); err != nil {
 			return nil, err
 		}
 	}
@@ -251,12 +262,25 @@ func (c *Config) validateClasses(bad report) {
 			bad(cl.Line, f+".boot_file", "boot file name must be under 128 bytes without NUL")
 		}
 		if cl.Preset == "" && cl.BootFile == "" && !cl.NextServer.IsValid() && !cl.IPXE && cl.PXE == nil &&
-			cl.Options.empty() {
-			bad(cl.Line, f, "sets nothing: give it boot_file, next_server, ipxe, options or pxe")
+			cl.Options.empty() && cl.Profile == "" {
+			bad(cl.Line, f, "sets nothing: give it boot_file, next_server, ipxe, options, pxe or profile")
+		}
+		if cl.Profile != "" && c.ProfileByName(cl.Profile) == nil {
+			bad(cl.Line, f+".profile", "%q is not a profile", cl.Profile)
 		}
 		c.validateOptions(&cl.Options, cl.Line, f+".options", bad)
 		c.validatePXE(cl.PXE, cl.Line, f+".pxe", bad)
 	}
+}
+
+// ClassByName reports whether a class of that name exists (a preset's classes share one name).
+func (c *Config) ClassByName(name string) bool {
+	for i := range c.Classes {
+		if c.Classes[i].Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Config) validatePXE(p *PXEVendor, line int, field string, bad report) {

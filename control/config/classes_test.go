@@ -27,6 +27,11 @@ func TestClassesRefusedAndAccepted(t *testing.T) {
 		{"boot file too long", head + "  - name: a\n    boot_file: " + strings.Repeat("x", 128) + "\n", "classes[0].boot_file: boot file name must be under 128 bytes"},
 		{"menu text too long", head + "  - name: a\n    pxe: {menu: [{type: 0, text: " + strings.Repeat("x", 256) + "}]}\n", "classes[0].pxe: menu item type 0"},
 		{"reservation pxe, empty menu text", head + "reservations:\n  - {mac: \"02:00:00:00:00:01\", ip: 10.0.0.5, pxe: {menu: [{type: 0}]}}\n", "reservations[0].pxe: menu item type 0"},
+		{"class profile unknown", head + "  - name: a\n    profile: nope\n", `classes[0].profile: "nope" is not a profile`},
+		{"selector class unknown", head + "  - {name: a, profile: p}\nprofiles: [{name: p, script: x}]\ngroups: [{name: g, profile: p, selector: {classes: [b]}}]\n", `groups[0].selector.classes[0]: "b" is not a class`},
+		{"selector class twice", head + "  - {name: a, profile: p}\nprofiles: [{name: p, script: x}]\ngroups: [{name: g, profile: p, selector: {classes: [a, a]}}]\n", `groups[0].selector.classes[1]: "a" is listed twice`},
+		{"same selector, classes in another order", head + "  - {name: a, profile: p}\n  - {name: b, profile: p}\nprofiles: [{name: p, script: x}]\ngroups: [{name: g, profile: p, selector: {classes: [a, b]}}, {name: h, profile: p, selector: {classes: [b, a]}}]\n", "groups[1].selector: the same as groups[0]"},
+		{"good with profiles", head + "  - {name: a, profile: p}\n  - {preset: raspberrypi, profile: p}\nprofiles: [{name: p, script: x}]\ngroups: [{name: g, profile: p, selector: {classes: [a, raspberrypi]}}]\n", ""},
 		{"good", head + "  - name: tink\n    match: {user_class: Tinkerbell}\n    ipxe: true\n    boot_file: http://10.0.0.1/auto.ipxe\n  - preset: raspberrypi\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -55,7 +60,7 @@ func TestPXEVendorEncoding(t *testing.T) {
 		Menu:        []PXEMenuItem{{Type: 0x8000, Text: "x"}, {Type: 0, Text: "local"}},
 		Prompt:      &PXEPrompt{Timeout: 10, Text: "F8"}}
 	got, err := p.Encode()
-	want := []byte{6, 1, 7, 8, 11, 0x80, 0, 2, 10, 0, 0, 1, 10, 0, 0, 2, 9, 12, 0x80, 0, 1, 'x', 0, 0, 5, 'l', 'o', 'c', 'a', 'l', 10, 3, 10, 'F', '8', 255}
+	want := []byte{6, 1, 7, 10, 3, 10, 'F', '8', 8, 11, 0x80, 0, 2, 10, 0, 0, 1, 10, 0, 0, 2, 9, 12, 0x80, 0, 1, 'x', 0, 0, 5, 'l', 'o', 'c', 'a', 'l', 255}
 	if err != nil || !bytes.Equal(got, want) {
 		t.Errorf("%x %v\nwant %x", got, err, want)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"text/template"
@@ -63,11 +64,13 @@ type Selector struct {
 	Platform string            `yaml:"platform"` // iPXE's ${platform}: pcbios, efi
 	Hostname string            `yaml:"hostname"` // the reservation's host name
 	Labels   map[string]string `yaml:"labels"`   // all must equal the reservation's labels
+	// Classes are client classes the machine must all belong to, as DHCP last classified it.
+	Classes []string `yaml:"classes"`
 }
 
 // Size is the number of fields the selector constrains: its specificity.
 func (s Selector) Size() int {
-	n := len(s.Labels)
+	n := len(s.Labels) + len(s.Classes)
 	for _, set := range []bool{len(s.MAC) > 0, s.UUID != "", s.Arch != "", s.Platform != "", s.Hostname != ""} {
 		if set {
 			n++
@@ -83,7 +86,10 @@ func (s Selector) key() string {
 		labels = append(labels, k+"="+v)
 	}
 	sort.Strings(labels)
-	return strings.Join([]string{s.MAC.String(), strings.ToLower(s.UUID), s.Arch, s.Platform, s.Hostname, strings.Join(labels, ",")}, "|")
+	classes := slices.Clone(s.Classes)
+	slices.Sort(classes)
+	classes = slices.Compact(classes)
+	return strings.Join([]string{s.MAC.String(), strings.ToLower(s.UUID), s.Arch, s.Platform, s.Hostname, strings.Join(labels, ","), strings.Join(classes, ",")}, "|")
 }
 
 // ProfileByName returns the named profile, or nil.
@@ -176,6 +182,14 @@ func (c *Config) validateProfiles(bad report) {
 		case "", "pcbios", "efi":
 		default:
 			bad(g.Line, f+".selector.platform", "%q: want pcbios or efi", g.Selector.Platform)
+		}
+		for j, name := range g.Selector.Classes {
+			switch {
+			case !c.ClassByName(name):
+				bad(g.Line, fmt.Sprintf("%s.selector.classes[%d]", f, j), "%q is not a class", name)
+			case slices.Index(g.Selector.Classes, name) < j:
+				bad(g.Line, fmt.Sprintf("%s.selector.classes[%d]", f, j), "%q is listed twice", name)
+			}
 		}
 		if j, dup := selectors[g.Selector.key()]; dup {
 			bad(g.Line, f+".selector", "the same as groups[%d]: which one applies would be ambiguous", j)

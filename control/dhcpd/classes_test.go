@@ -182,8 +182,8 @@ func TestPXEVendorOptionFromConfig(t *testing.T) {
 		want []byte
 	}{
 		{"netbootd's own", macUnknown, []byte{6, 1, 8, 255}},
-		{"a class's menu and prompt", macReserved, append(append([]byte{6, 1, 8, 9, 11, 0x80, 0, 8}, "netbootd"...),
-			append([]byte{10, 9, 5}, "Press F8\xff"...)...)},
+		{"a class's menu and prompt", macReserved, append(append([]byte{6, 1, 8, 10, 9, 5}, "Press F8"...),
+			append([]byte{9, 11, 0x80, 0, 8}, "netbootd\xff"...)...)},
 		{"the reservation's", macN13, append([]byte{6, 1, 3, 9, 10, 0, 0, 7}, "Node 13\xff"...)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -221,7 +221,8 @@ func TestCustomOption43ReplacesOwn(t *testing.T) {
 // iPXE binary); other firmware PXE with arch 0 still gets iPXE.
 func TestClassRaspberryPiPreset(t *testing.T) {
 	f := newFixture(t, classConfig)
-	wantPi43 := append(append([]byte{6, 1, 3, 9, 20, 0, 0, 17}, "Raspberry Pi Boot"...), append([]byte{10, 4, 0}, "PXE\xff"...)...)
+	// What dnsmasq sends for pxe-service=0,"Raspberry Pi Boot" (tests/class_pi_test.go).
+	wantPi43 := append(append([]byte{6, 1, 3, 10, 4, 0}, "PXE"...), append([]byte{9, 20, 0, 0, 17}, "Raspberry Pi Boot\xff"...)...)
 	for _, mac := range []net.HardwareAddr{macPi, {0xd8, 0x3a, 0xdd, 9, 9, 9}} { // reserved, and from the pool
 		o, r, why := f.ask(t, dhcpv4.MessageTypeDiscover, mac, piMods...)
 		if o == nil {

@@ -20,6 +20,28 @@ func (s *Server) Hostname(mac net.HardwareAddr) string {
 	return ""
 }
 
+// kernelFacts are what client classes can see of a request the XDP program answers: the MAC
+// and, for firmware PXE, vendor class "PXEClient" and the architecture (it tells PXE firmware by
+// that prefix only).
+func kernelFacts(mac net.HardwareAddr, pxe bool, arch uint16) classFacts {
+	f := classFacts{mac: mac}
+	if pxe {
+		f.vendor, f.hasVendor, f.arch = "PXEClient", true, arch
+	}
+	return f
+}
+
+// KernelClasses are the client classes of a request the XDP program answered (bpf.Event's MAC,
+// PXE and Arch), as fastReservations rendered its reply, for the machine's timeline.
+func (s *Server) KernelClasses(mac net.HardwareAddr, pxe bool, arch uint16) []string {
+	return s.state.Load().kernelClasses(mac, pxe, arch)
+}
+
+func (st *state) kernelClasses(mac net.HardwareAddr, pxe bool, arch uint16) []string {
+	f := kernelFacts(mac, pxe, arch)
+	return classesOf(st.conf.Classes, &f).names
+}
+
 // FastReservations renders the reservations as the XDP fast path's map entries, each with its
 // subnet's options, by the same code as the Go path's replies. Those with more options than
 // fit are answered by the control plane.
@@ -36,7 +58,7 @@ func (st *state) fastReservations() []bpf.Entry {
 		// A plain request the program answers carries no 77, 82 or 175, and no 60, 61 or 93
 		// that a class of this MAC could look at (kernelFlags send those up): these facts are
 		// all the classes can see of it.
-		plain := classFacts{mac: net.HardwareAddr(r.MAC)}
+		plain := kernelFacts(net.HardwareAddr(r.MAC), false, 0)
 		cls := classesOf(st.conf.Classes, &plain)
 		opts := renderOptions(st.serverIP, sub, r, &cls.options, sub.LeaseTime.D(), nil)
 		var h replyHeader
@@ -111,7 +133,7 @@ var fastArchs = []uint16{0, 6, 7, 9, 10, 11}
 // onRequest are the codes its replies add only when option 55 asks for them.
 func (st *state) fastBoot(r *config.Reservation, sub *config.Subnet) (out []bpf.Boot, onRequest []uint8) {
 	for _, arch := range fastArchs {
-		facts := classFacts{mac: net.HardwareAddr(r.MAC), vendor: "PXEClient", hasVendor: true, arch: arch}
+		facts := kernelFacts(net.HardwareAddr(r.MAC), true, arch)
 		cls := classesOf(st.conf.Classes, &facts)
 		fw := firmware{arch: arch, hasArch: true, pxe: true, ipxe: cls.ipxe}
 		opts := renderOptions(st.serverIP, sub, r, &cls.options, sub.LeaseTime.D(), nil)

@@ -67,6 +67,7 @@ type response struct {
 	hostname   string
 	bootFile   string
 	bootReason string
+	classes    []string // the client classes the request belongs to
 	// droppedOptions did not fit the client's maximum message size (logged and counted).
 	droppedOptions []uint8
 }
@@ -382,6 +383,7 @@ func (c *exchange) reply(mt dhcpv4.MessageType, yiaddr netip.Addr) (*response, s
 			r.bootFile, r.bootReason = choice.file, choice.reason
 		}
 		r.hostname = c.hostname()
+		r.classes = c.cls.names
 	}
 	return r, why
 }
@@ -558,6 +560,7 @@ func (h *handler) proxy(st *state, req *request, fw firmware, cls *classed) (*re
 	r, why := st.finish(reply, &hdr, opts, m)
 	if r != nil {
 		r.bootFile, r.bootReason = choice.file, choice.reason
+		r.classes = cls.names
 	}
 	if r != nil && req.port != 67 {
 		r.udp, r.rawMAC = req.src, nil // port 4011: answer where it came from,

@@ -308,6 +308,7 @@ func (s *Server) serve(p packet) {
 			tl.Record(req.mac, ev) // a NAK reaches no phase
 		} else {
 			tl.DHCP(req.mac, resp.yiaddr, msg.MessageType() == dhcpv4.MessageTypeDiscover, ev)
+			tl.Classify(req.mac, resp.classes)
 		}
 		if resp.bootFile != "" || resp.hostname != "" {
 			tl.Explain(req.mac, resp.hostname, resp.bootFile, resp.bootReason, "", "")

@@ -9,6 +9,7 @@ import (
 	"container/list"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -53,7 +54,9 @@ type Machine struct {
 	BootReason    string    `json:"boot_reason,omitempty"`
 	Profile       string    `json:"profile,omitempty"`
 	ProfileReason string    `json:"profile_reason,omitempty"`
-	Events        []Event   `json:"events"`
+	// Classes are the client classes of the machine's latest DHCP answer (they may choose its profile).
+	Classes []string `json:"classes,omitempty"`
+	Events  []Event  `json:"events"`
 	// EventsDropped counts the events of this boot dropped to stay bounded.
 	EventsDropped int `json:"events_dropped,omitempty"`
 	// Reported is what the machine's iPXE said about itself with its script request.
@@ -272,6 +275,17 @@ func (s *Store) learn(mac net.HardwareAddr, ip netip.Addr) {
 	s.setIP(m, ip)
 }
 
+// Classify records the client classes DHCP put the machine in with its latest answer, replacing
+// the previous ones (an iPXE request may belong to other classes than its firmware's). Nothing
+// for a machine with no timeline.
+func (s *Store) Classify(mac net.HardwareAddr, classes []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := s.find(Key(mac)); m != nil {
+		m.Classes = slices.Clone(classes)
+	}
+}
+
 // ByIP returns the MAC of the machine last given ip, to attribute TFTP and HTTP requests.
 func (s *Store) ByIP(ip netip.Addr) (net.HardwareAddr, bool) {
 	s.mu.Lock()
@@ -310,6 +324,7 @@ func (s *Store) All() []Machine {
 func clone(m *Machine) Machine {
 	c := *m
 	c.Events = append([]Event(nil), m.Events...)
+	c.Classes = slices.Clone(m.Classes)
 	return c
 }
 

@@ -3,6 +3,7 @@ package machines
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -176,5 +177,26 @@ func BenchmarkMadeUpMACEvents(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		s.Record(net.HardwareAddr{0x06, 0, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}, Event{Phase: PhaseBooted, Source: "callback"})
+	}
+}
+
+// Classify keeps the classes of the latest DHCP answer only, and opens no timeline.
+func TestClassProfileClassify(t *testing.T) {
+	s := New(0, nil)
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	s.Classify(mac, []string{"a"})
+	if _, ok := s.Get(mac); ok {
+		t.Fatal("Classify opened a timeline")
+	}
+	s.DHCP(mac, netip.MustParseAddr("10.0.0.5"), true, Event{Time: time.Now(), Source: "dhcp"})
+	in := []string{"pxe", "pi"}
+	s.Classify(mac, in)
+	in[0] = "changed" // the store keeps its own copy
+	if m, _ := s.Get(mac); !slices.Equal(m.Classes, []string{"pxe", "pi"}) {
+		t.Errorf("classes %q, want [pxe pi]", m.Classes)
+	}
+	s.Classify(mac, nil) // the next answer: no class
+	if m, _ := s.Get(mac); len(m.Classes) != 0 {
+		t.Errorf("classes %q after an answer without classes, want none", m.Classes)
 	}
 }

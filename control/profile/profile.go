@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,6 +30,8 @@ type Facts struct {
 	Serial   string
 	Hostname string
 	IP       netip.Addr
+	// Classes are the client classes DHCP put the machine in when it last answered it.
+	Classes []string
 }
 
 // Data is what profile templates see.
@@ -92,6 +95,13 @@ type Resolver struct {
 	reservations                 map[string]*config.Reservation
 	reservedAt                   map[netip.Addr]net.HardwareAddr // reservations' ip → MAC
 	groups                       []group
+	classProfiles                []classProfile // in the file's order
+}
+
+// classProfile is a client class that chooses its machines' profile.
+type classProfile struct {
+	class string
+	p     *compiled
 }
 
 // New builds a resolver from a validated configuration. baseURL is how machines reach the HTTP
@@ -152,7 +162,18 @@ func New(cfg *config.Config, baseURL string) (*Resolver, error) {
 		}
 		g.Selector.MAC = append(config.MAC(nil), g.Selector.MAC...)
 		g.Selector.Labels = cloneMap(g.Selector.Labels)
+		g.Selector.Classes = slices.Clone(g.Selector.Classes)
 		r.groups = append(r.groups, group{g: g, p: p})
+	}
+	for _, cl := range cfg.Classes {
+		if cl.Profile == "" {
+			continue
+		}
+		p := r.profiles[cl.Profile]
+		if p == nil {
+			return nil, fmt.Errorf("profile: class %q names profile %q, which does not exist", cl.Name, cl.Profile)
+		}
+		r.classProfiles = append(r.classProfiles, classProfile{class: cl.Name, p: p})
 	}
 	return r, nil
 }
@@ -185,7 +206,8 @@ func compile(p config.Profile) (*compiled, error) {
 	return c, nil
 }
 
-// Resolve says which profile the machine boots. A reservation naming a profile wins; otherwise
+// Resolve says which profile the machine boots. A reservation naming a profile wins; then the
+// first class in the file that the machine belongs to and that names a profile; otherwise
 // the matching group with the most selector fields, the first in the file on a tie. Without a
 // match it returns false and a Match whose Reason says why. A nil Resolver matches nothing.
 func (r *Resolver) Resolve(f Facts) (Match, bool) {
@@ -215,6 +237,9 @@ func (r *Resolver) Resolve(f Facts) (Match, bool) {
 	if res != nil && res.Profile != "" {
 		c = r.profiles[res.Profile]
 		reason = fmt.Sprintf("reservation %s names profile %q", res.MAC, res.Profile)
+	} else if cp, ok := r.classProfile(f.Classes); ok {
+		c = cp.p
+		reason = fmt.Sprintf("class %q names profile %q", cp.class, cp.p.p.Name)
 	} else {
 		var matching []group
 		for _, g := range r.groups {
@@ -322,6 +347,16 @@ func (r *Resolver) AssetKind(profile, asset string) string {
 	return ""
 }
 
+// classProfile is the first class in the file, among the machine's, that names a profile.
+func (r *Resolver) classProfile(classes []string) (classProfile, bool) {
+	for _, cp := range r.classProfiles {
+		if slices.Contains(classes, cp.class) {
+			return cp, true
+		}
+	}
+	return classProfile{}, false
+}
+
 func selects(s config.Selector, f Facts, hostname string, labels map[string]string) bool {
 	if len(s.MAC) > 0 && !bytes.Equal(s.MAC, f.MAC) {
 		return false
@@ -343,6 +378,11 @@ func selects(s config.Selector, f Facts, hostname string, labels map[string]stri
 			return false
 		}
 	}
+	for _, c := range s.Classes {
+		if !slices.Contains(f.Classes, c) {
+			return false
+		}
+	}
 	return true
 }
 
@@ -358,6 +398,9 @@ func describeSelector(s config.Selector) string {
 	}
 	if len(s.Labels) > 0 {
 		parts = append(parts, "labels "+joinLabels(s.Labels))
+	}
+	if len(s.Classes) > 0 {
+		parts = append(parts, "classes "+strings.Join(s.Classes, ","))
 	}
 	if len(parts) == 0 {
 		return "empty selector: every machine"
@@ -379,6 +422,9 @@ func describeFacts(f Facts, hostname string, res *config.Reservation) string {
 		if kv[1] != "" {
 			parts = append(parts, kv[0]+" "+kv[1])
 		}
+	}
+	if len(f.Classes) > 0 {
+		parts = append(parts, "classes "+strings.Join(f.Classes, ","))
 	}
 	switch {
 	case res == nil:
