@@ -542,7 +542,10 @@ var dhcpTypes = map[uint8]string{1: "DISCOVER", 2: "OFFER", 3: "REQUEST", 5: "AC
 // a machine's history reads the same whichever path answered it.
 func (d *daemon) xdpAnswered(e bpf.Event) {
 	detail := dhcpTypes[e.Request] + " → " + dhcpTypes[e.Reply] + " " + e.IP.String()
-	if e.PXE {
+	switch {
+	case e.HTTP:
+		detail += fmt.Sprintf(", HTTP boot parameters for arch %d", e.Arch)
+	case e.PXE:
 		detail += fmt.Sprintf(", PXE boot parameters for arch %d", e.Arch)
 	}
 	d.machines.DHCP(e.MAC, e.IP, e.Request == 1, machines.Event{Time: e.Time, Source: "xdp", Detail: detail})

@@ -104,16 +104,31 @@ func fastArea(opts []option) ([]byte, bool) {
 // (iana.Arch: BIOS, EFI ia32, EFI BC, EFI x86-64, EFI arm32, EFI arm64).
 var fastArchs = []uint16{0, 6, 7, 9, 10, 11}
 
-// fastBoot renders, per architecture, what firmware PXE of reservation r is told: the same
-// classes, choice and options as the Go path's reply to a PXEClient request. The program
-// tells PXE firmware by the prefix "PXEClient" only; a class that looks further into the
-// vendor class makes kernelFlags send PXE requests up.
+// fastHTTPArchs are those UEFI HTTP boot sends (x86-64, arm32, arm64 HTTP): EDK2's HttpBootDxe
+// sends its HTTP architecture in option 93 and in "HTTPClient:Arch:000NN".
+var fastHTTPArchs = []uint16{16, 18, 19}
+
+// fastBoot renders, per architecture, what firmware PXE and UEFI HTTP boot of reservation r
+// are told: the same classes, choice and options as the Go path's reply to a PXEClient or
+// HTTPClient request. The program tells them by the prefixes "PXEClient" and "HTTPClient"
+// only; a class that looks further into the vendor class makes kernelFlags send them up.
 // onRequest are the codes its replies add only when option 55 asks for them.
 func (st *state) fastBoot(r *config.Reservation, sub *config.Subnet) (out []bpf.Boot, onRequest []uint8) {
+	variants := make([]firmware, 0, len(fastArchs)+len(fastHTTPArchs))
 	for _, arch := range fastArchs {
-		facts := classFacts{mac: net.HardwareAddr(r.MAC), vendor: "PXEClient", hasVendor: true, arch: arch}
+		variants = append(variants, firmware{arch: arch, hasArch: true, pxe: true})
+	}
+	for _, arch := range fastHTTPArchs {
+		variants = append(variants, firmware{arch: arch, hasArch: true, httpBoot: true})
+	}
+	for _, fw := range variants {
+		facts := classFacts{mac: net.HardwareAddr(r.MAC), vendor: "PXEClient", hasVendor: true, arch: fw.arch}
+		key := fw.arch
+		if fw.httpBoot {
+			facts.vendor, key = "HTTPClient", fw.arch|bpf.HTTPArch
+		}
 		cls := classesOf(st.conf.Classes, &facts)
-		fw := firmware{arch: arch, hasArch: true, pxe: true, ipxe: cls.ipxe}
+		fw.ipxe = cls.ipxe
 		opts := renderOptions(st.serverIP, sub, r, &cls.options, sub.LeaseTime.D(), nil)
 		var h replyHeader
 		opts, choice, _ := st.bootPart(fw, &cls, sub, r, opts, &h, nil)
@@ -124,7 +139,7 @@ func (st *state) fastBoot(r *config.Reservation, sub *config.Subnet) (out []bpf.
 		if !ok {
 			continue
 		}
-		out = append(out, bpf.Boot{Arch: arch, NextServer: h.siaddr, File: h.file, Area: area})
+		out = append(out, bpf.Boot{Arch: key, NextServer: h.siaddr, File: h.file, Area: area})
 		onRequest = append(onRequest, choice.onRequest()...)
 	}
 	return out, onRequest
