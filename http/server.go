@@ -9,8 +9,8 @@ package http
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
