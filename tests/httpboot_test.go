@@ -3,7 +3,11 @@
 package tests
 
 import (
+	"encoding/binary"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -115,4 +119,137 @@ func hasEventAny(m machines.Machine, source, phase, detail string) bool {
 		}
 	}
 	return false
+}
+
+// httpsConfig is bootConfig's rack with the boot routes over HTTPS too (certificate and key
+// from files) and the firmware's HTTP boot URL on it. The iPXE script and the payload stay on
+// plain HTTP: Debian's ipxe.efi (2019) is built without HTTPS.
+const httpsConfig = `
+interface: {mode: authoritative, ipv6_ra: true}
+http:
+  assets: %[1]s
+  tls: {listen: "10.10.0.1:8443", cert: %[2]s/tls.crt, key: %[2]s/tls.key}
+boot: {http_boot: "https://10.10.0.1:8443/ipxe/ipxe.efi"}
+subnets:
+  - cidr: 10.10.0.0/24
+    pools: ["10.10.0.100-10.10.0.150"]
+    options: {router: 10.10.0.1}
+reservations:
+  - {mac: "52:54:00:00:10:02", ip: 10.10.0.12, hostname: uefi01}
+profiles:
+  - name: payload
+    kernel: vmlinuz
+    initrds: [initrd.gz]
+    args: "console=ttyS0 panic=-1 netbootd.booted={{.BootedURL}}"
+groups:
+  - {name: default, profile: payload}
+`
+
+// testPKI makes, with openssl, an RSA CA and a server certificate for 10.10.0.1 signed by it
+// (RSA: Debian 12's OVMF verifies no elliptic-curve signatures). It returns the directory
+// holding ca.crt, ca.der, tls.crt and tls.key.
+func testPKI(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	ext := filepath.Join(dir, "server.ext")
+	if err := os.WriteFile(ext, []byte("subjectAltName=IP:10.10.0.1\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+			"-subj", "/CN=netbootd test CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"},
+		{"x509", "-in", "ca.crt", "-outform", "DER", "-out", "ca.der"},
+		{"req", "-newkey", "rsa:2048", "-nodes", "-keyout", "tls.key", "-out", "tls.csr", "-subj", "/CN=10.10.0.1"},
+		{"x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "tls.crt", "-days", "2", "-extfile", ext},
+	} {
+		cmd := exec.Command("openssl", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("openssl %v: %v\n%s", args, err, out)
+		}
+	}
+	return dir
+}
+
+// efiSignatureList is the CA certificate (DER) as one EFI_SIGNATURE_LIST of type
+// EFI_CERT_X509_GUID (UEFI 2.10 §32.4.1): the format OVMF takes in the fw_cfg file
+// etc/edk2/https/cacerts and stores as its TlsCaCertificate variable
+// (OvmfPkg/Library/TlsAuthConfigLib, OvmfPkg/README "HTTPS Boot").
+func efiSignatureList(der []byte) []byte {
+	certX509 := []byte{0xa1, 0x59, 0xc0, 0xa5, 0xe4, 0x94, 0xa7, 0x4a, 0x87, 0xb5, 0xab, 0x15, 0x5c, 0x2b, 0xf0, 0x72}
+	owner := []byte("netbootd-test-ca") // SignatureOwner: any GUID, 16 bytes
+	sigSize := 16 + len(der)
+	b := append([]byte(nil), certX509...)
+	b = binary.LittleEndian.AppendUint32(b, uint32(28+sigSize)) // SignatureListSize
+	b = binary.LittleEndian.AppendUint32(b, 0)                  // SignatureHeaderSize
+	b = binary.LittleEndian.AppendUint32(b, uint32(sigSize))    // SignatureSize
+	b = append(b, owner...)
+	return append(b, der...)
+}
+
+// HTTPS on the boot listener: curl trusting the CA gets the chain script over HTTPS, curl
+// without it is refused by its certificate check, and plain HTTP still answers. Then real
+// firmware: OVMF, given the CA through fw_cfg (no NVRAM tool needed), HTTP boots from an
+// https:// URL, and the VM boots to "booted" with no TFTP.
+func TestHTTPBootHTTPS(t *testing.T) {
+	assets := bootAssets(t)
+	pki := testPKI(t)
+	r := newXDPRack(t)
+	pins := pinDir(t, r)
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", fmt.Sprintf(httpsConfig, assets, pki), "", "--xdp", "generic", "--pin-dir", pins)
+
+	c := r.client(t, "02:00:00:00:77:01")
+	c.Run(t, "ip", "addr", "add", "10.10.0.77/24", "dev", "eth0")
+	c.Run(t, "ip", "link", "set", "eth0", "up")
+	out, err := c.Exec("curl", "-sS", "--fail", "--retry", "5", "--retry-connrefused", "--cacert", filepath.Join(pki, "ca.crt"), "https://10.10.0.1:8443/ipxe/boot.ipxe")
+	if err != nil || !strings.HasPrefix(out, "#!ipxe") {
+		t.Fatalf("curl --cacert over HTTPS: %v\n%s", err, out)
+	}
+	if out, err := c.Exec("curl", "-sS", "--fail", "https://10.10.0.1:8443/ipxe/boot.ipxe"); err == nil || !strings.Contains(out, "certificate") {
+		t.Errorf("curl not trusting the CA: err %v, want a certificate error:\n%s", err, out)
+	}
+	if out, err := c.Exec("curl", "-sS", "--fail", "http://10.10.0.1:8080/ipxe/boot.ipxe"); err != nil || !strings.HasPrefix(out, "#!ipxe") {
+		t.Errorf("plain HTTP next to HTTPS: %v\n%s", err, out)
+	}
+
+	cacerts := filepath.Join(t.TempDir(), "cacerts.esl")
+	der, err := os.ReadFile(filepath.Join(pki, "ca.der"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cacerts, efiSignatureList(der), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const mac = "52:54:00:00:10:02"
+	vm := qemu.Start(t, r.lan, qemu.Options{Name: "https01", Bridge: "br0", MAC: mac, Firmware: qemu.UEFI, NoRouterAdvertisements: true,
+		ExtraArgs: append([]string{"-fw_cfg", "name=etc/edk2/https/cacerts,file=" + cacerts}, httpBootArgs...)})
+	_, err = vm.WaitFor(qemu.Marker+" done", 6*time.Minute)
+	t.Logf("https01: QEMU start to payload done in %v", time.Since(vm.Started()).Round(time.Second))
+	if err != nil {
+		t.Fatalf("HTTPS boot: %v", err)
+	}
+	var m machines.Machine
+	d.getJSON("/api/v1/machines/"+mac, &m)
+	t.Logf("timeline:\n%s", describe(m))
+	for _, want := range []struct{ source, phase, detail string }{
+		{"xdp", "dhcp", "HTTP boot parameters for arch 16"},
+		{"http", "", "GET /ipxe/ipxe.efi: 200 over TLS"},
+		{"http", "kernel", ""},
+		{"callback", "booted", ""},
+	} {
+		if !hasEventAny(m, want.source, want.phase, want.detail) {
+			t.Errorf("timeline lacks %s/%s %q", want.source, want.phase, want.detail)
+		}
+	}
+	for _, e := range m.Events {
+		if strings.Contains(e.Detail, "/ipxe/ipxe.efi") && !strings.HasSuffix(e.Detail, "over TLS") {
+			t.Errorf("the firmware fetched ipxe.efi over plain HTTP: %s", e.Detail)
+		}
+	}
+	if n := d.metric("netbootd_tftp_transfers_started_total"); n != 0 {
+		t.Errorf("%v TFTP transfers started, want none", n)
+	}
+	if !strings.Contains(vm.Serial(), ">>Start HTTP Boot over IPv4") {
+		t.Errorf("the firmware did not HTTP boot")
+	}
 }
