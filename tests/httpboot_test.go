@@ -171,6 +171,20 @@ func testPKI(t *testing.T) string {
 	return dir
 }
 
+// caList writes the CA of the testPKI directory dir as an EFI signature list file for OVMF.
+func caList(t *testing.T, dir string) string {
+	t.Helper()
+	der, err := os.ReadFile(filepath.Join(dir, "ca.der"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "cacerts.esl")
+	if err := os.WriteFile(path, efiSignatureList(der), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // efiSignatureList is the CA certificate (DER) as one EFI_SIGNATURE_LIST of type
 // EFI_CERT_X509_GUID (UEFI 2.10 §32.4.1): the format OVMF takes in the fw_cfg file
 // etc/edk2/https/cacerts and stores as its TlsCaCertificate variable
@@ -190,7 +204,8 @@ func efiSignatureList(der []byte) []byte {
 // HTTPS on the boot listener: curl trusting the CA gets the chain script over HTTPS, curl
 // without it is refused by its certificate check, and plain HTTP still answers. Then real
 // firmware: OVMF, given the CA through fw_cfg (no NVRAM tool needed), HTTP boots from an
-// https:// URL, and the VM boots to "booted" with no TFTP.
+// https:// URL, and the VM boots to "booted" with no TFTP; the same OVMF trusting another CA
+// refuses the server and gets nothing.
 func TestHTTPBootHTTPS(t *testing.T) {
 	assets := bootAssets(t)
 	pki := testPKI(t)
@@ -212,19 +227,45 @@ func TestHTTPBootHTTPS(t *testing.T) {
 		t.Errorf("plain HTTP next to HTTPS: %v\n%s", err, out)
 	}
 
-	cacerts := filepath.Join(t.TempDir(), "cacerts.esl")
-	der, err := os.ReadFile(filepath.Join(pki, "ca.der"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cacerts, efiSignatureList(der), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	const mac = "52:54:00:00:10:02"
+	cacerts, otherCA := caList(t, pki), caList(t, testPKI(t))
+	const mac, untrusting = "52:54:00:00:10:02", "52:54:00:00:10:97"
 	vm := qemu.Start(t, r.lan, qemu.Options{Name: "https01", Bridge: "br0", MAC: mac, Firmware: qemu.UEFI, NoRouterAdvertisements: true,
 		ExtraArgs: append([]string{"-fw_cfg", "name=etc/edk2/https/cacerts,file=" + cacerts}, httpBootArgs...)})
+	// The same firmware trusting another CA must refuse the server: EDK2 verifies the
+	// certificate. The payload starting would mean it booted anyway.
+	bad := qemu.Start(t, r.lan, qemu.Options{Name: "https02", Bridge: "br0", MAC: untrusting, Firmware: qemu.UEFI,
+		NoRouterAdvertisements: true, FailOn: []string{qemu.Marker + " up"},
+		ExtraArgs: append([]string{"-fw_cfg", "name=etc/edk2/https/cacerts,file=" + otherCA}, httpBootArgs...)})
+	var badErr error
+	var badLine string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		badLine, badErr = bad.WaitFor(`BdsDxe: failed to load Boot\S+ "UEFI HTTPv4`, 6*time.Minute)
+	}()
 	_, err = vm.WaitFor(qemu.Marker+" done", 6*time.Minute)
 	t.Logf("https01: QEMU start to payload done in %v", time.Since(vm.Started()).Round(time.Second))
+	<-done
+	if badErr != nil {
+		t.Errorf("OVMF trusting another CA: %v", badErr)
+	} else {
+		t.Logf("OVMF trusting another CA: %s", badLine)
+		var m machines.Machine
+		d.getJSON("/api/v1/machines/"+untrusting, &m)
+		if hasEventAny(m, "http", "", "/ipxe/ipxe.efi: 200") {
+			t.Errorf("OVMF trusting another CA got ipxe.efi:\n%s", describe(m))
+		}
+		if !hasEventAny(m, "dhcp", "dhcp", "https://10.10.0.1:8443/ipxe/ipxe.efi") {
+			t.Errorf("OVMF trusting another CA was not offered the HTTPS URL:\n%s", describe(m))
+		}
+		// It broke off the handshake (EDK2 resets the connection, no alert) and said so.
+		if !strings.Contains(d.logs(), "TLS handshake error from "+m.IP+":") {
+			t.Errorf("netbootd logged no broken handshake from %s", m.IP)
+		}
+		if !strings.Contains(bad.Serial(), "Error: Could not retrieve NBP file size from HTTP server.") {
+			t.Errorf("OVMF trusting another CA did not fail at the HTTPS download")
+		}
+	}
 	if err != nil {
 		t.Fatalf("HTTPS boot: %v", err)
 	}
@@ -249,7 +290,7 @@ func TestHTTPBootHTTPS(t *testing.T) {
 	if n := d.metric("netbootd_tftp_transfers_started_total"); n != 0 {
 		t.Errorf("%v TFTP transfers started, want none", n)
 	}
-	if !strings.Contains(vm.Serial(), ">>Start HTTP Boot over IPv4") {
-		t.Errorf("the firmware did not HTTP boot")
+	if !strings.Contains(vm.Serial(), "URI: https://10.10.0.1:8443/ipxe/ipxe.efi") {
+		t.Errorf("the firmware did not HTTP boot from the https:// URI")
 	}
 }
