@@ -459,6 +459,10 @@ func (d *daemon) apply(file *config.Config, snap *kube.Snapshot) error {
 	if conf.Interface.Mode != old.Interface.Mode {
 		return fmt.Errorf("mode changed from %s to %s: restart netbootd for that", old.Interface.Mode, conf.Interface.Mode)
 	}
+	if conf.HTTP.TLS != old.HTTP.TLS {
+		// The listener is bound at start; the certificate files' contents are re-read as they change.
+		d.log.Warn("http.tls changed: the HTTPS listener keeps its address and files until netbootd restarts")
+	}
 	profiles, err := profile.New(conf, d.baseURL(conf))
 	if err != nil {
 		return err
