@@ -10,7 +10,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Integration tests share kernel objects (bpffs pins, veths): run packages one at a time.
 ITEST_PKGS := ./tests/... $(foreach d,bpf tftp control,$(if $(wildcard $(d)/*),./$(d)/...))
 
-.PHONY: help deps build stress-test kube-tools qemu-vm xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean bench-boot install uninstall
+.PHONY: help deps build ipxe stress-test kube-tools qemu-vm xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean bench-boot install uninstall
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -112,3 +112,8 @@ install: ## install bin/netbootd, netbootd@.service, an example config and the n
 uninstall: ## remove what install put in place; configuration, leases, the user and pinned XDP programs stay
 	rm -f $(DESTDIR)$(PREFIX)/bin/netbootd $(DESTDIR)$(UNITDIR)/netbootd@.service $(DESTDIR)$(PREFIX)/lib/sysusers.d/netbootd.conf
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+
+# ipxe: Debian 13's iPXE (runs autoexec.ipxe from its TFTP server) into a cache, and with
+# USER_CLASS and IPXE_OUT, a TFTP root for netbootd behind your own DHCP server (docs/byo-*.md).
+ipxe: ## iPXE binaries + autoexec.ipxe asking with USER_CLASS into IPXE_OUT (tftp.root), e.g. USER_CLASS=Tinkerbell IPXE_OUT=/srv/tftp
+	@OUT="$(IPXE_OUT)" USER_CLASS="$(USER_CLASS)" bash scripts/ipxe-fetch.sh

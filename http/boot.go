@@ -24,10 +24,11 @@ func (s *Server) chain(w *recorder, r *nethttp.Request) {
 	writeScript(w, nethttp.StatusOK, "#!ipxe\nchain --replace --autofree "+s.baseURL(r)+"/ipxe/script?"+chainQuery+"\n")
 }
 
-// baseURL is the configured base URL, or the one the client used to reach us.
+// baseURL is how machines reach this server: the profiles' base URL (control/config's BaseURL:
+// http.base_url, else the server's address), or without profiles the one the client used.
 func (s *Server) baseURL(r *nethttp.Request) string {
-	if s.cfg.BaseURL != "" {
-		return s.cfg.BaseURL
+	if b := s.profiles.Load().BaseURL(); b != "" {
+		return b
 	}
 	host := r.Host
 	if host == "" {
@@ -41,14 +42,45 @@ func (s *Server) baseURL(r *nethttp.Request) string {
 // script answers the machine's iPXE script. Whatever happens the body is an iPXE script: iPXE
 // would show an HTML error page as a cryptic "exec format" failure.
 func (s *Server) script(w *recorder, r *nethttp.Request) {
-	q := r.URL.Query()
-	mac, err := parseMAC(q.Get("mac"))
+	mac, err := parseMAC(r.URL.Query().Get("mac"))
 	if err != nil {
 		writeScript(w, nethttp.StatusBadRequest, errorScript(err.Error()))
 		return
 	}
-	// The script carries the machine's kernel arguments and tokens, and its facts select its
-	// profile: only the machine itself may fetch it, and so report its facts.
+	s.machineScript(w, r, mac, "GET /ipxe/script")
+}
+
+// auto answers GET /auto.ipxe, the URL an external DHCP server hands iPXE (Tinkerbell's): the
+// script of the machine at the request's address, or of ?mac= (iPXE's ${net0/mac}) when the
+// request proves it comes from that machine. A machine netbootd cannot find gets a script that
+// says why and exits, so the firmware goes on to its next boot device (and a machine reserved
+// meanwhile is found when it netboots again).
+func (s *Server) auto(w *recorder, r *nethttp.Request) {
+	q := r.URL.Query()
+	if q.Has("mac") {
+		mac, err := parseMAC(q.Get("mac"))
+		if err != nil {
+			writeScript(w, nethttp.StatusBadRequest, errorScript(err.Error()))
+			return
+		}
+		s.machineScript(w, r, mac, "GET /auto.ipxe")
+		return
+	}
+	ip := remoteIP(r)
+	mac, ok := s.byAddr(ip)
+	if !ok {
+		s.log.Info("auto.ipxe: no machine known at this address", "peer", r.RemoteAddr)
+		writeScript(w, nethttp.StatusOK, "#!ipxe\necho "+ipxeText("netbootd: no machine known at "+ip.String()+
+			": reserve its MAC (with the ip its DHCP server gives it)")+"\nsleep 10\nexit 1\n")
+		return
+	}
+	s.machineScript(w, r, mac, "GET /auto.ipxe")
+}
+
+// machineScript renders mac's script for r, which must come from that machine (allow): the
+// script carries its kernel arguments and tokens, and the facts r reports select its profile.
+func (s *Server) machineScript(w *recorder, r *nethttp.Request, mac net.HardwareAddr, what string) {
+	q := r.URL.Query()
 	if !s.allow(w, r, mac, "", "ipxe script") {
 		return
 	}
@@ -63,7 +95,7 @@ func (s *Server) script(w *recorder, r *nethttp.Request) {
 	m, ok := s.profiles.Load().Resolve(f)
 	if !ok {
 		log.Info("ipxe script: no profile", "reason", m.Reason)
-		s.explain(mac, f.Hostname, "", m.Reason, machines.PhaseScript, "GET /ipxe/script: no profile")
+		s.explain(mac, f.Hostname, "", m.Reason, machines.PhaseScript, what+": no profile")
 		writeScript(w, nethttp.StatusOK, "#!ipxe\necho "+ipxeText("netbootd: "+mac.String()+": "+m.Reason)+"\nexit\n")
 		return
 	}
@@ -71,12 +103,12 @@ func (s *Server) script(w *recorder, r *nethttp.Request) {
 	body, err := m.Script()
 	if err != nil {
 		log.Error("ipxe script: render", "profile", m.Profile.Name, "err", err)
-		s.explain(mac, m.Data.Hostname, m.Profile.Name, m.Reason, "", "GET /ipxe/script: profile "+m.Profile.Name+": "+err.Error())
+		s.explain(mac, m.Data.Hostname, m.Profile.Name, m.Reason, "", what+": profile "+m.Profile.Name+": "+err.Error())
 		writeScript(w, nethttp.StatusInternalServerError, errorScript("profile "+m.Profile.Name+": "+err.Error()))
 		return
 	}
 	log.Info("ipxe script", "profile", m.Profile.Name, "reason", m.Reason)
-	s.explain(mac, m.Data.Hostname, m.Profile.Name, m.Reason, machines.PhaseScript, "GET /ipxe/script: profile "+m.Profile.Name)
+	s.explain(mac, m.Data.Hostname, m.Profile.Name, m.Reason, machines.PhaseScript, what+": profile "+m.Profile.Name)
 	writeScript(w, nethttp.StatusOK, body)
 }
 
@@ -170,12 +202,10 @@ func (s *Server) booted(w *recorder, r *nethttp.Request) {
 	io.WriteString(w, "ok\n")
 }
 
-// byAddr finds the machine DHCP last gave ip.
+// byAddr finds the machine at ip (locate).
 func (s *Server) byAddr(ip netip.Addr) (net.HardwareAddr, bool) {
-	if !ip.IsValid() || s.deps.Machines == nil {
-		return nil, false
-	}
-	return s.deps.Machines.ByIP(ip)
+	mac, _, ok := s.locate(ip)
+	return mac, ok
 }
 
 // reported is what the machine's iPXE reported with its script, if anything.

@@ -201,17 +201,24 @@ func (e *testEnv) raw(t *testing.T, path string) response {
 }
 
 func TestChainScript(t *testing.T) {
+	const script = "#!ipxe\nchain --replace --autofree BASE/ipxe/script?mac=${netX/mac:hexhyp}&uuid=${uuid}&arch=${buildarch}&platform=${platform}&serial=${serial:uristring}&hostname=${hostname:uristring}\n"
 	tests := []struct {
-		name, baseURL, want string
+		name, base string // base: the profiles' base URL; "" no profiles, "HOST" the listener's
+		want       string
 	}{
-		{"from Host", "", "#!ipxe\nchain --replace --autofree BASE/ipxe/script?mac=${netX/mac:hexhyp}&uuid=${uuid}&arch=${buildarch}&platform=${platform}&serial=${serial:uristring}&hostname=${hostname:uristring}\n"},
-		{"configured", "http://10.10.0.1:8080", "#!ipxe\nchain --replace --autofree http://10.10.0.1:8080/ipxe/script?mac=${netX/mac:hexhyp}&uuid=${uuid}&arch=${buildarch}&platform=${platform}&serial=${serial:uristring}&hostname=${hostname:uristring}\n"},
+		{"profiles' base URL", "http://10.10.0.1:8080", "http://10.10.0.1:8080"},
+		{"profiles' base URL behind NAT", "http://203.0.113.7:8443", "http://203.0.113.7:8443"},
+		{"no profiles: from Host", "", "HOST"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := startServer(t, Config{BaseURL: tt.baseURL})
+			e := startServer(t, Config{})
+			e.s.SetProfiles(nil)
+			if tt.base != "" {
+				e.s.SetProfiles(resolver(t, bootConfig, tt.base))
+			}
 			r := e.get(t, "/ipxe/boot.ipxe")
-			want := strings.ReplaceAll(tt.want, "BASE", e.base)
+			want := strings.ReplaceAll(script, "BASE", strings.ReplaceAll(tt.want, "HOST", e.base))
 			if r.code != 200 || r.body != want {
 				t.Errorf("boot.ipxe = %d\n%s\nwant\n%s", r.code, r.body, want)
 			}

@@ -51,12 +51,10 @@ type Config struct {
 	ManagementToken string
 	// Assets is the directory served under /assets/; "" serves none.
 	Assets string
+	// The base URL every URL given out starts with comes with the profiles (SetProfiles).
 	// IPXEDir holds the iPXE binaries served under /ipxe/ (UEFI HTTP boot); "" means
 	// DefaultIPXEDir, which (unlike any other directory) may be absent.
 	IPXEDir string
-	// BaseURL is how machines reach this server (http://10.10.0.1:8080), used in the chain
-	// script; "" takes it from each request's Host.
-	BaseURL string
 	// MaxDownloads caps concurrent /assets/ and /ipxe/ downloads; beyond it, 503 with
 	// Retry-After. 0 means DefaultMaxDownloads.
 	MaxDownloads int
@@ -218,6 +216,7 @@ func (s *Server) bootRoutes() *nethttp.ServeMux {
 	s.healthRoutes(mux)
 	s.handle(mux, "GET /ipxe/boot.ipxe", "chain", s.chain)
 	s.handle(mux, "GET /ipxe/script", "script", s.script)
+	s.handle(mux, "GET /auto.ipxe", "script", s.auto)
 	s.handle(mux, "GET /ipxe/{file}", "ipxe", s.ipxeBinary) // GET patterns take HEAD too
 	s.handle(mux, "GET /assets/{path...}", "assets", s.asset)
 	s.handle(mux, "GET /configs/{mac}/{kind}", "configs", s.config)

@@ -111,8 +111,8 @@ func TestHTTPBootTLSListenerReloads(t *testing.T) {
 	ca.issue(t, 100, certPath, keyPath)
 
 	logs := &lockedLog{}
-	s, err := New(Config{Listen: "127.0.0.1:0", TLSListen: "127.0.0.1:0", TLSCert: certPath, TLSKey: keyPath,
-		BaseURL: "https://127.0.0.1"}, Deps{Gatherer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	s, err := New(Config{Listen: "127.0.0.1:0", TLSListen: "127.0.0.1:0", TLSCert: certPath, TLSKey: keyPath},
+		Deps{Gatherer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

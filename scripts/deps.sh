@@ -8,10 +8,12 @@ pkgs=(
   iproute2 iputils-ping ethtool tcpdump procps kmod ndisc6   # ndisc6: rdisc6, a real IPv6 host soliciting routers
   busybox-static isc-dhcp-client isc-dhcp-relay   # busybox-static replaces busybox; the VM payload needs it static
   kea-dhcp4-server kea-admin   # kea-admin ships perfdhcp
-  dnsmasq-base
+  dnsmasq-base                 # dnsmasq binary only (no service): tests run it in namespaces
+  isc-dhcp-server              # ISC dhcpd for tests/byoserver_test.go (behind your own DHCP server); its service stays off
   dhcpcd-base                  # dhcpcd: a client identifier from a DUID (RFC 4361); no service
   clang llvm libbpf-dev        # only for `make generate`; bpf2go output is committed
   atftp tftp-hpa tftpd-hpa ipxe
+  nftables                     # nft: the port-forward (DNAT) router of tests/byo_test.go; its service stays off
   qemu-system-x86 ovmf ipxe-qemu cpio xz-utils   # tests/qemu: VMs that boot over the network
   prometheus                   # prometheus and promtool: tests/prometheus_test.go, deploy/monitoring
   etcd-server                  # etcd for tests/kube (with scripts/kube-tools/build.sh); its service is not needed
@@ -25,12 +27,23 @@ if ((${#missing[@]})); then
   echo "deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # No package may start its service on the host (isc-dhcp-server, prometheus, etcd): the tests
+  # run their own daemons in namespaces, and nothing may listen on the host's interfaces. A
+  # policy-rc.d answering 101 stops invoke-rc.d (sysvinit and systemd alike) during the install;
+  # one that was already there (container images ship one) is left as it is.
+  own_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d && own_policy=1
+  fi
+  trap '[ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d' EXIT
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The tests run their own Prometheus and etcd; ones we just installed must not run as
+  # The tests run their own Prometheus, etcd and dhcpd; ones we just installed must not run as
   # services on the host (ones that were already here are left as they are).
-  for svc in prometheus etcd-server; do
-    if [[ " ${missing[*]} " == *" $svc "* ]] && [ -d /run/systemd/system ]; then
-      systemctl disable --now "${svc%-server}" >/dev/null 2>&1 || true
+  # (policy-rc.d keeps them from starting now; disabling keeps them from starting at boot.)
+  for pkg_svc in prometheus:prometheus etcd-server:etcd isc-dhcp-server:isc-dhcp-server; do
+    pkg=${pkg_svc%%:*} svc=${pkg_svc#*:}
+    if [[ " ${missing[*]} " == *" $pkg "* ]] && [ -d /run/systemd/system ]; then
+      systemctl disable --now "$svc" >/dev/null 2>&1 || true
     fi
   done
 fi

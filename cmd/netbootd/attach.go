@@ -30,6 +30,7 @@ import (
 	"github.com/netbootd/netbootd/control/inventory/kube"
 	"github.com/netbootd/netbootd/control/lease"
 	"github.com/netbootd/netbootd/control/machines"
+	"github.com/netbootd/netbootd/control/neighbor"
 	"github.com/netbootd/netbootd/control/profile"
 	"github.com/netbootd/netbootd/control/ra"
 	nbsyslog "github.com/netbootd/netbootd/control/syslog"
@@ -97,11 +98,17 @@ func runAttach(c *cli.Context) error {
 		log.Info("no --config: proxyDHCP mode, answering PXE clients only, beside the existing DHCP server")
 	}
 	cfg.ApplyInterface(ifAddr, ifPrefix)
+	if l := c.String("http-listen"); l != "" {
+		cfg.HTTP.Listen = l // the URLs netbootd gives out name the port it listens on
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if !cfg.DHCP.On() {
+		log.Info("dhcp.enabled is false: no DHCP on this interface; TFTP and HTTP serve the machines another DHCP server sends here")
+	}
 	stateDir := firstNonEmpty(c.String("state-dir"), cfg.StateDir, "/var/lib/netbootd")
-	httpListen := firstNonEmpty(c.String("http-listen"), cfg.HTTP.Listen, ":80")
+	httpListen := cfg.HTTP.Listen
 	mgmtListen := firstNonEmpty(c.String("mgmt-listen"), cfg.HTTP.MgmtListen, nbhttp.DefaultManagementListen)
 	mgmtToken, err := readToken(firstNonEmpty(c.String("mgmt-token-file"), cfg.HTTP.MgmtTokenFile))
 	if err != nil {
@@ -181,10 +188,10 @@ func (k kubeFlags) on() bool { return k.Kubeconfig != "" || k.InCluster }
 type daemon struct {
 	cfg       daemonConfig
 	log       *slog.Logger
-	machines  *machines.Store // every machine's boot timeline
-	leases    *lease.Store    // nil in proxy mode: no addresses, no store
-	dhcp      *dhcpd.Server
-	fast      *bpf.FastPath      // nil with --xdp off and in proxy mode
+	machines  *machines.Store    // every machine's boot timeline
+	leases    *lease.Store       // nil in proxy mode and with DHCP off: no addresses, no store
+	dhcp      *dhcpd.Server      // nil with DHCP off (dhcp.enabled: false)
+	fast      *bpf.FastPath      // nil with --xdp off, in proxy mode and with DHCP off
 	tftp      *tftp.Server       // nil when disabled
 	ra        *ra.Responder      // nil unless interface.ipv6_ra
 	syslog    *nbsyslog.Receiver // nil unless syslog.listen
@@ -201,66 +208,19 @@ type daemon struct {
 
 func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ *daemon, err error) {
 	d := &daemon{cfg: cfg, log: log, machines: machines.New(0, reg)}
+	d.machines.SetNeighbors(neighbor.Table(cfg.IfIndex))
 	defer func() {
 		if err != nil {
 			d.close()
 		}
 	}()
 	conf := cfg.Conf
-	proxy := conf.Interface.Mode == config.ModeProxy
-
-	if !proxy {
-		if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
-			return nil, fmt.Errorf("state dir: %w", err)
-		}
-		d.leases, err = lease.Open(lease.Config{
-			Path:        filepath.Join(cfg.StateDir, "leases.db"),
-			Pools:       dhcpd.LeasePools(conf),
-			Reserved:    dhcpd.ReservedIPs(conf),
-			OfferHold:   conf.DHCP.OfferHold.D(),
-			DeclineHold: conf.DHCP.DeclineHold.D(),
-			Logger:      log,
-			Registerer:  reg,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("lease store: %w", err)
-		}
-		if err := d.leases.SetShare(cfg.HA.Index, len(cfg.HA.Peers)); err != nil {
+	if conf.DHCP.On() {
+		if err := d.startDHCP(reg); err != nil {
 			return nil, err
 		}
-	}
-
-	dcfg := dhcpd.Config{
-		Iface: cfg.Iface, IfIndex: cfg.IfIndex, ServerIP: cfg.ServerIP, Conf: conf,
-		HTTPBase: httpBase(cfg.HTTPListen, cfg.ServerIP), Machines: d.machines, Logger: log, Registerer: reg,
-	}
-	if d.leases != nil {
-		dcfg.Leases = d.leases
-	}
-	if d.dhcp, err = dhcpd.New(dcfg); err != nil {
+	} else if err := detachStale(cfg.PinDir, cfg.Iface, log); err != nil {
 		return nil, err
-	}
-	d.dhcp.SetStandby(cfg.HA.Lease != "") // with HA: reservations only until the Lease is ours
-
-	if cfg.XDP != bpf.ModeOff && !proxy {
-		d.fast, err = bpf.Attach(bpf.Config{Iface: cfg.Iface, Mode: cfg.XDP, ServerIP: cfg.ServerIP,
-			PinRoot: cfg.PinDir, Storm: stormOf(conf), Relays: d.dhcp.FastRelays(), Replace: cfg.XDPReplace})
-		if err != nil {
-			return nil, fmt.Errorf("xdp fast path: %w (--xdp off runs without it)", err)
-		}
-		if d.fast.MountedBPFFS() {
-			log.Warn("mounted bpffs on /sys/fs/bpf: if this process has a private mount namespace (ip netns exec, a container), the pins end with it and the fast path will not outlive the daemon; use --pin-dir on a shared bpffs")
-		}
-		if cfg.XDP == bpf.ModeAuto && d.fast.Mode() == bpf.ModeGeneric {
-			log.Warn("native XDP is not available on this interface: the fast path runs in generic (skb) mode")
-		}
-		entries := d.dhcp.FastReservations()
-		if err := d.fast.Sync(entries); err != nil {
-			return nil, fmt.Errorf("xdp fast path: load reservations: %w", err)
-		}
-		reg.MustRegister(bpf.NewCollector(d.fast))
-		log.Info("xdp fast path attached", "mode", d.fast.Mode().String(), "adopted_pinned", d.fast.Adopted(), "pins", d.fast.PinDir(),
-			"reservations", len(entries))
 	}
 
 	if conf.TFTP.On() {
@@ -302,7 +262,7 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 		return nil, err
 	}
 	d.http, err = nbhttp.New(nbhttp.Config{Listen: cfg.HTTPListen, Management: cfg.MgmtListen, ManagementToken: cfg.MgmtToken,
-		Assets: conf.HTTP.Assets, IPXEDir: conf.TFTP.IPXEDir, BaseURL: d.baseURL(conf),
+		Assets: conf.HTTP.Assets, IPXEDir: conf.TFTP.IPXEDir,
 		MaxDownloads: conf.HTTP.MaxDownloads, MaxDownloadsPerClient: conf.HTTP.MaxDownloadsPerClient,
 		TLSListen: conf.HTTP.TLS.Listen, TLSCert: conf.HTTP.TLS.Cert, TLSKey: conf.HTTP.TLS.Key}, nbhttp.Deps{
 		Logger: log.With("component", "http"), Gatherer: reg, Registerer: reg, Leases: d.leaseRows, Machines: d.machines,
@@ -311,7 +271,7 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 	if err != nil {
 		return nil, err
 	}
-	profiles, err := profile.New(conf, d.baseURL(conf))
+	profiles, err := profile.New(conf, conf.BaseURL())
 	if err != nil {
 		return nil, err
 	}
@@ -339,19 +299,90 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 	return d, nil
 }
 
-// baseURL is how machines reach the HTTP server: the configured base_url, else the server
-// address and the listen port.
-func (d *daemon) baseURL(conf *config.Config) string {
-	if conf.HTTP.BaseURL != "" {
-		return conf.HTTP.BaseURL
+// startDHCP opens the lease store, binds the DHCP sockets and attaches the XDP fast path.
+func (d *daemon) startDHCP(reg *prometheus.Registry) (err error) {
+	cfg, conf, log := d.cfg, d.cfg.Conf, d.log
+	proxy := conf.Interface.Mode == config.ModeProxy
+
+	if !proxy {
+		if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+			return fmt.Errorf("state dir: %w", err)
+		}
+		d.leases, err = lease.Open(lease.Config{
+			Path:        filepath.Join(cfg.StateDir, "leases.db"),
+			Pools:       dhcpd.LeasePools(conf),
+			Reserved:    dhcpd.ReservedIPs(conf),
+			OfferHold:   conf.DHCP.OfferHold.D(),
+			DeclineHold: conf.DHCP.DeclineHold.D(),
+			Logger:      log,
+			Registerer:  reg,
+		})
+		if err != nil {
+			return fmt.Errorf("lease store: %w", err)
+		}
+		if err := d.leases.SetShare(cfg.HA.Index, len(cfg.HA.Peers)); err != nil {
+			return err
+		}
 	}
-	return httpBase(d.cfg.HTTPListen, d.cfg.ServerIP)
+
+	dcfg := dhcpd.Config{
+		Iface: cfg.Iface, IfIndex: cfg.IfIndex, ServerIP: cfg.ServerIP, Conf: conf,
+		Machines: d.machines, Logger: log, Registerer: reg,
+	}
+	if d.leases != nil {
+		dcfg.Leases = d.leases
+	}
+	if d.dhcp, err = dhcpd.New(dcfg); err != nil {
+		return err
+	}
+	d.dhcp.SetStandby(cfg.HA.Lease != "") // with HA: reservations only until the Lease is ours
+
+	if cfg.XDP != bpf.ModeOff && !proxy {
+		d.fast, err = bpf.Attach(bpf.Config{Iface: cfg.Iface, Mode: cfg.XDP, ServerIP: cfg.ServerIP,
+			PinRoot: cfg.PinDir, Storm: stormOf(conf), Relays: d.dhcp.FastRelays(), Replace: cfg.XDPReplace})
+		if err != nil {
+			return fmt.Errorf("xdp fast path: %w (--xdp off runs without it)", err)
+		}
+		if d.fast.MountedBPFFS() {
+			log.Warn("mounted bpffs on /sys/fs/bpf: if this process has a private mount namespace (ip netns exec, a container), the pins end with it and the fast path will not outlive the daemon; use --pin-dir on a shared bpffs")
+		}
+		if cfg.XDP == bpf.ModeAuto && d.fast.Mode() == bpf.ModeGeneric {
+			log.Warn("native XDP is not available on this interface: the fast path runs in generic (skb) mode")
+		}
+		entries := d.dhcp.FastReservations()
+		if err := d.fast.Sync(entries); err != nil {
+			return fmt.Errorf("xdp fast path: load reservations: %w", err)
+		}
+		reg.MustRegister(bpf.NewCollector(d.fast))
+		log.Info("xdp fast path attached", "mode", d.fast.Mode().String(), "adopted_pinned", d.fast.Adopted(), "pins", d.fast.PinDir(),
+			"reservations", len(entries))
+	}
+	return nil
+}
+
+// detachStale removes the XDP program a run with DHCP on left pinned on iface: with DHCP off it
+// must not keep answering reserved machines with what that run configured.
+func detachStale(pinDir, iface string, log *slog.Logger) error {
+	if pinDir == "" {
+		pinDir = bpf.DefaultPinRoot
+	}
+	dir := filepath.Join(pinDir, iface)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err := bpf.Detach(pinDir, iface); err != nil {
+		return fmt.Errorf("dhcp.enabled is false but a fast path of an earlier run is pinned at %s and may still answer DHCP: %w (netbootd detach %s)", dir, err, iface)
+	}
+	log.Info("dhcp.enabled is false: detached the XDP fast path an earlier run left pinned", "pins", dir)
+	return nil
 }
 
 func (d *daemon) run(ctx context.Context) error {
 	defer d.close()
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return d.dhcp.Run(ctx) })
+	if d.dhcp != nil {
+		g.Go(func() error { return d.dhcp.Run(ctx) })
+	}
 	g.Go(func() error { return d.http.Run(ctx) })
 	if d.tftp != nil {
 		g.Go(func() error { return d.tftp.Run(ctx) })
@@ -439,6 +470,7 @@ func (d *daemon) reload() error {
 		return err
 	}
 	file.ApplyInterface(d.cfg.ServerIP, netip.Prefix{})
+	file.HTTP.Listen = d.cfg.HTTPListen // the listener is not rebound on a reload
 	d.applyMu.Lock()
 	defer d.applyMu.Unlock()
 	if err := d.apply(file, d.snapshot); err != nil {
@@ -459,19 +491,24 @@ func (d *daemon) apply(file *config.Config, snap *kube.Snapshot) error {
 	if conf.Interface.Mode != old.Interface.Mode {
 		return fmt.Errorf("mode changed from %s to %s: restart netbootd for that", old.Interface.Mode, conf.Interface.Mode)
 	}
+	if conf.DHCP.On() != old.DHCP.On() {
+		return fmt.Errorf("dhcp.enabled changed to %t: restart netbootd for that", conf.DHCP.On())
+	}
 	if conf.HTTP.TLS != old.HTTP.TLS {
 		// The listener is bound at start; the certificate files' contents are re-read as they change.
 		d.log.Warn("http.tls changed: the HTTPS listener keeps its address and files until netbootd restarts")
 	}
-	profiles, err := profile.New(conf, d.baseURL(conf))
+	profiles, err := profile.New(conf, conf.BaseURL())
 	if err != nil {
 		return err
 	}
 	if d.leases != nil {
 		d.leases.SetReserved(dhcpd.ReservedIPs(conf))
 	}
-	if err := d.dhcp.Reload(conf); err != nil {
-		return err
+	if d.dhcp != nil {
+		if err := d.dhcp.Reload(conf); err != nil {
+			return err
+		}
 	}
 	if d.fast != nil {
 		// The Go path answers the new set already; the maps follow, upserts before removals.
@@ -564,9 +601,10 @@ func (d *daemon) xdpAnswered(e bpf.Event) {
 		"type", dhcpTypes[e.Reply], "ip", e.IP.String(), "pxe", e.PXE, "arch", e.Arch, "at", e.Time)
 }
 
-// tftpDone puts a TFTP download on the timeline of the machine that has the peer's address.
+// tftpDone puts a TFTP download on the timeline of the machine at the peer's address (its
+// neighbour entry, the address DHCP gave it, its reservation's ip).
 func (d *daemon) tftpDone(tr tftp.Transfer) {
-	mac, ok := d.machines.ByIP(tr.Peer.Addr())
+	mac, ok := d.http.MachineAt(tr.Peer.Addr())
 	if !ok {
 		return
 	}
@@ -620,15 +658,6 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
-}
-
-// httpBase is the URL prefix clients reach the HTTP server at.
-func httpBase(listen string, serverIP netip.Addr) string {
-	_, port, err := net.SplitHostPort(listen)
-	if err != nil || port == "80" || port == "" {
-		return "http://" + serverIP.String()
-	}
-	return "http://" + net.JoinHostPort(serverIP.String(), port)
 }
 
 // serveIPXE registers the iPXE binaries of dir (Debian's ipxe package) as TFTP files, unless the

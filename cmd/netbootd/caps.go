@@ -60,10 +60,13 @@ type capNeeds struct {
 // attachNeeds says what `netbootd attach` will do with this configuration, --xdp mode, HTTP
 // address and --pin-dir, reading the port sysctl and the pin directory's filesystem.
 func attachNeeds(cfg *config.Config, xdp bpf.Mode, httpListen, pinRoot string) capNeeds {
-	n := capNeeds{PortStart: unprivilegedPortStart(), PacketSocket: true, RawICMPv6: cfg.Interface.IPv6RA}
+	dhcp := cfg.DHCP.On()
+	n := capNeeds{PortStart: unprivilegedPortStart(), PacketSocket: dhcp, RawICMPv6: cfg.Interface.IPv6RA}
 	proxy := cfg.Interface.Mode == config.ModeProxy
-	n.Ports = append(n.Ports, boundPort{"UDP", 67, "DHCP"})
-	if proxy {
+	if dhcp {
+		n.Ports = append(n.Ports, boundPort{"UDP", 67, "DHCP"})
+	}
+	if dhcp && proxy {
 		n.Ports = append(n.Ports, boundPort{"UDP", 4011, "proxyDHCP"})
 	}
 	if cfg.TFTP.On() {
@@ -74,7 +77,7 @@ func attachNeeds(cfg *config.Config, xdp bpf.Mode, httpListen, pinRoot string) c
 			n.Ports = append(n.Ports, boundPort{"TCP", p, "HTTP"})
 		}
 	}
-	if xdp != bpf.ModeOff && !proxy {
+	if xdp != bpf.ModeOff && !proxy && dhcp {
 		n.XDP = true
 		if pinRoot == "" {
 			pinRoot = bpf.DefaultPinRoot

@@ -117,6 +117,10 @@ func TestAttachNeeds(t *testing.T) {
 			capNeeds{Ports: []boundPort{{"UDP", 67, "DHCP"}, {"TCP", 80, "HTTP"}}, PacketSocket: true, RawICMPv6: true}},
 		{"proxy: no fast path", config.Config{Interface: config.Interface{Mode: config.ModeProxy}}, bpf.ModeNative, "[::]:8080", "",
 			capNeeds{Ports: []boundPort{{"UDP", 67, "DHCP"}, {"UDP", 4011, "proxyDHCP"}, {"UDP", 69, "TFTP"}, {"TCP", 8080, "HTTP"}}, PacketSocket: true}},
+		{"dhcp off: no DHCP ports, no packet socket, no fast path", config.Config{Interface: config.Interface{Mode: config.ModeProxy}, DHCP: config.DHCP{Enabled: &off}},
+			bpf.ModeNative, ":8080", bpffs, capNeeds{Ports: []boundPort{{"UDP", 69, "TFTP"}, {"TCP", 8080, "HTTP"}}}},
+		{"dhcp off, authoritative", config.Config{Interface: config.Interface{Mode: config.ModeAuthoritative}, DHCP: config.DHCP{Enabled: &off}},
+			bpf.ModeAuto, ":80", bpffs, capNeeds{Ports: []boundPort{{"UDP", 69, "TFTP"}, {"TCP", 80, "HTTP"}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := attachNeeds(&tc.cfg, tc.xdp, tc.http, tc.pins)

@@ -40,6 +40,8 @@ func parseHA(c *cli.Context, kf kubeFlags, conf *config.Config) (haFlags, error)
 		return h, errors.New("--pool-lease needs --kubeconfig or --in-cluster")
 	case kf.Namespace == "":
 		return h, errors.New("--pool-lease needs --kube-namespace: the Lease lives in one namespace")
+	case !conf.DHCP.On():
+		return h, errors.New("--pool-lease: dhcp.enabled is false, netbootd hands out no addresses")
 	case conf.Interface.Mode != config.ModeAuthoritative:
 		return h, fmt.Errorf("--pool-lease: %s mode has no pools to own", conf.Interface.Mode)
 	case len(h.Peers) < 2:

@@ -71,7 +71,7 @@ type Interface struct {
 
 // HTTP is the HTTP server's configuration.
 type HTTP struct {
-	Listen  string `yaml:"listen"`   // default ":80"
+	Listen  string `yaml:"listen"`   // default ":80"; attach's --http-listen is written here
 	Assets  string `yaml:"assets"`   // kernels, initrds, images: served under /assets/ with Range
 	BaseURL string `yaml:"base_url"` // how machines reach this server; default http://SERVER_IP:PORT
 	// MgmtListen is the management listener (/api/v1/, /metrics): default 127.0.0.1:9180.
@@ -119,6 +119,9 @@ func (t TFTP) On() bool { return t.Enabled == nil || *t.Enabled }
 
 // DHCP tunes the DHCP server.
 type DHCP struct {
+	// Enabled false: netbootd answers no DHCP at all (no UDP 67 or 4011, no XDP program), for a
+	// network whose own DHCP server points machines at netbootd's TFTP and HTTP. Default true.
+	Enabled     *bool    `yaml:"enabled"`
 	OfferHold   Duration `yaml:"offer_hold"`   // how long an offered address waits for its REQUEST
 	DeclineHold Duration `yaml:"decline_hold"` // how long a DECLINEd address stays out of the pool
 	Workers     int      `yaml:"workers"`      // requests handled at once (they wait on the lease store)
@@ -138,6 +141,9 @@ type DHCP struct {
 	// dhcp-ignore-clid, Kea's match-client-id: false). Reservations always match by MAC.
 	IgnoreClientID bool `yaml:"ignore_client_id"`
 }
+
+// On reports whether netbootd serves DHCP (it does unless disabled).
+func (d DHCP) On() bool { return d.Enabled == nil || *d.Enabled }
 
 // Storm is the XDP fast path's protection of the control plane against floods: what it drops
 // before a request reaches Go. Reserved MACs and MACs with a lease are exempt from the rate for
@@ -369,13 +375,30 @@ func Default() *Config {
 	return &Config{Interface: Interface{Mode: ModeProxy}}
 }
 
+// BaseURL is how machines reach the HTTP server, the prefix of every URL netbootd gives out
+// (DHCP boot file, scripts, kernel arguments, configs, booted callback): http.base_url, else
+// http://SERVER_IP[:PORT] from interface.server_ip and http.listen. The one place that rule lives.
+func (c *Config) BaseURL() string {
+	if c.HTTP.BaseURL != "" {
+		return strings.TrimRight(c.HTTP.BaseURL, "/")
+	}
+	if !c.Interface.ServerIP.IsValid() {
+		return ""
+	}
+	_, port, err := net.SplitHostPort(c.HTTP.Listen)
+	if err != nil || port == "80" || port == "" {
+		return "http://" + c.Interface.ServerIP.String()
+	}
+	return "http://" + net.JoinHostPort(c.Interface.ServerIP.String(), port)
+}
+
 // ApplyInterface fills what the interface knows: the server address and, in proxy and reservation
-// mode with no subnets, the interface's subnet (reservation mode then serves the Machines on it).
+// mode or with DHCP off, with no subnets, the interface's subnet (reservations on it are then valid).
 func (c *Config) ApplyInterface(addr netip.Addr, prefix netip.Prefix) {
 	if !c.Interface.ServerIP.IsValid() {
 		c.Interface.ServerIP = addr
 	}
-	if len(c.Subnets) == 0 && prefix.IsValid() && c.Interface.Mode != ModeAuthoritative {
+	if len(c.Subnets) == 0 && prefix.IsValid() && (c.Interface.Mode != ModeAuthoritative || !c.DHCP.On()) {
 		c.Subnets = []Subnet{{CIDR: prefix}}
 	}
 }

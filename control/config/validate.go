@@ -30,6 +30,7 @@ const (
 	// DefaultIPXEDir is Debian's ipxe package: the one iPXE directory that may be absent.
 	DefaultIPXEDir     = "/usr/lib/ipxe"
 	DefaultMaxDeclines = 3
+	DefaultHTTPListen  = ":80"
 )
 
 // setDefaults fills every unset setting that has a default; the one place defaults live. It is
@@ -38,6 +39,13 @@ const (
 func (c *Config) setDefaults() {
 	if c.Interface.Mode == "" {
 		c.Interface.Mode = ModeAuthoritative
+	}
+	if c.DHCP.Enabled == nil {
+		on := true
+		c.DHCP.Enabled = &on
+	}
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = DefaultHTTPListen
 	}
 	if c.DHCP.OfferHold == 0 {
 		c.DHCP.OfferHold = Duration(DefaultOfferHold)
@@ -164,6 +172,14 @@ func (c *Config) validateInterface(ifaceKnown bool, bad report) {
 }
 
 func (c *Config) validateDHCP(bad report) {
+	if !c.DHCP.On() {
+		// Nothing would hand these out: a pool here means the operator expects addresses from netbootd.
+		for i := range c.Subnets {
+			if len(c.Subnets[i].Pools) > 0 {
+				bad(c.Subnets[i].Line, fmt.Sprintf("subnets[%d].pools", i), "dhcp.enabled is false: netbootd hands out no addresses (remove the pools, or enable DHCP)")
+			}
+		}
+	}
 	if c.DHCP.Workers < 1 || c.DHCP.Workers > 4096 {
 		bad(0, "dhcp.workers", "%d: want 1-4096", c.DHCP.Workers)
 	}
@@ -243,8 +259,9 @@ func (c *Config) validateSubnets(ifaceKnown bool, bad report) {
 		c.validateOptions(&s.Options, s.Line, f+".options", bad)
 		c.validateBoot(&s.Boot, s.Line, f+".boot", bad)
 	}
-	// Proxy mode needs none; reservation mode takes the interface's when it has none.
-	if len(c.Subnets) == 0 && c.Interface.Mode != ModeProxy && (ifaceKnown || c.Interface.Mode == ModeAuthoritative) {
+	// Proxy mode needs none; reservation mode, and any mode with DHCP off, takes the interface's
+	// when it has none.
+	if len(c.Subnets) == 0 && c.Interface.Mode != ModeProxy && c.DHCP.On() && (ifaceKnown || c.Interface.Mode == ModeAuthoritative) {
 		bad(0, "subnets", "mode %s needs at least one subnet", c.Interface.Mode)
 	}
 }
@@ -361,6 +378,9 @@ func (c *Config) validateReservations(bad report) {
 		c.validateOptions(&r.Options, r.Line, f+".options", bad)
 		c.validateBoot(&r.Boot, r.Line, f+".boot", bad)
 		c.validatePXE(r.PXE, r.Line, f+".pxe", bad)
+		if !r.IP.IsValid() && !c.DHCP.On() {
+			continue // another server gives its address: netbootd finds it by MAC (the neighbour table)
+		}
 		if !r.IP.IsValid() || !r.IP.Is4() {
 			bad(r.Line, f+".ip", "missing or not IPv4")
 			continue
@@ -372,7 +392,7 @@ func (c *Config) validateReservations(bad report) {
 		if r.IP == c.Interface.ServerIP {
 			bad(r.Line, f+".ip", "%s is the server's own address", r.IP)
 		}
-		if c.SubnetOf(r.IP) == nil && c.Interface.Mode != ModeProxy {
+		if c.SubnetOf(r.IP) == nil && c.Interface.Mode != ModeProxy && c.DHCP.On() { // else ip only identifies the machine
 			bad(r.Line, f+".ip", "%s is in no configured subnet", r.IP)
 		}
 	}

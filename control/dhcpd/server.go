@@ -30,7 +30,6 @@ type Config struct {
 	IfIndex  int
 	ServerIP netip.Addr
 	Conf     *config.Config  // validated
-	HTTPBase string          // e.g. "http://10.0.0.1:8080": where iPXE fetches its script
 	Leases   Leases          // nil in proxy mode
 	Machines *machines.Store // boot timelines; nil: not kept
 	Logger   *slog.Logger
@@ -92,7 +91,7 @@ func New(cfg Config) (*Server, error) {
 	if proxy {
 		s.h.leases = nil
 	}
-	s.state.Store(newState(cfg.Conf, cfg.ServerIP, cfg.HTTPBase))
+	s.state.Store(newState(cfg.Conf, cfg.ServerIP, cfg.Conf.BaseURL()))
 	s.queue = make(chan packet, cfg.Conf.DHCP.Queue)
 	s.bufs.New = func() any { b := make([]byte, maxRequest+1); return &b }
 	s.initMetrics()
@@ -350,7 +349,7 @@ func (s *Server) Reload(conf *config.Config) error {
 	if conf.Interface.Mode != old.conf.Interface.Mode {
 		return fmt.Errorf("dhcpd: mode change %s → %s needs a restart", old.conf.Interface.Mode, conf.Interface.Mode)
 	}
-	s.state.Store(newState(conf, old.serverIP, old.httpBase))
+	s.state.Store(newState(conf, old.serverIP, conf.BaseURL()))
 	return nil
 }
 

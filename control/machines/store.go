@@ -90,6 +90,8 @@ type Store struct {
 	lru      *list.List               // most recently seen at the front
 	byIP     map[netip.Addr]string
 	now      func() time.Time
+	// neighbors is the kernel's neighbour table on the boot interface; nil: not consulted.
+	neighbors Neighbors
 
 	// onPhase hears of every phase a machine's boot reaches (the inventory's status write-back).
 	onPhase func(mac string, phase string, at time.Time)
@@ -150,11 +152,7 @@ func (s *Store) DHCP(mac net.HardwareAddr, ip netip.Addr, discover bool, ev Even
 		s.restart(m, ev.Time)
 	}
 	if ip.IsValid() && !ip.IsUnspecified() {
-		if old, err := netip.ParseAddr(m.IP); err == nil && old != ip && s.byIP[old] == m.MAC {
-			delete(s.byIP, old)
-		}
-		m.IP = ip.String()
-		s.byIP[ip] = m.MAC
+		s.setIP(m, ip)
 	}
 	if ev.Phase == "" {
 		ev.Phase = PhaseDHCP
@@ -162,12 +160,25 @@ func (s *Store) DHCP(mac net.HardwareAddr, ip netip.Addr, discover bool, ev Even
 	s.add(m, ev)
 }
 
+// setIP makes ip the machine's address in the index. Callers hold mu.
+func (s *Store) setIP(m *Machine, ip netip.Addr) {
+	if old, err := netip.ParseAddr(m.IP); err == nil && old != ip && s.byIP[old] == m.MAC {
+		delete(s.byIP, old)
+	}
+	m.IP = ip.String()
+	s.byIP[ip] = m.MAC
+}
+
 // Begin opens a timeline for a machine the inventory knows (a reservation) that has none yet,
-// e.g. one that got its address elsewhere.
-func (s *Store) Begin(mac net.HardwareAddr) {
+// e.g. one that got its address elsewhere. at, if valid, is where it was just found (Locate):
+// its address from now on.
+func (s *Store) Begin(mac net.HardwareAddr, at netip.Addr) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.open(Key(mac))
+	m := s.open(Key(mac))
+	if at.IsValid() && !at.IsUnspecified() {
+		s.setIP(m, at.Unmap())
+	}
 }
 
 // Record adds an event to the machine's current boot. It reports false, and records nothing,
@@ -210,6 +221,55 @@ func (s *Store) Explain(mac net.HardwareAddr, hostname, bootFile, bootReason, pr
 	if profile != "" || profileReason != "" {
 		m.Profile, m.ProfileReason = profile, profileReason
 	}
+}
+
+// Neighbors says which MAC the kernel's neighbour (ARP) table on the boot interface has for an
+// on-link address: who is on the wire there now. It must be safe for concurrent use.
+type Neighbors func(ip netip.Addr) (net.HardwareAddr, bool)
+
+// How Locate found a machine.
+const (
+	AtNeighbor = "on-link neighbour" // the kernel's neighbour table
+	AtLease    = "leased address"    // the address DHCP last gave it
+)
+
+// SetNeighbors makes Locate consult the kernel's neighbour table first.
+func (s *Store) SetNeighbors(fn Neighbors) {
+	s.mu.Lock()
+	s.neighbors = fn
+	s.mu.Unlock()
+}
+
+// Locate finds the machine at ip: the neighbour table's MAC for it, else the machine DHCP last
+// gave it (ByIP). The neighbour table wins: it is who sends from ip now, also when netbootd gave
+// no address (DHCP off, another server's lease). A machine found there that has a timeline
+// takes ip as its address, so syslog and the API attribute to it as to a leased one.
+func (s *Store) Locate(ip netip.Addr) (net.HardwareAddr, string, bool) {
+	ip = ip.Unmap()
+	s.mu.Lock()
+	fn := s.neighbors
+	s.mu.Unlock()
+	if fn != nil {
+		if mac, ok := fn(ip); ok {
+			s.learn(mac, ip)
+			return mac, AtNeighbor, true
+		}
+	}
+	if mac, ok := s.ByIP(ip); ok {
+		return mac, AtLease, true
+	}
+	return nil, "", false
+}
+
+// learn records ip as the address of mac's machine, if it has a timeline.
+func (s *Store) learn(mac net.HardwareAddr, ip netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.find(Key(mac))
+	if m == nil {
+		return
+	}
+	s.setIP(m, ip)
 }
 
 // ByIP returns the MAC of the machine last given ip, to attribute TFTP and HTTP requests.

@@ -127,7 +127,7 @@ func TestOnlyKnownMachines(t *testing.T) {
 		t.Fatalf("%d timelines, want the real machine's alone", n)
 	}
 	reserved := mac("02:00:00:00:00:02")
-	s.Begin(reserved)
+	s.Begin(reserved, netip.Addr{})
 	if !s.Record(reserved, Event{Phase: PhaseScript, Source: "http"}) {
 		t.Fatal("no timeline after Begin")
 	}

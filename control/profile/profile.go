@@ -89,6 +89,7 @@ type Resolver struct {
 	baseURL, assetsURL, serverIP string
 	profiles                     map[string]*compiled
 	reservations                 map[string]*config.Reservation
+	reservedAt                   map[netip.Addr]net.HardwareAddr // reservations' ip → MAC
 	groups                       []group
 }
 
@@ -109,6 +110,7 @@ func New(cfg *config.Config, baseURL string) (*Resolver, error) {
 		serverIP:     u.Hostname(),
 		profiles:     make(map[string]*compiled, len(cfg.Profiles)),
 		reservations: make(map[string]*config.Reservation, len(cfg.Reservations)),
+		reservedAt:   make(map[netip.Addr]net.HardwareAddr, len(cfg.Reservations)),
 	}
 	if cfg.Interface.ServerIP.IsValid() {
 		r.serverIP = cfg.Interface.ServerIP.String()
@@ -131,6 +133,9 @@ func New(cfg *config.Config, baseURL string) (*Resolver, error) {
 		res.MAC = append(config.MAC(nil), res.MAC...)
 		res.Labels = cloneMap(res.Labels)
 		r.reservations[res.MAC.String()] = &res
+		if res.IP.IsValid() {
+			r.reservedAt[res.IP] = net.HardwareAddr(res.MAC)
+		}
 	}
 	for _, g := range cfg.Groups {
 		p := r.profiles[g.Profile]
@@ -256,6 +261,23 @@ func (r *Resolver) Reserved(mac net.HardwareAddr) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return res.IP, true
+}
+
+// ReservedAt is the MAC whose reservation has ip, if any.
+func (r *Resolver) ReservedAt(ip netip.Addr) (net.HardwareAddr, bool) {
+	if r == nil {
+		return nil, false
+	}
+	mac, ok := r.reservedAt[ip.Unmap()]
+	return mac, ok
+}
+
+// BaseURL is the prefix of every URL the scripts and configs name (New's baseURL).
+func (r *Resolver) BaseURL() string {
+	if r == nil {
+		return ""
+	}
+	return r.baseURL
 }
 
 // AssetKind says whether asset (a path under the assets directory) is the named profile's kernel
