@@ -21,7 +21,8 @@ type Event struct {
 	IP      netip.Addr
 	Request uint8 // DHCP message type: 1 DISCOVER, 3 REQUEST
 	Reply   uint8 // 2 OFFER, 5 ACK
-	PXE     bool  // answered with boot parameters for firmware PXE of architecture Arch
+	PXE     bool  // answered with boot parameters for firmware PXE or HTTP boot of architecture Arch
+	HTTP    bool  // those were for UEFI HTTP boot (vendor class HTTPClient)
 	Arch    uint16
 }
 
@@ -65,7 +66,8 @@ func (f *FastPath) Events(ctx context.Context, fn func(Event)) error {
 			Request: e.MsgType,
 			Reply:   e.Reply,
 			PXE:     e.Pxe == 1,
-			Arch:    e.Arch,
+			HTTP:    e.Pxe == 1 && e.Arch&HTTPArch != 0,
+			Arch:    e.Arch &^ HTTPArch,
 		})
 	}
 }

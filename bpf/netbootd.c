@@ -3,16 +3,16 @@
 // netbootd's XDP fast path: DHCPv4 for reserved MACs, answered in place with XDP_TX.
 //
 // It answers only what it fully understands: a DISCOVER or a REQUEST for this server and the
-// reserved address, from a plain DHCP client or from firmware PXE (vendor class PXEClient) for an
-// architecture the control plane pre-rendered boot parameters for. Everything else (unknown
-// MACs, iPXE and HTTP boot clients, relayed requests with option 82, NAK cases, RELEASE, DECLINE,
+// reserved address, from a plain DHCP client or from firmware PXE or UEFI HTTP boot (vendor class
+// PXEClient or HTTPClient) for an architecture the control plane pre-rendered boot parameters
+// for. Everything else (unknown MACs, iPXE clients, relayed requests with option 82, NAK cases, RELEASE, DECLINE,
 // INFORM, odd or malformed packets) is XDP_PASS to the Go control plane, which answers with the
 // same renderer.
 //
 // The reply's options come pre-rendered per reservation by the control plane (the "area": option
 // 53, the options, END and padding, plus its checksum contribution), and per reservation and
 // architecture for PXE firmware (the same options plus 60, 43, 66 and 67, with next-server and
-// the boot file), so the program only copies bytes, fixes the headers and computes the fixed
+// the boot file; for HTTP boot 60 "HTTPClient" and a URL in 67 and the file field), so the program only copies bytes, fixes the headers and computes the fixed
 // part of the checksums.
 //
 // Client classes are applied by the control plane when it renders those areas (per MAC prefix,
@@ -59,8 +59,12 @@ enum res_flags {
 
 /* The boot_key arch of a plain DHCP client's reply when a client class gives it a boot file. */
 #define ARCH_PLAIN 0xffff
+/* Set in the boot_key arch of a UEFI HTTP boot client (vendor class HTTPClient): its option 93
+ * | ARCH_HTTP. No architecture on the wire has this bit (a request with it goes up). */
+#define ARCH_HTTP 0x8000
 
-/* Boot parameters for firmware PXE of one reserved MAC and one architecture (option 93). */
+/* Boot parameters for firmware PXE (or HTTP boot, ARCH_HTTP) of one reserved MAC and one
+ * architecture (option 93). */
 struct boot_key {
 	__u8 mac[6];
 	__u16 arch; /* host order; 0 (BIOS) when the request has no option 93 */
@@ -111,7 +115,7 @@ enum counter {
 	C_PASS_IP,      /* IP options (IHL > 5): the control plane answers, after admission */
 	C_MALFORMED,
 	C_EVENTS_LOST,  /* answers not reported to the daemon: the event ring was full */
-	C_PXE,          /* answers that carried boot parameters for firmware PXE */
+	C_PXE,          /* answers that carried boot parameters for firmware PXE or HTTP boot */
 	C_DROP_DUP,     /* a DISCOVER repeated (same MAC and xid) within the window: dropped */
 	C_DROP_SOURCE,  /* unknown MAC over its Ethernet source's rate: dropped */
 	C_DROP_STRANGER,/* unknown MAC over the rate for all unknown MACs: dropped */
@@ -130,8 +134,8 @@ struct event {
 	__u8 mac[6];
 	__u8 msg_type; /* the request's: 1 DISCOVER, 3 REQUEST */
 	__u8 reply;    /* 2 OFFER, 5 ACK */
-	__u16 arch;    /* option 93 of a PXE request */
-	__u8 pxe;      /* 1: answered with boot parameters for firmware PXE */
+	__u16 arch;    /* option 93 of a PXE request, | ARCH_HTTP for HTTP boot */
+	__u8 pxe;      /* 1: answered with boot parameters for firmware PXE or HTTP boot */
 	__u8 pad[5];
 };
 /* Keeps struct event in the BTF, where bpf2go finds it for the Go side. */
@@ -513,7 +517,7 @@ struct facts {
 	__u16 flags;     /* as on the wire */
 	__u16 arch;
 	__u8 type, reply;
-	__u8 pxe;        /* answered firmware PXE (else a plain client, with or without a class's boot file) */
+	__u8 pxe;        /* answered firmware PXE or HTTP boot (else a plain client, with or without a class's boot file) */
 	__u8 client_mac[6], src_mac[6];
 	__u8 cid[2 + CID_MAX + 6]; /* 61, length, identifier, zeros: summed whole (a multiple of 4) */
 };
@@ -770,22 +774,21 @@ static __always_inline int answer(struct xdp_md *ctx, struct fp_config *cfg, str
 	int vendor = V_PLAIN;
 	if (off[S_VENDOR])
 		vendor = netboot_vendor((void *)bp + (off[S_VENDOR] & 0x7ff) + 2, len[S_VENDOR], end);
-	if (vendor == V_HTTP)
-		return up(reason, C_PASS_NETBOOT);
 	/* Client classes this program cannot evaluate for this MAC (res->flags). */
 	__u16 rflags = res->flags;
 	if ((rflags & F_CLASS_VENDOR) && off[S_VENDOR])
 		return up(reason, C_PASS_CLASS);
 	if ((rflags & F_CLASS_CLIENT_ID) && off[S_CLIENTID])
 		return up(reason, C_PASS_CLASS);
-	if ((rflags & F_CLASS_ARCH) && off[S_ARCH] && vendor != V_PXE)
+	if ((rflags & F_CLASS_ARCH) && off[S_ARCH] && vendor == V_PLAIN)
 		return up(reason, C_PASS_CLASS);
-	/* Firmware PXE: answered here when its architecture has pre-rendered boot parameters. A
-	 * plain client gets boot parameters when a client class gives it a boot file (ARCH_PLAIN). */
+	/* Firmware PXE and HTTP boot: answered here when their architecture has pre-rendered boot
+	 * parameters. A plain client gets boot parameters when a client class gives it a boot
+	 * file (ARCH_PLAIN). */
 	struct boot_val *boot = 0;
 	struct boot_key bkey = {};
 	__builtin_memcpy(bkey.mac, bp->chaddr, 6);
-	if (vendor != V_PXE) {
+	if (vendor == V_PLAIN) {
 		bkey.arch = ARCH_PLAIN;
 		boot = bpf_map_lookup_elem(&boot_params, &bkey);
 		bkey.arch = 0;
@@ -796,6 +799,10 @@ static __always_inline int answer(struct xdp_md *ctx, struct fp_config *cfg, str
 				return up(reason, C_MALFORMED);
 			bkey.arch = (__u16)p[0] << 8 | p[1];
 		}
+		if (bkey.arch & ARCH_HTTP) /* ARCH_PLAIN or an HTTP key: no such architecture */
+			return up(reason, C_PASS_NETBOOT);
+		if (vendor == V_HTTP)
+			bkey.arch |= ARCH_HTTP;
 		boot = bpf_map_lookup_elem(&boot_params, &bkey);
 		if (!boot)
 			return up(reason, C_PASS_NETBOOT);
@@ -895,7 +902,7 @@ static __always_inline int answer(struct xdp_md *ctx, struct fp_config *cfg, str
 	fa.type = type;
 	fa.reply = reply;
 	fa.arch = bkey.arch;
-	fa.pxe = vendor == V_PXE;
+	fa.pxe = vendor != V_PLAIN;
 	if (boot)
 		fa.sum = reply == DHCP_OFFER ? boot->sum_offer : boot->sum_ack;
 	else

@@ -23,9 +23,10 @@ type Entry struct {
 	// OnRequest are option codes the control plane adds when option 55 asks for them: the
 	// program passes such requests up rather than answer without them.
 	OnRequest []uint8
-	// Boot is what firmware PXE (vendor class PXEClient) of each architecture is told; an
-	// architecture not listed is passed to the control plane. Arch PlainArch is what a plain
-	// DHCP client is told when a client class gives it a boot file.
+	// Boot is what firmware PXE (vendor class PXEClient) of each architecture is told, and UEFI
+	// HTTP boot (HTTPClient) with Arch | HTTPArch; an architecture not listed is passed to the
+	// control plane. Arch PlainArch is what a plain DHCP client is told when a client class
+	// gives it a boot file.
 	Boot []Boot
 	// Flags (FlagClass…) send requests up that a client class could match on something the
 	// program does not evaluate.
@@ -43,9 +44,13 @@ const (
 // architecture (option 93) has this value.
 const PlainArch = 0xffff
 
+// HTTPArch is set in Boot.Arch for a UEFI HTTP boot client's answer (ARCH_HTTP in netbootd.c):
+// no architecture on the wire has this bit, and the program passes up requests that do.
+const HTTPArch = 0x8000
+
 // Boot is one architecture's pre-rendered PXE answer for one reservation.
 type Boot struct {
-	Arch       uint16 // option 93; 0 also stands for "no option 93" (BIOS)
+	Arch       uint16 // option 93 (| HTTPArch for HTTP boot); 0 also stands for "no option 93" (BIOS)
 	NextServer netip.Addr
 	File       string // the BOOTP file field (under 128 bytes); longer names go in option 67 only
 	Area       []byte // as Entry.Area, with the boot options (60, 43, 66, 67) included

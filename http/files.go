@@ -48,6 +48,7 @@ func (s *Server) asset(w *recorder, r *nethttp.Request) {
 	if kind != "" {
 		ev.Detail += " (" + kind + ")"
 	}
+	ev.Detail += overTLS(r)
 	s.deps.Machines.Record(mac, ev)
 }
 
@@ -69,8 +70,16 @@ func (s *Server) ipxeBinary(w *recorder, r *nethttp.Request) {
 	}
 	if mac, ok := s.attribute(r); ok {
 		s.deps.Machines.Record(mac, machines.Event{Source: "http", Bytes: w.bytes,
-			Detail: fmt.Sprintf("%s /ipxe/%s: %d", r.Method, name, w.Status())})
+			Detail: fmt.Sprintf("%s /ipxe/%s: %d%s", r.Method, name, w.Status(), overTLS(r))})
 	}
+}
+
+// overTLS marks a timeline entry for a request that came over HTTPS.
+func overTLS(r *nethttp.Request) string {
+	if r.TLS != nil {
+		return " over TLS"
+	}
+	return ""
 }
 
 // serveFile serves dir/name through os.Root, so neither ".." nor a symlink leaves dir, with

@@ -174,7 +174,9 @@ func withConn(ctx context.Context, c net.Conn) context.Context {
 // that stopped reading is dropped at once, instead of an orphaned socket holding it (megabytes
 // each) while the kernel probes a zero window.
 func resetOnClose(r *nethttp.Request) {
-	if tc, ok := r.Context().Value(connKey{}).(*net.TCPConn); ok {
-		_ = tc.SetLinger(0)
+	if c, ok := r.Context().Value(connKey{}).(net.Conn); ok {
+		if tc, ok := tcpConn(c); ok {
+			_ = tc.SetLinger(0)
+		}
 	}
 }

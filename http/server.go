@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,6 +64,9 @@ type Config struct {
 	// StallTimeout closes a download's connection when a write makes no progress for this
 	// long. 0 means DefaultStallTimeout.
 	StallTimeout time.Duration
+	// TLSListen, if set, serves the boot routes over HTTPS too, with the PEM certificate
+	// (chain) TLSCert and key TLSKey, reloaded when the files change.
+	TLSListen, TLSCert, TLSKey string
 }
 
 // Deps are what the server serves from.
@@ -98,6 +102,7 @@ type Server struct {
 	deps      Deps
 	log       *slog.Logger
 	ln        net.Listener    // boot listener
+	tln       net.Listener    // the boot listener over TLS; nil without one
 	srv       *nethttp.Server // boot routes
 	mln       net.Listener    // management listener; nil without one
 	msrv      *nethttp.Server // management routes; nil without a management listener
@@ -158,6 +163,17 @@ func New(cfg Config, deps Deps) (_ *Server, err error) {
 	}()
 	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("http: listen on %s: %w", cfg.Listen, err)
+	}
+	if cfg.TLSListen != "" {
+		certs, err := newCertFiles(cfg.TLSCert, cfg.TLSKey, s.log)
+		if err != nil {
+			return nil, err
+		}
+		ln, err := net.Listen("tcp", cfg.TLSListen)
+		if err != nil {
+			return nil, fmt.Errorf("http: TLS listener on %s: %w", cfg.TLSListen, err)
+		}
+		s.tln = tls.NewListener(ln, certs.tlsConfig())
 	}
 	if cfg.Management != "" {
 		if s.mln, err = net.Listen("tcp", cfg.Management); err != nil {
@@ -274,7 +290,7 @@ func (s *Server) authorized(h func(*recorder, *nethttp.Request)) func(*recorder,
 }
 
 func (s *Server) closeListeners() {
-	for _, ln := range []net.Listener{s.ln, s.mln} {
+	for _, ln := range []net.Listener{s.ln, s.tln, s.mln} {
 		if ln != nil {
 			_ = ln.Close()
 		}
@@ -290,7 +306,7 @@ const tcpRTOMaxMS = 44
 // the rest of a kernel or initrd, long after the client woke up. Older kernels lack the
 // option: they keep the default.
 func capRetransmitBackoff(c net.Conn) {
-	tc, ok := c.(*net.TCPConn)
+	tc, ok := tcpConn(c)
 	if !ok {
 		return
 	}
@@ -305,6 +321,14 @@ func capRetransmitBackoff(c net.Conn) {
 
 // Addr is the boot listener's bound address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// TLSAddr is the boot listener's HTTPS address; nil without one.
+func (s *Server) TLSAddr() net.Addr {
+	if s.tln == nil {
+		return nil
+	}
+	return s.tln.Addr()
+}
 
 // ManagementAddr is the management listener's bound address; nil without one.
 func (s *Server) ManagementAddr() net.Addr {
@@ -325,8 +349,11 @@ func (s *Server) SetProfiles(r *profile.Resolver) { s.profiles.Store(r) }
 // what is still open: a client that stopped reading does not hold the shutdown.
 func (s *Server) Run(ctx context.Context) error {
 	servers := []*nethttp.Server{s.srv}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- s.srv.Serve(s.ln) }()
+	if s.tln != nil { // the same server and routes; Shutdown stops both listeners
+		go func() { errc <- s.srv.Serve(s.tln) }()
+	}
 	if s.msrv != nil {
 		servers = append(servers, s.msrv)
 		go func() { errc <- s.msrv.Serve(s.mln) }()

@@ -264,7 +264,8 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 	}
 	d.http, err = nbhttp.New(nbhttp.Config{Listen: cfg.HTTPListen, Management: cfg.MgmtListen, ManagementToken: cfg.MgmtToken,
 		Assets: conf.HTTP.Assets, IPXEDir: conf.TFTP.IPXEDir,
-		MaxDownloads: conf.HTTP.MaxDownloads, MaxDownloadsPerClient: conf.HTTP.MaxDownloadsPerClient}, nbhttp.Deps{
+		MaxDownloads: conf.HTTP.MaxDownloads, MaxDownloadsPerClient: conf.HTTP.MaxDownloadsPerClient,
+		TLSListen: conf.HTTP.TLS.Listen, TLSCert: conf.HTTP.TLS.Cert, TLSKey: conf.HTTP.TLS.Key}, nbhttp.Deps{
 		Logger: log.With("component", "http"), Gatherer: reg, Registerer: reg, Leases: d.leaseRows, Machines: d.machines,
 		Tokens: tokens,
 	})
@@ -497,6 +498,10 @@ func (d *daemon) apply(file *config.Config, snap *kube.Snapshot) error {
 	if conf.DHCP.On() != old.DHCP.On() {
 		return fmt.Errorf("dhcp.enabled changed to %t: restart netbootd for that", conf.DHCP.On())
 	}
+	if conf.HTTP.TLS != old.HTTP.TLS {
+		// The listener is bound at start; the certificate files' contents are re-read as they change.
+		d.log.Warn("http.tls changed: the HTTPS listener keeps its address and files until netbootd restarts")
+	}
 	profiles, err := profile.New(conf, conf.BaseURL())
 	if err != nil {
 		return err
@@ -586,11 +591,14 @@ var dhcpTypes = map[uint8]string{1: "DISCOVER", 2: "OFFER", 3: "REQUEST", 5: "AC
 // a machine's history reads the same whichever path answered it.
 func (d *daemon) xdpAnswered(e bpf.Event) {
 	detail := dhcpTypes[e.Request] + " → " + dhcpTypes[e.Reply] + " " + e.IP.String()
-	if e.PXE {
+	switch {
+	case e.HTTP:
+		detail += fmt.Sprintf(", HTTP boot parameters for arch %d", e.Arch)
+	case e.PXE:
 		detail += fmt.Sprintf(", PXE boot parameters for arch %d", e.Arch)
 	}
 	d.machines.DHCP(e.MAC, e.IP, e.Request == 1, machines.Event{Time: e.Time, Source: "xdp", Detail: detail})
-	d.machines.Classify(e.MAC, d.dhcp.KernelClasses(e.MAC, e.PXE, e.Arch))
+	d.machines.Classify(e.MAC, d.dhcp.KernelClasses(e.MAC, e.PXE, e.HTTP, e.Arch))
 	if h := d.dhcp.Hostname(e.MAC); h != "" {
 		d.machines.Explain(e.MAC, h, "", "", "", "")
 	}

@@ -82,6 +82,15 @@ type HTTP struct {
 	// (default 4); 0 = the default.
 	MaxDownloads          int `yaml:"max_downloads"`
 	MaxDownloadsPerClient int `yaml:"max_downloads_per_client"`
+	// TLS serves the boot routes over HTTPS as well; off unless tls.listen is set.
+	TLS HTTPTLS `yaml:"tls"`
+}
+
+// HTTPTLS is the boot listener over HTTPS.
+type HTTPTLS struct {
+	Listen string `yaml:"listen"` // host:port, e.g. ":443"; "" = no HTTPS
+	Cert   string `yaml:"cert"`   // PEM certificate, chain after it; reloaded when the file changes
+	Key    string `yaml:"key"`    // PEM private key; reloaded with the certificate
 }
 
 // TFTP is the TFTP server's configuration.

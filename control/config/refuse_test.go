@@ -52,6 +52,10 @@ func TestRefusedSettings(t *testing.T) {
 		{"missing ipxe dir", head + "subnets: [{cidr: 10.0.0.0/24}]\ntftp: {ipxe_dir: /nonexistent/ipxe}\n", "line 3: tftp.ipxe_dir: /nonexistent/ipxe is not a directory"},
 		{"assets is a file", head + "subnets: [{cidr: 10.0.0.0/24}]\nhttp: {assets: /dev/null}\n", "line 3: http.assets: /dev/null is not a directory"},
 		{"missing assets", head + "subnets: [{cidr: 10.0.0.0/24}]\nhttp: {assets: /nonexistent/assets}\n", "line 3: http.assets: /nonexistent/assets is not a directory"},
+		{"HTTPS without a key", head + "subnets: [{cidr: 10.0.0.0/24}]\nhttp:\n  tls: {listen: \":443\", cert: /etc/hostname}\n", "line 4: http.tls: cert and key are both required"},
+		{"HTTPS listen without a port", head + "subnets: [{cidr: 10.0.0.0/24}]\nhttp:\n  tls: {listen: \"10.0.0.1\", cert: /a, key: /b}\n", `line 4: http.tls.listen: "10.0.0.1": want host:port`},
+		{"HTTPS with a pair that does not load", head + "subnets: [{cidr: 10.0.0.0/24}]\nhttp:\n  tls: {listen: \":443\", cert: /nonexistent/tls.crt, key: /nonexistent/tls.key}\n",
+			"line 4: http.tls.cert: /nonexistent/tls.crt with key /nonexistent/tls.key: open /nonexistent/tls.crt"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Parse([]byte(tc.yaml))

@@ -32,6 +32,7 @@ func TestUnknownKeyAtEveryDepth(t *testing.T) {
 	}{
 		{"top level", "interface: {mode: proxy}\nsubnetz: []\n", 2, "subnetz", "subnets"},
 		{"interface", "interface:\n  mod: proxy\n", 2, "interface.mod", "mode"},
+		{"HTTPS", "interface: {mode: proxy}\nhttp:\n  tls:\n    listn: \":443\"\n", 4, "http.tls.listn", "listen"},
 		{"storm", "interface: {mode: proxy}\ndhcp:\n  storm:\n    per_source_rat: 5\n", 4, "dhcp.storm.per_source_rat", "per_source_rate"},
 		{"subnet pool", "subnets:\n  - cidr: 10.0.0.0/24\n    pool: [\"10.0.0.100-10.0.0.150\"]\n", 3, "subnets[0].pool", "pools"},
 		{"subnet lease time", "subnets:\n  - cidr: 10.0.0.0/24\n  - cidr: 10.0.1.0/24\n    lease_tme: 1h\n", 4, "subnets[1].lease_tme", "lease_time"},

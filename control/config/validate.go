@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -456,6 +457,25 @@ func (c *Config) validateHTTP(bad report) {
 			bad(0, "http.base_url", "%q: want http://host[:port]", c.HTTP.BaseURL)
 		}
 		c.HTTP.BaseURL = strings.TrimRight(c.HTTP.BaseURL, "/")
+	}
+	validateHTTPTLS(&c.HTTP.TLS, bad)
+}
+
+// validateHTTPTLS wants all three keys or none, and a pair that loads now: a typo in a path is
+// refused at start, not found by the first machine's handshake.
+func validateHTTPTLS(t *HTTPTLS, bad report) {
+	if *t == (HTTPTLS{}) {
+		return
+	}
+	if _, _, err := net.SplitHostPort(t.Listen); err != nil {
+		bad(0, "http.tls.listen", "%q: want host:port, e.g. :443", t.Listen)
+	}
+	if t.Cert == "" || t.Key == "" {
+		bad(0, "http.tls", "cert and key are both required")
+		return
+	}
+	if _, err := tls.LoadX509KeyPair(t.Cert, t.Key); err != nil {
+		bad(0, "http.tls.cert", "%s with key %s: %v", t.Cert, t.Key, err)
 	}
 }
 

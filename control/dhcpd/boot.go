@@ -120,6 +120,12 @@ func chooseBoot(f firmware, b config.Boot, serverIP netip.Addr, httpBase string)
 	default:
 		return bootChoice{reason: fmt.Sprintf("architecture %d has no boot file", f.arch)}, false
 	}
+	// UEFI HTTP boot (EDK2 NetworkPkg/HttpBootDxe/HttpBootDhcp4.c, HttpBootParseDhcp4Packet, as
+	// in Debian's OVMF 2022.11): an offer is for HTTP boot only when option 60 starts with
+	// "HTTPClient" (else the client ignores it for booting); its boot file must be a URI, from
+	// option 67 or the file field, which appendBoot both fill; a URI with a host name needs a
+	// DNS server (option 6) in the same offer; and Dhcp4Dxe drops any offer without option 54,
+	// which renderOptions always puts in.
 	if f.httpBoot {
 		url := b.HTTPBoot
 		if url == "" {

@@ -50,7 +50,7 @@ func TestClassProfileRecordsClasses(t *testing.T) {
 		{"arch class", macLab, true, 11, []string{"arm", "lab", "lab-late"}},
 	} {
 		t.Run("kernel "+tc.name, func(t *testing.T) {
-			if got := f.st.kernelClasses(tc.mac, tc.pxe, tc.arch); !slices.Equal(got, tc.want) {
+			if got := f.st.kernelClasses(tc.mac, tc.pxe, false, tc.arch); !slices.Equal(got, tc.want) {
 				t.Errorf("classes %q, want %q", got, tc.want)
 			}
 		})

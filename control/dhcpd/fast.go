@@ -21,24 +21,27 @@ func (s *Server) Hostname(mac net.HardwareAddr) string {
 }
 
 // kernelFacts are what client classes can see of a request the XDP program answers: the MAC
-// and, for firmware PXE, vendor class "PXEClient" and the architecture (it tells PXE firmware by
-// that prefix only).
-func kernelFacts(mac net.HardwareAddr, pxe bool, arch uint16) classFacts {
+// and, for firmware PXE or UEFI HTTP boot, vendor class "PXEClient" or "HTTPClient" and the
+// architecture (the program tells them by those prefixes only).
+func kernelFacts(mac net.HardwareAddr, pxe, httpBoot bool, arch uint16) classFacts {
 	f := classFacts{mac: mac}
-	if pxe {
+	switch {
+	case pxe && httpBoot:
+		f.vendor, f.hasVendor, f.arch = "HTTPClient", true, arch
+	case pxe:
 		f.vendor, f.hasVendor, f.arch = "PXEClient", true, arch
 	}
 	return f
 }
 
 // KernelClasses are the client classes of a request the XDP program answered (bpf.Event's MAC,
-// PXE and Arch), as fastReservations rendered its reply, for the machine's timeline.
-func (s *Server) KernelClasses(mac net.HardwareAddr, pxe bool, arch uint16) []string {
-	return s.state.Load().kernelClasses(mac, pxe, arch)
+// PXE, HTTP and Arch), as fastReservations rendered its reply, for the machine's timeline.
+func (s *Server) KernelClasses(mac net.HardwareAddr, pxe, httpBoot bool, arch uint16) []string {
+	return s.state.Load().kernelClasses(mac, pxe, httpBoot, arch)
 }
 
-func (st *state) kernelClasses(mac net.HardwareAddr, pxe bool, arch uint16) []string {
-	f := kernelFacts(mac, pxe, arch)
+func (st *state) kernelClasses(mac net.HardwareAddr, pxe, httpBoot bool, arch uint16) []string {
+	f := kernelFacts(mac, pxe, httpBoot, arch)
 	return classesOf(st.conf.Classes, &f).names
 }
 
@@ -58,7 +61,7 @@ func (st *state) fastReservations() []bpf.Entry {
 		// A plain request the program answers carries no 77, 82 or 175, and no 60, 61 or 93
 		// that a class of this MAC could look at (kernelFlags send those up): these facts are
 		// all the classes can see of it.
-		plain := kernelFacts(net.HardwareAddr(r.MAC), false, 0)
+		plain := kernelFacts(net.HardwareAddr(r.MAC), false, false, 0)
 		cls := classesOf(st.conf.Classes, &plain)
 		opts := renderOptions(st.serverIP, sub, r, &cls.options, sub.LeaseTime.D(), nil)
 		var h replyHeader
@@ -126,16 +129,31 @@ func fastArea(opts []option) ([]byte, bool) {
 // (iana.Arch: BIOS, EFI ia32, EFI BC, EFI x86-64, EFI arm32, EFI arm64).
 var fastArchs = []uint16{0, 6, 7, 9, 10, 11}
 
-// fastBoot renders, per architecture, what firmware PXE of reservation r is told: the same
-// classes, choice and options as the Go path's reply to a PXEClient request. The program
-// tells PXE firmware by the prefix "PXEClient" only; a class that looks further into the
-// vendor class makes kernelFlags send PXE requests up.
+// fastHTTPArchs are those UEFI HTTP boot sends (x86-64, arm32, arm64 HTTP): EDK2's HttpBootDxe
+// sends its HTTP architecture in option 93 and in "HTTPClient:Arch:000NN".
+var fastHTTPArchs = []uint16{16, 18, 19}
+
+// fastBoot renders, per architecture, what firmware PXE and UEFI HTTP boot of reservation r
+// are told: the same classes, choice and options as the Go path's reply to a PXEClient or
+// HTTPClient request. The program tells them by the prefixes "PXEClient" and "HTTPClient"
+// only; a class that looks further into the vendor class makes kernelFlags send them up.
 // onRequest are the codes its replies add only when option 55 asks for them.
 func (st *state) fastBoot(r *config.Reservation, sub *config.Subnet) (out []bpf.Boot, onRequest []uint8) {
+	variants := make([]firmware, 0, len(fastArchs)+len(fastHTTPArchs))
 	for _, arch := range fastArchs {
-		facts := kernelFacts(net.HardwareAddr(r.MAC), true, arch)
+		variants = append(variants, firmware{arch: arch, hasArch: true, pxe: true})
+	}
+	for _, arch := range fastHTTPArchs {
+		variants = append(variants, firmware{arch: arch, hasArch: true, httpBoot: true})
+	}
+	for _, fw := range variants {
+		facts := kernelFacts(net.HardwareAddr(r.MAC), true, fw.httpBoot, fw.arch)
+		key := fw.arch
+		if fw.httpBoot {
+			key = fw.arch | bpf.HTTPArch
+		}
 		cls := classesOf(st.conf.Classes, &facts)
-		fw := firmware{arch: arch, hasArch: true, pxe: true, ipxe: cls.ipxe}
+		fw.ipxe = cls.ipxe
 		opts := renderOptions(st.serverIP, sub, r, &cls.options, sub.LeaseTime.D(), nil)
 		var h replyHeader
 		opts, choice, _ := st.bootPart(fw, &cls, sub, r, opts, &h, nil)
@@ -146,7 +164,7 @@ func (st *state) fastBoot(r *config.Reservation, sub *config.Subnet) (out []bpf.
 		if !ok {
 			continue
 		}
-		out = append(out, bpf.Boot{Arch: arch, NextServer: h.siaddr, File: h.file, Area: area})
+		out = append(out, bpf.Boot{Arch: key, NextServer: h.siaddr, File: h.file, Area: area})
 		onRequest = append(onRequest, choice.onRequest()...)
 	}
 	return out, onRequest

@@ -438,7 +438,7 @@ func (st *state) chooseFor(fw firmware, cls *classed, res *config.Reservation, s
 
 // onRequest are the boot options appendBoot adds only when option 55 asks for them.
 func (b bootChoice) onRequest() []uint8 {
-	if b.vendorClass == "PXEClient" || b.classFile {
+	if b.vendorClass != "" || b.classFile {
 		return nil
 	}
 	return []uint8{66, 67}
@@ -502,11 +502,15 @@ func appendBoot(opts []option, h *replyHeader, b bootChoice, prl map[uint8]bool)
 		}
 		add(43, v)
 	}
+	// UEFI HTTP boot reads its URI from option 67, else from the file field (EDK2
+	// HttpBootParseDhcp4Packet): 67 always, as EDK2 asks for it anyway; it fetches nothing by
+	// TFTP, so no 66.
+	httpBoot := b.vendorClass == "HTTPClient"
 	always := pxe || b.classFile
-	if always || prl[66] {
+	if always || prl[66] && !httpBoot {
 		add(66, []byte(b.nextServer.String()))
 	}
-	if always || prl[67] || len(b.file) >= fileLen {
+	if always || httpBoot || prl[67] || len(b.file) >= fileLen {
 		add(67, []byte(b.file))
 	}
 	return opts

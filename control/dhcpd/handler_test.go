@@ -390,6 +390,8 @@ func TestBootFileByFirmware(t *testing.T) {
 		{"ARM64", macReserved, pxe(iana.EFI_ARM64, "PXEClient:Arch:00011:UNDI:003000"), "ipxe-arm64.efi", "PXEClient"},
 		{"per-host override", macNode11, pxe(iana.EFI_X86_64, "PXEClient:Arch:00007:UNDI:003016"), "special.efi", "PXEClient"},
 		{"HTTP boot", macReserved, pxe(iana.EFI_X86_64_HTTP, "HTTPClient:Arch:00016:UNDI:003000"), "http://10.0.0.1:8080/ipxe/ipxe.efi", "HTTPClient"},
+		{"HTTP boot arm64, asking for 66 and 67", macUnknown, append(pxe(iana.EFI_ARM64_HTTP, "HTTPClient:Arch:00019:UNDI:003000"),
+			dhcpv4.WithRequestedOptions(dhcpv4.OptionTFTPServerName, dhcpv4.OptionBootfileName)), "http://10.0.0.1:8080/ipxe/ipxe-arm64.efi", "HTTPClient"},
 		{"iPXE: its script, not iPXE again", macReserved, ipxe, "http://10.0.0.1:8080/ipxe/boot.ipxe", ""},
 		{"plain DHCP: no boot file", macReserved, nil, "", ""},
 	} {
@@ -417,6 +419,10 @@ func TestBootFileByFirmware(t *testing.T) {
 			}
 			if tc.vendor == "PXEClient" && (o.TFTPServerName() != "10.0.0.1" || o.BootFileNameOption() != tc.file) {
 				t.Errorf("PXE reply without 66/67: %q %q", o.TFTPServerName(), o.BootFileNameOption())
+			}
+			// UEFI HTTP boot: the URI in 67 whether asked or not, and no TFTP server (66).
+			if tc.vendor == "HTTPClient" && (o.Options.Has(dhcpv4.OptionTFTPServerName) || o.BootFileNameOption() != tc.file) {
+				t.Errorf("HTTP boot reply: 66 %q (want none), 67 %q", o.TFTPServerName(), o.BootFileNameOption())
 			}
 		})
 	}

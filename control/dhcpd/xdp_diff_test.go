@@ -39,6 +39,18 @@ func TestXDPAndGoPathSendTheSameReply(t *testing.T) {
 			dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionParameterRequestList,
 				[]byte{1, 3, 6, 12, 13, 15, 17, 43, 60, 66, 67, 97, 128, 129, 130, 131, 132, 133, 134, 135}))}
 	}
+	// What OVMF's HTTP boot sends (EDK2 HttpBootDhcp4.c, HttpBootBuildDhcp4Options): its PRL
+	// asks for 43, 60 and 67 among others.
+	httpBoot := func(arch iana.Arch) []dhcpv4.Modifier {
+		return []dhcpv4.Modifier{dhcpv4.WithBroadcast(true),
+			dhcpv4.WithOption(dhcpv4.OptClassIdentifier(fmt.Sprintf("HTTPClient:Arch:%05d:UNDI:003000", arch))),
+			dhcpv4.WithOption(dhcpv4.OptClientArch(arch)),
+			dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, append([]byte{0}, make([]byte, 16)...))),
+			dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionClientNetworkInterfaceIdentifier, []byte{1, 3, 0})),
+			dhcpv4.WithOption(dhcpv4.OptMaxMessageSize(1472)),
+			dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionParameterRequestList,
+				[]byte{1, 2, 3, 4, 5, 6, 12, 13, 15, 17, 18, 22, 23, 28, 40, 41, 42, 43, 50, 51, 54, 58, 59, 60, 67, 97}))}
+	}
 	for _, tc := range []struct {
 		name string
 		mt   dhcpv4.MessageType
@@ -63,6 +75,10 @@ func TestXDPAndGoPathSendTheSameReply(t *testing.T) {
 		{"renewing, 64-byte client id", dhcpv4.MessageTypeRequest, []dhcpv4.Modifier{dhcpv4.WithClientIP(net.IPv4(10, 0, 0, 10)),
 			clientID([]byte(strings.Repeat("0123456789abcdef", 4)))}},
 		{"PXE UEFI x64 request, client id", dhcpv4.MessageTypeRequest, append(pxe(iana.EFI_X86_64), sid, reqIP, clientID([]byte{0, 'u', 'u', 'i', 'd'}))},
+		{"HTTP UEFI x64 discover", dhcpv4.MessageTypeDiscover, httpBoot(iana.EFI_X86_64_HTTP)}, // 16, what OVMF sends
+		{"HTTP UEFI x64 request", dhcpv4.MessageTypeRequest, append(httpBoot(iana.EFI_X86_64_HTTP), sid, reqIP)},
+		{"HTTP UEFI arm64 discover", dhcpv4.MessageTypeDiscover, httpBoot(iana.EFI_ARM64_HTTP)}, // 19
+		{"HTTP UEFI arm64 relayed request", dhcpv4.MessageTypeRequest, append(httpBoot(iana.EFI_ARM64_HTTP), dhcpv4.WithGatewayIP(net.IPv4(10, 0, 0, 254)), sid, reqIP)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := dhcpv4.New(append([]dhcpv4.Modifier{dhcpv4.WithMessageType(tc.mt), dhcpv4.WithHwAddr(macReserved)}, tc.mods...)...)
@@ -80,6 +96,14 @@ func TestXDPAndGoPathSendTheSameReply(t *testing.T) {
 			if strings.HasPrefix(tc.name, "PXE") {
 				if x := mustParse(t, out); x.BootFileName == "" || x.ClassIdentifier() != "PXEClient" || x.ServerIPAddr.IsUnspecified() {
 					t.Errorf("XDP answered PXE without boot parameters: file %q, option 60 %q, siaddr %v", x.BootFileName, x.ClassIdentifier(), x.ServerIPAddr)
+				}
+			}
+			if strings.HasPrefix(tc.name, "HTTP") { // UEFI HTTP boot ignores an offer without these
+				x := mustParse(t, out)
+				if !strings.HasPrefix(x.BootFileName, "http://") || x.BootFileName != x.BootFileNameOption() ||
+					x.ClassIdentifier() != "HTTPClient" || x.ServerIdentifier() == nil {
+					t.Errorf("XDP answered HTTP boot without a URI in file and 67, 60 HTTPClient and 54: file %q, 67 %q, 60 %q, 54 %v",
+						x.BootFileName, x.BootFileNameOption(), x.ClassIdentifier(), x.ServerIdentifier())
 				}
 			}
 			if d := cmp.Diff(goReply.ToBytes(), mustParse(t, out).ToBytes()); d != "" {
@@ -131,7 +155,8 @@ func clientID(id []byte) dhcpv4.Modifier {
 }
 
 // XDP passes up what it does not read, and the Go path answers it: options overloaded into the
-// file field (52, RFC 2132 §9.3) and a client identifier longer than the fast path echoes.
+// file field (52, RFC 2132 §9.3), a client identifier longer than the fast path echoes, and
+// firmware architectures it has no key for.
 func TestXDPPassesOverloadAndLongClientIDToGo(t *testing.T) {
 	f := newFixture(t, testConfig)
 	prog, err := bpf.LoadForTest(serverIP, net.HardwareAddr{2, 0x5e, 0, 0, 0, 1}, f.st.fastReservations(), fastRelays(f.st.conf))
@@ -147,6 +172,14 @@ func TestXDPPassesOverloadAndLongClientIDToGo(t *testing.T) {
 	}{
 		{"option 52", overloaded},
 		{"65-byte client id", []dhcpv4.Modifier{clientID([]byte(strings.Repeat("x", 65)))}},
+		// An architecture with the bit the program keys HTTP boot (or a plain client's class
+		// file) by is no architecture: the Go path, which has no boot file for it, answers.
+		{"PXEClient arch 0x8010", []dhcpv4.Modifier{dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:32784:UNDI:003000")),
+			dhcpv4.WithOption(dhcpv4.OptClientArch(iana.Arch(0x8010)))}},
+		{"PXEClient arch 0xffff", []dhcpv4.Modifier{dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:65535:UNDI:003000")),
+			dhcpv4.WithOption(dhcpv4.OptClientArch(iana.Arch(0xffff)))}},
+		// HTTP boot without option 93 has no pre-rendered answer.
+		{"HTTPClient without 93", []dhcpv4.Modifier{dhcpv4.WithOption(dhcpv4.OptClassIdentifier("HTTPClient"))}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := dhcpv4.New(append([]dhcpv4.Modifier{dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover), dhcpv4.WithHwAddr(macReserved)}, tc.mods...)...)
