@@ -6,11 +6,20 @@ GO ?= go
 # CI machine each distinct flag set compiles every dependency again.
 export GOFLAGS := -trimpath $(shell $(GO) env GOFLAGS)
 BIN := bin/netbootd
+# Version, commit and the commit's date (scripts/version.sh), stamped into every binary, image and
+# package; the same commit stamps the same values, so it builds the same bytes.
+STAMP := $(shell bash scripts/version.sh)
+VERSION := $(patsubst VERSION=%,%,$(filter VERSION=%,$(STAMP)))
+COMMIT := $(patsubst COMMIT=%,%,$(filter COMMIT=%,$(STAMP)))
+DATE := $(patsubst DATE=%,%,$(filter DATE=%,$(STAMP)))
+export SOURCE_DATE_EPOCH := $(patsubst SOURCE_DATE_EPOCH=%,%,$(filter SOURCE_DATE_EPOCH=%,$(STAMP)))
+BUILDINFO := github.com/netbootd/netbootd/control/buildinfo
+LDFLAGS := -X $(BUILDINFO).version=$(VERSION) -X $(BUILDINFO).commit=$(COMMIT) -X $(BUILDINFO).date=$(DATE)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Integration tests share kernel objects (bpffs pins, veths): run packages one at a time.
 ITEST_PKGS := ./tests/... $(foreach d,bpf tftp control,$(if $(wildcard $(d)/*),./$(d)/...))
 
-.PHONY: help deps build stress-test kube-tools qemu-vm xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean bench-boot install uninstall
+.PHONY: help deps build version stress-test kube-tools qemu-vm xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean bench-boot install uninstall
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -18,8 +27,11 @@ help: ## this list
 deps: ## install the Debian packages the tests, demo and benchmarks need (idempotent)
 	@bash scripts/deps.sh
 
-build: ## build bin/netbootd
-	$(GO) build -trimpath -o $(BIN) ./cmd/netbootd
+build: ## build bin/netbootd, stamped with the version, commit and commit date
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/netbootd
+
+version: ## print the version make build, make image and make deb stamp
+	@echo $(VERSION)
 
 dhcpgen: # bench helper: a bounded AF_PACKET DISCOVER flood for the XDP fast path
 	$(GO) build -trimpath -o bin/dhcpgen ./tests/dhcpgen

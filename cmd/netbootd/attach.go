@@ -25,6 +25,7 @@ import (
 
 	"github.com/netbootd/netbootd/bpf"
 	"github.com/netbootd/netbootd/control/bootauth"
+	"github.com/netbootd/netbootd/control/buildinfo"
 	"github.com/netbootd/netbootd/control/config"
 	"github.com/netbootd/netbootd/control/dhcpd"
 	"github.com/netbootd/netbootd/control/inventory/kube"
@@ -131,7 +132,8 @@ func runAttach(c *cli.Context) error {
 		debug.SetGCPercent(400)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildinfo.Get().Collector())
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -383,7 +385,7 @@ func (d *daemon) run(ctx context.Context) error {
 	g.Go(func() error { return d.reloadOnHUP(ctx) })
 	d.http.SetReady(d.inventory == nil) // with an inventory: once its first snapshot is applied
 	d.log.Info("netbootd ready", "server_ip", d.cfg.ServerIP, "mode", string(d.cfg.Conf.Interface.Mode),
-		"http", d.http.Addr().String(), "mgmt", d.http.ManagementAddr().String(), "version", buildVersion())
+		"http", d.http.Addr().String(), "mgmt", d.http.ManagementAddr().String(), "version", buildinfo.Get().Version, "commit", buildinfo.Get().Commit)
 	err := g.Wait()
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil && err == nil {
 		err = nil
