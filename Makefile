@@ -19,7 +19,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Integration tests share kernel objects (bpffs pins, veths): run packages one at a time.
 ITEST_PKGS := ./tests/... $(foreach d,bpf tftp control,$(if $(wildcard $(d)/*),./$(d)/...))
 
-.PHONY: help deps build version stress-test kube-tools qemu-vm xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean bench-boot install uninstall
+.PHONY: help deps build version image FORCE stress-test kube-tools qemu-vm xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean bench-boot install uninstall
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,19 @@ build: ## build bin/netbootd, stamped with the version, commit and commit date
 
 version: ## print the version make build, make image and make deb stamp
 	@echo $(VERSION)
+
+# The image's name; its tag is the version. The chart's image.repository default.
+IMAGE ?= ghcr.io/netbootd/netbootd
+PLATFORMS := amd64 arm64
+
+bin/linux-%/netbootd: FORCE
+	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/netbootd
+
+image: $(foreach a,$(PLATFORMS),bin/linux-$(a)/netbootd) ## OCI image index (linux/amd64, arm64) as bin/image (layout) and bin/image.tar, no daemon: IMAGE:VERSION
+	cd scripts/release && $(GO) run ./image -name $(IMAGE) -version $(VERSION) -commit $(COMMIT) -epoch $(SOURCE_DATE_EPOCH) \
+		$(foreach a,$(PLATFORMS),-binary linux/$(a)=$(CURDIR)/bin/linux-$(a)/netbootd) -out $(CURDIR)/bin/image
+
+FORCE:
 
 dhcpgen: # bench helper: a bounded AF_PACKET DISCOVER flood for the XDP fast path
 	$(GO) build -trimpath -o bin/dhcpgen ./tests/dhcpgen
@@ -46,6 +59,7 @@ test: deps build lint unit integration ## everything CI runs: lint, unit tests, 
 
 unit: ## unit tests (no privileges), with the race detector
 	$(GO) test -race -count=1 ./...
+	cd scripts/release && $(GO) test -count=1 ./...
 
 stress-test: ## unit tests RUNS times (5) in a cgroup at CPU_PCT% of one core (25): failures per test (root; PKGS, RUN)
 	@bash scripts/stress-test.sh
@@ -74,6 +88,7 @@ lint: check-generated ## gofmt, go vet, staticcheck, generated BPF objects curre
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
 	$(GO) run $(STATICCHECK) -tags integration ./...
+	cd scripts/release && $(GO) mod tidy -diff && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 fuzz: ## run each fuzz target for a short while
 	@bash scripts/fuzz.sh
