@@ -33,15 +33,15 @@ build: ## build bin/netbootd, stamped with the version, commit and commit date
 version: ## print the version make build, make image and make deb stamp
 	@echo $(VERSION)
 
-# The image's name; its tag is the version. The chart's image.repository default.
-IMAGE ?= ghcr.io/netbootd/netbootd
+# IMAGE= names the image (default: scripts/release/image's, which is the chart's
+# image.repository); its tag is the version.
 PLATFORMS := amd64 arm64
 
 bin/linux-%/netbootd: FORCE
 	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/netbootd
 
-image: $(foreach a,$(PLATFORMS),bin/linux-$(a)/netbootd) ## OCI image index (linux/amd64, arm64) as bin/image (layout) and bin/image.tar, no daemon: IMAGE:VERSION
-	cd scripts/release && $(GO) run ./image -name $(IMAGE) -version $(VERSION) -commit $(COMMIT) -epoch $(SOURCE_DATE_EPOCH) \
+image: $(foreach a,$(PLATFORMS),bin/linux-$(a)/netbootd) ## OCI image index (linux/amd64, arm64) as bin/image (layout) and bin/image.tar, no daemon (IMAGE=)
+	cd scripts/release && $(GO) run ./image $(if $(IMAGE),-name $(IMAGE)) -version $(VERSION) -commit $(COMMIT) -epoch $(SOURCE_DATE_EPOCH) \
 		$(foreach a,$(PLATFORMS),-binary linux/$(a)=$(CURDIR)/bin/linux-$(a)/netbootd) -out $(CURDIR)/bin/image
 
 FORCE:

@@ -60,6 +60,7 @@ func attachCommand() *cli.Command {
 			&cli.StringFlag{Name: "identity", Usage: "HA: this instance's name in the Lease and in --pool-peers (default: the host name)"},
 			&cli.StringSliceFlag{Name: "pool-peers", Usage: "HA: the identities of every instance on this network; each hands out and renews only its own share of each pool"},
 			&cli.DurationFlag{Name: "pool-lease-duration", Value: 15 * time.Second, Usage: "HA: a silent leader's pools pass to a standby after this"},
+			&cli.StringFlag{Name: "detach-with-daemonset", Usage: "Kubernetes: at a clean stop, if this DaemonSet (in --kube-namespace) is gone or being deleted (helm uninstall), detach the XDP program and remove its pins; while it exists (restart, upgrade) they stay"},
 			pinDirFlag(),
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text|json"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug|info|warn|error"},
@@ -117,6 +118,9 @@ func runAttach(c *cli.Context) error {
 		return err
 	}
 	kf := kubeFlags{Kubeconfig: c.String("kubeconfig"), InCluster: c.Bool("in-cluster"), Namespace: c.String("kube-namespace"), Selector: c.String("selector")}
+	if c.String("detach-with-daemonset") != "" && !kf.on() {
+		return errors.New("--detach-with-daemonset needs --in-cluster or --kubeconfig")
+	}
 	ha, err := parseHA(c, kf, cfg)
 	if err != nil {
 		return err
@@ -146,7 +150,13 @@ func runAttach(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return d.run(ctx)
+	if err := d.run(ctx); err != nil {
+		return err
+	}
+	if ds := c.String("detach-with-daemonset"); ds != "" {
+		detachIfUninstalled(d.cfg, ds, log)
+	}
+	return nil
 }
 
 type daemonConfig struct {

@@ -41,6 +41,10 @@ var ipxeFiles = []string{"ipxe.efi", "snponly.efi", "undionly.kpxe"}
 // ipxeCopyright is the license of the iPXE binaries (GPL-2), shipped beside them.
 const ipxeCopyright = "/usr/share/doc/ipxe/copyright"
 
+// defaultName is the image's repository, the Helm chart's image.repository default (the chart's
+// tag default, its appVersion, is the VERSION file's release: tests check both).
+const defaultName = "ghcr.io/netbootd/netbootd"
+
 type binaries map[string]string // "linux/amd64" -> path of that platform's netbootd
 
 func (b binaries) String() string { return fmt.Sprint(map[string]string(b)) }
@@ -63,7 +67,7 @@ func main() {
 	o := options{binaries: binaries{}}
 	var out string
 	var epoch int64
-	flag.StringVar(&o.name, "name", "ghcr.io/netbootd/netbootd", "image repository")
+	flag.StringVar(&o.name, "name", defaultName, "image repository")
 	flag.StringVar(&o.version, "version", "", "version: the image tag")
 	flag.StringVar(&o.commit, "commit", "unknown", "commit, recorded as a label")
 	flag.Int64Var(&epoch, "epoch", -1, "every timestamp, in seconds since 1970 (SOURCE_DATE_EPOCH)")

@@ -187,3 +187,37 @@ func TestImagePushes(t *testing.T) {
 		t.Fatalf("pulled index has %d manifests", len(im.Manifests))
 	}
 }
+
+// The chart runs what `make image` names: its image.repository default is this builder's name,
+// and its appVersion (the tag default) the VERSION file's release, which a tagged release's
+// version is; its chart version follows appVersion.
+func TestChartNamesThisImage(t *testing.T) {
+	read := func(p string) string {
+		b, err := os.ReadFile(filepath.Join("..", "..", "..", p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	field := func(doc, key string) string {
+		for _, line := range strings.Split(doc, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), key+":"); ok {
+				v, _, _ = strings.Cut(v, " #")
+				return strings.Trim(strings.TrimSpace(v), `"`)
+			}
+		}
+		t.Fatalf("no %s:", key)
+		return ""
+	}
+	release := strings.TrimSpace(read("VERSION"))
+	chart := read("deploy/helm/netbootd/Chart.yaml")
+	if got := field(chart, "appVersion"); got != release {
+		t.Errorf("Chart.yaml appVersion %q, VERSION %q", got, release)
+	}
+	if got := field(chart, "version"); got != release {
+		t.Errorf("Chart.yaml version %q, VERSION %q", got, release)
+	}
+	if got := field(read("deploy/helm/netbootd/values.yaml"), "repository"); got != defaultName {
+		t.Errorf("values.yaml image.repository %q, make image names %q", got, defaultName)
+	}
+}
