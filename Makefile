@@ -19,7 +19,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Integration tests share kernel objects (bpffs pins, veths): run packages one at a time.
 ITEST_PKGS := ./tests/... $(foreach d,bpf tftp control,$(if $(wildcard $(d)/*),./$(d)/...))
 
-.PHONY: help deps build version image FORCE stress-test kube-tools qemu-vm xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean bench-boot install uninstall
+.PHONY: help deps build version image deb FORCE stress-test kube-tools qemu-vm xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean bench-boot install uninstall
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,6 +44,16 @@ image: $(foreach a,$(PLATFORMS),bin/linux-$(a)/netbootd) ## OCI image index (lin
 	cd scripts/release && $(GO) run ./image $(if $(IMAGE),-name $(IMAGE)) -version $(VERSION) -commit $(COMMIT) -epoch $(SOURCE_DATE_EPOCH) \
 		$(foreach a,$(PLATFORMS),-binary linux/$(a)=$(CURDIR)/bin/linux-$(a)/netbootd) -out $(CURDIR)/bin/image
 
+# DEB_ARCH: amd64 or arm64 (the binary's GOARCH and the package's architecture).
+DEB_ARCH ?= amd64
+
+deb: bin/linux-$(DEB_ARCH)/netbootd ## Debian package bin/netbootd_VERSION-1_ARCH.deb (nfpm): binary, netbootd@.service, sysusers, default config; Depends: ipxe
+	@mkdir -p bin/deb
+	cp bin/linux-$(DEB_ARCH)/netbootd bin/deb/netbootd
+	sed 's|/usr/local/bin/netbootd|/usr/bin/netbootd|g' deploy/systemd/netbootd@.service > bin/deb/netbootd@.service
+	$(GO) build -C scripts/release -o $(CURDIR)/bin/nfpm github.com/goreleaser/nfpm/v2/cmd/nfpm
+	rm -f bin/netbootd_*_$(DEB_ARCH).deb
+	VERSION=$(VERSION) DEB_ARCH=$(DEB_ARCH) bin/nfpm package -f scripts/release/deb/nfpm.yaml -p deb -t bin/
 FORCE:
 
 dhcpgen: # bench helper: a bounded AF_PACKET DISCOVER flood for the XDP fast path
@@ -67,7 +77,7 @@ stress-test: ## unit tests RUNS times (5) in a cgroup at CPU_PCT% of one core (2
 kube-tools: # test helper: kube-apiserver and helm for tests/kube and the chart's checks, built once into a cache
 	@bash scripts/kube-tools/build.sh >/dev/null
 
-integration: build kube-tools ## tests that cross veth pairs in namespaces with real clients (root)
+integration: build deb kube-tools ## tests that cross veth pairs in namespaces with real clients (root)
 	@[ "$$(id -u)" = 0 ] || { echo "integration tests need root: sudo make test" >&2; exit 1; }
 	NETBOOTD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags integration -p 1 -count=1 -timeout 20m $(ITEST_PKGS)
 

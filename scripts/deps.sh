@@ -15,6 +15,7 @@ pkgs=(
   qemu-system-x86 ovmf ipxe-qemu cpio xz-utils   # tests/qemu: VMs that boot over the network
   prometheus                   # prometheus and promtool: tests/prometheus_test.go, deploy/monitoring
   etcd-server                  # etcd for tests/kube (with scripts/kube-tools/build.sh); its service is not needed
+  systemd util-linux dpkg      # tests/deb_test.go: systemd-analyze verify, unshare/nsenter, dpkg-deb
 )
 
 missing=()
