@@ -77,7 +77,7 @@ stress-test: ## unit tests RUNS times (5) in a cgroup at CPU_PCT% of one core (2
 kube-tools: # test helper: kube-apiserver and helm for tests/kube and the chart's checks, built once into a cache
 	@bash scripts/kube-tools/build.sh >/dev/null
 
-integration: build deb kube-tools ## tests that cross veth pairs in namespaces with real clients (root)
+integration: build image deb kube-tools ## tests that cross veth pairs in namespaces with real clients (root)
 	@[ "$$(id -u)" = 0 ] || { echo "integration tests need root: sudo make test" >&2; exit 1; }
 	NETBOOTD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags integration -p 1 -count=1 -timeout 20m $(ITEST_PKGS)
 

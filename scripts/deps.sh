@@ -16,6 +16,7 @@ pkgs=(
   prometheus                   # prometheus and promtool: tests/prometheus_test.go, deploy/monitoring
   etcd-server                  # etcd for tests/kube (with scripts/kube-tools/build.sh); its service is not needed
   systemd util-linux dpkg      # tests/deb_test.go: systemd-analyze verify, unshare/nsenter, dpkg-deb
+  containerd runc              # tests/node_image_test.go: ctr images import of make image's archive (its own containerd)
 )
 
 missing=()
@@ -27,9 +28,9 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The tests run their own Prometheus and etcd; ones we just installed must not run as
+  # The tests run their own Prometheus, etcd and containerd; ones we just installed must not run as
   # services on the host (ones that were already here are left as they are).
-  for svc in prometheus etcd-server; do
+  for svc in prometheus etcd-server containerd; do
     if [[ " ${missing[*]} " == *" $svc "* ]] && [ -d /run/systemd/system ]; then
       systemctl disable --now "${svc%-server}" >/dev/null 2>&1 || true
     fi
