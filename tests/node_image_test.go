@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,11 +15,34 @@ import (
 	"github.com/netbootd/netbootd/tests/netns"
 )
 
-// The image `make image` built (bin/image.tar, or $NETBOOTD_IMAGE) in Debian's containerd, as a
-// node gets it: `ctr images import` takes both platforms under the name the chart runs, the
-// container runs the stamped netbootd, and there is no shell in it. The containerd is the
-// test's own (its socket, root and state in a temporary directory; no CRI).
+// The image `make image` built in Debian's containerd, as a node gets it: `ctr images import`
+// takes both platforms under the name the chart runs, the container runs the stamped netbootd,
+// and there is no shell in it.
 func TestNodeImageImportsAndRuns(t *testing.T) {
+	ref, _, ctr := importedImage(t)
+	version := strings.TrimPrefix(ref, "ghcr.io/netbootd/netbootd:")
+	out, err := ctr("images", "ls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, ref+" ") || !strings.Contains(out, "linux/amd64,linux/arm64") {
+		t.Fatalf("ctr images ls lacks %s for linux/amd64 and linux/arm64:\n%s", ref, out)
+	}
+	out, err = ctr("run", "--rm", ref, "netbootd-version-"+randomSuffix(), "netbootd", "version")
+	if err != nil || !strings.HasPrefix(out, "netbootd "+version+" (commit ") {
+		t.Fatalf("netbootd version in the container: %v\n%s\nwant netbootd %s", err, out, version)
+	}
+	out, err = ctr("run", "--rm", ref, "netbootd-shell-"+randomSuffix(), "/bin/sh", "-c", "true")
+	if err == nil || !strings.Contains(out, "/bin/sh") {
+		t.Fatalf("a shell ran in the image (want none): %v\n%s", err, out)
+	}
+}
+
+// importedImage starts the test's own containerd (its socket, root and state in a temporary
+// directory; no CRI), imports make image's archive (bin/image.tar, or $NETBOOTD_IMAGE) and
+// returns the image's name, that containerd's socket and a ctr bound to it.
+func importedImage(t *testing.T) (string, string, func(args ...string) (string, error)) {
+	t.Helper()
 	netns.RequireRoot(t)
 	tarball := os.Getenv("NETBOOTD_IMAGE")
 	if tarball == "" {
@@ -70,26 +94,13 @@ func TestNodeImageImportsAndRuns(t *testing.T) {
 		return string(out), err
 	}
 	waitUntil(t, "containerd", patience, func() bool { _, err := ctr("version"); return err == nil })
-
 	if out, err := ctr("images", "import", "--all-platforms", tarball); err != nil {
 		t.Fatalf("ctr images import: %v\n%s", err, out)
 	}
-	out, err := ctr("images", "ls")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out, ref+" ") || !strings.Contains(out, "linux/amd64,linux/arm64") {
-		t.Fatalf("ctr images ls lacks %s for linux/amd64 and linux/arm64:\n%s", ref, out)
-	}
-	out, err = ctr("run", "--rm", ref, "netbootd-version-"+filepath.Base(dir), "netbootd", "version")
-	if err != nil || !strings.HasPrefix(out, "netbootd "+version+" (commit ") {
-		t.Fatalf("netbootd version in the container: %v\n%s\nwant netbootd %s", err, out, version)
-	}
-	out, err = ctr("run", "--rm", ref, "netbootd-shell-"+filepath.Base(dir), "/bin/sh", "-c", "true")
-	if err == nil || !strings.Contains(out, "/bin/sh") {
-		t.Fatalf("a shell ran in the image (want none): %v\n%s", err, out)
-	}
+	return ref, sock, ctr
 }
+
+func randomSuffix() string { return strconv.FormatInt(time.Now().UnixNano(), 36) }
 
 func nodeRun(t *testing.T, dir, name string, args ...string) string {
 	t.Helper()
