@@ -6,11 +6,20 @@ GO ?= go
 # CI machine each distinct flag set compiles every dependency again.
 export GOFLAGS := -trimpath $(shell $(GO) env GOFLAGS)
 BIN := bin/netbootd
+# Version, commit and the commit's date (scripts/version.sh), stamped into every binary, image and
+# package; the same commit stamps the same values, so it builds the same bytes.
+STAMP := $(shell bash scripts/version.sh)
+VERSION := $(patsubst VERSION=%,%,$(filter VERSION=%,$(STAMP)))
+COMMIT := $(patsubst COMMIT=%,%,$(filter COMMIT=%,$(STAMP)))
+DATE := $(patsubst DATE=%,%,$(filter DATE=%,$(STAMP)))
+export SOURCE_DATE_EPOCH := $(patsubst SOURCE_DATE_EPOCH=%,%,$(filter SOURCE_DATE_EPOCH=%,$(STAMP)))
+BUILDINFO := github.com/netbootd/netbootd/control/buildinfo
+LDFLAGS := -X $(BUILDINFO).version=$(VERSION) -X $(BUILDINFO).commit=$(COMMIT) -X $(BUILDINFO).date=$(DATE)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Integration tests share kernel objects (bpffs pins, veths): run packages one at a time.
 ITEST_PKGS := ./tests/... $(foreach d,bpf tftp control,$(if $(wildcard $(d)/*),./$(d)/...))
 
-.PHONY: help deps build ipxe stress-test kube-tools qemu-vm xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean bench-boot install uninstall
+.PHONY: help deps build version image deb FORCE ipxe stress-test kube-tools qemu-vm xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean bench-boot install uninstall
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -18,8 +27,34 @@ help: ## this list
 deps: ## install the Debian packages the tests, demo and benchmarks need (idempotent)
 	@bash scripts/deps.sh
 
-build: ## build bin/netbootd
-	$(GO) build -trimpath -o $(BIN) ./cmd/netbootd
+build: ## build bin/netbootd, stamped with the version, commit and commit date
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/netbootd
+
+version: ## print the version make build, make image and make deb stamp
+	@echo $(VERSION)
+
+# IMAGE= names the image (default: scripts/release/image's, which is the chart's
+# image.repository); its tag is the version.
+PLATFORMS := amd64 arm64
+
+bin/linux-%/netbootd: FORCE
+	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/netbootd
+
+image: $(foreach a,$(PLATFORMS),bin/linux-$(a)/netbootd) ## OCI image index (linux/amd64, arm64) as bin/image (layout) and bin/image.tar, no daemon (IMAGE=)
+	cd scripts/release && $(GO) run ./image $(if $(IMAGE),-name $(IMAGE)) -version $(VERSION) -commit $(COMMIT) -epoch $(SOURCE_DATE_EPOCH) \
+		$(foreach a,$(PLATFORMS),-binary linux/$(a)=$(CURDIR)/bin/linux-$(a)/netbootd) -out $(CURDIR)/bin/image
+
+# DEB_ARCH: amd64 or arm64 (the binary's GOARCH and the package's architecture).
+DEB_ARCH ?= amd64
+
+deb: bin/linux-$(DEB_ARCH)/netbootd ## Debian package bin/netbootd_VERSION-1_ARCH.deb (nfpm): binary, netbootd@.service, sysusers, default config; Depends: ipxe
+	@mkdir -p bin/deb
+	cp bin/linux-$(DEB_ARCH)/netbootd bin/deb/netbootd
+	sed 's|/usr/local/bin/netbootd|/usr/bin/netbootd|g' deploy/systemd/netbootd@.service > bin/deb/netbootd@.service
+	$(GO) build -C scripts/release -o $(CURDIR)/bin/nfpm github.com/goreleaser/nfpm/v2/cmd/nfpm
+	rm -f bin/netbootd_*_$(DEB_ARCH).deb
+	VERSION=$(VERSION) DEB_ARCH=$(DEB_ARCH) bin/nfpm package -f scripts/release/deb/nfpm.yaml -p deb -t bin/
+FORCE:
 
 dhcpgen: # bench helper: a bounded AF_PACKET DISCOVER flood for the XDP fast path
 	$(GO) build -trimpath -o bin/dhcpgen ./tests/dhcpgen
@@ -34,6 +69,7 @@ test: deps build lint unit integration ## everything CI runs: lint, unit tests, 
 
 unit: ## unit tests (no privileges), with the race detector
 	$(GO) test -race -count=1 ./...
+	cd scripts/release && $(GO) test -count=1 ./...
 
 stress-test: ## unit tests RUNS times (5) in a cgroup at CPU_PCT% of one core (25): failures per test (root; PKGS, RUN)
 	@bash scripts/stress-test.sh
@@ -41,7 +77,7 @@ stress-test: ## unit tests RUNS times (5) in a cgroup at CPU_PCT% of one core (2
 kube-tools: # test helper: kube-apiserver and helm for tests/kube and the chart's checks, built once into a cache
 	@bash scripts/kube-tools/build.sh >/dev/null
 
-integration: build kube-tools ## tests that cross veth pairs in namespaces with real clients (root)
+integration: build image deb kube-tools ## tests that cross veth pairs in namespaces with real clients (root)
 	@[ "$$(id -u)" = 0 ] || { echo "integration tests need root: sudo make test" >&2; exit 1; }
 	NETBOOTD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags integration -p 1 -count=1 -timeout 20m $(ITEST_PKGS)
 
@@ -62,6 +98,7 @@ lint: check-generated ## gofmt, go vet, staticcheck, generated BPF objects curre
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
 	$(GO) run $(STATICCHECK) -tags integration ./...
+	cd scripts/release && $(GO) mod tidy -diff && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 fuzz: ## run each fuzz target for a short while
 	@bash scripts/fuzz.sh

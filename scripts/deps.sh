@@ -18,6 +18,8 @@ pkgs=(
   pxelinux syslinux-common     # tests/pxelinux: Debian's lpxelinux.0, ldlinux.c32 and menu.c32
   prometheus                   # prometheus and promtool: tests/prometheus_test.go, deploy/monitoring
   etcd-server                  # etcd for tests/kube (with scripts/kube-tools/build.sh); its service is not needed
+  systemd util-linux dpkg      # tests/deb_test.go: systemd-analyze verify, unshare/nsenter, dpkg-deb
+  containerd runc              # tests/node_image_test.go: ctr images import of make image's archive (its own containerd)
 )
 
 missing=()
@@ -38,10 +40,10 @@ if ((${#missing[@]})); then
   fi
   trap '[ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d' EXIT
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The tests run their own Prometheus, etcd and dhcpd; ones we just installed must not run as
+  # The tests run their own Prometheus, etcd, dhcpd and containerd; ones we just installed must not run as
   # services on the host (ones that were already here are left as they are).
   # (policy-rc.d keeps them from starting now; disabling keeps them from starting at boot.)
-  for pkg_svc in prometheus:prometheus etcd-server:etcd isc-dhcp-server:isc-dhcp-server; do
+  for pkg_svc in prometheus:prometheus etcd-server:etcd isc-dhcp-server:isc-dhcp-server containerd:containerd; do
     pkg=${pkg_svc%%:*} svc=${pkg_svc#*:}
     if [[ " ${missing[*]} " == *" $pkg "* ]] && [ -d /run/systemd/system ]; then
       systemctl disable --now "$svc" >/dev/null 2>&1 || true

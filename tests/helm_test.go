@@ -52,7 +52,12 @@ var helmRBAC = map[string][]string{
 	"netbootd.io/machines/status": {"get", "patch"},
 	"coordination.k8s.io/leases":  {"create", "get", "update"},
 	"/events":                     {"create", "patch"},
+	"apps/daemonsets":             {"get"},
 }
+
+// helmRBACNames limits a rule to one object: the pod's own DaemonSet, which it reads at its stop
+// (gone: helm uninstall, detach the XDP program; there: a restart, keep it).
+var helmRBACNames = map[string]string{"apps/daemonsets": helmFullname}
 
 // helmFullValues turns on every optional part of the chart, with a rack's real configuration.
 const helmFullValues = `
@@ -438,7 +443,8 @@ func checkHelmObjects(t *testing.T, name string, objs []*unstructured.Unstructur
 		t.Errorf("%s: args %q, want attach eth1 first", name, args)
 	}
 	for _, w := range []string{"--in-cluster", "--kube-namespace=" + helmNamespace, "--state-dir=/var/lib/netbootd",
-		"--pin-dir=/sys/fs/bpf/netbootd", "--config=/etc/netbootd/netbootd.yaml", "--log-format=json", "--xdp=auto"} {
+		"--pin-dir=/sys/fs/bpf/netbootd", "--config=/etc/netbootd/netbootd.yaml", "--log-format=json", "--xdp=auto",
+		"--detach-with-daemonset=" + helmFullname} {
 		if !slices.Contains(args, w) {
 			t.Errorf("%s: args lack %s: %q", name, w, args)
 		}
@@ -528,11 +534,12 @@ func checkHelmObjects(t *testing.T, name string, objs []*unstructured.Unstructur
 				t.Errorf("%s: Role rule %v has a wildcard", name, rm)
 			}
 		}
-		if _, ok := rm["resourceNames"]; ok {
-			t.Errorf("%s: Role rule %v: unexpected resourceNames", name, rm)
-		}
+		names, _, _ := unstructured.NestedStringSlice(rm, "resourceNames")
 		for _, g := range groups {
 			for _, res := range resources {
+				if want := helmRBACNames[g+"/"+res]; want == "" && len(names) > 0 || want != "" && !slices.Equal(names, []string{want}) {
+					t.Errorf("%s: Role rule %v: resourceNames %q, want %q", name, rm, names, want)
+				}
 				got[g+"/"+res] = append(got[g+"/"+res], verbs...)
 			}
 		}
@@ -798,24 +805,26 @@ spec:
 	}
 	user := "system:serviceaccount:" + helmNamespace + ":" + helmFullname
 	type access struct {
-		group, resource, sub, verb, ns string
-		allowed                        bool
+		group, resource, sub, verb, ns, name string
+		allowed                              bool
 	}
 	var checks []access
 	for gr, verbs := range helmRBAC {
 		group, res, _ := strings.Cut(gr, "/")
 		res, sub, _ := strings.Cut(res, "/")
 		for _, v := range verbs {
-			checks = append(checks, access{group, res, sub, v, helmNamespace, true})
+			checks = append(checks, access{group, res, sub, v, helmNamespace, helmRBACNames[gr], true})
 		}
 	}
 	checks = append(checks,
-		access{"netbootd.io", "machines", "", "delete", helmNamespace, false},
-		access{"netbootd.io", "machines", "", "update", helmNamespace, false},
-		access{"netbootd.io", "machines", "", "list", "default", false}, // other namespaces
-		access{"", "secrets", "", "get", helmNamespace, false},
-		access{"", "pods", "", "list", helmNamespace, false},
-		access{"coordination.k8s.io", "leases", "", "delete", helmNamespace, false},
+		access{"netbootd.io", "machines", "", "delete", helmNamespace, "", false},
+		access{"netbootd.io", "machines", "", "update", helmNamespace, "", false},
+		access{"netbootd.io", "machines", "", "list", "default", "", false}, // other namespaces
+		access{"", "secrets", "", "get", helmNamespace, "", false},
+		access{"", "pods", "", "list", helmNamespace, "", false},
+		access{"coordination.k8s.io", "leases", "", "delete", helmNamespace, "", false},
+		access{"apps", "daemonsets", "", "get", helmNamespace, "other", false}, // only its own
+		access{"apps", "daemonsets", "", "list", helmNamespace, "", false},
 	)
 	sarGVR := schema.GroupVersionResource{Group: "authorization.k8s.io", Version: "v1", Resource: "subjectaccessreviews"}
 	for _, a := range checks {
@@ -823,7 +832,7 @@ spec:
 			"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
 			"spec": map[string]any{"user": user, "groups": []any{"system:serviceaccounts", "system:serviceaccounts:" + helmNamespace},
 				"resourceAttributes": map[string]any{"group": a.group, "resource": a.resource, "subresource": a.sub,
-					"verb": a.verb, "namespace": a.ns}}}}
+					"verb": a.verb, "namespace": a.ns, "name": a.name}}}}
 		// The RBAC authorizer learns new bindings from its informers: wait for a grant a moment.
 		var allowed bool
 		for deadline := time.Now().Add(15 * time.Second); ; {

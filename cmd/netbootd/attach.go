@@ -25,6 +25,7 @@ import (
 
 	"github.com/netbootd/netbootd/bpf"
 	"github.com/netbootd/netbootd/control/bootauth"
+	"github.com/netbootd/netbootd/control/buildinfo"
 	"github.com/netbootd/netbootd/control/config"
 	"github.com/netbootd/netbootd/control/dhcpd"
 	"github.com/netbootd/netbootd/control/inventory/kube"
@@ -60,6 +61,7 @@ func attachCommand() *cli.Command {
 			&cli.StringFlag{Name: "identity", Usage: "HA: this instance's name in the Lease and in --pool-peers (default: the host name)"},
 			&cli.StringSliceFlag{Name: "pool-peers", Usage: "HA: the identities of every instance on this network; each hands out and renews only its own share of each pool"},
 			&cli.DurationFlag{Name: "pool-lease-duration", Value: 15 * time.Second, Usage: "HA: a silent leader's pools pass to a standby after this"},
+			&cli.StringFlag{Name: "detach-with-daemonset", Usage: "Kubernetes: at a clean stop, if this DaemonSet (in --kube-namespace) is gone or being deleted (helm uninstall), detach the XDP program and remove its pins; while it exists (restart, upgrade) they stay"},
 			pinDirFlag(),
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text|json"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug|info|warn|error"},
@@ -123,6 +125,9 @@ func runAttach(c *cli.Context) error {
 		return err
 	}
 	kf := kubeFlags{Kubeconfig: c.String("kubeconfig"), InCluster: c.Bool("in-cluster"), Namespace: c.String("kube-namespace"), Selector: c.String("selector")}
+	if c.String("detach-with-daemonset") != "" && !kf.on() {
+		return errors.New("--detach-with-daemonset needs --in-cluster or --kubeconfig")
+	}
 	ha, err := parseHA(c, kf, cfg)
 	if err != nil {
 		return err
@@ -138,7 +143,8 @@ func runAttach(c *cli.Context) error {
 		debug.SetGCPercent(400)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildinfo.Get().Collector())
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -151,7 +157,13 @@ func runAttach(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return d.run(ctx)
+	if err := d.run(ctx); err != nil {
+		return err
+	}
+	if ds := c.String("detach-with-daemonset"); ds != "" {
+		detachIfUninstalled(d.cfg, ds, log)
+	}
+	return nil
 }
 
 type daemonConfig struct {
@@ -419,7 +431,7 @@ func (d *daemon) run(ctx context.Context) error {
 	g.Go(func() error { return d.reloadOnHUP(ctx) })
 	d.http.SetReady(d.inventory == nil) // with an inventory: once its first snapshot is applied
 	d.log.Info("netbootd ready", "server_ip", d.cfg.ServerIP, "mode", string(d.cfg.Conf.Interface.Mode),
-		"http", d.http.Addr().String(), "mgmt", d.http.ManagementAddr().String(), "version", buildVersion())
+		"http", d.http.Addr().String(), "mgmt", d.http.ManagementAddr().String(), "version", buildinfo.Get().Version, "commit", buildinfo.Get().Commit)
 	err := g.Wait()
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil && err == nil {
 		err = nil

@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"strings"
 
 	"github.com/urfave/cli/v2"
-)
 
-// version is set at link time (-ldflags "-X main.version=..."); otherwise taken from the build info.
-var version = ""
+	"github.com/netbootd/netbootd/control/buildinfo"
+)
 
 func main() {
 	app := &cli.App{
@@ -27,9 +25,9 @@ func main() {
 			statusCommand(),
 			{
 				Name:  "version",
-				Usage: "print the version",
+				Usage: "print the version, commit, commit date and Go version",
 				Action: func(*cli.Context) error {
-					fmt.Println("netbootd", buildVersion())
+					fmt.Println("netbootd", buildinfo.Get())
 					return nil
 				},
 			},
@@ -39,33 +37,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "netbootd:", err)
 		os.Exit(1)
 	}
-}
-
-func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		rev, dirty := "", ""
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.modified":
-				if s.Value == "true" {
-					dirty = "-dirty"
-				}
-			}
-		}
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		if rev != "" {
-			return rev + dirty
-		}
-		return bi.Main.Version
-	}
-	return "unknown"
 }
 
 func newLogger(format, level string) (*slog.Logger, error) {
