@@ -79,7 +79,7 @@ kube-tools: # test helper: kube-apiserver and helm for tests/kube and the chart'
 
 integration: build image deb kube-tools ## tests that cross veth pairs in namespaces with real clients (root)
 	@[ "$$(id -u)" = 0 ] || { echo "integration tests need root: sudo make test" >&2; exit 1; }
-	NETBOOTD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags integration -p 1 -count=1 -timeout 20m $(ITEST_PKGS)
+	NETBOOTD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags integration -p 1 -count=1 -timeout 45m $(ITEST_PKGS)
 
 CONTROLLER_GEN := sigs.k8s.io/controller-tools/cmd/controller-gen@v0.19.0
 CRD_GEN = $(GO) run $(CONTROLLER_GEN) object crd paths=./control/inventory/kube/v1alpha1/... output:crd:dir=./deploy/helm/netbootd/crds

@@ -86,6 +86,7 @@ func describe(m machines.Machine) string {
 // default profile; each runs the payload kernel, whose udhcpc gets the machine's address and
 // which calls back "booted". The machine API shows how each got there.
 func TestBootEndToEnd(t *testing.T) {
+	t.Parallel() // its own namespaces and VMs: the VM tests boot side by side (make integration's budget)
 	assets := bootAssets(t)
 	r := newXDPRack(t)
 	pins := pinDir(t, r)

@@ -30,6 +30,7 @@ var httpBootArgs = []string{
 // (answered by the XDP program) and a stranger (a pool address from the Go path) do it at
 // once; neither touches TFTP.
 func TestHTTPBootOVMF(t *testing.T) {
+	t.Parallel() // its own namespaces and VMs: the VM tests boot side by side (make integration's budget)
 	assets := bootAssets(t)
 	r := newXDPRack(t)
 	pins := pinDir(t, r)
@@ -207,6 +208,7 @@ func efiSignatureList(der []byte) []byte {
 // https:// URL, and the VM boots to "booted" with no TFTP; the same OVMF trusting another CA
 // refuses the server and gets nothing.
 func TestHTTPBootHTTPS(t *testing.T) {
+	t.Parallel() // its own namespaces and VMs: the VM tests boot side by side (make integration's budget)
 	assets := bootAssets(t)
 	pki := testPKI(t)
 	r := newXDPRack(t)

@@ -51,6 +51,7 @@ groups:
 // timeout choose the default item and boots it; another MAC goes straight to its profile and
 // boots. Both VMs run at once.
 func TestMenuProxyPerMAC(t *testing.T) {
+	t.Parallel() // its own namespaces and VMs: the VM tests boot side by side (make integration's budget)
 	assets := bootAssets(t)
 	writeFile(t, filepath.Join(assets, "netboot.xyz", "menu.ipxe"), []byte("#!ipxe\necho local netboot.xyz mirror\nexit\n"))
 	r := newRack(t)

@@ -96,6 +96,7 @@ func writeFile(t *testing.T, p string, b []byte) {
 // "booted". A real TFTP client then sees the static file win over rendering, and gets no
 // other machine's rendered config.
 func TestPxelinuxBootsProfileAndStaticTree(t *testing.T) {
+	t.Parallel() // its own namespaces and VMs: the VM tests boot side by side (make integration's budget)
 	assets := bootAssets(t)
 	root := pxelinuxRoot(t, assets)
 	r := newRack(t)
@@ -191,6 +192,7 @@ func TestPxelinuxBootsProfileAndStaticTree(t *testing.T) {
 // netbootd's address; netbootd, in reservation mode with no reservations, answers no DHCP and
 // serves the Debian-installer-style tree over TFTP. A SeaBIOS VM boots the menu's default entry.
 func TestPxelinuxTFTPOnlyBehindDnsmasq(t *testing.T) {
+	t.Parallel() // its own namespaces and VMs: the VM tests boot side by side (make integration's budget)
 	assets := bootAssets(t)
 	root := pxelinuxRoot(t, assets)
 	// No "booted" callback: netbootd knows nothing of a machine it gave no address.
@@ -235,6 +237,7 @@ func TestPxelinuxTFTPOnlyBehindDnsmasq(t *testing.T) {
 // netbootd's proxy offer names lpxelinux.0, and pxelinux gets pxelinux.cfg/01-<mac> rendered
 // from the machine's profile: netbootd knows it by its reservation's address alone.
 func TestPxelinuxRenderedBehindProxy(t *testing.T) {
+	t.Parallel() // its own namespaces and VMs: the VM tests boot side by side (make integration's budget)
 	assets := bootAssets(t)
 	root := pxelinuxRoot(t, assets)
 	r := newRack(t)
