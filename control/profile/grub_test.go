@@ -15,6 +15,7 @@ func TestGRUBRender(t *testing.T) {
 	r, err := New(load(t, pxelinuxProfiles+`
   - {name: tls, kernel: "https://mirror.example/linux"}
   - {name: odd, kernel: "http://mirror.example:80/a'b/linux?x=1", args: "a=$x;reboot b=\"c d\""}
+  - {name: menu, menu: {items: [{name: disk, local_disk: true}]}}
 `), base)
 	if err != nil {
 		t.Fatal(err)
@@ -48,8 +49,9 @@ func TestGRUBRender(t *testing.T) {
 		t.Errorf("odd profile lacks %q:\n%s", want, got)
 	}
 
-	// Not rendered, with the reason: HTTPS (GRUB's http module is plain HTTP), a script profile.
-	for name, want := range map[string]error{"urls": ErrNotHTTP, "tls": ErrNotHTTP, "disk": ErrNotKernel} {
+	// Not rendered, with the reason: HTTPS (GRUB's http module is plain HTTP), an iPXE script, an
+	// iPXE menu.
+	for name, want := range map[string]error{"urls": ErrNotHTTP, "tls": ErrNotHTTP, "disk": ErrNotKernel, "menu": ErrNotKernel} {
 		if body, err := (Match{c: r.profiles[name]}).GRUB(); !errors.Is(err, want) {
 			t.Errorf("profile %s: err = %v, want %v\n%s", name, err, want, body)
 		}
