@@ -3,6 +3,7 @@ package http
 import (
 	"net"
 	"net/netip"
+	"strings"
 
 	"github.com/netbootd/netbootd/control/machines"
 	"github.com/netbootd/netbootd/control/profile"
@@ -10,38 +11,65 @@ import (
 
 // ClientFile answers the TFTP server (tftp.ClientFiles) with files rendered for the machine at
 // client: a pxelinux.cfg/ file pxelinux on that machine asks for is its profile as a pxelinux
-// configuration. Only the machine itself gets it, as with its iPXE script: the file names
-// say whose it is, the address netbootd reserved or leased for it proves who asks.
+// configuration, a grub.cfg name GRUB's net search tries is its profile as a grub.cfg. Only the
+// machine itself gets it, as with its iPXE script: the file names say whose it is, the address
+// netbootd reserved or leased for it proves who asks.
 func (s *Server) ClientFile(name string, client netip.Addr) ([]byte, bool) {
-	leaf, ok := profile.PXELinuxConfigName(name)
-	if !ok {
-		return nil, false
+	if leaf, ok := profile.PXELinuxConfigName(name); ok {
+		return s.tftpConfig(name, client, leaf, pxelinuxKind)
 	}
+	if leaf, ok := profile.GRUBConfigName(name); ok {
+		return s.tftpConfig(name, client, leaf, grubKind)
+	}
+	return nil, false
+}
+
+// configKind is a boot loader netbootd renders profiles for: the names it asks for, the renderer.
+type configKind struct {
+	what   string // "pxelinux config"
+	asks   func(leaf string, mac net.HardwareAddr, ip netip.Addr) bool
+	render func(profile.Match) (string, error)
+}
+
+var (
+	pxelinuxKind = configKind{"pxelinux config", profile.PXELinuxAsks, profile.Match.PXELinux}
+	grubKind     = configKind{"grub config", profile.GRUBAsks, profile.Match.GRUB}
+)
+
+// tftpConfig renders the file name (its own name leaf) as kind asks for it, for the machine at
+// client. A machine answered by the XDP fast path alone is in no lease table: a 01-<mac> name
+// (grub.cfg-01-<mac> for GRUB) finds it by its reservation.
+func (s *Server) tftpConfig(name string, client netip.Addr, leaf string, kind configKind) ([]byte, bool) {
 	mac, ok := s.byAddr(client)
 	if !ok {
-		mac, ok = s.reservedAt(leaf, client)
+		mac, ok = s.reservedAt(strings.TrimPrefix(leaf, "grub.cfg-"), client)
 	}
-	if !ok || !profile.PXELinuxAsks(leaf, mac, client) {
+	if !ok || !kind.asks(leaf, mac, client) {
 		return nil, false
 	}
+	return s.renderConfig(mac, client, "tftp", name, kind)
+}
+
+// renderConfig renders mac's profile as kind's config and records it in the machine's timeline.
+func (s *Server) renderConfig(mac net.HardwareAddr, client netip.Addr, source, name string, kind configKind) ([]byte, bool) {
 	log := s.log.With("mac", mac.String(), "peer", client.String(), "file", name)
 	m, ok := s.profiles.Load().Resolve(facts(mac, s.reported(mac), s.classes(mac), client))
 	if !ok {
-		log.Debug("pxelinux config: no profile", "reason", m.Reason)
+		log.Debug(kind.what+": no profile", "reason", m.Reason)
 		return nil, false
 	}
 	s.sign(&m, mac)
-	body, err := m.PXELinux()
+	body, err := kind.render(m)
 	if err != nil {
-		log.Info("pxelinux config: not rendered", "profile", m.Profile.Name, "err", err)
+		log.Info(kind.what+": not rendered", "profile", m.Profile.Name, "err", err)
 		return nil, false
 	}
-	log.Info("pxelinux config", "profile", m.Profile.Name, "reason", m.Reason)
+	log.Info(kind.what, "profile", m.Profile.Name, "reason", m.Reason)
 	if s.deps.Machines != nil {
-		s.deps.Machines.Begin(mac, netip.Addr{}) // found by its name, not proven at client: keep its address
+		s.deps.Machines.Begin(mac, netip.Addr{}) // a name or an address found it, not a proof: keep its address
 		s.deps.Machines.Explain(mac, m.Data.Hostname, "", "", m.Profile.Name, m.Reason)
-		s.deps.Machines.Record(mac, machines.Event{Phase: machines.PhaseScript, Source: "tftp",
-			Detail: name + ": pxelinux config of profile " + m.Profile.Name})
+		s.deps.Machines.Record(mac, machines.Event{Phase: machines.PhaseScript, Source: source,
+			Detail: name + ": " + kind.what + " of profile " + m.Profile.Name})
 	}
 	return []byte(body), true
 }

@@ -217,6 +217,7 @@ func (s *Server) bootRoutes() *nethttp.ServeMux {
 	s.handle(mux, "GET /ipxe/boot.ipxe", "chain", s.chain)
 	s.handle(mux, "GET /ipxe/script", "script", s.script)
 	s.handle(mux, "GET /auto.ipxe", "script", s.auto)
+	s.handle(mux, "GET /grub/{file...}", "script", s.grubConfig)
 	s.handle(mux, "GET /ipxe/{file}", "ipxe", s.ipxeBinary) // GET patterns take HEAD too
 	s.handle(mux, "GET /assets/{path...}", "assets", s.asset)
 	s.handle(mux, "GET /configs/{mac}/{kind}", "configs", s.config)

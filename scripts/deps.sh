@@ -16,6 +16,7 @@ pkgs=(
   nftables                     # nft: the port-forward (DNAT) router of tests/byo_test.go; its service stays off
   qemu-system-x86 ovmf ipxe-qemu cpio xz-utils   # tests/qemu: VMs that boot over the network
   pxelinux syslinux-common     # tests/pxelinux: Debian's lpxelinux.0, ldlinux.c32 and menu.c32
+  grub-efi-amd64-signed grub-efi-amd64-bin  # tests/grub: the signed GRUB network image and its http.mod (no maintainer scripts)
   prometheus                   # prometheus and promtool: tests/prometheus_test.go, deploy/monitoring
   etcd-server                  # etcd for tests/kube (with scripts/kube-tools/build.sh); its service is not needed
   systemd util-linux dpkg      # tests/deb_test.go: systemd-analyze verify, unshare/nsenter, dpkg-deb

@@ -1,0 +1,105 @@
+package profile
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// One profile, three renderers: the grub.cfg boots the same kernel, initrds and command line
+// as the iPXE script, from the same URLs in GRUB's (http,HOST:PORT)/path syntax.
+func TestGRUBRender(t *testing.T) {
+	r, err := New(load(t, pxelinuxProfiles+`
+  - {name: tls, kernel: "https://mirror.example/linux"}
+  - {name: odd, kernel: "http://mirror.example:80/a'b/linux?x=1", args: "a=$x;reboot b=\"c d\""}
+  - {name: menu, menu: {items: [{name: disk, local_disk: true}]}}
+`), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := "(http," + strings.TrimPrefix(base, "http://") + ")"
+	m, ok := r.Resolve(Facts{MAC: mac("52:54:00:00:00:01")})
+	if !ok {
+		t.Fatal(m.Reason)
+	}
+	got, err := m.GRUB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "# netbootd: profile debian for 52:54:00:00:00:01\n" +
+		"set default=0\nset timeout=0\n" +
+		"menuentry 'netbootd: profile debian' {\n" +
+		"  echo 'netbootd: loading debian/linux'\n" +
+		"  linux '" + host + "/assets/debian/linux' console=ttyS0 auto=true booted=" + base + "/booted/52-54-00-00-00-01 host=node01\n" +
+		"  initrd '" + host + "/assets/debian/initrd.gz' '" + host + "/assets/my%20firmware%2C1.cpio'\n" +
+		"}\n"
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+
+	// GRUB's lexer must not expand or split what the profile says; a URL on port 80 drops it.
+	got, err = (Match{c: r.profiles["odd"]}).GRUB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `  linux '(http,mirror.example)/a'\''b/linux?x=1' a=\$x\;reboot b=\"c d\"` + "\n"; !strings.Contains(got, want) {
+		t.Errorf("odd profile lacks %q:\n%s", want, got)
+	}
+
+	// Not rendered, with the reason: HTTPS (GRUB's http module is plain HTTP), an iPXE script, an
+	// iPXE menu.
+	for name, want := range map[string]error{"urls": ErrNotHTTP, "tls": ErrNotHTTP, "disk": ErrNotKernel, "menu": ErrNotKernel} {
+		if body, err := (Match{c: r.profiles[name]}).GRUB(); !errors.Is(err, want) {
+			t.Errorf("profile %s: err = %v, want %v\n%s", name, err, want, body)
+		}
+	}
+	if _, err := (Match{}).GRUB(); err == nil {
+		t.Error("no match rendered")
+	}
+}
+
+func TestGRUBConfigName(t *testing.T) {
+	for name, want := range map[string]string{
+		"grub/grub.cfg":            "grub.cfg",
+		"grub/x86_64-efi/grub.cfg": "grub.cfg",
+		"grub.cfg":                 "grub.cfg",
+		"boot/grub/grub.cfg-01-52-54-00-00-00-01": "grub.cfg-01-52-54-00-00-00-01",
+		"grub/grub.cfg-0A0A000B":                  "grub.cfg-0A0A000B",
+		"grub/grub.cfg-":                          "",
+		"grub/grub.cfgx":                          "",
+		"grub/grubx64.efi":                        "",
+		"pxelinux.cfg/default":                    "",
+	} {
+		got, ok := GRUBConfigName(name)
+		if got != want || ok != (want != "") {
+			t.Errorf("GRUBConfigName(%q) = %q, %v; want %q", name, got, ok, want)
+		}
+	}
+}
+
+// Every name GRUB's search tries for the machine is its own; names it would try for another
+// machine are not.
+func TestGRUBAsks(t *testing.T) {
+	m, ip := mac("52:54:00:00:00:01"), netip.MustParseAddr("10.10.0.11")
+	for leaf, want := range map[string]bool{
+		"grub.cfg-b8945908-d6a6-41a9-611d-74a6ab80b83d": true,
+		"grub.cfg-01-52-54-00-00-00-01":                 true,
+		"grub.cfg-0A0A000B":                             true,
+		"grub.cfg-0A0A000":                              true,
+		"grub.cfg-0":                                    true,
+		"grub.cfg":                                      true,
+		"grub.cfg-default":                              false,
+		"grub.cfg-01-52-54-00-00-00-02":                 false, // another machine's MAC
+		"grub.cfg-0A0A000C":                             false, // another machine's address
+		"grub.cfg-0a0a000b":                             false, // GRUB asks in upper case
+		"grub.cfg-":                                     false,
+		"01-52-54-00-00-00-01":                          false,
+	} {
+		if got := GRUBAsks(leaf, m, ip); got != want {
+			t.Errorf("GRUBAsks(%q) = %v, want %v", leaf, got, want)
+		}
+	}
+}
