@@ -51,6 +51,7 @@ profiles:
 // the root) and boots; the payload
 // calls back "booted". A real TFTP client at another address gets no grub.cfg.
 func TestGRUBOVMF(t *testing.T) {
+	t.Parallel() // its own namespaces and VM: the VM tests boot side by side
 	assets := bootAssets(t)
 	root := t.TempDir()
 	for src, dst := range map[string]string{grubNetImage: "grubnetx64.efi", grubHTTPModule: "grub/x86_64-efi/http.mod"} {
