@@ -48,11 +48,7 @@ func newRack(t *testing.T) *rack {
 // client adds a client namespace with eth0 (MAC mac, no address) on the LAN.
 func (r *rack) client(t *testing.T, mac string) *netns.NS {
 	t.Helper()
-	c := netns.New(t, "nbd")
-	peer := fmt.Sprintf("cp%d", r.n)
-	r.n++
-	netns.Veth(t, c, "eth0", "", r.lan, peer, "")
-	r.lan.Enslave(t, peer, "br0")
+	c := r.lanHost(t, "")
 	c.Run(t, "ip", "link", "set", "eth0", "address", mac)
 	return c
 }
@@ -90,11 +86,11 @@ func (r *relayedRack) dhcrelay(t *testing.T, extra ...string) *syncBuffer {
 	return out
 }
 
-// lanHost adds a namespace on r's LAN whose eth0 has the address cidr: another server there.
+// lanHost adds a namespace on r's LAN whose eth0 has the address cidr (none when empty).
 func (r *rack) lanHost(t *testing.T, cidr string) *netns.NS {
 	t.Helper()
 	h := netns.New(t, "nbd")
-	peer := fmt.Sprintf("hp%d", r.n)
+	peer := fmt.Sprintf("cp%d", r.n)
 	r.n++
 	netns.Veth(t, h, "eth0", cidr, r.lan, peer, "")
 	r.lan.Enslave(t, peer, "br0")
