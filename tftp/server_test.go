@@ -227,7 +227,14 @@ type rawClient struct {
 
 func newRaw(t *testing.T, srv string) *rawClient {
 	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return newRawFrom(t, srv, net.IPv4(127, 0, 0, 1))
+}
+
+// newRawFrom is newRaw bound to a given loopback address (127.0.0.0/8 is all local on Linux),
+// to stand for another host.
+func newRawFrom(t *testing.T, srv string, ip net.IP) *rawClient {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip})
 	if err != nil {
 		t.Fatal(err)
 	}
