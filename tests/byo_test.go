@@ -57,15 +57,6 @@ func byoAssets(t *testing.T) string {
 	return dir
 }
 
-// onLink adds a client namespace on r's LAN with mac and a static address, as another DHCP
-// server would have given it.
-func (r *rack) onLink(t *testing.T, mac, addr string) *netns.NS {
-	t.Helper()
-	c := r.client(t, mac)
-	c.Run(t, "ip", "addr", "add", addr, "dev", "eth0")
-	return c
-}
-
 // waitMachine waits until mac's timeline satisfies ok and returns it.
 func (d *daemon) waitMachine(mac string, ok func(machines.Machine) bool) machines.Machine {
 	d.t.Helper()

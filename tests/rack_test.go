@@ -86,6 +86,15 @@ func (r *relayedRack) dhcrelay(t *testing.T, extra ...string) *syncBuffer {
 	return out
 }
 
+// onLink adds a client namespace on r's LAN with mac and a static address (cidr), as another
+// DHCP server would have given it or an attacker would set it.
+func (r *rack) onLink(t *testing.T, mac, cidr string) *netns.NS {
+	t.Helper()
+	c := r.client(t, mac)
+	c.Run(t, "ip", "addr", "add", cidr, "dev", "eth0")
+	return c
+}
+
 // lanHost adds a namespace on r's LAN whose eth0 has the address cidr (none when empty).
 func (r *rack) lanHost(t *testing.T, cidr string) *netns.NS {
 	t.Helper()
