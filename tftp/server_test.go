@@ -18,6 +18,8 @@ import (
 	pin "github.com/pin/tftp/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/netbootd/netbootd/internal/testrun"
 )
 
 type testServer struct {
@@ -36,20 +38,7 @@ func startServer(t *testing.T, cfg Config) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	})
+	testrun.Run(t, s.Run)
 	return &testServer{Server: s, addr: s.Addr().String(), reg: reg}
 }
 
