@@ -287,11 +287,12 @@ func (d *daemon) metric(name string, match ...string) float64 {
 
 // apiLease is one row of GET /api/v1/leases.
 type apiLease struct {
-	MAC     string `json:"mac"`
-	IP      string `json:"ip"`
-	State   string `json:"state"`
-	Subnet  string `json:"subnet"`
-	Expires string `json:"expires"`
+	MAC      string `json:"mac"`
+	ClientID string `json:"client_id"`
+	IP       string `json:"ip"`
+	State    string `json:"state"`
+	Subnet   string `json:"subnet"`
+	Expires  string `json:"expires"`
 }
 
 func (d *daemon) leases() []apiLease {

@@ -285,13 +285,7 @@ func TestRFC6842_UdhcpcClientIdentifier(t *testing.T) {
 		t.Errorf("a second identifier on the MAC got the first one's address %s", third)
 	}
 	// GET /api/v1/leases shows which identifier holds which address.
-	var rows []struct {
-		MAC      string `json:"mac"`
-		ClientID string `json:"client_id"`
-		IP       string `json:"ip"`
-		State    string `json:"state"`
-	}
-	d.getJSON("/api/v1/leases", &rows)
+	rows := d.leases()
 	got := map[string]string{}
 	for _, l := range rows {
 		if l.MAC == "02:00:00:00:0e:05" && l.State == "bound" {
@@ -439,13 +433,7 @@ mount --bind "$1" /etc/resolv.conf && shift && exec "$@"`
 		t.Errorf("ACK echoes option 61 as %x, dhcpcd sent %x", echoed, sent)
 	}
 
-	var rows []struct {
-		MAC      string `json:"mac"`
-		ClientID string `json:"client_id"`
-		IP       string `json:"ip"`
-		State    string `json:"state"`
-	}
-	d.getJSON("/api/v1/leases", &rows)
+	rows := d.leases()
 	found := false
 	for _, l := range rows {
 		if l.ClientID == fmt.Sprintf("%x", sent) {
