@@ -2,7 +2,6 @@ package http
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +19,7 @@ import (
 	"github.com/netbootd/netbootd/control/config"
 	"github.com/netbootd/netbootd/control/machines"
 	"github.com/netbootd/netbootd/control/profile"
+	"github.com/netbootd/netbootd/internal/testrun"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -111,15 +111,7 @@ func startServer(t *testing.T, cfg Config) *testEnv {
 	e.base = "http://" + s.Addr().String()
 	e.mgmt = "http://" + s.ManagementAddr().String()
 	s.SetProfiles(resolver(t, bootConfig, e.base))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	testrun.Run(t, s.Run)
 	return e
 }
 

@@ -1,7 +1,6 @@
 package http
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
+
+	"github.com/netbootd/netbootd/internal/testrun"
 )
 
 // startSplit runs a server with both listeners; it returns the boot and the management base URLs.
@@ -22,15 +23,7 @@ func startSplit(t *testing.T, cfg Config, deps Deps) (s *Server, boot, mgmt stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	testrun.Run(t, s.Run)
 	return s, "http://" + s.Addr().String(), "http://" + s.ManagementAddr().String()
 }
 

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netbootd/netbootd/tests/netns"
+	"github.com/netbootd/netbootd/tests/rawframe"
 )
 
 // Attacks on DHCP from a host on the boot network (issue 13, items 6, 7 and 9): each test runs an
@@ -104,32 +105,7 @@ func netOrder16(v uint16) uint16 { return v<<8 | v>>8 }
 // frame is m as a broadcast from this interface's MAC and srcIP, UDP sport → 67, with the IPv4
 // options opts (a multiple of 4 bytes) in its header.
 func (r *rawDHCP) frame(srcIP netip.Addr, sport uint16, m *dhcpv4.DHCPv4, opts []byte) []byte {
-	p := m.ToBytes()
-	ihl := 20 + len(opts)
-	b := make([]byte, 14+ihl+8, 14+ihl+8+len(p))
-	copy(b[0:6], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
-	copy(b[6:12], r.mac)
-	binary.BigEndian.PutUint16(b[12:], 0x0800)
-	ip := b[14 : 14+ihl]
-	ip[0], ip[8], ip[9] = 0x40|byte(ihl/4), 64, 17
-	binary.BigEndian.PutUint16(ip[2:], uint16(ihl+8+len(p)))
-	s := srcIP.As4()
-	copy(ip[12:], s[:])
-	copy(ip[16:], []byte{255, 255, 255, 255})
-	copy(ip[20:], opts)
-	var sum uint32
-	for i := 0; i < ihl; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
-	udp := b[14+ihl:]
-	binary.BigEndian.PutUint16(udp[0:], sport)
-	binary.BigEndian.PutUint16(udp[2:], 67)
-	binary.BigEndian.PutUint16(udp[4:], uint16(8+len(p))) // checksum 0: none
-	return append(b, p...)
+	return rawframe.Broadcast(r.mac, srcIP, opts, sport, 67, m.ToBytes())
 }
 
 func (r *rawDHCP) sendFrame(t *testing.T, b []byte) {

@@ -58,14 +58,6 @@ func attackAssets(t *testing.T) string {
 	return dir
 }
 
-// attacker adds a namespace on the rack's bridge with a static address outside the pool.
-func (r *rack) attacker(t *testing.T, mac, cidr string) *netns.NS {
-	t.Helper()
-	a := r.client(t, mac)
-	a.Run(t, "ip", "addr", "add", cidr, "dev", "eth0")
-	return a
-}
-
 // curlCode runs curl in ns and returns the HTTP status ("000" when no answer) and curl's exit code.
 func curlStatus(ns *netns.NS, args ...string) (string, int) {
 	out, err := ns.Exec("curl", append([]string{"-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30"}, args...)...)
@@ -87,7 +79,7 @@ func TestAttackManagementNotOnBootNetwork(t *testing.T) {
 	if got := udhcpcOnce(t, legit); got["ip"] != "10.10.0.10" {
 		t.Fatalf("reserved client got %v", got)
 	}
-	attacker := r.attacker(t, "02:00:00:00:0e:01", "10.10.0.250/24")
+	attacker := r.onLink(t, "02:00:00:00:0e:01", "10.10.0.250/24")
 
 	// The attack: every management path, on the boot address and on the management port of
 	// every address the server has on the boot network.
@@ -215,7 +207,7 @@ func TestAttackIdleHTTPConnections(t *testing.T) {
 	if got := udhcpcOnce(t, legit); got["ip"] != "10.10.0.10" {
 		t.Fatalf("reserved client got %v", got)
 	}
-	attacker := r.attacker(t, "02:00:00:00:0e:01", "10.10.0.250/24")
+	attacker := r.onLink(t, "02:00:00:00:0e:01", "10.10.0.250/24")
 	base := "http://" + d.httpAddr
 	kernelSize, initrdSize := int64(4<<20), int64(1<<20)
 	// What iPXE fetches: its script, then the kernel and the initrd.

@@ -44,6 +44,32 @@ groups:
   - {name: default, profile: stranger}
 `
 
+// vmBoot is a VM to boot on a rack's LAN: its name, its MAC and what its serial console must show.
+type vmBoot struct{ name, mac, profile string }
+
+// bootAtOnce starts every VM on r's LAN at the same time and waits until each is done; it
+// returns each one's serial console, or the error it did not finish with.
+func bootAtOnce(t *testing.T, r *rack, vms []vmBoot) (serials []string, errs []error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	serials = make([]string, len(vms))
+	errs = make([]error, len(vms))
+	begin := time.Now()
+	for i, v := range vms {
+		vm := qemu.Start(t, r.lan, qemu.Options{Name: v.name, Bridge: "br0", MAC: v.mac, NoRouterAdvertisements: true})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, errs[i] = vm.WaitFor(qemu.Marker+" done", 5*time.Minute); errs[i] == nil {
+				serials[i] = vm.Serial()
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d VMs done in %v", len(vms), time.Since(begin).Round(time.Second))
+	return serials, errs
+}
+
 // bootAssets puts the test payload where the profiles name it.
 func bootAssets(t *testing.T) string {
 	t.Helper()

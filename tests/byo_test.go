@@ -57,15 +57,6 @@ func byoAssets(t *testing.T) string {
 	return dir
 }
 
-// onLink adds a client namespace on r's LAN with mac and a static address, as another DHCP
-// server would have given it.
-func (r *rack) onLink(t *testing.T, mac, addr string) *netns.NS {
-	t.Helper()
-	c := r.client(t, mac)
-	c.Run(t, "ip", "addr", "add", addr, "dev", "eth0")
-	return c
-}
-
 // waitMachine waits until mac's timeline satisfies ok and returns it.
 func (d *daemon) waitMachine(mac string, ok func(machines.Machine) bool) machines.Machine {
 	d.t.Helper()
@@ -424,15 +415,7 @@ func TestBYOBaseURLBehindNAT(t *testing.T) {
 // table now recognises it; a host claiming its MAC still gets 403.
 func TestBYOProxyModeScriptByNeighbour(t *testing.T) {
 	r := newRack(t)
-	other := netns.New(t, "nbd")
-	netns.Veth(t, other, "eth0", "10.10.0.2/24", r.lan, "dhp", "")
-	r.lan.Enslave(t, "dhp", "br0")
-	dnsmasq := other.Cmd(t, "dnsmasq", "--no-daemon", "--port=0", "--interface=eth0", "--bind-interfaces",
-		"--dhcp-range=10.10.0.100,10.10.0.150,255.255.255.0,1h", "--dhcp-leasefile="+t.TempDir()+"/leases",
-		"--no-ping", "--pid-file=")
-	if err := dnsmasq.Start(); err != nil {
-		t.Fatal(err)
-	}
+	r.lanDnsmasq(t)
 	const conf = `
 interface: {mode: proxy}
 profiles: [{name: p, script: "#!ipxe\necho SECRET-{{.MAC}}\nexit"}]

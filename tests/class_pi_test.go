@@ -131,9 +131,7 @@ pxe-service=0,"Raspberry Pi Boot"
 func TestClassPiOfferMatchesDnsmasq(t *testing.T) {
 	r := newXDPRack(t)
 	pins := pinDir(t, r)
-	other := netns.New(t, "nbd")
-	netns.Veth(t, other, "eth0", "10.10.0.2/24", r.lan, "dmp", "")
-	r.lan.Enslave(t, "dmp", "br0")
+	other := r.lanHost(t, "10.10.0.2/24")
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "dnsmasq.conf")
 	if err := os.WriteFile(conf, []byte(piDnsmasqConf+"dhcp-leasefile="+dir+"/leases\n"), 0o644); err != nil {

@@ -4,9 +4,7 @@ package tests
 
 import (
 	"bytes"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/netbootd/netbootd/tests/netns"
@@ -110,14 +108,7 @@ func TestClassCustomOption43OnceOnTheWire(t *testing.T) {
 	} {
 		t.Run(tc.mac, func(t *testing.T) {
 			c := r.client(t, tc.mac)
-			pcap := filepath.Join(t.TempDir(), "client.pcap")
-			capture := c.Cmd(t, "tcpdump", "-i", "eth0", "--immediate-mode", "-U", "-w", pcap, "udp", "port", "68")
-			capOut := &syncBuffer{}
-			capture.Stderr = capOut
-			if err := capture.Start(); err != nil {
-				t.Fatal(err)
-			}
-			waitFor(t, "tcpdump listening", func() bool { return strings.Contains(capOut.String(), "listening on") })
+			capture := startCapture(t, c, "eth0", 68)
 			offers, acks := d.metric("netbootd_xdp_packets_total", `result="offer"`), d.metric("netbootd_xdp_packets_total", `result="ack"`)
 			// PXE firmware pads its requests (to 548 bytes); udhcpc does not, so an option of
 			// private use (250) pads them here: the reply then never needs the frame to grow,
@@ -129,11 +120,10 @@ func TestClassCustomOption43OnceOnTheWire(t *testing.T) {
 			}
 			var replies [][]byte
 			waitFor(t, "OFFER and ACK captured", func() bool {
-				replies = dhcpReplies(readPcapUDP(t, pcap))
+				replies = dhcpReplies(capture.payloads(t))
 				return len(replies) >= 2
 			})
-			_ = capture.Process.Signal(syscall.SIGINT)
-			_ = capture.Wait()
+			capture.stop(t)
 			for _, p := range replies {
 				if got := optionInstances(p, 43); len(got) != 1 || !bytes.Equal(got[0], want) {
 					t.Errorf("reply with option 43 %x, want once %x", got, want)

@@ -160,42 +160,19 @@ case "$reason" in BOUND|REBOOT|RENEW) echo "$new_ip_address" > `+result+`;; esac
 // A client behind ISC dhcrelay (which adds option 82) gets an address from the relayed subnet,
 // and every reply the server sends to the relay carries the relay's option 82 unchanged.
 func TestRelayWithOption82(t *testing.T) {
-	server := netns.New(t, "nbd")
-	relay := netns.New(t, "nbd")
-	client := netns.New(t, "nbd")
-	netns.Veth(t, server, "sv0", "10.10.0.1/24", relay, "up0", "10.10.0.2/24")
-	netns.Veth(t, relay, "dn0", "10.20.0.1/24", client, "eth0", "")
-	client.Run(t, "ip", "link", "set", "eth0", "address", "02:00:00:00:02:01")
-	server.Run(t, "ip", "route", "add", "10.20.0.0/24", "via", "10.10.0.2")
+	r := newRelayedRack(t, "02:00:00:00:02:01")
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", rackConfig, "", goPath...)
+	capture := startCapture(t, r.server, "sv0", 67)
+	relOut := r.dhcrelay(t, "-a")
 
-	d := startNetbootd(t, server, "sv0", "10.10.0.1", rackConfig, "", goPath...)
-	pcap := filepath.Join(t.TempDir(), "relay.pcap")
-	capture := server.Cmd(t, "tcpdump", "-i", "sv0", "--immediate-mode", "-U", "-w", pcap, "udp", "port", "67")
-	capOut := &syncBuffer{}
-	capture.Stderr = capOut
-	if err := capture.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "tcpdump listening", func() bool { return strings.Contains(capOut.String(), "listening on") })
-	rel := relay.Cmd(t, "dhcrelay", "-4", "-d", "-a", "-id", "dn0", "-iu", "up0", "10.10.0.1")
-	relOut := &syncBuffer{}
-	rel.Stdout, rel.Stderr = relOut, relOut
-	if err := rel.Start(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(500 * time.Millisecond)
-
-	got := udhcpcOnce(t, client)
+	got := udhcpcOnce(t, r.client)
 	if !strings.HasPrefix(got["ip"], "10.20.0.1") || got["router"] != "10.20.0.1" {
 		t.Errorf("relayed client got ip=%s router=%s, want 10.20.0.100-150 via 10.20.0.1 (relay log: %s)", got["ip"], got["router"], relOut.String())
 	}
 	time.Sleep(300 * time.Millisecond)
-	_ = capture.Process.Signal(syscall.SIGINT)
-	_ = capture.Wait()
-	t.Logf("tcpdump: %s", capOut.String())
-
-	frames := readPcapUDP(t, pcap)
-	if dump, err := server.Exec("tcpdump", "-nr", pcap); err == nil {
+	frames := capture.stop(t)
+	t.Logf("tcpdump: %s", capture.out.String())
+	if dump, err := r.server.Exec("tcpdump", "-nr", capture.path); err == nil {
 		t.Logf("capture:\n%s", dump)
 	}
 	var requests82, replies, echoed int

@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/netbootd/netbootd/control/machines"
-	"github.com/netbootd/netbootd/tests/netns"
 	"github.com/netbootd/netbootd/tests/qemu"
 )
 
@@ -55,38 +52,14 @@ func TestMenuProxyPerMAC(t *testing.T) {
 	assets := bootAssets(t)
 	writeFile(t, filepath.Join(assets, "netboot.xyz", "menu.ipxe"), []byte("#!ipxe\necho local netboot.xyz mirror\nexit\n"))
 	r := newRack(t)
-	other := netns.New(t, "nbd")
-	netns.Veth(t, other, "eth0", "10.10.0.2/24", r.lan, "dhp", "")
-	r.lan.Enslave(t, "dhp", "br0")
-	dnsmasq := other.Cmd(t, "dnsmasq", "--no-daemon", "--port=0", "--interface=eth0", "--bind-interfaces",
-		"--dhcp-range=10.10.0.100,10.10.0.150,255.255.255.0,1h", "--dhcp-leasefile="+t.TempDir()+"/leases",
-		"--dhcp-host=52:54:00:00:30:01,10.10.0.31", "--dhcp-host=52:54:00:00:30:02,10.10.0.32",
-		"--no-ping", "--pid-file=")
-	if err := dnsmasq.Start(); err != nil {
-		t.Fatal(err)
-	}
+	r.lanDnsmasq(t, "--dhcp-host=52:54:00:00:30:01,10.10.0.31", "--dhcp-host=52:54:00:00:30:02,10.10.0.32")
 	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", fmt.Sprintf(menuProxyConfig, assets), "", goPath...)
 
-	vms := []struct{ name, mac, profile string }{
+	vms := []vmBoot{
 		{"menu01", "52:54:00:00:30:01", "netbootd.profile=from-menu"},
 		{"menu02", "52:54:00:00:30:02", "netbootd.profile=direct"},
 	}
-	var wg sync.WaitGroup
-	serials := make([]string, len(vms))
-	errs := make([]error, len(vms))
-	begin := time.Now()
-	for i, v := range vms {
-		vm := qemu.Start(t, r.lan, qemu.Options{Name: v.name, Bridge: "br0", MAC: v.mac, NoRouterAdvertisements: true})
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, errs[i] = vm.WaitFor(qemu.Marker+" done", 5*time.Minute); errs[i] == nil {
-				serials[i] = vm.Serial()
-			}
-		}()
-	}
-	wg.Wait()
-	t.Logf("both VMs booted in %v", time.Since(begin).Round(time.Second))
+	serials, errs := bootAtOnce(t, r, vms)
 	for i, v := range vms {
 		if errs[i] != nil {
 			t.Errorf("%s did not boot: %v", v.name, errs[i])

@@ -5,9 +5,16 @@ package tests
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
+
+	"github.com/netbootd/netbootd/tests/netns"
 )
 
 // syncBuffer collects a child's output while the test reads it.
@@ -26,6 +33,40 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// capture is tcpdump writing the UDP datagrams of one port on one interface to a pcap file.
+type capture struct {
+	cmd  *exec.Cmd
+	path string
+	out  *syncBuffer // tcpdump's stderr: "listening on", the packet counts
+}
+
+// startCapture runs tcpdump in ns on iface for UDP port and returns once it listens.
+func startCapture(t *testing.T, ns *netns.NS, iface string, port int) *capture {
+	t.Helper()
+	c := &capture{path: filepath.Join(t.TempDir(), "capture.pcap"), out: &syncBuffer{}}
+	c.cmd = ns.Cmd(t, "tcpdump", "-i", iface, "--immediate-mode", "-U", "-w", c.path, "udp", "port", fmt.Sprint(port))
+	c.cmd.Stderr = c.out
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "tcpdump listening", func() bool { return strings.Contains(c.out.String(), "listening on") })
+	return c
+}
+
+// payloads are the UDP payloads captured so far.
+func (c *capture) payloads(t *testing.T) [][]byte {
+	t.Helper()
+	return readPcapUDP(t, c.path)
+}
+
+// stop ends tcpdump (SIGINT flushes its file) and returns every UDP payload it captured.
+func (c *capture) stop(t *testing.T) [][]byte {
+	t.Helper()
+	_ = c.cmd.Process.Signal(syscall.SIGINT)
+	_ = c.cmd.Wait()
+	return c.payloads(t)
 }
 
 // readPcapUDP returns the UDP payloads of the IPv4 frames in a tcpdump capture (Ethernet link type).

@@ -21,15 +21,7 @@ import (
 // no address from netbootd; a plain DHCP client gets nothing from netbootd.
 func TestProxyBesideAnotherDHCPServer(t *testing.T) {
 	r := newRack(t)
-	other := netns.New(t, "nbd")
-	netns.Veth(t, other, "eth0", "10.10.0.2/24", r.lan, "dhp", "")
-	r.lan.Enslave(t, "dhp", "br0")
-	dnsmasq := other.Cmd(t, "dnsmasq", "--no-daemon", "--port=0", "--interface=eth0", "--bind-interfaces",
-		"--dhcp-range=10.10.0.100,10.10.0.150,255.255.255.0,1h", "--dhcp-leasefile="+t.TempDir()+"/leases",
-		"--no-ping", "--pid-file=")
-	if err := dnsmasq.Start(); err != nil {
-		t.Fatal(err)
-	}
+	r.lanDnsmasq(t)
 	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", "", t.TempDir(), goPath...)
 
 	client := r.client(t, "02:00:00:00:05:01")

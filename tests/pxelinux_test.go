@@ -7,12 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/netbootd/netbootd/control/machines"
-	"github.com/netbootd/netbootd/tests/netns"
 	"github.com/netbootd/netbootd/tests/qemu"
 )
 
@@ -102,26 +100,11 @@ func TestPxelinuxBootsProfileAndStaticTree(t *testing.T) {
 	r := newRack(t)
 	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", fmt.Sprintf(pxelinuxConfig, assets, root), "", goPath...)
 
-	vms := []struct{ name, mac, profile string }{
+	vms := []vmBoot{
 		{"pxe01", "52:54:00:00:20:01", "netbootd.profile=rendered"},
 		{"pxe02", "52:54:00:00:20:02", "netbootd.profile=static-tree"},
 	}
-	var wg sync.WaitGroup
-	serials := make([]string, len(vms))
-	errs := make([]error, len(vms))
-	begin := time.Now()
-	for i, v := range vms {
-		vm := qemu.Start(t, r.lan, qemu.Options{Name: v.name, Bridge: "br0", MAC: v.mac, NoRouterAdvertisements: true})
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, errs[i] = vm.WaitFor(qemu.Marker+" done", 5*time.Minute); errs[i] == nil {
-				serials[i] = vm.Serial()
-			}
-		}()
-	}
-	wg.Wait()
-	t.Logf("both VMs booted through pxelinux in %v", time.Since(begin).Round(time.Second))
+	serials, errs := bootAtOnce(t, r, vms)
 	for i, v := range vms {
 		if errs[i] != nil {
 			t.Errorf("%s did not boot: %v", v.name, errs[i])
@@ -199,15 +182,7 @@ func TestPxelinuxTFTPOnlyBehindDnsmasq(t *testing.T) {
 	static := strings.Replace(debianInstallerDefault, " netbootd.booted=http://10.10.0.1:8080/booted/52-54-00-00-20-02", "", 1)
 	writeFile(t, filepath.Join(root, "pxelinux.cfg", "default"), []byte(static))
 	r := newRack(t)
-	other := netns.New(t, "nbd")
-	netns.Veth(t, other, "eth0", "10.10.0.2/24", r.lan, "dhp", "")
-	r.lan.Enslave(t, "dhp", "br0")
-	dnsmasq := other.Cmd(t, "dnsmasq", "--no-daemon", "--port=0", "--interface=eth0", "--bind-interfaces",
-		"--dhcp-range=10.10.0.100,10.10.0.150,255.255.255.0,1h", "--dhcp-leasefile="+t.TempDir()+"/leases",
-		"--dhcp-boot=lpxelinux.0,,10.10.0.1", "--no-ping", "--pid-file=")
-	if err := dnsmasq.Start(); err != nil {
-		t.Fatal(err)
-	}
+	r.lanDnsmasq(t, "--dhcp-boot=lpxelinux.0,,10.10.0.1")
 	cfg := fmt.Sprintf("interface: {mode: reservation, ipv6_ra: true}\ntftp: {root: %s}\nsubnets: [{cidr: 10.10.0.0/24}]\n", root)
 	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", cfg, "", goPath...)
 
@@ -241,15 +216,7 @@ func TestPxelinuxRenderedBehindProxy(t *testing.T) {
 	assets := bootAssets(t)
 	root := pxelinuxRoot(t, assets)
 	r := newRack(t)
-	other := netns.New(t, "nbd")
-	netns.Veth(t, other, "eth0", "10.10.0.2/24", r.lan, "dhp", "")
-	r.lan.Enslave(t, "dhp", "br0")
-	dnsmasq := other.Cmd(t, "dnsmasq", "--no-daemon", "--port=0", "--interface=eth0", "--bind-interfaces",
-		"--dhcp-range=10.10.0.100,10.10.0.150,255.255.255.0,1h", "--dhcp-leasefile="+t.TempDir()+"/leases",
-		"--dhcp-host=52:54:00:00:20:04,10.10.0.24", "--no-ping", "--pid-file=")
-	if err := dnsmasq.Start(); err != nil {
-		t.Fatal(err)
-	}
+	r.lanDnsmasq(t, "--dhcp-host=52:54:00:00:20:04,10.10.0.24")
 	cfg := fmt.Sprintf(`
 interface: {mode: proxy, ipv6_ra: true}
 http: {assets: %s}

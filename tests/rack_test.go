@@ -48,13 +48,75 @@ func newRack(t *testing.T) *rack {
 // client adds a client namespace with eth0 (MAC mac, no address) on the LAN.
 func (r *rack) client(t *testing.T, mac string) *netns.NS {
 	t.Helper()
-	c := netns.New(t, "nbd")
-	peer := fmt.Sprintf("cp%d", r.n)
-	r.n++
-	netns.Veth(t, c, "eth0", "", r.lan, peer, "")
-	r.lan.Enslave(t, peer, "br0")
+	c := r.lanHost(t, "")
 	c.Run(t, "ip", "link", "set", "eth0", "address", mac)
 	return c
+}
+
+// relayedRack is a client behind a router that relays DHCP: server ns (sv0, 10.10.0.1/24) ─
+// relay ns (up0 10.10.0.2/24, dn0 10.20.0.1/24) ─ client ns (eth0, no address). rackConfig
+// trusts 10.10.0.2 as the relay of 10.20.0.0/24.
+type relayedRack struct {
+	server, relay, client *netns.NS
+}
+
+// newRelayedRack builds a relayedRack whose client has MAC mac.
+func newRelayedRack(t *testing.T, mac string) *relayedRack {
+	t.Helper()
+	r := &relayedRack{server: netns.New(t, "nbd"), relay: netns.New(t, "nbd"), client: netns.New(t, "nbd")}
+	netns.Veth(t, r.server, "sv0", "10.10.0.1/24", r.relay, "up0", "10.10.0.2/24")
+	netns.Veth(t, r.relay, "dn0", "10.20.0.1/24", r.client, "eth0", "")
+	r.client.Run(t, "ip", "link", "set", "eth0", "address", mac)
+	r.server.Run(t, "ip", "route", "add", "10.20.0.0/24", "via", "10.10.0.2")
+	return r
+}
+
+// dhcrelay runs ISC dhcrelay in the relay ns toward 10.10.0.1, with extra flags (-a: add
+// option 82), and returns its output once it listens.
+func (r *relayedRack) dhcrelay(t *testing.T, extra ...string) *syncBuffer {
+	t.Helper()
+	args := append([]string{"-4", "-d"}, extra...)
+	rel := r.relay.Cmd(t, "dhcrelay", append(args, "-id", "dn0", "-iu", "up0", "10.10.0.1")...)
+	out := &syncBuffer{}
+	rel.Stdout, rel.Stderr = out, out
+	if err := rel.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "dhcrelay listening", func() bool { return strings.Contains(out.String(), "Listening on") })
+	return out
+}
+
+// onLink adds a client namespace on r's LAN with mac and a static address (cidr), as another
+// DHCP server would have given it or an attacker would set it.
+func (r *rack) onLink(t *testing.T, mac, cidr string) *netns.NS {
+	t.Helper()
+	c := r.client(t, mac)
+	c.Run(t, "ip", "addr", "add", cidr, "dev", "eth0")
+	return c
+}
+
+// lanHost adds a namespace on r's LAN whose eth0 has the address cidr (none when empty).
+func (r *rack) lanHost(t *testing.T, cidr string) *netns.NS {
+	t.Helper()
+	h := netns.New(t, "nbd")
+	peer := fmt.Sprintf("cp%d", r.n)
+	r.n++
+	netns.Veth(t, h, "eth0", cidr, r.lan, peer, "")
+	r.lan.Enslave(t, peer, "br0")
+	return h
+}
+
+// lanDnsmasq starts dnsmasq as the network's own DHCP server on r's LAN (10.10.0.2, leasing
+// 10.10.0.100-150 for an hour, no DNS), with extra options.
+func (r *rack) lanDnsmasq(t *testing.T, extra ...string) {
+	t.Helper()
+	args := append([]string{"--no-daemon", "--port=0", "--interface=eth0", "--bind-interfaces",
+		"--dhcp-range=10.10.0.100,10.10.0.150,255.255.255.0,1h", "--dhcp-leasefile=" + t.TempDir() + "/leases",
+		"--no-ping", "--pid-file="}, extra...)
+	dnsmasq := r.lanHost(t, "10.10.0.2/24").Cmd(t, "dnsmasq", args...)
+	if err := dnsmasq.Start(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // daemon is a running `netbootd attach`.
@@ -225,11 +287,12 @@ func (d *daemon) metric(name string, match ...string) float64 {
 
 // apiLease is one row of GET /api/v1/leases.
 type apiLease struct {
-	MAC     string `json:"mac"`
-	IP      string `json:"ip"`
-	State   string `json:"state"`
-	Subnet  string `json:"subnet"`
-	Expires string `json:"expires"`
+	MAC      string `json:"mac"`
+	ClientID string `json:"client_id"`
+	IP       string `json:"ip"`
+	State    string `json:"state"`
+	Subnet   string `json:"subnet"`
+	Expires  string `json:"expires"`
 }
 
 func (d *daemon) leases() []apiLease {

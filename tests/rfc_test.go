@@ -64,29 +64,11 @@ func TestRFC2131_4_3_1_Udhcpc576GetsATrimmedReply(t *testing.T) {
 // it to the client, which has no address yet. ISC dhclient, rebooting behind the relay with a
 // lease from the other subnet, is NAKed (wrong network), hears it and starts over.
 func TestRFC2131_4_3_2_DhclientBehindDhcrelayHearsTheNAK(t *testing.T) {
-	server := netns.New(t, "nbd")
-	relay := netns.New(t, "nbd")
-	client := netns.New(t, "nbd")
-	netns.Veth(t, server, "sv0", "10.10.0.1/24", relay, "up0", "10.10.0.2/24")
-	netns.Veth(t, relay, "dn0", "10.20.0.1/24", client, "eth0", "")
-	client.Run(t, "ip", "link", "set", "eth0", "address", "02:00:00:00:0e:02")
-	server.Run(t, "ip", "route", "add", "10.20.0.0/24", "via", "10.10.0.2")
-	d := startNetbootd(t, server, "sv0", "10.10.0.1", rackConfig, "", goPath...)
-	pcap := filepath.Join(t.TempDir(), "nak.pcap")
-	capture := server.Cmd(t, "tcpdump", "-i", "sv0", "--immediate-mode", "-U", "-w", pcap, "udp", "port", "67")
-	capOut := &syncBuffer{}
-	capture.Stderr = capOut
-	if err := capture.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "tcpdump listening", func() bool { return strings.Contains(capOut.String(), "listening on") })
-	rel := relay.Cmd(t, "dhcrelay", "-4", "-d", "-id", "dn0", "-iu", "up0", "10.10.0.1")
-	relOut := &syncBuffer{}
-	rel.Stdout, rel.Stderr = relOut, relOut
-	if err := rel.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "dhcrelay listening", func() bool { return strings.Contains(relOut.String(), "Listening on") })
+	r := newRelayedRack(t, "02:00:00:00:0e:02")
+	client := r.client
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", rackConfig, "", goPath...)
+	capture := startCapture(t, r.server, "sv0", 67)
+	relOut := r.dhcrelay(t)
 
 	dir := t.TempDir()
 	leases := filepath.Join(dir, "leases")
@@ -116,10 +98,8 @@ case "$reason" in BOUND|REBOOT|RENEW) echo "$new_ip_address" > `+result+`;; esac
 	}
 	// dhcrelay delivers a NAK either way (to chaddr when the bit is clear): the capture shows
 	// what the server sent.
-	_ = capture.Process.Signal(unix.SIGINT)
-	_ = capture.Wait()
 	naks := 0
-	for _, p := range readPcapUDP(t, pcap) {
+	for _, p := range capture.stop(t) {
 		if bootpOp(p) == 2 && string(dhcpOption(p, 53)) == "\x06" {
 			naks++
 			if p[10]&0x80 == 0 {
@@ -128,7 +108,7 @@ case "$reason" in BOUND|REBOOT|RENEW) echo "$new_ip_address" > `+result+`;; esac
 		}
 	}
 	if naks == 0 {
-		t.Errorf("no NAK in the capture (%s)", capOut.String())
+		t.Errorf("no NAK in the capture (%s)", capture.out.String())
 	}
 }
 
@@ -305,13 +285,7 @@ func TestRFC6842_UdhcpcClientIdentifier(t *testing.T) {
 		t.Errorf("a second identifier on the MAC got the first one's address %s", third)
 	}
 	// GET /api/v1/leases shows which identifier holds which address.
-	var rows []struct {
-		MAC      string `json:"mac"`
-		ClientID string `json:"client_id"`
-		IP       string `json:"ip"`
-		State    string `json:"state"`
-	}
-	d.getJSON("/api/v1/leases", &rows)
+	rows := d.leases()
 	got := map[string]string{}
 	for _, l := range rows {
 		if l.MAC == "02:00:00:00:0e:05" && l.State == "bound" {
@@ -406,14 +380,7 @@ func TestRFC6842_DhcpcdDUIDClientIdentifier(t *testing.T) {
 	r := newRack(t)
 	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", rackConfig, "", goPath...)
 	c := r.client(t, mac)
-	pcap := filepath.Join(t.TempDir(), "dhcpcd.pcap")
-	capture := r.server.Cmd(t, "tcpdump", "-i", "sv0", "--immediate-mode", "-U", "-w", pcap, "udp", "port", "67")
-	capOut := &syncBuffer{}
-	capture.Stderr = capOut
-	if err := capture.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "tcpdump listening", func() bool { return strings.Contains(capOut.String(), "listening on") })
+	capture := startCapture(t, r.server, "sv0", 67)
 
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "dhcpcd.conf")
@@ -447,10 +414,8 @@ mount --bind "$1" /etc/resolv.conf && shift && exec "$@"`
 		t.Fatalf("dhcpcd bound %q, want one of 10.10.0.100-150:\n%s", ip, out)
 	}
 
-	_ = capture.Process.Signal(unix.SIGINT)
-	_ = capture.Wait()
 	var sent, echoed []byte
-	for _, p := range readPcapUDP(t, pcap) {
+	for _, p := range capture.stop(t) {
 		typ := string(dhcpOption(p, 53))
 		switch {
 		case bootpOp(p) == 1 && typ == "\x03":
@@ -468,13 +433,7 @@ mount --bind "$1" /etc/resolv.conf && shift && exec "$@"`
 		t.Errorf("ACK echoes option 61 as %x, dhcpcd sent %x", echoed, sent)
 	}
 
-	var rows []struct {
-		MAC      string `json:"mac"`
-		ClientID string `json:"client_id"`
-		IP       string `json:"ip"`
-		State    string `json:"state"`
-	}
-	d.getJSON("/api/v1/leases", &rows)
+	rows := d.leases()
 	found := false
 	for _, l := range rows {
 		if l.ClientID == fmt.Sprintf("%x", sent) {

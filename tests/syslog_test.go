@@ -3,7 +3,6 @@
 package tests
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"net"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/netbootd/netbootd/control/machines"
 	"github.com/netbootd/netbootd/control/syslog"
+	"github.com/netbootd/netbootd/internal/testrun"
 	"github.com/netbootd/netbootd/tests/netns"
 )
 
@@ -68,15 +68,7 @@ func TestSyslogFromRealClients(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	testrun.Run(t, r.Run)
 
 	nonce := make([]byte, 4)
 	_, _ = rand.Read(nonce)

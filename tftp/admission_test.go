@@ -8,22 +8,6 @@ import (
 	"time"
 )
 
-// newRawFrom is newRaw bound to a given loopback address (127.0.0.0/8 is all local on Linux),
-// to stand for another host.
-func newRawFrom(t *testing.T, srv string, ip net.IP) *rawClient {
-	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	a, err := net.ResolveUDPAddr("udp", srv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &rawClient{t: t, conn: c, srv: a, buf: make([]byte, 70000)}
-}
-
 // A client that never acknowledges gets the server's Timeout, not the 255 s it negotiated.
 func TestUnconfirmedTimeoutIsCapped(t *testing.T) {
 	ts := startServer(t, Config{Timeout: 100 * time.Millisecond, Retries: 2})

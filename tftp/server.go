@@ -1,6 +1,7 @@
 package tftp
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -99,9 +100,8 @@ type Server struct {
 	perClient map[netip.Addr]int
 	peers     map[netip.AddrPort]*peerTransfer // transfers in progress by client address
 	// unconfirmed are the transfers whose client has not acknowledged anything yet.
-	unconfirmed    map[*peerTransfer]struct{}
-	unconfirmedPer map[netip.Addr]int
-	wg             sync.WaitGroup
+	unconfirmed *unconfirmedSet
+	wg          sync.WaitGroup
 
 	uploadMu   sync.Mutex
 	uploadUsed int64 // bytes in UploadDir, as of the last count plus blocks written since
@@ -198,8 +198,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		perClient:  map[netip.Addr]int{},
 		peers:      map[netip.AddrPort]*peerTransfer{},
 
-		unconfirmed:    map[*peerTransfer]struct{}{},
-		unconfirmedPer: map[netip.Addr]int{},
+		unconfirmed: newUnconfirmedSet(),
 	}
 	growReadBuffer(conn, listenerBuffer)
 	s.local = conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
@@ -519,10 +518,10 @@ type peerTransfer struct {
 	src    netip.AddrPort
 	cancel context.CancelFunc
 	inbox  chan []byte // single-port mode: the client's packets, routed by the listener
-	// unconfirmed: counted among the transfers the client has not acknowledged yet (it may
-	// be a spoofed source), since admitted.
-	unconfirmed bool
-	admitted    time.Time
+	// pending: its place among the transfers the client has not acknowledged yet (it may be
+	// a spoofed source; nil once acknowledged), since admitted.
+	pending  *list.Element
+	admitted time.Time
 }
 
 // acquire reserves a transfer slot for src, or returns why not: a reason label and the
@@ -535,7 +534,7 @@ type peerTransfer struct {
 // are capped per client address and in total, apart from MaxTransfers, so that requests
 // with spoofed sources, which are never acknowledged, cannot hold the server's slots: over
 // the per-address cap a request is dropped, and when the total is reached an unconfirmed
-// transfer gives way (see evictionVictim; a real client acknowledges within a round trip).
+// transfer gives way (see unconfirmedSet.victim; a real client acknowledges within a round trip).
 func (s *Server) acquire(src netip.AddrPort, pt *peerTransfer, now time.Time) (reason, msg string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -543,8 +542,8 @@ func (s *Server) acquire(src netip.AddrPort, pt *peerTransfer, now time.Time) (r
 	if old != nil && old.rrq == pt.rrq {
 		return "duplicate", ""
 	}
-	unconfirmed := s.unconfirmedPer[src.Addr()]
-	if old != nil && old.unconfirmed {
+	unconfirmed := s.unconfirmed.count(src.Addr())
+	if old != nil && old.pending != nil {
 		unconfirmed--
 	}
 	switch {
@@ -558,8 +557,8 @@ func (s *Server) acquire(src netip.AddrPort, pt *peerTransfer, now time.Time) (r
 	case s.perClient[src.Addr()] >= s.cfg.MaxPerClient:
 		return "busy_per_client", "server busy: too many transfers from this client"
 	}
-	if len(s.unconfirmed) >= s.cfg.MaxUnconfirmed {
-		victim := s.evictionVictim()
+	if s.unconfirmed.len() >= s.cfg.MaxUnconfirmed {
+		victim := s.unconfirmed.victim()
 		victim.cancel()
 		s.settle(victim)
 		s.m.refused.WithLabelValues("unconfirmed_evicted").Inc()
@@ -567,26 +566,10 @@ func (s *Server) acquire(src netip.AddrPort, pt *peerTransfer, now time.Time) (r
 	s.active++
 	s.perClient[src.Addr()]++
 	s.peers[src] = pt
-	pt.unconfirmed, pt.admitted = true, now
-	s.unconfirmed[pt] = struct{}{}
-	s.unconfirmedPer[src.Addr()]++
-	s.m.unconfirmed.Set(float64(len(s.unconfirmed)))
+	pt.admitted = now
+	s.unconfirmed.add(pt)
+	s.m.unconfirmed.Set(float64(s.unconfirmed.len()))
 	return "", ""
-}
-
-// evictionVictim is the unconfirmed transfer that gives way when they are all taken: the
-// oldest of the address holding the most, so that a flood's addresses lose theirs before a
-// client with a single request does. s.mu must be held.
-func (s *Server) evictionVictim() *peerTransfer {
-	var victim *peerTransfer
-	most := 0
-	for u := range s.unconfirmed {
-		n := s.unconfirmedPer[u.src.Addr()]
-		if victim == nil || n > most || (n == most && u.admitted.Before(victim.admitted)) {
-			victim, most = u, n
-		}
-	}
-	return victim
 }
 
 // confirm records that pt's client answered: its transfer no longer counts as unconfirmed.
@@ -599,16 +582,9 @@ func (s *Server) confirm(pt *peerTransfer) {
 // settle takes pt out of the unconfirmed transfers (it was acknowledged, replaced or ended).
 // s.mu must be held.
 func (s *Server) settle(pt *peerTransfer) {
-	if !pt.unconfirmed {
-		return
+	if s.unconfirmed.remove(pt) {
+		s.m.unconfirmed.Set(float64(s.unconfirmed.len()))
 	}
-	pt.unconfirmed = false
-	delete(s.unconfirmed, pt)
-	a := pt.src.Addr()
-	if s.unconfirmedPer[a]--; s.unconfirmedPer[a] <= 0 {
-		delete(s.unconfirmedPer, a)
-	}
-	s.m.unconfirmed.Set(float64(len(s.unconfirmed)))
 }
 
 func (s *Server) release(src netip.AddrPort, pt *peerTransfer) {

@@ -18,6 +18,8 @@ import (
 	pin "github.com/pin/tftp/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/netbootd/netbootd/internal/testrun"
 )
 
 type testServer struct {
@@ -36,20 +38,7 @@ func startServer(t *testing.T, cfg Config) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	})
+	testrun.Run(t, s.Run)
 	return &testServer{Server: s, addr: s.Addr().String(), reg: reg}
 }
 
@@ -227,7 +216,14 @@ type rawClient struct {
 
 func newRaw(t *testing.T, srv string) *rawClient {
 	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return newRawFrom(t, srv, net.IPv4(127, 0, 0, 1))
+}
+
+// newRawFrom is newRaw bound to a given loopback address (127.0.0.0/8 is all local on Linux),
+// to stand for another host.
+func newRawFrom(t *testing.T, srv string, ip net.IP) *rawClient {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,9 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/netbootd/netbootd/internal/testclock"
 )
 
 var (
@@ -15,21 +16,9 @@ var (
 	attacker = net.HardwareAddr{0x52, 0x54, 0, 0, 0, 2}
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func openAt(t *testing.T, path string, c *clock) *Keys {
+func openAt(t *testing.T, path string, c *testclock.Clock) *Keys {
 	t.Helper()
-	k, err := open(path, time.Hour, c.now)
+	k, err := open(path, time.Hour, c.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +38,7 @@ func sign(t *testing.T, k *Keys, mac net.HardwareAddr) string {
 }
 
 func TestSignVerify(t *testing.T) {
-	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	c := testclock.New(time.Unix(1_800_000_000, 0))
 	k := openAt(t, filepath.Join(t.TempDir(), FileName), c)
 	tok := sign(t, k, victim)
 	if !k.Verify(victim, tok) {
@@ -64,7 +53,7 @@ func TestSignVerify(t *testing.T) {
 }
 
 func TestTampered(t *testing.T) {
-	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	c := testclock.New(time.Unix(1_800_000_000, 0))
 	k := openAt(t, filepath.Join(t.TempDir(), FileName), c)
 	tok := sign(t, k, victim)
 	flip := func(i int) string {
@@ -94,12 +83,12 @@ func TestTampered(t *testing.T) {
 // The previous secret still verifies after one rotation, not after two; a token expires after
 // the rotation age whatever its secret.
 func TestRotation(t *testing.T) {
-	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	c := testclock.New(time.Unix(1_800_000_000, 0))
 	path := filepath.Join(t.TempDir(), FileName)
 	k := openAt(t, path, c)
 	old := sign(t, k, victim)
 
-	c.add(59 * time.Minute)
+	c.Add(59 * time.Minute)
 	if err := k.Rotate(); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +105,7 @@ func TestRotation(t *testing.T) {
 	if !k.Verify(victim, fresh) {
 		t.Error("a token of the previous secret does not verify")
 	}
-	c.add(61 * time.Minute)
+	c.Add(61 * time.Minute)
 	if k.Verify(victim, fresh) {
 		t.Error("a token older than the rotation age verifies")
 	}
@@ -124,16 +113,16 @@ func TestRotation(t *testing.T) {
 
 // Sign rotates by itself once the current secret is older than the rotation age.
 func TestRotatesByAge(t *testing.T) {
-	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	c := testclock.New(time.Unix(1_800_000_000, 0))
 	path := filepath.Join(t.TempDir(), FileName)
 	k := openAt(t, path, c)
 	first := string(k.cur.Key)
-	c.add(30 * time.Minute)
+	c.Add(30 * time.Minute)
 	tok := sign(t, k, victim)
 	if string(k.cur.Key) != first {
 		t.Fatal("rotated before the age")
 	}
-	c.add(30 * time.Minute)
+	c.Add(30 * time.Minute)
 	sign(t, k, victim)
 	if string(k.cur.Key) == first || string(k.prev.Key) != first {
 		t.Fatal("did not rotate at the age")
@@ -149,7 +138,7 @@ func TestRotatesByAge(t *testing.T) {
 // The secret survives a restart, is private, and a file others can read or that is not a secret
 // file stops the start with a clear error rather than being replaced.
 func TestPersistence(t *testing.T) {
-	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	c := testclock.New(time.Unix(1_800_000_000, 0))
 	dir := filepath.Join(t.TempDir(), "state")
 	path := filepath.Join(dir, FileName)
 	k := openAt(t, path, c)
@@ -171,7 +160,7 @@ func TestPersistence(t *testing.T) {
 	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := open(path, time.Hour, c.now); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+	if _, err := open(path, time.Hour, c.Now); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Errorf("world-readable secret: err %v", err)
 	}
 	for name, body := range map[string]string{
@@ -182,7 +171,7 @@ func TestPersistence(t *testing.T) {
 		if err := os.WriteFile(bad, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := open(bad, time.Hour, c.now); err == nil || !strings.Contains(err.Error(), bad) {
+		if _, err := open(bad, time.Hour, c.Now); err == nil || !strings.Contains(err.Error(), bad) {
 			t.Errorf("%s: err %v, want one naming the file", name, err)
 		}
 		if b, _ := os.ReadFile(bad); string(b) != body {

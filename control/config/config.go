@@ -4,6 +4,7 @@ package config
 
 import (
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -236,7 +237,7 @@ type Range struct {
 // Size is the number of addresses in the range.
 func (r Range) Size() int {
 	a, b := r.First.As4(), r.Last.As4()
-	return int(be32(b[:])-be32(a[:])) + 1
+	return int(binary.BigEndian.Uint32(b[:])-binary.BigEndian.Uint32(a[:])) + 1
 }
 
 // Contains reports whether ip is in the range.
@@ -405,8 +406,4 @@ func (c *Config) ApplyInterface(addr netip.Addr, prefix netip.Prefix) {
 	if len(c.Subnets) == 0 && prefix.IsValid() && (c.Interface.Mode != ModeAuthoritative || !c.DHCP.On()) {
 		c.Subnets = []Subnet{{CIDR: prefix}}
 	}
-}
-
-func be32(b []byte) uint32 {
-	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }

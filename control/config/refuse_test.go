@@ -57,21 +57,7 @@ func TestRefusedSettings(t *testing.T) {
 		{"HTTPS with a pair that does not load", head + "subnets: [{cidr: 10.0.0.0/24}]\nhttp:\n  tls: {listen: \":443\", cert: /nonexistent/tls.crt, key: /nonexistent/tls.key}\n",
 			"line 4: http.tls.cert: /nonexistent/tls.crt with key /nonexistent/tls.key: open /nonexistent/tls.crt"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c, err := Parse([]byte(tc.yaml))
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = c.Validate()
-			switch {
-			case tc.want == "" && err != nil:
-				t.Errorf("refused: %v", err)
-			case tc.want != "" && err == nil:
-				t.Errorf("accepted, want %s", tc.want)
-			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
-				t.Errorf("error %v\nwant it to contain %s", err, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkVerdict(t, tc.yaml, tc.want) })
 	}
 }
 
@@ -145,3 +131,21 @@ func TestServerAddressRulesWaitForTheInterface(t *testing.T) {
 
 func mustAddr(s string) netip.Addr     { return netip.MustParseAddr(s) }
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// checkVerdict parses and validates yaml: accepted when want is empty, else refused with an
+// error that contains want.
+func checkVerdict(t *testing.T, yaml, want string) {
+	t.Helper()
+	c, err := Parse([]byte(yaml))
+	if err == nil {
+		err = c.Validate()
+	}
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("refused: %v", err)
+	case want != "" && err == nil:
+		t.Errorf("accepted, want %s:\n%s", want, yaml)
+	case want != "" && !strings.Contains(err.Error(), want):
+		t.Errorf("error %v\nwant it to contain %q", err, want)
+	}
+}

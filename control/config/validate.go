@@ -270,8 +270,9 @@ func (c *Config) validateSubnets(ifaceKnown bool, bad report) {
 // lastAddr is the prefix's highest address: its broadcast address.
 func lastAddr(p netip.Prefix) netip.Addr {
 	a := p.Addr().As4()
-	v := be32(a[:]) | uint32(1<<(32-p.Bits())-1)
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	var last [4]byte
+	binary.BigEndian.PutUint32(last[:], binary.BigEndian.Uint32(a[:])|uint32(1<<(32-p.Bits())-1))
+	return netip.AddrFrom4(last)
 }
 
 func (c *Config) validateTFTP(bad report) {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/netbootd/netbootd/internal/testclock"
 )
 
 var (
@@ -18,7 +20,7 @@ var (
 // MAC with different identifiers hold two leases, and one identifier on another MAC (a new
 // NIC) keeps its address.
 func TestRFC2131_4_2_LeasesKeyedByClientIdentifier(t *testing.T) {
-	clk := &clock{t: time.Unix(1e9, 0)}
+	clk := testclock.New(time.Unix(1e9, 0))
 	s := open(t, filepath.Join(t.TempDir(), "l.db"), clk, "10.0.0.10", "10.0.0.11")
 	defer s.Close()
 	a, b := ClientOf(mac(1), duidA), ClientOf(mac(1), duidB)
@@ -51,7 +53,7 @@ func TestRFC2132_9_14_HardwareTypeIdentifierIsTheMAC(t *testing.T) {
 	if c := ClientOf(mac(1), append([]byte{1}, mac(2)...)); c.ID == nil {
 		t.Errorf("01+another MAC dropped")
 	}
-	clk := &clock{t: time.Unix(1e9, 0)}
+	clk := testclock.New(time.Unix(1e9, 0))
 	s := open(t, filepath.Join(t.TempDir(), "l.db"), clk, "10.0.0.10", "10.0.0.11")
 	defer s.Close()
 	ip := bind(t, s, ClientOf(mac(1), nil))
@@ -80,7 +82,7 @@ func TestOldLeaseFileStillReadable(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	clk := &clock{t: time.Unix(1e9, 0)}
+	clk := testclock.New(time.Unix(1e9, 0))
 	s := open(t, path, clk, "10.0.0.10", "10.0.0.11")
 	if l, ok := s.Lookup(mac(1), subnet); !ok || l.IP.String() != "10.0.0.11" || l.State != Bound {
 		t.Fatalf("old record: %+v %v", l, ok)
@@ -103,7 +105,7 @@ func TestOldLeaseFileStillReadable(t *testing.T) {
 // A reservation belongs to its MAC: each boot stage (no identifier, 01+MAC, a DUID) binds the
 // reserved address, one after the other.
 func TestReservedAddressAcrossIdentifiers(t *testing.T) {
-	clk := &clock{t: time.Unix(1e9, 0)}
+	clk := testclock.New(time.Unix(1e9, 0))
 	s := open(t, filepath.Join(t.TempDir(), "l.db"), clk, "10.0.0.10", "10.0.0.11")
 	defer s.Close()
 	hw := mac(0xffff) // 02:00:00:00:ff:ff holds 10.0.0.12

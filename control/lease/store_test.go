@@ -11,31 +11,21 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/netbootd/netbootd/internal/testclock"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 const subnet = "10.0.0.0/24"
 
 func mac(i int) net.HardwareAddr { return net.HardwareAddr{2, 0, 0, 0, byte(i >> 8), byte(i)} }
 
-func open(t *testing.T, path string, clk *clock, first, last string) *Store {
+func open(t *testing.T, path string, clk *testclock.Clock, first, last string) *Store {
 	t.Helper()
 	s, err := Open(Config{
 		Path:     path,
 		Pools:    []Pool{{Subnet: subnet, Ranges: []Range{{netip.MustParseAddr(first), netip.MustParseAddr(last)}}}},
 		Reserved: map[netip.Addr]string{netip.MustParseAddr("10.0.0.12"): "02:00:00:00:ff:ff"},
-		Now:      clk.now, OfferHold: 30 * time.Second, DeclineHold: time.Minute,
+		Now:      clk.Now, OfferHold: 30 * time.Second, DeclineHold: time.Minute,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +34,7 @@ func open(t *testing.T, path string, clk *clock, first, last string) *Store {
 }
 
 func TestOfferCommitAndExhaustion(t *testing.T) {
-	clk := &clock{t: time.Unix(1e9, 0)}
+	clk := testclock.New(time.Unix(1e9, 0))
 	s := open(t, filepath.Join(t.TempDir(), "l.db"), clk, "10.0.0.10", "10.0.0.13")
 	defer s.Close()
 	seen := map[netip.Addr]bool{}
@@ -62,14 +52,14 @@ func TestOfferCommitAndExhaustion(t *testing.T) {
 		t.Fatalf("full pool: %v", err)
 	}
 	// Offers lapse after the hold time and the addresses come back.
-	clk.add(31 * time.Second)
+	clk.Add(31 * time.Second)
 	if _, err := s.Offer(Client{MAC: mac(9)}, subnet, netip.Addr{}); err != nil {
 		t.Fatalf("after offers lapsed: %v", err)
 	}
 }
 
 func TestCommitRules(t *testing.T) {
-	clk := &clock{t: time.Unix(1e9, 0)}
+	clk := testclock.New(time.Unix(1e9, 0))
 	s := open(t, filepath.Join(t.TempDir(), "l.db"), clk, "10.0.0.10", "10.0.0.20")
 	defer s.Close()
 	a := netip.MustParseAddr("10.0.0.15")
@@ -89,14 +79,14 @@ func TestCommitRules(t *testing.T) {
 		t.Errorf("owner of a reservation: %v", err)
 	}
 	// The lease expires; then the address is free for another client.
-	clk.add(2 * time.Hour)
+	clk.Add(2 * time.Hour)
 	if _, err := s.Commit(Client{MAC: mac(2)}, subnet, a, time.Hour, ""); err != nil {
 		t.Errorf("expired address not reusable: %v", err)
 	}
 }
 
 func TestLeasesSurviveReopen(t *testing.T) {
-	clk := &clock{t: time.Now()}
+	clk := testclock.New(time.Now())
 	path := filepath.Join(t.TempDir(), "l.db")
 	s := open(t, path, clk, "10.0.0.10", "10.0.0.200")
 	want := map[string]netip.Addr{}
@@ -144,7 +134,7 @@ func TestLeasesSurviveReopen(t *testing.T) {
 
 // Many clients at once: every address goes to exactly one MAC (run with -race).
 func TestConcurrentClientsNeverShareAnAddress(t *testing.T) {
-	clk := &clock{t: time.Now()}
+	clk := testclock.New(time.Now())
 	s := open(t, filepath.Join(t.TempDir(), "l.db"), clk, "10.0.0.10", "10.0.0.250")
 	defer s.Close()
 	var wg sync.WaitGroup
@@ -175,7 +165,7 @@ func TestConcurrentClientsNeverShareAnAddress(t *testing.T) {
 }
 
 func TestReleaseAndDecline(t *testing.T) {
-	clk := &clock{t: time.Now()}
+	clk := testclock.New(time.Now())
 	s := open(t, filepath.Join(t.TempDir(), "l.db"), clk, "10.0.0.10", "10.0.0.11")
 	defer s.Close()
 	a, _ := s.Offer(Client{MAC: mac(1)}, subnet, netip.Addr{})
@@ -194,7 +184,7 @@ func TestReleaseAndDecline(t *testing.T) {
 	if _, err := s.Offer(Client{MAC: mac(3)}, subnet, netip.Addr{}); !errors.Is(err, ErrPoolExhausted) {
 		t.Errorf("declined address not held: %v", err)
 	}
-	clk.add(2 * time.Minute)
+	clk.Add(2 * time.Minute)
 	if ip, err := s.Offer(Client{MAC: mac(3)}, subnet, netip.Addr{}); err != nil || ip != a {
 		t.Errorf("after the decline hold: %s %v", ip, err)
 	}
@@ -212,7 +202,7 @@ func TestDamagedRecord(t *testing.T) {
 		return b.Put([]byte{10, 0, 0, 10}, []byte("{not json"))
 	})
 	db.Close()
-	s := open(t, path, &clock{t: time.Now()}, "10.0.0.10", "10.0.0.11")
+	s := open(t, path, testclock.New(time.Now()), "10.0.0.10", "10.0.0.11")
 	defer s.Close()
 	if ip, err := s.Offer(Client{MAC: mac(1)}, subnet, netip.Addr{}); err != nil || ip.String() != "10.0.0.11" {
 		t.Errorf("offer beside a damaged record: %s %v", ip, err)
@@ -222,7 +212,7 @@ func TestDamagedRecord(t *testing.T) {
 // Two instances with complementary shares of one pool (HA, one leader after the other) never
 // hand out the same address, each renews only its own, and each runs dry at its half.
 func TestSharesNeverOverlap(t *testing.T) {
-	clk := &clock{t: time.Unix(1e9, 0)}
+	clk := testclock.New(time.Unix(1e9, 0))
 	dir := t.TempDir()
 	a := open(t, filepath.Join(dir, "a.db"), clk, "10.0.0.20", "10.0.0.29")
 	b := open(t, filepath.Join(dir, "b.db"), clk, "10.0.0.20", "10.0.0.29")
@@ -280,7 +270,7 @@ func TestSharesNeverOverlap(t *testing.T) {
 // Writes to one address reach the file in the order they changed the index, whatever batches
 // they fall into: after racing renewals, the file says what memory said.
 func TestRacingWritesLandInIndexOrder(t *testing.T) {
-	clk := &clock{t: time.Unix(1e9, 0)}
+	clk := testclock.New(time.Unix(1e9, 0))
 	path := filepath.Join(t.TempDir(), "l.db")
 	s := open(t, path, clk, "10.0.0.10", "10.0.0.13")
 	ip := netip.MustParseAddr("10.0.0.10")

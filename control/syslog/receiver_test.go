@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/netbootd/netbootd/control/machines"
+	"github.com/netbootd/netbootd/internal/testrun"
 )
 
 var (
@@ -40,15 +41,7 @@ func start(t *testing.T, cfg Config) *env {
 		t.Fatal(err)
 	}
 	e.r = r
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	testrun.Run(t, r.Run)
 	return e
 }
 

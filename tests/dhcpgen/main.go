@@ -14,12 +14,15 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/netbootd/netbootd/tests/rawframe"
 )
 
 func main() {
@@ -151,38 +154,14 @@ func readMACs(path string) ([]net.HardwareAddr, error) {
 // sends it (so an in-place reply fits without growing the frame); with ipOptions its IPv4
 // header carries a router alert option (IHL 6).
 func discover(mac net.HardwareAddr, xid uint32, ipOptions bool) []byte {
-	const bootp = 548
-	ihl := 20
-	if ipOptions {
-		ihl = 24
-	}
-	b := make([]byte, 14+ihl+8+bootp)
-	copy(b[0:6], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
-	copy(b[6:12], mac)
-	binary.BigEndian.PutUint16(b[12:], 0x0800)
-	ip := b[14 : 14+ihl]
-	ip[0], ip[8], ip[9] = 0x40|byte(ihl/4), 64, 17
-	binary.BigEndian.PutUint16(ip[2:], uint16(ihl+8+bootp))
-	copy(ip[16:], []byte{255, 255, 255, 255})
-	if ipOptions {
-		copy(ip[20:], []byte{148, 4, 0, 0}) // RFC 2113 router alert
-	}
-	var s uint32
-	for i := 0; i < ihl; i += 2 {
-		s += uint32(binary.BigEndian.Uint16(ip[i:]))
-	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	binary.BigEndian.PutUint16(ip[10:], ^uint16(s))
-	udp := b[14+ihl : 14+ihl+8]
-	binary.BigEndian.PutUint16(udp[0:], 68)
-	binary.BigEndian.PutUint16(udp[2:], 67)
-	binary.BigEndian.PutUint16(udp[4:], 8+bootp) // checksum 0: none, allowed for UDP over IPv4
-	p := b[14+ihl+8:]
+	p := make([]byte, 548)
 	p[0], p[1], p[2] = 1, 1, 6
 	binary.BigEndian.PutUint32(p[4:], xid)
 	copy(p[28:], mac)
 	copy(p[236:], []byte{99, 130, 83, 99, 53, 1, 1, 55, 4, 1, 3, 6, 15, 255})
-	return b
+	var opts []byte
+	if ipOptions {
+		opts = []byte{148, 4, 0, 0} // RFC 2113 router alert
+	}
+	return rawframe.Broadcast(mac, netip.IPv4Unspecified(), opts, 68, 67, p)
 }
