@@ -19,7 +19,7 @@ import (
 	"github.com/netbootd/netbootd/control/config"
 	"github.com/netbootd/netbootd/control/machines"
 	"github.com/netbootd/netbootd/control/profile"
-	"github.com/netbootd/netbootd/internal/testrun"
+	"github.com/netbootd/netbootd/tests/testrun"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
-	"github.com/netbootd/netbootd/internal/testrun"
+	"github.com/netbootd/netbootd/tests/testrun"
 )
 
 // startSplit runs a server with both listeners; it returns the boot and the management base URLs.

@@ -17,8 +17,8 @@ import (
 
 	"github.com/netbootd/netbootd/control/machines"
 	"github.com/netbootd/netbootd/control/syslog"
-	"github.com/netbootd/netbootd/internal/testrun"
 	"github.com/netbootd/netbootd/tests/netns"
+	"github.com/netbootd/netbootd/tests/testrun"
 )
 
 // busyboxRemote runs busybox syslogd forwarding to server (-R) and logs one message through it

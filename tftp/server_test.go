@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/netbootd/netbootd/internal/testrun"
+	"github.com/netbootd/netbootd/tests/testrun"
 )
 
 type testServer struct {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netbootd/netbootd/internal/testclock"
+	"github.com/netbootd/netbootd/tests/testclock"
 )
 
 var (

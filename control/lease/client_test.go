@@ -8,7 +8,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/netbootd/netbootd/internal/testclock"
+	"github.com/netbootd/netbootd/tests/testclock"
 )
 
 var (

@@ -12,7 +12,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/netbootd/netbootd/internal/testclock"
+	"github.com/netbootd/netbootd/tests/testclock"
 )
 
 const subnet = "10.0.0.0/24"

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/netbootd/netbootd/control/machines"
-	"github.com/netbootd/netbootd/internal/testrun"
+	"github.com/netbootd/netbootd/tests/testrun"
 )
 
 var (
