@@ -68,7 +68,7 @@ func (b Boot) value(mac net.HardwareAddr) (netbootdBootVal, error) {
 	if !ok {
 		return v, fmt.Errorf("reservation %s arch %d: options area without END", mac, b.Arch)
 	}
-	v.Siaddr = be32(b.NextServer)
+	v.Siaddr = addrField(b.NextServer)
 	v.AreaLen = uint16(len(b.Area))
 	v.AreaEnd = end
 	copy(v.Area[:], b.Area)
@@ -94,9 +94,9 @@ func (e Entry) value() (netbootdResVal, error) {
 		return v, fmt.Errorf("reservation %s: options area without END", e.MAC)
 	}
 	v.AreaEnd = end
-	v.Yiaddr = be32(e.IP)
-	v.Net = be32(e.Subnet.Masked().Addr())
-	v.Mask = be32(maskOf(e.Subnet.Bits()))
+	v.Yiaddr = addrField(e.IP)
+	v.Net = addrField(e.Subnet.Masked().Addr())
+	v.Mask = addrField(maskOf(e.Subnet.Bits()))
 	v.AreaLen = uint16(len(e.Area))
 	v.Flags = e.Flags
 	copy(v.Area[:], e.Area)
