@@ -96,7 +96,7 @@ func (e Entry) value() (netbootdResVal, error) {
 	v.AreaEnd = end
 	v.Yiaddr = addrField(e.IP)
 	v.Net = addrField(e.Subnet.Masked().Addr())
-	v.Mask = addrField(maskOf(e.Subnet.Bits()))
+	v.Mask = addrField(netip.AddrFrom4([4]byte(net.CIDRMask(e.Subnet.Bits(), 32))))
 	v.AreaLen = uint16(len(e.Area))
 	v.Flags = e.Flags
 	copy(v.Area[:], e.Area)
@@ -284,12 +284,4 @@ func mirror[K comparable, V any](m *ebpf.Map, want map[K]V) error {
 		}
 	}
 	return nil
-}
-
-func maskOf(bits int) netip.Addr {
-	m := ^uint32(0) << (32 - bits)
-	if bits == 0 {
-		m = 0
-	}
-	return netip.AddrFrom4([4]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)})
 }
