@@ -3,6 +3,7 @@ package bpf
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"net"
 	"net/netip"
 	"sync"
@@ -136,25 +137,13 @@ func areaEnd(area []byte) (uint16, bool) {
 // areaSum is the ones-complement sum of the area with message type t, summed as the kernel's
 // csum_diff sums memory on this little-endian machine, so the program can add it unchanged.
 func areaSum(area []byte, t byte) uint32 {
-	var s uint32
-	for i := 0; i < len(area); i += 2 {
-		lo := area[i]
-		if i == 2 {
-			lo = t
-		}
-		var hi byte
-		if i+1 < len(area) {
-			hi = area[i+1]
-			if i+1 == 2 {
-				hi = t
-			}
-		}
-		s += uint32(lo) | uint32(hi)<<8
+	withType := append([]byte(nil), area...)
+	if len(withType) > 2 {
+		withType[2] = t
 	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return s
+	// Ones-complement sums do not depend on byte order (RFC 1071): swapping the big-endian sum
+	// gives the little-endian one.
+	return uint32(bits.ReverseBytes16(OnesFold(OnesSum(0, withType))))
 }
 
 func key(mac net.HardwareAddr) netbootdResKey {
