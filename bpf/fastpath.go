@@ -5,6 +5,7 @@
 package bpf
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -265,7 +266,7 @@ func pinnedMode(ifindex int) Mode {
 }
 
 func (f *FastPath) setConfig(server netip.Addr, mac net.HardwareAddr, st Storm) error {
-	c := netbootdFpConfig{ServerIp: be32(server), Enabled: 1,
+	c := netbootdFpConfig{ServerIp: addrField(server), Enabled: 1,
 		DupWindowNs: uint64(st.DuplicateWindow.Nanoseconds()),
 		SourceRate:  st.SourceRate, SourceBurst: max(st.SourceBurst, 1),
 		StrangerBurst: max(st.StrangerBurst, 1)}
@@ -361,9 +362,11 @@ func explainVerifier(err error) error {
 	return err
 }
 
-func be32(a netip.Addr) uint32 {
+// addrField is a as the program's __be32 fields hold it: the generated types are bpfel, so the
+// address bytes are loaded little-endian to keep them in network order in memory.
+func addrField(a netip.Addr) uint32 {
 	b := a.As4()
-	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 // network order in memory
+	return binary.LittleEndian.Uint32(b[:])
 }
 
 func linkPinned(path string) (link.Link, error) {

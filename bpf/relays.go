@@ -21,9 +21,9 @@ func (f *FastPath) SetRelays(rs []Relay) error {
 		if !r.Addr.Is4() || !r.Subnet.IsValid() || !r.Subnet.Addr().Is4() {
 			return fmt.Errorf("relay %s for %s: want IPv4", r.Addr, r.Subnet)
 		}
-		a := be32(r.Addr)
+		a := addrField(r.Addr)
 		want[netbootdRelayKey{Addr: a}] = 1
-		want[netbootdRelayKey{Addr: a, Net: be32(r.Subnet.Masked().Addr())}] = 1
+		want[netbootdRelayKey{Addr: a, Net: addrField(r.Subnet.Masked().Addr())}] = 1
 	}
 	if len(want) > int(f.objs.Relays.MaxEntries()) {
 		return fmt.Errorf("%d relay entries: the fast path holds %d", len(want), f.objs.Relays.MaxEntries())

@@ -3,6 +3,7 @@ package bpf
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"net"
 	"net/netip"
 	"sync"
@@ -68,7 +69,7 @@ func (b Boot) value(mac net.HardwareAddr) (netbootdBootVal, error) {
 	if !ok {
 		return v, fmt.Errorf("reservation %s arch %d: options area without END", mac, b.Arch)
 	}
-	v.Siaddr = be32(b.NextServer)
+	v.Siaddr = addrField(b.NextServer)
 	v.AreaLen = uint16(len(b.Area))
 	v.AreaEnd = end
 	copy(v.Area[:], b.Area)
@@ -94,9 +95,9 @@ func (e Entry) value() (netbootdResVal, error) {
 		return v, fmt.Errorf("reservation %s: options area without END", e.MAC)
 	}
 	v.AreaEnd = end
-	v.Yiaddr = be32(e.IP)
-	v.Net = be32(e.Subnet.Masked().Addr())
-	v.Mask = be32(maskOf(e.Subnet.Bits()))
+	v.Yiaddr = addrField(e.IP)
+	v.Net = addrField(e.Subnet.Masked().Addr())
+	v.Mask = addrField(netip.AddrFrom4([4]byte(net.CIDRMask(e.Subnet.Bits(), 32))))
 	v.AreaLen = uint16(len(e.Area))
 	v.Flags = e.Flags
 	copy(v.Area[:], e.Area)
@@ -136,25 +137,13 @@ func areaEnd(area []byte) (uint16, bool) {
 // areaSum is the ones-complement sum of the area with message type t, summed as the kernel's
 // csum_diff sums memory on this little-endian machine, so the program can add it unchanged.
 func areaSum(area []byte, t byte) uint32 {
-	var s uint32
-	for i := 0; i < len(area); i += 2 {
-		lo := area[i]
-		if i == 2 {
-			lo = t
-		}
-		var hi byte
-		if i+1 < len(area) {
-			hi = area[i+1]
-			if i+1 == 2 {
-				hi = t
-			}
-		}
-		s += uint32(lo) | uint32(hi)<<8
+	withType := append([]byte(nil), area...)
+	if len(withType) > 2 {
+		withType[2] = t
 	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return s
+	// Ones-complement sums do not depend on byte order (RFC 1071): swapping the big-endian sum
+	// gives the little-endian one.
+	return uint32(bits.ReverseBytes16(OnesFold(OnesSum(0, withType))))
 }
 
 func key(mac net.HardwareAddr) netbootdResKey {
@@ -284,12 +273,4 @@ func mirror[K comparable, V any](m *ebpf.Map, want map[K]V) error {
 		}
 	}
 	return nil
-}
-
-func maskOf(bits int) netip.Addr {
-	m := ^uint32(0) << (32 - bits)
-	if bits == 0 {
-		m = 0
-	}
-	return netip.AddrFrom4([4]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)})
 }

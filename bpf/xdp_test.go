@@ -81,7 +81,7 @@ func withIPOptions(fr []byte, opts []byte) []byte {
 	ip[0] = 0x40 | byte((20+len(opts))/4)
 	binary.BigEndian.PutUint16(ip[2:], binary.BigEndian.Uint16(ip[2:])+uint16(len(opts)))
 	ip[10], ip[11] = 0, 0
-	binary.BigEndian.PutUint16(ip[10:], ^fold32(sum16(ip)))
+	binary.BigEndian.PutUint16(ip[10:], ^OnesFold(OnesSum(0, ip)))
 	return out
 }
 
@@ -91,7 +91,7 @@ func withFragment(fr []byte, field uint16) []byte {
 	ip := out[14 : 14+20]
 	binary.BigEndian.PutUint16(ip[6:], field)
 	ip[10], ip[11] = 0, 0
-	binary.BigEndian.PutUint16(ip[10:], ^fold32(sum16(ip)))
+	binary.BigEndian.PutUint16(ip[10:], ^OnesFold(OnesSum(0, ip)))
 	return out
 }
 
@@ -116,7 +116,7 @@ func framePayload(payload []byte, mac net.HardwareAddr, srcIP netip.Addr, vlan u
 	s := srcIP.As4()
 	copy(ip[12:], s[:])
 	copy(ip[16:], []byte{255, 255, 255, 255})
-	binary.BigEndian.PutUint16(ip[10:], ^fold32(sum16(ip)))
+	binary.BigEndian.PutUint16(ip[10:], ^OnesFold(OnesSum(0, ip)))
 	b = append(b, ip...)
 	udp := make([]byte, 8)
 	binary.BigEndian.PutUint16(udp[0:], 68)
@@ -124,24 +124,6 @@ func framePayload(payload []byte, mac net.HardwareAddr, srcIP netip.Addr, vlan u
 	binary.BigEndian.PutUint16(udp[4:], uint16(8+len(payload)))
 	b = append(b, udp...)
 	return append(b, payload...)
-}
-
-func sum16(b []byte) uint32 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	return s
-}
-
-func fold32(s uint32) uint16 {
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return uint16(s)
 }
 
 // reply is a parsed XDP_TX frame.
@@ -168,7 +150,7 @@ func parseReply(t testing.TB, b []byte) reply {
 		l3 = 18
 	}
 	ip := b[l3 : l3+20]
-	if ip[0] != 0x45 || ip[9] != 17 || fold32(sum16(ip)) != 0xffff {
+	if ip[0] != 0x45 || ip[9] != 17 || OnesFold(OnesSum(0, ip)) != 0xffff {
 		t.Fatalf("bad IPv4 header or checksum: %x", ip)
 	}
 	if int(binary.BigEndian.Uint16(ip[2:])) != len(b)-l3 {
@@ -181,7 +163,7 @@ func parseReply(t testing.TB, b []byte) reply {
 		t.Fatalf("UDP length %d, carries %d", binary.BigEndian.Uint16(udp[4:]), len(udp))
 	}
 	pseudo := append(append([]byte{}, ip[12:20]...), 0, 17, udp[4], udp[5])
-	if s := fold32(sum16(pseudo) + sum16(udp)); s != 0xffff {
+	if s := OnesFold(OnesSum(OnesSum(0, pseudo), udp)); s != 0xffff {
 		t.Fatalf("bad UDP checksum (sum %#x)", s)
 	}
 	r.payload = udp[8:]

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/urfave/cli/v2"
@@ -597,12 +598,10 @@ func (d *daemon) close() {
 	}
 }
 
-var dhcpTypes = map[uint8]string{1: "DISCOVER", 2: "OFFER", 3: "REQUEST", 5: "ACK"}
-
 // xdpAnswered puts what the kernel answered on the machine's timeline (and the debug log), so
 // a machine's history reads the same whichever path answered it.
 func (d *daemon) xdpAnswered(e bpf.Event) {
-	detail := dhcpTypes[e.Request] + " → " + dhcpTypes[e.Reply] + " " + e.IP.String()
+	detail := dhcpv4.MessageType(e.Request).String() + " → " + dhcpv4.MessageType(e.Reply).String() + " " + e.IP.String()
 	switch {
 	case e.HTTP:
 		detail += fmt.Sprintf(", HTTP boot parameters for arch %d", e.Arch)
@@ -618,7 +617,7 @@ func (d *daemon) xdpAnswered(e bpf.Event) {
 		return
 	}
 	d.log.Debug("reply", "path", "xdp", "mac", e.MAC.String(), "xid", fmt.Sprintf("%#08x", e.XID),
-		"type", dhcpTypes[e.Reply], "ip", e.IP.String(), "pxe", e.PXE, "arch", e.Arch, "at", e.Time)
+		"type", dhcpv4.MessageType(e.Reply).String(), "ip", e.IP.String(), "pxe", e.PXE, "arch", e.Arch, "at", e.Time)
 }
 
 // tftpDone puts a TFTP download on the timeline of the machine at the peer's address (its

@@ -2,6 +2,7 @@ package dhcpd
 
 import (
 	"encoding/binary"
+	"net"
 	"net/netip"
 	"time"
 
@@ -29,8 +30,7 @@ func renderOptions(serverIP netip.Addr, sub *config.Subnet, res *config.Reservat
 	var o config.Options
 	if sub != nil {
 		o = sub.Options
-		mask := netipMask(sub.CIDR)
-		add(1, mask[:])
+		add(1, net.CIDRMask(sub.CIDR.Bits(), 32))
 	}
 	if classes != nil {
 		o = mergeOptions(*classes, o)
@@ -118,17 +118,9 @@ func addrs(l []netip.Addr) []byte {
 
 func u32be(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
 
-func netipMask(p netip.Prefix) [4]byte {
-	m := ^uint32(0) << (32 - p.Bits())
-	if p.Bits() == 0 {
-		m = 0
-	}
-	return [4]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)}
-}
-
 func broadcastOf(p netip.Prefix) netip.Addr {
 	a := p.Masked().Addr().As4()
-	m := netipMask(p)
+	m := net.CIDRMask(p.Bits(), 32)
 	for i := range a {
 		a[i] |= ^m[i]
 	}

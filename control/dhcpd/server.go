@@ -375,26 +375,13 @@ func (s *Server) closeSockets() {
 	}
 }
 
+// typeName is t's name as dhcpv4 spells it, or OTHER outside the eight types of RFC 2132, so
+// the metric label takes few values.
 func typeName(t dhcpv4.MessageType) string {
-	switch t {
-	case dhcpv4.MessageTypeDiscover:
-		return "DISCOVER"
-	case dhcpv4.MessageTypeOffer:
-		return "OFFER"
-	case dhcpv4.MessageTypeRequest:
-		return "REQUEST"
-	case dhcpv4.MessageTypeDecline:
-		return "DECLINE"
-	case dhcpv4.MessageTypeAck:
-		return "ACK"
-	case dhcpv4.MessageTypeNak:
-		return "NAK"
-	case dhcpv4.MessageTypeRelease:
-		return "RELEASE"
-	case dhcpv4.MessageTypeInform:
-		return "INFORM"
+	if t < dhcpv4.MessageTypeDiscover || t > dhcpv4.MessageTypeInform {
+		return "OTHER"
 	}
-	return "OTHER"
+	return t.String()
 }
 
 // codes lists option codes as numbers (a []uint8 would log as a string).

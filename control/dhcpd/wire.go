@@ -8,6 +8,8 @@ import (
 	"net/netip"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/netbootd/netbootd/bpf"
 )
 
 // BOOTP layout (RFC 2131 §2): fixed header, magic cookie, options.
@@ -144,37 +146,20 @@ func ipUDP(buf []byte, src, dst netip.Addr, sport, dport uint16, payload []byte)
 	b[9] = 17 // UDP
 	putAddr(b[12:16], src)
 	putAddr(b[16:20], dst)
-	binary.BigEndian.PutUint16(b[10:12], ^fold(sum(0, b[:20])))
+	binary.BigEndian.PutUint16(b[10:12], ^bpf.OnesFold(bpf.OnesSum(0, b[:20])))
 	u := b[20:28]
 	binary.BigEndian.PutUint16(u[0:2], sport)
 	binary.BigEndian.PutUint16(u[2:4], dport)
 	binary.BigEndian.PutUint16(u[4:6], uint16(8+len(payload)))
 	b = append(b, payload...)
 	// UDP checksum over the pseudo-header, header and payload.
-	s := sum(0, b[12:20])
+	s := bpf.OnesSum(0, b[12:20])
 	s += 17 + uint32(8+len(payload))
-	s = sum(s, b[20:])
-	c := ^fold(s)
+	s = bpf.OnesSum(s, b[20:])
+	c := ^bpf.OnesFold(s)
 	if c == 0 {
 		c = 0xffff
 	}
 	binary.BigEndian.PutUint16(b[26:28], c)
 	return b
-}
-
-func sum(s uint32, b []byte) uint32 {
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	return s
-}
-
-func fold(s uint32) uint16 {
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return uint16(s)
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+
+	"github.com/netbootd/netbootd/bpf"
 )
 
 // Broadcast is an Ethernet frame from srcMAC to ff:ff:ff:ff:ff:ff carrying an IPv4 datagram
@@ -34,12 +36,5 @@ func Broadcast(srcMAC net.HardwareAddr, src netip.Addr, ipOptions []byte, sport,
 
 // HeaderChecksum is the IPv4 header checksum (RFC 791) of hdr, whose checksum field is zero.
 func HeaderChecksum(hdr []byte) uint16 {
-	var sum uint32
-	for i := 0; i+1 < len(hdr); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(hdr[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return ^uint16(sum)
+	return ^bpf.OnesFold(bpf.OnesSum(0, hdr))
 }
