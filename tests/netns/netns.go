@@ -1,5 +1,7 @@
 // Package netns builds throw-away network namespaces, veth pairs and bridges for tests that must
-// cross a real network. Everything it creates is removed by t.Cleanup, also when the test fails.
+// cross a real network. Everything it creates is removed by t.Cleanup, also when the test fails;
+// what a test process killed before its cleanups left behind (go test's -timeout panic, SIGKILL)
+// is removed by the next New (owners.go).
 package netns
 
 import (
@@ -46,8 +48,13 @@ func New(t testing.TB, prefix string) *NS {
 	if _, err := rand.Read(b); err != nil {
 		t.Fatalf("random namespace name: %v", err)
 	}
+	reclaimOrphans()
 	n := &NS{name: prefix + "-" + hex.EncodeToString(b)}
+	if err := claim(n.name); err != nil {
+		t.Fatalf("namespace owner record: %v", err)
+	}
 	if out, err := exec.Command("ip", "netns", "add", n.name).CombinedOutput(); err != nil {
+		release(n.name)
 		t.Fatalf("ip netns add %s: %v: %s", n.name, err, out)
 	}
 	t.Cleanup(n.remove)
@@ -68,8 +75,17 @@ func (n *NS) remove() {
 			_ = c.Process.Kill()
 		}
 	}
-	// Anything else still living in the namespace (daemons that forked) goes too.
-	if out, err := exec.Command("ip", "netns", "pids", n.name).Output(); err == nil {
+	deleteNamespace(n.name)
+}
+
+// deleteNamespace kills whatever still lives in namespace name (daemons that forked), deletes
+// it and its owner record.
+func deleteNamespace(name string) {
+	if !exists(name) {
+		release(name)
+		return
+	}
+	if out, err := exec.Command("ip", "netns", "pids", name).Output(); err == nil {
 		self := strconv.Itoa(os.Getpid())
 		for _, pid := range strings.Fields(string(out)) {
 			if pid == self { // the test process itself, through a thread that entered the namespace
@@ -79,12 +95,13 @@ func (n *NS) remove() {
 		}
 	}
 	for i := 0; i < 20; i++ {
-		if exec.Command("ip", "netns", "del", n.name).Run() == nil {
+		if exec.Command("ip", "netns", "del", name).Run() == nil {
+			release(name)
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	fmt.Fprintf(os.Stderr, "netns: could not delete namespace %s\n", n.name)
+	fmt.Fprintf(os.Stderr, "netns: could not delete namespace %s\n", name)
 }
 
 // Run runs a command inside the namespace and returns its combined output; it fails the test on error.
