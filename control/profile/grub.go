@@ -50,13 +50,7 @@ var ErrNotHTTP = errors.New("not a plain HTTP URL")
 // same kernel, initrds and command line the iPXE script would load, fetched by GRUB's http
 // module from the same URLs.
 func (m Match) GRUB() (string, error) {
-	if m.c == nil {
-		return "", errors.New("profile: no profile matched")
-	}
-	if m.c.p.Kernel == "" {
-		return "", fmt.Errorf("profile %q: %w: GRUB can boot only a kernel", m.c.p.Name, ErrNotKernel)
-	}
-	args, err := m.KernelArgs()
+	args, err := m.loaderArgs("GRUB")
 	if err != nil {
 		return "", err
 	}

@@ -64,22 +64,28 @@ func isUUID(s string) bool {
 	return true
 }
 
-// ErrNotKernel is a profile pxelinux cannot boot: an iPXE script (or a menu) rather than a
-// kernel with initrds and a command line.
+// ErrNotKernel is a profile pxelinux or GRUB cannot boot: an iPXE script (or a menu) rather
+// than a kernel with initrds and a command line.
 var ErrNotKernel = errors.New("not a kernel profile")
+
+// loaderArgs is the kernel command line of the matched profile for a boot loader other than
+// iPXE (pxelinux, GRUB), which can boot a kernel profile only.
+func (m Match) loaderArgs(loader string) (string, error) {
+	if m.c == nil {
+		return "", errors.New("profile: no profile matched")
+	}
+	if m.c.p.Kernel == "" {
+		return "", fmt.Errorf("profile %q: %w: %s can boot only a kernel", m.c.p.Name, ErrNotKernel, loader)
+	}
+	return m.KernelArgs()
+}
 
 // PXELinux renders the machine's profile as a pxelinux configuration: one entry, booted at
 // once, with the same kernel, initrds and command line the iPXE script would load. Assets are
 // fetched by HTTP URL, which lpxelinux.0 (and pxelinux.0 running under iPXE) can do;
 // IPAPPEND 2 adds BOOTIF=01-<mac> so the kernel knows which NIC booted.
 func (m Match) PXELinux() (string, error) {
-	if m.c == nil {
-		return "", errors.New("profile: no profile matched")
-	}
-	if m.c.p.Kernel == "" {
-		return "", fmt.Errorf("profile %q: %w: pxelinux can boot only a kernel", m.c.p.Name, ErrNotKernel)
-	}
-	args, err := m.KernelArgs()
+	args, err := m.loaderArgs("pxelinux")
 	if err != nil {
 		return "", err
 	}
