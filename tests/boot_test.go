@@ -87,14 +87,28 @@ func bootAssets(t *testing.T) string {
 	return dir
 }
 
-// hasEvent reports whether m's timeline has an event from source reaching phase, with detail in it.
+// hasEvent reports whether m's timeline has an event from source reaching phase ("" for any),
+// with detail in it.
 func hasEvent(m machines.Machine, source, phase, detail string) bool {
 	for _, e := range m.Events {
-		if e.Source == source && e.Phase == phase && strings.Contains(e.Detail, detail) {
+		if e.Source == source && (phase == "" || e.Phase == phase) && strings.Contains(e.Detail, detail) {
 			return true
 		}
 	}
 	return false
+}
+
+// event is a timeline entry a test expects: its source, phase ("" for any) and part of its detail.
+type event struct{ source, phase, detail string }
+
+// expectEvents fails the test for each wanted event the timeline m (of who) lacks.
+func expectEvents(t *testing.T, who string, m machines.Machine, want []event) {
+	t.Helper()
+	for _, w := range want {
+		if !hasEvent(m, w.source, w.phase, w.detail) {
+			t.Errorf("%s timeline lacks %s/%s %q:\n%s", who, w.source, w.phase, w.detail, describe(m))
+		}
+	}
 }
 
 // describe prints m and its timeline for a failure message.
@@ -176,31 +190,23 @@ func TestBootEndToEnd(t *testing.T) {
 		return m
 	}
 	bios := timeline("52:54:00:00:10:01")
-	for _, want := range []struct{ source, phase, detail string }{
+	expectEvents(t, "BIOS", bios, []event{
 		{"dhcp", "dhcp", "boot file http://10.10.0.1:8080/ipxe/boot.ipxe"}, // iPXE: user class, control plane
 		{"http", "script", ""},
 		{"http", "kernel", ""},
 		{"http", "initrd", ""},
 		{"xdp", "dhcp", "ACK 10.10.0.11"}, // the payload's udhcpc: a plain client, the kernel answers
 		{"callback", "booted", ""},
-	} {
-		if !hasEvent(bios, want.source, want.phase, want.detail) {
-			t.Errorf("BIOS timeline lacks %s/%s %q:\n%s", want.source, want.phase, want.detail, describe(bios))
-		}
-	}
+	})
 	uefi := timeline("52:54:00:00:10:02")
-	for _, want := range []struct{ source, phase, detail string }{
+	expectEvents(t, "UEFI", uefi, []event{
 		{"xdp", "dhcp", "PXE boot parameters for arch 7"}, // OVMF's PXE: answered in the kernel
 		{"tftp", "tftp", "ipxe.efi"},
 		{"dhcp", "dhcp", "boot.ipxe"},
 		{"http", "kernel", ""},
 		{"http", "initrd", ""},
 		{"callback", "booted", ""},
-	} {
-		if !hasEvent(uefi, want.source, want.phase, want.detail) {
-			t.Errorf("UEFI timeline lacks %s/%s %q:\n%s", want.source, want.phase, want.detail, describe(uefi))
-		}
-	}
+	})
 	if !hasEvent(uefi, "tftp", "tftp", "windowsize 4") {
 		t.Errorf("OVMF's TFTP did not get its windowsize:\n%s", describe(uefi))
 	}

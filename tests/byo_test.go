@@ -170,16 +170,12 @@ func TestBYODHCPOff(t *testing.T) {
 	}
 	walk(t, c1, script)
 	m := d.waitMachine("02:00:00:00:b0:01", func(m machines.Machine) bool { return m.Phase == machines.PhaseBooted })
-	for _, want := range []struct{ source, phase, detail string }{
+	expectEvents(t, "byo1's", m, []event{
 		{"tftp", machines.PhaseTFTP, "loader.efi"},
 		{"http", machines.PhaseScript, "GET /auto.ipxe: profile worker"},
 		{"http", machines.PhaseKernel, ""},
 		{"callback", machines.PhaseBooted, ""},
-	} {
-		if !hasEvent(m, want.source, want.phase, want.detail) {
-			t.Errorf("byo1's timeline lacks %s %s %q:\n%s", want.source, want.phase, want.detail, describe(m))
-		}
-	}
+	})
 	for _, e := range m.Events {
 		if e.Source == "dhcp" || e.Source == "xdp" {
 			t.Errorf("a DHCP event with DHCP off: %+v", e)

@@ -83,18 +83,14 @@ func TestHTTPBootOVMF(t *testing.T) {
 		var m machines.Machine
 		d.getJSON("/api/v1/machines/"+v.mac, &m)
 		t.Logf("timeline:\n%s", describe(m))
-		for _, want := range []struct{ source, phase, detail string }{
+		expectEvents(t, v.mac, m, []event{
 			{v.offer.source, "dhcp", v.offer.detail},
 			{"http", "", "GET /ipxe/ipxe.efi: 200"},
 			{"dhcp", "dhcp", "boot.ipxe"},
 			{"http", "kernel", ""},
 			{"http", "initrd", ""},
 			{"callback", "booted", ""},
-		} {
-			if !hasEventAny(m, want.source, want.phase, want.detail) {
-				t.Errorf("%s timeline lacks %s/%s %q:\n%s", v.mac, want.source, want.phase, want.detail, describe(m))
-			}
-		}
+		})
 		for _, e := range m.Events {
 			if e.Source == "tftp" {
 				t.Errorf("%s used TFTP: %+v", v.mac, e)
@@ -110,16 +106,6 @@ func TestHTTPBootOVMF(t *testing.T) {
 	if n := d.metric("netbootd_xdp_packets_total", `result="pxe"`); n < 2 {
 		t.Errorf("XDP answered %v requests with boot parameters, want the reserved VM's DISCOVER and REQUEST", n)
 	}
-}
-
-// hasEventAny is hasEvent where an empty phase matches any phase.
-func hasEventAny(m machines.Machine, source, phase, detail string) bool {
-	for _, e := range m.Events {
-		if e.Source == source && (phase == "" || e.Phase == phase) && strings.Contains(e.Detail, detail) {
-			return true
-		}
-	}
-	return false
 }
 
 // httpsConfig is bootConfig's rack with the boot routes over HTTPS too (certificate and key
@@ -254,10 +240,10 @@ func TestHTTPBootHTTPS(t *testing.T) {
 		t.Logf("OVMF trusting another CA: %s", badLine)
 		var m machines.Machine
 		d.getJSON("/api/v1/machines/"+untrusting, &m)
-		if hasEventAny(m, "http", "", "/ipxe/ipxe.efi: 200") {
+		if hasEvent(m, "http", "", "/ipxe/ipxe.efi: 200") {
 			t.Errorf("OVMF trusting another CA got ipxe.efi:\n%s", describe(m))
 		}
-		if !hasEventAny(m, "dhcp", "dhcp", "https://10.10.0.1:8443/ipxe/ipxe.efi") {
+		if !hasEvent(m, "dhcp", "dhcp", "https://10.10.0.1:8443/ipxe/ipxe.efi") {
 			t.Errorf("OVMF trusting another CA was not offered the HTTPS URL:\n%s", describe(m))
 		}
 		// It broke off the handshake (EDK2 resets the connection, no alert) and said so.
@@ -274,16 +260,12 @@ func TestHTTPBootHTTPS(t *testing.T) {
 	var m machines.Machine
 	d.getJSON("/api/v1/machines/"+mac, &m)
 	t.Logf("timeline:\n%s", describe(m))
-	for _, want := range []struct{ source, phase, detail string }{
+	expectEvents(t, "the machine's", m, []event{
 		{"xdp", "dhcp", "HTTP boot parameters for arch 16"},
 		{"http", "", "GET /ipxe/ipxe.efi: 200 over TLS"},
 		{"http", "kernel", ""},
 		{"callback", "booted", ""},
-	} {
-		if !hasEventAny(m, want.source, want.phase, want.detail) {
-			t.Errorf("timeline lacks %s/%s %q", want.source, want.phase, want.detail)
-		}
-	}
+	})
 	for _, e := range m.Events {
 		if strings.Contains(e.Detail, "/ipxe/ipxe.efi") && !strings.HasSuffix(e.Detail, "over TLS") {
 			t.Errorf("the firmware fetched ipxe.efi over plain HTTP: %s", e.Detail)

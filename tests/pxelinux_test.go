@@ -126,7 +126,7 @@ func TestPxelinuxBootsProfileAndStaticTree(t *testing.T) {
 		return m
 	}
 	rendered := timeline("52:54:00:00:20:01")
-	for _, want := range []struct{ source, phase, detail string }{
+	expectEvents(t, "rendered", rendered, []event{
 		{"dhcp", "dhcp", "boot file lpxelinux.0"},
 		{"tftp", "tftp", "lpxelinux.0"},
 		{"tftp", "tftp", "ldlinux.c32"},
@@ -134,23 +134,15 @@ func TestPxelinuxBootsProfileAndStaticTree(t *testing.T) {
 		{"http", "kernel", ""},
 		{"http", "initrd", ""},
 		{"callback", "booted", ""},
-	} {
-		if !hasEvent(rendered, want.source, want.phase, want.detail) {
-			t.Errorf("rendered timeline lacks %s/%s %q:\n%s", want.source, want.phase, want.detail, describe(rendered))
-		}
-	}
+	})
 	static := timeline("52:54:00:00:20:02")
-	for _, want := range []struct{ source, phase, detail string }{
+	expectEvents(t, "static", static, []event{
 		{"tftp", "tftp", "pxelinux.cfg/default"},
 		{"tftp", "tftp", "menu.c32"},
 		{"tftp", "tftp", "debian-installer/amd64/linux"},
 		{"tftp", "tftp", "debian-installer/amd64/initrd.gz"},
 		{"callback", "booted", ""},
-	} {
-		if !hasEvent(static, want.source, want.phase, want.detail) {
-			t.Errorf("static timeline lacks %s/%s %q:\n%s", want.source, want.phase, want.detail, describe(static))
-		}
-	}
+	})
 	t.Logf("rendered:\n%s\nstatic:\n%s", describe(rendered), describe(static))
 
 	// A real TFTP client: the static default wins over rendering for everyone; a stranger asking
@@ -246,13 +238,9 @@ profiles:
 	}
 	var m machines.Machine
 	d.getJSON("/api/v1/machines/52:54:00:00:20:04", &m)
-	for _, want := range []struct{ source, phase, detail string }{
+	expectEvents(t, "the machine's", m, []event{
 		{"dhcp", "dhcp", "OFFER, boot file lpxelinux.0"},
 		{"tftp", "script", "pxelinux.cfg/01-52-54-00-00-20-04: pxelinux config of profile payload"},
 		{"callback", "booted", ""},
-	} {
-		if !hasEvent(m, want.source, want.phase, want.detail) {
-			t.Errorf("timeline lacks %s/%s %q:\n%s", want.source, want.phase, want.detail, describe(m))
-		}
-	}
+	})
 }
