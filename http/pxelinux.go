@@ -3,7 +3,6 @@ package http
 import (
 	"net"
 	"net/netip"
-	"strings"
 
 	"github.com/netbootd/netbootd/control/machines"
 	"github.com/netbootd/netbootd/control/profile"
@@ -37,13 +36,10 @@ var (
 )
 
 // tftpConfig renders the file name (its own name leaf) as kind asks for it, for the machine at
-// client. A machine answered by the XDP fast path alone is in no lease table: a 01-<mac> name
-// (grub.cfg-01-<mac> for GRUB) finds it by its reservation.
+// client (byAddr: also a machine answered by the XDP fast path alone, in no lease table, found by
+// its reservation's ip).
 func (s *Server) tftpConfig(name string, client netip.Addr, leaf string, kind configKind) ([]byte, bool) {
 	mac, ok := s.byAddr(client)
-	if !ok {
-		mac, ok = s.reservedAt(strings.TrimPrefix(leaf, "grub.cfg-"), client)
-	}
 	if !ok || !kind.asks(leaf, mac, client) {
 		return nil, false
 	}
@@ -72,20 +68,4 @@ func (s *Server) renderConfig(mac net.HardwareAddr, client netip.Addr, source, n
 			Detail: name + ": " + kind.what + " of profile " + m.Profile.Name})
 	}
 	return []byte(body), true
-}
-
-// reservedAt is the MAC a 01-<mac> config name names, when client is that MAC's reserved address
-// (a machine answered by the XDP fast path alone is in no lease table).
-func (s *Server) reservedAt(leaf string, client netip.Addr) (net.HardwareAddr, bool) {
-	if len(leaf) != len("01-aa-bb-cc-dd-ee-ff") || leaf[:3] != "01-" {
-		return nil, false
-	}
-	mac, err := net.ParseMAC(leaf[3:])
-	if err != nil {
-		return nil, false
-	}
-	if ip, ok := s.profiles.Load().Reserved(mac); ok && ip == client {
-		return mac, true
-	}
-	return nil, false
 }
