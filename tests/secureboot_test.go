@@ -129,8 +129,11 @@ func TestSecureBootChain(t *testing.T) {
 		}
 	}
 
-	r := newRack(t)
-	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", fmt.Sprintf(secureBootConfig, t.TempDir(), root), "", goPath...)
+	// The reserved machines' firmware PXE is answered in the kernel (XDP), with the boot file of
+	// their class rendered into their reply.
+	r := newXDPRack(t)
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", fmt.Sprintf(secureBootConfig, t.TempDir(), root), "",
+		"--xdp", "generic", "--pin-dir", pinDir(t, r))
 
 	begin := time.Now()
 	vm := qemu.Start(t, r.lan, qemu.Options{Name: "sb01", Bridge: "br0", MAC: "52:54:00:00:31:01", Firmware: qemu.SecureBoot,
@@ -146,7 +149,7 @@ func TestSecureBootChain(t *testing.T) {
 	}
 	t.Logf("Secure Boot OVMF booted through shim and GRUB in %v", time.Since(begin).Round(time.Second))
 	serial := vm.Serial()
-	for _, want := range []string{"netbootd: loading tftp://10.10.0.1/vmlinuz", "Secure boot enabled", "netbootd.profile=secureboot",
+	for _, want := range []string{"NBP filename is shimx64.efi", "Fetching Netboot Image grubx64.efi", "netbootd: loading tftp://10.10.0.1/vmlinuz", "Secure boot enabled", "netbootd.profile=secureboot",
 		"netbootd.host=sb01", qemu.Marker + " dhcp ip=10.10.0.41", qemu.Marker + " booted-callback ok"} {
 		if !strings.Contains(serial, want) {
 			t.Errorf("serial console lacks %q", want)
@@ -155,7 +158,7 @@ func TestSecureBootChain(t *testing.T) {
 	var m machines.Machine
 	d.getJSON("/api/v1/machines/52:54:00:00:31:01", &m)
 	expectEvents(t, "sb01's", m, []event{
-		{"dhcp", "dhcp", "boot file shimx64.efi"},
+		{"xdp", "dhcp", "PXE boot parameters for arch 7"}, // OVMF's PXE: answered in the kernel
 		{"tftp", "tftp", "shimx64.efi"},
 		{"tftp", "tftp", "grubx64.efi"},
 		{"tftp", "script", "grub.cfg: grub config of profile signed"},
@@ -163,6 +166,10 @@ func TestSecureBootChain(t *testing.T) {
 		{"tftp", "", "initrd.gz"},
 		{"callback", "booted", ""},
 	})
+	// (The kernel's reply names no boot file in the timeline; the firmware's console did above.)
+	if m.Profile != "signed" {
+		t.Errorf("sb01: profile %q; want its class's, signed", m.Profile)
+	}
 	t.Logf("sb01 timeline:\n%s", describe(m))
 
 	// The kernel without its signature: fetched, then refused by GRUB through shim; never started.
@@ -187,7 +194,10 @@ func TestSecureBootChain(t *testing.T) {
 	t.Logf("sbipxe: %s", line)
 	var u machines.Machine
 	d.getJSON("/api/v1/machines/52:54:00:00:32:01", &u)
-	expectEvents(t, "sbipxe's", u, []event{{"dhcp", "dhcp", "boot file ipxe.efi"}, {"tftp", "tftp", "ipxe.efi"}})
+	expectEvents(t, "sbipxe's", u, []event{{"xdp", "dhcp", "PXE boot parameters for arch 7"}, {"tftp", "tftp", "ipxe.efi"}})
+	if !strings.Contains(refused.Serial(), "NBP filename is ipxe.efi") {
+		t.Errorf("sbipxe was not given ipxe.efi")
+	}
 	if hasEvent(u, "callback", "", "") || strings.Contains(refused.Serial(), "iPXE") {
 		t.Errorf("the refused machine went on booting:\n%s", describe(u))
 	}
