@@ -149,8 +149,15 @@ func TestSecureBootChain(t *testing.T) {
 	}
 	t.Logf("Secure Boot OVMF booted through shim and GRUB in %v", time.Since(begin).Round(time.Second))
 	serial := vm.Serial()
-	for _, want := range []string{"NBP filename is shimx64.efi", "Fetching Netboot Image grubx64.efi", "netbootd: loading tftp://10.10.0.1/vmlinuz", "Secure boot enabled", "netbootd.profile=secureboot",
-		"netbootd.host=sb01", qemu.Marker + " dhcp ip=10.10.0.41", qemu.Marker + " booted-callback ok"} {
+	for _, want := range []string{
+		"NBP filename is shimx64.efi",                // the firmware: what DHCP named
+		"Fetching Netboot Image grubx64.efi",         // shim: its second stage
+		"netbootd: loading tftp://10.10.0.1/vmlinuz", // GRUB: the rendered grub.cfg
+		"Kernel is locked down from EFI Secure Boot", // the kernel: Secure Boot was on
+		"secureboot: Secure boot enabled",
+		"netbootd.profile=secureboot", "netbootd.host=sb01",
+		qemu.Marker + " dhcp ip=10.10.0.41", qemu.Marker + " booted-callback ok",
+	} {
 		if !strings.Contains(serial, want) {
 			t.Errorf("serial console lacks %q", want)
 		}
