@@ -26,11 +26,18 @@ const (
 	// UEFI is OVMF with the NIC's option ROM disabled, so EDK2's own PXE client boots (vendor
 	// class PXEClient, arch 7) and fetches a network boot program over TFTP.
 	UEFI
+	// AAVMF is EDK2 for arm64 (Debian's qemu-efi-aarch64) on QEMU's virt machine, emulated by
+	// qemu-system-aarch64 under TCG: its PXE client sends arch 11. The serial console is the
+	// PL011, ttyAMA0 to Linux.
+	AAVMF
 )
 
 func (f Firmware) String() string {
-	if f == UEFI {
+	switch f {
+	case UEFI:
 		return "UEFI"
+	case AAVMF:
+		return "AAVMF"
 	}
 	return "BIOS"
 }
@@ -41,7 +48,20 @@ var (
 	OVMFCode   = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 	OVMFVars   = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 	NICROM     = "/usr/lib/ipxe/qemu/efi-virtio.rom" // QEMU's default virtio-net ROM (BIOS and EFI iPXE)
+
+	// The arm64 VM's, from Debian's qemu-system-arm and qemu-efi-aarch64.
+	QEMUARM64Binary = "qemu-system-aarch64"
+	AAVMFCode       = "/usr/share/AAVMF/AAVMF_CODE.fd"
+	AAVMFVars       = "/usr/share/AAVMF/AAVMF_VARS.fd"
 )
+
+// binary is the QEMU that emulates the firmware's machine.
+func (f Firmware) binary() string {
+	if f == AAVMF {
+		return QEMUARM64Binary
+	}
+	return QEMUBinary
+}
 
 // SerialEnv, when set, makes every VM print its serial log at cleanup, not only on failure.
 const SerialEnv = "NETBOOTD_TEST_SERIAL"
@@ -90,7 +110,26 @@ type VM struct {
 // Available fails the test, naming the Debian packages, when QEMU or its firmware is missing.
 func Available(t testing.TB) {
 	t.Helper()
+	available(t, UEFI)
+}
+
+func available(t testing.TB, fw Firmware) {
+	t.Helper()
 	var missing []string
+	if fw == AAVMF {
+		if _, err := exec.LookPath(QEMUARM64Binary); err != nil {
+			missing = append(missing, "qemu-system-arm ("+QEMUARM64Binary+")")
+		}
+		for _, f := range []string{AAVMFCode, AAVMFVars} {
+			if _, err := os.Stat(f); err != nil {
+				missing = append(missing, "qemu-efi-aarch64 ("+f+")")
+			}
+		}
+		if len(missing) > 0 {
+			t.Fatalf("arm64 QEMU tests need: %s; run scripts/deps.sh", strings.Join(missing, ", "))
+		}
+		return
+	}
 	if _, err := exec.LookPath(QEMUBinary); err != nil {
 		missing = append(missing, "qemu-system-x86 ("+QEMUBinary+")")
 	}
@@ -110,7 +149,7 @@ var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
 // Start creates the VM's tap in ns, joins it to opt.Bridge and boots QEMU inside ns.
 func Start(t testing.TB, ns *netns.NS, opt Options) *VM {
 	t.Helper()
-	Available(t)
+	available(t, opt.Firmware)
 	if opt.Name == "" {
 		opt.Name = "vm"
 	}
@@ -122,9 +161,13 @@ func Start(t testing.TB, ns *netns.NS, opt Options) *VM {
 		opt.MAC = fmt.Sprintf("52:54:00:%02x:%02x:%02x", sum[0], sum[1], sum[2])
 	}
 	if opt.MemoryMB == 0 {
-		opt.MemoryMB = 256
-		if opt.Firmware == UEFI {
+		switch opt.Firmware {
+		case UEFI:
 			opt.MemoryMB = 512
+		case AAVMF: // AAVMF, GRUB and Debian's generic arm64 kernel (a 30 MB Image)
+			opt.MemoryMB = 1024
+		default:
+			opt.MemoryMB = 256
 		}
 	}
 	if opt.Tap == "" {
@@ -155,7 +198,7 @@ func Start(t testing.TB, ns *netns.NS, opt Options) *VM {
 	ns.Run(t, "ip", "link", "set", opt.Tap, "master", opt.Bridge)
 	ns.Run(t, "ip", "link", "set", opt.Tap, "up")
 
-	vm.cmd = ns.Cmd(t, QEMUBinary, args...)
+	vm.cmd = ns.Cmd(t, opt.Firmware.binary(), args...)
 	vm.cmd.Stdout = vm.qemuErr
 	vm.cmd.Stderr = vm.qemuErr
 	vm.started = time.Now()
@@ -185,7 +228,6 @@ func qemuArgs(opt Options, dir, logPath string) ([]string, error) {
 	args := []string{
 		"-name", opt.Name,
 		"-accel", "tcg", // nested KVM here lacks VMX: TCG is faster and OVMF works under it
-		"-machine", "q35",
 		"-smp", "1",
 		"-m", fmt.Sprint(opt.MemoryMB),
 		"-nodefaults", "-display", "none", "-vga", "none",
@@ -196,6 +238,12 @@ func qemuArgs(opt Options, dir, logPath string) ([]string, error) {
 		// bridge see finished checksums.
 		"-netdev", "tap,id=net0,ifname=" + opt.Tap + ",script=no,downscript=no,vnet_hdr=off",
 	}
+	machine := []string{"-machine", "q35"}
+	if opt.Firmware == AAVMF {
+		// cortex-a57: under TCG, "max" also emulates pointer authentication, which is slower.
+		machine = []string{"-machine", "virt", "-cpu", "cortex-a57"}
+	}
+	args = append(args, machine...)
 	nic := "virtio-net-pci,netdev=net0,mac=" + opt.MAC
 	if opt.Kernel == "" {
 		nic += ",bootindex=1"
@@ -220,6 +268,16 @@ func qemuArgs(opt Options, dir, logPath string) ([]string, error) {
 			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFCode,
 			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
 		nic += ",romfile=" // no iPXE ROM: EDK2's own PXE boots
+	case AAVMF:
+		// Both flash images must be 64 MiB, as Debian's are: the variables are a copy per VM.
+		vars := filepath.Join(dir, "AAVMF_VARS.fd")
+		if err := copyFile(AAVMFVars, vars); err != nil {
+			return nil, fmt.Errorf("copy AAVMF vars: %w", err)
+		}
+		args = append(args,
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+AAVMFCode,
+			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
+		nic += ",romfile=" // AAVMF's own virtio-net driver and PXE
 	default:
 		return nil, fmt.Errorf("unknown firmware %d", opt.Firmware)
 	}
