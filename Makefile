@@ -22,7 +22,7 @@ ITEST_PKGS := ./tests/... $(foreach d,bpf tftp control,$(if $(wildcard $(d)/*),.
 .PHONY: help deps build version image deb FORCE ipxe stress-test kube-tools qemu-vm xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean bench-boot install uninstall
 
 help: ## this list
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 deps: ## install the Debian packages the tests, demo and benchmarks need (idempotent)
 	@bash scripts/deps.sh
@@ -70,6 +70,13 @@ test: deps build lint unit integration ## everything CI runs: lint, unit tests, 
 unit: ## unit tests (no privileges), with the race detector
 	$(GO) test -race -count=1 ./...
 	cd scripts/release && $(GO) test -count=1 ./...
+
+# Slow tests carry the build tag slow next to integration; test-slow runs those alone (CI: nightly).
+.PHONY: arm64 test-slow
+test-slow: deps build arm64 ## VM tests too slow for make test (arm64 AAVMF under TCG): the slow-tagged integration tests (root)
+	@[ "$$(id -u)" = 0 ] || { echo "slow tests need root: sudo make test-slow" >&2; exit 1; }
+	run=$$(comm -13 <($(GO) test -tags integration -list . ./tests/ | sort) <($(GO) test -tags 'integration slow' -list . ./tests/ | sort) | grep '^Test' | paste -sd'|'); \
+	NETBOOTD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags 'integration slow' -p 1 -count=1 -timeout 90m -v -run "^($$run)$$" ./tests/
 
 stress-test: ## unit tests RUNS times (5) in a cgroup at CPU_PCT% of one core (25): failures per test (root; PKGS, RUN)
 	@bash scripts/stress-test.sh
@@ -154,3 +161,8 @@ uninstall: ## remove what install put in place; configuration, leases, the user 
 # USER_CLASS and IPXE_OUT, a TFTP root for netbootd behind your own DHCP server (docs/byo-*.md).
 ipxe: ## iPXE binaries + autoexec.ipxe asking with USER_CLASS into IPXE_OUT (tftp.root), e.g. USER_CLASS=Tinkerbell IPXE_OUT=/srv/tftp
 	@OUT="$(IPXE_OUT)" USER_CLASS="$(USER_CLASS)" bash scripts/ipxe-fetch.sh
+
+# arm64: Debian 12's signed GRUB network image for arm64 and its http.mod (and, for the tests, an
+# arm64 kernel and busybox) into a cache; with ARM64_OUT, also into that TFTP root (docs/arm64.md).
+arm64: ## arm64 UEFI boot files (grubnetaa64.efi, grub/arm64-efi/http.mod) into a cache, and into ARM64_OUT (tftp.root) if set
+	@ARM64_OUT="$(ARM64_OUT)" bash scripts/arm64-fetch.sh
