@@ -16,6 +16,8 @@
 #                             a virtio NIC needs (the rest is dropped); tests/qemu builds the
 #                             payload initramfs from it
 #   busybox                   a static arm64 busybox (busybox-static), the payload's userland
+#   copyright.grub            GRUB's license (GPL-3+, from grub-common) and the signed package's,
+#                             for whoever ships the two GRUB files
 #   VERSIONS                  the packages and versions it came from
 #
 # The host's dpkg architectures and apt sources are not touched (no dpkg --add-architecture):
@@ -67,23 +69,26 @@ resolve() {
   kpkg=$(kernel_pkg) || true
   versions=""
   [ -n "$kpkg" ] || return 1
-  for p in grub-efi-arm64-signed grub-efi-arm64-bin "$kpkg" busybox-static; do
+  for p in grub-efi-arm64-signed grub-efi-arm64-bin grub-common "$kpkg" busybox-static; do
     v=$(candidate "$p")
     [ -n "$v" ] && [ "$v" != "(none)" ] || return 1
     versions+="$p=$v"$'\n'
   done
 }
 
+# complete: the directory has everything this script puts there (VERSIONS is written last).
+complete() { [ -s "$1/grubnetaa64.efi" ] && [ -s "$1/copyright.grub" ] && [ -s "$1/VERSIONS" ]; }
+
 # A directory already filled is used as it is (reading the lists alone takes seconds); with
 # ARM64_REFRESH=1 the archive's current versions are looked up.
 out=
 if [ -z "${ARM64_REFRESH:-}" ]; then
   cached=$(ls -d "$dir"/arm64-*/ 2>/dev/null | sort -V | tail -n1) || true
-  if [ -n "$cached" ] && [ -s "$cached/VERSIONS" ] && [ -s "$cached/grubnetaa64.efi" ]; then out=${cached%/}; fi
+  if [ -n "$cached" ] && complete "$cached"; then out=${cached%/}; fi
 fi
 if [ -z "$out" ] && ! resolve; then
   apt-get "${apt_opts[@]}" update >/dev/null
-  resolve || { echo "arm64-fetch: grub-efi-arm64-signed, grub-efi-arm64-bin, linux-image-arm64 or busybox-static not found in $suite (arm64)" >&2; exit 1; }
+  resolve || { echo "arm64-fetch: grub-efi-arm64-signed, grub-efi-arm64-bin, grub-common, linux-image-arm64 or busybox-static not found in $suite (arm64)" >&2; exit 1; }
 fi
 if [ -z "$out" ]; then
 kver=$(awk -F= -v p="$kpkg" '$1==p {print $2}' <<<"$versions")
@@ -91,7 +96,7 @@ gver=$(awk -F= '$1=="grub-efi-arm64-bin" {print $2}' <<<"$versions")
 out="$dir/arm64-${kpkg}_${kver//[^A-Za-z0-9.+_-]/_}-grub_${gver//[^A-Za-z0-9.+_-]/_}"
 fi
 
-if [ ! -s "$out/grubnetaa64.efi" ]; then
+if ! complete "$out"; then
   start=$(date +%s%N) tmp=$(mktemp -d "$dir/arm64.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
   download() {
@@ -103,13 +108,17 @@ if [ ! -s "$out/grubnetaa64.efi" ]; then
     resolve
     download
   fi
-  for p in grub-efi-arm64-signed grub-efi-arm64-bin "$kpkg" busybox-static; do
+  for p in grub-efi-arm64-signed grub-efi-arm64-bin grub-common "$kpkg" busybox-static; do
     deb=$(ls "$tmp"/"${p}"_*_arm64.deb)
     dpkg-deb -x "$deb" "$tmp/x-$p"
   done
   mkdir -p "$tmp/out/grub/arm64-efi" "$tmp/out/kernel"
   cp "$tmp/x-grub-efi-arm64-signed/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed" "$tmp/out/grubnetaa64.efi"
   cp "$tmp/x-grub-efi-arm64-bin/usr/lib/grub/arm64-efi/http.mod" "$tmp/out/grub/arm64-efi/http.mod"
+  # GRUB's own license (grub-common's, which grub-efi-arm64-bin's doc links to), then the signed
+  # package's.
+  cat "$tmp/x-grub-common/usr/share/doc/grub-common/copyright" \
+    "$tmp/x-grub-efi-arm64-signed/usr/share/doc/grub-efi-arm64-signed/copyright" >"$tmp/out/copyright.grub"
   cp "$tmp/x-busybox-static/bin/busybox" "$tmp/out/busybox"
   # The kernel and what a virtio NIC can need; the package's other modules (hundreds of MB) go.
   k="$tmp/x-$kpkg"
