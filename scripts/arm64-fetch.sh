@@ -138,6 +138,8 @@ if ! complete "$out"; then
   done
   printf '%s' "$versions" >"$tmp/out/VERSIONS"
   rm -rf "$out" && mv "$tmp/out" "$out"
+  # Older versions and what killed runs left behind (a day old: nobody is still using them).
+  find "$dir" -mindepth 1 -maxdepth 1 -type d \( -name 'arm64-*' -o -name 'arm64.*' \) ! -path "$out" ! -path "$tmp" -mtime +0 -exec rm -rf {} +
   echo "arm64-fetch: $(tr '\n' ' ' <"$out/VERSIONS")into $out in $(( ($(date +%s%N) - start) / 1000000 )) ms" >&2
 fi
 if [ -n "${ARM64_OUT:-}" ]; then
