@@ -22,7 +22,7 @@ ITEST_PKGS := ./tests/... $(foreach d,bpf tftp control,$(if $(wildcard $(d)/*),.
 .PHONY: help deps build version image deb FORCE ipxe stress-test kube-tools qemu-vm xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean bench-boot install uninstall
 
 help: ## this list
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 deps: ## install the Debian packages the tests, demo and benchmarks need (idempotent)
 	@bash scripts/deps.sh
@@ -41,7 +41,7 @@ bin/linux-%/netbootd: FORCE
 	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/netbootd
 
 image: $(foreach a,$(PLATFORMS),bin/linux-$(a)/netbootd) ## OCI image index (linux/amd64, arm64) as bin/image (layout) and bin/image.tar, no daemon (IMAGE=)
-	cd scripts/release && $(GO) run ./image $(if $(IMAGE),-name $(IMAGE)) -version $(VERSION) -commit $(COMMIT) -epoch $(SOURCE_DATE_EPOCH) \
+	grub=$$(bash scripts/arm64-fetch.sh) && cd scripts/release && $(GO) run ./image $(if $(IMAGE),-name $(IMAGE)) -version $(VERSION) -commit $(COMMIT) -epoch $(SOURCE_DATE_EPOCH) -grub-arm64 "$$grub" \
 		$(foreach a,$(PLATFORMS),-binary linux/$(a)=$(CURDIR)/bin/linux-$(a)/netbootd) -out $(CURDIR)/bin/image
 
 # DEB_ARCH: amd64 or arm64 (the binary's GOARCH and the package's architecture).
@@ -71,6 +71,13 @@ unit: ## unit tests (no privileges), with the race detector
 	$(GO) test -race -count=1 ./...
 	cd scripts/release && $(GO) test -count=1 ./...
 
+# Slow tests carry the build tag slow next to integration; test-slow runs those alone (CI: nightly).
+.PHONY: arm64 test-slow
+test-slow: deps build arm64 ## VM tests too slow for make test (arm64 AAVMF under TCG): the slow-tagged integration tests (root)
+	@[ "$$(id -u)" = 0 ] || { echo "slow tests need root: sudo make test-slow" >&2; exit 1; }
+	run=$$(comm -13 <($(GO) test -tags integration -list . ./tests/ | sort) <($(GO) test -tags 'integration slow' -list . ./tests/ | sort) | grep '^Test' | paste -sd'|'); \
+	NETBOOTD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags 'integration slow' -p 1 -count=1 -timeout 90m -v -run "^($$run)$$" ./tests/
+
 stress-test: ## unit tests RUNS times (5) in a cgroup at CPU_PCT% of one core (25): failures per test (root; PKGS, RUN)
 	@bash scripts/stress-test.sh
 
@@ -98,6 +105,7 @@ lint: check-generated ## gofmt, go vet, staticcheck, generated BPF objects curre
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
 	$(GO) run $(STATICCHECK) -tags integration ./...
+	$(GO) vet -tags 'integration slow' ./tests/... && $(GO) run $(STATICCHECK) -tags 'integration slow' ./tests/... # make test-slow's tests
 	cd scripts/release && $(GO) mod tidy -diff && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 fuzz: ## run each fuzz target for a short while
@@ -154,3 +162,8 @@ uninstall: ## remove what install put in place; configuration, leases, the user 
 # USER_CLASS and IPXE_OUT, a TFTP root for netbootd behind your own DHCP server (docs/byo-*.md).
 ipxe: ## iPXE binaries + autoexec.ipxe asking with USER_CLASS into IPXE_OUT (tftp.root), e.g. USER_CLASS=Tinkerbell IPXE_OUT=/srv/tftp
 	@OUT="$(IPXE_OUT)" USER_CLASS="$(USER_CLASS)" bash scripts/ipxe-fetch.sh
+
+# arm64: Debian 12's signed GRUB network image for arm64 and its http.mod (and, for the tests, an
+# arm64 kernel and busybox) into a cache; with ARM64_OUT, also into that TFTP root (docs/arm64.md).
+arm64: ## arm64 UEFI boot files (grubnetaa64.efi, grub/arm64-efi/http.mod) into a cache, and into ARM64_OUT (tftp.root) if set
+	@ARM64_OUT="$(ARM64_OUT)" bash scripts/arm64-fetch.sh

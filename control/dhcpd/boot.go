@@ -132,8 +132,18 @@ func chooseBoot(f firmware, b config.Boot, serverIP netip.Addr, httpBase string)
 			url = httpBase + "/ipxe/" + file
 		}
 		return bootChoice{file: url, nextServer: next, vendorClass: "HTTPClient",
-			reason: fmt.Sprintf("vendor class HTTPClient, %s (arch %d): iPXE over HTTP", archName, f.arch)}, true
+			reason: fmt.Sprintf("vendor class HTTPClient, %s (arch %d): %s over HTTP", archName, f.arch, loader(file))}, true
 	}
 	return bootChoice{file: file, nextServer: next, vendorClass: "PXEClient",
-		reason: fmt.Sprintf("vendor class PXEClient, %s (arch %d): iPXE over TFTP", archName, f.arch)}, true
+		reason: fmt.Sprintf("vendor class PXEClient, %s (arch %d): %s over TFTP", archName, f.arch, loader(file))}, true
+}
+
+// loader names the boot file in a reason: "iPXE" for the built-in names, else the file itself
+// (a GRUB image, shim, pxelinux), so a timeline does not call GRUB iPXE.
+func loader(file string) string {
+	switch file {
+	case defaultBoot.BIOS, defaultBoot.EFI32, defaultBoot.EFIx64, defaultBoot.ARM32, defaultBoot.ARM64:
+		return "iPXE"
+	}
+	return file
 }

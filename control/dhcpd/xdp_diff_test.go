@@ -67,6 +67,8 @@ func TestXDPAndGoPathSendTheSameReply(t *testing.T) {
 		{"PXE BIOS discover", dhcpv4.MessageTypeDiscover, pxe(iana.INTEL_X86PC)},
 		{"PXE UEFI x64 discover", dhcpv4.MessageTypeDiscover, pxe(iana.EFI_X86_64)}, // 7, what OVMF sends
 		{"PXE UEFI x64 request", dhcpv4.MessageTypeRequest, append(pxe(iana.EFI_X86_64), sid, reqIP)},
+		{"PXE arm64 discover", dhcpv4.MessageTypeDiscover, pxe(iana.EFI_ARM64)}, // 11, what AAVMF sends
+		{"PXE arm64 request", dhcpv4.MessageTypeRequest, append(pxe(iana.EFI_ARM64), sid, reqIP)},
 		{"PXE arm64 relayed request", dhcpv4.MessageTypeRequest, append(pxe(iana.EFI_ARM64), dhcpv4.WithGatewayIP(net.IPv4(10, 0, 0, 254)), sid, reqIP)},
 		// RFC 6842: option 61 echoed unaltered by both paths, before END.
 		{"discover, client id 01+MAC (busybox udhcpc)", dhcpv4.MessageTypeDiscover, []dhcpv4.Modifier{clientID(append([]byte{1}, macReserved...))}},
@@ -78,6 +80,7 @@ func TestXDPAndGoPathSendTheSameReply(t *testing.T) {
 		{"HTTP UEFI x64 discover", dhcpv4.MessageTypeDiscover, httpBoot(iana.EFI_X86_64_HTTP)}, // 16, what OVMF sends
 		{"HTTP UEFI x64 request", dhcpv4.MessageTypeRequest, append(httpBoot(iana.EFI_X86_64_HTTP), sid, reqIP)},
 		{"HTTP UEFI arm64 discover", dhcpv4.MessageTypeDiscover, httpBoot(iana.EFI_ARM64_HTTP)}, // 19
+		{"HTTP UEFI arm64 request", dhcpv4.MessageTypeRequest, append(httpBoot(iana.EFI_ARM64_HTTP), sid, reqIP)},
 		{"HTTP UEFI arm64 relayed request", dhcpv4.MessageTypeRequest, append(httpBoot(iana.EFI_ARM64_HTTP), dhcpv4.WithGatewayIP(net.IPv4(10, 0, 0, 254)), sid, reqIP)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -105,6 +108,10 @@ func TestXDPAndGoPathSendTheSameReply(t *testing.T) {
 					t.Errorf("XDP answered HTTP boot without a URI in file and 67, 60 HTTPClient and 54: file %q, 67 %q, 60 %q, 54 %v",
 						x.BootFileName, x.BootFileNameOption(), x.ClassIdentifier(), x.ServerIdentifier())
 				}
+			}
+			// arm64 firmware (11, 19) gets the arm64 iPXE, not the x86-64 one the other variants hold.
+			if x := mustParse(t, out); strings.Contains(tc.name, "arm64") && !strings.HasSuffix(x.BootFileName, "/ipxe-arm64.efi") && x.BootFileName != "ipxe-arm64.efi" {
+				t.Errorf("XDP answered arm64 firmware with boot file %q, want ipxe-arm64.efi", x.BootFileName)
 			}
 			if d := cmp.Diff(goReply.ToBytes(), mustParse(t, out).ToBytes()); d != "" {
 				t.Errorf("replies differ (-go +xdp):\n%s", d)

@@ -1,6 +1,7 @@
 // Package qemu boots real virtual machines over the network for integration tests: a Debian kernel
 // with a tiny busybox initramfs (the payload) that reports on the serial console what it got from
-// DHCP, and QEMU VMs (SeaBIOS + iPXE, or OVMF + EDK2's own PXE) on a bridge in a test namespace.
+// DHCP, and QEMU VMs (SeaBIOS + iPXE, OVMF + EDK2's own PXE, or arm64 AAVMF: ARM64Payload) on a
+// bridge in a test namespace.
 //
 // QEMU runs with TCG (nested KVM here has no VMX). Measured from QEMU's start to the payload's
 // "up" line: direct -kernel boot ~6 s, BIOS (iPXE ROM) ~8 s, UEFI (EDK2 PXE, then ipxe.efi) ~20 s.

@@ -31,6 +31,10 @@ const (
 	// variables are writable from SMM only). It runs only what Microsoft's UEFI CA signed: shim.
 	// Under TCG it is slow: ~2 min from QEMU's start to the payload's "done" through shim and GRUB.
 	SecureBoot
+	// AAVMF is EDK2 for arm64 (Debian's qemu-efi-aarch64) on QEMU's virt machine, emulated by
+	// qemu-system-aarch64 under TCG: its PXE client sends arch 11. The serial console is the
+	// PL011, ttyAMA0 to Linux.
+	AAVMF
 )
 
 func (f Firmware) String() string {
@@ -39,6 +43,8 @@ func (f Firmware) String() string {
 		return "UEFI"
 	case SecureBoot:
 		return "UEFI Secure Boot"
+	case AAVMF:
+		return "AAVMF"
 	}
 	return "BIOS"
 }
@@ -52,7 +58,19 @@ var (
 
 	OVMFSecureBootCode = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
 	OVMFSecureBootVars = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd" // Microsoft's KEK and db enrolled, Secure Boot on
+	// The arm64 VM's, from Debian's qemu-system-arm and qemu-efi-aarch64.
+	QEMUARM64Binary = "qemu-system-aarch64"
+	AAVMFCode       = "/usr/share/AAVMF/AAVMF_CODE.fd"
+	AAVMFVars       = "/usr/share/AAVMF/AAVMF_VARS.fd"
 )
+
+// binary is the QEMU that emulates the firmware's machine.
+func (f Firmware) binary() string {
+	if f == AAVMF {
+		return QEMUARM64Binary
+	}
+	return QEMUBinary
+}
 
 // SerialEnv, when set, makes every VM print its serial log at cleanup, not only on failure.
 const SerialEnv = "NETBOOTD_TEST_SERIAL"
@@ -62,8 +80,8 @@ type Options struct {
 	Name     string   // names the tap and the serial log; default "vm"
 	Bridge   string   // bridge in the namespace the VM's tap joins (required)
 	MAC      string   // NIC MAC; default 52:54:00:xx:xx:xx derived from Name
-	Firmware Firmware // BIOS (default), UEFI or SecureBoot
-	MemoryMB int      // default 256 for BIOS, 512 for UEFI and SecureBoot (OVMF plus a kernel and initramfs)
+	Firmware Firmware // BIOS (default), UEFI, SecureBoot or AAVMF
+	MemoryMB int      // default 256 for BIOS, 512 for UEFI and SecureBoot (OVMF plus a kernel and initramfs), 1024 for AAVMF
 	Tap      string   // tap device name; default "tap-<Name>" cut to 15 characters
 
 	// Kernel, Initrd and Append boot a kernel directly (QEMU's -kernel), skipping the network
@@ -101,7 +119,26 @@ type VM struct {
 // Available fails the test, naming the Debian packages, when QEMU or its firmware is missing.
 func Available(t testing.TB) {
 	t.Helper()
+	available(t, UEFI)
+}
+
+func available(t testing.TB, fw Firmware) {
+	t.Helper()
 	var missing []string
+	if fw == AAVMF {
+		if _, err := exec.LookPath(QEMUARM64Binary); err != nil {
+			missing = append(missing, "qemu-system-arm ("+QEMUARM64Binary+")")
+		}
+		for _, f := range []string{AAVMFCode, AAVMFVars} {
+			if _, err := os.Stat(f); err != nil {
+				missing = append(missing, "qemu-efi-aarch64 ("+f+")")
+			}
+		}
+		if len(missing) > 0 {
+			t.Fatalf("arm64 QEMU tests need: %s; run scripts/deps.sh", strings.Join(missing, ", "))
+		}
+		return
+	}
 	if _, err := exec.LookPath(QEMUBinary); err != nil {
 		missing = append(missing, "qemu-system-x86 ("+QEMUBinary+")")
 	}
@@ -121,7 +158,7 @@ var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
 // Start creates the VM's tap in ns, joins it to opt.Bridge and boots QEMU inside ns.
 func Start(t testing.TB, ns *netns.NS, opt Options) *VM {
 	t.Helper()
-	Available(t)
+	available(t, opt.Firmware)
 	if opt.Name == "" {
 		opt.Name = "vm"
 	}
@@ -133,9 +170,13 @@ func Start(t testing.TB, ns *netns.NS, opt Options) *VM {
 		opt.MAC = fmt.Sprintf("52:54:00:%02x:%02x:%02x", sum[0], sum[1], sum[2])
 	}
 	if opt.MemoryMB == 0 {
-		opt.MemoryMB = 256
-		if opt.Firmware != BIOS {
+		switch opt.Firmware {
+		case UEFI, SecureBoot:
 			opt.MemoryMB = 512
+		case AAVMF: // AAVMF, GRUB and Debian's generic arm64 kernel (a 30 MB Image)
+			opt.MemoryMB = 1024
+		default:
+			opt.MemoryMB = 256
 		}
 	}
 	if opt.Tap == "" {
@@ -166,7 +207,7 @@ func Start(t testing.TB, ns *netns.NS, opt Options) *VM {
 	ns.Run(t, "ip", "link", "set", opt.Tap, "master", opt.Bridge)
 	ns.Run(t, "ip", "link", "set", opt.Tap, "up")
 
-	vm.cmd = ns.Cmd(t, QEMUBinary, args...)
+	vm.cmd = ns.Cmd(t, opt.Firmware.binary(), args...)
 	vm.cmd.Stdout = vm.qemuErr
 	vm.cmd.Stderr = vm.qemuErr
 	vm.started = time.Now()
@@ -196,7 +237,6 @@ func qemuArgs(opt Options, dir, logPath string) ([]string, error) {
 	args := []string{
 		"-name", opt.Name,
 		"-accel", "tcg", // nested KVM here lacks VMX: TCG is faster and OVMF works under it
-		"-machine", "q35",
 		"-smp", "1",
 		"-m", fmt.Sprint(opt.MemoryMB),
 		"-nodefaults", "-display", "none", "-vga", "none",
@@ -207,6 +247,12 @@ func qemuArgs(opt Options, dir, logPath string) ([]string, error) {
 		// bridge see finished checksums.
 		"-netdev", "tap,id=net0,ifname=" + opt.Tap + ",script=no,downscript=no,vnet_hdr=off",
 	}
+	machine := []string{"-machine", "q35"}
+	if opt.Firmware == AAVMF {
+		// cortex-a57: under TCG, "max" also emulates pointer authentication, which is slower.
+		machine = []string{"-machine", "virt", "-cpu", "cortex-a57"}
+	}
+	args = append(args, machine...)
 	nic := "virtio-net-pci,netdev=net0,mac=" + opt.MAC
 	if opt.Kernel == "" {
 		nic += ",bootindex=1"
@@ -237,6 +283,16 @@ func qemuArgs(opt Options, dir, logPath string) ([]string, error) {
 			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+code,
 			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
 		nic += ",romfile=" // no iPXE ROM: EDK2's own PXE boots
+	case AAVMF:
+		// Both flash images must be 64 MiB, as Debian's are: the variables are a copy per VM.
+		vars := filepath.Join(dir, "AAVMF_VARS.fd")
+		if err := copyFile(AAVMFVars, vars); err != nil {
+			return nil, fmt.Errorf("copy AAVMF vars: %w", err)
+		}
+		args = append(args,
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+AAVMFCode,
+			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
+		nic += ",romfile=" // AAVMF's own virtio-net driver and PXE
 	default:
 		return nil, fmt.Errorf("unknown firmware %d", opt.Firmware)
 	}

@@ -67,3 +67,43 @@ func TestSecureBootArgs(t *testing.T) {
 		}
 	}
 }
+
+// An arm64 VM runs qemu-system-aarch64's virt machine with AAVMF's flash (a per-VM copy of the
+// variables), and a missing AAVMF names its package.
+func TestAAVMFArgs(t *testing.T) {
+	vars := t.TempDir() + "/vars.fd"
+	if err := os.WriteFile(vars, []byte("vars"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	oldVars := AAVMFVars
+	AAVMFVars = vars
+	defer func() { AAVMFVars = oldVars }()
+	dir := t.TempDir()
+	args, err := qemuArgs(Options{Name: "arm01", Tap: "tap-arm01", MAC: "52:54:00:00:40:01", Firmware: AAVMF, MemoryMB: 1024}, dir, dir+"/serial.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Join(args, " ")
+	for _, want := range []string{"-machine virt -cpu cortex-a57", "if=pflash,format=raw,unit=0,readonly=on,file=" + AAVMFCode,
+		"if=pflash,format=raw,unit=1,file=" + dir + "/AAVMF_VARS.fd", "virtio-net-pci,netdev=net0,mac=52:54:00:00:40:01,bootindex=1,romfile="} {
+		if !strings.Contains(line, want) {
+			t.Errorf("AAVMF arguments lack %q:\n%s", want, line)
+		}
+	}
+	if strings.Contains(line, "q35") || strings.Contains(line, "OVMF") {
+		t.Errorf("AAVMF arguments name x86 pieces:\n%s", line)
+	}
+	if AAVMF.binary() != "qemu-system-aarch64" || UEFI.binary() != "qemu-system-x86_64" {
+		t.Errorf("binaries: AAVMF %s, UEFI %s", AAVMF.binary(), UEFI.binary())
+	}
+
+	AAVMFVars = "/nonexistent/AAVMF_VARS.fd"
+	ft := &fakeTB{TB: t}
+	func() {
+		defer func() { _ = recover() }()
+		available(ft, AAVMF)
+	}()
+	if !strings.Contains(ft.msg, "qemu-efi-aarch64 (/nonexistent/AAVMF_VARS.fd)") {
+		t.Errorf("available(AAVMF) with its vars missing said %q, want the package name qemu-efi-aarch64", ft.msg)
+	}
+}

@@ -3,11 +3,12 @@
 //
 //	go run ./image -name ghcr.io/netbootd/netbootd -version 0.1.0 -epoch 1796481917 \
 //	  -binary linux/amd64=bin/linux-amd64/netbootd -binary linux/arm64=bin/linux-arm64/netbootd \
-//	  -ipxe /usr/lib/ipxe -out bin/image
+//	  -ipxe /usr/lib/ipxe -grub-arm64 "$(bash scripts/arm64-fetch.sh)" -out bin/image
 //
 // It writes an OCI layout (-out) and the same layout as one tar file (-out + ".tar", what
-// `ctr images import` and `skopeo copy oci-archive:` read). Each image holds the static netbootd
-// and Debian's iPXE binaries, nothing else: no shell, no libc. Every timestamp is -epoch (the
+// `ctr images import` and `skopeo copy oci-archive:` read). Each image holds the static netbootd,
+// Debian's iPXE binaries and (with -grub-arm64) Debian's signed arm64 GRUB network image, nothing
+// else: no shell, no libc. Every timestamp is -epoch (the
 // commit's date) and entries are sorted, so one commit gives one digest.
 package main
 
@@ -41,6 +42,15 @@ var ipxeFiles = []string{"ipxe.efi", "snponly.efi", "undionly.kpxe"}
 // ipxeCopyright is the license of the iPXE binaries (GPL-2), shipped beside them.
 const ipxeCopyright = "/usr/share/doc/ipxe/copyright"
 
+// grubARM64Files are what arm64 UEFI machines boot by GRUB (docs/arm64.md), as
+// scripts/arm64-fetch.sh lays them out, and where the image puts them: a directory shaped as a
+// TFTP root (tftp.root). Client files, like the iPXE ones: every platform's image has them.
+var grubARM64Files = map[string]string{
+	"grubnetaa64.efi":         "usr/share/netbootd/arm64/grubnetaa64.efi",
+	"grub/arm64-efi/http.mod": "usr/share/netbootd/arm64/grub/arm64-efi/http.mod",
+	"copyright.grub":          "usr/share/doc/grub-efi-arm64/copyright",
+}
+
 // defaultName is the image's repository, the Helm chart's image.repository default (the chart's
 // tag default, its appVersion, is the VERSION file's release: tests check both).
 const defaultName = "ghcr.io/netbootd/netbootd"
@@ -59,6 +69,7 @@ func (b binaries) Set(s string) error {
 
 type options struct {
 	name, version, commit, ipxeDir, copyright string
+	grubARM64                                 string // scripts/arm64-fetch.sh's directory; "": no arm64 GRUB
 	epoch                                     time.Time
 	binaries                                  binaries
 }
@@ -73,6 +84,7 @@ func main() {
 	flag.Int64Var(&epoch, "epoch", -1, "every timestamp, in seconds since 1970 (SOURCE_DATE_EPOCH)")
 	flag.StringVar(&o.ipxeDir, "ipxe", "/usr/lib/ipxe", "directory of Debian's iPXE binaries")
 	flag.StringVar(&o.copyright, "ipxe-copyright", ipxeCopyright, "iPXE's license file")
+	flag.StringVar(&o.grubARM64, "grub-arm64", "", "directory scripts/arm64-fetch.sh prints: the arm64 GRUB network image, its http.mod and license")
 	flag.Var(o.binaries, "binary", "PLATFORM=PATH of a static netbootd (repeat: linux/amd64, linux/arm64)")
 	flag.StringVar(&out, "out", "bin/image", "OCI layout directory; the tar is OUT.tar")
 	flag.Parse()
@@ -143,6 +155,11 @@ func image(o options, arch, binary string) (v1.Image, error) {
 		files = append(files, file{path: "usr/lib/ipxe/" + f, src: filepath.Join(o.ipxeDir, f), mode: 0o644})
 	}
 	files = append(files, file{path: "usr/share/doc/ipxe/copyright", src: o.copyright, mode: 0o644})
+	if o.grubARM64 != "" {
+		for src, dst := range grubARM64Files {
+			files = append(files, file{path: dst, src: filepath.Join(o.grubARM64, src), mode: 0o644})
+		}
+	}
 	layerTar, err := layerTar(files, o.epoch)
 	if err != nil {
 		return nil, err
@@ -173,6 +190,9 @@ func image(o options, arch, binary string) (v1.Image, error) {
 		"org.opencontainers.image.created":  o.epoch.Format(time.RFC3339),
 		"org.opencontainers.image.source":   "https://github.com/netbootd/netbootd",
 		"org.opencontainers.image.licenses": "Apache-2.0 AND GPL-2.0-only",
+	}
+	if o.grubARM64 != "" {
+		cf.Config.Labels["org.opencontainers.image.licenses"] += " AND GPL-3.0-or-later" // GRUB
 	}
 	return mutate.ConfigFile(img, cf)
 }

@@ -32,8 +32,15 @@ func fixture(t *testing.T, binary string) options {
 	for _, f := range ipxeFiles {
 		write(f, "ipxe "+f)
 	}
+	grub := filepath.Join(dir, "arm64")
+	for src := range grubARM64Files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(grub, src)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		write(filepath.Join("arm64", src), "grub "+src)
+	}
 	return options{name: "ghcr.io/netbootd/netbootd", version: "0.1.0-dev.g1d38ebd", commit: "1d38ebd",
-		ipxeDir: dir, copyright: write("copyright", "GPL-2"), epoch: time.Unix(1796481917, 0).UTC(),
+		ipxeDir: dir, copyright: write("copyright", "GPL-2"), grubARM64: grub, epoch: time.Unix(1796481917, 0).UTC(),
 		binaries: binaries{"linux/amd64": write("nb-amd64", binary+" amd64"), "linux/arm64": write("nb-arm64", binary+" arm64")}}
 }
 
@@ -135,7 +142,12 @@ func TestImageContents(t *testing.T) {
 		want := map[string]string{"usr/": "", "usr/bin/": "", "usr/bin/netbootd": "netbootd " + arch,
 			"usr/lib/": "", "usr/lib/ipxe/": "", "usr/lib/ipxe/ipxe.efi": "ipxe ipxe.efi", "usr/lib/ipxe/snponly.efi": "ipxe snponly.efi",
 			"usr/lib/ipxe/undionly.kpxe": "ipxe undionly.kpxe", "usr/share/": "", "usr/share/doc/": "", "usr/share/doc/ipxe/": "",
-			"usr/share/doc/ipxe/copyright": "GPL-2"}
+			"usr/share/doc/ipxe/copyright": "GPL-2",
+			// arm64 GRUB, in every platform's image: the clients' architecture, not the node's.
+			"usr/share/netbootd/": "", "usr/share/netbootd/arm64/": "", "usr/share/netbootd/arm64/grubnetaa64.efi": "grub grubnetaa64.efi",
+			"usr/share/netbootd/arm64/grub/": "", "usr/share/netbootd/arm64/grub/arm64-efi/": "",
+			"usr/share/netbootd/arm64/grub/arm64-efi/http.mod": "grub grub/arm64-efi/http.mod",
+			"usr/share/doc/grub-efi-arm64/":                    "", "usr/share/doc/grub-efi-arm64/copyright": "grub copyright.grub"}
 		if len(got) != len(want) {
 			t.Errorf("%s layer: %v, want %v", arch, got, want)
 		}
