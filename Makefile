@@ -19,7 +19,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Integration tests share kernel objects (bpffs pins, veths): run packages one at a time.
 ITEST_PKGS := ./tests/... $(foreach d,bpf tftp control,$(if $(wildcard $(d)/*),./$(d)/...))
 
-.PHONY: help deps build version image deb FORCE ipxe stress-test kube-tools qemu-vm xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean bench-boot install uninstall
+.PHONY: arm64 help deps build version image deb FORCE ipxe stress-test kube-tools qemu-vm xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean bench-boot install uninstall
 
 help: ## this list
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -71,12 +71,6 @@ unit: ## unit tests (no privileges), with the race detector
 	$(GO) test -race -count=1 ./...
 	cd scripts/release && $(GO) test -count=1 ./...
 
-# Slow tests carry the build tag slow next to integration; test-slow runs those alone (CI: nightly).
-.PHONY: arm64 test-slow
-test-slow: deps build arm64 ## VM tests too slow for make test (arm64 AAVMF under TCG): the slow-tagged integration tests (root)
-	@[ "$$(id -u)" = 0 ] || { echo "slow tests need root: sudo make test-slow" >&2; exit 1; }
-	run=$$(comm -13 <($(GO) test -tags integration -list . ./tests/ | sort) <($(GO) test -tags 'integration slow' -list . ./tests/ | sort) | grep '^Test' | paste -sd'|'); \
-	NETBOOTD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags 'integration slow' -p 1 -count=1 -timeout 90m -v -run "^($$run)$$" ./tests/
 
 stress-test: ## unit tests RUNS times (5) in a cgroup at CPU_PCT% of one core (25): failures per test (root; PKGS, RUN)
 	@bash scripts/stress-test.sh
@@ -105,7 +99,6 @@ lint: check-generated ## gofmt, go vet, staticcheck, generated BPF objects curre
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
 	$(GO) run $(STATICCHECK) -tags integration ./...
-	$(GO) vet -tags 'integration slow' ./tests/... && $(GO) run $(STATICCHECK) -tags 'integration slow' ./tests/... # make test-slow's tests
 	cd scripts/release && $(GO) mod tidy -diff && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 fuzz: ## run each fuzz target for a short while

@@ -15,7 +15,7 @@ pkgs=(
   atftp tftp-hpa tftpd-hpa ipxe
   nftables                     # nft: the port-forward (DNAT) router of tests/byo_test.go; its service stays off
   qemu-system-x86 ovmf ipxe-qemu cpio xz-utils   # tests/qemu: VMs that boot over the network
-  qemu-system-arm qemu-efi-aarch64   # make test-slow: an arm64 AAVMF VM under TCG (tests/arm64_test.go)
+  qemu-system-arm qemu-efi-aarch64   # make test: an arm64 AAVMF VM under TCG (tests/arm64_test.go)
   pxelinux syslinux-common     # tests/pxelinux: Debian's lpxelinux.0, ldlinux.c32 and menu.c32
   grub-efi-amd64-signed grub-efi-amd64-bin  # tests/grub: the signed GRUB network image and its http.mod (no maintainer scripts)
   prometheus                   # prometheus and promtool: tests/prometheus_test.go, deploy/monitoring

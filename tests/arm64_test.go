@@ -1,4 +1,4 @@
-//go:build integration && slow
+//go:build integration
 
 package tests
 
