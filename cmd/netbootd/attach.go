@@ -158,11 +158,15 @@ func runAttach(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	var uninstall *uninstallWatch
+	if ds := c.String("detach-with-daemonset"); ds != "" {
+		uninstall = watchUninstall(d.cfg, ds, log)
+	}
 	if err := d.run(ctx); err != nil {
 		return err
 	}
-	if ds := c.String("detach-with-daemonset"); ds != "" {
-		detachIfUninstalled(d.cfg, ds, log)
+	if uninstall != nil {
+		uninstall.atStop()
 	}
 	return nil
 }
@@ -367,8 +371,13 @@ func (d *daemon) startDHCP(reg *prometheus.Registry) (err error) {
 			log.Warn("native XDP is not available on this interface: the fast path runs in generic (skb) mode")
 		}
 		entries := d.dhcp.FastReservations()
-		if err := d.fast.Sync(entries); err != nil {
-			return fmt.Errorf("xdp fast path: load reservations: %w", err)
+		// An adopted program keeps answering what the previous daemon loaded until the cluster's
+		// Machines are here (the first snapshot's apply syncs the maps): syncing the file's
+		// reservations now would leave the Machines unanswered meanwhile (a pod upgrade).
+		if d.inventory == nil || !d.fast.Adopted() {
+			if err := d.fast.Sync(entries); err != nil {
+				return fmt.Errorf("xdp fast path: load reservations: %w", err)
+			}
 		}
 		reg.MustRegister(bpf.NewCollector(d.fast))
 		log.Info("xdp fast path attached", "mode", d.fast.Mode().String(), "adopted_pinned", d.fast.Adopted(), "pins", d.fast.PinDir(),
