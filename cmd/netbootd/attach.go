@@ -374,7 +374,7 @@ func (d *daemon) startDHCP(reg *prometheus.Registry) (err error) {
 		// An adopted program keeps answering what the previous daemon loaded until the cluster's
 		// Machines are here (the first snapshot's apply syncs the maps): syncing the file's
 		// reservations now would leave the Machines unanswered meanwhile (a pod upgrade).
-		if d.inventory == nil || !d.fast.Adopted() {
+		if !cfg.Kube.on() || !d.fast.Adopted() {
 			if err := d.fast.Sync(entries); err != nil {
 				return fmt.Errorf("xdp fast path: load reservations: %w", err)
 			}
