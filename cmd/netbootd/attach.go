@@ -62,7 +62,7 @@ func attachCommand() *cli.Command {
 			&cli.StringFlag{Name: "identity", Usage: "HA: this instance's name in the Lease and in --pool-peers (default: the host name)"},
 			&cli.StringSliceFlag{Name: "pool-peers", Usage: "HA: the identities of every instance on this network; each hands out and renews only its own share of each pool"},
 			&cli.DurationFlag{Name: "pool-lease-duration", Value: 15 * time.Second, Usage: "HA: a silent leader's pools pass to a standby after this"},
-			&cli.StringFlag{Name: "detach-with-daemonset", Usage: "Kubernetes: at a clean stop, if this DaemonSet (in --kube-namespace) is gone or being deleted (helm uninstall), detach the XDP program and remove its pins; while it exists (restart, upgrade) they stay"},
+			&cli.StringFlag{Name: "detach-with-daemonset", Usage: "Kubernetes: at a clean stop, if this DaemonSet (in --kube-namespace) is gone or being deleted (helm uninstall), or was readable at start and is denied now (helm deleted the release's Role), detach the XDP program and remove its pins; while it exists (restart, upgrade) they stay"},
 			pinDirFlag(),
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text|json"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug|info|warn|error"},
