@@ -75,7 +75,7 @@ unit: ## unit tests (no privileges), with the race detector
 stress-test: ## unit tests RUNS times (5) in a cgroup at CPU_PCT% of one core (25): failures per test (root; PKGS, RUN)
 	@bash scripts/stress-test.sh
 
-kube-tools: # test helper: kube-apiserver and helm for tests/kube and the chart's checks, built once into a cache
+kube-tools: # test helper: kube-apiserver and helm for tests/kube and the chart's checks, and a node's kubelet, controller-manager, scheduler and kubectl (tests/node), built once into a cache
 	@bash scripts/kube-tools/build.sh >/dev/null
 
 integration: build image deb kube-tools ## tests that cross veth pairs in namespaces with real clients (root)

@@ -19,9 +19,10 @@ pkgs=(
   pxelinux syslinux-common     # tests/pxelinux: Debian's lpxelinux.0, ldlinux.c32 and menu.c32
   grub-efi-amd64-signed grub-efi-amd64-bin  # tests/grub: the signed GRUB network image and its http.mod (no maintainer scripts)
   prometheus                   # prometheus and promtool: tests/prometheus_test.go, deploy/monitoring
-  etcd-server                  # etcd for tests/kube (with scripts/kube-tools/build.sh); its service is not needed
+  etcd-server                  # etcd for tests/kube and tests/realnode_test.go (with scripts/kube-tools/build.sh); its service is not needed
   systemd util-linux dpkg      # tests/deb_test.go: systemd-analyze verify, unshare/nsenter, dpkg-deb
   containerd runc              # tests/node_image_test.go: ctr images import of make image's archive (its own containerd)
+  containernetworking-plugins  # tests/realnode_test.go: the CNI config a real node needs to be Ready (kubelet, containerd's CRI)
 )
 
 missing=()

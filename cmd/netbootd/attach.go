@@ -62,7 +62,7 @@ func attachCommand() *cli.Command {
 			&cli.StringFlag{Name: "identity", Usage: "HA: this instance's name in the Lease and in --pool-peers (default: the host name)"},
 			&cli.StringSliceFlag{Name: "pool-peers", Usage: "HA: the identities of every instance on this network; each hands out and renews only its own share of each pool"},
 			&cli.DurationFlag{Name: "pool-lease-duration", Value: 15 * time.Second, Usage: "HA: a silent leader's pools pass to a standby after this"},
-			&cli.StringFlag{Name: "detach-with-daemonset", Usage: "Kubernetes: at a clean stop, if this DaemonSet (in --kube-namespace) is gone or being deleted (helm uninstall), detach the XDP program and remove its pins; while it exists (restart, upgrade) they stay"},
+			&cli.StringFlag{Name: "detach-with-daemonset", Usage: "Kubernetes: at a clean stop, if this DaemonSet (in --kube-namespace) is gone or being deleted (helm uninstall), or was readable at start and is denied now (helm deleted the release's Role), detach the XDP program and remove its pins; while it exists (restart, upgrade) they stay"},
 			pinDirFlag(),
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text|json"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug|info|warn|error"},
@@ -158,11 +158,15 @@ func runAttach(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	var uninstall *uninstallWatch
+	if ds := c.String("detach-with-daemonset"); ds != "" {
+		uninstall = watchUninstall(d.cfg, ds, log)
+	}
 	if err := d.run(ctx); err != nil {
 		return err
 	}
-	if ds := c.String("detach-with-daemonset"); ds != "" {
-		detachIfUninstalled(d.cfg, ds, log)
+	if uninstall != nil {
+		uninstall.atStop()
 	}
 	return nil
 }
@@ -367,8 +371,13 @@ func (d *daemon) startDHCP(reg *prometheus.Registry) (err error) {
 			log.Warn("native XDP is not available on this interface: the fast path runs in generic (skb) mode")
 		}
 		entries := d.dhcp.FastReservations()
-		if err := d.fast.Sync(entries); err != nil {
-			return fmt.Errorf("xdp fast path: load reservations: %w", err)
+		// An adopted program keeps answering what the previous daemon loaded until the cluster's
+		// Machines are here (the first snapshot's apply syncs the maps): syncing the file's
+		// reservations now would leave the Machines unanswered meanwhile (a pod upgrade).
+		if !cfg.Kube.on() || !d.fast.Adopted() {
+			if err := d.fast.Sync(entries); err != nil {
+				return fmt.Errorf("xdp fast path: load reservations: %w", err)
+			}
 		}
 		reg.MustRegister(bpf.NewCollector(d.fast))
 		log.Info("xdp fast path attached", "mode", d.fast.Mode().String(), "adopted_pinned", d.fast.Adopted(), "pins", d.fast.PinDir(),

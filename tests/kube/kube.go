@@ -70,6 +70,21 @@ func HelmBinary(t testing.TB) string {
 	return p
 }
 
+// Tool is the cached Kubernetes command name (kubelet, kubectl, kube-scheduler, ...) of Version
+// that scripts/kube-tools/build.sh builds, failing the test, naming the fix, when it is missing.
+func Tool(t testing.TB, name string) string {
+	t.Helper()
+	dir := os.Getenv("KUBE_APISERVER_CACHE")
+	if dir == "" {
+		dir = "/var/cache/netbootd-test"
+	}
+	p := filepath.Join(dir, name+"-"+Version)
+	if st, err := os.Stat(p); err != nil || st.Mode()&0o111 == 0 {
+		t.Fatalf("%s %s not found at %s: run scripts/kube-tools/build.sh (once; the binaries are cached)", name, Version, p)
+	}
+	return p
+}
+
 // Require fails the test unless etcd and kube-apiserver are here, saying how to get them.
 func Require(t testing.TB) (etcd, apiserver string) {
 	t.Helper()
