@@ -26,6 +26,11 @@ import (
 //	record: u32 length | u32 CRC-32C of payload | payload (little endian)
 //	payload: 4-byte IPv4 address | value (a JSON Lease; empty: the address's record is deleted)
 //
+// The file is extended with zeros ahead of the records, a MiB at a time: appending inside
+// space already written changes no file-system metadata, so each fdatasync flushes only the
+// data (on ext4 an append that grows the file also commits the journal). A zero length ends
+// the records.
+//
 // A kill -9 or power loss in the middle of a write leaves a torn last record: its length or
 // checksum does not match, replay stops there, keeps the dropped bytes in <path>.torn and cuts
 // the log back to its last whole record. No record was acknowledged before its fdatasync, so
@@ -39,6 +44,8 @@ const (
 	// compactMin is the log size below which it is never compacted; above it, a log three
 	// times the size of its live records is.
 	compactMin = 1 << 20
+	// preallocate is how far ahead of the records the file is extended with zeros.
+	preallocate = 1 << 20
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -111,6 +118,7 @@ type leaseLog struct {
 	mu         sync.Mutex // orders appends and the switch to a compacted file
 	f          *os.File
 	size       int64              // bytes of whole records: the next append goes here
+	alloc      int64              // the file's length: zeros from size to here
 	live       map[[4]byte][]byte // what a replay of the file gives now
 	liveBytes  int64              // the size a file of only live's records would have
 	broken     error              // a failed write could not be undone: refuse more
@@ -118,6 +126,7 @@ type leaseLog struct {
 	compactor  sync.WaitGroup
 	compactAt  int64 // a log this long is compacted (minCompact, or 3x its live records)
 	minCompact int64
+	ahead      int64 // preallocate, or less in tests
 
 	// compactStep, in tests, sees each step of a compaction (a kill -9 could stop it there).
 	compactStep func(step string)
@@ -136,7 +145,7 @@ func openLog(path string, log *slog.Logger) (*leaseLog, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	l := &leaseLog{path: path, log: log, lock: lock, live: map[[4]byte][]byte{}, minCompact: compactMin}
+	l := &leaseLog{path: path, log: log, lock: lock, live: map[[4]byte][]byte{}, minCompact: compactMin, ahead: preallocate}
 	if err := l.open(); err != nil {
 		lock.Close()
 		return nil, err
@@ -180,13 +189,13 @@ func (l *leaseLog) open() error {
 		f.Close()
 		return fmt.Errorf("lease store %s: %w (moved or damaged? the file is left as it is)", l.path, err)
 	}
-	if end < len(data) {
-		if err := l.dropTail(f, data, end); err != nil {
+	l.f, l.size, l.alloc = f, int64(end), int64(len(data))
+	if end < len(data) && len(bytes.Trim(data[end:], "\x00")) > 0 {
+		if err := l.dropTail(data, end); err != nil {
 			f.Close()
 			return err
 		}
 	}
-	l.f, l.size = f, int64(end)
 	for k, v := range l.live {
 		l.liveBytes += int64(recordHead + len(k) + len(v))
 	}
@@ -196,22 +205,26 @@ func (l *leaseLog) open() error {
 
 // dropTail keeps the bytes after the last whole record in <path>.torn, then cuts them off, so
 // the next append follows a whole record.
-func (l *leaseLog) dropTail(f *os.File, data []byte, end int) error {
+func (l *leaseLog) dropTail(data []byte, end int) error {
 	tail := data[end:]
-	if len(bytes.Trim(tail, "\x00")) > 0 { // zeros are space the file system had not filled
-		if err := os.WriteFile(l.path+".torn", tail, 0o600); err != nil {
-			return fmt.Errorf("lease store: keep torn tail: %w", err)
-		}
-		l.log.Warn("lease store: torn last record dropped (a crash in mid-write; it was never acknowledged)",
-			"path", l.path, "offset", end, "bytes", len(tail), "kept_in", l.path+".torn")
+	if err := os.WriteFile(l.path+".torn", tail, 0o600); err != nil {
+		return fmt.Errorf("lease store: keep torn tail: %w", err)
 	}
-	if err := f.Truncate(int64(end)); err != nil {
+	l.log.Warn("lease store: torn last record dropped (a crash in mid-write; it was never acknowledged)",
+		"path", l.path, "offset", end, "bytes", len(tail), "kept_in", l.path+".torn")
+	if err := l.cut(); err != nil {
 		return fmt.Errorf("lease store: cut torn tail: %w", err)
 	}
-	if err := unix.Fdatasync(int(f.Fd())); err != nil {
-		return fmt.Errorf("lease store: %w", err)
-	}
 	return nil
+}
+
+// cut shortens the file to its whole records (dropping the zeros ahead too) and flushes that.
+func (l *leaseLog) cut() error {
+	if err := l.f.Truncate(l.size); err != nil {
+		return err
+	}
+	l.alloc = l.size
+	return unix.Fdatasync(int(l.f.Fd()))
 }
 
 func (l *leaseLog) setCompactAt() {
@@ -235,6 +248,7 @@ func (l *leaseLog) append(batch []record) error {
 			return err
 		}
 	}
+	l.extend(l.size + int64(len(buf)))
 	if err := writeSynced(l.f, buf, l.size); err != nil {
 		l.broken = err
 		if uerr := l.undo(); uerr != nil {
@@ -243,6 +257,7 @@ func (l *leaseLog) append(batch []record) error {
 		return err
 	}
 	l.size += int64(len(buf))
+	l.alloc = max(l.alloc, l.size) // written past the zeros when extend could not add any
 	for _, r := range batch {
 		if old, ok := l.live[r.key]; ok {
 			l.liveBytes -= int64(recordHead + 4 + len(old))
@@ -262,13 +277,25 @@ func (l *leaseLog) append(batch []record) error {
 	return nil
 }
 
+// extend writes zeros ahead of the records so that the file reaches at least end; the next
+// fdatasync flushes them with the records. On a full disk it gives up: the records are then
+// written without space ahead, or fail on their own.
+func (l *leaseLog) extend(end int64) {
+	if end <= l.alloc {
+		return
+	}
+	n := (end - l.alloc + l.ahead - 1) / l.ahead * l.ahead
+	if _, err := l.f.WriteAt(make([]byte, n), l.alloc); err != nil {
+		_ = l.f.Truncate(l.alloc) // no partial zeros past alloc; failing that, zeros are harmless
+		return
+	}
+	l.alloc += n
+}
+
 // undo cuts the file back to its whole records after a failed write (whose fdatasync error
 // leaves unknown what reached the disk). Call with l.mu held.
 func (l *leaseLog) undo() error {
-	if err := l.f.Truncate(l.size); err != nil {
-		return fmt.Errorf("lease store: cannot undo a failed write: %w", err)
-	}
-	if err := unix.Fdatasync(int(l.f.Fd())); err != nil {
+	if err := l.cut(); err != nil {
 		return fmt.Errorf("lease store: cannot undo a failed write: %w", err)
 	}
 	l.broken = nil
@@ -358,6 +385,7 @@ func (l *leaseLog) compactOnce() error {
 	}
 	l.f.Close()
 	l.f, l.size = tmp, int64(len(buf)+len(tail))
+	l.alloc = l.size
 	l.setCompactAt()
 	return nil
 }
