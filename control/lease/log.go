@@ -354,6 +354,10 @@ func (l *leaseLog) compactOnce() error {
 	if _, err := tmp.Write(buf); err != nil {
 		return err
 	}
+	// Flushed before appends are held, so the held part flushes only the tail.
+	if err := unix.Fdatasync(int(tmp.Fd())); err != nil {
+		return err
+	}
 	l.step("snapshot written")
 
 	l.mu.Lock()
