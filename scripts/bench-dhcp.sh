@@ -6,12 +6,15 @@
 #
 #   scripts/bench-dhcp.sh            # full run (a few minutes)
 #   QUICK=1 scripts/bench-dhcp.sh    # shorter steps, for a smoke run
+#   BASE_BIN=/tmp/netbootd-main SERVERS="netbootd-base netbootd kea" scripts/bench-dhcp.sh
+#                                    # another build's Go path beside this one's, in the same run
 #
 # Scenarios: "pool" (perfdhcp draws from 10,000 random MACs; every server hands out dynamic
 # leases) and "reserved" (the same 10,000 MACs are reservations on every server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${NETBOOTD_BIN:-$PWD/bin/netbootd}
+BASE_BIN=${BASE_BIN:-$BIN}
 XDP_PASS=${XDP_PASS:-$PWD/bin/xdp-pass}
 DHCPGEN=${DHCPGEN:-$PWD/bin/dhcpgen}
 STEP_SECONDS=${STEP_SECONDS:-5}
@@ -100,9 +103,9 @@ JSON
 start_server() { # $1 = server kind, $2 = scenario
   rm -rf "$work/state" "$work"/kea-leases.csv* "$work/dnsmasq.leases"; mkdir -p "$work/state"
   case $1 in
-    netbootd|netbootd-xdp)
-      local xdp=off; [ "$1" = netbootd-xdp ] && xdp=${XDP_MODE:-generic}
-      ip netns exec $S taskset -c "$SERVER_CPU" "$BIN" attach bs0 --config "$(write_netbootd_config "$2")" --state-dir "$work/state" \
+    netbootd|netbootd-xdp|netbootd-base)
+      local xdp=off bin=$BIN; [ "$1" = netbootd-xdp ] && xdp=${XDP_MODE:-generic}; [ "$1" = netbootd-base ] && bin=$BASE_BIN
+      ip netns exec $S taskset -c "$SERVER_CPU" "$bin" attach bs0 --config "$(write_netbootd_config "$2")" --state-dir "$work/state" \
         --xdp $xdp --pin-dir "$pins" --http-listen 10.0.0.1:9180 > "$work/server.log" 2>&1 &
       server_pid=$!
       ;;
@@ -130,7 +133,19 @@ start_server() { # $1 = server kind, $2 = scenario
   echo "$1 did not answer a first exchange:"; tail -20 "$work/server.log"; return 1
 }
 
+# netbootd's own view of where the time went, over all steps of the search: arrival to reply
+# on the wire, and the part of it a REQUEST waited for its lease to be durable.
+server_view() {
+  ip netns exec $S curl -sf --max-time 5 http://127.0.0.1:9180/metrics 2>/dev/null | awk '
+    /^netbootd_dhcp_request_duration_seconds_sum/ {rs=$2} /^netbootd_dhcp_request_duration_seconds_count/ {rc=$2}
+    /^netbootd_lease_commit_duration_seconds_sum/ {cs=$2} /^netbootd_lease_commit_duration_seconds_count/ {cc=$2}
+    END {if (rc>0) printf "    netbootd'"'"'s own view: arrival→reply avg %.3f ms over %d replies", rs/rc*1000, rc
+         if (cc>0) printf ", lease commit wait avg %.3f ms over %d commits", cs/cc*1000, cc
+         if (rc>0) print ""}' >&2 || true
+}
+
 stop_server() {
+  case $1 in netbootd*) server_view ;; esac
   if [ "$1" = netbootd-xdp ]; then # show that the kernel, not the control plane, answered
     ip netns exec $S "$BIN" status --pin-dir "$pins" bs0 | grep -E ' (received|offer|ack|pass_[a-z_]+) +[1-9]' | sed 's/^/    xdp: /' >&2 || true
   fi
@@ -157,7 +172,7 @@ step() {
 # Highest rate with < 1% drops: double until it fails, then bisect four times. Prints
 # "<offered/s> <achieved/s> <avg ms> <p99 ms>" of the best step.
 search() {
-  local good=0 best="0 0 nan nan" bad=0 r=250 out
+  local good=0 best="0 0 100 nan nan" bad=0 r=250 out
   while [ $r -le "$MAX_RATE" ]; do
     out=$(step $r); say_step $r "$out"
     if passes "$out"; then good=$r; best="$r $out"; r=$((r * 2)); else bad=$r; break; fi
