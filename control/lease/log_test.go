@@ -3,6 +3,7 @@ package lease
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/netbootd/netbootd/tests/testclock"
 )
@@ -466,4 +469,64 @@ func TestLeaseLogKill9Child(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// A bbolt lease file (releases before the log) is readable as it is, and converted once at the
+// first start: same leases, the original kept beside it; a conversion stopped before its
+// rename (a leftover .compact) is simply done again.
+func TestLeaseLogConvertsBboltFile(t *testing.T) {
+	clk := testclock.New(time.Unix(2e9, 0))
+	path := filepath.Join(t.TempDir(), "l.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := map[string]string{}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucket)
+		if err != nil {
+			return err
+		}
+		for i := range 3 {
+			l := Lease{MAC: mac(i), IP: netip.AddrFrom4([4]byte{10, 0, 0, byte(10 + i)}), State: Bound, Subnet: subnet,
+				Hostname: fmt.Sprint("old", i), Expires: clk.Now().Add(time.Hour).UTC()}
+			v, _ := json.Marshal(l)
+			k := l.IP.As4()
+			if err := b.Put(k[:], v); err != nil {
+				return err
+			}
+			w[l.IP.String()] = fmt.Sprintf("%s %s bound old%d", l.IP, l.MAC, i)
+		}
+		return nil
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	original, _ := os.ReadFile(path)
+	if all, err := ReadAll(path); err != nil || len(all) != 3 {
+		t.Fatalf("ReadAll of the bbolt file: %d leases, %v", len(all), err)
+	}
+	os.WriteFile(path+".compact", []byte("NBLEASE\x01half a conv"), 0o600) // an interrupted conversion
+	s := open(t, path, clk, "10.0.0.10", "10.0.0.20")
+	if got, want := have(s), sortedLines(w); got != want {
+		t.Errorf("converted leases:\n%swant\n%s", got, want)
+	}
+	applyOps(t, s, []leaseOp{{mac: 7, ip: "10.0.0.17", hostname: "new"}})
+	w["10.0.0.17"] = fmt.Sprintf("10.0.0.17 %s bound new", mac(7))
+	s.Close()
+	if isBolt(path) {
+		t.Fatal("still a bbolt file after the first start")
+	}
+	if _, err := os.Stat(path + ".compact"); err == nil {
+		t.Error("conversion file left behind")
+	}
+	if kept, _ := os.ReadFile(path + ".bbolt"); !bytes.Equal(kept, original) {
+		t.Error("the original bbolt file was not kept as .bbolt")
+	}
+	s = open(t, path, clk, "10.0.0.10", "10.0.0.20")
+	defer s.Close()
+	if got, want := have(s), sortedLines(w); got != want {
+		t.Errorf("after the second start:\n%swant\n%s", got, want)
+	}
 }
