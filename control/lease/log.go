@@ -173,7 +173,8 @@ func (l *leaseLog) open() error {
 		f.Close()
 		return fmt.Errorf("lease store: read %s: %w", l.path, err)
 	}
-	if len(data) == 0 {
+	// A crash during the very first start can leave the header short or unwritten.
+	if len(data) < len(logHeader) && (bytes.HasPrefix(logHeader, data) || len(bytes.Trim(data, "\x00")) == 0) {
 		data = logHeader
 		if err := writeSynced(f, logHeader, 0); err != nil {
 			f.Close()

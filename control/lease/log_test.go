@@ -239,6 +239,22 @@ func TestLeaseLogZeroTail(t *testing.T) {
 	}
 }
 
+// A crash during the very first start leaves the header short, or zeros: the store starts empty.
+func TestLeaseLogShortHeader(t *testing.T) {
+	for _, b := range [][]byte{nil, logHeader[:3], make([]byte, 5)} {
+		path := filepath.Join(t.TempDir(), "l.db")
+		os.WriteFile(path, b, 0o600)
+		s := open(t, path, testclock.New(time.Unix(2e9, 0)), "10.0.0.10", "10.0.0.20")
+		applyOps(t, s, leaseOps[:1])
+		s.Close()
+		s = open(t, path, testclock.New(time.Unix(2e9, 0)), "10.0.0.10", "10.0.0.20")
+		if got, w := have(s), want(leaseOps[:1]); got != w {
+			t.Errorf("file %q at start: replayed\n%swant\n%s", b, got, w)
+		}
+		s.Close()
+	}
+}
+
 // A file that is not a lease log is refused with a clear error and left as it is.
 func TestLeaseLogForeignFileRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "l.db")
