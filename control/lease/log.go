@@ -121,11 +121,11 @@ type leaseLog struct {
 	alloc      int64              // the file's length: zeros from size to here
 	live       map[[4]byte][]byte // what a replay of the file gives now
 	liveBytes  int64              // the size a file of only live's records would have
-	broken     error              // a failed write could not be undone: refuse more
+	broken     error              // a failed write not yet cut off: the next append cuts it first
 	closed     bool
 	compactor  sync.WaitGroup
 	compactAt  int64 // a log this long is compacted (minCompact, or 3x its live records)
-	minCompact int64
+	minCompact int64 // compactMin, or less in tests
 	ahead      int64 // preallocate, or less in tests
 
 	// compactStep, in tests, sees each step of a compaction (a kill -9 could stop it there).
