@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # DHCP benchmark: Kea's perfdhcp against netbootd (XDP fast path, and its Go control plane with --xdp off), Kea
 # (memfile) and dnsmasq, one after the other on the same veth pair in the same run. For each it
-# finds the highest offered rate with under 1% drops and prints it with the ratio to Kea.
+# finds the highest offered rate with under 1% drops and prints it with the ratio to Kea, and the
+# REQUEST→ACK latency (average, 99th percentile) at that rate and at Kea's highest rate.
 #
 #   scripts/bench-dhcp.sh            # full run (a few minutes)
 #   QUICK=1 scripts/bench-dhcp.sh    # shorter steps, for a smoke run
+#   BASE_BIN=/tmp/netbootd-main SERVERS="netbootd-base netbootd kea" scripts/bench-dhcp.sh
+#                                    # another build's Go path beside this one's, in the same run
 #
 # Scenarios: "pool" (perfdhcp draws from 10,000 random MACs; every server hands out dynamic
 # leases) and "reserved" (the same 10,000 MACs are reservations on every server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${NETBOOTD_BIN:-$PWD/bin/netbootd}
+BASE_BIN=${BASE_BIN:-$BIN}
 XDP_PASS=${XDP_PASS:-$PWD/bin/xdp-pass}
 DHCPGEN=${DHCPGEN:-$PWD/bin/dhcpgen}
 STEP_SECONDS=${STEP_SECONDS:-5}
@@ -99,9 +103,9 @@ JSON
 start_server() { # $1 = server kind, $2 = scenario
   rm -rf "$work/state" "$work"/kea-leases.csv* "$work/dnsmasq.leases"; mkdir -p "$work/state"
   case $1 in
-    netbootd|netbootd-xdp)
-      local xdp=off; [ "$1" = netbootd-xdp ] && xdp=${XDP_MODE:-generic}
-      ip netns exec $S taskset -c "$SERVER_CPU" "$BIN" attach bs0 --config "$(write_netbootd_config "$2")" --state-dir "$work/state" \
+    netbootd|netbootd-xdp|netbootd-base)
+      local xdp=off bin=$BIN; [ "$1" = netbootd-xdp ] && xdp=${XDP_MODE:-generic}; [ "$1" = netbootd-base ] && bin=$BASE_BIN
+      ip netns exec $S taskset -c "$SERVER_CPU" "$bin" attach bs0 --config "$(write_netbootd_config "$2")" --state-dir "$work/state" \
         --xdp $xdp --pin-dir "$pins" --http-listen 10.0.0.1:9180 > "$work/server.log" 2>&1 &
       server_pid=$!
       ;;
@@ -129,7 +133,19 @@ start_server() { # $1 = server kind, $2 = scenario
   echo "$1 did not answer a first exchange:"; tail -20 "$work/server.log"; return 1
 }
 
+# netbootd's own view of where the time went, over all steps of the search: arrival to reply
+# on the wire, and the part of it a REQUEST waited for its lease to be durable.
+server_view() {
+  ip netns exec $S curl -sf --max-time 5 http://127.0.0.1:9180/metrics 2>/dev/null | awk '
+    /^netbootd_dhcp_request_duration_seconds_sum/ {rs=$2} /^netbootd_dhcp_request_duration_seconds_count/ {rc=$2}
+    /^netbootd_lease_commit_duration_seconds_sum/ {cs=$2} /^netbootd_lease_commit_duration_seconds_count/ {cc=$2}
+    END {if (rc>0) printf "    netbootd'"'"'s own view: arrival→reply avg %.3f ms over %d replies", rs/rc*1000, rc
+         if (cc>0) printf ", lease commit wait avg %.3f ms over %d commits", cs/cc*1000, cc
+         if (rc>0) print ""}' >&2 || true
+}
+
 stop_server() {
+  case $1 in netbootd*) server_view ;; esac
   if [ "$1" = netbootd-xdp ]; then # show that the kernel, not the control plane, answered
     ip netns exec $S "$BIN" status --pin-dir "$pins" bs0 | grep -E ' (received|offer|ack|pass_[a-z_]+) +[1-9]' | sed 's/^/    xdp: /' >&2 || true
   fi
@@ -139,37 +155,62 @@ stop_server() {
   ip netns exec $S "$BIN" detach --pin-dir "$pins" bs0 >/dev/null 2>&1 || true
 }
 
-# One perfdhcp step at rate $1: prints "<achieved exchanges/s> <worst drop %>".
+# One perfdhcp step at rate $1: prints "<achieved exchanges/s> <worst drop %> <REQUEST→ACK avg ms>
+# <REQUEST→ACK p99 ms>". The latencies come from perfdhcp's own send/receive timestamps of every
+# completed exchange (-x t); the 99th percentile is computed here (perfdhcp prints none).
 step() {
-  ip netns exec $C taskset -c "$CLIENT_CPU" perfdhcp -4 -l bc0 -r "$1" -p "$STEP_SECONDS" -M "$macs" -W 500000 2>&1 |
-    awk '/^Rate:/ {rate=$2} /drops ratio:/ {d=$3; if (d=="-nan" || d=="nan") d=100; if (d+0>worst) worst=d+0}
-         END {printf "%d %.3f\n", rate, worst}'
+  local out=$work/step.out p99
+  ip netns exec $C taskset -c "$CLIENT_CPU" perfdhcp -4 -l bc0 -x t -r "$1" -p "$STEP_SECONDS" -M "$macs" -W 500000 > "$out" 2>&1 || true
+  p99=$(awk '/^\*\*\*Timestamps for packets: REQUEST-ACK/ {ra=1; next} /^\*\*\*/ {ra=0}
+             ra && /^sent \/ received:/ {printf "%.3f\n", ($6 - $4) * 1000}' "$out" | sort -n |
+        awk '{d[NR]=$1} END {i=int(NR*0.99); if (i<NR*0.99) i++; if (NR) print d[i]; else print "nan"}')
+  awk -v p99="$p99" '/^Rate:/ {rate=$2} /drops ratio:/ {d=$3; if (d=="-nan" || d=="nan") d=100; if (d+0>worst) worst=d+0}
+       /Statistics for: REQUEST-ACK/ {ra=1} ra && /^avg delay:/ {avg=$3; ra=0}
+       END {if (avg=="") avg="nan"; printf "%d %.3f %s %s\n", rate, worst, avg, p99}' "$out"
 }
 
-# Highest rate with < 1% drops: double until it fails, then bisect four times.
+# Highest rate with < 1% drops: double until it fails, then bisect four times. Prints
+# "<offered/s> <achieved/s> <avg ms> <p99 ms>" of the best step.
 search() {
-  local good=0 good_rate=0 bad=0 r=250 out
+  local good=0 best="0 0 100 nan nan" bad=0 r=250 out
   while [ $r -le "$MAX_RATE" ]; do
-    out=$(step $r); echo "    offered $r/s: achieved ${out% *}/s, drops ${out#* }%" >&2
-    if awk -v d="${out#* }" 'BEGIN{exit !(d < 1)}'; then good=$r; good_rate=${out% *}; r=$((r * 2)); else bad=$r; break; fi
+    out=$(step $r); say_step $r "$out"
+    if passes "$out"; then good=$r; best="$r $out"; r=$((r * 2)); else bad=$r; break; fi
   done
   if [ $bad -gt 0 ] && [ $good -gt 0 ]; then
     for _ in 1 2 3 4; do
-      r=$(((good + bad) / 2)); out=$(step $r); echo "    offered $r/s: achieved ${out% *}/s, drops ${out#* }%" >&2
-      if awk -v d="${out#* }" 'BEGIN{exit !(d < 1)}'; then good=$r; good_rate=${out% *}; else bad=$r; fi
+      r=$(((good + bad) / 2)); out=$(step $r); say_step $r "$out"
+      if passes "$out"; then good=$r; best="$r $out"; else bad=$r; fi
     done
   fi
-  echo "$good_rate"
+  read -r o a _ avg p99 <<< "$best"
+  echo "$o $a $avg $p99"
 }
+passes() { awk -v d="$(cut -d' ' -f2 <<< "$1")" 'BEGIN{exit !(d < 1)}'; }
+say_step() { read -r a d avg p99 <<< "$2"; echo "    offered $1/s: achieved $a/s, drops $d%, REQUEST→ACK avg $avg ms, p99 $p99 ms" >&2; }
 
-declare -A result
+declare -A result atkea
 servers=(netbootd-xdp netbootd kea dnsmasq)
 [ -n "${SERVERS:-}" ] && read -r -a servers <<< "$SERVERS"
+# Kea goes first in each scenario, so every other server is also measured at Kea's highest
+# rate: latency is only comparable at the same offered rate.
+order=()
+[[ " ${servers[*]} " == *" kea "* ]] && order=(kea)
+for srv in "${servers[@]}"; do [ "$srv" != kea ] && order+=("$srv"); done
 for scenario in pool reserved; do
-  for srv in "${servers[@]}"; do
+  for srv in "${order[@]}"; do
     [ "$srv" = netbootd-xdp ] && [ "$scenario" = pool ] && continue # the fast path answers reservations only
     echo "== $scenario: $srv" >&2
-    if start_server "$srv" "$scenario"; then result[$scenario,$srv]=$(search); else result[$scenario,$srv]=0; fi
+    if start_server "$srv" "$scenario"; then
+      result[$scenario,$srv]=$(search)
+      kea_offered=${result[$scenario,kea]:-0}; kea_offered=${kea_offered%% *}
+      if [ "$srv" != kea ] && [ "${kea_offered:-0}" -gt 0 ]; then
+        echo "    at Kea's highest rate:" >&2
+        out=$(step "$kea_offered"); say_step "$kea_offered" "$out"; atkea[$scenario,$srv]=$out
+      fi
+    else
+      result[$scenario,$srv]="0 0 nan nan"
+    fi
     stop_server "$srv"
   done
 done
@@ -197,21 +238,31 @@ fi
 
 echo
 echo "DHCPv4 exchanges/s (DISCOVER-OFFER-REQUEST-ACK) with < 1% drops; netbootd-xdp in ${XDP_MODE:-generic} mode; perfdhcp $(perfdhcp -v 2>&1 | awk '{print $2}'), $CLIENTS clients, ${STEP_SECONDS}s steps, $(nproc) cores, veth"
-printf '%-10s %-14s %12s %10s\n' scenario server "exch/s" "vs Kea"
+printf '%-10s %-14s %9s %7s %21s %26s\n' scenario server "exch/s" "vs Kea" "REQ-ACK avg/p99 ms" "at Kea's rate: avg/p99 ms"
 for scenario in pool reserved; do
-  kea=${result[$scenario,kea]:-0}
+  read -r kea_offered kea _ <<< "${result[$scenario,kea]:-0 0}"
   for srv in "${servers[@]}"; do
-    v=${result[$scenario,$srv]:-}; [ -z "$v" ] && continue
+    [ -n "${result[$scenario,$srv]:-}" ] || continue
+    read -r _ v avg p99 <<< "${result[$scenario,$srv]}"
     ratio=$(awk -v a="$v" -v b="$kea" 'BEGIN{ if (b>0) printf "%.2fx", a/b; else print "n/a" }')
-    printf '%-10s %-14s %12s %10s\n' "$scenario" "$srv" "$v" "$ratio"
+    at="-"
+    if [ -n "${atkea[$scenario,$srv]:-}" ]; then
+      read -r _ d kavg kp99 <<< "${atkea[$scenario,$srv]}"
+      at="$kavg / $kp99 (${kea_offered}/s, drops $d%)"
+    elif [ "$srv" = kea ]; then
+      at="$avg / $p99"
+    fi
+    printf '%-10s %-14s %9s %7s %21s %26s\n' "$scenario" "$srv" "$v" "$ratio" "$avg / $p99" "$at"
   done
 done
+echo "(REQ-ACK: perfdhcp's REQUEST sent to ACK received, average and 99th percentile over the exchanges of one step;"
+echo " first at the server's own highest rate, then with every server offered Kea's highest rate.)"
 echo "(server pinned to CPU $SERVER_CPU, perfdhcp to CPU $CLIENT_CPU; perfdhcp is one sender process: at high rates it, not the server, can be the limit.)"
 if [ ${#flood[@]} -gt 0 ]; then
   echo
   echo "XDP fast path under a DISCOVER flood: dhcpgen (AF_PACKET, one thread pinned to CPU $CLIENT_CPU), ${FLOOD_SECONDS}s, 10,000 reserved MACs."
   echo "On veth the receiver's XDP runs in the sender's softirq: sender and program share that one CPU, so these are a floor."
-  kea=${result[reserved,kea]:-0}
+  kea=$(cut -d" " -f2 <<< "${result[reserved,kea]:-0 0}")
   printf '%-8s %14s %14s %16s %22s\n' mode "sent/s" "offers/s" "delivered/s" "vs Kea replies/s"
   for mode in native generic; do
     [ -n "${flood[$mode]:-}" ] || continue
@@ -227,13 +278,14 @@ fi
 # live-frame mode injects the DISCOVER in the kernel as if received on a veth (native XDP); each
 # OFFER is really transmitted to the peer, whose XDP program counts it (bpf/xdp_live_test.go).
 # And the program's cost per packet as test-run times single runs, minus an empty program's.
+[[ " ${servers[*]} " == *" netbootd-xdp "* ]] || exit 0
 echo
 echo "XDP fast path capacity on one core (go test -tags integration -run '^\$' -bench 'XDPLiveTX|XDPOffer|XDPFloor' ./bpf/):"
 bench=$(cd "$(dirname "$0")/.." && { go test -tags integration -run '^$' -bench 'XDPLiveTX' -benchtime 5x -count 1 ./bpf/ 2>&1
   go test -tags integration -run '^$' -bench 'XDPOffer|XDPFloor' -count 1 ./bpf/ 2>&1; } | grep '^Benchmark' || true)
 sed 's/^/  /' <<< "$bench"
 live=$(awk '/^BenchmarkXDPLiveTX/ {for (i=1;i<=NF;i++) if ($(i+1)=="replies/s") print $i}' <<< "$bench")
-kea=${result[reserved,kea]:-0}
+kea=$(cut -d" " -f2 <<< "${result[reserved,kea]:-0 0}")
 if [ -n "$live" ]; then
   awk -v l="$live" -v k="$kea" 'BEGIN{ printf "  live frames: %.2f M replies/s arrived at the peer", l/1e6; if (k>0) printf " = %.0fx Kea'"'"'s %d replies/s (2 x its reserved exchanges/s)", l/(2*k), 2*k; print "" }'
 fi

@@ -1,28 +1,18 @@
 package lease
 
-import (
-	"sync"
+import "sync"
 
-	bolt "go.etcd.io/bbolt"
-)
-
-// groupCommit writes lease records to the bbolt file in batches, one transaction and one flush
-// per batch. While a batch is being flushed, the records that arrive wait together for the
+// groupCommit appends lease records to the log in batches, one write and one fdatasync per
+// batch. While a batch is being flushed, the records that arrive wait together for the
 // next. There is no timer: a lone ACK is written at once, and a storm of them is written in
 // batches as big as the disk is slow, so the disk sets the batch size, not the rate.
 type groupCommit struct {
-	db *bolt.DB
+	log *leaseLog
 
 	mu      sync.Mutex
 	pending []record
 	waiters []chan error
 	busy    bool // a flusher goroutine is running
-}
-
-// record is one key's new value; a nil value deletes the key.
-type record struct {
-	key   [4]byte
-	value []byte
 }
 
 // add queues r and returns where its outcome arrives. Callers add while holding the store's
@@ -51,21 +41,7 @@ func (g *groupCommit) flush() {
 			return
 		}
 		g.mu.Unlock()
-		err := g.db.Update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bucket)
-			for _, r := range batch {
-				var err error
-				if r.value == nil {
-					err = b.Delete(r.key[:])
-				} else {
-					err = b.Put(r.key[:], r.value)
-				}
-				if err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		err := g.log.append(batch)
 		for _, w := range waiters {
 			w <- err
 		}

@@ -1,6 +1,7 @@
-// Package lease keeps DHCP leases: an in-memory index that allocates addresses fast, backed by a
-// bbolt file that every ACK waits for. Concurrent commits share one transaction and fsync (group
-// commit, commit.go), so durability costs one disk flush per burst, not one per client.
+// Package lease keeps DHCP leases: an in-memory index that allocates addresses fast, backed by an
+// append-only lease log (log.go) that every ACK waits for. Concurrent commits share one write
+// and fdatasync (group commit, commit.go), so durability costs one sequential disk flush per
+// burst, not one per client.
 package lease
 
 import (
@@ -17,8 +18,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	bolt "go.etcd.io/bbolt"
-	bolterr "go.etcd.io/bbolt/errors"
 )
 
 // State is where a lease is in its life.
@@ -89,12 +88,10 @@ type Config struct {
 	Now         func() time.Time // for tests
 }
 
-var bucket = []byte("leases")
-
 // Store is the lease database. Its methods are safe for concurrent use.
 type Store struct {
 	cfg Config
-	db  *bolt.DB
+	log *leaseLog
 
 	mu       sync.Mutex
 	byIP     map[netip.Addr]*Lease
@@ -138,20 +135,14 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.DeclineHold <= 0 {
 		cfg.DeclineHold = 10 * time.Minute
 	}
-	db, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{Timeout: time.Second})
+	lg, err := openLog(cfg.Path, cfg.Logger)
 	if err != nil {
-		if errors.Is(err, bolterr.ErrTimeout) {
-			return nil, fmt.Errorf("%s: %w", cfg.Path, ErrLocked)
-		}
-		return nil, fmt.Errorf("open %s: %w", cfg.Path, err)
-	}
-	s := &Store{cfg: cfg, db: db, byIP: map[netip.Addr]*Lease{}, byMAC: map[string]*Lease{}, byID: map[string]*Lease{}, commits: groupCommit{db: db}}
-	s.SetPools(cfg.Pools)
-	s.SetReserved(cfg.Reserved)
-	if err := s.load(); err != nil {
-		db.Close()
 		return nil, err
 	}
+	s := &Store{cfg: cfg, log: lg, byIP: map[netip.Addr]*Lease{}, byMAC: map[string]*Lease{}, byID: map[string]*Lease{}, commits: groupCommit{log: lg}}
+	s.SetPools(cfg.Pools)
+	s.SetReserved(cfg.Reserved)
+	s.load()
 	s.commitSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "netbootd_lease_commit_duration_seconds", Help: "Time from a lease write to its fsync (group commit).",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
@@ -165,26 +156,18 @@ func Open(cfg Config) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) load() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucket)
-		if err != nil {
-			return fmt.Errorf("lease store: %w", err)
+// load indexes the records the log replayed.
+func (s *Store) load() {
+	for k, v := range s.log.live {
+		var l Lease
+		if err := json.Unmarshal(v, &l); err != nil || !l.IP.Is4() || len(l.MAC) != 6 {
+			// One damaged record must not stop the server; the address stays taken until it expires.
+			s.cfg.Logger.Warn("lease store: unreadable record kept out of the pools", "key", fmt.Sprintf("%x", k), "err", err)
+			s.index(&Lease{IP: netip.AddrFrom4(k), State: Declined, Expires: s.cfg.Now().Add(s.cfg.DeclineHold), MAC: net.HardwareAddr{0, 0, 0, 0, 0, 0}})
+			continue
 		}
-		return b.ForEach(func(k, v []byte) error {
-			var l Lease
-			if err := json.Unmarshal(v, &l); err != nil || !l.IP.Is4() || len(l.MAC) != 6 {
-				// One damaged record must not stop the server; the address stays taken until it expires.
-				s.cfg.Logger.Warn("lease store: unreadable record kept out of the pools", "key", fmt.Sprintf("%x", k), "err", err)
-				if ip, ok := netip.AddrFromSlice(k); ok {
-					s.index(&Lease{IP: ip, State: Declined, Expires: s.cfg.Now().Add(s.cfg.DeclineHold), MAC: net.HardwareAddr{0, 0, 0, 0, 0, 0}})
-				}
-				return nil
-			}
-			s.index(&l)
-			return nil
-		})
-	})
+		s.index(&l)
+	}
 }
 
 func (s *Store) index(l *Lease) {
@@ -548,35 +531,39 @@ func (s *Store) sweep() {
 	}
 }
 
-// Close flushes and closes the file.
-func (s *Store) Close() error { return s.db.Close() }
+// Close waits for a running compaction and closes the file. Every commit that returned is
+// already on disk.
+func (s *Store) Close() error { return s.log.close() }
 
 // ReadAll lists the leases in a store file that no daemon holds open.
 func ReadAll(path string) ([]Lease, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 500 * time.Millisecond})
-	if err != nil {
-		if errors.Is(err, bolterr.ErrTimeout) {
-			return nil, fmt.Errorf("%s: %w; ask the daemon instead (--server)", path, ErrLocked)
+	var values [][]byte
+	if isBolt(path) { // not yet converted: no netbootd with the lease log has opened it
+		recs, err := readBolt(path, true)
+		if err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		for _, r := range recs {
+			values = append(values, r.value)
+		}
+	} else {
+		live, err := readLog(path)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range live {
+			values = append(values, v)
+		}
 	}
-	defer db.Close()
 	var out []Lease
-	err = db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucket)
-		if b == nil {
-			return nil
+	for _, v := range values {
+		var l Lease
+		if json.Unmarshal(v, &l) == nil {
+			out = append(out, l)
 		}
-		return b.ForEach(func(_, v []byte) error {
-			var l Lease
-			if json.Unmarshal(v, &l) == nil {
-				out = append(out, l)
-			}
-			return nil
-		})
-	})
+	}
 	sortLeases(out)
-	return out, err
+	return out, nil
 }
 
 // poolCollector reports pool size and use per subnet at scrape time.
