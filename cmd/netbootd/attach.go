@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -197,22 +196,35 @@ type kubeFlags struct {
 
 func (k kubeFlags) on() bool { return k.Kubeconfig != "" || k.InCluster }
 
+// part is one running piece of the daemon, in one shape.
+type part struct {
+	name string
+	// run serves until the context ends; an error stops the daemon.
+	run func(context.Context) error
+	// close releases what the part holds, whether or not run ran; nil: nothing to release.
+	close func() error
+	// ready says whether the part is ready to serve (/readyz); nil: as soon as it runs.
+	ready func() bool
+}
+
+func (d *daemon) add(p part) { d.parts = append(d.parts, p) }
+
 // daemon is every component of `netbootd attach`, built explicitly and wired here.
 type daemon struct {
 	cfg       daemonConfig
 	log       *slog.Logger
-	machines  *machines.Store    // every machine's boot timeline
-	leases    *lease.Store       // nil in proxy mode and with DHCP off: no addresses, no store
-	dhcp      *dhcpd.Server      // nil with DHCP off (dhcp.enabled: false)
-	fast      *bpf.FastPath      // nil with --xdp off, in proxy mode and with DHCP off
-	tftp      *tftp.Server       // nil when disabled
-	ra        *ra.Responder      // nil unless interface.ipv6_ra
-	syslog    *nbsyslog.Receiver // nil unless syslog.listen
+	machines  *machines.Store // every machine's boot timeline
+	leases    *lease.Store    // nil in proxy mode and with DHCP off: no addresses, no store
+	dhcp      *dhcpd.Server   // nil with DHCP off (dhcp.enabled: false)
+	fast      *bpf.FastPath   // nil with --xdp off, in proxy mode and with DHCP off
+	tftp      *tftp.Server    // nil when disabled
 	http      *nbhttp.Server
-	metrics   *metricsServer  // nil unless --metrics-listen
 	inventory *kube.Inventory // nil unless --kubeconfig or --in-cluster
 	// poolLeader campaigns for the pools' Lease; nil unless --pool-lease.
 	poolLeader *kube.PoolLeader
+	// parts are what runs, in the order built: each component above that is on, and the loops
+	// that feed them. run starts them all; close releases them in reverse.
+	parts []part
 
 	applyMu  sync.Mutex     // one reload or inventory snapshot at a time
 	fileConf *config.Config // the file's configuration, before the inventory's overlay
@@ -254,21 +266,26 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 			return nil, err
 		}
 		d.tftp.SetFolders(conf.PiFolders())
-		n := serveIPXE(d.tftp, conf.TFTP.IPXEDir, conf.TFTP.Root)
+		n := d.tftp.ServeIPXE(conf.TFTP.IPXEDir)
 		log.Info("tftp serving", "addr", d.tftp.Addr().String(), "root", conf.TFTP.Root, "ipxe_binaries", n)
+		d.add(part{name: "tftp", run: d.tftp.Run})
 	}
 
 	if conf.Interface.IPv6RA {
-		if d.ra, err = ra.New(cfg.Iface, log); err != nil {
+		resp, err := ra.New(cfg.Iface, log)
+		if err != nil {
 			return nil, err
 		}
+		d.add(part{name: "ipv6 ra", run: resp.Run})
 	}
 	if conf.Syslog.Listen != "" {
-		d.syslog, err = nbsyslog.New(nbsyslog.Config{Listen: conf.Syslog.Listen, BootedPattern: conf.Syslog.BootedPattern,
+		syslog, err := nbsyslog.New(nbsyslog.Config{Listen: conf.Syslog.Listen, BootedPattern: conf.Syslog.BootedPattern,
 			MaxPerSecond: conf.Syslog.MaxPerSecond}, nbsyslog.Deps{Logger: log.With("component", "syslog"), Registerer: reg, Machines: d.machines})
 		if err != nil {
 			return nil, err
 		}
+		// Run closes the socket as it ends; close is for a daemon that never ran.
+		d.add(part{name: "syslog", run: syslog.Run, close: func() error { _ = syslog.Close(); return nil }})
 	}
 
 	tokens, err := bootauth.Open(filepath.Join(cfg.StateDir, bootauth.FileName), bootauth.DefaultRotateAfter)
@@ -285,6 +302,7 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 	if err != nil {
 		return nil, err
 	}
+	d.add(part{name: "http", run: d.http.Run})
 	profiles, err := profile.New(conf, conf.BaseURL())
 	if err != nil {
 		return nil, err
@@ -294,9 +312,11 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 		d.tftp.SetClientFiles(d.http) // pxelinux configs rendered from profiles
 	}
 	if cfg.MetricsListen != "" {
-		if d.metrics, err = newMetricsServer(cfg.MetricsListen, reg, log); err != nil {
+		m, err := newMetricsServer(cfg.MetricsListen, reg, log)
+		if err != nil {
 			return nil, err
 		}
+		d.add(part{name: "metrics", run: m.run})
 	}
 	d.fileConf = conf
 	if cfg.Kube.on() {
@@ -337,6 +357,7 @@ func (d *daemon) startDHCP(reg *prometheus.Registry) (err error) {
 		if err != nil {
 			return fmt.Errorf("lease store: %w", err)
 		}
+		d.add(part{name: "lease store", run: d.leases.Run, close: d.leases.Close})
 		if err := d.leases.SetShare(cfg.HA.Index, len(cfg.HA.Peers)); err != nil {
 			return err
 		}
@@ -353,12 +374,17 @@ func (d *daemon) startDHCP(reg *prometheus.Registry) (err error) {
 		return err
 	}
 	d.dhcp.SetStandby(cfg.HA.Lease != "") // with HA: reservations only until the Lease is ours
+	d.add(part{name: "dhcp", run: d.dhcp.Run})
 
 	if cfg.XDP != bpf.ModeOff && !proxy {
 		d.fast, err = bpf.Attach(bpf.Config{Iface: cfg.Iface, Mode: cfg.XDP, ServerIP: cfg.ServerIP,
 			PinRoot: cfg.PinDir, Storm: stormOf(conf), Relays: d.dhcp.FastRelays(), Replace: cfg.XDPReplace})
 		if err != nil {
 			return fmt.Errorf("xdp fast path: %w (--xdp off runs without it)", err)
+		}
+		d.add(part{name: "xdp fast path", run: func(ctx context.Context) error { return d.fast.Events(ctx, d.xdpAnswered) }, close: d.fast.Close})
+		if d.leases != nil {
+			d.add(part{name: "xdp known clients", run: func(ctx context.Context) error { d.syncKnown(ctx); return nil }})
 		}
 		if d.fast.MountedBPFFS() {
 			log.Warn("mounted bpffs on /sys/fs/bpf: if this process has a private mount namespace (ip netns exec, a container), the pins end with it and the fast path will not outlive the daemon; use --pin-dir on a shared bpffs")
@@ -397,40 +423,11 @@ func detachStale(pinDir, iface string, log *slog.Logger) error {
 func (d *daemon) run(ctx context.Context) error {
 	defer d.close()
 	g, ctx := errgroup.WithContext(ctx)
-	if d.dhcp != nil {
-		g.Go(func() error { return d.dhcp.Run(ctx) })
-	}
-	g.Go(func() error { return d.http.Run(ctx) })
-	if d.tftp != nil {
-		g.Go(func() error { return d.tftp.Run(ctx) })
-	}
-	if d.fast != nil {
-		g.Go(func() error { return d.fast.Events(ctx, d.xdpAnswered) })
-	}
-	if d.leases != nil {
-		g.Go(func() error { return d.leases.Run(ctx) })
-	}
-	if d.fast != nil && d.leases != nil {
-		g.Go(func() error { d.syncKnown(ctx); return nil })
-	}
-	if d.ra != nil {
-		g.Go(func() error { return d.ra.Run(ctx) })
-	}
-	if d.syslog != nil {
-		g.Go(func() error { return d.syslog.Run(ctx) })
-	}
-	if d.metrics != nil {
-		g.Go(func() error { return d.metrics.run(ctx) })
-	}
-	if d.poolLeader != nil {
-		g.Go(func() error { return d.poolLeader.Run(ctx) })
-	}
-	if d.inventory != nil {
-		g.Go(func() error { return d.inventory.Run(ctx, d.applySnapshot) })
-		g.Go(func() error { d.watchReadiness(ctx); return nil })
+	for _, p := range d.parts {
+		g.Go(func() error { return p.run(ctx) })
 	}
 	g.Go(func() error { return d.reloadOnHUP(ctx) })
-	d.http.SetReady(d.inventory == nil) // with an inventory: once its first snapshot is applied
+	g.Go(func() error { d.watchReadiness(ctx); return nil })
 	d.log.Info("netbootd ready", "server_ip", d.cfg.ServerIP, "mode", string(d.cfg.Conf.Interface.Mode),
 		"http", d.http.Addr().String(), "mgmt", d.http.ManagementAddr().String(), "version", buildinfo.Get().Version, "commit", buildinfo.Get().Commit)
 	err := g.Wait()
@@ -439,6 +436,25 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	d.log.Info("netbootd stopped")
 	return err
+}
+
+// watchReadiness keeps /readyz true only while every part is ready (the inventory: synced and
+// not stale; a lost API server keeps the last snapshot answering, and says so).
+func (d *daemon) watchReadiness(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		ready := true
+		for _, p := range d.parts {
+			ready = ready && (p.ready == nil || p.ready())
+		}
+		d.http.SetReady(ready)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // reloadOnHUP re-reads the configuration on SIGHUP: a bad file is rejected and the running
@@ -582,18 +598,14 @@ func (d *daemon) syncKnown(ctx context.Context) {
 	}
 }
 
-// close releases what the daemon holds. The XDP program stays pinned and keeps answering
-// reserved machines: `netbootd detach IFACE` removes it.
+// close releases what the parts hold, the last built first. The XDP program stays pinned and
+// keeps answering reserved machines: `netbootd detach IFACE` removes it.
 func (d *daemon) close() {
-	if d.syslog != nil {
-		_ = d.syslog.Close() // if Run never started
-	}
-	if d.fast != nil {
-		_ = d.fast.Close()
-	}
-	if d.leases != nil {
-		if err := d.leases.Close(); err != nil {
-			d.log.Error("close lease store", "err", err)
+	for i := len(d.parts) - 1; i >= 0; i-- {
+		if p := d.parts[i]; p.close != nil {
+			if err := p.close(); err != nil {
+				d.log.Error("close "+p.name, "err", err)
+			}
 		}
 	}
 }
@@ -679,36 +691,4 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
-}
-
-// serveIPXE registers the iPXE binaries of dir (Debian's ipxe package) as TFTP files, unless the
-// root has a file of the same name: the operator's own build wins. It returns how many.
-func serveIPXE(t *tftp.Server, dir, root string) int {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return 0
-	}
-	n := 0
-	for _, e := range entries {
-		name := e.Name()
-		if !(strings.HasSuffix(name, ".efi") || strings.HasSuffix(name, ".kpxe") || strings.HasSuffix(name, ".pxe")) {
-			continue
-		}
-		// Stat, not the entry's type: Debian's ipxe.efi is a symlink into /boot.
-		if st, err := os.Stat(filepath.Join(dir, name)); err != nil || !st.Mode().IsRegular() {
-			continue
-		}
-		if root != "" {
-			if _, err := os.Stat(filepath.Join(root, name)); err == nil {
-				continue
-			}
-		}
-		data, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil || len(data) > 16<<20 {
-			continue
-		}
-		t.AddFile(name, data)
-		n++
-	}
-	return n
 }

@@ -74,5 +74,9 @@ func (d *daemon) newPoolLeader(rc *rest.Config, reg prometheus.Registerer) (err 
 		LeaseDuration: d.cfg.HA.Duration, Logger: d.log.With("component", "ha"), Registerer: reg,
 		OnChange: func(leader bool) { d.dhcp.SetStandby(!leader) },
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	d.add(part{name: "pool leader", run: d.poolLeader.Run})
+	return nil
 }

@@ -25,6 +25,8 @@ func (d *daemon) newInventory(rc *rest.Config, reg prometheus.Registerer) (err e
 	if err != nil {
 		return err
 	}
+	d.add(part{name: "inventory", run: func(ctx context.Context) error { return d.inventory.Run(ctx, d.applySnapshot) },
+		ready: func() bool { return d.inventory.Synced() && !d.inventory.Stale() }})
 	d.machines.OnPhase(func(mac, phase string, at time.Time) {
 		if hw, err := net.ParseMAC(mac); err == nil {
 			d.inventory.ReportPhase(config.MAC(hw), phase, at)
@@ -44,21 +46,6 @@ func (d *daemon) applySnapshot(s kube.Snapshot) error {
 	d.snapshot = &s
 	d.log.Info("inventory applied", "machines", s.Machines, "reservations", len(s.Reservations), "profiles", len(s.Profiles), "rejected", s.Rejected)
 	return nil
-}
-
-// watchReadiness keeps /readyz true only while the inventory is synced and not stale: a lost
-// API server keeps the last snapshot answering, and says so.
-func (d *daemon) watchReadiness(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		d.http.SetReady(d.inventory.Synced() && !d.inventory.Stale())
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // overlay is file with the inventory's snapshot laid over it: the cluster's Machines replace
