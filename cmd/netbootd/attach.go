@@ -20,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/urfave/cli/v2"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/netbootd/netbootd/bpf"
@@ -31,9 +30,7 @@ import (
 	"github.com/netbootd/netbootd/control/inventory/kube"
 	"github.com/netbootd/netbootd/control/lease"
 	"github.com/netbootd/netbootd/control/machines"
-	"github.com/netbootd/netbootd/control/neighbor"
 	"github.com/netbootd/netbootd/control/profile"
-	"github.com/netbootd/netbootd/control/ra"
 	nbsyslog "github.com/netbootd/netbootd/control/syslog"
 	nbhttp "github.com/netbootd/netbootd/http"
 	"github.com/netbootd/netbootd/tftp"
@@ -42,8 +39,8 @@ import (
 func attachCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "attach",
-		Usage:     "serve DHCP (XDP fast path + Go control plane), TFTP and HTTP on an interface",
-		ArgsUsage: "IFACE",
+		Usage:     "serve DHCP (XDP fast path + Go control plane), TFTP and HTTP on one or more interfaces",
+		ArgsUsage: "IFACE [IFACE...]",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "YAML configuration; without it: proxyDHCP mode beside an existing DHCP server"},
 			&cli.StringFlag{Name: "state-dir", Usage: "where leases live (default: the config's state_dir or /var/lib/netbootd)"},
@@ -71,23 +68,19 @@ func attachCommand() *cli.Command {
 }
 
 func runAttach(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return errors.New("usage: netbootd attach IFACE")
+	if c.NArg() < 1 {
+		return errors.New("usage: netbootd attach IFACE [IFACE...]")
 	}
-	ifname := c.Args().First()
 	log, err := newLogger(c.String("log-format"), c.String("log-level"))
 	if err != nil {
 		return err
 	}
-	log = log.With("iface", ifname)
-
-	link, err := netlink.LinkByName(ifname)
-	if err != nil {
-		return fmt.Errorf("interface %s: %w", ifname, err)
-	}
-	ifAddr, ifPrefix, err := firstIPv4(link)
+	ifaces, err := lookupIfaces(c.Args().Slice())
 	if err != nil {
 		return err
+	}
+	if len(ifaces) == 1 {
+		log = log.With("iface", ifaces[0].Name)
 	}
 
 	var cfg *config.Config
@@ -99,7 +92,7 @@ func runAttach(c *cli.Context) error {
 		cfg = config.Default()
 		log.Info("no --config: proxyDHCP mode, answering PXE clients only, beside the existing DHCP server")
 	}
-	cfg.ApplyInterface(ifAddr, ifPrefix)
+	cfg.ApplyLinks(configLinks(ifaces))
 	if l := c.String("http-listen"); l != "" {
 		cfg.HTTP.Listen = l // the URLs netbootd gives out name the port it listens on
 	}
@@ -116,9 +109,11 @@ func runAttach(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if mgmtToken == "" && onBootNetwork(mgmtListen, ifPrefix) {
-		log.Warn("the management listener (machine and lease API) is reachable from the boot network without a token: set --mgmt-listen to loopback or a management address, or --mgmt-token-file",
-			"mgmt_listen", mgmtListen, "boot_network", ifPrefix.String())
+	for _, f := range ifaces {
+		if mgmtToken == "" && onBootNetwork(mgmtListen, f.Prefix) {
+			log.Warn("the management listener (machine and lease API) is reachable from the boot network without a token: set --mgmt-listen to loopback or a management address, or --mgmt-token-file",
+				"mgmt_listen", mgmtListen, "boot_network", f.Prefix.String())
+		}
 	}
 	xdpMode, err := bpf.ParseMode(c.String("xdp"))
 	if err != nil {
@@ -150,7 +145,7 @@ func runAttach(c *cli.Context) error {
 	defer stop()
 
 	d, err := newDaemon(daemonConfig{
-		Iface: ifname, IfIndex: link.Attrs().Index, MTU: link.Attrs().MTU, ServerIP: cfg.Interface.ServerIP, Conf: cfg,
+		Ifaces: ifaces, Conf: cfg,
 		StateDir: stateDir, HTTPListen: httpListen, MgmtListen: mgmtListen, MgmtToken: mgmtToken, MetricsListen: c.String("metrics-listen"),
 		Kube: kf, HA: ha, XDP: xdpMode, XDPReplace: c.Bool("xdp-replace"), PinDir: c.String("pin-dir"), ConfigPath: c.String("config"),
 	}, log, reg)
@@ -167,11 +162,8 @@ func runAttach(c *cli.Context) error {
 }
 
 type daemonConfig struct {
-	Iface      string
-	IfIndex    int
-	MTU        int
-	ServerIP   netip.Addr
-	Conf       *config.Config
+	Ifaces     []iface        // the interfaces served, in the order given
+	Conf       *config.Config // validated, ApplyLinks(Ifaces)
 	StateDir   string
 	HTTPListen string
 	// MgmtListen is the management listener: the API and /metrics; MgmtToken guards the API.
@@ -213,11 +205,10 @@ func (d *daemon) add(p part) { d.parts = append(d.parts, p) }
 type daemon struct {
 	cfg       daemonConfig
 	log       *slog.Logger
+	reg       *prometheus.Registry
 	machines  *machines.Store // every machine's boot timeline
 	leases    *lease.Store    // nil in proxy mode and with DHCP off: no addresses, no store
-	dhcp      *dhcpd.Server   // nil with DHCP off (dhcp.enabled: false)
-	fast      *bpf.FastPath   // nil with --xdp off, in proxy mode and with DHCP off
-	tftp      *tftp.Server    // nil when disabled
+	links     []*link         // what serves each interface, in the order of cfg.Ifaces
 	http      *nbhttp.Server
 	inventory *kube.Inventory // nil unless --kubeconfig or --in-cluster
 	// poolLeader campaigns for the pools' Lease; nil unless --pool-lease.
@@ -232,51 +223,25 @@ type daemon struct {
 }
 
 func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ *daemon, err error) {
-	d := &daemon{cfg: cfg, log: log, machines: machines.New(0, reg)}
-	d.machines.SetNeighbors(neighbor.Table(cfg.IfIndex))
+	d := &daemon{cfg: cfg, log: log, reg: reg, machines: machines.New(0, reg)}
+	d.machines.SetNeighbors(neighbors(cfg.Ifaces))
 	defer func() {
 		if err != nil {
 			d.close()
 		}
 	}()
 	conf := cfg.Conf
-	if conf.DHCP.On() {
-		if err := d.startDHCP(reg); err != nil {
+	if conf.DHCP.On() && conf.Interface.Mode != config.ModeProxy {
+		if err := d.openLeases(); err != nil {
 			return nil, err
 		}
-	} else if err := detachStale(cfg.PinDir, cfg.Iface, log); err != nil {
-		return nil, err
 	}
-
-	if conf.TFTP.On() {
-		// A block must fit the interface's MTU: IP (20), UDP (8) and TFTP (4) headers besides.
-		maxBlock := conf.TFTP.MaxBlockSize
-		if pathMax := cfg.MTU - 32; cfg.MTU > 0 && (maxBlock == 0 || maxBlock > pathMax) {
-			maxBlock = pathMax
-		}
-		d.tftp, err = tftp.New(tftp.Config{
-			Listen: netip.AddrPortFrom(cfg.ServerIP, 69).String(), Root: conf.TFTP.Root,
-			MaxWindow: conf.TFTP.MaxWindow, MaxBlockSize: maxBlock,
-			MaxTransfers: conf.TFTP.MaxTransfers, MaxPerClient: conf.TFTP.MaxPerClient, SinglePort: conf.TFTP.SinglePort,
-			UploadDir: conf.TFTP.UploadDir, MaxUpload: conf.TFTP.MaxUpload,
-			UploadQuota: conf.TFTP.UploadQuota, MaxUnconfirmed: conf.TFTP.MaxUnconfirmed,
-			MaxUnconfirmedPerClient: conf.TFTP.MaxUnconfirmedPerClient,
-		}, tftp.Deps{Logger: log.With("component", "tftp"), Registerer: reg, OnTransfer: d.tftpDone})
+	for i := range cfg.Ifaces {
+		l, err := d.newLink(i)
 		if err != nil {
 			return nil, err
 		}
-		d.tftp.SetFolders(conf.PiFolders())
-		n := d.tftp.ServeIPXE(conf.TFTP.IPXEDir)
-		log.Info("tftp serving", "addr", d.tftp.Addr().String(), "root", conf.TFTP.Root, "ipxe_binaries", n)
-		d.add(part{name: "tftp", run: d.tftp.Run})
-	}
-
-	if conf.Interface.IPv6RA {
-		resp, err := ra.New(cfg.Iface, log)
-		if err != nil {
-			return nil, err
-		}
-		d.add(part{name: "ipv6 ra", run: resp.Run})
+		d.links = append(d.links, l)
 	}
 	if conf.Syslog.Listen != "" {
 		syslog, err := nbsyslog.New(nbsyslog.Config{Listen: conf.Syslog.Listen, BootedPattern: conf.Syslog.BootedPattern,
@@ -303,13 +268,13 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 		return nil, err
 	}
 	d.add(part{name: "http", run: d.http.Run})
-	profiles, err := profile.New(conf, conf.BaseURL())
-	if err != nil {
+	if err := d.setProfiles(conf); err != nil {
 		return nil, err
 	}
-	d.http.SetProfiles(profiles)
-	if d.tftp != nil {
-		d.tftp.SetClientFiles(d.http) // pxelinux configs rendered from profiles
+	for _, l := range d.links {
+		if l.tftp != nil { // pxelinux and GRUB configs rendered from profiles, naming l's address
+			l.tftp.SetClientFiles(d.http.ClientFilesAt(l.conf.Interface.ServerIP))
+		}
 	}
 	if cfg.MetricsListen != "" {
 		m, err := newMetricsServer(cfg.MetricsListen, reg, log)
@@ -336,87 +301,45 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 	return d, nil
 }
 
-// startDHCP opens the lease store, binds the DHCP sockets and attaches the XDP fast path.
-func (d *daemon) startDHCP(reg *prometheus.Registry) (err error) {
-	cfg, conf, log := d.cfg, d.cfg.Conf, d.log
-	proxy := conf.Interface.Mode == config.ModeProxy
-
-	if !proxy {
-		if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
-			return fmt.Errorf("state dir: %w", err)
-		}
-		d.leases, err = lease.Open(lease.Config{
-			Path:        filepath.Join(cfg.StateDir, "leases.db"),
-			Pools:       dhcpd.LeasePools(conf),
-			Reserved:    dhcpd.ReservedIPs(conf),
-			OfferHold:   conf.DHCP.OfferHold.D(),
-			DeclineHold: conf.DHCP.DeclineHold.D(),
-			Logger:      log,
-			Registerer:  reg,
-		})
-		if err != nil {
-			return fmt.Errorf("lease store: %w", err)
-		}
-		d.add(part{name: "lease store", run: d.leases.Run, close: d.leases.Close})
-		if err := d.leases.SetShare(cfg.HA.Index, len(cfg.HA.Peers)); err != nil {
-			return err
-		}
+// openLeases opens the lease store every interface's DHCP server shares.
+func (d *daemon) openLeases() (err error) {
+	cfg, conf := d.cfg, d.cfg.Conf
+	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+		return fmt.Errorf("state dir: %w", err)
 	}
-
-	dcfg := dhcpd.Config{
-		Iface: cfg.Iface, IfIndex: cfg.IfIndex, ServerIP: cfg.ServerIP, Conf: conf,
-		Machines: d.machines, Logger: log, Registerer: reg,
+	d.leases, err = lease.Open(lease.Config{
+		Path:        filepath.Join(cfg.StateDir, "leases.db"),
+		Pools:       dhcpd.LeasePools(conf),
+		Reserved:    dhcpd.ReservedIPs(conf),
+		OfferHold:   conf.DHCP.OfferHold.D(),
+		DeclineHold: conf.DHCP.DeclineHold.D(),
+		Logger:      d.log,
+		Registerer:  d.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("lease store: %w", err)
 	}
-	if d.leases != nil {
-		dcfg.Leases = d.leases
-	}
-	if d.dhcp, err = dhcpd.New(dcfg); err != nil {
-		return err
-	}
-	d.dhcp.SetStandby(cfg.HA.Lease != "") // with HA: reservations only until the Lease is ours
-	d.add(part{name: "dhcp", run: d.dhcp.Run})
-
-	if cfg.XDP != bpf.ModeOff && !proxy {
-		d.fast, err = bpf.Attach(bpf.Config{Iface: cfg.Iface, Mode: cfg.XDP, ServerIP: cfg.ServerIP,
-			PinRoot: cfg.PinDir, Storm: stormOf(conf), Relays: d.dhcp.FastRelays(), Replace: cfg.XDPReplace})
-		if err != nil {
-			return fmt.Errorf("xdp fast path: %w (--xdp off runs without it)", err)
-		}
-		d.add(part{name: "xdp fast path", run: func(ctx context.Context) error { return d.fast.Events(ctx, d.xdpAnswered) }, close: d.fast.Close})
-		if d.leases != nil {
-			d.add(part{name: "xdp known clients", run: func(ctx context.Context) error { d.syncKnown(ctx); return nil }})
-		}
-		if d.fast.MountedBPFFS() {
-			log.Warn("mounted bpffs on /sys/fs/bpf: if this process has a private mount namespace (ip netns exec, a container), the pins end with it and the fast path will not outlive the daemon; use --pin-dir on a shared bpffs")
-		}
-		if cfg.XDP == bpf.ModeAuto && d.fast.Mode() == bpf.ModeGeneric {
-			log.Warn("native XDP is not available on this interface: the fast path runs in generic (skb) mode")
-		}
-		entries := d.dhcp.FastReservations()
-		if err := d.fast.Sync(entries); err != nil {
-			return fmt.Errorf("xdp fast path: load reservations: %w", err)
-		}
-		reg.MustRegister(bpf.NewCollector(d.fast))
-		log.Info("xdp fast path attached", "mode", d.fast.Mode().String(), "adopted_pinned", d.fast.Adopted(), "pins", d.fast.PinDir(),
-			"reservations", len(entries))
-	}
-	return nil
+	d.add(part{name: "lease store", run: d.leases.Run, close: d.leases.Close})
+	return d.leases.SetShare(cfg.HA.Index, len(cfg.HA.Peers))
 }
 
-// detachStale removes the XDP program a run with DHCP on left pinned on iface: with DHCP off it
-// must not keep answering reserved machines with what that run configured.
-func detachStale(pinDir, iface string, log *slog.Logger) error {
-	if pinDir == "" {
-		pinDir = bpf.DefaultPinRoot
+// setProfiles renders conf's profiles for the HTTP server once per interface, each naming
+// that interface's address in its URLs (the first's for a client that reached another).
+func (d *daemon) setProfiles(conf *config.Config) error {
+	var all *profile.Resolver
+	at := make(map[netip.Addr]*profile.Resolver, len(d.cfg.Ifaces))
+	for i := range d.cfg.Ifaces {
+		c := conf.ForLink(i)
+		r, err := profile.New(c, c.BaseURL())
+		if err != nil {
+			return err
+		}
+		at[c.Interface.ServerIP] = r
+		if all == nil {
+			all = r
+		}
 	}
-	dir := filepath.Join(pinDir, iface)
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err := bpf.Detach(pinDir, iface); err != nil {
-		return fmt.Errorf("dhcp.enabled is false but a fast path of an earlier run is pinned at %s and may still answer DHCP: %w (netbootd detach %s)", dir, err, iface)
-	}
-	log.Info("dhcp.enabled is false: detached the XDP fast path an earlier run left pinned", "pins", dir)
+	d.http.SetProfilesAt(all, at)
 	return nil
 }
 
@@ -428,7 +351,10 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	g.Go(func() error { return d.reloadOnHUP(ctx) })
 	g.Go(func() error { d.watchReadiness(ctx); return nil })
-	d.log.Info("netbootd ready", "server_ip", d.cfg.ServerIP, "mode", string(d.cfg.Conf.Interface.Mode),
+	for _, l := range d.links {
+		l.log.Info("serving interface", "server_ip", l.conf.Interface.ServerIP, "base_url", l.conf.BaseURL())
+	}
+	d.log.Info("netbootd ready", "interfaces", len(d.links), "mode", string(d.cfg.Conf.Interface.Mode),
 		"http", d.http.Addr().String(), "mgmt", d.http.ManagementAddr().String(), "version", buildinfo.Get().Version, "commit", buildinfo.Get().Commit)
 	err := g.Wait()
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil && err == nil {
@@ -502,7 +428,7 @@ func (d *daemon) reload() error {
 	if err != nil {
 		return err
 	}
-	file.ApplyInterface(d.cfg.ServerIP, netip.Prefix{})
+	file.ApplyLinks(configLinks(d.cfg.Ifaces))
 	file.HTTP.Listen = d.cfg.HTTPListen // the listener is not rebound on a reload
 	d.applyMu.Lock()
 	defer d.applyMu.Unlock()
@@ -531,36 +457,30 @@ func (d *daemon) apply(file *config.Config, snap *kube.Snapshot) error {
 		// The listener is bound at start; the certificate files' contents are re-read as they change.
 		d.log.Warn("http.tls changed: the HTTPS listener keeps its address and files until netbootd restarts")
 	}
-	profiles, err := profile.New(conf, conf.BaseURL())
-	if err != nil {
+	// Rendered before anything changes: a profile that does not render changes nothing.
+	if err := d.setProfiles(conf); err != nil {
 		return err
 	}
 	if d.leases != nil {
 		d.leases.SetReserved(dhcpd.ReservedIPs(conf))
 	}
-	if d.dhcp != nil {
-		if err := d.dhcp.Reload(conf); err != nil {
+	for i, l := range d.links {
+		if err := l.apply(conf.ForLink(i)); err != nil {
 			return err
 		}
 	}
-	if d.fast != nil {
-		// The Go path answers the new set already; the maps follow, upserts before removals.
-		if err := d.fast.Sync(d.dhcp.FastReservations()); err != nil {
-			return fmt.Errorf("xdp maps: %w", err)
-		}
-		if err := d.fast.SetStorm(stormOf(conf)); err != nil {
-			return fmt.Errorf("xdp storm protection: %w", err)
-		}
-		if err := d.fast.SetRelays(d.dhcp.FastRelays()); err != nil {
-			return fmt.Errorf("xdp relays: %w", err)
-		}
-	}
-	d.http.SetProfiles(profiles)
-	if d.tftp != nil {
-		d.tftp.SetFolders(conf.PiFolders())
-	}
 	d.cfg.Conf = conf
 	return nil
+}
+
+// setLeader, with HA, says whether this instance owns the dynamic pools now: a standby
+// answers reserved machines only, on every interface.
+func (d *daemon) setLeader(leader bool) {
+	for _, l := range d.links {
+		if l.dhcp != nil {
+			l.dhcp.SetStandby(!leader)
+		}
+	}
 }
 
 // stormOf is the fast path's flood protection from the configuration.
@@ -575,7 +495,7 @@ func stormOf(conf *config.Config) bpf.Storm {
 
 // syncKnown keeps the fast path's set of MACs with a lease current, every two seconds: those
 // clients are never rate-limited as strangers during a flood.
-func (d *daemon) syncKnown(ctx context.Context) {
+func (d *daemon) syncKnown(ctx context.Context, l *link) {
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	warned := false
@@ -586,8 +506,8 @@ func (d *daemon) syncKnown(ctx context.Context) {
 				macs = append(macs, l.MAC)
 			}
 		}
-		if err := d.fast.SetKnown(macs); err != nil && !warned {
-			d.log.Warn("xdp fast path: cannot update the known-MAC map; leased clients may be rate-limited in a flood", "err", err)
+		if err := l.fast.SetKnown(macs); err != nil && !warned {
+			l.log.Warn("xdp fast path: cannot update the known-MAC map; leased clients may be rate-limited in a flood", "err", err)
 			warned = true
 		}
 		select {
@@ -612,7 +532,7 @@ func (d *daemon) close() {
 
 // xdpAnswered puts what the kernel answered on the machine's timeline (and the debug log), so
 // a machine's history reads the same whichever path answered it.
-func (d *daemon) xdpAnswered(e bpf.Event) {
+func (d *daemon) xdpAnswered(l *link, e bpf.Event) {
 	detail := dhcpv4.MessageType(e.Request).String() + " → " + dhcpv4.MessageType(e.Reply).String() + " " + e.IP.String()
 	switch {
 	case e.HTTP:
@@ -621,14 +541,14 @@ func (d *daemon) xdpAnswered(e bpf.Event) {
 		detail += fmt.Sprintf(", PXE boot parameters for arch %d", e.Arch)
 	}
 	d.machines.DHCP(e.MAC, e.IP, e.Request == 1, machines.Event{Time: e.Time, Source: "xdp", Detail: detail})
-	d.machines.Classify(e.MAC, d.dhcp.KernelClasses(e.MAC, e.PXE, e.HTTP, e.Arch))
-	if h := d.dhcp.Hostname(e.MAC); h != "" {
+	d.machines.Classify(e.MAC, l.dhcp.KernelClasses(e.MAC, e.PXE, e.HTTP, e.Arch))
+	if h := l.dhcp.Hostname(e.MAC); h != "" {
 		d.machines.Explain(e.MAC, h, "", "", "", "")
 	}
-	if !d.log.Enabled(context.Background(), slog.LevelDebug) {
+	if !l.log.Enabled(context.Background(), slog.LevelDebug) {
 		return
 	}
-	d.log.Debug("reply", "path", "xdp", "mac", e.MAC.String(), "xid", fmt.Sprintf("%#08x", e.XID),
+	l.log.Debug("reply", "path", "xdp", "mac", e.MAC.String(), "xid", fmt.Sprintf("%#08x", e.XID),
 		"type", dhcpv4.MessageType(e.Reply).String(), "ip", e.IP.String(), "pxe", e.PXE, "arch", e.Arch, "at", e.Time)
 }
 
@@ -666,22 +586,6 @@ func (d *daemon) leaseRows() []nbhttp.Lease {
 			State: l.State.String(), Subnet: l.Subnet, Hostname: l.Hostname, Expires: l.Expires})
 	}
 	return rows
-}
-
-func firstIPv4(link netlink.Link) (netip.Addr, netip.Prefix, error) {
-	addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
-	if err != nil {
-		return netip.Addr{}, netip.Prefix{}, fmt.Errorf("addresses of %s: %w", link.Attrs().Name, err)
-	}
-	for _, a := range addrs {
-		ip, ok := netip.AddrFromSlice(a.IP.To4())
-		if !ok {
-			continue
-		}
-		ones, _ := a.Mask.Size()
-		return ip, netip.PrefixFrom(ip, ones).Masked(), nil
-	}
-	return netip.Addr{}, netip.Prefix{}, fmt.Errorf("interface %s has no IPv4 address: netbootd answers from it", link.Attrs().Name)
 }
 
 func firstNonEmpty(s ...string) string {

@@ -72,7 +72,7 @@ func (d *daemon) newPoolLeader(rc *rest.Config, reg prometheus.Registerer) (err 
 	d.poolLeader, err = kube.NewPoolLeader(kube.LeaderConfig{
 		RestConfig: rc, Namespace: d.cfg.Kube.Namespace, Name: d.cfg.HA.Lease, Identity: d.cfg.HA.Identity,
 		LeaseDuration: d.cfg.HA.Duration, Logger: d.log.With("component", "ha"), Registerer: reg,
-		OnChange: func(leader bool) { d.dhcp.SetStandby(!leader) },
+		OnChange: d.setLeader,
 	})
 	if err != nil {
 		return err

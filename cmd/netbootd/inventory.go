@@ -21,7 +21,7 @@ func (d *daemon) newInventory(rc *rest.Config, reg prometheus.Registerer) (err e
 		subnets = append(subnets, s.CIDR)
 	}
 	d.inventory, err = kube.New(kube.Config{RestConfig: rc, Namespace: d.cfg.Kube.Namespace, Selector: d.cfg.Kube.Selector,
-		Subnets: subnets, ServerIP: d.cfg.ServerIP, Logger: d.log.With("component", "inventory"), Registerer: reg})
+		Subnets: subnets, ServerIP: d.links[0].conf.Interface.ServerIP, Logger: d.log.With("component", "inventory"), Registerer: reg})
 	if err != nil {
 		return err
 	}

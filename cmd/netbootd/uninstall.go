@@ -11,7 +11,6 @@ import (
 	nethttp "net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -43,17 +42,18 @@ func detachIfUninstalled(cfg daemonConfig, daemonSet string, log *slog.Logger) {
 		log.Info("DaemonSet still there (restart or upgrade): the XDP program stays pinned for the next pod", "daemonset", daemonSet)
 	default:
 		root := cmp.Or(cfg.PinDir, bpf.DefaultPinRoot)
-		if _, err := os.Stat(filepath.Join(root, cfg.Iface)); errors.Is(err, os.ErrNotExist) {
-			log.Info("DaemonSet uninstalled: no XDP program pinned", "daemonset", daemonSet)
-			return
+		for _, f := range cfg.Ifaces {
+			if _, err := os.Stat(bpf.PinDir(root, f.Name)); errors.Is(err, os.ErrNotExist) {
+				log.Info("DaemonSet uninstalled: no XDP program pinned", "daemonset", daemonSet, "iface", f.Name)
+				continue
+			}
+			if err := bpf.Detach(root, f.Name); err != nil {
+				log.Error("DaemonSet uninstalled: detach", "daemonset", daemonSet, "iface", f.Name, "err", err)
+				continue
+			}
+			log.Info("DaemonSet uninstalled: XDP program detached, pins removed", "daemonset", daemonSet, "iface", f.Name)
 		}
-		err := bpf.Detach(root, cfg.Iface)
 		_ = os.Remove(root) // the pin root too, unless another interface's pins remain in it
-		if err != nil {
-			log.Error("DaemonSet uninstalled: detach", "daemonset", daemonSet, "err", err)
-			return
-		}
-		log.Info("DaemonSet uninstalled: XDP program detached, pins removed", "daemonset", daemonSet)
 	}
 }
 
