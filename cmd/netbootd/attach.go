@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -383,137 +382,12 @@ func (d *daemon) watchReadiness(ctx context.Context) {
 	}
 }
 
-// reloadOnHUP re-reads the configuration on SIGHUP: a bad file is rejected and the running
-// configuration stays.
-func (d *daemon) reloadOnHUP(ctx context.Context) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	// A change of the file reloads it too; without inotify, SIGHUP still does.
-	var changed <-chan struct{}
-	if d.cfg.ConfigPath != "" {
-		c, err := watchFile(ctx, d.cfg.ConfigPath, 300*time.Millisecond)
-		if err != nil {
-			d.log.Warn("config changes will not be noticed; reload with SIGHUP", "err", err)
-		}
-		changed = c
-	}
-	for {
-		why := "SIGHUP"
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-hup:
-		case _, ok := <-changed:
-			if !ok {
-				changed = nil
-				continue
-			}
-			why = "file changed"
-		}
-		if d.cfg.ConfigPath == "" {
-			d.log.Warn("SIGHUP: no --config to reload")
-			continue
-		}
-		if err := d.reload(); err != nil {
-			d.log.Error("reload rejected; the running configuration stays", "why", why, "err", err)
-			continue
-		}
-		d.log.Info("configuration reloaded", "file", d.cfg.ConfigPath, "why", why)
-	}
-}
-
-func (d *daemon) reload() error {
-	file, err := config.Load(d.cfg.ConfigPath)
-	if err != nil {
-		return err
-	}
-	file.ApplyLinks(configLinks(d.cfg.Ifaces))
-	file.HTTP.Listen = d.cfg.HTTPListen // the listener is not rebound on a reload
-	d.applyMu.Lock()
-	defer d.applyMu.Unlock()
-	if err := d.apply(file, d.snapshot); err != nil {
-		return err
-	}
-	d.fileConf = file
-	return nil
-}
-
-// apply makes file, with the inventory's snapshot laid over it, the running configuration:
-// validated whole first, so a bad result changes nothing. Callers hold applyMu.
-func (d *daemon) apply(file *config.Config, snap *kube.Snapshot) error {
-	conf := overlay(file, snap)
-	old := d.cfg.Conf
-	if err := conf.Validate(); err != nil {
-		return err
-	}
-	if conf.Interface.Mode != old.Interface.Mode {
-		return fmt.Errorf("mode changed from %s to %s: restart netbootd for that", old.Interface.Mode, conf.Interface.Mode)
-	}
-	if conf.DHCP.On() != old.DHCP.On() {
-		return fmt.Errorf("dhcp.enabled changed to %t: restart netbootd for that", conf.DHCP.On())
-	}
-	if conf.HTTP.TLS != old.HTTP.TLS {
-		// The listener is bound at start; the certificate files' contents are re-read as they change.
-		d.log.Warn("http.tls changed: the HTTPS listener keeps its address and files until netbootd restarts")
-	}
-	// Rendered before anything changes: a profile that does not render changes nothing.
-	if err := d.setProfiles(conf); err != nil {
-		return err
-	}
-	if d.leases != nil {
-		d.leases.SetReserved(dhcpd.ReservedIPs(conf))
-	}
-	for i, l := range d.links {
-		if err := l.apply(conf.ForLink(i)); err != nil {
-			return err
-		}
-	}
-	d.cfg.Conf = conf
-	return nil
-}
-
 // setLeader, with HA, says whether this instance owns the dynamic pools now: a standby
 // answers reserved machines only, on every interface.
 func (d *daemon) setLeader(leader bool) {
 	for _, l := range d.links {
 		if l.dhcp != nil {
 			l.dhcp.SetStandby(!leader)
-		}
-	}
-}
-
-// stormOf is the fast path's flood protection from the configuration.
-func stormOf(conf *config.Config) bpf.Storm {
-	st := conf.DHCP.Storm
-	if st.Off {
-		return bpf.Storm{}
-	}
-	return bpf.Storm{DuplicateWindow: st.DuplicateWindow.D(), SourceRate: st.PerSourceRate, SourceBurst: st.PerSourceBurst,
-		StrangerRate: st.UnknownRate, StrangerBurst: st.UnknownBurst}
-}
-
-// syncKnown keeps the fast path's set of MACs with a lease current, every two seconds: those
-// clients are never rate-limited as strangers during a flood.
-func (d *daemon) syncKnown(ctx context.Context, l *link) {
-	tick := time.NewTicker(2 * time.Second)
-	defer tick.Stop()
-	warned := false
-	for {
-		var macs []net.HardwareAddr
-		for _, l := range d.leases.All() {
-			if l.State != lease.Declined {
-				macs = append(macs, l.MAC)
-			}
-		}
-		if err := l.fast.SetKnown(macs); err != nil && !warned {
-			l.log.Warn("xdp fast path: cannot update the known-MAC map; leased clients may be rate-limited in a flood", "err", err)
-			warned = true
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
@@ -15,6 +16,7 @@ import (
 	"github.com/netbootd/netbootd/bpf"
 	"github.com/netbootd/netbootd/control/config"
 	"github.com/netbootd/netbootd/control/dhcpd"
+	"github.com/netbootd/netbootd/control/lease"
 	"github.com/netbootd/netbootd/control/neighbor"
 	"github.com/netbootd/netbootd/control/ra"
 	"github.com/netbootd/netbootd/tftp"
@@ -238,4 +240,39 @@ func detachStale(pinDir, iface string, log *slog.Logger) error {
 	}
 	log.Info("dhcp.enabled is false: detached the XDP fast path an earlier run left pinned", "pins", dir)
 	return nil
+}
+
+// stormOf is the fast path's flood protection from the configuration.
+func stormOf(conf *config.Config) bpf.Storm {
+	st := conf.DHCP.Storm
+	if st.Off {
+		return bpf.Storm{}
+	}
+	return bpf.Storm{DuplicateWindow: st.DuplicateWindow.D(), SourceRate: st.PerSourceRate, SourceBurst: st.PerSourceBurst,
+		StrangerRate: st.UnknownRate, StrangerBurst: st.UnknownBurst}
+}
+
+// syncKnown keeps the fast path's set of MACs with a lease current, every two seconds: those
+// clients are never rate-limited as strangers during a flood.
+func (d *daemon) syncKnown(ctx context.Context, l *link) {
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	warned := false
+	for {
+		var macs []net.HardwareAddr
+		for _, l := range d.leases.All() {
+			if l.State != lease.Declined {
+				macs = append(macs, l.MAC)
+			}
+		}
+		if err := l.fast.SetKnown(macs); err != nil && !warned {
+			l.log.Warn("xdp fast path: cannot update the known-MAC map; leased clients may be rate-limited in a flood", "err", err)
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
