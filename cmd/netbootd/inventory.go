@@ -20,8 +20,12 @@ func (d *daemon) newInventory(rc *rest.Config, reg prometheus.Registerer) (err e
 	for _, s := range d.cfg.Conf.Subnets {
 		subnets = append(subnets, s.CIDR)
 	}
+	var servers []netip.Addr
+	for _, l := range d.links {
+		servers = append(servers, l.conf.Interface.ServerIP)
+	}
 	d.inventory, err = kube.New(kube.Config{RestConfig: rc, Namespace: d.cfg.Kube.Namespace, Selector: d.cfg.Kube.Selector,
-		Subnets: subnets, ServerIP: d.links[0].conf.Interface.ServerIP, Logger: d.log.With("component", "inventory"), Registerer: reg})
+		Subnets: subnets, ServerIPs: servers, Logger: d.log.With("component", "inventory"), Registerer: reg})
 	if err != nil {
 		return err
 	}
