@@ -369,11 +369,7 @@ func (d *daemon) watchReadiness(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		ready := true
-		for _, p := range d.parts {
-			ready = ready && (p.ready == nil || p.ready())
-		}
-		d.http.SetReady(ready)
+		d.http.SetReady(d.ready())
 		select {
 		case <-ctx.Done():
 			return
@@ -390,6 +386,16 @@ func (d *daemon) setLeader(leader bool) {
 			l.dhcp.SetStandby(!leader)
 		}
 	}
+}
+
+// ready says whether every part is ready to serve.
+func (d *daemon) ready() bool {
+	for _, p := range d.parts {
+		if p.ready != nil && !p.ready() {
+			return false
+		}
+	}
+	return true
 }
 
 // close releases what the parts hold, the last built first. The XDP program stays pinned and
