@@ -19,7 +19,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Integration tests share kernel objects (bpffs pins, veths): run packages one at a time.
 ITEST_PKGS := ./tests/... $(foreach d,bpf tftp control,$(if $(wildcard $(d)/*),./$(d)/...))
 
-.PHONY: arm64 help deps build version image deb FORCE ipxe stress-test kube-tools qemu-vm xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean bench-boot install uninstall
+.PHONY: arm64 help deps build version image deb FORCE ipxe stress-test test-vlan kube-tools qemu-vm xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean bench-boot install uninstall
 
 help: ## this list
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -81,6 +81,10 @@ kube-tools: # test helper: kube-apiserver and helm for tests/kube and the chart'
 integration: build image deb kube-tools ## tests that cross veth pairs in namespaces with real clients (root)
 	@[ "$$(id -u)" = 0 ] || { echo "integration tests need root: sudo make test" >&2; exit 1; }
 	NETBOOTD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags integration -p 1 -count=1 -timeout 45m $(ITEST_PKGS)
+
+test-vlan: build ## the many-interfaces test with a real 802.1Q VLAN sub-interface (root; a kernel with CONFIG_VLAN_8021Q)
+	@[ "$$(id -u)" = 0 ] || { echo "integration tests need root: sudo make test-vlan" >&2; exit 1; }
+	NETBOOTD_BIN=$(CURDIR)/$(BIN) $(GO) test -tags integration,vlan -count=1 -run TestMultiIfVLAN ./tests/
 
 CONTROLLER_GEN := sigs.k8s.io/controller-tools/cmd/controller-gen@v0.19.0
 CRD_GEN = $(GO) run $(CONTROLLER_GEN) object crd paths=./control/inventory/kube/v1alpha1/... output:crd:dir=./deploy/helm/netbootd/crds

@@ -98,10 +98,7 @@ type StatusReport struct {
 
 // Status reads the pinned maps of iface under pinRoot ("" = the default), daemon or not.
 func Status(pinRoot, iface string) (*StatusReport, error) {
-	if pinRoot == "" {
-		pinRoot = DefaultPinRoot
-	}
-	dir := filepath.Join(pinRoot, iface)
+	dir := PinDir(pinRoot, iface)
 	cm, err := ebpf.LoadPinnedMap(filepath.Join(dir, netbootdMapCounters), &ebpf.LoadPinOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("no netbootd fast path pinned for %s: %w", iface, err)

@@ -136,7 +136,7 @@ func Attach(cfg Config) (*FastPath, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &FastPath{pinDir: filepath.Join(cfg.PinRoot, cfg.Iface), mountedBPFFS: mounted}
+	f := &FastPath{pinDir: PinDir(cfg.PinRoot, cfg.Iface), mountedBPFFS: mounted}
 	f.knownMirror.fullEvery = 30 // SetKnown runs every 2 s: a full pass a minute
 	if err := os.MkdirAll(f.pinDir, 0o700); err != nil {
 		return nil, fmt.Errorf("pin directory: %w", err)
@@ -304,10 +304,7 @@ func (f *FastPath) Close() error {
 
 // Detach removes the program, link and maps of iface pinned under pinRoot ("" = the default).
 func Detach(pinRoot, iface string) error {
-	if pinRoot == "" {
-		pinRoot = DefaultPinRoot
-	}
-	dir := filepath.Join(pinRoot, iface)
+	dir := PinDir(pinRoot, iface)
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("no netbootd fast path pinned for %s (%s)", iface, dir)
 	}

@@ -39,7 +39,7 @@ func (s *Server) locate(ip netip.Addr) (mac net.HardwareAddr, how string, ok boo
 			return mac, how, true
 		}
 	}
-	if mac, ok := s.profiles.Load().ReservedAt(ip); ok {
+	if mac, ok := s.resolver(netip.Addr{}).ReservedAt(ip); ok {
 		return mac, "reserved address", true
 	}
 	return nil, "", false
@@ -64,7 +64,7 @@ func (s *Server) begin(mac net.HardwareAddr, at netip.Addr, how string) {
 		return
 	}
 	if how == machines.AtNeighbor {
-		if _, reserved := s.profiles.Load().Reserved(mac); !reserved {
+		if _, reserved := s.resolver(netip.Addr{}).Reserved(mac); !reserved {
 			return
 		}
 	}

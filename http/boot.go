@@ -27,7 +27,7 @@ func (s *Server) chain(w *recorder, r *nethttp.Request) {
 // baseURL is how machines reach this server: the profiles' base URL (control/config's BaseURL:
 // http.base_url, else the server's address), or without profiles the one the client used.
 func (s *Server) baseURL(r *nethttp.Request) string {
-	if b := s.profiles.Load().BaseURL(); b != "" {
+	if b := s.resolverFor(r).BaseURL(); b != "" {
 		return b
 	}
 	host := r.Host
@@ -92,7 +92,7 @@ func (s *Server) machineScript(w *recorder, r *nethttp.Request, mac net.Hardware
 	f := facts(mac, rep, s.classes(mac), remoteIP(r))
 	log := s.log.With("mac", mac.String(), "peer", r.RemoteAddr)
 
-	m, ok := s.profiles.Load().Resolve(f)
+	m, ok := s.resolverFor(r).Resolve(f)
 	if !ok {
 		log.Info("ipxe script: no profile", "reason", m.Reason)
 		s.explain(mac, f.Hostname, "", m.Reason, machines.PhaseScript, what+": no profile")
@@ -150,7 +150,7 @@ func (s *Server) config(w *recorder, r *nethttp.Request) {
 		return
 	}
 	// The facts iPXE reported with the script select the same group now.
-	m, ok := s.profiles.Load().Resolve(facts(mac, s.reported(mac), s.classes(mac), remoteIP(r)))
+	m, ok := s.resolverFor(r).Resolve(facts(mac, s.reported(mac), s.classes(mac), remoteIP(r)))
 	if !ok {
 		nethttp.Error(w, "no profile: "+m.Reason, nethttp.StatusNotFound)
 		return

@@ -161,7 +161,7 @@ func (s *Server) attribute(r *nethttp.Request) (net.HardwareAddr, bool) {
 // assetKind says whether name is the kernel or an initrd of the machine's profile: the one its
 // script was rendered from, else the one its facts select now.
 func (s *Server) assetKind(mac net.HardwareAddr, name string) string {
-	res := s.profiles.Load()
+	res := s.resolver(netip.Addr{})
 	if res == nil {
 		return ""
 	}

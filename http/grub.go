@@ -23,7 +23,7 @@ func (s *Server) grubConfig(w *recorder, r *nethttp.Request) {
 	if !s.allow(w, r, mac, "", "grub config") {
 		return
 	}
-	body, ok := s.renderConfig(mac, ip, "http", name, grubKind)
+	body, ok := s.renderConfig(s.resolverFor(r), mac, ip, "http", name, grubKind)
 	if !ok {
 		notFound(w)
 		return

@@ -14,11 +14,16 @@ import (
 // machine itself gets it, as with its iPXE script: the file names say whose it is, the address
 // netbootd reserved or leased for it proves who asks.
 func (s *Server) ClientFile(name string, client netip.Addr) ([]byte, bool) {
+	return s.clientFile(name, client, netip.Addr{})
+}
+
+// clientFile is ClientFile for a TFTP server listening at local (ClientFilesAt).
+func (s *Server) clientFile(name string, client, local netip.Addr) ([]byte, bool) {
 	if leaf, ok := profile.PXELinuxConfigName(name); ok {
-		return s.tftpConfig(name, client, leaf, pxelinuxKind)
+		return s.tftpConfig(s.resolver(local), name, client, leaf, pxelinuxKind)
 	}
 	if leaf, ok := profile.GRUBConfigName(name); ok {
-		return s.tftpConfig(name, client, leaf, grubKind)
+		return s.tftpConfig(s.resolver(local), name, client, leaf, grubKind)
 	}
 	return nil, false
 }
@@ -38,18 +43,18 @@ var (
 // tftpConfig renders the file name (its own name leaf) as kind asks for it, for the machine at
 // client (byAddr: also a machine answered by the XDP fast path alone, in no lease table, found by
 // its reservation's ip).
-func (s *Server) tftpConfig(name string, client netip.Addr, leaf string, kind configKind) ([]byte, bool) {
+func (s *Server) tftpConfig(res *profile.Resolver, name string, client netip.Addr, leaf string, kind configKind) ([]byte, bool) {
 	mac, ok := s.byAddr(client)
 	if !ok || !kind.asks(leaf, mac, client) {
 		return nil, false
 	}
-	return s.renderConfig(mac, client, "tftp", name, kind)
+	return s.renderConfig(res, mac, client, "tftp", name, kind)
 }
 
 // renderConfig renders mac's profile as kind's config and records it in the machine's timeline.
-func (s *Server) renderConfig(mac net.HardwareAddr, client netip.Addr, source, name string, kind configKind) ([]byte, bool) {
+func (s *Server) renderConfig(res *profile.Resolver, mac net.HardwareAddr, client netip.Addr, source, name string, kind configKind) ([]byte, bool) {
 	log := s.log.With("mac", mac.String(), "peer", client.String(), "file", name)
-	m, ok := s.profiles.Load().Resolve(facts(mac, s.reported(mac), s.classes(mac), client))
+	m, ok := res.Resolve(facts(mac, s.reported(mac), s.classes(mac), client))
 	if !ok {
 		log.Debug(kind.what+": no profile", "reason", m.Reason)
 		return nil, false

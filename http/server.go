@@ -23,7 +23,6 @@ import (
 	"github.com/netbootd/netbootd/control/bootauth"
 	"github.com/netbootd/netbootd/control/config"
 	"github.com/netbootd/netbootd/control/machines"
-	"github.com/netbootd/netbootd/control/profile"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sys/unix"
@@ -107,7 +106,7 @@ type Server struct {
 	mln       net.Listener    // management listener; nil without one
 	msrv      *nethttp.Server // management routes; nil without a management listener
 	ready     atomic.Bool
-	profiles  atomic.Pointer[profile.Resolver]
+	profiles  atomic.Pointer[profileSet]
 	downloads *slots
 	metrics   *metrics
 }
@@ -341,10 +340,6 @@ func (s *Server) ManagementAddr() net.Addr {
 
 // SetReady flips /readyz: the caller sets it once every listener is up and the maps are loaded.
 func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
-
-// SetProfiles swaps the profiles machines are matched against (at start and on every reload);
-// nil means none, and every machine gets a script that says so and exits.
-func (s *Server) SetProfiles(r *profile.Resolver) { s.profiles.Store(r) }
 
 // Run serves both listeners until ctx ends, then drains for up to five seconds and closes
 // what is still open: a client that stopped reading does not hold the shutdown.

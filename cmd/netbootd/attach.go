@@ -6,13 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -21,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/urfave/cli/v2"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/netbootd/netbootd/bpf"
@@ -32,9 +29,7 @@ import (
 	"github.com/netbootd/netbootd/control/inventory/kube"
 	"github.com/netbootd/netbootd/control/lease"
 	"github.com/netbootd/netbootd/control/machines"
-	"github.com/netbootd/netbootd/control/neighbor"
 	"github.com/netbootd/netbootd/control/profile"
-	"github.com/netbootd/netbootd/control/ra"
 	nbsyslog "github.com/netbootd/netbootd/control/syslog"
 	nbhttp "github.com/netbootd/netbootd/http"
 	"github.com/netbootd/netbootd/tftp"
@@ -43,8 +38,8 @@ import (
 func attachCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "attach",
-		Usage:     "serve DHCP (XDP fast path + Go control plane), TFTP and HTTP on an interface",
-		ArgsUsage: "IFACE",
+		Usage:     "serve DHCP (XDP fast path + Go control plane), TFTP and HTTP on one or more interfaces",
+		ArgsUsage: "IFACE [IFACE...]",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "YAML configuration; without it: proxyDHCP mode beside an existing DHCP server"},
 			&cli.StringFlag{Name: "state-dir", Usage: "where leases live (default: the config's state_dir or /var/lib/netbootd)"},
@@ -72,23 +67,19 @@ func attachCommand() *cli.Command {
 }
 
 func runAttach(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return errors.New("usage: netbootd attach IFACE")
+	if c.NArg() < 1 {
+		return errors.New("usage: netbootd attach IFACE [IFACE...]")
 	}
-	ifname := c.Args().First()
 	log, err := newLogger(c.String("log-format"), c.String("log-level"))
 	if err != nil {
 		return err
 	}
-	log = log.With("iface", ifname)
-
-	link, err := netlink.LinkByName(ifname)
-	if err != nil {
-		return fmt.Errorf("interface %s: %w", ifname, err)
-	}
-	ifAddr, ifPrefix, err := firstIPv4(link)
+	ifaces, err := lookupIfaces(c.Args().Slice())
 	if err != nil {
 		return err
+	}
+	if len(ifaces) == 1 {
+		log = log.With("iface", ifaces[0].Name)
 	}
 
 	var cfg *config.Config
@@ -100,7 +91,7 @@ func runAttach(c *cli.Context) error {
 		cfg = config.Default()
 		log.Info("no --config: proxyDHCP mode, answering PXE clients only, beside the existing DHCP server")
 	}
-	cfg.ApplyInterface(ifAddr, ifPrefix)
+	cfg.ApplyLinks(configLinks(ifaces))
 	if l := c.String("http-listen"); l != "" {
 		cfg.HTTP.Listen = l // the URLs netbootd gives out name the port it listens on
 	}
@@ -117,9 +108,11 @@ func runAttach(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if mgmtToken == "" && onBootNetwork(mgmtListen, ifPrefix) {
-		log.Warn("the management listener (machine and lease API) is reachable from the boot network without a token: set --mgmt-listen to loopback or a management address, or --mgmt-token-file",
-			"mgmt_listen", mgmtListen, "boot_network", ifPrefix.String())
+	for _, f := range ifaces {
+		if mgmtToken == "" && onBootNetwork(mgmtListen, f.Prefix) {
+			log.Warn("the management listener (machine and lease API) is reachable from the boot network without a token: set --mgmt-listen to loopback or a management address, or --mgmt-token-file",
+				"mgmt_listen", mgmtListen, "boot_network", f.Prefix.String())
+		}
 	}
 	xdpMode, err := bpf.ParseMode(c.String("xdp"))
 	if err != nil {
@@ -151,7 +144,7 @@ func runAttach(c *cli.Context) error {
 	defer stop()
 
 	d, err := newDaemon(daemonConfig{
-		Iface: ifname, IfIndex: link.Attrs().Index, MTU: link.Attrs().MTU, ServerIP: cfg.Interface.ServerIP, Conf: cfg,
+		Ifaces: ifaces, Conf: cfg,
 		StateDir: stateDir, HTTPListen: httpListen, MgmtListen: mgmtListen, MgmtToken: mgmtToken, MetricsListen: c.String("metrics-listen"),
 		Kube: kf, HA: ha, XDP: xdpMode, XDPReplace: c.Bool("xdp-replace"), PinDir: c.String("pin-dir"), ConfigPath: c.String("config"),
 	}, log, reg)
@@ -172,11 +165,8 @@ func runAttach(c *cli.Context) error {
 }
 
 type daemonConfig struct {
-	Iface      string
-	IfIndex    int
-	MTU        int
-	ServerIP   netip.Addr
-	Conf       *config.Config
+	Ifaces     []iface        // the interfaces served, in the order given
+	Conf       *config.Config // validated, ApplyLinks(Ifaces)
 	StateDir   string
 	HTTPListen string
 	// MgmtListen is the management listener: the API and /metrics; MgmtToken guards the API.
@@ -201,22 +191,34 @@ type kubeFlags struct {
 
 func (k kubeFlags) on() bool { return k.Kubeconfig != "" || k.InCluster }
 
+// part is one running piece of the daemon, in one shape.
+type part struct {
+	name string
+	// run serves until the context ends; an error stops the daemon.
+	run func(context.Context) error
+	// close releases what the part holds, whether or not run ran; nil: nothing to release.
+	close func() error
+	// ready says whether the part is ready to serve (/readyz); nil: as soon as it runs.
+	ready func() bool
+}
+
+func (d *daemon) add(p part) { d.parts = append(d.parts, p) }
+
 // daemon is every component of `netbootd attach`, built explicitly and wired here.
 type daemon struct {
 	cfg       daemonConfig
 	log       *slog.Logger
-	machines  *machines.Store    // every machine's boot timeline
-	leases    *lease.Store       // nil in proxy mode and with DHCP off: no addresses, no store
-	dhcp      *dhcpd.Server      // nil with DHCP off (dhcp.enabled: false)
-	fast      *bpf.FastPath      // nil with --xdp off, in proxy mode and with DHCP off
-	tftp      *tftp.Server       // nil when disabled
-	ra        *ra.Responder      // nil unless interface.ipv6_ra
-	syslog    *nbsyslog.Receiver // nil unless syslog.listen
+	reg       *prometheus.Registry
+	machines  *machines.Store // every machine's boot timeline
+	leases    *lease.Store    // nil in proxy mode and with DHCP off: no addresses, no store
+	links     []*link         // what serves each interface, in the order of cfg.Ifaces
 	http      *nbhttp.Server
-	metrics   *metricsServer  // nil unless --metrics-listen
 	inventory *kube.Inventory // nil unless --kubeconfig or --in-cluster
 	// poolLeader campaigns for the pools' Lease; nil unless --pool-lease.
 	poolLeader *kube.PoolLeader
+	// parts are what runs, in the order built: each component above that is on, and the loops
+	// that feed them. run starts them all; close releases them in reverse.
+	parts []part
 
 	applyMu  sync.Mutex     // one reload or inventory snapshot at a time
 	fileConf *config.Config // the file's configuration, before the inventory's overlay
@@ -224,55 +226,34 @@ type daemon struct {
 }
 
 func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ *daemon, err error) {
-	d := &daemon{cfg: cfg, log: log, machines: machines.New(0, reg)}
-	d.machines.SetNeighbors(neighbor.Table(cfg.IfIndex))
+	d := &daemon{cfg: cfg, log: log, reg: reg, machines: machines.New(0, reg)}
+	d.machines.SetNeighbors(neighbors(cfg.Ifaces))
 	defer func() {
 		if err != nil {
 			d.close()
 		}
 	}()
 	conf := cfg.Conf
-	if conf.DHCP.On() {
-		if err := d.startDHCP(reg); err != nil {
+	if conf.DHCP.On() && conf.Interface.Mode != config.ModeProxy {
+		if err := d.openLeases(); err != nil {
 			return nil, err
 		}
-	} else if err := detachStale(cfg.PinDir, cfg.Iface, log); err != nil {
-		return nil, err
 	}
-
-	if conf.TFTP.On() {
-		// A block must fit the interface's MTU: IP (20), UDP (8) and TFTP (4) headers besides.
-		maxBlock := conf.TFTP.MaxBlockSize
-		if pathMax := cfg.MTU - 32; cfg.MTU > 0 && (maxBlock == 0 || maxBlock > pathMax) {
-			maxBlock = pathMax
-		}
-		d.tftp, err = tftp.New(tftp.Config{
-			Listen: netip.AddrPortFrom(cfg.ServerIP, 69).String(), Root: conf.TFTP.Root,
-			MaxWindow: conf.TFTP.MaxWindow, MaxBlockSize: maxBlock,
-			MaxTransfers: conf.TFTP.MaxTransfers, MaxPerClient: conf.TFTP.MaxPerClient, SinglePort: conf.TFTP.SinglePort,
-			UploadDir: conf.TFTP.UploadDir, MaxUpload: conf.TFTP.MaxUpload,
-			UploadQuota: conf.TFTP.UploadQuota, MaxUnconfirmed: conf.TFTP.MaxUnconfirmed,
-			MaxUnconfirmedPerClient: conf.TFTP.MaxUnconfirmedPerClient,
-		}, tftp.Deps{Logger: log.With("component", "tftp"), Registerer: reg, OnTransfer: d.tftpDone})
+	for i := range cfg.Ifaces {
+		l, err := d.newLink(i)
 		if err != nil {
 			return nil, err
 		}
-		d.tftp.SetFolders(conf.PiFolders())
-		n := serveIPXE(d.tftp, conf.TFTP.IPXEDir, conf.TFTP.Root)
-		log.Info("tftp serving", "addr", d.tftp.Addr().String(), "root", conf.TFTP.Root, "ipxe_binaries", n)
-	}
-
-	if conf.Interface.IPv6RA {
-		if d.ra, err = ra.New(cfg.Iface, log); err != nil {
-			return nil, err
-		}
+		d.links = append(d.links, l)
 	}
 	if conf.Syslog.Listen != "" {
-		d.syslog, err = nbsyslog.New(nbsyslog.Config{Listen: conf.Syslog.Listen, BootedPattern: conf.Syslog.BootedPattern,
+		syslog, err := nbsyslog.New(nbsyslog.Config{Listen: conf.Syslog.Listen, BootedPattern: conf.Syslog.BootedPattern,
 			MaxPerSecond: conf.Syslog.MaxPerSecond}, nbsyslog.Deps{Logger: log.With("component", "syslog"), Registerer: reg, Machines: d.machines})
 		if err != nil {
 			return nil, err
 		}
+		// Run closes the socket as it ends; close is for a daemon that never ran.
+		d.add(part{name: "syslog", run: syslog.Run, close: func() error { _ = syslog.Close(); return nil }})
 	}
 
 	tokens, err := bootauth.Open(filepath.Join(cfg.StateDir, bootauth.FileName), bootauth.DefaultRotateAfter)
@@ -289,18 +270,21 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 	if err != nil {
 		return nil, err
 	}
-	profiles, err := profile.New(conf, conf.BaseURL())
-	if err != nil {
+	d.add(part{name: "http", run: d.http.Run})
+	if err := d.setProfiles(conf); err != nil {
 		return nil, err
 	}
-	d.http.SetProfiles(profiles)
-	if d.tftp != nil {
-		d.tftp.SetClientFiles(d.http) // pxelinux configs rendered from profiles
+	for _, l := range d.links {
+		if l.tftp != nil { // pxelinux and GRUB configs rendered from profiles, naming l's address
+			l.tftp.SetClientFiles(d.http.ClientFilesAt(l.conf.Interface.ServerIP))
+		}
 	}
 	if cfg.MetricsListen != "" {
-		if d.metrics, err = newMetricsServer(cfg.MetricsListen, reg, log); err != nil {
+		m, err := newMetricsServer(cfg.MetricsListen, reg, log)
+		if err != nil {
 			return nil, err
 		}
+		d.add(part{name: "metrics", run: m.run})
 	}
 	d.fileConf = conf
 	if cfg.Kube.on() {
@@ -320,127 +304,60 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 	return d, nil
 }
 
-// startDHCP opens the lease store, binds the DHCP sockets and attaches the XDP fast path.
-func (d *daemon) startDHCP(reg *prometheus.Registry) (err error) {
-	cfg, conf, log := d.cfg, d.cfg.Conf, d.log
-	proxy := conf.Interface.Mode == config.ModeProxy
-
-	if !proxy {
-		if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
-			return fmt.Errorf("state dir: %w", err)
-		}
-		d.leases, err = lease.Open(lease.Config{
-			Path:        filepath.Join(cfg.StateDir, "leases.db"),
-			Pools:       dhcpd.LeasePools(conf),
-			Reserved:    dhcpd.ReservedIPs(conf),
-			OfferHold:   conf.DHCP.OfferHold.D(),
-			DeclineHold: conf.DHCP.DeclineHold.D(),
-			Logger:      log,
-			Registerer:  reg,
-		})
-		if err != nil {
-			return fmt.Errorf("lease store: %w", err)
-		}
-		if err := d.leases.SetShare(cfg.HA.Index, len(cfg.HA.Peers)); err != nil {
-			return err
-		}
+// openLeases opens the lease store every interface's DHCP server shares.
+func (d *daemon) openLeases() (err error) {
+	cfg, conf := d.cfg, d.cfg.Conf
+	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+		return fmt.Errorf("state dir: %w", err)
 	}
-
-	dcfg := dhcpd.Config{
-		Iface: cfg.Iface, IfIndex: cfg.IfIndex, ServerIP: cfg.ServerIP, Conf: conf,
-		Machines: d.machines, Logger: log, Registerer: reg,
+	d.leases, err = lease.Open(lease.Config{
+		Path:        filepath.Join(cfg.StateDir, "leases.db"),
+		Pools:       dhcpd.LeasePools(conf),
+		Reserved:    dhcpd.ReservedIPs(conf),
+		OfferHold:   conf.DHCP.OfferHold.D(),
+		DeclineHold: conf.DHCP.DeclineHold.D(),
+		Logger:      d.log,
+		Registerer:  d.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("lease store: %w", err)
 	}
-	if d.leases != nil {
-		dcfg.Leases = d.leases
-	}
-	if d.dhcp, err = dhcpd.New(dcfg); err != nil {
-		return err
-	}
-	d.dhcp.SetStandby(cfg.HA.Lease != "") // with HA: reservations only until the Lease is ours
-
-	if cfg.XDP != bpf.ModeOff && !proxy {
-		d.fast, err = bpf.Attach(bpf.Config{Iface: cfg.Iface, Mode: cfg.XDP, ServerIP: cfg.ServerIP,
-			PinRoot: cfg.PinDir, Storm: stormOf(conf), Relays: d.dhcp.FastRelays(), Replace: cfg.XDPReplace})
-		if err != nil {
-			return fmt.Errorf("xdp fast path: %w (--xdp off runs without it)", err)
-		}
-		if d.fast.MountedBPFFS() {
-			log.Warn("mounted bpffs on /sys/fs/bpf: if this process has a private mount namespace (ip netns exec, a container), the pins end with it and the fast path will not outlive the daemon; use --pin-dir on a shared bpffs")
-		}
-		if cfg.XDP == bpf.ModeAuto && d.fast.Mode() == bpf.ModeGeneric {
-			log.Warn("native XDP is not available on this interface: the fast path runs in generic (skb) mode")
-		}
-		entries := d.dhcp.FastReservations()
-		// An adopted program keeps answering what the previous daemon loaded until the cluster's
-		// Machines are here (the first snapshot's apply syncs the maps): syncing the file's
-		// reservations now would leave the Machines unanswered meanwhile (a pod upgrade).
-		if !cfg.Kube.on() || !d.fast.Adopted() {
-			if err := d.fast.Sync(entries); err != nil {
-				return fmt.Errorf("xdp fast path: load reservations: %w", err)
-			}
-		}
-		reg.MustRegister(bpf.NewCollector(d.fast))
-		log.Info("xdp fast path attached", "mode", d.fast.Mode().String(), "adopted_pinned", d.fast.Adopted(), "pins", d.fast.PinDir(),
-			"reservations", len(entries))
-	}
-	return nil
+	d.add(part{name: "lease store", run: d.leases.Run, close: d.leases.Close})
+	return d.leases.SetShare(cfg.HA.Index, len(cfg.HA.Peers))
 }
 
-// detachStale removes the XDP program a run with DHCP on left pinned on iface: with DHCP off it
-// must not keep answering reserved machines with what that run configured.
-func detachStale(pinDir, iface string, log *slog.Logger) error {
-	if pinDir == "" {
-		pinDir = bpf.DefaultPinRoot
+// setProfiles renders conf's profiles for the HTTP server once per interface, each naming
+// that interface's address in its URLs (the first's for a client that reached another).
+func (d *daemon) setProfiles(conf *config.Config) error {
+	var all *profile.Resolver
+	at := make(map[netip.Addr]*profile.Resolver, len(d.cfg.Ifaces))
+	for i := range d.cfg.Ifaces {
+		c := conf.ForLink(i)
+		r, err := profile.New(c, c.BaseURL())
+		if err != nil {
+			return err
+		}
+		at[c.Interface.ServerIP] = r
+		if all == nil {
+			all = r
+		}
 	}
-	dir := filepath.Join(pinDir, iface)
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err := bpf.Detach(pinDir, iface); err != nil {
-		return fmt.Errorf("dhcp.enabled is false but a fast path of an earlier run is pinned at %s and may still answer DHCP: %w (netbootd detach %s)", dir, err, iface)
-	}
-	log.Info("dhcp.enabled is false: detached the XDP fast path an earlier run left pinned", "pins", dir)
+	d.http.SetProfilesAt(all, at)
 	return nil
 }
 
 func (d *daemon) run(ctx context.Context) error {
 	defer d.close()
 	g, ctx := errgroup.WithContext(ctx)
-	if d.dhcp != nil {
-		g.Go(func() error { return d.dhcp.Run(ctx) })
-	}
-	g.Go(func() error { return d.http.Run(ctx) })
-	if d.tftp != nil {
-		g.Go(func() error { return d.tftp.Run(ctx) })
-	}
-	if d.fast != nil {
-		g.Go(func() error { return d.fast.Events(ctx, d.xdpAnswered) })
-	}
-	if d.leases != nil {
-		g.Go(func() error { return d.leases.Run(ctx) })
-	}
-	if d.fast != nil && d.leases != nil {
-		g.Go(func() error { d.syncKnown(ctx); return nil })
-	}
-	if d.ra != nil {
-		g.Go(func() error { return d.ra.Run(ctx) })
-	}
-	if d.syslog != nil {
-		g.Go(func() error { return d.syslog.Run(ctx) })
-	}
-	if d.metrics != nil {
-		g.Go(func() error { return d.metrics.run(ctx) })
-	}
-	if d.poolLeader != nil {
-		g.Go(func() error { return d.poolLeader.Run(ctx) })
-	}
-	if d.inventory != nil {
-		g.Go(func() error { return d.inventory.Run(ctx, d.applySnapshot) })
-		g.Go(func() error { d.watchReadiness(ctx); return nil })
+	for _, p := range d.parts {
+		g.Go(func() error { return p.run(ctx) })
 	}
 	g.Go(func() error { return d.reloadOnHUP(ctx) })
-	d.http.SetReady(d.inventory == nil) // with an inventory: once its first snapshot is applied
-	d.log.Info("netbootd ready", "server_ip", d.cfg.ServerIP, "mode", string(d.cfg.Conf.Interface.Mode),
+	g.Go(func() error { d.watchReadiness(ctx); return nil })
+	for _, l := range d.links {
+		l.log.Info("serving interface", "server_ip", l.conf.Interface.ServerIP, "base_url", l.conf.BaseURL())
+	}
+	d.log.Info("netbootd ready", "interfaces", len(d.links), "mode", string(d.cfg.Conf.Interface.Mode),
 		"http", d.http.Addr().String(), "mgmt", d.http.ManagementAddr().String(), "version", buildinfo.Get().Version, "commit", buildinfo.Get().Commit)
 	err := g.Wait()
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil && err == nil {
@@ -450,166 +367,56 @@ func (d *daemon) run(ctx context.Context) error {
 	return err
 }
 
-// reloadOnHUP re-reads the configuration on SIGHUP: a bad file is rejected and the running
-// configuration stays.
-func (d *daemon) reloadOnHUP(ctx context.Context) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	// A change of the file reloads it too; without inotify, SIGHUP still does.
-	var changed <-chan struct{}
-	if d.cfg.ConfigPath != "" {
-		c, err := watchFile(ctx, d.cfg.ConfigPath, 300*time.Millisecond)
-		if err != nil {
-			d.log.Warn("config changes will not be noticed; reload with SIGHUP", "err", err)
-		}
-		changed = c
-	}
+// watchReadiness keeps /readyz true only while every part is ready (the inventory: synced and
+// not stale; a lost API server keeps the last snapshot answering, and says so).
+func (d *daemon) watchReadiness(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
 	for {
-		why := "SIGHUP"
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-hup:
-		case _, ok := <-changed:
-			if !ok {
-				changed = nil
-				continue
-			}
-			why = "file changed"
-		}
-		if d.cfg.ConfigPath == "" {
-			d.log.Warn("SIGHUP: no --config to reload")
-			continue
-		}
-		if err := d.reload(); err != nil {
-			d.log.Error("reload rejected; the running configuration stays", "why", why, "err", err)
-			continue
-		}
-		d.log.Info("configuration reloaded", "file", d.cfg.ConfigPath, "why", why)
-	}
-}
-
-func (d *daemon) reload() error {
-	file, err := config.Load(d.cfg.ConfigPath)
-	if err != nil {
-		return err
-	}
-	file.ApplyInterface(d.cfg.ServerIP, netip.Prefix{})
-	file.HTTP.Listen = d.cfg.HTTPListen // the listener is not rebound on a reload
-	d.applyMu.Lock()
-	defer d.applyMu.Unlock()
-	if err := d.apply(file, d.snapshot); err != nil {
-		return err
-	}
-	d.fileConf = file
-	return nil
-}
-
-// apply makes file, with the inventory's snapshot laid over it, the running configuration:
-// validated whole first, so a bad result changes nothing. Callers hold applyMu.
-func (d *daemon) apply(file *config.Config, snap *kube.Snapshot) error {
-	conf := overlay(file, snap)
-	old := d.cfg.Conf
-	if err := conf.Validate(); err != nil {
-		return err
-	}
-	if conf.Interface.Mode != old.Interface.Mode {
-		return fmt.Errorf("mode changed from %s to %s: restart netbootd for that", old.Interface.Mode, conf.Interface.Mode)
-	}
-	if conf.DHCP.On() != old.DHCP.On() {
-		return fmt.Errorf("dhcp.enabled changed to %t: restart netbootd for that", conf.DHCP.On())
-	}
-	if conf.HTTP.TLS != old.HTTP.TLS {
-		// The listener is bound at start; the certificate files' contents are re-read as they change.
-		d.log.Warn("http.tls changed: the HTTPS listener keeps its address and files until netbootd restarts")
-	}
-	profiles, err := profile.New(conf, conf.BaseURL())
-	if err != nil {
-		return err
-	}
-	if d.leases != nil {
-		d.leases.SetReserved(dhcpd.ReservedIPs(conf))
-	}
-	if d.dhcp != nil {
-		if err := d.dhcp.Reload(conf); err != nil {
-			return err
-		}
-	}
-	if d.fast != nil {
-		// The Go path answers the new set already; the maps follow, upserts before removals.
-		if err := d.fast.Sync(d.dhcp.FastReservations()); err != nil {
-			return fmt.Errorf("xdp maps: %w", err)
-		}
-		if err := d.fast.SetStorm(stormOf(conf)); err != nil {
-			return fmt.Errorf("xdp storm protection: %w", err)
-		}
-		if err := d.fast.SetRelays(d.dhcp.FastRelays()); err != nil {
-			return fmt.Errorf("xdp relays: %w", err)
-		}
-	}
-	d.http.SetProfiles(profiles)
-	if d.tftp != nil {
-		d.tftp.SetFolders(conf.PiFolders())
-	}
-	d.cfg.Conf = conf
-	return nil
-}
-
-// stormOf is the fast path's flood protection from the configuration.
-func stormOf(conf *config.Config) bpf.Storm {
-	st := conf.DHCP.Storm
-	if st.Off {
-		return bpf.Storm{}
-	}
-	return bpf.Storm{DuplicateWindow: st.DuplicateWindow.D(), SourceRate: st.PerSourceRate, SourceBurst: st.PerSourceBurst,
-		StrangerRate: st.UnknownRate, StrangerBurst: st.UnknownBurst}
-}
-
-// syncKnown keeps the fast path's set of MACs with a lease current, every two seconds: those
-// clients are never rate-limited as strangers during a flood.
-func (d *daemon) syncKnown(ctx context.Context) {
-	tick := time.NewTicker(2 * time.Second)
-	defer tick.Stop()
-	warned := false
-	for {
-		var macs []net.HardwareAddr
-		for _, l := range d.leases.All() {
-			if l.State != lease.Declined {
-				macs = append(macs, l.MAC)
-			}
-		}
-		if err := d.fast.SetKnown(macs); err != nil && !warned {
-			d.log.Warn("xdp fast path: cannot update the known-MAC map; leased clients may be rate-limited in a flood", "err", err)
-			warned = true
-		}
+		d.http.SetReady(d.ready())
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-t.C:
 		}
 	}
 }
 
-// close releases what the daemon holds. The XDP program stays pinned and keeps answering
-// reserved machines: `netbootd detach IFACE` removes it.
+// setLeader, with HA, says whether this instance owns the dynamic pools now: a standby
+// answers reserved machines only, on every interface.
+func (d *daemon) setLeader(leader bool) {
+	for _, l := range d.links {
+		if l.dhcp != nil {
+			l.dhcp.SetStandby(!leader)
+		}
+	}
+}
+
+// ready says whether every part is ready to serve.
+func (d *daemon) ready() bool {
+	for _, p := range d.parts {
+		if p.ready != nil && !p.ready() {
+			return false
+		}
+	}
+	return true
+}
+
+// close releases what the parts hold, the last built first. The XDP program stays pinned and
+// keeps answering reserved machines: `netbootd detach IFACE` removes it.
 func (d *daemon) close() {
-	if d.syslog != nil {
-		_ = d.syslog.Close() // if Run never started
-	}
-	if d.fast != nil {
-		_ = d.fast.Close()
-	}
-	if d.leases != nil {
-		if err := d.leases.Close(); err != nil {
-			d.log.Error("close lease store", "err", err)
+	for i := len(d.parts) - 1; i >= 0; i-- {
+		if p := d.parts[i]; p.close != nil {
+			if err := p.close(); err != nil {
+				d.log.Error("close "+p.name, "err", err)
+			}
 		}
 	}
 }
 
 // xdpAnswered puts what the kernel answered on the machine's timeline (and the debug log), so
 // a machine's history reads the same whichever path answered it.
-func (d *daemon) xdpAnswered(e bpf.Event) {
+func (d *daemon) xdpAnswered(l *link, e bpf.Event) {
 	detail := dhcpv4.MessageType(e.Request).String() + " → " + dhcpv4.MessageType(e.Reply).String() + " " + e.IP.String()
 	switch {
 	case e.HTTP:
@@ -618,14 +425,14 @@ func (d *daemon) xdpAnswered(e bpf.Event) {
 		detail += fmt.Sprintf(", PXE boot parameters for arch %d", e.Arch)
 	}
 	d.machines.DHCP(e.MAC, e.IP, e.Request == 1, machines.Event{Time: e.Time, Source: "xdp", Detail: detail})
-	d.machines.Classify(e.MAC, d.dhcp.KernelClasses(e.MAC, e.PXE, e.HTTP, e.Arch))
-	if h := d.dhcp.Hostname(e.MAC); h != "" {
+	d.machines.Classify(e.MAC, l.dhcp.KernelClasses(e.MAC, e.PXE, e.HTTP, e.Arch))
+	if h := l.dhcp.Hostname(e.MAC); h != "" {
 		d.machines.Explain(e.MAC, h, "", "", "", "")
 	}
-	if !d.log.Enabled(context.Background(), slog.LevelDebug) {
+	if !l.log.Enabled(context.Background(), slog.LevelDebug) {
 		return
 	}
-	d.log.Debug("reply", "path", "xdp", "mac", e.MAC.String(), "xid", fmt.Sprintf("%#08x", e.XID),
+	l.log.Debug("reply", "path", "xdp", "mac", e.MAC.String(), "xid", fmt.Sprintf("%#08x", e.XID),
 		"type", dhcpv4.MessageType(e.Reply).String(), "ip", e.IP.String(), "pxe", e.PXE, "arch", e.Arch, "at", e.Time)
 }
 
@@ -665,22 +472,6 @@ func (d *daemon) leaseRows() []nbhttp.Lease {
 	return rows
 }
 
-func firstIPv4(link netlink.Link) (netip.Addr, netip.Prefix, error) {
-	addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
-	if err != nil {
-		return netip.Addr{}, netip.Prefix{}, fmt.Errorf("addresses of %s: %w", link.Attrs().Name, err)
-	}
-	for _, a := range addrs {
-		ip, ok := netip.AddrFromSlice(a.IP.To4())
-		if !ok {
-			continue
-		}
-		ones, _ := a.Mask.Size()
-		return ip, netip.PrefixFrom(ip, ones).Masked(), nil
-	}
-	return netip.Addr{}, netip.Prefix{}, fmt.Errorf("interface %s has no IPv4 address: netbootd answers from it", link.Attrs().Name)
-}
-
 func firstNonEmpty(s ...string) string {
 	for _, v := range s {
 		if v != "" {
@@ -688,36 +479,4 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
-}
-
-// serveIPXE registers the iPXE binaries of dir (Debian's ipxe package) as TFTP files, unless the
-// root has a file of the same name: the operator's own build wins. It returns how many.
-func serveIPXE(t *tftp.Server, dir, root string) int {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return 0
-	}
-	n := 0
-	for _, e := range entries {
-		name := e.Name()
-		if !(strings.HasSuffix(name, ".efi") || strings.HasSuffix(name, ".kpxe") || strings.HasSuffix(name, ".pxe")) {
-			continue
-		}
-		// Stat, not the entry's type: Debian's ipxe.efi is a symlink into /boot.
-		if st, err := os.Stat(filepath.Join(dir, name)); err != nil || !st.Mode().IsRegular() {
-			continue
-		}
-		if root != "" {
-			if _, err := os.Stat(filepath.Join(root, name)); err == nil {
-				continue
-			}
-		}
-		data, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil || len(data) > 16<<20 {
-			continue
-		}
-		t.AddFile(name, data)
-		n++
-	}
-	return n
 }

@@ -72,7 +72,11 @@ func (d *daemon) newPoolLeader(rc *rest.Config, reg prometheus.Registerer) (err 
 	d.poolLeader, err = kube.NewPoolLeader(kube.LeaderConfig{
 		RestConfig: rc, Namespace: d.cfg.Kube.Namespace, Name: d.cfg.HA.Lease, Identity: d.cfg.HA.Identity,
 		LeaseDuration: d.cfg.HA.Duration, Logger: d.log.With("component", "ha"), Registerer: reg,
-		OnChange: func(leader bool) { d.dhcp.SetStandby(!leader) },
+		OnChange: d.setLeader,
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	d.add(part{name: "pool leader", run: d.poolLeader.Run})
+	return nil
 }

@@ -20,11 +20,17 @@ func (d *daemon) newInventory(rc *rest.Config, reg prometheus.Registerer) (err e
 	for _, s := range d.cfg.Conf.Subnets {
 		subnets = append(subnets, s.CIDR)
 	}
+	var servers []netip.Addr
+	for _, l := range d.links {
+		servers = append(servers, l.conf.Interface.ServerIP)
+	}
 	d.inventory, err = kube.New(kube.Config{RestConfig: rc, Namespace: d.cfg.Kube.Namespace, Selector: d.cfg.Kube.Selector,
-		Subnets: subnets, ServerIP: d.cfg.ServerIP, Logger: d.log.With("component", "inventory"), Registerer: reg})
+		Subnets: subnets, ServerIPs: servers, Logger: d.log.With("component", "inventory"), Registerer: reg})
 	if err != nil {
 		return err
 	}
+	d.add(part{name: "inventory", run: func(ctx context.Context) error { return d.inventory.Run(ctx, d.applySnapshot) },
+		ready: func() bool { return d.inventory.Synced() && !d.inventory.Stale() }})
 	d.machines.OnPhase(func(mac, phase string, at time.Time) {
 		if hw, err := net.ParseMAC(mac); err == nil {
 			d.inventory.ReportPhase(config.MAC(hw), phase, at)
@@ -44,21 +50,6 @@ func (d *daemon) applySnapshot(s kube.Snapshot) error {
 	d.snapshot = &s
 	d.log.Info("inventory applied", "machines", s.Machines, "reservations", len(s.Reservations), "profiles", len(s.Profiles), "rejected", s.Rejected)
 	return nil
-}
-
-// watchReadiness keeps /readyz true only while the inventory is synced and not stale: a lost
-// API server keeps the last snapshot answering, and says so.
-func (d *daemon) watchReadiness(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		d.http.SetReady(d.inventory.Synced() && !d.inventory.Stale())
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // overlay is file with the inventory's snapshot laid over it: the cluster's Machines replace

@@ -11,7 +11,6 @@ import (
 	nethttp "net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -73,17 +72,18 @@ func (w *uninstallWatch) atStop() {
 		w.log.Info("DaemonSet still there (restart or upgrade): the XDP program stays pinned for the next pod", "daemonset", w.daemonSet)
 	default:
 		root := cmp.Or(w.cfg.PinDir, bpf.DefaultPinRoot)
-		if _, err := os.Stat(filepath.Join(root, w.cfg.Iface)); errors.Is(err, os.ErrNotExist) {
-			w.log.Info("DaemonSet uninstalled: no XDP program pinned", "daemonset", w.daemonSet)
-			return
+		for _, f := range w.cfg.Ifaces {
+			if _, err := os.Stat(bpf.PinDir(root, f.Name)); errors.Is(err, os.ErrNotExist) {
+				w.log.Info("DaemonSet uninstalled: no XDP program pinned", "daemonset", w.daemonSet, "iface", f.Name)
+				continue
+			}
+			if err := bpf.Detach(root, f.Name); err != nil {
+				w.log.Error("DaemonSet uninstalled: detach", "daemonset", w.daemonSet, "iface", f.Name, "err", err)
+				continue
+			}
+			w.log.Info("DaemonSet uninstalled: XDP program detached, pins removed", "daemonset", w.daemonSet, "iface", f.Name)
 		}
-		err := bpf.Detach(root, w.cfg.Iface)
 		_ = os.Remove(root) // the pin root too, unless another interface's pins remain in it
-		if err != nil {
-			w.log.Error("DaemonSet uninstalled: detach", "daemonset", w.daemonSet, "err", err)
-			return
-		}
-		w.log.Info("DaemonSet uninstalled: XDP program detached, pins removed", "daemonset", w.daemonSet)
 	}
 }
 

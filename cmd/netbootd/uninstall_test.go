@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/netbootd/netbootd/control/config"
 	"log/slog"
 	nethttp "net/http"
 	"net/http/httptest"
@@ -80,7 +81,7 @@ func TestUninstallWatch(t *testing.T) {
 				t.Fatal(err)
 			}
 			var logs bytes.Buffer
-			cfg := daemonConfig{Iface: "eth9", PinDir: t.TempDir(), Kube: kubeFlags{Kubeconfig: kc, Namespace: "boot"}}
+			cfg := daemonConfig{Ifaces: []iface{{Link: config.Link{Name: "eth9"}}}, PinDir: t.TempDir(), Kube: kubeFlags{Kubeconfig: kc, Namespace: "boot"}}
 			w := watchUninstall(cfg, "nb", slog.New(slog.NewTextHandler(&logs, nil)))
 			status = tc.stop
 			w.atStop()

@@ -49,7 +49,9 @@ type Config struct {
 	Source string `yaml:"-"`
 	// lines are where each setting was written (field path → line), undecoded the paths whose
 	// values were refused while reading, readProblems what reading refused; for validation.
-	lines        map[string]int
+	lines map[string]int
+	// links are the interfaces served (ApplyLinks); with several, each answers from its own address.
+	links        []Link
 	undecoded    map[string]bool
 	readProblems []problem
 }

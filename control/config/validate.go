@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -106,6 +107,7 @@ func (c *Config) validate(ifaceKnown bool) error {
 	p := &problems{source: c.Source, list: append([]problem(nil), c.readProblems...)}
 	bad := c.reporter(p)
 	c.validateInterface(ifaceKnown, bad)
+	c.validateLinks(bad)
 	c.validateDHCP(bad)
 	c.validateSubnets(ifaceKnown, bad)
 	c.validateBoot(&c.Boot, 0, "boot", bad)
@@ -167,7 +169,7 @@ func (c *Config) validateInterface(ifaceKnown bool, bad report) {
 	}
 	if c.Interface.ServerIP.IsValid() && !c.Interface.ServerIP.Is4() {
 		bad(0, "interface.server_ip", "%s is not IPv4", c.Interface.ServerIP)
-	} else if !c.Interface.ServerIP.IsValid() && ifaceKnown {
+	} else if !c.Interface.ServerIP.IsValid() && ifaceKnown && len(c.links) < 2 {
 		bad(0, "interface.server_ip", "no IPv4 server address (set it, or give the interface one)")
 	}
 }
@@ -212,7 +214,7 @@ func (c *Config) validateSubnets(ifaceKnown bool, bad report) {
 		where string
 	}
 	var pools []pool
-	server := c.Interface.ServerIP
+	servers := c.serverAddrs()
 	for i := range c.Subnets {
 		s := &c.Subnets[i]
 		f := fmt.Sprintf("subnets[%d]", i)
@@ -230,8 +232,10 @@ func (c *Config) validateSubnets(ifaceKnown bool, bad report) {
 			if !s.CIDR.Contains(p.First) || !s.CIDR.Contains(p.Last) {
 				bad(s.Line, pf, "%s is not inside %s", p, s.CIDR)
 			}
-			if server.IsValid() && p.Contains(server) {
-				bad(s.Line, pf, "%s contains the server's own address %s", p, server)
+			for _, server := range servers {
+				if p.Contains(server) {
+					bad(s.Line, pf, "%s contains the server's own address %s", p, server)
+				}
 			}
 			// A /31 (RFC 3021) and a /32 have no network or broadcast address to keep free.
 			if s.CIDR.Bits() <= 30 && p.Contains(network) {
@@ -391,7 +395,7 @@ func (c *Config) validateReservations(bad report) {
 			bad(r.Line, f+".ip", "%s is also reservations[%d]", r.IP, j)
 		}
 		ips[r.IP] = i
-		if r.IP == c.Interface.ServerIP {
+		if slices.Contains(c.serverAddrs(), r.IP) {
 			bad(r.Line, f+".ip", "%s is the server's own address", r.IP)
 		}
 		if c.SubnetOf(r.IP) == nil && c.Interface.Mode != ModeProxy && c.DHCP.On() { // else ip only identifies the machine

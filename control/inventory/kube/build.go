@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -41,7 +42,7 @@ type built struct {
 // daemon's config.Validate would check it, so that one bad object is skipped (and reported)
 // instead of failing the whole snapshot. On a conflict (duplicate MAC, IP or profile name) the
 // older object keeps its place and the newer one is rejected.
-func build(machines []*v1alpha1.Machine, profiles []*v1alpha1.Profile, subnets []netip.Prefix, server netip.Addr) built {
+func build(machines []*v1alpha1.Machine, profiles []*v1alpha1.Profile, subnets []netip.Prefix, servers []netip.Addr) built {
 	b := built{
 		snap:  Snapshot{At: time.Now()},
 		index: make(map[string]objKey, len(machines)),
@@ -82,7 +83,7 @@ func build(machines []*v1alpha1.Machine, profiles []*v1alpha1.Profile, subnets [
 			b.rejections = append(b.rejections, rejection{kind: "Machine", namespace: m.Namespace, name: m.Name,
 				uid: string(m.UID), resourceVersion: m.ResourceVersion, reason: reason, detail: fmt.Sprintf(format, a...)})
 		}
-		rs, reason, detail := reservationsOf(m, subnets, server)
+		rs, reason, detail := reservationsOf(m, subnets, servers)
 		if reason == "" && m.Spec.Profile != "" && names[m.Spec.Profile] == nil {
 			reason, detail = ReasonUnknownProfile, fmt.Sprintf("profile %q does not exist (or is rejected, or not selected)", m.Spec.Profile)
 		}
@@ -129,7 +130,7 @@ func conflicts(rs []config.Reservation, macs map[string]*v1alpha1.Machine, ips m
 }
 
 // reservationsOf converts a Machine, one reservation per interface, or says why it cannot.
-func reservationsOf(m *v1alpha1.Machine, subnets []netip.Prefix, server netip.Addr) ([]config.Reservation, string, string) {
+func reservationsOf(m *v1alpha1.Machine, subnets []netip.Prefix, servers []netip.Addr) ([]config.Reservation, string, string) {
 	if len(m.Spec.Interfaces) == 0 {
 		return nil, ReasonInvalidSpec, "no interfaces"
 	}
@@ -176,7 +177,7 @@ func reservationsOf(m *v1alpha1.Machine, subnets []netip.Prefix, server netip.Ad
 		if err != nil || !ip.Is4() || ip.IsUnspecified() {
 			return nil, ReasonInvalidIP, fmt.Sprintf("interfaces[%d].ipv4 %q is not an IPv4 address", i, ifc.IPv4)
 		}
-		if ip == server {
+		if slices.Contains(servers, ip) {
 			return nil, ReasonInvalidIP, fmt.Sprintf("interfaces[%d].ipv4 %s is netbootd's own address", i, ip)
 		}
 		if len(subnets) > 0 && !inAny(ip, subnets) {

@@ -28,7 +28,7 @@ func profile(name string, age int, spec v1alpha1.ProfileSpec) *v1alpha1.Profile 
 }
 
 func TestBuild(t *testing.T) {
-	subnets := []netip.Prefix{netip.MustParsePrefix("10.10.0.0/24")}
+	subnets := []netip.Prefix{netip.MustParsePrefix("10.10.0.0/24"), netip.MustParsePrefix("10.30.0.0/24")}
 	off := false
 	dhcpOnly := machine("dhcponly", 9, "", "52:54:00:00:00:09", "10.10.0.19")
 	dhcpOnly.Spec.Netboot = &off
@@ -53,6 +53,7 @@ func TestBuild(t *testing.T) {
 		machine("bcastmac", 13, "", "ff:ff:ff:ff:ff:ff", "10.10.0.23"),
 		machine("zeromac", 14, "", "00:00:00:00:00:00", "10.10.0.24"),
 		machine("serverip", 15, "", "52:54:00:00:00:15", "10.10.0.1"),
+		machine("serverip2", 16, "", "52:54:00:00:00:16", "10.30.0.1"), // a second interface's address
 	}
 	profiles := []*v1alpha1.Profile{
 		profile("worker", 1, v1alpha1.ProfileSpec{Kernel: "vmlinuz", Initrds: []string{"initrd.img"}, Args: "console=ttyS0 host={{.Hostname}}"}),
@@ -63,7 +64,7 @@ func TestBuild(t *testing.T) {
 	other.Namespace, other.UID = "other", "uid-other-worker"
 	profiles = append(profiles, other)
 
-	b := build(machines, profiles, subnets, netip.MustParseAddr("10.10.0.1"))
+	b := build(machines, profiles, subnets, []netip.Addr{netip.MustParseAddr("10.10.0.1"), netip.MustParseAddr("10.30.0.1")})
 
 	var got []string
 	for _, r := range b.snap.Reservations {
@@ -83,7 +84,7 @@ func TestBuild(t *testing.T) {
 		"Machine/dup-ip": ReasonDuplicateIP, "Machine/noprofile": ReasonUnknownProfile, "Machine/badprofile": ReasonUnknownProfile,
 		"Machine/badopts": ReasonInvalidOptions, "Profile/both": ReasonInvalidSpec, "Profile/badtemplate": ReasonInvalidSpec,
 		"Profile/worker": ReasonDuplicateName, "Machine/ctlhost": ReasonInvalidSpec, "Machine/bcastmac": ReasonInvalidMAC,
-		"Machine/zeromac": ReasonInvalidMAC, "Machine/serverip": ReasonInvalidIP,
+		"Machine/zeromac": ReasonInvalidMAC, "Machine/serverip": ReasonInvalidIP, "Machine/serverip2": ReasonInvalidIP,
 	}
 	if d := cmp.Diff(wantReasons, reasons); d != "" {
 		t.Errorf("rejections (-want +got):\n%s", d)

@@ -55,8 +55,8 @@ type Config struct {
 	// Subnets are the daemon's subnets: a Machine with an address outside all of them is
 	// rejected. Empty: no such check (proxy mode has no reservations to place).
 	Subnets []netip.Prefix
-	// ServerIP is the daemon's own address: a Machine on it is rejected.
-	ServerIP netip.Addr
+	// ServerIPs are the daemon's own addresses, one per interface: a Machine on one is rejected.
+	ServerIPs []netip.Addr
 	// Debounce coalesces changes: a snapshot follows a change this late, taking in every other
 	// change meanwhile (default 100ms).
 	Debounce time.Duration
@@ -345,7 +345,7 @@ func (inv *Inventory) applyOnce(apply func(Snapshot) error) error {
 			ps = append(ps, p)
 		}
 	}
-	b := build(ms, ps, inv.cfg.Subnets, inv.cfg.ServerIP)
+	b := build(ms, ps, inv.cfg.Subnets, inv.cfg.ServerIPs)
 	inv.account(b.rejections)
 	if err := apply(b.snap); err != nil {
 		inv.met.snapshots.WithLabelValues("rejected").Inc()
