@@ -450,6 +450,9 @@ __attribute__((noinline)) int scan_options(struct xdp_md *ctx, struct scan *sc)
 
 /* PUNT: answer() leaves the request to the control plane, through admission. */
 #define PUNT (-1)
+/* NEXT: a step of answer() or send_reply() goes on to the next (XDP_ABORTED, also 0, is never a
+ * verdict of this program). */
+#define NEXT 0
 
 /* up records why a request goes up to the control plane (a counter) and says PUNT. */
 static __always_inline int up(__u32 *reason, __u32 why)
@@ -469,7 +472,7 @@ static __always_inline __u16 fold(__u64 s)
 
 
 /* request_header counts a request to port 67 and reads what admission needs from its headers:
- * 0 when the BOOTP header is well-formed, else the verdict (a fragment is dropped). */
+ * NEXT when the BOOTP header is well-formed, else the verdict (a fragment is dropped). */
 static __always_inline int request_header(struct ethhdr *eth, struct iphdr *ip, struct bootp *bp, void *end,
 					  struct who *w, __u32 *reason)
 {
@@ -488,7 +491,7 @@ static __always_inline int request_header(struct ethhdr *eth, struct iphdr *ip, 
 	w->giaddr = bp->giaddr;
 	w->xid = bp->xid;
 	w->parsed = 1;
-	return 0;
+	return NEXT;
 }
 
 /* ip_options handles a datagram with IP options (IHL > 5): never answered here (the reply is
@@ -501,9 +504,248 @@ static __always_inline int ip_options(struct ethhdr *eth, struct iphdr *ip, void
 	if ((void *)(udp + 1) > end || udp->dest != bpf_htons(67))
 		return XDP_PASS;
 	int v = request_header(eth, ip, (void *)(udp + 1), end, w, reason);
-	if (v)
+	if (v != NEXT)
 		return v;
 	return up(reason, C_PASS_IP);
+}
+
+/* What the steps of answer() learn about a request, each step filling its part. */
+struct request {
+	/* parse_request */
+	struct ethhdr *eth;
+	struct bootp *bp;
+	void *end;
+	__u64 l3;          /* offset of the IP header */
+	struct scan sc;    /* where the options are */
+	__u8 type;         /* option 53 */
+	/* look_up */
+	struct res_val *res;
+	int vendor;        /* V_PLAIN, V_PXE or V_HTTP */
+	/* choose_boot */
+	struct boot_val *boot; /* NULL: a plain client no client class gives a boot file */
+	__u16 arch;        /* the boot_key arch of boot; 0 for a plain client */
+	/* choose_reply */
+	__u8 reply;        /* DHCP_OFFER or DHCP_ACK */
+};
+
+/* opt is where the value of the option in slot s starts; callers check it against the frame. */
+static __always_inline __u8 *opt(struct request *rq, __u32 s)
+{
+	return (void *)rq->bp + (rq->sc.off[s] & 0x7ff) + 2;
+}
+
+/* parse_request reads a frame up to its DHCP message type: NEXT for a well-formed request to port
+ * 67, else the verdict (XDP_PASS for a frame that is no request to port 67, XDP_DROP for a
+ * fragmented one, PUNT for every other request, its reason in *reason). IHL and fragments are
+ * checked before anything is read past the IP header, so no request reaches the control plane
+ * around admission. */
+static __always_inline int parse_request(struct xdp_md *ctx, struct request *rq, struct who *w, __u32 *reason)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return XDP_PASS;
+	__u64 l3 = sizeof(*eth);
+	__u16 proto = eth->h_proto;
+	if (proto == bpf_htons(ETH_P_8021Q)) { /* one tag, kept in the reply */
+		struct vlan_hdr *vh = data + l3;
+		if ((void *)(vh + 1) > end)
+			return XDP_PASS;
+		proto = vh->proto;
+		l3 += sizeof(*vh);
+	}
+	if (proto != bpf_htons(ETH_P_IP))
+		return XDP_PASS;
+	struct iphdr *ip = data + l3;
+	if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_UDP || ip->version != 4 || ip->ihl < 5)
+		return XDP_PASS; /* not an IPv4 UDP datagram the kernel would take */
+	if (ip->frag_off & bpf_htons(0x1fff))
+		return XDP_PASS; /* a later fragment has no UDP header; it never reassembles without its first */
+	if (ip->ihl != 5)
+		return ip_options(eth, ip, end, w, reason);
+	struct udphdr *udp = (void *)(ip + 1);
+	if ((void *)(udp + 1) > end || udp->dest != bpf_htons(67))
+		return XDP_PASS;
+	struct bootp *bp = (void *)(udp + 1);
+	int v = request_header(eth, ip, bp, end, w, reason);
+	if (v != NEXT)
+		return v;
+	__u64 udp_len = bpf_ntohs(udp->len);
+	if (udp_len < sizeof(*udp) + sizeof(*bp) || (void *)udp + udp_len > end)
+		return up(reason, C_MALFORMED);
+
+	rq->sc = (struct scan){.bp = (void *)bp - data, .opt_end = udp_len - sizeof(*udp)};
+	if (scan_options(ctx, &rq->sc))
+		return up(reason, C_MALFORMED);
+	rq->eth = eth;
+	rq->bp = bp;
+	rq->end = end;
+	rq->l3 = l3;
+	if (!rq->sc.off[S_TYPE] || rq->sc.len[S_TYPE] != 1)
+		return up(reason, C_MALFORMED);
+	__u8 *tp = opt(rq, S_TYPE);
+	if ((void *)(tp + 1) > end)
+		return up(reason, C_MALFORMED);
+	rq->type = *tp;
+	w->type = rq->type;
+	return NEXT;
+}
+
+/* look_up finds the request's reservation and leaves to the control plane what it answers for a
+ * reserved MAC: iPXE, and requests a client class of the reservation may match on what this
+ * program does not evaluate (res->flags). */
+static __always_inline int look_up(struct request *rq, struct who *w, __u32 *reason)
+{
+	struct res_key key = {};
+	__builtin_memcpy(key.mac, rq->bp->chaddr, 6);
+	struct res_val *res = bpf_map_lookup_elem(&reservations, &key);
+	if (!res)
+		return up(reason, C_PASS_UNKNOWN);
+	w->reserved = 1;
+	rq->res = res;
+
+	__u16 *off = rq->sc.off;
+	/* iPXE (user class, option 175) gets its per-machine script from the control plane. */
+	if (off[S_USER] || off[S_IPXE])
+		return up(reason, C_PASS_NETBOOT);
+	rq->vendor = V_PLAIN;
+	if (off[S_VENDOR])
+		rq->vendor = netboot_vendor(opt(rq, S_VENDOR), rq->sc.len[S_VENDOR], rq->end);
+	__u16 rflags = res->flags;
+	if ((rflags & F_CLASS_VENDOR) && off[S_VENDOR])
+		return up(reason, C_PASS_CLASS);
+	if ((rflags & F_CLASS_CLIENT_ID) && off[S_CLIENTID])
+		return up(reason, C_PASS_CLASS);
+	if ((rflags & F_CLASS_ARCH) && off[S_ARCH] && rq->vendor == V_PLAIN)
+		return up(reason, C_PASS_CLASS);
+	return NEXT;
+}
+
+/* choose_boot picks the boot parameters of the reply. Firmware PXE and HTTP boot are answered
+ * here when their architecture has pre-rendered ones; a plain client gets them when a client
+ * class gives it a boot file (ARCH_PLAIN), and none otherwise. */
+static __always_inline int choose_boot(struct request *rq, __u32 *reason)
+{
+	struct boot_key bkey = {};
+	__builtin_memcpy(bkey.mac, rq->bp->chaddr, 6);
+	if (rq->vendor == V_PLAIN) {
+		bkey.arch = ARCH_PLAIN;
+		rq->boot = bpf_map_lookup_elem(&boot_params, &bkey);
+		rq->arch = 0;
+		return NEXT;
+	}
+	if (rq->sc.off[S_ARCH]) {
+		__u8 *p = opt(rq, S_ARCH);
+		__u8 n = rq->sc.len[S_ARCH];
+		if (n < 2 || (n & 1) || (void *)(p + 2) > rq->end)
+			return up(reason, C_MALFORMED);
+		bkey.arch = (__u16)p[0] << 8 | p[1];
+	}
+	if (bkey.arch & ARCH_HTTP) /* ARCH_PLAIN or an HTTP key: no such architecture */
+		return up(reason, C_PASS_NETBOOT);
+	if (rq->vendor == V_HTTP)
+		bkey.arch |= ARCH_HTTP;
+	rq->boot = bpf_map_lookup_elem(&boot_params, &bkey);
+	if (!rq->boot)
+		return up(reason, C_PASS_NETBOOT);
+	rq->arch = bkey.arch;
+	return NEXT;
+}
+
+/* choose_reply decides whether the request is this server's to answer, on the reservation's
+ * subnet and for the reserved address: OFFER for a DISCOVER, ACK for a REQUEST. */
+static __always_inline int choose_reply(struct request *rq, struct fp_config *cfg, struct who *w, __u32 *reason)
+{
+	struct res_val *res = rq->res;
+	struct bootp *bp = rq->bp;
+	__u16 *off = rq->sc.off;
+	__u8 *len = rq->sc.len;
+
+	/* The subnet is the relay's (giaddr) or, on the local link, the server's own. */
+	__u32 giaddr = bp->giaddr;
+	if (off[S_AGENT] || (giaddr && (giaddr & res->mask) != res->net))
+		return up(reason, C_PASS_RELAY);
+	if (giaddr) { /* answered only for a relay configured for this subnet */
+		struct relay_key rk = {w->saddr, res->net};
+		if (!bpf_map_lookup_elem(&relays, &rk))
+			return up(reason, C_PASS_RELAY);
+	}
+	if (!giaddr && (cfg->server_ip & res->mask) != res->net)
+		return up(reason, C_PASS_NOT_OURS);
+
+	__u32 reqip = 0, server = 0;
+	if (off[S_REQIP]) {
+		__u8 *p = opt(rq, S_REQIP);
+		if (len[S_REQIP] != 4 || (void *)(p + 4) > rq->end)
+			return up(reason, C_MALFORMED);
+		__builtin_memcpy(&reqip, p, 4);
+	}
+	if (off[S_SERVER]) {
+		__u8 *p = opt(rq, S_SERVER);
+		if (len[S_SERVER] != 4 || (void *)(p + 4) > rq->end)
+			return up(reason, C_MALFORMED);
+		__builtin_memcpy(&server, p, 4);
+	}
+	if (rq->type == DHCP_DISCOVER) {
+		rq->reply = DHCP_OFFER;
+		return NEXT;
+	}
+	if (rq->type != DHCP_REQUEST)
+		return up(reason, C_PASS_TYPE);
+	__u32 want;
+	if (off[S_SERVER]) { /* SELECTING */
+		if (server != cfg->server_ip)
+			return up(reason, C_PASS_NOT_OURS);
+		want = reqip;
+	} else if (off[S_REQIP]) { /* INIT-REBOOT */
+		want = reqip;
+	} else { /* RENEWING, REBINDING */
+		want = bp->ciaddr;
+	}
+	if (!want || want != res->yiaddr)
+		return up(reason, C_PASS_NOT_OURS);
+	rq->reply = DHCP_ACK;
+	return NEXT;
+}
+
+/* prl_check reads option 55 (n codes at offset at of the frame): C_PASS_PRL when it asks for an
+ * option only the control plane renders, C_MALFORMED past the frame, else 0. A global function:
+ * the verifier checks its loop once, not once per path of answer() that reaches it. */
+__attribute__((noinline)) int prl_check(struct xdp_md *ctx, struct res_val *res, __u32 at, __u32 n)
+{
+	if (!res || n > PRL_MAX)
+		return C_PASS_PRL;
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u8 *codes = data + (at & 0x7ff);
+	for (__u32 j = 0; j < PRL_MAX; j++) {
+		if (j >= n)
+			break;
+		__u8 *p = codes + j;
+		if ((void *)(p + 1) > end)
+			return C_MALFORMED;
+		__u8 c = *p;
+		if (res->punt_prl[(c >> 3) & 31] & (1 << (c & 7)))
+			return C_PASS_PRL;
+	}
+	return 0;
+}
+
+/* check_request_list sends the client to the control plane when its option 55 asks for an option
+ * the area cannot carry, or when it has options this program does not read (in an overloaded
+ * file or sname field, or option 61 more than once). */
+static __always_inline int check_request_list(struct xdp_md *ctx, struct request *rq, __u32 *reason)
+{
+	if (rq->sc.off[S_PRL]) {
+		int v = prl_check(ctx, rq->res, rq->sc.bp + (rq->sc.off[S_PRL] & 0x7ff) + 2, rq->sc.len[S_PRL]);
+		if (v)
+			return up(reason, v);
+	}
+	if (rq->sc.off[S_OVERLOAD] || rq->sc.cid_count > 1)
+		return up(reason, C_PASS_OPTIONS);
+	return NEXT;
 }
 
 /* What answer() learnt from a request it answers, for send_reply. */
@@ -511,6 +753,7 @@ struct facts {
 	__u64 l3;        /* offset of the IP header */
 	__u64 reply_len; /* the reply's options: the area, with option 61 when echoed */
 	__u32 area_len, area_end;
+	__u32 xid;       /* as on the wire */
 	__u32 ciaddr, yiaddr, giaddr; /* network order */
 	__u32 sum;       /* the area's checksum contribution, for this reply type */
 	__u32 cid_len;   /* length of the echoed identifier; 0: no option 61 */
@@ -522,14 +765,64 @@ struct facts {
 	__u8 cid[2 + CID_MAX + 6]; /* 61, length, identifier, zeros: summed whole (a multiple of 4) */
 };
 
-/* send_reply rewrites the request in ctx into its reply (XDP_TX), or says PUNT when the frame
- * cannot be sized or written. A global function: the verifier checks it once, not once per
- * path of answer() that reaches it. boot is NULL for a plain DHCP client. */
-__attribute__((noinline)) int send_reply(struct xdp_md *ctx, struct fp_config *cfg, struct res_val *res,
-					 struct boot_val *boot, struct facts *f)
+/* read_facts copies what the reply needs out of the request, which the reply overwrites. Option 61
+ * is echoed unaltered (RFC 6842), just before END, where the control plane puts it (82, which would
+ * follow it, never reaches here). */
+static __always_inline int read_facts(struct xdp_md *ctx, struct request *rq, struct facts *fa, __u32 *reason)
 {
-	if (!cfg || !res || !f)
-		return PUNT;
+	struct res_val *res = rq->res;
+	struct boot_val *boot = rq->boot;
+	__u32 area_len = boot ? boot->area_len : res->area_len;
+	__u32 area_end = boot ? boot->area_end : res->area_end;
+	if (area_len < 4 || area_len > AREA_MAX || area_end >= area_len)
+		return up(reason, C_PASS_SIZE);
+	fa->l3 = rq->l3;
+	fa->area_len = area_len;
+	fa->area_end = area_end;
+	fa->reply_len = area_len;
+	if (rq->sc.off[S_CLIENTID]) {
+		__u32 n = rq->sc.len[S_CLIENTID];
+		if (n < 2)
+			return up(reason, C_MALFORMED); /* RFC 2132 9.14: at least 2 bytes */
+		if (n > CID_MAX)
+			return up(reason, C_PASS_SIZE);
+		fa->cid_len = n;
+		fa->reply_len = area_end + 3 + n; /* 61, length, identifier, END */
+		if (fa->reply_len < area_len)
+			fa->reply_len = area_len; /* the area's padding to the BOOTP minimum */
+		if (fa->reply_len > AREA_MAX)
+			return up(reason, C_PASS_SIZE);
+		fa->cid[0] = 61;
+		fa->cid[1] = n;
+		__u64 at = rq->l3 + sizeof(struct iphdr) + sizeof(struct udphdr) + (rq->sc.off[S_CLIENTID] & 0x7ff) + 2;
+		if (bpf_xdp_load_bytes(ctx, at, fa->cid + 2, n))
+			return up(reason, C_MALFORMED);
+	}
+
+	struct bootp *bp = rq->bp;
+	fa->xid = bp->xid;
+	fa->ciaddr = bp->ciaddr;
+	fa->flags = bp->flags;
+	fa->giaddr = bp->giaddr;
+	__builtin_memcpy(fa->client_mac, bp->chaddr, 6);
+	__builtin_memcpy(fa->src_mac, rq->eth->h_source, 6);
+	fa->yiaddr = res->yiaddr;
+	fa->type = rq->type;
+	fa->reply = rq->reply;
+	fa->arch = rq->arch;
+	fa->pxe = rq->vendor != V_PLAIN;
+	if (boot)
+		fa->sum = rq->reply == DHCP_OFFER ? boot->sum_offer : boot->sum_ack;
+	else
+		fa->sum = rq->reply == DHCP_OFFER ? res->sum_offer : res->sum_ack;
+	return NEXT;
+}
+
+/* write_options sizes the frame to the reply and writes its options: the area, its message type
+ * set to the reply's, and option 61 when echoed. *sum becomes their checksum contribution. */
+static __always_inline int write_options(struct xdp_md *ctx, struct res_val *res, struct boot_val *boot,
+					 struct facts *f, __u32 *sum)
+{
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	__u64 l3 = f->l3 & 0xff;
@@ -538,35 +831,24 @@ __attribute__((noinline)) int send_reply(struct xdp_md *ctx, struct fp_config *c
 	if (area_len < 4 || area_len > AREA_MAX || reply_len < area_len || reply_len > AREA_MAX ||
 	    area_end >= area_len || cid_len > CID_MAX)
 		return PUNT;
-	__u32 ciaddr = f->ciaddr, yiaddr = f->yiaddr, giaddr = f->giaddr, sum = f->sum;
-	__u16 flags = f->flags;
-	__u8 reply = f->reply, type = f->type;
-	__u8 client_mac[6], src_mac[6];
-	__builtin_memcpy(client_mac, f->client_mac, 6);
-	__builtin_memcpy(src_mac, f->src_mac, 6);
-	struct ethhdr *eth;
-	struct iphdr *ip;
-	struct udphdr *udp;
-	struct bootp *bp;
+	__u32 s = f->sum;
+	__u8 reply = f->reply;
 
 	/* Size the frame to the reply: shrinking always works, growing may not (then: pass). */
-	__u64 udp_off = l3 + sizeof(*ip);
-	__u64 new_len = udp_off + sizeof(*udp) + sizeof(*bp) + reply_len;
-	long delta = (long)new_len - (long)(end - data);
+	__u64 opts = l3 + sizeof(struct iphdr) + sizeof(struct udphdr) + sizeof(struct bootp);
+	long delta = (long)(opts + reply_len) - (long)(end - data);
 	if (delta && bpf_xdp_adjust_tail(ctx, (int)delta))
 		return PUNT;
-	data = (void *)(long)ctx->data;
-	end = (void *)(long)ctx->data_end;
 	if (boot) {
-		if (bpf_xdp_store_bytes(ctx, udp_off + sizeof(*udp) + sizeof(*bp), boot->area, area_len))
+		if (bpf_xdp_store_bytes(ctx, opts, boot->area, area_len))
 			return PUNT;
-	} else if (bpf_xdp_store_bytes(ctx, udp_off + sizeof(*udp) + sizeof(*bp), res->area, area_len)) {
+	} else if (bpf_xdp_store_bytes(ctx, opts, res->area, area_len)) {
 		return PUNT;
 	}
-	if (bpf_xdp_store_bytes(ctx, udp_off + sizeof(*udp) + sizeof(*bp) + 2, &reply, 1))
+	if (bpf_xdp_store_bytes(ctx, opts + 2, &reply, 1))
 		return PUNT;
 	if (cid_len) {
-		__u64 at = udp_off + sizeof(*udp) + sizeof(*bp) + area_end;
+		__u64 at = opts + area_end;
 		__u8 end_opt = 255;
 		if (bpf_xdp_store_bytes(ctx, at, f->cid, cid_len + 2) ||
 		    bpf_xdp_store_bytes(ctx, at + 2 + cid_len, &end_opt, 1))
@@ -579,46 +861,67 @@ __attribute__((noinline)) int send_reply(struct xdp_md *ctx, struct fp_config *c
 			c = c >> 8 | c << 8;
 		__u32 end_was = area_end & 1 ? 0xff00 : 0x00ff;
 		__u32 end_now = (area_end + 2 + cid_len) & 1 ? 0xff00 : 0x00ff;
-		sum = fold((__u64)sum + c + end_now + (0xffff ^ end_was));
+		s = fold((__u64)s + c + end_now + (0xffff ^ end_was));
 	}
+	*sum = s;
+	return NEXT;
+}
 
-	eth = data;
+/* destination says where a reply goes (RFC 2131 4.1), its IP address returned: relayed → the
+ * relay, port 67, at the MAC it came from; renewing → unicast to ciaddr; broadcast bit →
+ * broadcast; else yiaddr at chaddr. */
+static __always_inline __u32 destination(struct facts *f, __u8 *mac, __u16 *port)
+{
+	*port = bpf_htons(68);
+	if (f->giaddr) {
+		__builtin_memcpy(mac, f->src_mac, 6);
+		*port = bpf_htons(67);
+		return f->giaddr;
+	}
+	if (f->ciaddr) {
+		__builtin_memcpy(mac, f->src_mac, 6);
+		return f->ciaddr;
+	}
+	if (f->flags & bpf_htons(0x8000)) {
+		__builtin_memset(mac, 0xff, 6);
+		return 0xffffffff;
+	}
+	__builtin_memcpy(mac, f->client_mac, 6);
+	return f->yiaddr;
+}
+
+/* write_headers turns the request's headers, in a frame write_options sized, into the reply's,
+ * with the UDP checksum over them and the options' sum: XDP_TX, or XDP_DROP for a frame too
+ * short for them. */
+static __always_inline int write_headers(struct xdp_md *ctx, struct fp_config *cfg, struct boot_val *boot,
+					 struct facts *f, __u32 sum)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u64 l3 = f->l3 & 0xff;
+	__u32 ciaddr = f->ciaddr, yiaddr = f->yiaddr;
+	__u8 reply = f->reply;
+	__u8 dst_mac[6];
+	__u16 dst_port;
+	__u32 dst_ip = destination(f, dst_mac, &dst_port);
+
+	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > end)
 		return XDP_DROP;
-	ip = data + (l3 & 0xff);
+	struct iphdr *ip = data + l3;
 	if ((void *)(ip + 1) > end)
 		return XDP_DROP;
-	udp = (void *)(ip + 1);
+	struct udphdr *udp = (void *)(ip + 1);
 	if ((void *)(udp + 1) > end)
 		return XDP_DROP;
-	bp = (void *)(udp + 1);
+	struct bootp *bp = (void *)(udp + 1);
 	if ((void *)(bp + 1) > end)
 		return XDP_DROP;
 
-	/* RFC 2131 4.1: relayed → the relay, port 67, at the MAC it came from; renewing → unicast to
-	 * ciaddr; broadcast bit → broadcast; else yiaddr at chaddr. */
-	__u32 dst_ip;
-	__u8 *dst_mac;
-	__u16 dst_port = bpf_htons(68);
-	__u8 bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-	if (giaddr) {
-		dst_ip = giaddr;
-		dst_mac = src_mac;
-		dst_port = bpf_htons(67);
-	} else if (ciaddr) {
-		dst_ip = ciaddr;
-		dst_mac = src_mac;
-	} else if (flags & bpf_htons(0x8000)) {
-		dst_ip = 0xffffffff;
-		dst_mac = bcast;
-	} else {
-		dst_ip = yiaddr;
-		dst_mac = client_mac;
-	}
 	__builtin_memcpy(eth->h_dest, dst_mac, 6);
 	__builtin_memcpy(eth->h_source, cfg->mac, 6);
 
-	__u16 ip_len = new_len - l3;
+	__u16 ip_len = sizeof(*ip) + sizeof(*udp) + sizeof(*bp) + f->reply_len;
 	ip->tos = 0;
 	ip->tot_len = bpf_htons(ip_len);
 	ip->id = 0;
@@ -660,16 +963,21 @@ __attribute__((noinline)) int send_reply(struct xdp_md *ctx, struct fp_config *c
 	s += sum;
 	__u16 csum = ~fold(s);
 	udp->check = csum ? csum : 0xffff;
+	return XDP_TX;
+}
 
-	/* Report the answer; a full ring loses the report, never the reply. */
+/* report tells the daemon of an answer, for the machine's history, and counts it; a full ring
+ * loses the report, never the reply. */
+static __always_inline void report(struct facts *f)
+{
 	struct event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (ev) {
 		ev->time_ns = bpf_ktime_get_ns();
-		ev->xid = bp->xid;
-		ev->yiaddr = yiaddr;
-		__builtin_memcpy(ev->mac, client_mac, 6);
-		ev->msg_type = type;
-		ev->reply = reply;
+		ev->xid = f->xid;
+		ev->yiaddr = f->yiaddr;
+		__builtin_memcpy(ev->mac, f->client_mac, 6);
+		ev->msg_type = f->type;
+		ev->reply = f->reply;
 		ev->arch = f->arch;
 		ev->pxe = f->pxe;
 		__builtin_memset(ev->pad, 0, sizeof(ev->pad));
@@ -677,237 +985,55 @@ __attribute__((noinline)) int send_reply(struct xdp_md *ctx, struct fp_config *c
 	} else {
 		count(C_EVENTS_LOST);
 	}
-	count(reply == DHCP_OFFER ? C_OFFER : C_ACK);
+	count(f->reply == DHCP_OFFER ? C_OFFER : C_ACK);
 	if (f->pxe)
 		count(C_PXE);
-	return XDP_TX;
 }
 
-/* prl_check reads option 55 (n codes at offset at of the frame): C_PASS_PRL when it asks for an
- * option only the control plane renders, C_MALFORMED past the frame, else 0. A global function:
- * the verifier checks its loop once, not once per path of answer() that reaches it. */
-__attribute__((noinline)) int prl_check(struct xdp_md *ctx, struct res_val *res, __u32 at, __u32 n)
+/* send_reply rewrites the request in ctx into its reply (XDP_TX) and reports it, or says PUNT when
+ * the frame cannot be sized or written. A global function: the verifier checks it once, not once
+ * per path of answer() that reaches it. boot is NULL for a plain DHCP client. */
+__attribute__((noinline)) int send_reply(struct xdp_md *ctx, struct fp_config *cfg, struct res_val *res,
+					 struct boot_val *boot, struct facts *f)
 {
-	if (!res || n > PRL_MAX)
-		return C_PASS_PRL;
-	void *data = (void *)(long)ctx->data;
-	void *end = (void *)(long)ctx->data_end;
-	__u8 *codes = data + (at & 0x7ff);
-	for (__u32 j = 0; j < PRL_MAX; j++) {
-		if (j >= n)
-			break;
-		__u8 *p = codes + j;
-		if ((void *)(p + 1) > end)
-			return C_MALFORMED;
-		__u8 c = *p;
-		if (res->punt_prl[(c >> 3) & 31] & (1 << (c & 7)))
-			return C_PASS_PRL;
-	}
-	return 0;
+	if (!cfg || !res || !f)
+		return PUNT;
+	__u32 sum;
+	int v = write_options(ctx, res, boot, f, &sum);
+	if (v != NEXT)
+		return v;
+	v = write_headers(ctx, cfg, boot, f, sum);
+	if (v == XDP_TX)
+		report(f);
+	return v;
 }
 
-/* answer rewrites a DHCP request for a reserved MAC into its reply in place (XDP_TX). A frame that
- * is no request to port 67 is XDP_PASS, a fragmented one XDP_DROP; every other request is PUNT, its
- * reason in *reason and what admission needs in *w. IHL and fragments are checked before anything is
- * read past the IP header, so no request reaches the control plane around admission. */
+/* answer rewrites a DHCP request for a reserved MAC into its reply in place (XDP_TX), in steps
+ * that each may end it: a frame that is no request to port 67 is XDP_PASS, a fragmented one
+ * XDP_DROP; every other request is PUNT, its reason in *reason and what admission needs in *w. */
 static __always_inline int answer(struct xdp_md *ctx, struct fp_config *cfg, struct who *w, __u32 *reason)
 {
-	void *data = (void *)(long)ctx->data;
-	void *end = (void *)(long)ctx->data_end;
-
-	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) > end)
-		return XDP_PASS;
-	__u64 l3 = sizeof(*eth);
-	__u16 proto = eth->h_proto;
-	if (proto == bpf_htons(ETH_P_8021Q)) { /* one tag, kept in the reply */
-		struct vlan_hdr *vh = data + l3;
-		if ((void *)(vh + 1) > end)
-			return XDP_PASS;
-		proto = vh->proto;
-		l3 += sizeof(*vh);
-	}
-	if (proto != bpf_htons(ETH_P_IP))
-		return XDP_PASS;
-	struct iphdr *ip = data + l3;
-	if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_UDP || ip->version != 4 || ip->ihl < 5)
-		return XDP_PASS; /* not an IPv4 UDP datagram the kernel would take */
-	if (ip->frag_off & bpf_htons(0x1fff))
-		return XDP_PASS; /* a later fragment has no UDP header; it never reassembles without its first */
-	if (ip->ihl != 5)
-		return ip_options(eth, ip, end, w, reason);
-	struct udphdr *udp = (void *)(ip + 1);
-	if ((void *)(udp + 1) > end || udp->dest != bpf_htons(67))
-		return XDP_PASS;
-	struct bootp *bp = (void *)(udp + 1);
-	int v = request_header(eth, ip, bp, end, w, reason);
-	if (v)
+	struct request rq;
+	int v = parse_request(ctx, &rq, w, reason);
+	if (v != NEXT)
 		return v;
-	__u64 udp_len = bpf_ntohs(udp->len);
-	if (udp_len < sizeof(*udp) + sizeof(*bp) || (void *)udp + udp_len > end)
-		return up(reason, C_MALFORMED);
-
-	/* Find the options we need: offsets and lengths per slot. */
-	struct scan sc = {.bp = (void *)bp - data, .opt_end = udp_len - sizeof(*udp)};
-	if (scan_options(ctx, &sc))
-		return up(reason, C_MALFORMED);
-	__u16 *off = sc.off;
-	__u8 *len = sc.len;
-	if (!off[S_TYPE] || len[S_TYPE] != 1)
-		return up(reason, C_MALFORMED);
-	__u8 *tp = (void *)bp + (off[S_TYPE] & 0x7ff) + 2;
-	if ((void *)(tp + 1) > end)
-		return up(reason, C_MALFORMED);
-	__u8 type = *tp;
-	w->type = type;
-
-	struct res_key key = {};
-	__builtin_memcpy(key.mac, bp->chaddr, 6);
-	struct res_val *res = bpf_map_lookup_elem(&reservations, &key);
-	if (!res)
-		return up(reason, C_PASS_UNKNOWN);
-	w->reserved = 1;
-
-	/* iPXE (user class, option 175) gets its per-machine script from the control plane. */
-	if (off[S_USER] || off[S_IPXE])
-		return up(reason, C_PASS_NETBOOT);
-	int vendor = V_PLAIN;
-	if (off[S_VENDOR])
-		vendor = netboot_vendor((void *)bp + (off[S_VENDOR] & 0x7ff) + 2, len[S_VENDOR], end);
-	/* Client classes this program cannot evaluate for this MAC (res->flags). */
-	__u16 rflags = res->flags;
-	if ((rflags & F_CLASS_VENDOR) && off[S_VENDOR])
-		return up(reason, C_PASS_CLASS);
-	if ((rflags & F_CLASS_CLIENT_ID) && off[S_CLIENTID])
-		return up(reason, C_PASS_CLASS);
-	if ((rflags & F_CLASS_ARCH) && off[S_ARCH] && vendor == V_PLAIN)
-		return up(reason, C_PASS_CLASS);
-	/* Firmware PXE and HTTP boot: answered here when their architecture has pre-rendered boot
-	 * parameters. A plain client gets boot parameters when a client class gives it a boot
-	 * file (ARCH_PLAIN). */
-	struct boot_val *boot = 0;
-	struct boot_key bkey = {};
-	__builtin_memcpy(bkey.mac, bp->chaddr, 6);
-	if (vendor == V_PLAIN) {
-		bkey.arch = ARCH_PLAIN;
-		boot = bpf_map_lookup_elem(&boot_params, &bkey);
-		bkey.arch = 0;
-	} else {
-		if (off[S_ARCH]) {
-			__u8 *p = (void *)bp + (off[S_ARCH] & 0x7ff) + 2;
-			if (len[S_ARCH] < 2 || (len[S_ARCH] & 1) || (void *)(p + 2) > end)
-				return up(reason, C_MALFORMED);
-			bkey.arch = (__u16)p[0] << 8 | p[1];
-		}
-		if (bkey.arch & ARCH_HTTP) /* ARCH_PLAIN or an HTTP key: no such architecture */
-			return up(reason, C_PASS_NETBOOT);
-		if (vendor == V_HTTP)
-			bkey.arch |= ARCH_HTTP;
-		boot = bpf_map_lookup_elem(&boot_params, &bkey);
-		if (!boot)
-			return up(reason, C_PASS_NETBOOT);
-	}
-	/* The subnet is the relay's (giaddr) or, on the local link, the server's own. */
-	__u32 giaddr = bp->giaddr;
-	if (off[S_AGENT] || (giaddr && (giaddr & res->mask) != res->net))
-		return up(reason, C_PASS_RELAY);
-	if (giaddr) { /* answered only for a relay configured for this subnet */
-		struct relay_key rk = {w->saddr, res->net};
-		if (!bpf_map_lookup_elem(&relays, &rk))
-			return up(reason, C_PASS_RELAY);
-	}
-	if (!giaddr && (cfg->server_ip & res->mask) != res->net)
-		return up(reason, C_PASS_NOT_OURS);
-
-	/* Is this request ours to answer, for the reserved address? */
-	__u32 reqip = 0, server = 0;
-	if (off[S_REQIP]) {
-		__u8 *p = (void *)bp + (off[S_REQIP] & 0x7ff) + 2;
-		if (len[S_REQIP] != 4 || (void *)(p + 4) > end)
-			return up(reason, C_MALFORMED);
-		__builtin_memcpy(&reqip, p, 4);
-	}
-	if (off[S_SERVER]) {
-		__u8 *p = (void *)bp + (off[S_SERVER] & 0x7ff) + 2;
-		if (len[S_SERVER] != 4 || (void *)(p + 4) > end)
-			return up(reason, C_MALFORMED);
-		__builtin_memcpy(&server, p, 4);
-	}
-	__u8 reply;
-	if (type == DHCP_DISCOVER) {
-		reply = DHCP_OFFER;
-	} else if (type == DHCP_REQUEST) {
-		__u32 want;
-		if (off[S_SERVER]) { /* SELECTING */
-			if (server != cfg->server_ip)
-				return up(reason, C_PASS_NOT_OURS);
-			want = reqip;
-		} else if (off[S_REQIP]) { /* INIT-REBOOT */
-			want = reqip;
-		} else { /* RENEWING, REBINDING */
-			want = bp->ciaddr;
-		}
-		if (!want || want != res->yiaddr)
-			return up(reason, C_PASS_NOT_OURS);
-		reply = DHCP_ACK;
-	} else {
-		return up(reason, C_PASS_TYPE);
-	}
-
-	/* Option 55: an option the area cannot carry sends the client to the control plane. */
-	if (off[S_PRL]) {
-		v = prl_check(ctx, res, (void *)bp - data + (off[S_PRL] & 0x7ff) + 2, len[S_PRL]);
-		if (v)
-			return up(reason, v);
-	}
-
-	/* Options in an overloaded file or sname field are read by the control plane only. */
-	if (off[S_OVERLOAD] || sc.cid_count > 1)
-		return up(reason, C_PASS_OPTIONS);
-
-	__u32 area_len = boot ? boot->area_len : res->area_len;
-	__u32 area_end = boot ? boot->area_end : res->area_end;
-	if (area_len < 4 || area_len > AREA_MAX || area_end >= area_len)
-		return up(reason, C_PASS_SIZE);
-
-	/* RFC 6842: option 61 echoed unaltered, just before END (where the control plane puts it; 82,
-	 * which would follow it, never reaches here), read now: the reply overwrites the request. */
-	struct facts fa = {.l3 = l3, .area_len = area_len, .area_end = area_end, .reply_len = area_len};
-	if (off[S_CLIENTID]) {
-		__u32 n = len[S_CLIENTID];
-		if (n < 2)
-			return up(reason, C_MALFORMED); /* RFC 2132 9.14: at least 2 bytes */
-		if (n > CID_MAX)
-			return up(reason, C_PASS_SIZE);
-		fa.cid_len = n;
-		fa.reply_len = area_end + 3 + n; /* 61, length, identifier, END */
-		if (fa.reply_len < area_len)
-			fa.reply_len = area_len; /* the area's padding to the BOOTP minimum */
-		if (fa.reply_len > AREA_MAX)
-			return up(reason, C_PASS_SIZE);
-		fa.cid[0] = 61;
-		fa.cid[1] = n;
-		__u64 at = l3 + sizeof(*ip) + sizeof(*udp) + (off[S_CLIENTID] & 0x7ff) + 2;
-		if (bpf_xdp_load_bytes(ctx, at, fa.cid + 2, n))
-			return up(reason, C_MALFORMED);
-	}
-
-	/* Facts from the request, before it is overwritten. */
-	fa.ciaddr = bp->ciaddr;
-	fa.flags = bp->flags;
-	__builtin_memcpy(fa.client_mac, bp->chaddr, 6);
-	__builtin_memcpy(fa.src_mac, eth->h_source, 6);
-	fa.yiaddr = res->yiaddr;
-	fa.giaddr = giaddr;
-	fa.type = type;
-	fa.reply = reply;
-	fa.arch = bkey.arch;
-	fa.pxe = vendor != V_PLAIN;
-	if (boot)
-		fa.sum = reply == DHCP_OFFER ? boot->sum_offer : boot->sum_ack;
-	else
-		fa.sum = reply == DHCP_OFFER ? res->sum_offer : res->sum_ack;
-	v = send_reply(ctx, cfg, res, boot, &fa);
+	v = look_up(&rq, w, reason);
+	if (v != NEXT)
+		return v;
+	v = choose_boot(&rq, reason);
+	if (v != NEXT)
+		return v;
+	v = choose_reply(&rq, cfg, w, reason);
+	if (v != NEXT)
+		return v;
+	v = check_request_list(ctx, &rq, reason);
+	if (v != NEXT)
+		return v;
+	struct facts fa = {};
+	v = read_facts(ctx, &rq, &fa, reason);
+	if (v != NEXT)
+		return v;
+	v = send_reply(ctx, cfg, rq.res, rq.boot, &fa);
 	if (v == PUNT)
 		return up(reason, C_PASS_SIZE);
 	return v;
