@@ -9,13 +9,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Counter names, in the order of enum counter in netbootd.c.
-var counterNames = []string{
-	"received", "offer", "ack", "pass_unknown_mac", "pass_netboot", "pass_relay", "pass_type",
-	"pass_not_ours", "pass_requested_option", "pass_size", "pass_ip_options", "malformed", "events_lost", "pxe",
-	"drop_duplicate", "drop_source_rate", "drop_stranger_rate", "drop_untrusted_relay", "drop_fragment",
-	"pass_options", "pass_class",
-}
+// counterNames are the counters' names, indexed as the counters map: enum counter's in
+// netbootd.c (bpf2go -type counter, then stringer), lower-case and without C_.
+var counterNames = func() []string {
+	names := make([]string, netbootdCounterC_MAX)
+	for c := range netbootdCounterC_MAX {
+		names[c] = strings.ToLower(c.String())
+	}
+	return names
+}()
 
 // Counters sums the per-CPU counters.
 func readCounters(m *ebpf.Map) (map[string]uint64, error) {

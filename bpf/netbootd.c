@@ -101,30 +101,34 @@ struct bucket {
 
 #define NS_PER_SEC 1000000000ULL
 
+/* The program's counters. Their names are the Prometheus labels of netbootd_xdp_packets_total
+ * and the lines of `netbootd status`: lower-case, without C_ (bpf2go -type counter, stringer). */
 enum counter {
-	C_RX,           /* IPv4 UDP to port 67 seen */
+	C_RECEIVED,              /* IPv4 UDP to port 67 seen */
 	C_OFFER,
 	C_ACK,
-	C_PASS_UNKNOWN, /* MAC not reserved */
-	C_PASS_NETBOOT, /* PXE, HTTP boot or iPXE client: boot files come from the control plane */
-	C_PASS_RELAY,   /* option 82, or a giaddr outside the reservation's subnet */
-	C_PASS_TYPE,    /* RELEASE, DECLINE, INFORM, ... */
-	C_PASS_NOT_OURS,/* REQUEST for another server or another address (the control plane NAKs or ignores) */
-	C_PASS_PRL,     /* option 55 asks for an option only the control plane renders */
-	C_PASS_SIZE,    /* reply does not fit the frame */
-	C_PASS_IP,      /* IP options (IHL > 5): the control plane answers, after admission */
+	C_PASS_UNKNOWN_MAC,      /* MAC not reserved */
+	C_PASS_NETBOOT,          /* PXE, HTTP boot or iPXE client: boot files come from the control plane */
+	C_PASS_RELAY,            /* option 82, or a giaddr outside the reservation's subnet */
+	C_PASS_TYPE,             /* RELEASE, DECLINE, INFORM, ... */
+	C_PASS_NOT_OURS,         /* REQUEST for another server or another address (the control plane NAKs or ignores) */
+	C_PASS_REQUESTED_OPTION, /* option 55 asks for an option only the control plane renders */
+	C_PASS_SIZE,             /* reply does not fit the frame */
+	C_PASS_IP_OPTIONS,       /* IP options (IHL > 5): the control plane answers, after admission */
 	C_MALFORMED,
-	C_EVENTS_LOST,  /* answers not reported to the daemon: the event ring was full */
-	C_PXE,          /* answers that carried boot parameters for firmware PXE or HTTP boot */
-	C_DROP_DUP,     /* a DISCOVER repeated (same MAC and xid) within the window: dropped */
-	C_DROP_SOURCE,  /* unknown MAC over its Ethernet source's rate: dropped */
-	C_DROP_STRANGER,/* unknown MAC over the rate for all unknown MACs: dropped */
-	C_DROP_RELAY,   /* giaddr set by a host that is not a configured relay: dropped */
-	C_DROP_FRAGMENT,/* first fragment of a datagram to port 67 (no DHCP client fragments): dropped */
-	C_PASS_OPTIONS, /* option overload (52) or option 61 more than once: options this program does not read */
-	C_PASS_CLASS,   /* a client class of the reservation may match on what only the control plane reads */
+	C_EVENTS_LOST,           /* answers not reported to the daemon: the event ring was full */
+	C_PXE,                   /* answers that carried boot parameters for firmware PXE or HTTP boot */
+	C_DROP_DUPLICATE,        /* a DISCOVER repeated (same MAC and xid) within the window: dropped */
+	C_DROP_SOURCE_RATE,      /* unknown MAC over its Ethernet source's rate: dropped */
+	C_DROP_STRANGER_RATE,    /* unknown MAC over the rate for all unknown MACs: dropped */
+	C_DROP_UNTRUSTED_RELAY,  /* giaddr set by a host that is not a configured relay: dropped */
+	C_DROP_FRAGMENT,         /* first fragment of a datagram to port 67 (no DHCP client fragments): dropped */
+	C_PASS_OPTIONS,          /* option overload (52) or option 61 more than once: options this program does not read */
+	C_PASS_CLASS,            /* a client class of the reservation may match on what only the control plane reads */
 	C_MAX,
 };
+/* Keeps enum counter in the BTF, where bpf2go finds it for the Go side. */
+const enum counter *unused_counter __attribute__((unused));
 
 /* One answered request, for the daemon's per-machine history. */
 struct event {
@@ -351,7 +355,7 @@ static __always_inline int admit(struct fp_config *cfg, struct who *w)
 		dk.xid = w->xid;
 		__u64 *seen = bpf_map_lookup_elem(&recent, &dk);
 		if (seen && now - *seen < cfg->dup_window_ns) {
-			count(C_DROP_DUP);
+			count(C_DROP_DUPLICATE);
 			return 0;
 		}
 		bpf_map_update_elem(&recent, &dk, &now, BPF_ANY);
@@ -360,7 +364,7 @@ static __always_inline int admit(struct fp_config *cfg, struct who *w)
 	if (w->giaddr) {
 		struct relay_key rk = {w->saddr, 0};
 		if (!bpf_map_lookup_elem(&relays, &rk)) {
-			count(C_DROP_RELAY);
+			count(C_DROP_UNTRUSTED_RELAY);
 			return 0;
 		}
 		relay = 1; /* a relay speaks for a whole rack: not held to one host's rate */
@@ -375,7 +379,7 @@ static __always_inline int admit(struct fp_config *cfg, struct who *w)
 			b = bpf_map_lookup_elem(&sources, &sk);
 		}
 		if (b && !take(b, now, cfg->source_rate, cfg->source_burst)) {
-			count(C_DROP_SOURCE);
+			count(C_DROP_SOURCE_RATE);
 			return 0;
 		}
 	}
@@ -391,7 +395,7 @@ static __always_inline int admit(struct fp_config *cfg, struct who *w)
 		__u32 zero = 0;
 		struct bucket *b = bpf_map_lookup_elem(&strangers, &zero);
 		if (b && !take(b, now, cfg->stranger_rate, cfg->stranger_burst)) {
-			count(C_DROP_STRANGER);
+			count(C_DROP_STRANGER_RATE);
 			return 0;
 		}
 	}
@@ -476,7 +480,7 @@ static __always_inline __u16 fold(__u64 s)
 static __always_inline int request_header(struct ethhdr *eth, struct iphdr *ip, struct bootp *bp, void *end,
 					  struct who *w, __u32 *reason)
 {
-	count(C_RX);
+	count(C_RECEIVED);
 	__builtin_memcpy(w->src, eth->h_source, 6);
 	w->saddr = ip->saddr;
 	if (ip->frag_off & bpf_htons(0x2000)) { /* more fragments: no DHCP client sends those */
@@ -506,7 +510,7 @@ static __always_inline int ip_options(struct ethhdr *eth, struct iphdr *ip, void
 	int v = request_header(eth, ip, (void *)(udp + 1), end, w, reason);
 	if (v != NEXT)
 		return v;
-	return up(reason, C_PASS_IP);
+	return up(reason, C_PASS_IP_OPTIONS);
 }
 
 /* What the steps of answer() learn about a request, each step filling its part. */
@@ -602,7 +606,7 @@ static __always_inline int look_up(struct request *rq, struct who *w, __u32 *rea
 	__builtin_memcpy(key.mac, rq->bp->chaddr, 6);
 	struct res_val *res = bpf_map_lookup_elem(&reservations, &key);
 	if (!res)
-		return up(reason, C_PASS_UNKNOWN);
+		return up(reason, C_PASS_UNKNOWN_MAC);
 	w->reserved = 1;
 	rq->res = res;
 
@@ -710,13 +714,13 @@ static __always_inline int choose_reply(struct request *rq, struct fp_config *cf
 	return NEXT;
 }
 
-/* prl_check reads option 55 (n codes at offset at of the frame): C_PASS_PRL when it asks for an
+/* prl_check reads option 55 (n codes at offset at of the frame): C_PASS_REQUESTED_OPTION when it asks for an
  * option only the control plane renders, C_MALFORMED past the frame, else 0. A global function:
  * the verifier checks its loop once, not once per path of answer() that reaches it. */
 __attribute__((noinline)) int prl_check(struct xdp_md *ctx, struct res_val *res, __u32 at, __u32 n)
 {
 	if (!res || n > PRL_MAX)
-		return C_PASS_PRL;
+		return C_PASS_REQUESTED_OPTION;
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	__u8 *codes = data + (at & 0x7ff);
@@ -728,7 +732,7 @@ __attribute__((noinline)) int prl_check(struct xdp_md *ctx, struct res_val *res,
 			return C_MALFORMED;
 		__u8 c = *p;
 		if (res->punt_prl[(c >> 3) & 31] & (1 << (c & 7)))
-			return C_PASS_PRL;
+			return C_PASS_REQUESTED_OPTION;
 	}
 	return 0;
 }
