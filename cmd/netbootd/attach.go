@@ -611,7 +611,7 @@ func (d *daemon) xdpAnswered(e bpf.Event) {
 	d.machines.DHCP(e.MAC, e.IP, e.Request == 1, machines.Event{Time: e.Time, Source: "xdp", Detail: detail})
 	d.machines.Classify(e.MAC, d.dhcp.KernelClasses(e.MAC, e.PXE, e.HTTP, e.Arch))
 	if h := d.dhcp.Hostname(e.MAC); h != "" {
-		d.machines.Explain(e.MAC, h, "", "", "", "")
+		d.machines.Explain(e.MAC, machines.Told{Hostname: h})
 	}
 	if !d.log.Enabled(context.Background(), slog.LevelDebug) {
 		return

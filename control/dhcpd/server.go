@@ -311,7 +311,7 @@ func (s *Server) serve(p packet) {
 			tl.Classify(req.mac, resp.classes)
 		}
 		if resp.bootFile != "" || resp.hostname != "" {
-			tl.Explain(req.mac, resp.hostname, resp.bootFile, resp.bootReason, "", "")
+			tl.Explain(req.mac, machines.Told{Hostname: resp.hostname, BootFile: resp.bootFile, BootReason: resp.bootReason})
 		}
 	}
 	if s.debug { // the arguments cost allocations even when the level is off
