@@ -30,6 +30,7 @@ import (
 	"github.com/netbootd/netbootd/control/config"
 	"github.com/netbootd/netbootd/control/dhcpd"
 	"github.com/netbootd/netbootd/control/inventory/kube"
+	"github.com/netbootd/netbootd/control/leader"
 	"github.com/netbootd/netbootd/control/lease"
 	"github.com/netbootd/netbootd/control/machines"
 	"github.com/netbootd/netbootd/control/neighbor"
@@ -212,7 +213,7 @@ type daemon struct {
 	metrics   *metricsServer  // nil unless --metrics-listen
 	inventory *kube.Inventory // nil unless --kubeconfig or --in-cluster
 	// poolLeader campaigns for the pools' Lease; nil unless --pool-lease.
-	poolLeader *kube.PoolLeader
+	poolLeader *leader.Elector
 
 	applyMu  sync.Mutex     // one reload or inventory snapshot at a time
 	fileConf *config.Config // the file's configuration, before the inventory's overlay
