@@ -79,7 +79,9 @@ func New(cfg Config) (*Elector, error) {
 		Name: "netbootd_pool_leader", Help: "1 while this instance owns the dynamic pools (HA leader election), else 0.",
 	})}
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(e.leader)
+		if err := cfg.Registerer.Register(e.leader); err != nil {
+			return nil, fmt.Errorf("pool leader: register metrics: %w", err)
+		}
 	}
 	return e, nil
 }
