@@ -65,23 +65,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(packetsDesc, prometheus.CounterValue, float64(v), name)
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(reservationsDesc, prometheus.GaugeValue, float64(countKeys(c.f.objs.Reservations)))
-	ch <- prometheus.MustNewConstMetric(knownDesc, prometheus.GaugeValue, float64(countKnown(c.f.objs.Known)))
+	ch <- prometheus.MustNewConstMetric(reservationsDesc, prometheus.GaugeValue, float64(countEntries[netbootdResVal](c.f.objs.Reservations)))
+	ch <- prometheus.MustNewConstMetric(knownDesc, prometheus.GaugeValue, float64(countEntries[uint8](c.f.objs.Known)))
 }
 
-func countKeys(m *ebpf.Map) int {
+// countEntries counts the entries of a map keyed by MAC (reservations, known) whose values are V.
+func countEntries[V any](m *ebpf.Map) int {
 	var k netbootdResKey
-	var v netbootdResVal
-	n := 0
-	for it := m.Iterate(); it.Next(&k, &v); {
-		n++
-	}
-	return n
-}
-
-func countKnown(m *ebpf.Map) int {
-	var k netbootdResKey
-	var v uint8
+	var v V
 	n := 0
 	for it := m.Iterate(); it.Next(&k, &v); {
 		n++
@@ -114,7 +105,7 @@ func Status(pinRoot, iface string) (*StatusReport, error) {
 		return nil, fmt.Errorf("reservations map of %s: %w", iface, err)
 	}
 	defer rm.Close()
-	r := &StatusReport{Iface: iface, Capacity: int(rm.MaxEntries()), Reservations: countKeys(rm)}
+	r := &StatusReport{Iface: iface, Capacity: int(rm.MaxEntries()), Reservations: countEntries[netbootdResVal](rm)}
 	if r.Counters, err = readCounters(cm); err != nil {
 		return nil, err
 	}
