@@ -599,17 +599,9 @@ func (d *daemon) close() {
 	}
 }
 
-// xdpAnswered puts what the kernel answered on the machine's timeline (and the debug log), so
-// a machine's history reads the same whichever path answered it.
+// xdpAnswered puts what the kernel answered on the machine's timeline (and the debug log).
 func (d *daemon) xdpAnswered(e bpf.Event) {
-	detail := dhcpv4.MessageType(e.Request).String() + " → " + dhcpv4.MessageType(e.Reply).String() + " " + e.IP.String()
-	switch {
-	case e.HTTP:
-		detail += fmt.Sprintf(", HTTP boot parameters for arch %d", e.Arch)
-	case e.PXE:
-		detail += fmt.Sprintf(", PXE boot parameters for arch %d", e.Arch)
-	}
-	d.machines.DHCP(e.MAC, e.IP, e.Request == 1, machines.Event{Time: e.Time, Source: "xdp", Detail: detail})
+	d.machines.DHCP(e.MAC, e.IP, e.Request == 1, machines.Event{Time: e.Time, Source: "xdp", Detail: e.Detail()})
 	d.machines.Classify(e.MAC, d.dhcp.KernelClasses(e.MAC, e.PXE, e.HTTP, e.Arch))
 	if h := d.dhcp.Hostname(e.MAC); h != "" {
 		d.machines.Explain(e.MAC, machines.Told{Hostname: h})
