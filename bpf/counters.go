@@ -10,7 +10,7 @@ import (
 )
 
 // counterNames are the counters' names, indexed as the counters map: enum counter's in
-// netbootd.c (bpf2go -type counter, then stringer), lower-case and without C_.
+// netbootd.h (bpf2go -type counter, then stringer), lower-case and without C_.
 var counterNames = func() []string {
 	names := make([]string, netbootdCounterC_MAX)
 	for c := range netbootdCounterC_MAX {

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// TestCounterNames pins the counters' names, which come from enum counter in netbootd.c: they are
+// TestCounterNames pins the counters' names, which come from enum counter in netbootd.h: they are
 // the result labels of netbootd_xdp_packets_total that dashboards and alerts select on, so renaming
 // a C constant must be a decision, not a side effect.
 func TestCounterNames(t *testing.T) {
