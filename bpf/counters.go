@@ -9,13 +9,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Counter names, in the order of enum counter in netbootd.c.
-var counterNames = []string{
-	"received", "offer", "ack", "pass_unknown_mac", "pass_netboot", "pass_relay", "pass_type",
-	"pass_not_ours", "pass_requested_option", "pass_size", "pass_ip_options", "malformed", "events_lost", "pxe",
-	"drop_duplicate", "drop_source_rate", "drop_stranger_rate", "drop_untrusted_relay", "drop_fragment",
-	"pass_options", "pass_class",
-}
+// counterNames are the counters' names, indexed as the counters map: enum counter's in
+// netbootd.h (bpf2go -type counter, then stringer), lower-case and without C_.
+var counterNames = func() []string {
+	names := make([]string, netbootdCounterC_MAX)
+	for c := range netbootdCounterC_MAX {
+		names[c] = strings.ToLower(c.String())
+	}
+	return names
+}()
 
 // Counters sums the per-CPU counters.
 func readCounters(m *ebpf.Map) (map[string]uint64, error) {
@@ -63,23 +65,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(packetsDesc, prometheus.CounterValue, float64(v), name)
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(reservationsDesc, prometheus.GaugeValue, float64(countKeys(c.f.objs.Reservations)))
-	ch <- prometheus.MustNewConstMetric(knownDesc, prometheus.GaugeValue, float64(countKnown(c.f.objs.Known)))
+	ch <- prometheus.MustNewConstMetric(reservationsDesc, prometheus.GaugeValue, float64(countEntries[netbootdResVal](c.f.objs.Reservations)))
+	ch <- prometheus.MustNewConstMetric(knownDesc, prometheus.GaugeValue, float64(countEntries[uint8](c.f.objs.Known)))
 }
 
-func countKeys(m *ebpf.Map) int {
+// countEntries counts the entries of a map keyed by MAC (reservations, known) whose values are V.
+func countEntries[V any](m *ebpf.Map) int {
 	var k netbootdResKey
-	var v netbootdResVal
-	n := 0
-	for it := m.Iterate(); it.Next(&k, &v); {
-		n++
-	}
-	return n
-}
-
-func countKnown(m *ebpf.Map) int {
-	var k netbootdResKey
-	var v uint8
+	var v V
 	n := 0
 	for it := m.Iterate(); it.Next(&k, &v); {
 		n++
@@ -109,7 +102,7 @@ func Status(pinRoot, iface string) (*StatusReport, error) {
 		return nil, fmt.Errorf("reservations map of %s: %w", iface, err)
 	}
 	defer rm.Close()
-	r := &StatusReport{Iface: iface, Capacity: int(rm.MaxEntries()), Reservations: countKeys(rm)}
+	r := &StatusReport{Iface: iface, Capacity: int(rm.MaxEntries()), Reservations: countEntries[netbootdResVal](rm)}
 	if r.Counters, err = readCounters(cm); err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
+	"github.com/insomniacslk/dhcp/dhcpv4"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,6 +25,19 @@ type Event struct {
 	PXE     bool  // answered with boot parameters for firmware PXE or HTTP boot of architecture Arch
 	HTTP    bool  // those were for UEFI HTTP boot (vendor class HTTPClient)
 	Arch    uint16
+}
+
+// Detail is the answer as the machine's timeline tells it, in the words the Go path uses for
+// its own (control/dhcpd), so a machine's history reads the same whichever path answered it.
+func (e Event) Detail() string {
+	detail := dhcpv4.MessageType(e.Request).String() + " → " + dhcpv4.MessageType(e.Reply).String() + " " + e.IP.String()
+	switch {
+	case e.HTTP:
+		detail += fmt.Sprintf(", HTTP boot parameters for arch %d", e.Arch)
+	case e.PXE:
+		detail += fmt.Sprintf(", PXE boot parameters for arch %d", e.Arch)
+	}
+	return detail
 }
 
 // Events reads the program's answers from its ring buffer and hands each to fn until ctx ends.

@@ -38,6 +38,33 @@ type netbootdBucket struct {
 	LastNs     uint64
 }
 
+type netbootdCounter uint32
+
+const (
+	netbootdCounterC_RECEIVED              netbootdCounter = 0
+	netbootdCounterC_OFFER                 netbootdCounter = 1
+	netbootdCounterC_ACK                   netbootdCounter = 2
+	netbootdCounterC_PASS_UNKNOWN_MAC      netbootdCounter = 3
+	netbootdCounterC_PASS_NETBOOT          netbootdCounter = 4
+	netbootdCounterC_PASS_RELAY            netbootdCounter = 5
+	netbootdCounterC_PASS_TYPE             netbootdCounter = 6
+	netbootdCounterC_PASS_NOT_OURS         netbootdCounter = 7
+	netbootdCounterC_PASS_REQUESTED_OPTION netbootdCounter = 8
+	netbootdCounterC_PASS_SIZE             netbootdCounter = 9
+	netbootdCounterC_PASS_IP_OPTIONS       netbootdCounter = 10
+	netbootdCounterC_MALFORMED             netbootdCounter = 11
+	netbootdCounterC_EVENTS_LOST           netbootdCounter = 12
+	netbootdCounterC_PXE                   netbootdCounter = 13
+	netbootdCounterC_DROP_DUPLICATE        netbootdCounter = 14
+	netbootdCounterC_DROP_SOURCE_RATE      netbootdCounter = 15
+	netbootdCounterC_DROP_STRANGER_RATE    netbootdCounter = 16
+	netbootdCounterC_DROP_UNTRUSTED_RELAY  netbootdCounter = 17
+	netbootdCounterC_DROP_FRAGMENT         netbootdCounter = 18
+	netbootdCounterC_PASS_OPTIONS          netbootdCounter = 19
+	netbootdCounterC_PASS_CLASS            netbootdCounter = 20
+	netbootdCounterC_MAX                   netbootdCounter = 21
+)
+
 type netbootdDupKey struct {
 	_   structs.HostLayout
 	Mac [6]uint8
@@ -102,18 +129,19 @@ type netbootdResVal struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	netbootdMapBootParams   = "boot_params"
-	netbootdMapConfig       = "config"
-	netbootdMapCounters     = "counters"
-	netbootdMapEvents       = "events"
-	netbootdMapKnown        = "known"
-	netbootdMapRecent       = "recent"
-	netbootdMapRelays       = "relays"
-	netbootdMapReservations = "reservations"
-	netbootdMapSources      = "sources"
-	netbootdMapStrangers    = "strangers"
-	netbootdProgNetbootdXdp = "netbootd_xdp"
-	netbootdVarUnusedEvent  = "unused_event"
+	netbootdMapBootParams    = "boot_params"
+	netbootdMapConfig        = "config"
+	netbootdMapCounters      = "counters"
+	netbootdMapEvents        = "events"
+	netbootdMapKnown         = "known"
+	netbootdMapRecent        = "recent"
+	netbootdMapRelays        = "relays"
+	netbootdMapReservations  = "reservations"
+	netbootdMapSources       = "sources"
+	netbootdMapStrangers     = "strangers"
+	netbootdProgNetbootdXdp  = "netbootd_xdp"
+	netbootdVarUnusedCounter = "unused_counter"
+	netbootdVarUnusedEvent   = "unused_event"
 )
 
 // loadNetbootd returns the embedded CollectionSpec for netbootd.
@@ -181,7 +209,8 @@ type netbootdMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type netbootdVariableSpecs struct {
-	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedCounter *ebpf.VariableSpec `ebpf:"unused_counter"`
+	UnusedEvent   *ebpf.VariableSpec `ebpf:"unused_event"`
 }
 
 // netbootdObjects contains all objects after they have been loaded into the kernel.
@@ -235,7 +264,8 @@ func (m *netbootdMaps) Close() error {
 //
 // It can be passed to loadNetbootdObjects or ebpf.CollectionSpec.LoadAndAssign.
 type netbootdVariables struct {
-	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
+	UnusedCounter *ebpf.Variable `ebpf:"unused_counter"`
+	UnusedEvent   *ebpf.Variable `ebpf:"unused_event"`
 }
 
 // netbootdPrograms contains all programs after they have been loaded into the kernel.

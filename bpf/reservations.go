@@ -34,7 +34,7 @@ type Entry struct {
 	Flags uint16
 }
 
-// Flags of an Entry, as enum res_flags in netbootd.c.
+// Flags of an Entry, as enum res_flags in netbootd.h.
 const (
 	FlagClassVendor   = 1 << 0 // requests with option 60 go up (C_PASS_CLASS)
 	FlagClassArch     = 1 << 1 // plain requests (not PXEClient) with option 93 go up
@@ -45,7 +45,7 @@ const (
 // architecture (option 93) has this value.
 const PlainArch = 0xffff
 
-// HTTPArch is set in Boot.Arch for a UEFI HTTP boot client's answer (ARCH_HTTP in netbootd.c):
+// HTTPArch is set in Boot.Arch for a UEFI HTTP boot client's answer (ARCH_HTTP in netbootd.h):
 // no architecture on the wire has this bit, and the program passes up requests that do.
 const HTTPArch = 0x8000
 

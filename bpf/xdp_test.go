@@ -419,7 +419,7 @@ func TestSyncRemovesStaleEntries(t *testing.T) {
 	if err := f.Sync([]Entry{{MAC: other, IP: netip.MustParseAddr("10.0.0.11"), Subnet: testSubnet, Area: testArea()}}); err != nil {
 		t.Fatal(err)
 	}
-	if n := countKeys(f.objs.Reservations); n != 1 {
+	if n := countEntries[netbootdResVal](f.objs.Reservations); n != 1 {
 		t.Fatalf("%d entries after sync to one", n)
 	}
 	if ret, _ := run(t, f, frame(msg(t, dhcpv4.MessageTypeDiscover, resMAC), netip.IPv4Unspecified(), 0)); ret != xdpPass {

@@ -95,28 +95,30 @@ func (s *Server) machineScript(w *recorder, r *nethttp.Request, mac net.Hardware
 	m, ok := s.resolverFor(r).Resolve(f)
 	if !ok {
 		log.Info("ipxe script: no profile", "reason", m.Reason)
-		s.explain(mac, f.Hostname, "", m.Reason, machines.PhaseScript, what+": no profile")
+		s.explain(mac, machines.Told{Hostname: f.Hostname, ProfileReason: m.Reason}, machines.PhaseScript, what+": no profile")
 		writeScript(w, nethttp.StatusOK, "#!ipxe\necho "+ipxeText("netbootd: "+mac.String()+": "+m.Reason)+"\nexit\n")
 		return
 	}
 	s.sign(&m, mac)
+	told := machines.Told{Hostname: m.Data.Hostname, Profile: m.Profile.Name, ProfileReason: m.Reason}
 	body, err := m.Script()
 	if err != nil {
 		log.Error("ipxe script: render", "profile", m.Profile.Name, "err", err)
-		s.explain(mac, m.Data.Hostname, m.Profile.Name, m.Reason, "", what+": profile "+m.Profile.Name+": "+err.Error())
+		s.explain(mac, told, "", what+": profile "+m.Profile.Name+": "+err.Error())
 		writeScript(w, nethttp.StatusInternalServerError, errorScript("profile "+m.Profile.Name+": "+err.Error()))
 		return
 	}
 	log.Info("ipxe script", "profile", m.Profile.Name, "reason", m.Reason)
-	s.explain(mac, m.Data.Hostname, m.Profile.Name, m.Reason, machines.PhaseScript, what+": profile "+m.Profile.Name)
+	s.explain(mac, told, machines.PhaseScript, what+": profile "+m.Profile.Name)
 	writeScript(w, nethttp.StatusOK, body)
 }
 
-func (s *Server) explain(mac net.HardwareAddr, hostname, profileName, reason, phase, detail string) {
+// explain records on mac's timeline what it was told, and an event of the phase it reached.
+func (s *Server) explain(mac net.HardwareAddr, told machines.Told, phase, detail string) {
 	if s.deps.Machines == nil {
 		return
 	}
-	s.deps.Machines.Explain(mac, hostname, "", "", profileName, reason)
+	s.deps.Machines.Explain(mac, told)
 	s.deps.Machines.Record(mac, machines.Event{Phase: phase, Source: "http", Detail: detail})
 }
 

@@ -68,7 +68,7 @@ func (s *Server) renderConfig(res *profile.Resolver, mac net.HardwareAddr, clien
 	log.Info(kind.what, "profile", m.Profile.Name, "reason", m.Reason)
 	if s.deps.Machines != nil {
 		s.deps.Machines.Begin(mac, netip.Addr{}) // a name or an address found it, not a proof: keep its address
-		s.deps.Machines.Explain(mac, m.Data.Hostname, "", "", m.Profile.Name, m.Reason)
+		s.deps.Machines.Explain(mac, machines.Told{Hostname: m.Data.Hostname, Profile: m.Profile.Name, ProfileReason: m.Reason})
 		s.deps.Machines.Record(mac, machines.Event{Phase: machines.PhaseScript, Source: source,
 			Detail: name + ": " + kind.what + " of profile " + m.Profile.Name})
 	}

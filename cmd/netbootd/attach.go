@@ -27,6 +27,7 @@ import (
 	"github.com/netbootd/netbootd/control/config"
 	"github.com/netbootd/netbootd/control/dhcpd"
 	"github.com/netbootd/netbootd/control/inventory/kube"
+	"github.com/netbootd/netbootd/control/leader"
 	"github.com/netbootd/netbootd/control/lease"
 	"github.com/netbootd/netbootd/control/machines"
 	"github.com/netbootd/netbootd/control/profile"
@@ -215,7 +216,7 @@ type daemon struct {
 	http      *nbhttp.Server
 	inventory *kube.Inventory // nil unless --kubeconfig or --in-cluster
 	// poolLeader campaigns for the pools' Lease; nil unless --pool-lease.
-	poolLeader *kube.PoolLeader
+	poolLeader *leader.Elector
 	// parts are what runs, in the order built: each component above that is on, and the loops
 	// that feed them. run starts them all; close releases them in reverse.
 	parts []part
@@ -417,17 +418,10 @@ func (d *daemon) close() {
 // xdpAnswered puts what the kernel answered on the machine's timeline (and the debug log), so
 // a machine's history reads the same whichever path answered it.
 func (d *daemon) xdpAnswered(l *link, e bpf.Event) {
-	detail := dhcpv4.MessageType(e.Request).String() + " → " + dhcpv4.MessageType(e.Reply).String() + " " + e.IP.String()
-	switch {
-	case e.HTTP:
-		detail += fmt.Sprintf(", HTTP boot parameters for arch %d", e.Arch)
-	case e.PXE:
-		detail += fmt.Sprintf(", PXE boot parameters for arch %d", e.Arch)
-	}
-	d.machines.DHCP(e.MAC, e.IP, e.Request == 1, machines.Event{Time: e.Time, Source: "xdp", Detail: detail})
+	d.machines.DHCP(e.MAC, e.IP, e.Request == 1, machines.Event{Time: e.Time, Source: "xdp", Detail: e.Detail()})
 	d.machines.Classify(e.MAC, l.dhcp.KernelClasses(e.MAC, e.PXE, e.HTTP, e.Arch))
 	if h := l.dhcp.Hostname(e.MAC); h != "" {
-		d.machines.Explain(e.MAC, h, "", "", "", "")
+		d.machines.Explain(e.MAC, machines.Told{Hostname: h})
 	}
 	if !l.log.Enabled(context.Background(), slog.LevelDebug) {
 		return

@@ -13,6 +13,7 @@ import (
 
 	"github.com/netbootd/netbootd/control/config"
 	"github.com/netbootd/netbootd/control/inventory/kube"
+	"github.com/netbootd/netbootd/control/leader"
 )
 
 // haFlags: several netbootd on one network, all answering reservations, one at a time owning
@@ -68,9 +69,13 @@ func parseHA(c *cli.Context, kf kubeFlags, conf *config.Config) (haFlags, error)
 
 // newPoolLeader prepares the campaign for the pools' Lease: the DHCP server answers pool
 // clients only while this instance holds it.
-func (d *daemon) newPoolLeader(rc *rest.Config, reg prometheus.Registerer) (err error) {
-	d.poolLeader, err = kube.NewPoolLeader(kube.LeaderConfig{
-		RestConfig: rc, Namespace: d.cfg.Kube.Namespace, Name: d.cfg.HA.Lease, Identity: d.cfg.HA.Identity,
+func (d *daemon) newPoolLeader(rc *rest.Config, reg prometheus.Registerer) error {
+	lock, err := kube.NewLeaseLock(rc, d.cfg.Kube.Namespace, d.cfg.HA.Lease)
+	if err != nil {
+		return err
+	}
+	d.poolLeader, err = leader.New(leader.Config{
+		Lock: lock, Identity: d.cfg.HA.Identity,
 		LeaseDuration: d.cfg.HA.Duration, Logger: d.log.With("component", "ha"), Registerer: reg,
 		OnChange: d.setLeader,
 	})

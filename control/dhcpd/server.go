@@ -94,7 +94,9 @@ func New(cfg Config) (*Server, error) {
 	s.state.Store(newState(cfg.Conf, cfg.ServerIP, cfg.Conf.BaseURL()))
 	s.queue = make(chan packet, cfg.Conf.DHCP.Queue)
 	s.bufs.New = func() any { b := make([]byte, maxRequest+1); return &b }
-	s.initMetrics()
+	if err := s.initMetrics(); err != nil {
+		return nil, err
+	}
 
 	ports := []int{67}
 	if proxy {
@@ -150,7 +152,7 @@ func listenUDP(iface string, port int) (*net.UDPConn, error) {
 	return pc.(*net.UDPConn), nil
 }
 
-func (s *Server) initMetrics() {
+func (s *Server) initMetrics() error {
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "netbootd_dhcp_requests_total", Help: "DHCP requests the control plane received, by message type.",
 	}, []string{"type"})
@@ -168,11 +170,16 @@ func (s *Server) initMetrics() {
 		Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
 	})
 	if r := s.cfg.Registerer; r != nil {
-		r.MustRegister(s.requests, s.replies, s.drops, s.latency, s.optionsDropped,
+		for _, c := range []prometheus.Collector{s.requests, s.replies, s.drops, s.latency, s.optionsDropped,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "netbootd_dhcp_queue_depth", Help: "Requests waiting for a worker.",
-			}, func() float64 { return float64(len(s.queue)) }))
+			}, func() float64 { return float64(len(s.queue)) })} {
+			if err := r.Register(c); err != nil {
+				return fmt.Errorf("dhcpd: register metrics: %w", err)
+			}
+		}
 	}
+	return nil
 }
 
 // Run serves until ctx ends, then finishes the queued requests and returns.
@@ -311,7 +318,7 @@ func (s *Server) serve(p packet) {
 			tl.Classify(req.mac, resp.classes)
 		}
 		if resp.bootFile != "" || resp.hostname != "" {
-			tl.Explain(req.mac, resp.hostname, resp.bootFile, resp.bootReason, "", "")
+			tl.Explain(req.mac, machines.Told{Hostname: resp.hostname, BootFile: resp.bootFile, BootReason: resp.bootReason})
 		}
 	}
 	if s.debug { // the arguments cost allocations even when the level is off

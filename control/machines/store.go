@@ -206,23 +206,32 @@ func (s *Store) Report(mac net.HardwareAddr, r Reported) {
 	}
 }
 
-// Explain records what the machine was told and why: a boot file (DHCP) or a profile (HTTP).
-// Nothing for a machine with no timeline.
-func (s *Store) Explain(mac net.HardwareAddr, hostname, bootFile, bootReason, profile, profileReason string) {
+// Told is what a machine was told and why: a boot file (DHCP) or a profile (HTTP), and the
+// hostname it was given. Empty fields leave the machine's as they were.
+type Told struct {
+	Hostname      string
+	BootFile      string
+	BootReason    string
+	Profile       string
+	ProfileReason string
+}
+
+// Explain records what the machine was told and why. Nothing for a machine with no timeline.
+func (s *Store) Explain(mac net.HardwareAddr, t Told) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := s.find(Key(mac))
 	if m == nil {
 		return
 	}
-	if hostname != "" {
-		m.Hostname = hostname
+	if t.Hostname != "" {
+		m.Hostname = t.Hostname
 	}
-	if bootFile != "" || bootReason != "" {
-		m.BootFile, m.BootReason = bootFile, bootReason
+	if t.BootFile != "" || t.BootReason != "" {
+		m.BootFile, m.BootReason = t.BootFile, t.BootReason
 	}
-	if profile != "" || profileReason != "" {
-		m.Profile, m.ProfileReason = profile, profileReason
+	if t.Profile != "" || t.ProfileReason != "" {
+		m.Profile, m.ProfileReason = t.Profile, t.ProfileReason
 	}
 }
 

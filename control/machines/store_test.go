@@ -26,7 +26,7 @@ func TestTimelineOfOneBoot(t *testing.T) {
 	m := mac("52:54:00:00:00:01")
 	ip := netip.MustParseAddr("10.0.0.11")
 	s.DHCP(m, ip, true, Event{Time: t0, Source: "xdp", Detail: "OFFER"})
-	s.Explain(m, "node01", "ipxe.efi", "arch 7", "", "")
+	s.Explain(m, Told{Hostname: "node01", BootFile: "ipxe.efi", BootReason: "arch 7"})
 	got, ok := s.ByIP(ip)
 	if !ok || got.String() != m.String() {
 		t.Fatalf("ByIP(%s) = %v, %v", ip, got, ok)
@@ -121,7 +121,7 @@ func TestOnlyKnownMachines(t *testing.T) {
 		if s.Record(fake, Event{Phase: PhaseBooted, Source: "callback"}) {
 			t.Fatalf("recorded an event for %s, which nobody knows", fake)
 		}
-		s.Explain(fake, "evil", "", "", "decommission", "forged")
+		s.Explain(fake, Told{Hostname: "evil", Profile: "decommission", ProfileReason: "forged"})
 		s.Report(fake, Reported{Hostname: "evil"})
 	}
 	if n := len(s.All()); n != 1 {

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,7 +29,6 @@ type Responder struct {
 	log  *slog.Logger
 	conn *ipv6.PacketConn
 	raw  net.PacketConn
-	sent atomic.Uint64
 }
 
 // New opens a raw ICMPv6 socket bound to iface, joined to all-routers, that reads only router
@@ -72,9 +70,6 @@ func New(iface string, log *slog.Logger) (*Responder, error) {
 	}
 	return &Responder{ifi: ifi, log: log, conn: p, raw: raw}, nil
 }
-
-// Sent is how many advertisements went out.
-func (r *Responder) Sent() uint64 { return r.sent.Load() }
 
 // Advertisement is the RA sent: hop limit 64, no flags, router lifetime 0, reachable time and
 // retransmit timer unspecified, and our link-layer address.
@@ -122,7 +117,6 @@ func (r *Responder) Run(ctx context.Context) error {
 			continue
 		}
 		last = time.Now() // only a sent RA holds the next one back
-		r.sent.Add(1)
 		r.log.Debug("ra: answered a router solicitation", "iface", r.ifi.Name, "from", src.String())
 	}
 }

@@ -317,15 +317,6 @@ func compilePattern(p string) *regexp.Regexp {
 	return re
 }
 
-// MAC is the NIC's MAC address.
-func (vm *VM) MAC() string { return vm.opt.MAC }
-
-// Tap is the VM's tap device in the namespace.
-func (vm *VM) Tap() string { return vm.opt.Tap }
-
-// LogPath is the raw serial log file.
-func (vm *VM) LogPath() string { return vm.logPath }
-
 // Started is when QEMU was started, to measure boot times.
 func (vm *VM) Started() time.Time { return vm.started }
 
