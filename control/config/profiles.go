@@ -15,7 +15,7 @@ import (
 // Ignition are Go templates over the machine's facts (see control/profile).
 type Profile struct {
 	Name     string   `yaml:"name"`
-	Kernel   string   `yaml:"kernel"`    // an asset name (served under /assets/) or an http(s) URL
+	Kernel   string   `yaml:"kernel"`    // an asset name (served under /assets/), an http(s) URL or a tftp URL
 	Initrds  []string `yaml:"initrds"`   // asset names or URLs, loaded in order
 	Args     string   `yaml:"args"`      // kernel command line
 	Script   string   `yaml:"script"`    // an iPXE script instead of kernel/initrds/args (menus, exit, sanboot)
@@ -277,8 +277,24 @@ func (it MenuItem) Key() string {
 	return it.Profile
 }
 
-// checkAssetRef accepts an http(s) URL or a relative asset name that stays inside the assets
-// directory.
+// checkTFTPURL accepts tftp://SERVER/FILE: a file every boot loader can fetch, GRUB under Secure
+// Boot too (it may load no http module there). GRUB names a TFTP file by server and path alone,
+// so a port, user, query or fragment, which it could not follow, is refused here.
+func checkTFTPURL(ref string) error {
+	u, err := url.Parse(ref)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q is not a URL: %v", ref, err)
+	case u.Hostname() == "" || u.Path == "" || u.Path == "/":
+		return fmt.Errorf("%q: want tftp://SERVER/FILE", ref)
+	case u.Port() != "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(u.Path, " \t\x00"):
+		return fmt.Errorf("%q: a tftp URL is tftp://SERVER/FILE, with no port, user, query, fragment or whitespace", ref)
+	}
+	return nil
+}
+
+// checkAssetRef accepts an http(s) URL, a tftp URL or a relative asset name that stays inside
+// the assets directory.
 func checkAssetRef(ref string) error {
 	if ref == "" {
 		return nil
@@ -289,8 +305,11 @@ func checkAssetRef(ref string) error {
 		}
 		return nil
 	}
+	if strings.HasPrefix(ref, "tftp://") {
+		return checkTFTPURL(ref)
+	}
 	if strings.HasPrefix(ref, "/") || strings.Contains(ref, "\\") || strings.ContainsRune(ref, 0) {
-		return fmt.Errorf("%q: want an asset name relative to http.assets, or an http(s) URL", ref)
+		return fmt.Errorf("%q: want an asset name relative to http.assets, or an http(s) or tftp URL", ref)
 	}
 	for _, part := range strings.Split(ref, "/") {
 		if part == ".." {

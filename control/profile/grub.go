@@ -43,12 +43,14 @@ func GRUBAsks(leaf string, mac net.HardwareAddr, ip netip.Addr) bool {
 	return suffix != "default" && PXELinuxAsks(suffix, mac, ip)
 }
 
-// ErrNotHTTP is an asset GRUB cannot fetch: its http module speaks plain HTTP only.
-var ErrNotHTTP = errors.New("not a plain HTTP URL")
+// ErrNotHTTP is an asset GRUB cannot fetch: its http module speaks plain HTTP only, and its
+// tftp module reaches port 69 only.
+var ErrNotHTTP = errors.New("not a plain HTTP or TFTP URL")
 
 // GRUB renders the machine's profile as a grub.cfg: one menu entry, booted at once, with the
-// same kernel, initrds and command line the iPXE script would load, fetched by GRUB's http
-// module from the same URLs.
+// same kernel, initrds and command line the iPXE script would load, fetched by GRUB from the
+// same URLs: assets and http:// URLs with its http module, tftp:// URLs with its tftp module
+// (the one GRUB under Secure Boot has, since it loads no module files there).
 func (m Match) GRUB() (string, error) {
 	args, err := m.loaderArgs("GRUB")
 	if err != nil {
@@ -81,23 +83,27 @@ func (m Match) GRUB() (string, error) {
 	return b.String(), nil
 }
 
-// grubPath turns an http:// URL into GRUB's file syntax, (http,HOST[:PORT])/path: GRUB names a
-// network file by its device, protocol and server, then the path it sends in the request. Port
-// 80 is left out: GRUB builds that parse no port in the device name (Debian 12's 2.06) reach
-// port 80 only.
+// grubPath turns an http:// or tftp:// URL into GRUB's file syntax, (PROTOCOL,HOST[:PORT])/path:
+// GRUB names a network file by its device, protocol and server, then the path it asks for.
+// HTTP port 80 is left out: GRUB builds that parse no port in the device name (Debian 12's
+// 2.06) reach port 80 only. A TFTP path is sent as it is, unescaped.
 func grubPath(u string) (string, error) {
 	p, err := url.Parse(u)
 	if err != nil {
 		return "", err
 	}
-	if p.Scheme != "http" || p.Host == "" || p.User != nil {
-		return "", fmt.Errorf("%w: %s", ErrNotHTTP, u)
+	switch {
+	case p.Host == "" || p.User != nil:
+	case p.Scheme == "http":
+		host := p.Host
+		if p.Port() == "80" {
+			host = p.Hostname()
+		}
+		return grubQuote("(http," + host + ")" + p.EscapedPath() + querySuffix(p)), nil
+	case p.Scheme == "tftp" && p.Port() == "" && p.RawQuery == "":
+		return grubQuote("(tftp," + p.Host + ")" + p.Path), nil
 	}
-	host := p.Host
-	if p.Port() == "80" {
-		host = p.Hostname()
-	}
-	return grubQuote("(http," + host + ")" + p.EscapedPath() + querySuffix(p)), nil
+	return "", fmt.Errorf("%w: %s", ErrNotHTTP, u)
 }
 
 func querySuffix(p *url.URL) string {

@@ -61,6 +61,50 @@ func TestGRUBRender(t *testing.T) {
 	}
 }
 
+// A profile whose kernel and initrds are tftp:// URLs renders GRUB's (tftp,SERVER)/path: what
+// GRUB under Secure Boot can load (it loads no http module there); iPXE gets the URLs as they are.
+func TestGRUBRenderTFTP(t *testing.T) {
+	r, err := New(load(t, `
+interface: {mode: authoritative}
+subnets: [{cidr: 10.10.0.0/24}]
+reservations:
+  - {mac: "52:54:00:00:00:01", ip: 10.10.0.11, profile: sb}
+profiles:
+  - {name: sb, kernel: "tftp://10.10.0.1/signed/vmlinuz", initrds: ["tftp://10.10.0.1/signed/initrd.gz"], args: "console=ttyS0"}
+`), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok := r.Resolve(Facts{MAC: mac("52:54:00:00:00:01")})
+	if !ok {
+		t.Fatal(m.Reason)
+	}
+	got, err := m.GRUB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"  linux '(tftp,10.10.0.1)/signed/vmlinuz' console=ttyS0\n", "  initrd '(tftp,10.10.0.1)/signed/initrd.gz'\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("grub.cfg lacks %q:\n%s", want, got)
+		}
+	}
+	script, err := m.Script()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"kernel tftp://10.10.0.1/signed/vmlinuz", "initrd --name initrd.gz tftp://10.10.0.1/signed/initrd.gz"} {
+		if !strings.Contains(script, want) {
+			t.Errorf("iPXE script lacks %q:\n%s", want, script)
+		}
+	}
+	// What GRUB's tftp module could not follow is not rendered.
+	for _, u := range []string{"tftp://10.10.0.1:6969/vmlinuz", "tftp:///vmlinuz", "ftp://10.10.0.1/vmlinuz"} {
+		if p, err := grubPath(u); !errors.Is(err, ErrNotHTTP) {
+			t.Errorf("grubPath(%q) = %q, %v; want ErrNotHTTP", u, p, err)
+		}
+	}
+}
+
 func TestGRUBConfigName(t *testing.T) {
 	for name, want := range map[string]string{
 		"grub/grub.cfg":            "grub.cfg",

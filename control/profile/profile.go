@@ -557,7 +557,7 @@ func (m Match) assetURL(ref string) string {
 }
 
 func isURL(ref string) bool {
-	return strings.HasPrefix(ref, "http://") || strings.HasPrefix(ref, "https://")
+	return strings.HasPrefix(ref, "http://") || strings.HasPrefix(ref, "https://") || strings.HasPrefix(ref, "tftp://")
 }
 
 // initrdNames gives each initrd a distinct name from its base name, usable on a kernel command

@@ -26,11 +26,19 @@ const (
 	// UEFI is OVMF with the NIC's option ROM disabled, so EDK2's own PXE client boots (vendor
 	// class PXEClient, arch 7) and fetches a network boot program over TFTP.
 	UEFI
+	// SecureBoot is UEFI with Secure Boot on: OVMF's secboot build, Microsoft's keys enrolled
+	// (OVMFSecureBootVars), on a q35 with SMM and a secure flash, as Secure Boot needs (the
+	// variables are writable from SMM only). It runs only what Microsoft's UEFI CA signed: shim.
+	// Under TCG it is slow: ~2 min from QEMU's start to the payload's "done" through shim and GRUB.
+	SecureBoot
 )
 
 func (f Firmware) String() string {
-	if f == UEFI {
+	switch f {
+	case UEFI:
 		return "UEFI"
+	case SecureBoot:
+		return "UEFI Secure Boot"
 	}
 	return "BIOS"
 }
@@ -41,6 +49,9 @@ var (
 	OVMFCode   = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 	OVMFVars   = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 	NICROM     = "/usr/lib/ipxe/qemu/efi-virtio.rom" // QEMU's default virtio-net ROM (BIOS and EFI iPXE)
+
+	OVMFSecureBootCode = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
+	OVMFSecureBootVars = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd" // Microsoft's KEK and db enrolled, Secure Boot on
 )
 
 // SerialEnv, when set, makes every VM print its serial log at cleanup, not only on failure.
@@ -51,8 +62,8 @@ type Options struct {
 	Name     string   // names the tap and the serial log; default "vm"
 	Bridge   string   // bridge in the namespace the VM's tap joins (required)
 	MAC      string   // NIC MAC; default 52:54:00:xx:xx:xx derived from Name
-	Firmware Firmware // BIOS (default) or UEFI
-	MemoryMB int      // default 256 for BIOS, 512 for UEFI (OVMF plus a kernel and initramfs)
+	Firmware Firmware // BIOS (default), UEFI or SecureBoot
+	MemoryMB int      // default 256 for BIOS, 512 for UEFI and SecureBoot (OVMF plus a kernel and initramfs)
 	Tap      string   // tap device name; default "tap-<Name>" cut to 15 characters
 
 	// Kernel, Initrd and Append boot a kernel directly (QEMU's -kernel), skipping the network
@@ -94,7 +105,7 @@ func Available(t testing.TB) {
 	if _, err := exec.LookPath(QEMUBinary); err != nil {
 		missing = append(missing, "qemu-system-x86 ("+QEMUBinary+")")
 	}
-	for _, f := range []struct{ path, pkg string }{{OVMFCode, "ovmf"}, {OVMFVars, "ovmf"}, {NICROM, "ipxe-qemu"}} {
+	for _, f := range []struct{ path, pkg string }{{OVMFCode, "ovmf"}, {OVMFVars, "ovmf"}, {OVMFSecureBootCode, "ovmf"}, {OVMFSecureBootVars, "ovmf"}, {NICROM, "ipxe-qemu"}} {
 		if _, err := os.Stat(f.path); err != nil {
 			missing = append(missing, f.pkg+" ("+f.path+")")
 		}
@@ -123,7 +134,7 @@ func Start(t testing.TB, ns *netns.NS, opt Options) *VM {
 	}
 	if opt.MemoryMB == 0 {
 		opt.MemoryMB = 256
-		if opt.Firmware == UEFI {
+		if opt.Firmware != BIOS {
 			opt.MemoryMB = 512
 		}
 	}
@@ -211,13 +222,19 @@ func qemuArgs(opt Options, dir, logPath string) ([]string, error) {
 		args = append(args, "-fw_cfg", "name=etc/sercon-port,file="+port)
 		// The NIC keeps QEMU's default ROM (NICROM). Naming any ROM in romfile=, even that one,
 		// leaves SeaBIOS with no network boot entry ("No bootable device") on QEMU 7.2.
-	case UEFI:
+	case UEFI, SecureBoot:
+		code, varsTemplate := OVMFCode, OVMFVars
+		if opt.Firmware == SecureBoot {
+			code, varsTemplate = OVMFSecureBootCode, OVMFSecureBootVars
+			// The later -machine adds SMM to q35; only SMM may write the secure flash.
+			args = append(args, "-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on")
+		}
 		vars := filepath.Join(dir, "OVMF_VARS.fd")
-		if err := copyFile(OVMFVars, vars); err != nil {
+		if err := copyFile(varsTemplate, vars); err != nil {
 			return nil, fmt.Errorf("copy OVMF vars: %w", err)
 		}
 		args = append(args,
-			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFCode,
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+code,
 			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
 		nic += ",romfile=" // no iPXE ROM: EDK2's own PXE boots
 	default:

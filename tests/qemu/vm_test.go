@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 )
@@ -31,4 +32,38 @@ func (f *fakeTB) Helper() {}
 func (f *fakeTB) Fatalf(format string, args ...any) {
 	f.msg = fmt.Sprintf(format, args...)
 	panic("fatal")
+}
+
+// Secure Boot needs the secboot firmware with Microsoft's keys, SMM and a flash only SMM may
+// write; plain UEFI has none of that.
+func TestSecureBootArgs(t *testing.T) {
+	vars := t.TempDir() + "/OVMF_VARS_4M.ms.fd"
+	if err := os.WriteFile(vars, []byte("ms vars"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := OVMFSecureBootVars
+	OVMFSecureBootVars = vars
+	defer func() { OVMFSecureBootVars = old }()
+	secure := []string{"q35,smm=on", "driver=cfi.pflash01,property=secure,value=on", "file=" + OVMFSecureBootCode}
+	for _, fw := range []Firmware{UEFI, SecureBoot} {
+		dir := t.TempDir()
+		args, err := qemuArgs(Options{Name: "vm", Tap: "tap-vm", MAC: "52:54:00:00:00:01", Firmware: fw}, dir, dir+"/serial.log")
+		if fw == UEFI && err != nil {
+			continue // no OVMF here: plain UEFI's args are not this test's subject
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		line := strings.Join(args, " ")
+		for _, want := range secure {
+			if got := strings.Contains(line, want); got != (fw == SecureBoot) {
+				t.Errorf("%s: %q in the command line = %v:\n%s", fw, want, got, line)
+			}
+		}
+		if fw == SecureBoot {
+			if b, err := os.ReadFile(dir + "/OVMF_VARS.fd"); err != nil || string(b) != "ms vars" {
+				t.Errorf("the VM's variables are not a copy of %s: %q, %v", vars, b, err)
+			}
+		}
+	}
 }
