@@ -27,6 +27,7 @@ import (
 	"github.com/netbootd/netbootd/control/bootauth"
 	"github.com/netbootd/netbootd/control/buildinfo"
 	"github.com/netbootd/netbootd/control/config"
+	"github.com/netbootd/netbootd/control/dhcp6d"
 	"github.com/netbootd/netbootd/control/dhcpd"
 	"github.com/netbootd/netbootd/control/inventory/kube"
 	"github.com/netbootd/netbootd/control/lease"
@@ -100,6 +101,11 @@ func runAttach(c *cli.Context) error {
 		log.Info("no --config: proxyDHCP mode, answering PXE clients only, beside the existing DHCP server")
 	}
 	cfg.ApplyInterface(ifAddr, ifPrefix)
+	ifAddr6, err := firstIPv6(link)
+	if err != nil {
+		return err
+	}
+	cfg.ApplyInterface6(ifAddr6)
 	if l := c.String("http-listen"); l != "" {
 		cfg.HTTP.Listen = l // the URLs netbootd gives out name the port it listens on
 	}
@@ -150,7 +156,7 @@ func runAttach(c *cli.Context) error {
 	defer stop()
 
 	d, err := newDaemon(daemonConfig{
-		Iface: ifname, IfIndex: link.Attrs().Index, MTU: link.Attrs().MTU, ServerIP: cfg.Interface.ServerIP, Conf: cfg,
+		Iface: ifname, IfIndex: link.Attrs().Index, MTU: link.Attrs().MTU, ServerIP: cfg.Interface.ServerIP, IPv6: ifAddr6, Conf: cfg,
 		StateDir: stateDir, HTTPListen: httpListen, MgmtListen: mgmtListen, MgmtToken: mgmtToken, MetricsListen: c.String("metrics-listen"),
 		Kube: kf, HA: ha, XDP: xdpMode, XDPReplace: c.Bool("xdp-replace"), PinDir: c.String("pin-dir"), ConfigPath: c.String("config"),
 	}, log, reg)
@@ -171,6 +177,7 @@ type daemonConfig struct {
 	IfIndex    int
 	MTU        int
 	ServerIP   netip.Addr
+	IPv6       netip.Prefix // the interface's first global or unique-local IPv6 address; invalid: none
 	Conf       *config.Config
 	StateDir   string
 	HTTPListen string
@@ -216,6 +223,7 @@ type daemon struct {
 	machines  *machines.Store // every machine's boot timeline
 	leases    *lease.Store    // nil in proxy mode and with DHCP off: no addresses, no store
 	dhcp      *dhcpd.Server   // nil with DHCP off (dhcp.enabled: false)
+	dhcp6     *dhcp6d.Server  // nil unless dhcp6.enabled
 	fast      *bpf.FastPath   // nil with --xdp off, in proxy mode and with DHCP off
 	tftp      *tftp.Server    // nil when disabled
 	http      *nbhttp.Server
@@ -271,8 +279,17 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 		d.add(part{name: "tftp", run: d.tftp.Run})
 	}
 
-	if conf.Interface.IPv6RA {
-		resp, err := ra.New(cfg.Iface, log)
+	if conf.DHCP6.Enabled {
+		d.dhcp6, err = dhcp6d.New(cfg.Iface, conf, dhcp6d.Deps{Logger: log.With("component", "dhcp6"), Machines: d.machines,
+			Neighbors: neighbor.Table(cfg.IfIndex)})
+		if err != nil {
+			return nil, err
+		}
+		log.Info("dhcpv6 serving", "server_ip", conf.DHCP6.ServerIP, "prefix", conf.DHCP6.Prefix, "pool", conf.DHCP6.Pool.Set())
+		d.add(part{name: "dhcp6", run: d.dhcp6.Run, close: d.dhcp6.Close})
+	}
+	if conf.Interface.IPv6RA || conf.DHCP6.Enabled { // DHCPv6 clients learn the on-link prefix from the RA
+		resp, err := ra.New(cfg.Iface, log, ra.Managed{On: conf.DHCP6.Enabled, OnLink: conf.DHCP6.Prefix})
 		if err != nil {
 			return nil, err
 		}
@@ -503,6 +520,7 @@ func (d *daemon) reload() error {
 		return err
 	}
 	file.ApplyInterface(d.cfg.ServerIP, netip.Prefix{})
+	file.ApplyInterface6(d.cfg.IPv6)
 	file.HTTP.Listen = d.cfg.HTTPListen // the listener is not rebound on a reload
 	d.applyMu.Lock()
 	defer d.applyMu.Unlock()
@@ -526,6 +544,9 @@ func (d *daemon) apply(file *config.Config, snap *kube.Snapshot) error {
 	}
 	if conf.DHCP.On() != old.DHCP.On() {
 		return fmt.Errorf("dhcp.enabled changed to %t: restart netbootd for that", conf.DHCP.On())
+	}
+	if conf.DHCP6.Enabled != old.DHCP6.Enabled {
+		return fmt.Errorf("dhcp6.enabled changed to %t: restart netbootd for that", conf.DHCP6.Enabled)
 	}
 	if conf.HTTP.TLS != old.HTTP.TLS {
 		// The listener is bound at start; the certificate files' contents are re-read as they change.
@@ -554,6 +575,9 @@ func (d *daemon) apply(file *config.Config, snap *kube.Snapshot) error {
 		if err := d.fast.SetRelays(d.dhcp.FastRelays()); err != nil {
 			return fmt.Errorf("xdp relays: %w", err)
 		}
+	}
+	if d.dhcp6 != nil {
+		d.dhcp6.Reload(conf)
 	}
 	d.http.SetProfiles(profiles)
 	if d.tftp != nil {
@@ -682,6 +706,24 @@ func firstIPv4(link netlink.Link) (netip.Addr, netip.Prefix, error) {
 		return ip, netip.PrefixFrom(ip, ones).Masked(), nil
 	}
 	return netip.Addr{}, netip.Prefix{}, fmt.Errorf("interface %s has no IPv4 address: netbootd answers from it", link.Attrs().Name)
+}
+
+// firstIPv6 is the link's first global or unique-local IPv6 address with its prefix (not
+// link-local: a boot file URL cannot name one); invalid when it has none.
+func firstIPv6(link netlink.Link) (netip.Prefix, error) {
+	addrs, err := netlink.AddrList(link, netlink.FAMILY_V6)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("IPv6 addresses of %s: %w", link.Attrs().Name, err)
+	}
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || !ip.Is6() || ip.Is4In6() || !ip.IsGlobalUnicast() {
+			continue // fc00::/7 counts as global unicast here, as unique-local should
+		}
+		ones, _ := a.Mask.Size()
+		return netip.PrefixFrom(ip, ones), nil
+	}
+	return netip.Prefix{}, nil
 }
 
 func firstNonEmpty(s ...string) string {

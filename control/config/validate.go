@@ -107,6 +107,7 @@ func (c *Config) validate(ifaceKnown bool) error {
 	bad := c.reporter(p)
 	c.validateInterface(ifaceKnown, bad)
 	c.validateDHCP(bad)
+	c.validateDHCP6(ifaceKnown, bad)
 	c.validateSubnets(ifaceKnown, bad)
 	c.validateBoot(&c.Boot, 0, "boot", bad)
 	c.validateTFTP(bad)
