@@ -1,0 +1,109 @@
+//go:build integration
+
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/netbootd/netbootd/control/machines"
+	"github.com/netbootd/netbootd/tests/netns"
+)
+
+const ipv6Config = `
+interface: {mode: authoritative, server_ip: 10.10.0.1}
+subnets:
+  - cidr: 10.10.0.0/24
+    pools: ["10.10.0.100-10.10.0.150"]
+dhcp6:
+  enabled: true
+  pool: {start: "fd00:10::100", end: "fd00:10::1ff"}
+  lease_time: 10m
+reservations:
+  - {mac: "02:00:00:00:66:01", ip: 10.10.0.61, ip6: "fd00:10::61", hostname: v6node}
+`
+
+// dhclient6 runs ISC dhclient -6 once in c as PXE firmware of architecture 7 (x64 EFI) would
+// ask: vendor class PXEClient, option 61, option 59 requested. Its leases, pid and script live
+// in a temporary directory; the script only writes down what was bound (it configures nothing).
+// It returns the address and boot file URL bound.
+func dhclient6(t *testing.T, c *netns.NS) (addr, bootURL string) {
+	t.Helper()
+	dir := t.TempDir()
+	result := filepath.Join(dir, "bound")
+	script := writeScript(t, `#!/bin/sh
+case "$reason" in BOUND6|REBOOT6|RENEW6) echo "$new_ip6_address $new_dhcp6_bootfile_url" > `+result+`;; esac
+`)
+	conf := filepath.Join(dir, "dhclient6.conf")
+	if err := os.WriteFile(conf, []byte(`option dhcp6.bootfile-url code 59 = string;
+option dhcp6.client-arch-type code 61 = unsigned integer 16;
+option dhcp6.vendor-class code 16 = {integer 32, integer 16, string};
+send dhcp6.client-arch-type 7;
+send dhcp6.vendor-class 343 9 "PXEClient";
+request dhcp6.bootfile-url;
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The link-local address must have finished duplicate address detection to send from.
+	waitFor(t, "link-local address of "+c.Name(), func() bool {
+		out, err := c.Exec("ip", "-6", "addr", "show", "dev", "eth0", "scope", "link")
+		return err == nil && strings.Contains(out, "fe80::") && !strings.Contains(out, "tentative")
+	})
+	out, err := c.Exec("timeout", "60", "dhclient", "-6", "-1", "-v", "-cf", conf, "-sf", script,
+		"-lf", filepath.Join(dir, "leases"), "-pf", filepath.Join(dir, "pid"), "eth0")
+	if pid, perr := os.ReadFile(filepath.Join(dir, "pid")); perr == nil {
+		_, _ = c.Exec("kill", strings.TrimSpace(string(pid)))
+	}
+	if err != nil {
+		t.Fatalf("dhclient -6 in %s: %v\n%s", c.Name(), err, out)
+	}
+	b, err := os.ReadFile(result)
+	if err != nil {
+		t.Fatalf("dhclient -6 in %s bound nothing:\n%s", c.Name(), out)
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		t.Fatalf("dhclient -6 in %s bound %q:\n%s", c.Name(), b, out)
+	}
+	return f[0], f[1]
+}
+
+// A real DHCPv6 client (ISC dhclient -6) asking as x64 EFI PXE firmware gets its reservation's
+// ip6, or a pool address, and tftp://[server]/ipxe.efi; with the address it fetches the same
+// file over HTTP on IPv6; and the reserved machine's timeline shows the DHCPv6 exchange.
+func TestIPv6DhclientReservedAndPool(t *testing.T) {
+	r := newRack(t)
+	r.server.Run(t, "ip", "-6", "addr", "add", "fd00:10::1/64", "dev", "sv0", "nodad")
+	reserved := r.client(t, "02:00:00:00:66:01")
+	stranger := r.client(t, "02:00:00:00:66:02")
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", ipv6Config, "", append(goPath, "--http-listen", ":8080")...)
+
+	addr, url := dhclient6(t, reserved)
+	if addr != "fd00:10::61" || url != "tftp://[fd00:10::1]/ipxe.efi" {
+		t.Errorf("reserved client bound %s with boot file %q; want fd00:10::61 and tftp://[fd00:10::1]/ipxe.efi", addr, url)
+	}
+	addr2, url2 := dhclient6(t, stranger)
+	if !strings.HasPrefix(addr2, "fd00:10::1") || len(addr2) != len("fd00:10::100") || url2 != url {
+		t.Errorf("pool client bound %s with boot file %q; want fd00:10::100-1ff and %s", addr2, url2, url)
+	}
+
+	// HTTP on IPv6: the iPXE binary the HTTP boot URL would name.
+	reserved.Run(t, "ip", "-6", "addr", "add", addr+"/64", "dev", "eth0", "nodad")
+	code, body := fetch(t, reserved, "http://[fd00:10::1]:8080/ipxe/ipxe.efi")
+	if want, _ := os.ReadFile("/usr/lib/ipxe/ipxe.efi"); code != 200 || body != string(want) {
+		t.Errorf("GET ipxe.efi over IPv6: %d, %d bytes; want 200 and the file's %d bytes", code, len(body), len(want))
+	}
+	d.waitMachine("02:00:00:00:66:01", func(m machines.Machine) bool {
+		if m.IP != "fd00:10::61" {
+			return false
+		}
+		for _, e := range m.Events {
+			if e.Source == "dhcp6" && strings.Contains(e.Detail, "REPLY fd00:10::61") && strings.Contains(e.Detail, "ipxe.efi") {
+				return true
+			}
+		}
+		return false
+	})
+}
