@@ -72,7 +72,8 @@ request dhcp6.bootfile-url;
 
 // A real DHCPv6 client (ISC dhclient -6) asking as x64 EFI PXE firmware gets its reservation's
 // ip6, or a pool address, and tftp://[server]/ipxe.efi; with the address it fetches the same
-// file over HTTP on IPv6; and the reserved machine's timeline shows the DHCPv6 exchange.
+// file over HTTP and over TFTP on IPv6; and the reserved machine's timeline shows the DHCPv6
+// exchange and the TFTP download (identity by the address DHCPv6 gave it).
 func TestIPv6DhclientReservedAndPool(t *testing.T) {
 	r := newRack(t)
 	r.server.Run(t, "ip", "-6", "addr", "add", "fd00:10::1/64", "dev", "sv0", "nodad")
@@ -95,15 +96,29 @@ func TestIPv6DhclientReservedAndPool(t *testing.T) {
 	if want, _ := os.ReadFile("/usr/lib/ipxe/ipxe.efi"); code != 200 || body != string(want) {
 		t.Errorf("GET ipxe.efi over IPv6: %d, %d bytes; want 200 and the file's %d bytes", code, len(body), len(want))
 	}
+	// TFTP on IPv6: the boot file URL DHCPv6 gave, fetched as firmware would (curl's TFTP client).
+	got := filepath.Join(t.TempDir(), "ipxe.efi")
+	reserved.Run(t, "curl", "-sS", "-o", got, url)
+	if b, err := os.ReadFile(got); err != nil || string(b) != body {
+		t.Errorf("TFTP %s: %d bytes (%v); want the same %d bytes as over HTTP", url, len(b), err, len(body))
+	}
 	d.waitMachine("02:00:00:00:66:01", func(m machines.Machine) bool {
 		if m.IP != "fd00:10::61" {
 			return false
 		}
+		var dhcp6, tftp bool
 		for _, e := range m.Events {
-			if e.Source == "dhcp6" && strings.Contains(e.Detail, "REPLY fd00:10::61") && strings.Contains(e.Detail, "ipxe.efi") {
-				return true
-			}
+			dhcp6 = dhcp6 || e.Source == "dhcp6" && strings.Contains(e.Detail, "REPLY fd00:10::61") && strings.Contains(e.Detail, "ipxe.efi")
+			tftp = tftp || e.Source == "tftp" && e.Phase == machines.PhaseTFTP && strings.Contains(e.Detail, "ipxe.efi")
 		}
-		return false
+		return dhcp6 && tftp
 	})
+
+	// With dhcp6 on TFTP listens on every address: IPv4 clients are still answered.
+	reserved.Run(t, "ip", "addr", "add", "10.10.0.61/24", "dev", "eth0")
+	got4 := filepath.Join(t.TempDir(), "ipxe4.efi")
+	reserved.Run(t, "curl", "-sS", "-o", got4, "tftp://10.10.0.1/ipxe.efi")
+	if b, err := os.ReadFile(got4); err != nil || string(b) != body {
+		t.Errorf("TFTP over IPv4 beside IPv6: %d bytes (%v); want %d", len(b), err, len(body))
+	}
 }

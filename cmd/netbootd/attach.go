@@ -257,13 +257,19 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 	}
 
 	if conf.TFTP.On() {
-		// A block must fit the interface's MTU: IP (20), UDP (8) and TFTP (4) headers besides.
+		// A block must fit the interface's MTU: IP (20, IPv6 40), UDP (8) and TFTP (4) headers besides.
 		maxBlock := conf.TFTP.MaxBlockSize
-		if pathMax := cfg.MTU - 32; cfg.MTU > 0 && (maxBlock == 0 || maxBlock > pathMax) {
+		headers := 32
+		listen := netip.AddrPortFrom(cfg.ServerIP, 69).String()
+		if conf.DHCP6.Enabled {
+			// IPv6 clients too: every address, each transfer answered from the one it was asked on.
+			headers, listen = 52, ":69"
+		}
+		if pathMax := cfg.MTU - headers; cfg.MTU > 0 && (maxBlock == 0 || maxBlock > pathMax) {
 			maxBlock = pathMax
 		}
 		d.tftp, err = tftp.New(tftp.Config{
-			Listen: netip.AddrPortFrom(cfg.ServerIP, 69).String(), Root: conf.TFTP.Root,
+			Listen: listen, Root: conf.TFTP.Root,
 			MaxWindow: conf.TFTP.MaxWindow, MaxBlockSize: maxBlock,
 			MaxTransfers: conf.TFTP.MaxTransfers, MaxPerClient: conf.TFTP.MaxPerClient, SinglePort: conf.TFTP.SinglePort,
 			UploadDir: conf.TFTP.UploadDir, MaxUpload: conf.TFTP.MaxUpload,

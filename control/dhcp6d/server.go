@@ -74,8 +74,13 @@ func (s *Server) Reload(conf *config.Config) { s.h.Reload(conf) }
 // Addr is the bound address.
 func (s *Server) Addr() net.Addr { return s.raw.LocalAddr() }
 
-// Close releases the socket (Run does so as it ends).
-func (s *Server) Close() error { return s.raw.Close() }
+// Close releases the socket, if Run has not already as it ended.
+func (s *Server) Close() error {
+	if err := s.raw.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
+}
 
 // Run answers requests until ctx ends.
 func (s *Server) Run(ctx context.Context) error {
