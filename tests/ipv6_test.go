@@ -3,13 +3,16 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netbootd/netbootd/control/machines"
 	"github.com/netbootd/netbootd/tests/netns"
+	"github.com/netbootd/netbootd/tests/qemu"
 )
 
 const ipv6Config = `
@@ -120,5 +123,85 @@ func TestIPv6DhclientReservedAndPool(t *testing.T) {
 	reserved.Run(t, "curl", "-sS", "-o", got4, "tftp://10.10.0.1/ipxe.efi")
 	if b, err := os.ReadFile(got4); err != nil || string(b) != body {
 		t.Errorf("TFTP over IPv4 beside IPv6: %d bytes (%v); want %d", len(b), err, len(body))
+	}
+}
+
+// ipv6BootConfig is a rack whose reserved machine has an IPv6 address and boots the payload.
+const ipv6BootConfig = `
+interface: {mode: authoritative}
+http: {assets: %s}
+subnets:
+  - cidr: 10.10.0.0/24
+    pools: ["10.10.0.100-10.10.0.150"]
+    options: {router: 10.10.0.1}
+dhcp6:
+  enabled: true
+  pool: {start: "fd00:10::100", end: "fd00:10::1ff"}
+reservations:
+  - {mac: "52:54:00:00:16:01", ip: 10.10.0.16, ip6: "fd00:10::16", hostname: v6uefi}
+profiles:
+  - name: payload
+    kernel: vmlinuz
+    initrds: [initrd.gz]
+    args: "console=ttyS0 panic=-1 netbootd.booted={{.BootedURL}}"
+groups:
+  - {name: default, profile: payload}
+`
+
+// pxe6Args leave Debian's OVMF (edk2 2022.11) with PXE over IPv6 as its first network boot
+// option: IPv4 PXE off through its fw_cfg PCD file (see httpBootArgs); HTTP boot options come
+// after PXEv6 in the boot order, and the test fails if the firmware reached them.
+var pxe6Args = []string{"-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n"}
+
+// Real firmware PXE over IPv6: OVMF with IPv4 PXE off solicits DHCPv6 (DUID-UUID, arch 7; known
+// by its EUI-64 link-local address), gets tftp://[fd00:10::1]/ipxe.efi and loads iPXE over TFTP
+// on IPv6 with no IPv4 at all; iPXE then boots the payload to "booted" (over IPv4: the
+// payload's own network setup is a DHCPv4 client).
+func TestIPv6PXEOVMF(t *testing.T) {
+	t.Parallel()
+	assets := bootAssets(t)
+	r := newRack(t)
+	r.server.Run(t, "ip", "-6", "addr", "add", "fd00:10::1/64", "dev", "sv0", "nodad")
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", fmt.Sprintf(ipv6BootConfig, assets), "", append(goPath, "--http-listen", ":8080")...)
+	const mac = "52:54:00:00:16:01"
+	vm := qemu.Start(t, r.lan, qemu.Options{Name: "pxe6", Bridge: "br0", MAC: mac, Firmware: qemu.UEFI,
+		NoRouterAdvertisements: true, ExtraArgs: pxe6Args})
+	_, err := vm.WaitFor(qemu.Marker+" done", 6*time.Minute)
+	serial := vm.Serial()
+	var m machines.Machine
+	d.getJSON("/api/v1/machines/"+mac, &m)
+	t.Logf("QEMU start to payload done in %v; timeline:\n%s", time.Since(vm.Started()).Round(time.Second), describe(m))
+	if err != nil {
+		t.Fatalf("did not boot: %v", err)
+	}
+	// EDK2's PxeBcDxe prints ">>Start PXE over IPv6" (PxeBcBoot.c); HTTP boot would say its own.
+	if !strings.Contains(serial, ">>Start PXE over IPv6") || strings.Contains(serial, ">>Start PXE over IPv4") ||
+		strings.Contains(serial, ">>Start HTTP Boot") {
+		t.Errorf("the firmware did not boot by PXE over IPv6 alone")
+	}
+	if !strings.Contains(serial, qemu.Marker+" booted-callback ok") {
+		t.Errorf("the booted callback failed")
+	}
+	// The firmware's part is IPv6 alone: nothing but DHCPv6 before iPXE's TFTP download. (Its
+	// PXE IA gets a pool address: EDK2's Ip6Config, started by the RA's M flag, bound the
+	// reservation's ip6 first with another DUID; see TestIPv6ReservedAddressOneIA.)
+	for _, e := range m.Events {
+		if e.Source == "tftp" && e.Phase == machines.PhaseTFTP {
+			break
+		}
+		if e.Source != "dhcp6" && e.Source != "tftp" {
+			t.Errorf("before the firmware's TFTP download over IPv6, a %s event: %s", e.Source, e.Detail)
+		}
+	}
+	expectEvents(t, mac, m, []event{
+		{"dhcp6", "dhcp", "REPLY fd00:10::16 (reservation)"},
+		{"dhcp6", "dhcp", "boot file tftp://[fd00:10::1]/ipxe.efi"},
+		{"tftp", "tftp", "ipxe.efi"},
+		{"http", "kernel", ""},
+		{"http", "initrd", ""},
+		{"callback", "booted", ""},
+	})
+	if m.Phase != "booted" {
+		t.Errorf("%s not booted:\n%s", mac, describe(m))
 	}
 }

@@ -43,7 +43,7 @@ func firmware(m *dhcpv6.Message) (dhcpd.Firmware6, uint32) {
 	return f, enterprise
 }
 
-// addBoot puts the boot file URL (option 59) and, for firmware, the vendor class it answered
+// addBoot puts the boot file URL (option 59) and, for UEFI HTTP boot, vendor class HTTPClient
 // (option 16) into rep; it returns the URL, or "" for a client that is not network booting.
 func (h *Handler) addBoot(rep, m *dhcpv6.Message, mac net.HardwareAddr, c Client) string {
 	f, enterprise := firmware(m)
@@ -68,7 +68,10 @@ func (h *Handler) addBoot(rep, m *dhcpv6.Message, mac net.HardwareAddr, c Client
 		file = "tftp://[" + h.conf.DHCP6.ServerIP.String() + "]/" + strings.TrimPrefix(file, "/")
 	}
 	rep.AddOption(dhcpv6.OptBootFileURL(file))
-	if vendorClass != "" {
+	// HTTPClient, echoed: EDK2's HttpBootDxe takes no offer for booting without it. Never
+	// PXEClient: to EDK2's PxeBcDxe (PxeBcParseDhcp6Packet) an answer with it is a BINL offer,
+	// and the firmware then asks a PXE boot server on UDP 4011 instead of using option 59.
+	if vendorClass == "HTTPClient" {
 		rep.AddOption(&dhcpv6.OptVendorClass{EnterpriseNumber: enterprise, Data: [][]byte{[]byte(vendorClass)}})
 	}
 	return file

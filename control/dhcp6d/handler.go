@@ -314,16 +314,25 @@ func (h *Handler) confirm(m *dhcpv6.Message, mac net.HardwareAddr) Result {
 // addressFor is the address the client's IA should have: its reservation's ip6, else the one
 // it holds, else a free pool address. Invalid, with the reason, when there is none.
 func (h *Handler) addressFor(key string, mac net.HardwareAddr) (netip.Addr, string) {
-	if r := h.reservation(mac); r != nil {
-		if r.IP6.IsValid() {
-			if b := h.byIP[r.IP6]; b != nil && b.key != key {
-				h.unbind(b) // the reservation wins over an older claim (another DUID of the machine)
-			}
+	held := false // the reservation's ip6 is bound to another IA of the machine
+	if r := h.reservation(mac); r != nil && r.IP6.IsValid() {
+		switch b := h.byIP[r.IP6]; {
+		case b == nil || b.key == key:
 			return r.IP6, "reservation"
+		case b.offered:
+			h.unbind(b) // only offered: the reservation goes to whoever asks now
+			return r.IP6, "reservation"
+		default:
+			// One address, one IA (RFC 8415 §6.1). Firmware runs two DHCPv6 clients at once
+			// (EDK2's Ip6Config after an RA with M set, then PXE); the second gets a pool address.
+			held = true
 		}
 	}
 	pool := h.conf.DHCP6.Pool
 	if !pool.Set() {
+		if held {
+			return netip.Addr{}, "the reservation's ip6 is bound to another IA of this machine and there is no dhcp6.pool"
+		}
 		if h.reservation(mac) != nil {
 			return netip.Addr{}, "reserved without ip6 and no dhcp6.pool"
 		}
@@ -331,6 +340,10 @@ func (h *Handler) addressFor(key string, mac net.HardwareAddr) (netip.Addr, stri
 	}
 	if b := h.bindings[key]; b != nil && pool.Contains(b.ip) {
 		return b.ip, "pool"
+	}
+	why := "pool"
+	if held {
+		why = "pool: the reservation's ip6 is bound to another IA of this machine"
 	}
 	reserved := map[netip.Addr]bool{}
 	for _, r := range h.byMAC {
@@ -340,7 +353,7 @@ func (h *Handler) addressFor(key string, mac net.HardwareAddr) (netip.Addr, stri
 	}
 	for ip := pool.Start; ip.IsValid() && ip.Compare(pool.End) <= 0; ip = ip.Next() {
 		if h.byIP[ip] == nil && !reserved[ip] && h.declined[ip].IsZero() {
-			return ip, "pool"
+			return ip, why
 		}
 	}
 	return netip.Addr{}, "pool exhausted"

@@ -143,8 +143,8 @@ func TestIPv6HandlerTable(t *testing.T) {
 		{name: "CONFIRM on-link: Success", msg: message(dhcpv6.MessageTypeConfirm, reserved, withIANA(1, "fd00:10::5")),
 			wantType: dhcpv6.MessageTypeReply, wantCode: 255},
 		{name: "CONFIRM without addresses: no reply", msg: message(dhcpv6.MessageTypeConfirm, reserved, withIANA(1))},
-		{name: "firmware PXE x64: tftp URL and PXEClient", msg: message(dhcpv6.MessageTypeSolicit, reserved, withIANA(1), pxe(iana.EFI_X86_64, "PXEClient")),
-			wantType: dhcpv6.MessageTypeAdvertise, wantIP: "fd00:10::5", wantBoot: "tftp://[fd00:10::1]/ipxe.efi", wantVC: "PXEClient"},
+		{name: "firmware PXE x64: tftp URL, no vendor class (EDK2 would go to a boot server)", msg: message(dhcpv6.MessageTypeSolicit, reserved, withIANA(1), pxe(iana.EFI_X86_64, "PXEClient")),
+			wantType: dhcpv6.MessageTypeAdvertise, wantIP: "fd00:10::5", wantBoot: "tftp://[fd00:10::1]/ipxe.efi"},
 		{name: "firmware HTTP boot: http URL and HTTPClient", msg: message(dhcpv6.MessageTypeSolicit, reserved, withIANA(1), pxe(iana.EFI_X86_64_HTTP, "HTTPClient")),
 			wantType: dhcpv6.MessageTypeAdvertise, wantIP: "fd00:10::5", wantBoot: "http://[fd00:10::1]:8080/ipxe/ipxe.efi", wantVC: "HTTPClient"},
 		{name: "iPXE: the machine's script", msg: message(dhcpv6.MessageTypeSolicit, reserved, withIANA(1), ipxe),
@@ -306,3 +306,34 @@ func TestIPv6ConfigRefused(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// Two DHCPv6 clients of one machine (EDK2's Ip6Config, then its PXE, with another DUID): the
+// reserved address stays with the IA that bound it and the second gets a pool address, never
+// the same one (RFC 8415 §6.1); an IA that only had it offered gives way.
+func TestIPv6ReservedAddressOneIA(t *testing.T) {
+	h, _ := testHandler(t, testConf)
+	withDUID := func(typ dhcpv6.MessageType, uuid byte, opts ...msgOpt) *dhcpv6.Message {
+		m := &dhcpv6.Message{MessageType: typ, TransactionID: dhcpv6.TransactionID{uuid}}
+		m.AddOption(dhcpv6.OptClientID(&dhcpv6.DUIDUUID{UUID: [16]byte{uuid}}))
+		for _, o := range opts {
+			o(m)
+		}
+		return m
+	}
+	// The same machine: its EUI-64 link-local source names the reserved MAC.
+	c := Client{Peer: netip.MustParseAddr("fe80::ff:fe00:1")}
+	first := h.Handle(withDUID(dhcpv6.MessageTypeSolicit, 1, withIANA(1)), c)
+	if ip, _, _ := iaAddr(first.Reply); ip.String() != "fd00:10::5" {
+		t.Fatalf("first IA offered %s", ip)
+	}
+	// Only offered: a second client asking now takes the reservation.
+	second := h.Handle(withDUID(dhcpv6.MessageTypeSolicit, 2, withIANA(1), rapid), c)
+	if ip, _, _ := iaAddr(second.Reply); ip.String() != "fd00:10::5" {
+		t.Fatalf("second IA (first only offered) got %s; want the reservation", ip)
+	}
+	// Now bound: the first client's REQUEST gets a pool address, not the same one.
+	req := h.Handle(withDUID(dhcpv6.MessageTypeRequest, 1, withIANA(1), withServer(h.serverID)), c)
+	if ip, _, _ := iaAddr(req.Reply); ip.String() != "fd00:10::100" {
+		t.Fatalf("first IA, reservation bound elsewhere, got %s (%s); want fd00:10::100 from the pool", ip, req.Detail)
+	}
+}
