@@ -182,9 +182,9 @@ func TestIPv6PXEOVMF(t *testing.T) {
 	if !strings.Contains(serial, qemu.Marker+" booted-callback ok") {
 		t.Errorf("the booted callback failed")
 	}
-	// The firmware's part is IPv6 alone: nothing but DHCPv6 before iPXE's TFTP download. (Its
-	// PXE IA gets a pool address: EDK2's Ip6Config, started by the RA's M flag, bound the
-	// reservation's ip6 first with another DUID; see TestIPv6ReservedAddressOneIA.)
+	// The firmware's part is IPv6 alone: nothing but DHCPv6 before iPXE's TFTP download. (EDK2's
+	// Ip6Config, started by the RA's M flag, binds the reservation's ip6 first with another
+	// DUID; PXE then takes it over: TestIPv6ReservedAddressMovesToNewestIA.)
 	for _, e := range m.Events {
 		if e.Source == "tftp" && e.Phase == machines.PhaseTFTP {
 			break
@@ -194,8 +194,7 @@ func TestIPv6PXEOVMF(t *testing.T) {
 		}
 	}
 	expectEvents(t, mac, m, []event{
-		{"dhcp6", "dhcp", "REPLY fd00:10::16 (reservation)"},
-		{"dhcp6", "dhcp", "boot file tftp://[fd00:10::1]/ipxe.efi"},
+		{"dhcp6", "dhcp", "REQUEST → REPLY fd00:10::16 (reservation), boot file tftp://[fd00:10::1]/ipxe.efi"},
 		{"tftp", "tftp", "ipxe.efi"},
 		{"http", "kernel", ""},
 		{"http", "initrd", ""},
@@ -203,5 +202,66 @@ func TestIPv6PXEOVMF(t *testing.T) {
 	})
 	if m.Phase != "booted" {
 		t.Errorf("%s not booted:\n%s", mac, describe(m))
+	}
+}
+
+// ipv6OnlyConfig gives machines no IPv4 at all (DHCPv4 off) and names the server by its IPv6
+// address in every URL.
+const ipv6OnlyConfig = `
+interface: {mode: authoritative}
+dhcp: {enabled: false}
+http: {assets: %s, base_url: "http://[fd00:10::1]:8080"}
+dhcp6:
+  enabled: true
+reservations:
+  - {mac: "52:54:00:00:16:02", ip6: "fd00:10::17", hostname: v6only}
+profiles:
+  - name: payload
+    kernel: vmlinuz
+    initrds: [initrd.gz]
+    args: "console=ttyS0 panic=-1 netbootd.booted={{.BootedURL}}"
+groups:
+  - {name: default, profile: payload}
+`
+
+// IPv6 alone, end to end: no DHCPv4 on the link. OVMF PXE over IPv6 loads iPXE over TFTP; iPXE
+// (its own DHCPv6, user class iPXE) fetches its script, kernel and initrd over HTTP on IPv6;
+// the payload has no IPv4 (its DHCPv4 fails) and calls back "booted" over IPv6 from its
+// link-local address, the prefix being on-link by netbootd's RA.
+func TestIPv6OnlyOVMF(t *testing.T) {
+	t.Parallel()
+	assets := bootAssets(t)
+	r := newRack(t)
+	r.server.Run(t, "ip", "-6", "addr", "add", "fd00:10::1/64", "dev", "sv0", "nodad")
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", fmt.Sprintf(ipv6OnlyConfig, assets), "", append(goPath, "--http-listen", ":8080")...)
+	const mac = "52:54:00:00:16:02"
+	vm := qemu.Start(t, r.lan, qemu.Options{Name: "only6", Bridge: "br0", MAC: mac, Firmware: qemu.UEFI,
+		NoRouterAdvertisements: true, ExtraArgs: pxe6Args})
+	_, err := vm.WaitFor(qemu.Marker+" done", 6*time.Minute)
+	serial := vm.Serial()
+	var m machines.Machine
+	d.getJSON("/api/v1/machines/"+mac, &m)
+	t.Logf("QEMU start to payload done in %v; timeline:\n%s", time.Since(vm.Started()).Round(time.Second), describe(m))
+	if err != nil {
+		t.Fatalf("did not boot: %v", err)
+	}
+	if !strings.Contains(serial, ">>Start PXE over IPv6") || !strings.Contains(serial, qemu.Marker+" dhcp failed") {
+		t.Errorf("want PXE over IPv6 and a payload without IPv4")
+	}
+	if !strings.Contains(serial, qemu.Marker+" booted-callback ok") {
+		t.Errorf("the booted callback over IPv6 failed")
+	}
+	expectEvents(t, mac, m, []event{
+		{"dhcp6", "dhcp", "REQUEST → REPLY fd00:10::17 (reservation), boot file tftp://[fd00:10::1]/ipxe.efi"},
+		{"tftp", "tftp", "ipxe.efi"},
+		{"dhcp6", "dhcp", "boot file http://[fd00:10::1]:8080/ipxe/script?mac=52-54-00-00-16-02"},
+		{"http", "kernel", ""},
+		{"http", "initrd", ""},
+		{"callback", "booted", ""},
+	})
+	for _, e := range m.Events {
+		if e.Source == "dhcp" || e.Source == "xdp" {
+			t.Errorf("a DHCPv4 event on an IPv6-only boot: %s", e.Detail)
+		}
 	}
 }

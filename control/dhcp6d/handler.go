@@ -278,6 +278,9 @@ func (h *Handler) release(m *dhcpv6.Message, cid dhcpv6.DUID, mac net.HardwareAd
 	rep.AddOption(&dhcpv6.OptStatusCode{StatusCode: iana.StatusSuccess})
 	res.Reply = rep
 	res.Detail = fmt.Sprintf("%s → REPLY, ended %s", m.Type(), strings.Join(ended, " "))
+	if len(ended) == 0 {
+		res.Detail = m.Type().String() + " → REPLY, no binding of this client to end"
+	}
 	return res
 }
 
@@ -314,25 +317,17 @@ func (h *Handler) confirm(m *dhcpv6.Message, mac net.HardwareAddr) Result {
 // addressFor is the address the client's IA should have: its reservation's ip6, else the one
 // it holds, else a free pool address. Invalid, with the reason, when there is none.
 func (h *Handler) addressFor(key string, mac net.HardwareAddr) (netip.Addr, string) {
-	held := false // the reservation's ip6 is bound to another IA of the machine
 	if r := h.reservation(mac); r != nil && r.IP6.IsValid() {
-		switch b := h.byIP[r.IP6]; {
-		case b == nil || b.key == key:
-			return r.IP6, "reservation"
-		case b.offered:
-			h.unbind(b) // only offered: the reservation goes to whoever asks now
-			return r.IP6, "reservation"
-		default:
-			// One address, one IA (RFC 8415 §6.1). Firmware runs two DHCPv6 clients at once
-			// (EDK2's Ip6Config after an RA with M set, then PXE); the second gets a pool address.
-			held = true
+		if b := h.byIP[r.IP6]; b != nil && b.key != key {
+			// One address, one IA (RFC 8415 §6.1): the machine's newest client takes it. A booting
+			// machine runs its DHCPv6 clients one after another (EDK2's Ip6Config after an RA with
+			// M set, then its PXE, then iPXE, then the OS), and the last one is the one using it.
+			h.unbind(b)
 		}
+		return r.IP6, "reservation"
 	}
 	pool := h.conf.DHCP6.Pool
 	if !pool.Set() {
-		if held {
-			return netip.Addr{}, "the reservation's ip6 is bound to another IA of this machine and there is no dhcp6.pool"
-		}
 		if h.reservation(mac) != nil {
 			return netip.Addr{}, "reserved without ip6 and no dhcp6.pool"
 		}
@@ -340,10 +335,6 @@ func (h *Handler) addressFor(key string, mac net.HardwareAddr) (netip.Addr, stri
 	}
 	if b := h.bindings[key]; b != nil && pool.Contains(b.ip) {
 		return b.ip, "pool"
-	}
-	why := "pool"
-	if held {
-		why = "pool: the reservation's ip6 is bound to another IA of this machine"
 	}
 	reserved := map[netip.Addr]bool{}
 	for _, r := range h.byMAC {
@@ -353,7 +344,7 @@ func (h *Handler) addressFor(key string, mac net.HardwareAddr) (netip.Addr, stri
 	}
 	for ip := pool.Start; ip.IsValid() && ip.Compare(pool.End) <= 0; ip = ip.Next() {
 		if h.byIP[ip] == nil && !reserved[ip] && h.declined[ip].IsZero() {
-			return ip, why
+			return ip, "pool"
 		}
 	}
 	return netip.Addr{}, "pool exhausted"

@@ -308,9 +308,8 @@ func TestIPv6ConfigRefused(t *testing.T) {
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 // Two DHCPv6 clients of one machine (EDK2's Ip6Config, then its PXE, with another DUID): the
-// reserved address stays with the IA that bound it and the second gets a pool address, never
-// the same one (RFC 8415 §6.1); an IA that only had it offered gives way.
-func TestIPv6ReservedAddressOneIA(t *testing.T) {
+// reserved address moves to the newest, and is never bound to both (RFC 8415 §6.1).
+func TestIPv6ReservedAddressMovesToNewestIA(t *testing.T) {
 	h, _ := testHandler(t, testConf)
 	withDUID := func(typ dhcpv6.MessageType, uuid byte, opts ...msgOpt) *dhcpv6.Message {
 		m := &dhcpv6.Message{MessageType: typ, TransactionID: dhcpv6.TransactionID{uuid}}
@@ -320,20 +319,28 @@ func TestIPv6ReservedAddressOneIA(t *testing.T) {
 		}
 		return m
 	}
+	holders := func() int {
+		n := 0
+		for _, l := range h.Leases() {
+			if l.IP.String() == "fd00:10::5" {
+				n++
+			}
+		}
+		return n
+	}
 	// The same machine: its EUI-64 link-local source names the reserved MAC.
 	c := Client{Peer: netip.MustParseAddr("fe80::ff:fe00:1")}
-	first := h.Handle(withDUID(dhcpv6.MessageTypeSolicit, 1, withIANA(1)), c)
+	first := h.Handle(withDUID(dhcpv6.MessageTypeSolicit, 1, withIANA(1), rapid), c)
 	if ip, _, _ := iaAddr(first.Reply); ip.String() != "fd00:10::5" {
-		t.Fatalf("first IA offered %s", ip)
+		t.Fatalf("first client got %s", ip)
 	}
-	// Only offered: a second client asking now takes the reservation.
-	second := h.Handle(withDUID(dhcpv6.MessageTypeSolicit, 2, withIANA(1), rapid), c)
-	if ip, _, _ := iaAddr(second.Reply); ip.String() != "fd00:10::5" {
-		t.Fatalf("second IA (first only offered) got %s; want the reservation", ip)
+	second := h.Handle(withDUID(dhcpv6.MessageTypeSolicit, 2, withIANA(1), pxe(iana.EFI_X86_64, "PXEClient")), c)
+	if ip, _, _ := iaAddr(second.Reply); ip.String() != "fd00:10::5" || holders() != 1 {
+		t.Fatalf("second client offered %s, %d bindings hold the reservation; want it, and one", ip, holders())
 	}
-	// Now bound: the first client's REQUEST gets a pool address, not the same one.
-	req := h.Handle(withDUID(dhcpv6.MessageTypeRequest, 1, withIANA(1), withServer(h.serverID)), c)
-	if ip, _, _ := iaAddr(req.Reply); ip.String() != "fd00:10::100" {
-		t.Fatalf("first IA, reservation bound elsewhere, got %s (%s); want fd00:10::100 from the pool", ip, req.Detail)
+	// The first client's RELEASE now finds no binding: the second keeps the address.
+	rel := h.Handle(withDUID(dhcpv6.MessageTypeRelease, 1, withIANA(1, "fd00:10::5"), withServer(h.serverID)), c)
+	if _, _, code := iaAddr(rel.Reply); code != iana.StatusNoBinding || holders() != 1 {
+		t.Fatalf("first client's release: status %d, %d holders; want NoBinding and the second still holding it", code, holders())
 	}
 }
