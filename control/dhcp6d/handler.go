@@ -404,6 +404,13 @@ func (h *Handler) known(mac net.HardwareAddr) bool {
 	return h.reservation(mac) != nil || h.conf.DHCP6.Pool.Set()
 }
 
+// OnLink reports whether ip is in the link's prefix (dhcp6.prefix).
+func (h *Handler) OnLink(ip netip.Addr) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.conf.DHCP6.Prefix.Contains(ip.Unmap().WithZone(""))
+}
+
 func (h *Handler) onLink(ia *dhcpv6.OptIANA) bool {
 	for _, a := range ia.Options.Addresses() {
 		if ip, ok := netip.AddrFromSlice(a.IPv6Addr); ok && h.conf.DHCP6.Prefix.Contains(ip) {

@@ -1,6 +1,7 @@
 package dhcp6d
 
 import (
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -342,5 +343,43 @@ func TestIPv6ReservedAddressMovesToNewestIA(t *testing.T) {
 	rel := h.Handle(withDUID(dhcpv6.MessageTypeRelease, 1, withIANA(1, "fd00:10::5"), withServer(h.serverID)), c)
 	if _, _, code := iaAddr(rel.Reply); code != iana.StatusNoBinding || holders() != 1 {
 		t.Fatalf("first client's release: status %d, %d holders; want NoBinding and the second still holding it", code, holders())
+	}
+}
+
+// A relay on the served link is answered through the relay (RELAY-REPL, the client known by
+// option 79); one forwarding from another link (its link-address outside dhcp6.prefix) is not:
+// the address given would not work there.
+func TestIPv6Relayed(t *testing.T) {
+	h, _ := testHandler(t, testConf)
+	s := &Server{h: h, deps: Deps{Logger: slog.New(slog.DiscardHandler)}}
+	sol := &dhcpv6.Message{MessageType: dhcpv6.MessageTypeSolicit, TransactionID: dhcpv6.TransactionID{9}}
+	sol.AddOption(dhcpv6.OptClientID(&dhcpv6.DUIDUUID{UUID: [16]byte{9}}))
+	withIANA(1)(sol)
+	relayed := func(link string) []byte {
+		fw, err := dhcpv6.EncapsulateRelay(sol, dhcpv6.MessageTypeRelayForward, net.ParseIP(link), net.ParseIP("fe80::9"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fw.AddOption(dhcpv6.OptClientLinkLayerAddress(iana.HWTypeEthernet, reserved))
+		return fw.ToBytes()
+	}
+	relay := &net.UDPAddr{IP: net.ParseIP("fd00:10::2"), Port: 547}
+	out := s.serve(relayed("fd00:10::2"), relay)
+	if out == nil {
+		t.Fatal("a relay on the link was not answered")
+	}
+	rep, err := dhcpv6.RelayMessageFromBytes(out)
+	if err != nil || rep.MessageType != dhcpv6.MessageTypeRelayReply {
+		t.Fatalf("answer %v, %v; want a RELAY-REPL", rep, err)
+	}
+	inner, err := rep.GetInnerMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ip, _, _ := iaAddr(inner); ip.String() != "fd00:10::5" {
+		t.Fatalf("relayed reserved client (option 79) offered %s; want its ip6", ip)
+	}
+	if out := s.serve(relayed("fd00:99::1"), relay); out != nil {
+		t.Fatal("a relay from another link was answered")
 	}
 }

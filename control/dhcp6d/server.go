@@ -128,10 +128,18 @@ func (s *Server) serve(b []byte, peer *net.UDPAddr) []byte {
 		if msg, err = relay.GetInnerMessage(); err != nil {
 			return nil
 		}
-		if _, lla := relay.Options.ClientLinkLayerAddress(); len(lla) == 6 {
+		first := firstRelay(relay) // the relay on the client's link: its link-address and option 79
+		link, _ := netip.AddrFromSlice(first.LinkAddr)
+		if !s.h.OnLink(link) {
+			// dhcp6 serves one link, its prefix: a client on another link would get an address
+			// that does not work there.
+			s.deps.Logger.Debug("dhcp6: relayed from another link: dropped", "relay", peer.String(), "link", link.String())
+			return nil
+		}
+		if _, lla := first.Options.ClientLinkLayerAddress(); len(lla) == 6 {
 			c.MAC = lla
 		}
-		c.Peer, _ = netip.AddrFromSlice(relay.PeerAddr)
+		c.Peer, _ = netip.AddrFromSlice(first.PeerAddr)
 	} else {
 		msg = pkt.(*dhcpv6.Message)
 		if s.deps.Neighbors != nil && macOf(msg.Options.ClientID(), c) == nil {
@@ -151,6 +159,18 @@ func (s *Server) serve(b []byte, peer *net.UDPAddr) []byte {
 		return out.ToBytes()
 	}
 	return res.Reply.ToBytes()
+}
+
+// firstRelay is the innermost RELAY-FORW of a chain: the one the client's own link's relay made.
+func firstRelay(r *dhcpv6.RelayMessage) *dhcpv6.RelayMessage {
+	for {
+		inner, err := dhcpv6.DecapsulateRelay(r)
+		next, ok := inner.(*dhcpv6.RelayMessage)
+		if err != nil || !ok {
+			return r
+		}
+		r = next
+	}
 }
 
 // record puts the exchange on the machine's timeline and in the debug log.
