@@ -265,3 +265,42 @@ func TestIPv6OnlyOVMF(t *testing.T) {
 		}
 	}
 }
+
+// UEFI HTTP boot over IPv6 alone: OVMF with PXE off (its boot options are HTTPv4, then HTTPv6)
+// on a link without DHCPv4 asks DHCPv6 as HTTPClient (arch 16), gets
+// http://[fd00:10::1]:8080/ipxe/ipxe.efi with HTTPClient echoed, and boots with no TFTP.
+func TestIPv6HTTPBootOVMF(t *testing.T) {
+	t.Parallel()
+	assets := bootAssets(t)
+	r := newRack(t)
+	r.server.Run(t, "ip", "-6", "addr", "add", "fd00:10::1/64", "dev", "sv0", "nodad")
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", fmt.Sprintf(ipv6OnlyConfig, assets), "", append(goPath, "--http-listen", ":8080")...)
+	const mac = "52:54:00:00:16:02"
+	vm := qemu.Start(t, r.lan, qemu.Options{Name: "http6", Bridge: "br0", MAC: mac, Firmware: qemu.UEFI,
+		NoRouterAdvertisements: true, ExtraArgs: httpBootArgs,
+		// HTTPv4 fails first (no DHCPv4 here): only the HTTPv6 option's failure ends the boot.
+		FailOn: []string{`failed to load Boot[0-9A-F]+ "UEFI HTTPv6`, `No bootable device`, `Kernel panic`}})
+	_, err := vm.WaitFor(qemu.Marker+" done", 8*time.Minute)
+	serial := vm.Serial()
+	var m machines.Machine
+	d.getJSON("/api/v1/machines/"+mac, &m)
+	t.Logf("QEMU start to payload done in %v; timeline:\n%s", time.Since(vm.Started()).Round(time.Second), describe(m))
+	if err != nil {
+		t.Fatalf("did not boot: %v", err)
+	}
+	if !strings.Contains(serial, ">>Start HTTP Boot over IPv6") || strings.Contains(serial, ">>Start PXE") {
+		t.Errorf("the firmware did not HTTP boot over IPv6")
+	}
+	expectEvents(t, mac, m, []event{
+		{"dhcp6", "dhcp", "REQUEST → REPLY fd00:10::17 (reservation), boot file http://[fd00:10::1]:8080/ipxe/ipxe.efi"},
+		{"http", "", "GET /ipxe/ipxe.efi: 200"},
+		{"http", "kernel", ""},
+		{"http", "initrd", ""},
+		{"callback", "booted", ""},
+	})
+	for _, e := range m.Events {
+		if e.Source == "tftp" || e.Source == "dhcp" || e.Source == "xdp" {
+			t.Errorf("a %s event on an IPv6 HTTP boot: %s", e.Source, e.Detail)
+		}
+	}
+}
