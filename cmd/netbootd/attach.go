@@ -93,6 +93,7 @@ func runAttach(c *cli.Context) error {
 		log.Info("no --config: proxyDHCP mode, answering PXE clients only, beside the existing DHCP server")
 	}
 	cfg.ApplyLinks(configLinks(ifaces))
+	cfg.ApplyInterface6(ifaces[0].IPv6) // DHCPv6 serves one interface (config refuses it with several)
 	if l := c.String("http-listen"); l != "" {
 		cfg.HTTP.Listen = l // the URLs netbootd gives out name the port it listens on
 	}

@@ -61,13 +61,16 @@ type capNeeds struct {
 // address and --pin-dir, reading the port sysctl and the pin directory's filesystem.
 func attachNeeds(cfg *config.Config, xdp bpf.Mode, httpListen, pinRoot string) capNeeds {
 	dhcp := cfg.DHCP.On()
-	n := capNeeds{PortStart: unprivilegedPortStart(), PacketSocket: dhcp, RawICMPv6: cfg.Interface.IPv6RA}
+	n := capNeeds{PortStart: unprivilegedPortStart(), PacketSocket: dhcp, RawICMPv6: cfg.Interface.IPv6RA || cfg.DHCP6.Enabled}
 	proxy := cfg.Interface.Mode == config.ModeProxy
 	if dhcp {
 		n.Ports = append(n.Ports, boundPort{"UDP", 67, "DHCP"})
 	}
 	if dhcp && proxy {
 		n.Ports = append(n.Ports, boundPort{"UDP", 4011, "proxyDHCP"})
+	}
+	if cfg.DHCP6.Enabled {
+		n.Ports = append(n.Ports, boundPort{"UDP", 547, "DHCPv6"})
 	}
 	if cfg.TFTP.On() {
 		n.Ports = append(n.Ports, boundPort{"UDP", 69, "TFTP"})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/netbootd/netbootd/bpf"
 	"github.com/netbootd/netbootd/control/config"
+	"github.com/netbootd/netbootd/control/dhcp6d"
 	"github.com/netbootd/netbootd/control/dhcpd"
 	"github.com/netbootd/netbootd/control/lease"
 	"github.com/netbootd/netbootd/control/neighbor"
@@ -26,6 +27,7 @@ import (
 type iface struct {
 	config.Link
 	Index, MTU int
+	IPv6       netip.Prefix // its first global or unique-local IPv6 address; invalid: none
 }
 
 // lookupIfaces finds the interfaces named on the command line and the IPv4 address each
@@ -41,7 +43,11 @@ func lookupIfaces(names []string) ([]iface, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, iface{Link: config.Link{Name: name, Addr: addr, Prefix: prefix}, Index: l.Attrs().Index, MTU: l.Attrs().MTU})
+		addr6, err := firstIPv6(l)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, iface{Link: config.Link{Name: name, Addr: addr, Prefix: prefix}, Index: l.Attrs().Index, MTU: l.Attrs().MTU, IPv6: addr6})
 	}
 	return out, nil
 }
@@ -86,6 +92,24 @@ func firstIPv4(link netlink.Link) (netip.Addr, netip.Prefix, error) {
 	return netip.Addr{}, netip.Prefix{}, fmt.Errorf("interface %s has no IPv4 address: netbootd answers from it", link.Attrs().Name)
 }
 
+// firstIPv6 is the link's first global or unique-local IPv6 address with its prefix (not
+// link-local: a boot file URL cannot name one); invalid when it has none.
+func firstIPv6(link netlink.Link) (netip.Prefix, error) {
+	addrs, err := netlink.AddrList(link, netlink.FAMILY_V6)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("IPv6 addresses of %s: %w", link.Attrs().Name, err)
+	}
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || !ip.Is6() || ip.Is4In6() || !ip.IsGlobalUnicast() {
+			continue // fc00::/7 counts as global unicast here, as unique-local should
+		}
+		ones, _ := a.Mask.Size()
+		return netip.PrefixFrom(ip, ones), nil
+	}
+	return netip.Prefix{}, nil
+}
+
 // link is what serves one interface: its DHCP server, XDP fast path and TFTP server, each nil
 // when off. The lease store, machines, HTTP server and inventory are the daemon's, shared.
 type link struct {
@@ -96,15 +120,16 @@ type link struct {
 	// conf is the running configuration as this interface answers it (config.ForLink): its
 	// own address is the server identifier, next-server and the host of every URL.
 	conf *config.Config
-	dhcp *dhcpd.Server
-	fast *bpf.FastPath
-	tftp *tftp.Server
+	dhcp  *dhcpd.Server
+	dhcp6 *dhcp6d.Server // dhcp6.enabled: one interface only
+	fast  *bpf.FastPath
+	tftp  *tftp.Server
 }
 
 // newLink builds what serves interface i of the daemon's configuration and adds its parts.
-func (d *daemon) newLink(i int) (*link, error) {
+func (d *daemon) newLink(i int) (l *link, err error) {
 	f := d.cfg.Ifaces[i]
-	l := &link{iface: f, log: d.log, reg: d.reg, conf: d.cfg.Conf.ForLink(i)}
+	l = &link{iface: f, log: d.log, reg: d.reg, conf: d.cfg.Conf.ForLink(i)}
 	if len(d.cfg.Ifaces) > 1 {
 		l.log = d.log.With("iface", f.Name)
 		l.reg = prometheus.WrapRegistererWith(prometheus.Labels{"iface": f.Name}, d.reg)
@@ -121,8 +146,17 @@ func (d *daemon) newLink(i int) (*link, error) {
 			return l, err
 		}
 	}
-	if l.conf.Interface.IPv6RA {
-		resp, err := ra.New(f.Name, l.log)
+	if l.conf.DHCP6.Enabled {
+		l.dhcp6, err = dhcp6d.New(f.Name, l.conf, dhcp6d.Deps{Logger: l.log.With("component", "dhcp6"), Machines: d.machines,
+			Neighbors: neighbor.Table(f.Index)})
+		if err != nil {
+			return l, err
+		}
+		l.log.Info("dhcpv6 serving", "server_ip", l.conf.DHCP6.ServerIP, "prefix", l.conf.DHCP6.Prefix, "pool", l.conf.DHCP6.Pool.Set())
+		d.add(part{name: f.Name + " dhcp6", run: l.dhcp6.Run, close: l.dhcp6.Close})
+	}
+	if l.conf.Interface.IPv6RA || l.conf.DHCP6.Enabled { // DHCPv6 clients learn the on-link prefix from the RA
+		resp, err := ra.New(f.Name, l.log, ra.Managed{On: l.conf.DHCP6.Enabled, OnLink: l.conf.DHCP6.Prefix})
 		if err != nil {
 			return l, err
 		}
@@ -184,13 +218,19 @@ func (d *daemon) startDHCP(l *link) (err error) {
 // startTFTP listens for TFTP on l's address.
 func (d *daemon) startTFTP(l *link) (err error) {
 	conf := l.conf
-	// A block must fit the interface's MTU: IP (20), UDP (8) and TFTP (4) headers besides.
+	// A block must fit the interface's MTU: IP (20, IPv6 40), UDP (8) and TFTP (4) headers besides.
 	maxBlock := conf.TFTP.MaxBlockSize
-	if pathMax := l.MTU - 32; l.MTU > 0 && (maxBlock == 0 || maxBlock > pathMax) {
+	headers := 32
+	listen := netip.AddrPortFrom(conf.Interface.ServerIP, 69).String()
+	if conf.DHCP6.Enabled {
+		// IPv6 clients too: every address, each transfer answered from the one it was asked on.
+		headers, listen = 52, ":69"
+	}
+	if pathMax := l.MTU - headers; l.MTU > 0 && (maxBlock == 0 || maxBlock > pathMax) {
 		maxBlock = pathMax
 	}
 	l.tftp, err = tftp.New(tftp.Config{
-		Listen: netip.AddrPortFrom(conf.Interface.ServerIP, 69).String(), Root: conf.TFTP.Root,
+		Listen: listen, Root: conf.TFTP.Root,
 		MaxWindow: conf.TFTP.MaxWindow, MaxBlockSize: maxBlock,
 		MaxTransfers: conf.TFTP.MaxTransfers, MaxPerClient: conf.TFTP.MaxPerClient, SinglePort: conf.TFTP.SinglePort,
 		UploadDir: conf.TFTP.UploadDir, MaxUpload: conf.TFTP.MaxUpload,
@@ -225,6 +265,9 @@ func (l *link) apply(conf *config.Config) error {
 		if err := l.fast.SetRelays(l.dhcp.FastRelays()); err != nil {
 			return fmt.Errorf("xdp relays on %s: %w", l.Name, err)
 		}
+	}
+	if l.dhcp6 != nil {
+		l.dhcp6.Reload(conf)
 	}
 	if l.tftp != nil {
 		l.tftp.SetFolders(conf.PiFolders())

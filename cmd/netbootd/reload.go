@@ -59,6 +59,7 @@ func (d *daemon) reload() error {
 		return err
 	}
 	file.ApplyLinks(configLinks(d.cfg.Ifaces))
+	file.ApplyInterface6(d.cfg.Ifaces[0].IPv6)
 	file.HTTP.Listen = d.cfg.HTTPListen // the listener is not rebound on a reload
 	d.applyMu.Lock()
 	defer d.applyMu.Unlock()
@@ -82,6 +83,9 @@ func (d *daemon) apply(file *config.Config, snap *kube.Snapshot) error {
 	}
 	if conf.DHCP.On() != old.DHCP.On() {
 		return fmt.Errorf("dhcp.enabled changed to %t: restart netbootd for that", conf.DHCP.On())
+	}
+	if conf.DHCP6.Enabled != old.DHCP6.Enabled {
+		return fmt.Errorf("dhcp6.enabled changed to %t: restart netbootd for that", conf.DHCP6.Enabled)
 	}
 	if conf.HTTP.TLS != old.HTTP.TLS {
 		// The listener is bound at start; the certificate files' contents are re-read as they change.

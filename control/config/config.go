@@ -37,6 +37,7 @@ type Config struct {
 	HTTP         HTTP          `yaml:"http"`
 	TFTP         TFTP          `yaml:"tftp"`
 	DHCP         DHCP          `yaml:"dhcp"`
+	DHCP6        DHCP6         `yaml:"dhcp6"`
 	Boot         Boot          `yaml:"boot"`
 	Subnets      []Subnet      `yaml:"subnets"`
 	Reservations []Reservation `yaml:"reservations"`
@@ -189,6 +190,7 @@ type Subnet struct {
 type Reservation struct {
 	MAC      MAC               `yaml:"mac"`
 	IP       netip.Addr        `yaml:"ip"`
+	IP6      netip.Addr        `yaml:"ip6"` // its DHCPv6 address (dhcp6); unset: one from dhcp6.pool
 	Hostname string            `yaml:"hostname"`
 	Profile  string            `yaml:"profile"` // overrides the groups
 	Labels   map[string]string `yaml:"labels"`  // what group selectors match

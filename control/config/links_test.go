@@ -37,6 +37,8 @@ func TestMultiIfLinks(t *testing.T) {
 		{"a reservation on another interface's address", "interface: {mode: authoritative}\n" + twoSubnets + "reservations:\n  - {mac: \"02:00:00:00:00:01\", ip: 10.2.0.1}\n", []Link{eth0, eth1},
 			"line 8: reservations[0].ip: 10.2.0.1 is the server's own address"},
 		{"proxy mode needs no subnets", "interface: {mode: proxy}\n", []Link{eth0, eth1}, ""},
+		{"DHCPv6 on several interfaces", "interface: {mode: proxy}\ndhcp6:\n  enabled: true\n", []Link{eth0, eth1},
+			"line 3: dhcp6.enabled: DHCPv6 serves one interface"},
 		{"reservation mode takes each interface's subnet", "interface: {mode: reservation}\nreservations:\n  - {mac: \"02:00:00:00:00:01\", ip: 10.1.0.5}\n  - {mac: \"02:00:00:00:00:02\", ip: 10.2.0.5}\n", []Link{eth0, eth1}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -109,6 +109,7 @@ func (c *Config) validate(ifaceKnown bool) error {
 	c.validateInterface(ifaceKnown, bad)
 	c.validateLinks(bad)
 	c.validateDHCP(bad)
+	c.validateDHCP6(ifaceKnown, bad)
 	c.validateSubnets(ifaceKnown, bad)
 	c.validateBoot(&c.Boot, 0, "boot", bad)
 	c.validateTFTP(bad)

@@ -1,4 +1,4 @@
-// Package neighbor reads the kernel's IPv4 neighbour (ARP) table of one interface: which MAC an
+// Package neighbor reads the kernel's neighbour tables (IPv4 ARP, IPv6 NDP) of one interface: which MAC an
 // on-link address resolves to, the proof netbootd takes of who sent a request when it gave no
 // address itself (DHCP off, proxy mode, another server's lease).
 package neighbor
@@ -17,13 +17,14 @@ import (
 // (or an operator set). INCOMPLETE and FAILED have none; NOARP entries are not real peers.
 const usableNeighbor = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DELAY | netlink.NUD_PROBE | netlink.NUD_PERMANENT
 
-// Table looks addresses up in the IPv4 neighbour table of ifindex (the boot interface): the MAC
+// Table looks addresses up in the IPv4 or IPv6 neighbour table of ifindex (the boot interface): the MAC
 // an on-link client's address resolves to (machines.Neighbors). A client that reached us over TCP, or took a TFTP transfer, has
 // an entry, since the kernel resolved it to answer. Spoofing ARP on the wire is the switch's
 // to stop (README: the threat model), as spoofing DHCP is.
 func Table(ifindex int) func(netip.Addr) (net.HardwareAddr, bool) {
 	return func(ip netip.Addr) (net.HardwareAddr, bool) {
-		if !ip.Is4() {
+		ip = ip.Unmap()
+		if !ip.IsValid() {
 			return nil, false
 		}
 		n, err := lookup(ifindex, ip)
@@ -41,9 +42,12 @@ func Table(ifindex int) func(netip.Addr) (net.HardwareAddr, bool) {
 // of the table (a flood of script requests must not become a flood of table dumps).
 func lookup(ifindex int, ip netip.Addr) (*netlink.Neigh, error) {
 	req := nl.NewNetlinkRequest(unix.RTM_GETNEIGH, 0)
-	req.AddData(&netlink.Ndmsg{Family: unix.AF_INET, Index: uint32(ifindex)})
-	a := ip.As4()
-	req.AddData(nl.NewRtAttr(unix.NDA_DST, a[:]))
+	family := unix.AF_INET
+	if ip.Is6() {
+		family = unix.AF_INET6 // an IPv6 client: the NDP entry the kernel resolved to answer it
+	}
+	req.AddData(&netlink.Ndmsg{Family: uint8(family), Index: uint32(ifindex)})
+	req.AddData(nl.NewRtAttr(unix.NDA_DST, ip.AsSlice()))
 	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWNEIGH)
 	if err != nil {
 		return nil, err
@@ -57,12 +61,16 @@ func lookup(ifindex int, ip netip.Addr) (*netlink.Neigh, error) {
 }
 
 func lookupByDump(ifindex int, ip netip.Addr) (*netlink.Neigh, error) {
-	list, err := netlink.NeighList(ifindex, netlink.FAMILY_V4)
+	family := netlink.FAMILY_V4
+	if ip.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	list, err := netlink.NeighList(ifindex, family)
 	if err != nil {
 		return nil, err
 	}
 	for i, n := range list {
-		if a, ok := netip.AddrFromSlice(n.IP.To4()); ok && a == ip && n.LinkIndex == ifindex {
+		if a, ok := netip.AddrFromSlice(n.IP); ok && a.Unmap() == ip && n.LinkIndex == ifindex {
 			return &list[i], nil
 		}
 	}

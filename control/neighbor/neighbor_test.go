@@ -71,7 +71,7 @@ func TestNeighborLookup(t *testing.T) {
 			}
 		}
 		if _, ok := table(netip.MustParseAddr("::1")); ok {
-			return errors.New("an IPv6 address found an IPv4 neighbour")
+			return errors.New("::1 found a neighbour")
 		}
 		return nil
 	})
@@ -98,5 +98,33 @@ func BenchmarkNeighborLookup(b *testing.B) {
 				b.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestIPv6NeighborLookup: an IPv6 client (a DHCPv6 client with a DUID naming no MAC, an HTTP
+// request from a SLAAC address) is found in the NDP table, by one request and by the dump.
+func TestIPv6NeighborLookup(t *testing.T) {
+	ns, ifindex := neighborLink(t, 1)
+	ns.Run(t, "ip", "-6", "neigh", "add", "fe80::1234", "lladdr", "02:00:00:00:66:09", "dev", "nb0", "nud", "permanent")
+	ns.Run(t, "ip", "-6", "neigh", "add", "fd00:9::9", "lladdr", "02:00:00:00:66:0a", "dev", "nb0", "nud", "permanent")
+	err := ns.Do(t, func() error {
+		table := Table(ifindex)
+		for _, tc := range []struct{ ip, mac string }{
+			{"fe80::1234", "02:00:00:00:66:09"}, {"fd00:9::9", "02:00:00:00:66:0a"}, {"fd00:9::8", ""}, {"10.9.1.1", "02:00:00:00:01:01"},
+		} {
+			mac, ok := table(netip.MustParseAddr(tc.ip))
+			if got := mac.String(); ok != (tc.mac != "") || got != tc.mac {
+				return fmt.Errorf("Table(%s) = %q %v, want %q", tc.ip, got, ok, tc.mac)
+			}
+			if tc.mac != "" {
+				if dump, err := lookupByDump(ifindex, netip.MustParseAddr(tc.ip)); err != nil || dump.HardwareAddr.String() != tc.mac {
+					return fmt.Errorf("dump %s: %v %v", tc.ip, dump, err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

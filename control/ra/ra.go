@@ -1,5 +1,7 @@
 // Package ra answers IPv6 router solicitations on the boot interface with a router
-// advertisement that says "no router, no DHCPv6" (router lifetime 0, M and O clear). iPXE waits
+// advertisement that says "no router, no DHCPv6" (router lifetime 0, M and O clear), or, with
+// netbootd's DHCPv6 server on, "no router; addresses and boot information from DHCPv6" (M and O
+// set, the link's prefix on-link but not for autoconfiguration). iPXE waits
 // for IPv6 configuration before it boots and, on a link without IPv6 routers, gives up only
 // after about 14 seconds; this answer ends that wait at once. Off by default: on a link with a
 // real IPv6 router, hosts should listen to that router, not to netbootd.
@@ -11,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"syscall"
 	"time"
 
@@ -26,14 +29,21 @@ const MinInterval = 200 * time.Millisecond
 // Responder answers router solicitations on one interface.
 type Responder struct {
 	ifi  *net.Interface
+	dhcp Managed
 	log  *slog.Logger
 	conn *ipv6.PacketConn
 	raw  net.PacketConn
 }
 
+// Managed is what the advertisement says about DHCPv6; the zero value: no DHCPv6.
+type Managed struct {
+	On     bool         // M and O set: addresses and other configuration from DHCPv6
+	OnLink netip.Prefix // the link's prefix, advertised on-link (L) and not for SLAAC (A clear)
+}
+
 // New opens a raw ICMPv6 socket bound to iface, joined to all-routers, that reads only router
 // solicitations.
-func New(iface string, log *slog.Logger) (*Responder, error) {
+func New(iface string, log *slog.Logger, dhcp Managed) (*Responder, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -68,16 +78,26 @@ func New(iface string, log *slog.Logger) (*Responder, error) {
 		raw.Close()
 		return nil, fmt.Errorf("ra: set up socket on %s: %w", iface, err)
 	}
-	return &Responder{ifi: ifi, log: log, conn: p, raw: raw}, nil
+	return &Responder{ifi: ifi, dhcp: dhcp, log: log, conn: p, raw: raw}, nil
 }
 
-// Advertisement is the RA sent: hop limit 64, no flags, router lifetime 0, reachable time and
-// retransmit timer unspecified, and our link-layer address.
-func Advertisement(mac net.HardwareAddr) []byte {
+// Advertisement is the RA sent: hop limit 64, M and O only with DHCPv6, router lifetime 0,
+// reachable time and retransmit timer unspecified, our link-layer address and, with DHCPv6,
+// the link's prefix: DHCPv6 gives /128 addresses, so hosts learn what is on-link from here.
+func Advertisement(mac net.HardwareAddr, dhcp Managed) []byte {
 	body := []byte{64, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	if dhcp.On {
+		body[1] = 0xc0 // M (managed address configuration) and O (other configuration)
+	}
 	if len(mac) == 6 {
 		body = append(body, 1, 1) // source link-layer address option, 8 bytes
 		body = append(body, mac...)
+	}
+	if p := dhcp.OnLink; dhcp.On && p.IsValid() && p.Addr().Is6() {
+		// Prefix information (RFC 4861 §4.6.2), 32 bytes: L set, A clear, lifetimes 1 day / 4 h.
+		body = append(body, 3, 4, byte(p.Bits()), 0x80, 0, 1, 0x51, 0x80, 0, 0, 0x38, 0x40, 0, 0, 0, 0)
+		a := p.Masked().Addr().As16()
+		body = append(body, a[:]...)
 	}
 	m := icmp.Message{Type: ipv6.ICMPTypeRouterAdvertisement, Body: &icmp.RawBody{Data: body}}
 	b, _ := m.Marshal(nil) // the kernel fills in the ICMPv6 checksum on raw sockets
@@ -90,7 +110,7 @@ func (r *Responder) Run(ctx context.Context) error {
 		<-ctx.Done()
 		r.raw.Close()
 	}()
-	ra := Advertisement(r.ifi.HardwareAddr)
+	ra := Advertisement(r.ifi.HardwareAddr, r.dhcp)
 	dst := &net.IPAddr{IP: net.IPv6linklocalallnodes, Zone: r.ifi.Name}
 	buf := make([]byte, 1500)
 	var last time.Time
