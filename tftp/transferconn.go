@@ -48,7 +48,7 @@ type connTransfer struct {
 	oack  []byte
 	hdrs  [][4]byte
 	msgs  []ipv4.Message
-	bufs  [][]byte // per-slot block storage, only for streamed contents
+	bufs  [][]byte    // per-slot block storage, only for streamed contents
 	sock  *sockRecv   // reads the transfer's own socket
 	inbox chan []byte // single-port mode: packets come from here instead
 	req   []byte      // the request that started the transfer, to recognise its copies
