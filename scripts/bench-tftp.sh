@@ -16,6 +16,8 @@
 # without cgroup v1, from /proc/PID/stat (utime+stime of the server and its reaped children).
 # After that, in the direct setup: a storm of STORM clients at once (0: skip) and, through
 # tests/delayline, 1 MiB at 1% loss each way, median of LOSS_RUNS (0: skip).
+# BASELINE=/path/to/an/older/netbootd adds it as server "baseline": before and after a change,
+# measured in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${NETBOOTD_BIN:-$PWD/bin/netbootd}
@@ -59,6 +61,8 @@ ATFTPD=$work/atftpd/usr/sbin/atftpd
 [ -x "$ATFTPD" ] || { echo "could not fetch atftpd (apt-get download atftpd)" >&2; ATFTPD=; }
 
 servers=(netbootd)
+BASELINE=${BASELINE:-}
+[ -n "$BASELINE" ] && servers+=(baseline)
 [ -n "$ATFTPD" ] && servers+=(atftpd)
 servers+=(tftpd-hpa)
 command -v dnsmasq >/dev/null && servers+=(dnsmasq)
@@ -98,11 +102,12 @@ start_server() { # $1 server index, $2 interface, $3 taskset prefix (may be empt
   local i=$1 kind=${servers[$1]} S=nbt-s$1-$$ ip; ip=$(addr_of "$1" "$2")
   local -a pin=(); [ -n "$3" ] && pin=(taskset -c "$3")
   case $kind in
-    netbootd)
+    netbootd | baseline)
+      local bin=$BIN; [ "$kind" = baseline ] && bin=$BASELINE
       # The storm's clients share one address; in a rack each machine has its own, which is what
       # the per-client cap (default 16) is for.
       printf 'interface: {mode: proxy}\ntftp: {root: %s, max_window: 64, max_per_client: 256}\n' "$root" > "$work/netbootd.yaml"
-      ip netns exec "$S" "${pin[@]}" "$BIN" attach "$2" --config "$work/netbootd.yaml" --xdp off \
+      ip netns exec "$S" "${pin[@]}" "$bin" attach "$2" --config "$work/netbootd.yaml" --xdp off \
         --state-dir "$work/state$i" --http-listen "$ip:9181" > "$work/server$i.log" 2>&1 & ;;
     atftpd)
       ip netns exec "$S" "${pin[@]}" "$ATFTPD" --daemon --no-fork --user root --group root \
@@ -146,7 +151,7 @@ fetch() {
 
 # Servers that negotiate RFC 7440 windowsize; the others answer lock-step whatever is asked
 # (their users get the lock-step rows), so they sit the windowed rows out.
-windowed() { [ "$1" = netbootd ] || [ "$1" = atftpd ]; }
+windowed() { [ "$1" = netbootd ] || [ "$1" = baseline ] || [ "$1" = atftpd ]; }
 
 kinds=("ls512:ls.img:512:0" "ls1468:ls.img:1468:0")
 for w in $WINDOWS; do kinds+=("w$w:win.img:1468:$w"); done
