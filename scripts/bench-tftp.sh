@@ -1,36 +1,58 @@
 #!/usr/bin/env bash
 # TFTP benchmark: atftp (the client that speaks RFC 7440 windowsize) against netbootd's TFTP
-# server, atftpd, tftpd-hpa and dnsmasq, one after the other on the same link in one run.
+# server, atftpd, tftpd-hpa and dnsmasq, measured in the same run, in two setups:
 #
-#   1. one client fetching a SIZE_MB file (default 32 MiB) for blksize 512/1468 x windowsize 1/16/64,
-#      at RTT 0 (veth) and, when the delay line is built, 1 ms and 5 ms;
-#   2. a storm: STORM clients (default 100) at once, each fetching 1 MiB;
-#   3. with the delay line: 1 MiB at 1% loss each way, median of LOSS_RUNS runs.
-# Figures are MB/s (or seconds) and the ratio to the best other server in the same row.
+#   direct  one veth pair per server, server pinned to SERVER_CPU and client to CLIENT_CPU;
+#   bridge  every server and the client on one Linux bridge (as in a rack and `make demo`), unpinned.
+#
+# Each setup runs ROUNDS rounds; a round fetches every transfer kind from every server, servers
+# alternating (and their order rotating) fetch by fetch, so load on the machine falls on all
+# of them alike. Kinds: lock-step (no windowsize asked) at blksize 512 and 1468 (LS_MB MiB),
+# and windowsize 4/16/64 at blksize 1468 (WIN_MB MiB). Each row prints MB/s min/median/max over
+# the rounds and the server's CPU time per MiB served (before and after each fetch); then
+# netbootd's ratio to
+# each peer, by median MB/s and by CPU per MiB (above 1: netbootd is faster / cheaper). The CPU
+# time is read from a cpuacct cgroup per server (so tftpd-hpa's child per transfer counts) or,
+# without cgroup v1, from /proc/PID/stat (utime+stime of the server and its reaped children).
+# After that, in the direct setup: a storm of STORM clients at once (0: skip) and, through
+# tests/delayline, 1 MiB at 1% loss each way, median of LOSS_RUNS (0: skip).
+# BASELINE=/path/to/an/older/netbootd adds it as server "baseline": before and after a change,
+# measured in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${NETBOOTD_BIN:-$PWD/bin/netbootd}
 DELAYLINE=${DELAYLINE:-$PWD/bin/delayline}
-SIZE_MB=${SIZE_MB:-32}
-RTT_SIZE_MB=${RTT_SIZE_MB:-2} # with delay: lock-step 32 MiB at 5 ms RTT would take 6 minutes a run
+LS_MB=${LS_MB:-8}
+WIN_MB=${WIN_MB:-32}
+ROUNDS=${ROUNDS:-5}
+SETUPS=${SETUPS:-"direct bridge"}
+WINDOWS=${WINDOWS:-"4 16 64"}
 STORM=${STORM:-100}
 LOSS_RUNS=${LOSS_RUNS:-5}
 SERVER_CPU=${SERVER_CPU:-1} CLIENT_CPU=${CLIENT_CPU:-0}
 [ "$(id -u)" = 0 ] || { echo "bench-tftp needs root (namespaces)" >&2; exit 1; }
-for t in atftp in.tftpd dnsmasq "$BIN"; do command -v "$t" >/dev/null || [ -x "$t" ] || { echo "missing $t: run make deps build" >&2; exit 1; }; done
+for t in atftp in.tftpd "$BIN"; do command -v "$t" >/dev/null || [ -x "$t" ] || { echo "missing $t: run make deps build" >&2; exit 1; }; done
+HZ=$(getconf CLK_TCK)
+CG=/sys/fs/cgroup/cpuacct/nbt-tftp-$$ # + -<server index>, if cgroup v1's cpuacct is mounted
+[ -w /sys/fs/cgroup/cpuacct/cgroup.procs ] || CG=
 
-id=$$ S=nbt-s-$$ C=nbt-c-$$
+C=nbt-c-$$ B=nbt-b-$$
 work=$(mktemp -d /tmp/nbtftp.XXXXXX)
-server_pid= dl_pid=
+declare -A pid
+dl_pid=
 cleanup() {
-  [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null || true
+  for k in "${!pid[@]}"; do kill -9 "${pid[$k]}" 2>/dev/null || true; done
   [ -n "$dl_pid" ] && kill "$dl_pid" 2>/dev/null || true
-  for ns in $S $C; do
-    for p in $(ip netns pids $ns 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-    ip netns del $ns 2>/dev/null || true
+  for ns in $C $B "${sns[@]}"; do
+    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  for i in "${!sns[@]}"; do
+    for _ in $(seq 50); do [ -d "$CG-$i" ] || break; rmdir "$CG-$i" 2>/dev/null || sleep 0.1; done
   done
   rm -rf "$work"
 }
+sns=()
 trap cleanup EXIT INT TERM
 
 # atftpd conflicts with tftpd-hpa as a package: unpack it beside, never install it.
@@ -38,171 +60,235 @@ ATFTPD=$work/atftpd/usr/sbin/atftpd
 (cd "$work" && apt-get download atftpd >/dev/null 2>&1 && dpkg -x atftpd_*.deb atftpd) || true
 [ -x "$ATFTPD" ] || { echo "could not fetch atftpd (apt-get download atftpd)" >&2; ATFTPD=; }
 
-root=$work/root; mkdir -p "$root"
-head -c $((SIZE_MB << 20)) /dev/urandom > "$root/big.img"
-head -c $((1 << 20)) /dev/urandom > "$root/1m.img"
-head -c $((RTT_SIZE_MB << 20)) /dev/urandom > "$root/rtt.img"
-
-ip netns add $S; ip netns add $C
-for ns in $S $C; do ip -n $ns link set lo up; done
-ip -n $S link add ts0 type veth peer name tc0 netns $C
-ip -n $S addr add 10.66.0.1/24 dev ts0; ip -n $C addr add 10.66.0.2/24 dev tc0
-ip -n $S link set ts0 up; ip -n $C link set tc0 up
-SRV_IP=10.66.0.1 SRV_IF=ts0
-
-servers=(netbootd atftpd tftpd-hpa dnsmasq)
-[ -n "$ATFTPD" ] || servers=(netbootd tftpd-hpa dnsmasq)
+servers=(netbootd)
+BASELINE=${BASELINE:-}
+[ -n "$BASELINE" ] && servers+=(baseline)
+[ -n "$ATFTPD" ] && servers+=(atftpd)
+servers+=(tftpd-hpa)
+command -v dnsmasq >/dev/null && servers+=(dnsmasq)
 [ -n "${SERVERS:-}" ] && read -r -a servers <<< "$SERVERS"
 
-start_server() { # $1 kind
-  case $1 in
-    netbootd)
+root=$work/root; mkdir -p "$root"
+echo probe > "$root/probe"
+head -c $((LS_MB << 20)) /dev/urandom > "$root/ls.img"
+head -c $((WIN_MB << 20)) /dev/urandom > "$root/win.img"
+head -c $((1 << 20)) /dev/urandom > "$root/1m.img"
+
+# Topology: each server has its own namespace S<i> with d0 (a veth straight to the client's
+# d<i>, 10.66.<i>.0/24) and b0 (a veth into the bridge namespace, 10.67.0.<10+i>/24); the
+# client's b0 is on the same bridge as 10.67.0.2.
+ip netns add $C; ip netns add $B
+ip -n $C link set lo up; ip -n $B link set lo up
+ip -n $B link add br0 type bridge stp_state 0 forward_delay 0; ip -n $B link set br0 up
+ip -n $C link add b0 type veth peer name pc netns $B
+ip -n $B link set pc master br0; ip -n $B link set pc up
+ip -n $C addr add 10.67.0.2/24 dev b0; ip -n $C link set b0 up
+for i in "${!servers[@]}"; do
+  S=nbt-s$i-$$; sns+=("$S"); ip netns add "$S"; ip -n "$S" link set lo up
+  [ -n "$CG" ] && { mkdir "$CG-$i" || CG=; }
+  ip -n "$S" link add d0 type veth peer name "d$i" netns $C
+  ip -n "$S" addr add "10.66.$i.1/24" dev d0; ip -n $C addr add "10.66.$i.2/24" dev "d$i"
+  ip -n "$S" link set d0 up; ip -n $C link set "d$i" up
+  ip -n "$S" link add b0 type veth peer name "p$i" netns $B
+  ip -n $B link set "p$i" master br0; ip -n $B link set "p$i" up
+  ip -n "$S" addr add "10.67.0.$((10 + i))/24" dev b0; ip -n "$S" link set b0 up
+done
+
+addr_of() { # $1 server index, $2 interface (d0, b0, or td0 of the delay line)
+  case $2 in d0) echo "10.66.$1.1" ;; b0) echo "10.67.0.$((10 + $1))" ;; td0) echo "10.77.$1.1" ;; esac
+}
+
+start_server() { # $1 server index, $2 interface, $3 taskset prefix (may be empty)
+  local i=$1 kind=${servers[$1]} S=nbt-s$1-$$ ip; ip=$(addr_of "$1" "$2")
+  local -a pin=(); [ -n "$3" ] && pin=(taskset -c "$3")
+  case $kind in
+    netbootd | baseline)
+      local bin=$BIN; [ "$kind" = baseline ] && bin=$BASELINE
       # The storm's clients share one address; in a rack each machine has its own, which is what
       # the per-client cap (default 16) is for.
       printf 'interface: {mode: proxy}\ntftp: {root: %s, max_window: 64, max_per_client: 256}\n' "$root" > "$work/netbootd.yaml"
-      ip netns exec $S taskset -c $SERVER_CPU "$BIN" attach $SRV_IF --config "$work/netbootd.yaml" --xdp off \
-        --state-dir "$work/state" --http-listen $SRV_IP:9181 > "$work/server.log" 2>&1 & ;;
+      ip netns exec "$S" "${pin[@]}" "$bin" attach "$2" --config "$work/netbootd.yaml" --xdp off \
+        --state-dir "$work/state$i" --http-listen "$ip:9181" > "$work/server$i.log" 2>&1 & ;;
     atftpd)
-      ip netns exec $S taskset -c $SERVER_CPU "$ATFTPD" --daemon --no-fork --user root --group root \
-        --bind-address $SRV_IP --logfile /dev/null --maxthread 200 "$root" > "$work/server.log" 2>&1 & ;;
+      ip netns exec "$S" "${pin[@]}" "$ATFTPD" --daemon --no-fork --user root --group root \
+        --bind-address "$ip" --logfile /dev/null --maxthread 200 "$root" > "$work/server$i.log" 2>&1 & ;;
     tftpd-hpa)
-      ip netns exec $S taskset -c $SERVER_CPU in.tftpd -L -u root -s "$root" -a $SRV_IP:69 > "$work/server.log" 2>&1 & ;;
+      ip netns exec "$S" "${pin[@]}" in.tftpd -L -u root -s "$root" -a "$ip:69" > "$work/server$i.log" 2>&1 & ;;
     dnsmasq)
-      ip netns exec $S taskset -c $SERVER_CPU dnsmasq --no-daemon --port=0 --enable-tftp --tftp-root="$root" \
-        --interface=$SRV_IF --bind-interfaces --pid-file= --tftp-max=500 > "$work/server.log" 2>&1 & ;;
+      ip netns exec "$S" "${pin[@]}" dnsmasq --no-daemon --port=0 --enable-tftp --tftp-root="$root" \
+        --interface="$2" --bind-interfaces --pid-file= --tftp-max=500 > "$work/server$i.log" 2>&1 & ;;
   esac
-  server_pid=$!
+  pid[$i]=$! # ip netns exec and taskset exec the server: this is its PID
+  [ -n "$CG" ] && echo "${pid[$i]}" > "$CG-$i/cgroup.procs"
   for _ in $(seq 50); do
-    ip netns exec $C atftp --get -r 1m.img -l /dev/null $SRV_IP >/dev/null 2>&1 && return 0
+    ip netns exec $C timeout 2 atftp --get -r probe -l /dev/null "$ip" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
-  echo "$1 did not serve:"; cat "$work/server.log"; return 1
+  echo "$kind did not serve:"; cat "$work/server$i.log"; return 1
 }
-stop_server() { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=; }
+stop_servers() {
+  for k in "${!pid[@]}"; do kill "${pid[$k]}" 2>/dev/null || true; wait "${pid[$k]}" 2>/dev/null || true; unset "pid[$k]"; done
+}
 
-# fetch FILE BLKSIZE WINDOW: prints seconds, or "fail".
+# cpu INDEX: nanoseconds of CPU server INDEX has used. tftpd-hpa forks a child per transfer:
+# wait until it has exited so that all its time is counted.
+cpu() {
+  local p=${pid[$1]}
+  for _ in $(seq 100); do [ -z "$(pgrep -P "$p")" ] && break; sleep 0.02; done
+  if [ -n "$CG" ]; then cat "$CG-$1/cpuacct.usage"; else awk -v hz="$HZ" '{printf "%d\n", ($14 + $15 + $16 + $17) * 1e9 / hz}' "/proc/$p/stat"; fi
+}
+
+# fetch IP FILE BLKSIZE WINDOW PIN: prints seconds, or "fail". WINDOW 0 asks no windowsize.
 fetch() {
-  local opts=(--option "blksize $2") t0 t1
-  [ "$3" -gt 1 ] && opts+=(--option "windowsize $3")
+  local opts=(--option "blksize $3") t0 t1 ok=
+  local -a pin=(); [ -n "$5" ] && pin=(taskset -c "$5")
+  [ "$4" -gt 0 ] && opts+=(--option "windowsize $4")
   t0=$(date +%s%N)
-  if ip netns exec $C taskset -c $CLIENT_CPU timeout 120 atftp --get -r "$1" -l "$work/out" "${opts[@]}" $SRV_IP >/dev/null 2>&1 &&
-    cmp -s "$work/out" "$root/$1"; then
-    t1=$(date +%s%N); awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f\n", (b-a)/1e9}'
-  else
-    echo fail
-  fi
+  ip netns exec $C "${pin[@]}" timeout 120 atftp --get -r "$2" -l "$work/out" "${opts[@]}" "$1" >/dev/null 2>&1 && ok=1
+  t1=$(date +%s%N)
+  if [ -n "$ok" ] && cmp -s "$work/out" "$root/$2"; then awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f\n", (b-a)/1e9}'; else echo fail; fi
 }
 
-# Servers that negotiate RFC 7440 windowsize; the others answer lock-step whatever is asked, so
-# their windowsize 16 and 64 rows repeat the windowsize 1 run instead of spending minutes on it.
-windowed() { [ "$1" = netbootd ] || [ "$1" = atftpd ]; }
+# Servers that negotiate RFC 7440 windowsize; the others answer lock-step whatever is asked
+# (their users get the lock-step rows), so they sit the windowed rows out.
+windowed() { [ "$1" = netbootd ] || [ "$1" = baseline ] || [ "$1" = atftpd ]; }
 
-declare -A res
-run_single() { # $1 = rtt label, $2 = file
-  for srv in "${servers[@]}"; do
-    echo "== $1: $srv" >&2
-    start_server "$srv" || continue
-    for bs in 512 1468; do
-      for w in 1 16 64; do
-        if [ $w -gt 1 ] && ! windowed "$srv"; then
-          res["$1,$bs,$w,$srv"]=${res["$1,$bs,1,$srv"]}; continue
-        fi
-        s=$(fetch "$2" $bs $w)
-        res["$1,$bs,$w,$srv"]=$s
-        echo "    blksize $bs windowsize $w: $s s" >&2
+kinds=("ls512:ls.img:512:0" "ls1468:ls.img:1468:0")
+for w in $WINDOWS; do kinds+=("w$w:win.img:1468:$w"); done
+
+# results: one line per fetch: setup kind server seconds MiB CPU-nanoseconds
+res=$work/results
+: > "$res"
+for setup in $SETUPS; do
+  if [ "$setup" = direct ]; then ifc=d0 spin=$SERVER_CPU cpin=$CLIENT_CPU; else ifc=b0 spin= cpin=; fi
+  echo "== $setup: starting ${servers[*]}" >&2
+  up=()
+  for i in "${!servers[@]}"; do start_server "$i" "$ifc" "$spin" && up+=("$i"); done
+  for r in $(seq "$ROUNDS"); do
+    echo "== $setup: round $r of $ROUNDS" >&2
+    for kd in "${kinds[@]}"; do
+      IFS=: read -r kind file bs w <<< "$kd"
+      mb=$LS_MB; [ "$w" -gt 0 ] && mb=$WIN_MB
+      n=${#up[@]}
+      for j in $(seq 0 $((n - 1))); do
+        i=${up[$(((j + r) % n))]} srv=${servers[${up[$(((j + r) % n))]}]}
+        [ "$w" -gt 0 ] && ! windowed "$srv" && continue
+        c0=$(cpu "$i")
+        s=$(fetch "$(addr_of "$i" $ifc)" "$file" "$bs" "$w" "$cpin")
+        c1=$(cpu "$i")
+        echo "$setup $kind $srv $s $mb $((c1 - c0))" >> "$res"
+        echo "    $kind $srv: $s s, CPU $(((c1 - c0) / 1000000)) ms" >&2
       done
     done
-    stop_server
   done
-}
-
-storm() {
-  for srv in "${servers[@]}"; do
-    echo "== storm: $srv, $STORM clients x 1 MiB" >&2
-    start_server "$srv" || continue
-    local t0 t1 fails=0 d=$work/storm
-    rm -rf "$d"; mkdir -p "$d"
-    t0=$(date +%s%N)
-    local pids=()
-    for i in $(seq "$STORM"); do
-      (ip netns exec $C timeout 60 atftp --get -r 1m.img -l "$d/$i" --option "blksize 1468" --option "windowsize 16" $SRV_IP >/dev/null 2>&1 &&
-        cmp -s "$d/$i" "$root/1m.img" || touch "$d/$i.fail") &
-      pids+=($!)
-    done
-    wait "${pids[@]}" || true
-    t1=$(date +%s%N)
-    fails=$(find "$d" -name '*.fail' | wc -l)
-    res["storm,$srv"]=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}')
-    res["stormfail,$srv"]=$fails
-    stop_server
-  done
-}
-
-# With the delay line (tests/delayline), the client reaches the server through two TUN devices
-# that hold each packet DELAY and drop LOSS of them: RTT and loss without netem.
-via_delayline() { # $1 one-way delay, $2 loss
-  [ -n "$dl_pid" ] && { kill "$dl_pid"; wait "$dl_pid" 2>/dev/null || true; dl_pid=; }
-  ip netns exec $S true
-  "$DELAYLINE" -a $S -ia td0 -addr-a 10.77.0.1/24 -b $C -ib td1 -addr-b 10.77.0.2/24 -delay "$1" -loss "$2" -t 10m > "$work/dl.log" 2>&1 &
-  dl_pid=$!
-  for _ in $(seq 50); do grep -q "delayline ready" "$work/dl.log" && break; sleep 0.1; done
-  SRV_IP=10.77.0.1 SRV_IF=td0
-}
-
-run_single rtt0 big.img
-storm
-have_dl=
-if [ -x "$DELAYLINE" ]; then
-  have_dl=1
-  via_delayline 500us 0; run_single rtt1ms rtt.img
-  via_delayline 2500us 0; run_single rtt5ms rtt.img
-  via_delayline 0s 0.01
-  for srv in "${servers[@]}"; do
-    echo "== 1% loss: $srv" >&2
-    start_server "$srv" || continue
-    times=()
-    for _ in $(seq "$LOSS_RUNS"); do times+=("$(fetch 1m.img 1468 16)"); done
-    res["loss,$srv"]=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
-    echo "    runs: ${times[*]}" >&2
-    stop_server
-  done
-fi
-
-mbps() { awk -v s="$1" -v mb="$2" 'BEGIN{ if (s=="fail" || s=="") print "fail"; else printf "%.2f", mb*1.048576/s }'; }
-echo
-echo "TFTP, atftp client, MB/s ($SIZE_MB MiB at RTT 0, $RTT_SIZE_MB MiB with delay; ratio: netbootd to the best other server in the row); $(nproc) cores, server on CPU $SERVER_CPU, client on CPU $CLIENT_CPU"
-labels=(rtt0); [ -n "$have_dl" ] && labels+=(rtt1ms rtt5ms)
-printf '%-7s %-7s %-6s' rtt blksize window; for srv in "${servers[@]}"; do printf ' %10s' "$srv"; done; printf ' %8s\n' ratio
-for l in "${labels[@]}"; do
-  for bs in 512 1468; do
-    for w in 1 16 64; do
-      printf '%-7s %-7s %-6s' "$l" $bs $w
-      best=0 nb=0
-      for srv in "${servers[@]}"; do
-        mb=$SIZE_MB; [ "$l" = rtt0 ] || mb=$RTT_SIZE_MB
-        v=$(mbps "${res[$l,$bs,$w,$srv]:-fail}" "$mb"); printf ' %10s' "$v"
-        [ "$v" = fail ] && continue
-        if [ "$srv" = netbootd ]; then nb=$v; elif awk -v a="$v" -v b="$best" 'BEGIN{exit !(a>b)}'; then best=$v; fi
-      done
-      awk -v a="$nb" -v b="$best" 'BEGIN{ if (b>0) printf " %7.2fx\n", a/b; else print "      n/a" }'
-    done
-  done
+  stop_servers
 done
-echo "(tftpd-hpa and dnsmasq do not negotiate windowsize: their rows for 16 and 64 repeat the lock-step run, which is what their users get.)"
-if [ -n "$have_dl" ]; then
-  for l in rtt1ms rtt5ms; do
-    awk -v w="${res[$l,1468,16,netbootd]:-0}" -v s="${res[$l,1468,1,netbootd]:-0}" -v l="$l" \
-      'BEGIN{ if (w>0 && s>0) printf "netbootd at %s, blksize 1468: windowsize 16 is %.1fx lock-step\n", l, s/w }'
+
+storm() { # $1 server index
+  local ip; ip=$(addr_of "$1" d0)
+  local t0 t1 d=$work/storm pids=()
+  rm -rf "$d"; mkdir -p "$d"
+  t0=$(date +%s%N)
+  for k in $(seq "$STORM"); do
+    (ip netns exec $C timeout 60 atftp --get -r 1m.img -l "$d/$k" --option "blksize 1468" --option "windowsize 16" "$ip" >/dev/null 2>&1 &&
+      cmp -s "$d/$k" "$root/1m.img" || touch "$d/$k.fail") &
+    pids+=($!)
+  done
+  wait "${pids[@]}" || true
+  t1=$(date +%s%N)
+  awk -v a="$t0" -v b="$t1" -v f="$(find "$d" -name '*.fail' | wc -l)" 'BEGIN{printf "%.3f s  failures %d", (b-a)/1e9, f}'
+}
+declare -A extra
+if [ "$STORM" -gt 0 ]; then
+  for i in "${!servers[@]}"; do
+    echo "== storm: ${servers[$i]}, $STORM clients x 1 MiB" >&2
+    start_server "$i" d0 "$SERVER_CPU" || continue
+    extra["storm,$i"]=$(storm "$i")
+    stop_servers
   done
 fi
+# With the delay line (tests/delayline), the client reaches the server through two TUN devices
+# that drop 1% of the packets each way: loss without netem.
+if [ "$LOSS_RUNS" -gt 0 ] && [ -x "$DELAYLINE" ]; then
+  for i in "${!servers[@]}"; do
+    echo "== 1% loss: ${servers[$i]}" >&2
+    "$DELAYLINE" -a "nbt-s$i-$$" -ia td0 -addr-a "10.77.$i.1/24" -b $C -ib "t$i" -addr-b "10.77.$i.2/24" \
+      -delay 0s -loss 0.01 -t 10m > "$work/dl.log" 2>&1 &
+    dl_pid=$!
+    for _ in $(seq 100); do grep -q "delayline ready" "$work/dl.log" && break; sleep 0.1; done
+    if start_server "$i" td0 "$SERVER_CPU"; then
+      times=()
+      for _ in $(seq "$LOSS_RUNS"); do times+=("$(fetch "10.77.$i.1" 1m.img 1468 16 "$CLIENT_CPU")"); done
+      extra["loss,$i"]=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)] " s"}')
+      echo "    runs: ${times[*]}" >&2
+      stop_servers
+    fi
+    kill "$dl_pid"; wait "$dl_pid" 2>/dev/null || true; dl_pid=
+  done
+fi
+
 echo
-echo "Storm: $STORM atftp clients at once, 1 MiB each (blksize 1468, windowsize 16 asked), RTT 0"
-for srv in "${servers[@]}"; do printf '  %-10s %8s s  failures %s\n' "$srv" "${res[storm,$srv]:-n/a}" "${res[stormfail,$srv]:-n/a}"; done
-if [ -n "$have_dl" ]; then
+echo "TFTP, atftp client, $ROUNDS alternating rounds; lock-step (no windowsize) $LS_MB MiB, windowed (blksize 1468) $WIN_MB MiB; $(nproc) cores"
+echo "direct: a veth per server, server on CPU $SERVER_CPU, client on CPU $CLIENT_CPU; bridge: one Linux bridge, unpinned"
+echo "MB/s min/median/max; CPU: the server's CPU time per MiB served (all its threads and processes), median; ratios: netbootd's median MB/s over the peer's, the peer's CPU/MiB over netbootd's (above 1: netbootd ahead)"
+awk -v peers="${servers[*]}" '
+  function sortn(a, n,   i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j+1] = a[j]; a[j+1] = t } }
+  function med(a, n) { return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2 }
+  {
+    k = $1 SUBSEP $2 SUBSEP $3
+    if (!(($1 SUBSEP $2) in seen)) { seen[$1 SUBSEP $2] = 1; rows[++nr] = $1 SUBSEP $2 }
+    if ($4 == "fail") { fails[k]++; next }
+    n[k]++; mbs[k, n[k]] = $5 * 1.048576 / $4; cpu[k, n[k]] = $6 / 1e6 / $5
+  }
+  END {
+    np = split(peers, p, " ")
+    printf "%-7s %-7s %-10s %24s %11s", "setup", "kind", "server", "MB/s min / med / max", "CPU ms/MiB"
+    for (j = 2; j <= np; j++) printf " %18s", "vs " p[j]
+    printf "\n"
+    for (r = 1; r <= nr; r++) {
+      split(rows[r], sk, SUBSEP)
+      for (j = 1; j <= np; j++) {
+        k = rows[r] SUBSEP p[j]
+        if (!(k in n) && !(k in fails)) continue
+        m = (k in n) ? n[k] : 0
+        delete a; delete c
+        for (i = 1; i <= m; i++) { a[i] = mbs[k, i]; c[i] = cpu[k, i] }
+        sortn(a, m); sortn(c, m)
+        if (m > 0) { md[j] = med(a, m); mc[j] = med(c, m) } else { md[j] = 0; mc[j] = 0 }
+        line = sprintf("%-7s %-7s %-10s", sk[1], sk[2], p[j])
+        if (m > 0) line = line sprintf(" %7.1f / %6.1f / %6.1f %11.1f", a[1], md[j], a[m], mc[j])
+        else line = line sprintf(" %24s %11s", "fail", "-")
+        if (fails[k]) line = line sprintf("  (%d failed)", fails[k])
+        out[j] = line
+      }
+      for (j = 1; j <= np; j++) {
+        k = rows[r] SUBSEP p[j]
+        if (!(k in n) && !(k in fails)) continue
+        printf "%s", out[j]
+        if (j == 1 && p[1] == "netbootd") {
+          for (q = 2; q <= np; q++) {
+            kq = rows[r] SUBSEP p[q]
+            if (md[1] > 0 && (kq in n) && md[q] > 0) printf "  %5.2fx cpu %5.2fx", md[1] / md[q], (mc[1] > 0 ? mc[q] / mc[1] : 0)
+            else printf " %18s", "-"
+          }
+        }
+        printf "\n"
+      }
+    }
+  }' "$res"
+echo "(tftpd-hpa and dnsmasq do not negotiate windowsize: they answer lock-step, so they sit the windowed rows out; their users get the lock-step rows.)"
+[ -n "$CG" ] || echo "(CPU from /proc/PID/stat, in clock ticks of 1/$HZ s: a figure under a few ms per MiB is coarse.)"
+if [ "$STORM" -gt 0 ]; then
   echo
-  echo "1 MiB at 1% loss each way (delay line, no added delay), median of $LOSS_RUNS, seconds"
-  for srv in "${servers[@]}"; do printf '  %-10s %8s\n' "$srv" "${res[loss,$srv]:-n/a}"; done
-  echo "(RTT and loss made by tests/delayline: two TUN devices and a user-space queue; the kernel has no netem.)"
-else
-  echo "(no delay line built: only RTT 0; make bench-tftp builds it)"
+  echo "Storm (direct): $STORM atftp clients at once, 1 MiB each (blksize 1468, windowsize 16 asked)"
+  for i in "${!servers[@]}"; do printf '  %-10s %s\n' "${servers[$i]}" "${extra[storm,$i]:-n/a}"; done
+fi
+if [ "$LOSS_RUNS" -gt 0 ]; then
+  echo
+  if [ -x "$DELAYLINE" ]; then
+    echo "1 MiB at 1% loss each way (tests/delayline, no added delay; blksize 1468, windowsize 16), median of $LOSS_RUNS"
+    for i in "${!servers[@]}"; do printf '  %-10s %s\n' "${servers[$i]}" "${extra[loss,$i]:-n/a}"; done
+  else
+    echo "(no delay line built: no loss row; make bench-tftp builds it)"
+  fi
 fi

@@ -46,7 +46,11 @@ func (s *Server) serve(ctx context.Context, pt *peerTransfer, req packet, peer n
 	}
 	var t *connTransfer
 	if pt.inbox != nil { // single-port mode: send from the listener, read what it routes here
-		t = newConnTransfer(s.conn, peer, s.local, c, prm)
+		if t, err = newConnTransfer(s.conn, peer, s.local, c, prm); err != nil {
+			s.replyError(peer, dst, errNotDefined, "server error")
+			fail("io_error", err)
+			return
+		}
 		t.inbox = pt.inbox
 	} else {
 		conn, local, err := s.transferSocket(ctx, dst)
@@ -56,7 +60,15 @@ func (s *Server) serve(ctx context.Context, pt *peerTransfer, req packet, peer n
 			return
 		}
 		defer conn.Close()
-		t = newConnTransfer(conn, peer, local, c, prm)
+		if t, err = newConnTransfer(conn, peer, local, c, prm); err == nil {
+			// Large enough for any ERROR message a client may send.
+			t.sock, err = newSockRecv(conn, 1024)
+		}
+		if err != nil {
+			s.replyError(peer, dst, errNotDefined, "server error")
+			fail("io_error", err)
+			return
+		}
 	}
 	timeout := prm.timeout
 	if timeout == 0 {

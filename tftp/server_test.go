@@ -468,7 +468,10 @@ func TestSendDoesNotAllocate(t *testing.T) {
 	data := randomData(1<<20, 5)
 	prm := params{blksize: 1468, window: 16}
 	peer := sink.LocalAddr().(*net.UDPAddr).AddrPort()
-	tr := newConnTransfer(conn, peer, peer.Addr(), memContent(data), prm)
+	tr, err := newConnTransfer(conn, peer, peer.Addr(), memContent(data), prm)
+	if err != nil {
+		t.Fatal(err)
+	}
 	snd := newSender(int64(len(data)), 1468, 16, false, time.Second, 5)
 	m := newMetrics()
 	a := snd.start(time.Now())

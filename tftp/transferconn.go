@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 )
 
 // transferSocket opens a transfer's own socket (its TID) on the address the request came to,
@@ -35,18 +34,13 @@ func (s *Server) transferSocket(ctx context.Context, dst netip.Addr) (*net.UDPCo
 	return conn, local, nil
 }
 
-// batchWriter is ipv4.PacketConn or ipv6.PacketConn: sendmmsg on Linux.
-type batchWriter interface {
-	WriteBatch(ms []ipv4.Message, flags int) (int, error)
-}
-
 // maxBatch bounds the per-transfer buffers; larger windows go out in several batches.
 const maxBatch = 64
 
 // connTransfer drives a sender over a UDP socket, reusing its buffers for every window.
 type connTransfer struct {
 	conn  *net.UDPConn
-	bw    batchWriter
+	bw    *sockSend
 	peer  netip.AddrPort
 	paddr *net.UDPAddr
 	c     content
@@ -54,15 +48,15 @@ type connTransfer struct {
 	oack  []byte
 	hdrs  [][4]byte
 	msgs  []ipv4.Message
-	bufs  [][]byte // per-slot block storage, only for streamed contents
-	rbuf  []byte
-	inbox chan []byte // single-port mode: packets come from here, not from conn
+	bufs  [][]byte    // per-slot block storage, only for streamed contents
+	sock  *sockRecv   // reads the transfer's own socket
+	inbox chan []byte // single-port mode: packets come from here instead
 	req   []byte      // the request that started the transfer, to recognise its copies
 	// acked, if set, runs once when the client's first ACK arrives.
 	acked func()
 }
 
-func newConnTransfer(conn *net.UDPConn, peer netip.AddrPort, local netip.Addr, c content, prm params) *connTransfer {
+func newConnTransfer(conn *net.UDPConn, peer netip.AddrPort, local netip.Addr, c content, prm params) (*connTransfer, error) {
 	t := &connTransfer{conn: conn, peer: peer, c: c, prm: prm}
 	// Sockets bound to an IPv4 address need IPv4 destinations; a wildcard IPv6 one needs mapped ones.
 	pa := peer
@@ -70,20 +64,18 @@ func newConnTransfer(conn *net.UDPConn, peer netip.AddrPort, local netip.Addr, c
 		pa = netip.AddrPortFrom(netip.AddrFrom16(peer.Addr().As16()), peer.Port())
 	}
 	t.paddr = net.UDPAddrFromAddrPort(pa)
-	if local.Is4() {
-		t.bw = ipv4.NewPacketConn(conn)
-	} else {
-		t.bw = ipv6.NewPacketConn(conn)
-	}
 	if len(prm.oack) > 0 {
 		t.oack = appendOACK(nil, prm.oack)
 	}
 	n := min(prm.window, maxBatch)
+	var err error
+	if t.bw, err = newSockSend(conn, local, pa, n); err != nil {
+		return nil, err
+	}
 	t.hdrs = make([][4]byte, n)
 	t.msgs = make([]ipv4.Message, n)
 	for i := range t.msgs {
 		t.msgs[i].Buffers = make([][]byte, 2)
-		t.msgs[i].Addr = t.paddr
 	}
 	if c.Streamed() {
 		t.bufs = make([][]byte, n)
@@ -91,9 +83,7 @@ func newConnTransfer(conn *net.UDPConn, peer netip.AddrPort, local netip.Addr, c
 			t.bufs[i] = make([]byte, prm.blksize)
 		}
 	}
-	// Large enough for any ERROR message a client may send.
-	t.rbuf = make([]byte, 1024)
-	return t
+	return t, nil
 }
 
 // run is the transfer's event loop. It returns a failure reason, or "" on success.
@@ -184,11 +174,7 @@ func (errInboxTimeout) Temporary() bool { return true }
 // in single-port mode from what the listener routed to it.
 func (t *connTransfer) recv(ctx context.Context, deadline time.Time) ([]byte, netip.AddrPort, error) {
 	if t.inbox == nil {
-		if err := t.conn.SetReadDeadline(deadline); err != nil {
-			return nil, netip.AddrPort{}, err
-		}
-		n, from, err := t.conn.ReadFromUDPAddrPort(t.rbuf)
-		return t.rbuf[:n], from, err
+		return t.sock.recv(deadline)
 	}
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()

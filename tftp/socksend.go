@@ -1,0 +1,105 @@
+package tftp
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
+)
+
+// sockSend sends a transfer's DATA packets to its one peer with sendmmsg(2), a window per
+// call, made as a raw system call for the reason sockRecv gives; a full socket buffer is
+// waited out in the netpoller. Its headers are built once and reused: no allocation per window.
+type sockSend struct {
+	rc      syscall.RawConn
+	writeFn func(fd uintptr) bool // s.write, made once
+	sa      unix.RawSockaddrInet6 // the peer, as an AF_INET or AF_INET6 address
+	salen   uint32
+	hdrs    []unix.Mmsghdr
+	iovs    []unix.Iovec // two per message: the DATA header and the block
+
+	// One call's messages and results, for write.
+	count, sent int
+	err         error
+}
+
+// newSockSend sends to peer from conn, a socket bound to an address of local's family, up
+// to max messages per call.
+func newSockSend(conn *net.UDPConn, local netip.Addr, peer netip.AddrPort, max int) (*sockSend, error) {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	s := &sockSend{rc: rc, hdrs: make([]unix.Mmsghdr, max), iovs: make([]unix.Iovec, 2*max)}
+	s.writeFn = s.write
+	port := (*[2]byte)(unsafe.Pointer(&s.sa.Port))
+	port[0], port[1] = byte(peer.Port()>>8), byte(peer.Port())
+	if local.Is4() {
+		if !peer.Addr().Unmap().Is4() {
+			return nil, errors.New("tftp: IPv6 peer on an IPv4 socket")
+		}
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(&s.sa))
+		sa4.Family = unix.AF_INET
+		sa4.Addr = peer.Addr().Unmap().As4()
+		s.salen = unix.SizeofSockaddrInet4
+	} else {
+		s.sa.Family = unix.AF_INET6
+		s.sa.Addr = peer.Addr().As16() // an IPv4 peer as ::ffff:a.b.c.d
+		s.salen = unix.SizeofSockaddrInet6
+	}
+	return s, nil
+}
+
+// WriteBatch sends ms (each at most two buffers; Addr is ignored: the peer is fixed) and
+// returns how many went out, like ipv4.PacketConn.WriteBatch.
+func (s *sockSend) WriteBatch(ms []ipv4.Message, _ int) (int, error) {
+	ms = ms[:min(len(ms), len(s.hdrs))]
+	for i := range ms {
+		if len(ms[i].Buffers) > 2 {
+			return 0, errors.New("tftp: more than two buffers in a message")
+		}
+		k := 0
+		for _, b := range ms[i].Buffers {
+			if len(b) == 0 {
+				continue
+			}
+			iov := &s.iovs[2*i+k]
+			iov.Base = &b[0]
+			iov.SetLen(len(b))
+			k++
+		}
+		h := &s.hdrs[i]
+		h.Hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&s.sa)), Namelen: s.salen, Iov: &s.iovs[2*i]}
+		h.Hdr.SetIovlen(k)
+		h.Len = 0
+	}
+	s.count, s.sent, s.err = len(ms), 0, nil
+	if err := s.rc.Write(s.writeFn); err != nil {
+		return 0, err
+	}
+	return s.sent, s.err
+}
+
+// write is WriteBatch's step on the file descriptor: false sends the netpoller to wait until
+// the socket has room.
+func (s *sockSend) write(fd uintptr) bool {
+	for {
+		n, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])), uintptr(s.count),
+			unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case 0:
+			s.sent = int(n)
+			return true
+		case unix.EAGAIN:
+			return false
+		case unix.EINTR:
+		default:
+			s.err = errno
+			return true
+		}
+	}
+}
