@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# XDP replies on the wire: bin/xdpwire injects reserved clients' DISCOVERs and REQUESTs at kernel
+# speed on the client's veth end (BPF_PROG_TEST_RUN live frames, XDP_TX into the veth), netbootd's
+# program answers them on the server's end with XDP_TX, and the replies are counted where they
+# arrive, on the client's end (tests/xdpwire). Prints requests sent/s, the program's own counters
+# and replies received/s, min/median/max over ROUNDS rounds, for:
+#   direct:  client veth ↔ server veth, netbootd attached native;
+#   bridge:  client veth ↔ Linux bridge ↔ server veth (frames cross the bridge as skbs, so the
+#            server's native program runs on skb-backed buffers).
+# Kea and dnsmasq answer from user space through sockets: they have no such path to compare.
+#
+#   scripts/bench-xdp.sh             # ROUNDS=5 rounds of N=2097152 requests per type and setup
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${NETBOOTD_BIN:-$PWD/bin/netbootd}
+XDPWIRE=${XDPWIRE:-$PWD/bin/xdpwire}
+XDP_PASS=${XDP_PASS:-$PWD/bin/xdp-pass}
+ROUNDS=${ROUNDS:-5} SECONDS_PER_ROUND=${SECONDS_PER_ROUND:-3}
+# The injection, and with it both veth ends' receive paths (NAPI runs in the injecting CPU's
+# softirq), run on this CPU; netbootd's process (not on the XDP path) on the other.
+CLIENT_CPU=${CLIENT_CPU:-1} SERVER_CPU=${SERVER_CPU:-0}
+CLIENTS=10000
+[ "$(id -u)" = 0 ] || { echo "bench-xdp needs root (namespaces)" >&2; exit 1; }
+for t in "$BIN" "$XDPWIRE" "$XDP_PASS"; do [ -x "$t" ] || { echo "missing $t: run make build xdp-pass xdpwire" >&2; exit 1; }; done
+
+id=$$
+S=nbx-s-$id C=nbx-c-$id B=nbx-b-$id
+work=$(mktemp -d /tmp/nbxdp.XXXXXX)
+server_pid=
+cleanup() {
+  [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null || true
+  for ns in $S $C $B; do
+    for p in $(ip netns pids $ns 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+    ip netns del $ns 2>/dev/null || true
+  done
+  rm -rf "$work"
+  [ -n "${pins:-}" ] && rm -rf "$pins"
+}
+trap cleanup EXIT INT TERM
+
+# Pins live on a bpffs outside /sys: ip netns exec gives each command its own /sys.
+pins_root=/run/netbootd-bench-bpffs
+mkdir -p $pins_root
+[ "$(stat -f -c %T $pins_root)" = bpf_fs ] || mount -t bpf bpffs $pins_root
+pins=$pins_root/x$$; mkdir -p "$pins"
+
+# 10,000 reserved clients: 02:bb:00:00:hi:lo → 10.0.<200+i/250>.<1+i%250>, as in bench-dhcp.
+clients=$work/clients.txt
+awk -v n=$CLIENTS 'BEGIN { for (i = 0; i < n; i++) printf "02:bb:00:00:%02x:%02x 10.0.%d.%d\n", int(i/256), i%256, 200+int(i/250), 1+i%250 }' > "$clients"
+cfg=$work/netbootd.yaml
+{
+  echo "interface: {mode: authoritative, server_ip: 10.0.0.1}"
+  echo "subnets:"
+  echo "  - cidr: 10.0.0.0/16"
+  echo "    lease_time: 1h"
+  echo "    options: {router: 10.0.0.1, dns: [10.0.0.1]}"
+  echo "reservations:"
+  awk '{ printf "  - {mac: \"%s\", ip: %s}\n", $1, $2 }' "$clients"
+} > "$cfg"
+
+setup() { # $1 = direct|bridge
+  for ns in $S $C $B; do ip netns del $ns 2>/dev/null || true; ip netns add $ns; ip -n $ns link set lo up; done
+  if [ "$1" = direct ]; then
+    ip -n $S link add bs0 type veth peer name bc0 netns $C
+  else
+    ip -n $B link add br0 type bridge stp_state 0 forward_delay 0
+    ip -n $S link add bs0 type veth peer name bsp netns $B
+    ip -n $C link add bc0 type veth peer name bcp netns $B
+    for d in bsp bcp; do ip -n $B link set $d master br0; ip -n $B link set $d up; done
+    ip -n $B link set br0 up
+    # Both bridge ports receive XDP_TX frames from their veth peer: veth takes them only with an
+    # XDP program on the receiving end; XDP_PASS hands them to the bridge as skbs.
+    for d in bsp bcp; do ip netns exec $B "$XDP_PASS" $d; done
+  fi
+  ip -n $S addr add 10.0.0.1/16 dev bs0
+  ip -n $S link set bs0 up; ip -n $C link set bc0 up
+  ip netns exec $S taskset -c "$SERVER_CPU" "$BIN" attach bs0 --config "$cfg" --state-dir "$work/state-$1" \
+    --xdp native --pin-dir "$pins" --http-listen 127.0.0.1:9181 > "$work/server.log" 2>&1 &
+  server_pid=$!
+  # Ready when the program answers a reserved client (the reservations reach its map after attach).
+  for _ in $(seq 100); do
+    ip netns exec $C "$XDPWIRE" -i bc0 -clients "$clients" -type discover -t 100ms -rounds 1 -inflight 1 2>/dev/null |
+      awk '/^summary/ {exit !($NF > 0)} END {if (NR == 0) exit 1}' && return 0
+    kill -0 "$server_pid" 2>/dev/null || { echo "netbootd exited:"; cat "$work/server.log"; return 1; }
+    sleep 0.2
+  done
+  echo "netbootd did not attach:"; tail -20 "$work/server.log"; return 1
+}
+teardown() {
+  kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=
+  ip netns exec $S "$BIN" detach --pin-dir "$pins" bs0 >/dev/null 2>&1 || true
+}
+counter() { ip netns exec $S "$BIN" status --pin-dir "$pins" bs0 | awk -v k="$1" '$1==k {print $2+0; f=1} END {if (!f) print 0}'; }
+
+declare -A row
+for setup_kind in direct bridge; do
+  echo "== $setup_kind" >&2
+  setup $setup_kind
+  for typ in discover request; do
+    rx0=$(counter received) o0=$(counter offer) a0=$(counter ack)
+    out=$(ip netns exec $C "$XDPWIRE" -i bc0 -clients "$clients" -type $typ -server-ip 10.0.0.1 -t "${SECONDS_PER_ROUND}s" -rounds "$ROUNDS" -cpu "$CLIENT_CPU")
+    sed 's/^/    /' <<< "$out" >&2
+    rx1=$(counter received) o1=$(counter offer) a1=$(counter ack)
+    answered=$(( (o1 - o0) + (a1 - a0) ))
+    read -r _ _ smin smed smax _ rmin rmed rmax _ sent _ replies <<< "$(grep '^summary' <<< "$out")"
+    echo "    netbootd's program: received $((rx1 - rx0)), answered $answered (offer $((o1 - o0)), ack $((a1 - a0)))" >&2
+    ip netns exec $S "$BIN" status --pin-dir "$pins" bs0 | grep -E '^ *pass_[a-z_]+ +[1-9]' | sed 's/^ */    program total: /' >&2 || true
+    row[$setup_kind,$typ]="$smin $smed $smax $rmin $rmed $rmax $sent $((rx1 - rx0)) $answered $replies"
+  done
+  teardown
+done
+
+goal=1000000
+echo
+echo "XDP replies that reach the client, one core: $ROUNDS rounds of ${SECONDS_PER_ROUND}s for $CLIENTS reserved MACs (xdpwire ping-pong, CPU $CLIENT_CPU), $(nproc) cores, kernel $(uname -r)"
+printf '%-7s %-9s %29s %29s %9s %33s\n' setup request "sent/s min/med/max" "replies/s min/med/max" "vs 1 M/s" "sent / program received / answered / at client"
+for setup_kind in direct bridge; do
+  for typ in discover request; do
+    [ -n "${row[$setup_kind,$typ]:-}" ] || continue
+    read -r smin smed smax rmin rmed rmax sent prx ans replies <<< "${row[$setup_kind,$typ]}"
+    printf '%-7s %-9s %9s %9s %9s %9s %9s %9s %9s %33s\n' $setup_kind $typ $smin $smed $smax $rmin $rmed $rmax \
+      "$(awk -v a="$rmed" -v g=$goal 'BEGIN{printf "%.2fx", a/g}')" "$sent / $prx / $ans / $replies"
+  done
+done
+echo "(native XDP on both veth ends; in 'bridge' the frames cross br0 as skbs, so netbootd's native program runs on skb-backed"
+echo " buffers. Sender, server program and counter all run in CPU $CLIENT_CPU's softirq: the figure is per core, sender included."
+echo " Kea and dnsmasq answer from user space: no peer has this path.)"
