@@ -4,8 +4,8 @@
 // veth end. Each reply that arrives from the server is counted (and, when asked, copied to a ring
 // buffer for a test to parse), then rewritten in place into the next reserved client's request
 // and sent back with XDP_TX. Seeded with a few requests, requests and replies ping-pong between
-// the two ends' XDP programs at kernel speed, with a fixed number in flight, until the limit
-// (set to 0 to stop) is reached.
+// the two ends' XDP programs at kernel speed, with a fixed number in flight, until the budget
+// (set to 0 to stop) is spent. The next client is chosen by this CPU's count of sent requests.
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -18,7 +18,7 @@ struct gen_config {
 	__u32 len;       /* template length */
 	__u32 clients;   /* entries of the clients map in use */
 	__u32 reqip_off; /* offset of option 50's address in the template, 0: none */
-	__u32 limit;     /* requests to send in all (summed over CPUs here: per CPU); 0 stops */
+	__u32 _pad;
 	__u8 data[FRAME_MAX];
 };
 
@@ -41,6 +41,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct client);
 } clients SEC(".maps");
+
+/* budget: requests the program may still send, over all CPUs; <= 0 stops the loop. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __s64);
+} budget SEC(".maps");
 
 /* Capture records: the frame's length and its first CAPTURE_MAX bytes. */
 #define CAPTURE_MAX 1024
@@ -137,9 +145,10 @@ int xdp_client(struct xdp_md *ctx)
 	if (on && *on)
 		capture(ctx);
 	struct gen_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	__s64 *b = bpf_map_lookup_elem(&budget, &zero);
 	__u32 k = S_SENT;
 	__u64 *sent = bpf_map_lookup_elem(&stats, &k);
-	if (!cfg || !sent || *sent >= cfg->limit)
+	if (!cfg || !b || !sent || __sync_fetch_and_add(b, -1) <= 0)
 		return XDP_DROP;
 	if (next_request(ctx, cfg, *sent)) {
 		bump(S_SEND_ERRORS);

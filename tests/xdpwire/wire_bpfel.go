@@ -25,7 +25,7 @@ type wireGenConfig struct {
 	Len      uint32
 	Clients  uint32
 	ReqipOff uint32
-	Limit    uint32
+	Pad      uint32
 	Data     [1024]uint8
 }
 
@@ -33,6 +33,7 @@ type wireGenConfig struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	wireMapBudget     = "budget"
 	wireMapCaptureOn  = "capture_on"
 	wireMapClients    = "clients"
 	wireMapConfig     = "config"
@@ -90,6 +91,7 @@ type wireProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type wireMapSpecs struct {
+	Budget    *ebpf.MapSpec `ebpf:"budget"`
 	CaptureOn *ebpf.MapSpec `ebpf:"capture_on"`
 	Clients   *ebpf.MapSpec `ebpf:"clients"`
 	Config    *ebpf.MapSpec `ebpf:"config"`
@@ -123,6 +125,7 @@ func (o *wireObjects) Close() error {
 //
 // It can be passed to loadWireObjects or ebpf.CollectionSpec.LoadAndAssign.
 type wireMaps struct {
+	Budget    *ebpf.Map `ebpf:"budget"`
 	CaptureOn *ebpf.Map `ebpf:"capture_on"`
 	Clients   *ebpf.Map `ebpf:"clients"`
 	Config    *ebpf.Map `ebpf:"config"`
@@ -132,6 +135,7 @@ type wireMaps struct {
 
 func (m *wireMaps) Close() error {
 	return _WireClose(
+		m.Budget,
 		m.CaptureOn,
 		m.Clients,
 		m.Config,

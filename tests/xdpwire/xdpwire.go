@@ -162,7 +162,10 @@ func (w *Wire) configure(template []byte, reqIPOff int, clients []Client, captur
 	w.cfg.Clients = uint32(len(clients))
 	w.cfg.ReqipOff = uint32(reqIPOff)
 	copy(w.cfg.Data[:], template)
-	if err := w.setLimit(0); err != nil {
+	if err := w.objs.Config.Put(uint32(0), &w.cfg); err != nil {
+		return fmt.Errorf("xdpwire: config: %w", err)
+	}
+	if err := w.setBudget(0); err != nil {
 		return err
 	}
 	if max := int(w.objs.Clients.MaxEntries()); len(clients) > max {
@@ -186,19 +189,18 @@ func (w *Wire) configure(template []byte, reqIPOff int, clients []Client, captur
 	return w.objs.CaptureOn.Put(uint32(0), on)
 }
 
-func (w *Wire) setLimit(n uint32) error {
-	w.cfg.Limit = n
-	if err := w.objs.Config.Put(uint32(0), &w.cfg); err != nil {
-		return fmt.Errorf("xdpwire: config: %w", err)
+func (w *Wire) setBudget(n int64) error {
+	if err := w.objs.Budget.Put(uint32(0), n); err != nil {
+		return fmt.Errorf("xdpwire: budget: %w", err)
 	}
 	return nil
 }
 
-// Start lets the program send up to limit requests per CPU in all, then sends seeds requests
+// Start lets the program send up to budget more requests, then sends seeds requests
 // (the first clients') from the calling thread through an AF_PACKET socket: that many are in
 // flight from then on. On veth the loop runs in the softirq of the CPU the seeds left from.
-func (w *Wire) Start(seeds int, limit uint32) error {
-	if err := w.setLimit(limit); err != nil {
+func (w *Wire) Start(seeds int, budget int64) error {
+	if err := w.setBudget(budget); err != nil {
 		return err
 	}
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
@@ -225,7 +227,7 @@ func (w *Wire) Start(seeds int, limit uint32) error {
 }
 
 // Stop makes the program drop every reply from now on: the loop ends.
-func (w *Wire) Stop() error { return w.setLimit(0) }
+func (w *Wire) Stop() error { return w.setBudget(0) }
 
 // Stats reads both ends' counters, summed over CPUs.
 func (w *Wire) Stats() (Stats, error) {

@@ -12,8 +12,8 @@ package main
 import (
 	"bufio"
 	"flag"
-	"math"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -89,7 +89,7 @@ func run(ifname, clientsFile, typ, serverIP string, per time.Duration, rounds, i
 			return err
 		}
 		start := time.Now()
-		if err := w.Start(inflight, math.MaxUint32); err != nil {
+		if err := w.Start(inflight, math.MaxInt64); err != nil {
 			return err
 		}
 		time.Sleep(per)
