@@ -17,8 +17,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,7 +38,7 @@ func main() {
 	per := flag.Duration("t", 3*time.Second, "length of a round")
 	rounds := flag.Int("rounds", 5, "rounds")
 	inflight := flag.Int("inflight", 64, "requests in flight (seeds per round)")
-	cpu := flag.Int("cpu", -1, "CPU to seed from (the veth receive path of both ends runs there); -1: any")
+	cpu := flag.Int("cpu", -1, "CPU to seed from (the veth receive path runs there) and to pin the interface's threaded NAPI to; -1: any")
 	flag.Parse()
 	if err := run(*ifname, *clientsFile, *typ, *serverIP, *per, *rounds, *inflight, *cpu); err != nil {
 		fmt.Fprintln(os.Stderr, "xdpwire:", err)
@@ -68,19 +70,37 @@ func run(ifname, clientsFile, typ, serverIP string, per time.Duration, rounds, i
 	if err != nil {
 		return err
 	}
+	// The seeds leave from -cpu, so the loop runs in its softirq; between seedings this thread
+	// only keeps time, anywhere else, so it neither competes with the loop nor waits for it.
 	runtime.LockOSThread()
-	if cpu >= 0 {
-		var set unix.CPUSet
-		set.Set(cpu)
+	var all unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil {
+		return err
+	}
+	pin := func(on bool) error {
+		if cpu < 0 {
+			return nil
+		}
+		set := all // off: any CPU but -cpu, if there is one
+		if set.Clear(cpu); on || set.Count() == 0 {
+			set.Zero()
+			set.Set(cpu)
+		}
 		if err := unix.SchedSetaffinity(0, &set); err != nil {
 			return fmt.Errorf("pin to CPU %d: %w", cpu, err)
 		}
+		return nil
 	}
 	w, err := xdpwire.Attach(ifname, tmpl, off, clients, false)
 	if err != nil {
 		return err
 	}
 	defer w.Close()
+	if cpu >= 0 {
+		if err := pinNAPI(ifname, cpu); err != nil {
+			return err
+		}
+	}
 	var sentRates, replyRates []float64
 	var sent, replied uint64
 	for r := 1; r <= rounds; r++ {
@@ -88,8 +108,14 @@ func run(ifname, clientsFile, typ, serverIP string, per time.Duration, rounds, i
 		if err != nil {
 			return err
 		}
+		if err := pin(true); err != nil {
+			return err
+		}
 		start := time.Now()
 		if err := w.Start(inflight, math.MaxInt64); err != nil {
+			return err
+		}
+		if err := pin(false); err != nil {
 			return err
 		}
 		time.Sleep(per)
@@ -160,4 +186,33 @@ func readClients(path string) ([]xdpwire.Client, error) {
 		return nil, fmt.Errorf("%s: no clients", path)
 	}
 	return out, nil
+}
+
+// pinNAPI pins ifname's threaded-NAPI kernel threads ("napi/IFNAME-ID"), if it has any, to cpu:
+// with threaded NAPI the client end's receive path, and so the client's program, runs there.
+func pinNAPI(ifname string, cpu int) error {
+	prefix := "napi/" + ifname + "-"
+	if len(prefix) > 15 { // the kernel keeps 15 bytes of a thread's name
+		prefix = prefix[:15]
+	}
+	comms, err := filepath.Glob("/proc/[0-9]*/comm")
+	if err != nil {
+		return err
+	}
+	var set unix.CPUSet
+	set.Set(cpu)
+	for _, f := range comms {
+		b, err := os.ReadFile(f)
+		if err != nil || !strings.HasPrefix(string(b), prefix) {
+			continue // gone, or not ours
+		}
+		pid, err := strconv.Atoi(strings.Split(f, "/")[2])
+		if err != nil {
+			continue
+		}
+		if err := unix.SchedSetaffinity(pid, &set); err != nil {
+			return fmt.Errorf("pin %s's NAPI thread %d to CPU %d: %w", ifname, pid, cpu, err)
+		}
+	}
+	return nil
 }
