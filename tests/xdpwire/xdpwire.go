@@ -252,18 +252,17 @@ func (w *Wire) Stats() (Stats, error) {
 	return s, nil
 }
 
-// Settle waits until the counters stop moving (after Stop, or once the limit is reached), at most
-// limit, and returns the last stats.
-func (w *Wire) Settle(limit time.Duration) (Stats, error) {
+// Settle waits until the counters have not moved for quiet (after Stop, or once the budget is
+// spent: replies still crossing the veth), at most limit, and returns the last stats.
+func (w *Wire) Settle(quiet, limit time.Duration) (Stats, error) {
 	last, err := w.Stats()
-	deadline := time.Now().Add(limit)
-	for err == nil && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	deadline, still := time.Now().Add(limit), time.Now()
+	for err == nil && time.Now().Before(deadline) && time.Since(still) < quiet {
+		time.Sleep(10 * time.Millisecond)
 		var s Stats
-		if s, err = w.Stats(); err == nil && s == last {
-			return s, nil
+		if s, err = w.Stats(); err == nil && s != last {
+			last, still = s, time.Now()
 		}
-		last = s
 	}
 	return last, err
 }

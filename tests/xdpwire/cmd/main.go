@@ -123,7 +123,7 @@ func run(ifname, clientsFile, typ, serverIP string, per time.Duration, rounds, i
 			return err
 		}
 		d := time.Since(start)
-		after, err := w.Settle(2 * time.Second)
+		after, err := w.Settle(200*time.Millisecond, 5*time.Second)
 		if err != nil {
 			return err
 		}
