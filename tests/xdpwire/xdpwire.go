@@ -45,6 +45,9 @@ func Template(mt dhcpv4.MessageType, serverIP netip.Addr) ([]byte, int, error) {
 	switch mt {
 	case dhcpv4.MessageTypeDiscover:
 	case dhcpv4.MessageTypeRequest:
+		if !serverIP.Is4() {
+			return nil, 0, fmt.Errorf("xdpwire: a REQUEST needs the server's IPv4 address, not %v", serverIP)
+		}
 		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptServerIdentifier(serverIP.AsSlice())),
 			dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4zero.To4())))
 	default:
