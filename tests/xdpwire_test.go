@@ -57,9 +57,15 @@ func testXDPWire(t *testing.T, mt dhcpv4.MessageType) {
 	answered := func() float64 {
 		return d.metric("netbootd_xdp_packets_total", `result="offer"`) + d.metric("netbootd_xdp_packets_total", `result="ack"`)
 	}
-	// The reservations reach the program's map after attach: probe with one request until the
-	// program, not the control plane, answers.
+	// The reservations reach the program's map after attach: wait for them, then probe with one
+	// request until the program, not the control plane, answers.
 	deadline := time.Now().Add(patience)
+	for d.metric("netbootd_xdp_reservations") < nClients {
+		if time.Now().After(deadline) {
+			t.Fatalf("the fast path's map holds %v of %d reservations after %s", d.metric("netbootd_xdp_reservations"), nClients, patience)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	for answered() == 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("the XDP program answered no probe within %s", patience)
@@ -69,7 +75,11 @@ func testXDPWire(t *testing.T, mt dhcpv4.MessageType) {
 		}
 		waitStats(t, w, func(s xdpwire.Stats) bool { return s.Replies > 0 }, 2*time.Second)
 	}
-	before := waitStats(t, w, func(xdpwire.Stats) bool { return true }, 0)
+	// A probe answered by the control plane before the map was complete may still be on its way.
+	before, err := w.Settle(time.Second, patience)
+	if err != nil {
+		t.Fatal(err)
+	}
 	answeredBefore := answered()
 
 	// One seed and total-1 more from the client's program: one request in flight at a time.
