@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# XDP replies on the wire: bin/xdpwire injects reserved clients' DISCOVERs and REQUESTs at kernel
-# speed on the client's veth end (BPF_PROG_TEST_RUN live frames, XDP_TX into the veth), netbootd's
-# program answers them on the server's end with XDP_TX, and the replies are counted where they
-# arrive, on the client's end (tests/xdpwire). Prints requests sent/s, the program's own counters
+# XDP replies on the wire: bin/xdpwire's XDP program on the client's veth end counts each reply
+# from netbootd's program and turns it into the next reserved client's DISCOVER or REQUEST, sent
+# back with XDP_TX (tests/xdpwire); seeded with INFLIGHT requests, the two programs ping-pong at
+# kernel speed. Prints requests sent/s, the program's own counters
 # and replies received/s, min/median/max over ROUNDS rounds, for:
 #   direct:  client veth ↔ server veth, netbootd attached native; both ends' receive path runs in
 #            the softirq of CLIENT_CPU, the one the seeds leave from: one core does everything;

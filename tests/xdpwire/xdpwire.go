@@ -105,7 +105,7 @@ func optionOffset(frame []byte, code uint8) (int, error) {
 	return 0, fmt.Errorf("xdpwire: option %d not in the template", code)
 }
 
-// Wire is the generator and the counter on one client interface.
+// Wire is the client's program (it counts replies and turns them into requests) on one interface.
 type Wire struct {
 	objs    wireObjects
 	link    netlink.Link
