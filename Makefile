@@ -19,7 +19,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Integration tests share kernel objects (bpffs pins, veths): run packages one at a time.
 ITEST_PKGS := ./tests/... $(foreach d,bpf tftp control,$(if $(wildcard $(d)/*),./$(d)/...))
 
-.PHONY: arm64 help deps build version image deb FORCE ipxe stress-test test-vlan kube-tools qemu-vm xdp-pass dhcpgen delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean bench-boot install uninstall
+.PHONY: arm64 help deps build version image deb FORCE ipxe stress-test test-vlan kube-tools qemu-vm xdp-pass dhcpgen xdpwire bench-xdp delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean bench-boot install uninstall
 
 help: ## this list
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ deb: bin/linux-$(DEB_ARCH)/netbootd ## Debian package bin/netbootd_VERSION-1_ARC
 	VERSION=$(VERSION) DEB_ARCH=$(DEB_ARCH) bin/nfpm package -f scripts/release/deb/nfpm.yaml -p deb -t bin/
 FORCE:
 
+xdpwire: # bench helper: reserved clients' requests ping-ponging with the XDP fast path on a veth, replies counted at the client
+	$(GO) build -trimpath -o bin/xdpwire ./tests/xdpwire/cmd
+
 dhcpgen: # bench helper: a bounded AF_PACKET DISCOVER flood for the XDP fast path
 	$(GO) build -trimpath -o bin/dhcpgen ./tests/dhcpgen
 
@@ -89,13 +92,13 @@ test-vlan: build ## the many-interfaces test with a real 802.1Q VLAN sub-interfa
 CONTROLLER_GEN := sigs.k8s.io/controller-tools/cmd/controller-gen@v0.19.0
 CRD_GEN = $(GO) run $(CONTROLLER_GEN) object crd paths=./control/inventory/kube/v1alpha1/... output:crd:dir=./deploy/helm/netbootd/crds
 
-generate: ## rebuild the bpf2go output in bpf/ and tests/xdprestore/ (needs clang), the CRDs and their deep copies
-	$(GO) generate ./bpf/ ./tests/xdprestore/
+generate: ## rebuild the bpf2go output in bpf/, tests/xdprestore/ and tests/xdpwire/ (needs clang), the CRDs and their deep copies
+	$(GO) generate ./bpf/ ./tests/xdprestore/ ./tests/xdpwire/
 	$(CRD_GEN)
 
 check-generated: ## the committed bpf2go output is what netbootd.c compiles to (when clang is here); the CRDs are what controller-gen makes
 	@$(CRD_GEN) && git diff --exit-code --stat -- deploy/helm/netbootd/crds/ control/inventory/kube/v1alpha1/ || { echo "CRDs or deep copies are stale: run make generate and commit" >&2; exit 1; }
-	@if command -v clang >/dev/null; then $(GO) generate ./bpf/ ./tests/xdprestore/ && git diff --exit-code --stat -- bpf/ tests/xdprestore/ || { echo "bpf2go output is stale: run make generate and commit" >&2; exit 1; }; else echo "no clang: generated files not checked"; fi
+	@if command -v clang >/dev/null; then $(GO) generate ./bpf/ ./tests/xdprestore/ ./tests/xdpwire/ && git diff --exit-code --stat -- bpf/ tests/xdprestore/ tests/xdpwire/ || { echo "bpf2go output is stale: run make generate and commit" >&2; exit 1; }; else echo "no clang: generated files not checked"; fi
 
 lint: check-generated ## gofmt, go vet, staticcheck, generated BPF objects current
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
@@ -108,10 +111,13 @@ lint: check-generated ## gofmt, go vet, staticcheck, generated BPF objects curre
 fuzz: ## run each fuzz target for a short while
 	@bash scripts/fuzz.sh
 
-bench: bench-dhcp bench-tftp bench-boot ## every benchmark, side by side with the tools users would otherwise pick
+bench: bench-dhcp bench-xdp bench-tftp bench-boot ## every benchmark, side by side with the tools users would otherwise pick
 
 bench-dhcp: deps build xdp-pass dhcpgen ## perfdhcp against netbootd, Kea and dnsmasq: highest rate with < 1% drops
 	@bash scripts/bench-dhcp.sh
+
+bench-xdp: deps build xdp-pass xdpwire ## XDP replies that reach the client on one core (veth direct and through a bridge), sent vs answered vs received
+	@bash scripts/bench-xdp.sh
 
 bench-tftp: deps build delayline ## atftp against netbootd's TFTP, atftpd, tftpd-hpa and dnsmasq: windows, RTT, storm, loss
 	@bash scripts/bench-tftp.sh
