@@ -119,7 +119,7 @@ type link struct {
 	reg prometheus.Registerer
 	// conf is the running configuration as this interface answers it (config.ForLink): its
 	// own address is the server identifier, next-server and the host of every URL.
-	conf *config.Config
+	conf  *config.Config
 	dhcp  *dhcpd.Server
 	dhcp6 *dhcp6d.Server // dhcp6.enabled: one interface only
 	fast  *bpf.FastPath
