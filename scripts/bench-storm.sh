@@ -23,6 +23,8 @@ N=${N:-200}
 KERNEL_MB=${KERNEL_MB:-10}
 INITRD_MB=${INITRD_MB:-50}
 RAMP=${RAMP:-1s}
+LOAD_CLIENTS=${LOAD_CLIENTS:-64} # HTTP asset load alone: clients, each from its own address
+LOAD_RANGES=${LOAD_RANGES:-8}    # ... then this many 1 MiB Range requests each, at random offsets
 SERVERS=${SERVERS:-netbootd dnsmasq}
 IPXE_EFI=${IPXE_EFI:-/usr/lib/ipxe/ipxe.efi}
 [ "$(id -u)" = 0 ] || { echo "bench-storm needs root (namespaces)" >&2; exit 1; }
@@ -142,6 +144,15 @@ run() { # $1: netbootd or dnsmasq
   ip netns exec $C "$STORM" -i cl0 -n "$N" -ramp "$RAMP" "${sums[@]}" -json "$work/out/$1.json" | tee "$work/out/$1.txt" >&2
   cpu1=$(server_cpu)
   echo "$1 $(head -1 "$work/out/$1.txt") server_cpu_s=$(awk -v a=$cpu0 -v b=$cpu1 'BEGIN{printf "%.2f", b - a}')" >> "$work/results"
+  # The HTTP asset load alone: the initrd, whole then by ranges, from LOAD_CLIENTS addresses.
+  local url=http://$SRV/initrd.img
+  [ "$1" = netbootd ] && url=http://$SRV/assets/initrd.img
+  for i in $(seq "$LOAD_CLIENTS"); do echo "addr add 10.10.$((200 + i / 250)).$((1 + i % 250))/16 dev cl0"; done | ip -n $C -batch -
+  cpu0=$(server_cpu)
+  ip netns exec $C "$STORM" -load-url "$url" -load-clients "$LOAD_CLIENTS" -load-from 10.10.200.2 -load-ranges "$LOAD_RANGES" \
+    -load-file "$www/initrd.img" -initrd-sha256 "${sums[5]}" | tee "$work/out/$1-load.txt" >&2
+  cpu1=$(server_cpu)
+  echo "$1 $(head -1 "$work/out/$1-load.txt") server_cpu_s=$(awk -v a=$cpu0 -v b=$cpu1 'BEGIN{printf "%.2f", b - a}')" >> "$work/load"
   for p in $(ip netns pids $S); do kill -9 "$p" 2>/dev/null || true; done
   ip netns del $S; ip netns del $C
 }
@@ -169,6 +180,24 @@ if [ -n "${last[netbootd]:-}" ] && [ -n "${last[dnsmasq]:-}" ]; then
   awk -v a="${last[netbootd]}" -v b="${last[dnsmasq]}" -v c="${cpu[netbootd]}" -v d="${cpu[dnsmasq]}" 'BEGIN{
     printf "\nratio netbootd / dnsmasq+nginx: time to the last machine %.2fx (goal <= 0.50), server CPU %.2fx\n", (b>0?a/b:0), (d>0?c/d:0)}'
 fi
-grep -h "error:" "$work"/out/*.txt | sed 's/^/  /' || true
+for f in "$work"/out/*.txt; do grep "error:" "$f" | sed "s|^ *|  $(basename "$f" .txt) |" || true; done
+if [ -s "$work/load" ]; then
+  echo
+  echo "HTTP assets alone: $LOAD_CLIENTS clients (each its own address) fetch the $INITRD_MB MiB initrd whole (SHA-256 checked),"
+  echo "then $LOAD_RANGES Range requests of 1 MiB each at random offsets (bytes checked); netbootd /assets/ against nginx."
+  printf '\n%-16s %9s %7s %12s %10s %15s %17s\n' server requests failed "seconds" "MiB/s" "server CPU (s)" "CPU s per GiB"
+  declare -A rate lcpu
+  while read -r name rest; do
+    label=$name; [ "$name" = dnsmasq ] && label=nginx
+    b=$(field " $rest" bytes); c=$(field " $rest" server_cpu_s)
+    printf '%-16s %9s %7s %12s %10s %15s %17s\n' "$label" "$(field " $rest" requests)" "$(field " $rest" failed)" \
+      "$(field " $rest" seconds)" "$(field " $rest" mib_per_s)" "$c" "$(awk -v c="$c" -v b="$b" 'BEGIN{printf "%.2f", (b>0 ? c / (b / 1073741824) : 0)}')"
+    rate[$name]=$(field " $rest" mib_per_s); lcpu[$name]=$(awk -v c="$c" -v b="$b" 'BEGIN{print (b>0 ? c / b : 0)}')
+  done < "$work/load"
+  if [ -n "${rate[netbootd]:-}" ] && [ -n "${rate[dnsmasq]:-}" ]; then
+    awk -v a="${rate[netbootd]}" -v b="${rate[dnsmasq]}" -v c="${lcpu[netbootd]}" -v d="${lcpu[dnsmasq]}" 'BEGIN{
+      printf "\nratio netbootd / nginx: throughput %.2fx, server CPU per byte %.2fx\n", (b>0?a/b:0), (d>0?c/d:0)}'
+  fi
+fi
 echo
 echo "Reproduce (as root): make bench-storm    # or: N=$N KERNEL_MB=$KERNEL_MB INITRD_MB=$INITRD_MB SERVERS=\"$SERVERS\" scripts/bench-storm.sh; took $(( $(date +%s) - t0 )) s"

@@ -50,10 +50,32 @@ func openWire(ifname string) (*wire, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("promiscuous %s: %w", ifname, err)
 	}
+	// Only DHCP replies: the machines' TFTP and HTTP cross this interface too, gigabytes that
+	// would fill the socket's buffer and push the replies out.
+	prog := unix.SockFprog{Len: uint16(len(dhcpReplyFilter)), Filter: &dhcpReplyFilter[0]}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("socket filter: %w", err)
+	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
 	w := &wire{fd: fd, ifindex: ifc.Index, waiting: map[uint32]chan *dhcpv4.DHCPv4{}}
 	go w.receive()
 	return w, nil
+}
+
+// dhcpReplyFilter (classic BPF) accepts unfragmented IPv4 UDP to port 68.
+var dhcpReplyFilter = []unix.SockFilter{
+	{Code: 0x28, K: 12},            // ldh [12]: EtherType
+	{Code: 0x15, Jf: 8, K: 0x0800}, // IPv4, else drop
+	{Code: 0x30, K: 23},            // ldb [23]: protocol
+	{Code: 0x15, Jf: 6, K: 17},     // UDP, else drop
+	{Code: 0x28, K: 20},            // ldh [20]: flags and fragment offset
+	{Code: 0x45, Jt: 4, K: 0x1fff}, // a later fragment: drop
+	{Code: 0xb1, K: 14},            // ldxb 4*([14]&0xf): IPv4 header length
+	{Code: 0x48, K: 16},            // ldh [x+16]: UDP destination port
+	{Code: 0x15, Jf: 1, K: 68},     // port 68, else drop
+	{Code: 0x06, K: 0xffff},        // accept
+	{Code: 0x06, K: 0},             // drop
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }

@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -94,7 +95,31 @@ func main() {
 	wantTFTP := flag.String("tftp-sha256", "", "the boot file's SHA-256: any other is a failure")
 	wantKernel := flag.String("kernel-sha256", "", "the kernel's SHA-256")
 	wantInitrd := flag.String("initrd-sha256", "", "the initrd's SHA-256")
+	loadURL := flag.String("load-url", "", "instead of a storm: the HTTP asset load alone, on this URL")
+	loadClients := flag.Int("load-clients", 64, "load: clients at once, each from its own address")
+	loadFrom := flag.String("load-from", "", "load: the first client address (the others follow it), already on the interface")
+	loadRanges := flag.Int("load-ranges", 8, "load: Range requests per client after its whole download")
+	loadRangeMiB := flag.Int64("load-range-mib", 1, "load: MiB per Range request")
+	loadFile := flag.String("load-file", "", "load: a local copy of the file, to check the ranges' bytes")
 	flag.Parse()
+	if *loadURL != "" {
+		from, err := netip.ParseAddr(*loadFrom)
+		if err != nil || *loadFile == "" || *loadClients < 1 {
+			fmt.Fprintln(os.Stderr, "stormbench: -load-url needs -load-from ADDR, -load-file PATH and -load-clients >= 1")
+			os.Exit(2)
+		}
+		r, err := assetLoad(*loadURL, *loadClients, from, *loadRanges, *loadRangeMiB<<20, *loadFile, *wantInitrd)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "stormbench:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("clients=%d requests=%d range_requests=%d failed=%d bytes=%d seconds=%.2f mib_per_s=%.1f\n",
+			r.Clients, r.Requests, r.Ranges, r.Failed, r.Bytes, r.Seconds, float64(r.Bytes)/(1<<20)/r.Seconds)
+		for _, e := range r.Errors {
+			fmt.Println("  error:", e)
+		}
+		return
+	}
 	if *ifname == "" || *n < 1 || *n > 4096 {
 		fmt.Fprintln(os.Stderr, "stormbench: -i IFACE and 1 <= -n <= 4096")
 		os.Exit(2)
