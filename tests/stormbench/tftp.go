@@ -46,25 +46,30 @@ type tftpResult struct {
 // (or the request) when nothing arrives in time.
 func tftpGet(ctx context.Context, dev string, local net.IP, server net.IP, file string, style tftpStyle) (tftpResult, error) {
 	var res tftpResult
-	lc := net.ListenConfig{Control: bindToDevice(dev)}
-	pc, err := lc.ListenPacket(ctx, "udp4", (&net.UDPAddr{IP: local}).String())
-	if err != nil {
-		return res, err
-	}
-	conn := pc.(*net.UDPConn)
-	defer conn.Close()
 	srv := &net.UDPAddr{IP: server, Port: 69}
 	if style.probe {
+		// Its own port, as EDK2's own UDP instance per request: a late answer to the probe
+		// must not be taken for the download's.
+		conn, err := listenFrom(ctx, dev, local)
+		if err != nil {
+			return res, err
+		}
 		opts := append([]string{"tsize", "0"}, style.options...)
 		from, pkt, r, err := tftpAsk(ctx, conn, srv, rrq(file, opts))
 		res.retries += r
+		if err == nil && op(pkt) == 6 { // OACK: abort as EDK2 does, then ask again
+			_, _ = conn.WriteToUDP(tftpError(8, "size known"), from)
+		}
+		conn.Close()
 		if err != nil {
 			return res, fmt.Errorf("size probe: %w", err)
 		}
-		if op(pkt) == 6 { // OACK: abort as EDK2 does, then ask again
-			_, _ = conn.WriteToUDP(tftpError(8, "size known"), from)
-		}
 	}
+	conn, err := listenFrom(ctx, dev, local)
+	if err != nil {
+		return res, err
+	}
+	defer conn.Close()
 	h := sha256.New()
 	from, pkt, r, err := tftpAsk(ctx, conn, srv, rrq(file, style.options))
 	res.retries += r
@@ -83,11 +88,23 @@ func tftpGet(ctx context.Context, dev string, local net.IP, server net.IP, file 
 		pkt = nil
 	}
 	d := &download{conn: conn, server: from, blksize: blksize, window: window, h: h}
-	if err := d.run(ctx, pkt); err != nil {
+	err = d.run(ctx, pkt)
+	res.retries += d.retries
+	if err != nil {
 		return res, err
 	}
-	res.bytes, res.sum, res.retries = d.n, h.Sum(nil), res.retries+d.retries
+	res.bytes, res.sum = d.n, h.Sum(nil)
 	return res, nil
+}
+
+// listenFrom is a UDP socket on the machine's address and interface.
+func listenFrom(ctx context.Context, dev string, local net.IP) (*net.UDPConn, error) {
+	lc := net.ListenConfig{Control: bindToDevice(dev)}
+	pc, err := lc.ListenPacket(ctx, "udp4", (&net.UDPAddr{IP: local}).String())
+	if err != nil {
+		return nil, err
+	}
+	return pc.(*net.UDPConn), nil
 }
 
 // bindToDevice sends a socket's packets out of the machine's own interface (its MAC), whatever
