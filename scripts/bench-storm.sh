@@ -31,6 +31,15 @@ IPXE_EFI=${IPXE_EFI:-/usr/lib/ipxe/ipxe.efi}
 for t in dnsmasq nginx ethtool "$BIN" "$STORM"; do
   command -v "$t" >/dev/null || [ -x "$t" ] || { echo "missing $t: run make deps build stormbench" >&2; exit 1; }
 done
+# Every machine costs two entries in the kernel's ARP table (the server's for it, its own for the
+# server), and that table's limit is one for all namespaces (gc_thresh3, settable only on the host):
+# beyond it packets are dropped, which would pass for server failures.
+neigh_max=$(sysctl -n net.ipv4.neigh.default.gc_thresh3)
+if (( 2 * N + 256 > neigh_max )); then
+  echo "N=$N needs about $((2 * N + 256)) ARP entries; the kernel allows $neigh_max (net.ipv4.neigh.default.gc_thresh3," >&2
+  echo "one limit for every namespace on this host): raise it first, e.g. sysctl -w net.ipv4.neigh.default.gc_thresh3=$((4 * N))" >&2
+  exit 1
+fi
 [ -r "$IPXE_EFI" ] || { echo "missing $IPXE_EFI (Debian's ipxe package: make deps)" >&2; exit 1; }
 
 S=nbst-s-$$ C=nbst-c-$$
@@ -154,6 +163,7 @@ run() { # $1: netbootd or dnsmasq
   cpu1=$(server_cpu)
   echo "$1 $(head -1 "$work/out/$1-load.txt") server_cpu_s=$(awk -v a=$cpu0 -v b=$cpu1 'BEGIN{printf "%.2f", b - a}')" >> "$work/load"
   for p in $(ip netns pids $S); do kill -9 "$p" 2>/dev/null || true; done
+  { wait; } 2>/dev/null || true # reap the servers without bash's "Killed" notices
   ip netns del $S; ip netns del $C
 }
 

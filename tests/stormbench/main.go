@@ -1,12 +1,12 @@
 // Command stormbench simulates a rack of UEFI machines booting at once, each with its own MAC,
-// doing in order what real firmware does (docs of the clients: /work/shared/notes/pxe-clients.md,
-// summarised in the README's benchmark section): PXE DHCP with the firmware's options and
+// doing in order what real firmware does (as seen from Debian's iPXE and OVMF; the README's
+// benchmark section says what is simulated): PXE DHCP with the firmware's options and
 // timeouts, TFTP of the boot file (half lock-step, half windowsize 4 after a size probe, as
 // EDK2 does), iPXE's DHCP (user class iPXE), then HTTP: the scripts, the kernel and the initrds.
 //
 // DHCP goes out as raw frames from each machine's MAC on one interface; once leased, the
-// address is added to that interface (/32, with a route to the subnet) and the machine's TFTP
-// and HTTP leave from it. It runs in a namespace its caller made (scripts/bench-storm.sh,
+// machine gets a macvlan on that interface with its MAC and address, and its TFTP and HTTP
+// leave from there, so the server sees each machine at its own MAC. It runs in a namespace its caller made (scripts/bench-storm.sh,
 // tests/stormbench_test.go), prints a summary and, with -json, every machine's steps.
 //
 //	stormbench -i cl0 -n 200 -json out.json -kernel-sha256 HEX -initrd-sha256 HEX -tftp-sha256 HEX
