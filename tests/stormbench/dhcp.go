@@ -135,10 +135,17 @@ const (
 )
 
 // lease runs DISCOVER/OFFER/REQUEST/ACK as machine m's firmware does at stage st, resending
-// with the PXE timeouts. It answers the ACK and how many frames were resent.
+// with the PXE timeouts. A NAK starts over (counted as a resend), as EDK2 does, for as long as
+// the firmware would wait without any answer (the sum of the timeouts). It answers the ACK and
+// how many frames were resent.
 func (w *wire) lease(ctx context.Context, m *machine, st stage) (*dhcpv4.DHCPv4, int, error) {
-	retries := 0
-	for attempt := 0; attempt < 3; attempt++ { // a NAK starts over
+	retries, naks := 0, 0
+	var budget time.Duration
+	for _, d := range firmwareTimeouts {
+		budget += d
+	}
+	start := time.Now()
+	for {
 		xid := newXID()
 		ch := make(chan *dhcpv4.DHCPv4, 4)
 		w.mu.Lock()
@@ -150,10 +157,17 @@ func (w *wire) lease(ctx context.Context, m *machine, st stage) (*dhcpv4.DHCPv4,
 		w.mu.Unlock()
 		retries += r
 		if err == nil || !errors.Is(err, errNAK) {
+			if err != nil && naks > 0 {
+				err = fmt.Errorf("%w (after %d NAKs)", err, naks)
+			}
 			return ack, retries, err
 		}
+		naks++
+		retries++
+		if time.Since(start) > budget {
+			return nil, retries, fmt.Errorf("NAKed %d times in %v", naks, budget)
+		}
 	}
-	return nil, retries, errors.New("NAK three times")
 }
 
 var errNAK = errors.New("NAK")
