@@ -19,7 +19,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Integration tests share kernel objects (bpffs pins, veths): run packages one at a time.
 ITEST_PKGS := ./tests/... $(foreach d,bpf tftp control,$(if $(wildcard $(d)/*),./$(d)/...))
 
-.PHONY: arm64 help deps build version image deb FORCE ipxe stress-test test-vlan kube-tools qemu-vm xdp-pass dhcpgen xdpwire bench-xdp delayline bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean bench-boot install uninstall
+.PHONY: arm64 help deps build version image deb FORCE ipxe stress-test test-vlan kube-tools qemu-vm xdp-pass dhcpgen xdpwire bench-xdp delayline stormbench bench-storm bench-tftp generate check-generated test unit integration lint bench bench-dhcp demo fuzz clean bench-boot install uninstall
 
 help: ## this list
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -111,7 +111,7 @@ lint: check-generated ## gofmt, go vet, staticcheck, generated BPF objects curre
 fuzz: ## run each fuzz target for a short while
 	@bash scripts/fuzz.sh
 
-bench: bench-dhcp bench-xdp bench-tftp bench-boot ## every benchmark, side by side with the tools users would otherwise pick
+bench: bench-dhcp bench-xdp bench-tftp bench-boot bench-storm ## every benchmark, side by side with the tools users would otherwise pick
 
 bench-dhcp: deps build xdp-pass dhcpgen ## perfdhcp against netbootd, Kea and dnsmasq: highest rate with < 1% drops
 	@bash scripts/bench-dhcp.sh
@@ -124,6 +124,12 @@ bench-tftp: deps build delayline ## atftp against netbootd's TFTP, atftpd, tftpd
 
 bench-boot: deps build ## N VMs (4, 8; BIOS and UEFI) booting at once through netbootd and dnsmasq: time, network share, timeline
 	@bash scripts/bench-boot.sh
+
+bench-storm: deps build stormbench ## N simulated machines (200) booting at once: netbootd against dnsmasq + nginx: time, failures, resends, server CPU
+	@bash scripts/bench-storm.sh
+
+stormbench: # bench helper: simulated UEFI machines doing PXE DHCP, TFTP, iPXE DHCP and HTTP, each with its own MAC
+	$(GO) build -trimpath -o bin/stormbench ./tests/stormbench
 
 delayline: # bench helper: RTT and loss between two namespaces through TUN devices (no netem here)
 	@if [ -d tests/delayline ]; then $(GO) build -trimpath -o bin/delayline ./tests/delayline; fi

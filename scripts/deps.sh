@@ -13,6 +13,7 @@ pkgs=(
   dhcpcd-base                  # dhcpcd: a client identifier from a DUID (RFC 4361); no service
   clang llvm libbpf-dev        # only for `make generate`; bpf2go output is committed
   atftp tftp-hpa tftpd-hpa ipxe
+  nginx                        # make bench-storm: the HTTP peer beside dnsmasq; its service stays off
   nftables                     # nft: the port-forward (DNAT) router of tests/byo_test.go; its service stays off
   qemu-system-x86 ovmf ipxe-qemu cpio xz-utils   # tests/qemu: VMs that boot over the network
   qemu-system-arm qemu-efi-aarch64   # make test: an arm64 AAVMF VM under TCG (tests/arm64_test.go)
