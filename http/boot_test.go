@@ -88,7 +88,11 @@ func (e *testEnv) leased(mac, addr string) *testEnv {
 func startServer(t *testing.T, cfg Config) *testEnv {
 	t.Helper()
 	e := &testEnv{reg: prometheus.NewRegistry(), assets: t.TempDir()}
-	e.store = machines.New(0, e.reg)
+	store, err := machines.New(0, e.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.store = store
 	for name, body := range map[string]string{"debian/vmlinuz": kernelBody, "debian/initrd.gz": initrdBody, "other.img": "OTHER"} {
 		p := filepath.Join(e.assets, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {

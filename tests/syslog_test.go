@@ -54,7 +54,10 @@ func TestSyslogFromRealClients(t *testing.T) {
 	srv, cl := netns.New(t, "nbsl"), netns.New(t, "nbsl")
 	netns.Veth(t, srv, "sv0", "10.10.0.1/24", cl, "eth0", "10.10.0.2/24")
 	mac := net.HardwareAddr{2, 0, 0, 0, 0x51, 1}
-	store := machines.New(0, nil)
+	store, err := machines.New(0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	store.DHCP(mac, netip.MustParseAddr("10.10.0.2"), true, machines.Event{Source: "dhcp", Detail: "ack 10.10.0.2"})
 
 	reg := prometheus.NewRegistry()

@@ -42,3 +42,21 @@ func TestOnTransferReports(t *testing.T) {
 		}
 	}
 }
+
+// A timeline reads each kind of ending in its own words.
+func TestTransferDetail(t *testing.T) {
+	for _, tc := range []struct {
+		tr   Transfer
+		want string
+	}{
+		{Transfer{File: "ipxe.efi", Bytes: 1024, Duration: 1500 * time.Microsecond, BlockSize: 1468, Window: 4, Retransmits: 2},
+			"ipxe.efi: 1024 bytes in 2ms (blksize 1468, windowsize 4, 2 retransmits)"},
+		{Transfer{File: "ipxe.efi", Bytes: 1024, SizeProbe: true}, "ipxe.efi: size probe (1024 bytes): the client ended the transfer once it had the size"},
+		{Transfer{File: "ipxe.efi", Failure: "option_refused"}, "ipxe.efi: the client refused the options offered (error 8)"},
+		{Transfer{File: "ipxe.efi", Failure: "timeout", Duration: 5 * time.Second}, "ipxe.efi: failed (timeout) after 5s"},
+	} {
+		if got := tc.tr.Detail(); got != tc.want {
+			t.Errorf("Detail() = %q, want %q", got, tc.want)
+		}
+	}
+}

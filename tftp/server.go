@@ -78,6 +78,20 @@ type Transfer struct {
 	SizeProbe bool
 }
 
+// Detail is how a boot timeline words the transfer.
+func (tr Transfer) Detail() string {
+	switch {
+	case tr.SizeProbe:
+		return fmt.Sprintf("%s: size probe (%d bytes): the client ended the transfer once it had the size", tr.File, tr.Bytes)
+	case tr.Failure == "":
+		return fmt.Sprintf("%s: %d bytes in %s (blksize %d, windowsize %d, %d retransmits)",
+			tr.File, tr.Bytes, tr.Duration.Round(time.Millisecond), tr.BlockSize, tr.Window, tr.Retransmits)
+	case tr.Failure == "option_refused":
+		return fmt.Sprintf("%s: the client refused the options offered (error 8)", tr.File)
+	}
+	return fmt.Sprintf("%s: failed (%s) after %s", tr.File, tr.Failure, tr.Duration.Round(time.Millisecond))
+}
+
 // Server is a TFTP read-only server.
 type Server struct {
 	cfg   Config

@@ -228,7 +228,11 @@ type daemon struct {
 }
 
 func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ *daemon, err error) {
-	d := &daemon{cfg: cfg, log: log, reg: reg, machines: machines.New(0, reg)}
+	store, err := machines.New(0, reg)
+	if err != nil {
+		return nil, err
+	}
+	d := &daemon{cfg: cfg, log: log, reg: reg, machines: store}
 	d.machines.SetNeighbors(neighbors(cfg.Ifaces))
 	defer func() {
 		if err != nil {
@@ -438,18 +442,12 @@ func (d *daemon) tftpDone(tr tftp.Transfer) {
 	if !ok {
 		return
 	}
-	ev := machines.Event{Source: "tftp", Bytes: tr.Bytes}
-	if tr.SizeProbe {
-		ev.Bytes = 0
-		ev.Detail = fmt.Sprintf("%s: size probe (%d bytes): the client ended the transfer once it had the size", tr.File, tr.Bytes)
-	} else if tr.Failure == "" {
+	ev := machines.Event{Source: "tftp", Bytes: tr.Bytes, Detail: tr.Detail()}
+	switch {
+	case tr.SizeProbe:
+		ev.Bytes = 0 // a probe is not a download
+	case tr.Failure == "":
 		ev.Phase = machines.PhaseTFTP
-		ev.Detail = fmt.Sprintf("%s: %d bytes in %s (blksize %d, windowsize %d, %d retransmits)",
-			tr.File, tr.Bytes, tr.Duration.Round(time.Millisecond), tr.BlockSize, tr.Window, tr.Retransmits)
-	} else if tr.Failure == "option_refused" {
-		ev.Detail = fmt.Sprintf("%s: the client refused the options offered (error 8)", tr.File)
-	} else {
-		ev.Detail = fmt.Sprintf("%s: failed (%s) after %s", tr.File, tr.Failure, tr.Duration.Round(time.Millisecond))
 	}
 	d.machines.Record(mac, ev)
 }

@@ -151,7 +151,12 @@ func Open(cfg Config) (*Store, error) {
 		Name: "netbootd_lease_commit_errors_total", Help: "Lease writes that failed (full disk, I/O error); the client got no ACK.",
 	})
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(s.commitSeconds, s.commitErrors, &poolCollector{s: s})
+		for _, c := range []prometheus.Collector{s.commitSeconds, s.commitErrors, &poolCollector{s: s}} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				s.Close()
+				return nil, fmt.Errorf("lease metrics: %w", err)
+			}
+		}
 	}
 	return s, nil
 }

@@ -18,7 +18,7 @@ func neighborTable(t map[string]string) Neighbors {
 }
 
 func TestLocate(t *testing.T) {
-	s := New(0, nil)
+	s := newStore(t, 0, nil)
 	leased, other := mac("52:54:00:00:00:01"), mac("52:54:00:00:00:02")
 	s.DHCP(leased, netip.MustParseAddr("10.0.0.11"), true, Event{Source: "dhcp"})
 	s.Begin(other, netip.Addr{})

@@ -7,6 +7,7 @@ package machines
 
 import (
 	"container/list"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -106,7 +107,7 @@ type Store struct {
 
 // New returns a store for at most max machines (DefaultMaxMachines if max <= 0); the least
 // recently seen machine is forgotten first. reg may be nil.
-func New(max int, reg prometheus.Registerer) *Store {
+func New(max int, reg prometheus.Registerer) (*Store, error) {
 	if max <= 0 {
 		max = DefaultMaxMachines
 	}
@@ -129,9 +130,13 @@ func New(max int, reg prometheus.Registerer) *Store {
 		s.phases.WithLabelValues(p)
 	}
 	if reg != nil {
-		reg.MustRegister(s.bootDuration, s.phases, s.evicted)
+		for _, c := range []prometheus.Collector{s.bootDuration, s.phases, s.evicted} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("machine metrics: %w", err)
+			}
+		}
 	}
-	return s
+	return s, nil
 }
 
 // OnPhase sets a function called, under the store's lock, whenever a machine's boot reaches a

@@ -21,7 +21,7 @@ func mac(s string) net.HardwareAddr {
 
 func TestTimelineOfOneBoot(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	s := New(0, reg)
+	s := newStore(t, 0, reg)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	m := mac("52:54:00:00:00:01")
 	ip := netip.MustParseAddr("10.0.0.11")
@@ -69,7 +69,7 @@ func TestTimelineOfOneBoot(t *testing.T) {
 }
 
 func TestBounded(t *testing.T) {
-	s := New(2, nil)
+	s := newStore(t, 2, nil)
 	t0 := time.Now()
 	a, b, c := mac("02:00:00:00:00:01"), mac("02:00:00:00:00:02"), mac("02:00:00:00:00:03")
 	s.DHCP(a, netip.MustParseAddr("10.0.0.1"), true, Event{Time: t0})
@@ -95,7 +95,7 @@ func TestBounded(t *testing.T) {
 
 // Syslog lines are bounded per boot, so they never push DHCP, TFTP and HTTP events out.
 func TestSyslogBounded(t *testing.T) {
-	s := New(0, nil)
+	s := newStore(t, 0, nil)
 	m := mac("02:00:00:00:00:05")
 	t0 := time.Now()
 	s.DHCP(m, netip.MustParseAddr("10.0.0.5"), true, Event{Time: t0, Source: "dhcp"})
@@ -113,7 +113,7 @@ func TestSyslogBounded(t *testing.T) {
 // Events for a MAC that DHCP never answered and the inventory never named open no timeline, so
 // made-up MACs neither grow the store nor push real machines out; Begin opens one.
 func TestOnlyKnownMachines(t *testing.T) {
-	s := New(2, nil)
+	s := newStore(t, 2, nil)
 	real := mac("02:00:00:00:00:01")
 	s.DHCP(real, netip.MustParseAddr("10.0.0.1"), true, Event{Source: "dhcp"})
 	for i := 0; i < 1000; i++ {
@@ -140,7 +140,7 @@ func TestOnlyKnownMachines(t *testing.T) {
 
 // The store forgets the least recently seen machine, not the least recently created one.
 func TestEvictsLeastRecentlySeen(t *testing.T) {
-	s := New(2, nil)
+	s := newStore(t, 2, nil)
 	a, b, c := mac("02:00:00:00:00:01"), mac("02:00:00:00:00:02"), mac("02:00:00:00:00:03")
 	s.DHCP(a, netip.Addr{}, true, Event{})
 	s.DHCP(b, netip.Addr{}, true, Event{})
@@ -157,7 +157,7 @@ func TestEvictsLeastRecentlySeen(t *testing.T) {
 // BenchmarkFullStoreNewMachines measures opening a timeline in a full store (each one evicts):
 // `go test -run - -bench FullStore ./control/machines/`.
 func BenchmarkFullStoreNewMachines(b *testing.B) {
-	s := New(DefaultMaxMachines, nil)
+	s := newStore(b, DefaultMaxMachines, nil)
 	for i := 0; i < DefaultMaxMachines; i++ {
 		s.DHCP(net.HardwareAddr{0x02, 0, 0, byte(i >> 16), byte(i >> 8), byte(i)}, netip.Addr{}, true, Event{})
 	}
@@ -170,7 +170,7 @@ func BenchmarkFullStoreNewMachines(b *testing.B) {
 // BenchmarkMadeUpMACEvents measures an event for a MAC nobody knows against a full store (what a
 // flood of fake /booted or script requests costs): `go test -run - -bench MadeUp ./control/machines/`.
 func BenchmarkMadeUpMACEvents(b *testing.B) {
-	s := New(DefaultMaxMachines, nil)
+	s := newStore(b, DefaultMaxMachines, nil)
 	for i := 0; i < DefaultMaxMachines; i++ {
 		s.DHCP(net.HardwareAddr{0x02, 0, 0, byte(i >> 16), byte(i >> 8), byte(i)}, netip.Addr{}, true, Event{})
 	}
@@ -182,7 +182,7 @@ func BenchmarkMadeUpMACEvents(b *testing.B) {
 
 // Classify keeps the classes of the latest DHCP answer only, and opens no timeline.
 func TestClassProfileClassify(t *testing.T) {
-	s := New(0, nil)
+	s := newStore(t, 0, nil)
 	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
 	s.Classify(mac, []string{"a"})
 	if _, ok := s.Get(mac); ok {
@@ -199,4 +199,14 @@ func TestClassProfileClassify(t *testing.T) {
 	if m, _ := s.Get(mac); len(m.Classes) != 0 {
 		t.Errorf("classes %q after an answer without classes, want none", m.Classes)
 	}
+}
+
+// newStore is New for a test: a registration error fails the test.
+func newStore(t testing.TB, max int, reg prometheus.Registerer) *Store {
+	t.Helper()
+	s, err := New(max, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

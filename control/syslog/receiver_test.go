@@ -31,7 +31,7 @@ type env struct {
 // macB; 127.0.0.2 is nobody's. All of 127/8 is local on Linux, so a test can send from each.
 func start(t *testing.T, cfg Config) *env {
 	t.Helper()
-	e := &env{store: machines.New(0, nil), reg: prometheus.NewRegistry()}
+	e := &env{store: newStore(t), reg: prometheus.NewRegistry()}
 	at := time.Now().Add(-time.Minute)
 	e.store.DHCP(macA, netip.MustParseAddr("127.0.0.1"), true, machines.Event{Time: at, Source: "dhcp", Detail: "ack"})
 	e.store.DHCP(macB, netip.MustParseAddr("127.0.0.3"), true, machines.Event{Time: at, Source: "dhcp", Detail: "ack"})
@@ -221,7 +221,7 @@ func TestLimiter(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	store := machines.New(0, nil)
+	store := newStore(t)
 	taken, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -292,7 +292,7 @@ netbootd_syslog_messages_total{result="unknown_source"} 1
 
 // Run ends cleanly when its context does, and closes the socket.
 func TestRunStops(t *testing.T) {
-	r, err := New(Config{Listen: "127.0.0.1:0"}, Deps{Machines: machines.New(0, nil)})
+	r, err := New(Config{Listen: "127.0.0.1:0"}, Deps{Machines: newStore(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,4 +311,13 @@ func TestRunStops(t *testing.T) {
 	if _, err := net.ListenUDP("udp", r.Addr().(*net.UDPAddr)); err != nil {
 		t.Errorf("socket still bound: %v", err)
 	}
+}
+
+func newStore(t *testing.T) *machines.Store {
+	t.Helper()
+	s, err := machines.New(0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
