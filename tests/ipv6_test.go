@@ -159,21 +159,8 @@ var pxe6Args = []string{"-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string
 // payload's own network setup is a DHCPv4 client).
 func TestIPv6PXEOVMF(t *testing.T) {
 	t.Parallel()
-	assets := bootAssets(t)
-	r := newRack(t)
-	r.server.Run(t, "ip", "-6", "addr", "add", "fd00:10::1/64", "dev", "sv0", "nodad")
-	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", fmt.Sprintf(ipv6BootConfig, assets), "", append(goPath, "--http-listen", ":8080")...)
 	const mac = "52:54:00:00:16:01"
-	vm := qemu.Start(t, r.lan, qemu.Options{Name: "pxe6", Bridge: "br0", MAC: mac, Firmware: qemu.UEFI,
-		NoRouterAdvertisements: true, ExtraArgs: pxe6Args})
-	_, err := vm.WaitFor(qemu.Marker+" done", 6*time.Minute)
-	serial := vm.Serial()
-	var m machines.Machine
-	d.getJSON("/api/v1/machines/"+mac, &m)
-	t.Logf("QEMU start to payload done in %v; timeline:\n%s", time.Since(vm.Started()).Round(time.Second), describe(m))
-	if err != nil {
-		t.Fatalf("did not boot: %v", err)
-	}
+	serial, m := bootIPv6(t, ipv6BootConfig, qemu.Options{Name: "pxe6", MAC: mac, ExtraArgs: pxe6Args}, 6*time.Minute)
 	// EDK2's PxeBcDxe prints ">>Start PXE over IPv6" (PxeBcBoot.c); HTTP boot would say its own.
 	if !strings.Contains(serial, ">>Start PXE over IPv6") || strings.Contains(serial, ">>Start PXE over IPv4") ||
 		strings.Contains(serial, ">>Start HTTP Boot") {
@@ -230,21 +217,8 @@ groups:
 // link-local address, the prefix being on-link by netbootd's RA.
 func TestIPv6OnlyOVMF(t *testing.T) {
 	t.Parallel()
-	assets := bootAssets(t)
-	r := newRack(t)
-	r.server.Run(t, "ip", "-6", "addr", "add", "fd00:10::1/64", "dev", "sv0", "nodad")
-	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", fmt.Sprintf(ipv6OnlyConfig, assets), "", append(goPath, "--http-listen", ":8080")...)
 	const mac = "52:54:00:00:16:02"
-	vm := qemu.Start(t, r.lan, qemu.Options{Name: "only6", Bridge: "br0", MAC: mac, Firmware: qemu.UEFI,
-		NoRouterAdvertisements: true, ExtraArgs: pxe6Args})
-	_, err := vm.WaitFor(qemu.Marker+" done", 6*time.Minute)
-	serial := vm.Serial()
-	var m machines.Machine
-	d.getJSON("/api/v1/machines/"+mac, &m)
-	t.Logf("QEMU start to payload done in %v; timeline:\n%s", time.Since(vm.Started()).Round(time.Second), describe(m))
-	if err != nil {
-		t.Fatalf("did not boot: %v", err)
-	}
+	serial, m := bootIPv6(t, ipv6OnlyConfig, qemu.Options{Name: "only6", MAC: mac, ExtraArgs: pxe6Args}, 6*time.Minute)
 	if !strings.Contains(serial, ">>Start PXE over IPv6") || !strings.Contains(serial, qemu.Marker+" dhcp failed") {
 		t.Errorf("want PXE over IPv6 and a payload without IPv4")
 	}
@@ -271,23 +245,10 @@ func TestIPv6OnlyOVMF(t *testing.T) {
 // http://[fd00:10::1]:8080/ipxe/ipxe.efi with HTTPClient echoed, and boots with no TFTP.
 func TestIPv6HTTPBootOVMF(t *testing.T) {
 	t.Parallel()
-	assets := bootAssets(t)
-	r := newRack(t)
-	r.server.Run(t, "ip", "-6", "addr", "add", "fd00:10::1/64", "dev", "sv0", "nodad")
-	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", fmt.Sprintf(ipv6OnlyConfig, assets), "", append(goPath, "--http-listen", ":8080")...)
 	const mac = "52:54:00:00:16:02"
-	vm := qemu.Start(t, r.lan, qemu.Options{Name: "http6", Bridge: "br0", MAC: mac, Firmware: qemu.UEFI,
-		NoRouterAdvertisements: true, ExtraArgs: httpBootArgs,
+	serial, m := bootIPv6(t, ipv6OnlyConfig, qemu.Options{Name: "http6", MAC: mac, ExtraArgs: httpBootArgs,
 		// HTTPv4 fails first (no DHCPv4 here): only the HTTPv6 option's failure ends the boot.
-		FailOn: []string{`failed to load Boot[0-9A-F]+ "UEFI HTTPv6`, `No bootable device`, `Kernel panic`}})
-	_, err := vm.WaitFor(qemu.Marker+" done", 8*time.Minute)
-	serial := vm.Serial()
-	var m machines.Machine
-	d.getJSON("/api/v1/machines/"+mac, &m)
-	t.Logf("QEMU start to payload done in %v; timeline:\n%s", time.Since(vm.Started()).Round(time.Second), describe(m))
-	if err != nil {
-		t.Fatalf("did not boot: %v", err)
-	}
+		FailOn: []string{`failed to load Boot[0-9A-F]+ "UEFI HTTPv6`, `No bootable device`, `Kernel panic`}}, 8*time.Minute)
 	if !strings.Contains(serial, ">>Start HTTP Boot over IPv6") || strings.Contains(serial, ">>Start PXE") {
 		t.Errorf("the firmware did not HTTP boot over IPv6")
 	}
@@ -303,4 +264,26 @@ func TestIPv6HTTPBootOVMF(t *testing.T) {
 			t.Errorf("a %s event on an IPv6 HTTP boot: %s", e.Source, e.Detail)
 		}
 	}
+}
+
+// bootIPv6 boots one OVMF VM (UEFI, no router advertisements of its bridge) through netbootd
+// configured with conf, on a rack whose server has fd00:10::1/64 too, and returns the VM's serial
+// log and its machine's timeline; a VM that does not finish within the deadline fails the test.
+func bootIPv6(t *testing.T, conf string, opt qemu.Options, within time.Duration) (string, machines.Machine) {
+	t.Helper()
+	assets := bootAssets(t)
+	r := newRack(t)
+	r.server.Run(t, "ip", "-6", "addr", "add", "fd00:10::1/64", "dev", "sv0", "nodad")
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", fmt.Sprintf(conf, assets), "", append(goPath, "--http-listen", ":8080")...)
+	opt.Bridge, opt.Firmware, opt.NoRouterAdvertisements = "br0", qemu.UEFI, true
+	vm := qemu.Start(t, r.lan, opt)
+	_, err := vm.WaitFor(qemu.Marker+" done", within)
+	serial := vm.Serial()
+	var m machines.Machine
+	d.getJSON("/api/v1/machines/"+opt.MAC, &m)
+	t.Logf("QEMU start to payload done in %v; timeline:\n%s", time.Since(vm.Started()).Round(time.Second), describe(m))
+	if err != nil {
+		t.Fatalf("did not boot: %v", err)
+	}
+	return serial, m
 }
