@@ -103,31 +103,11 @@ func TestNodeContainerServesFromImage(t *testing.T) {
 		t.Fatalf("ctr task ps: %v\n%s", err, pids)
 	}
 	f := strings.Fields(strings.Split(strings.TrimSpace(pids), "\n")[1])
-	status, err := os.ReadFile("/proc/" + f[0] + "/status")
+	pid, err := strconv.Atoi(f[0])
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("ctr task ps: pid %q: %v", f[0], err)
 	}
-	var want uint64
-	for _, c := range chartCaps {
-		want |= 1 << c
-	}
-	found := 0
-	for _, line := range strings.Split(string(status), "\n") {
-		for _, field := range []string{"CapEff:", "CapPrm:", "CapBnd:"} {
-			if v, ok := strings.CutPrefix(line, field); ok {
-				found++
-				got, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-				t.Logf("container netbootd (pid %s) %s %#x", f[0], field, got)
-				if got != want {
-					t.Errorf("container netbootd %s %#x, want %#x (NET_ADMIN NET_RAW NET_BIND_SERVICE BPF PERFMON)", field, got, want)
-				}
-			}
-		}
-	}
-
-	if found != 3 {
-		t.Fatalf("/proc/%s/status: %d of CapEff, CapPrm, CapBnd found", f[0], found)
-	}
+	checkCaps(t, pid)
 
 	c := r.client(t, "02:00:00:00:00:0a")
 	before := metric("netbootd_xdp_packets_total", `result="ack"`)

@@ -258,7 +258,7 @@ func checkCaps(t *testing.T, pid int) {
 				found++
 				got, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
 				if got != want {
-					t.Errorf("the pod's netbootd (pid %d) %s %#x, want %#x (NET_ADMIN NET_RAW NET_BIND_SERVICE BPF PERFMON)", pid, field, got, want)
+					t.Errorf("netbootd (pid %d) %s %#x, want %#x (NET_ADMIN NET_RAW NET_BIND_SERVICE BPF PERFMON)", pid, field, got, want)
 				}
 			}
 		}
