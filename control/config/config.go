@@ -391,14 +391,24 @@ func (c *Config) BaseURL() string {
 	if c.HTTP.BaseURL != "" {
 		return strings.TrimRight(c.HTTP.BaseURL, "/")
 	}
-	if !c.Interface.ServerIP.IsValid() {
+	return c.URLAt(c.Interface.ServerIP)
+}
+
+// URLAt is the HTTP server as a client reaching it at addr sees it: http://ADDR[:PORT] from
+// http.listen (IPv6 in brackets), ignoring http.base_url; "" for an invalid addr. DHCPv6
+// answers with it at dhcp6.server_ip.
+func (c *Config) URLAt(addr netip.Addr) string {
+	if !addr.IsValid() {
 		return ""
 	}
 	_, port, err := net.SplitHostPort(c.HTTP.Listen)
 	if err != nil || port == "80" || port == "" {
-		return "http://" + c.Interface.ServerIP.String()
+		if addr.Is6() {
+			return "http://[" + addr.String() + "]"
+		}
+		return "http://" + addr.String()
 	}
-	return "http://" + net.JoinHostPort(c.Interface.ServerIP.String(), port)
+	return "http://" + net.JoinHostPort(addr.String(), port)
 }
 
 // ApplyInterface fills what the interface knows: the server address and, in proxy and reservation

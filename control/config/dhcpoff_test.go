@@ -73,6 +73,29 @@ func TestBaseURL(t *testing.T) {
 	}
 }
 
+// URLAt names the address it is given, IPv6 in brackets, with http.listen's port, and ignores
+// http.base_url (DHCPv6 answers IPv6 clients with it).
+func TestURLAt(t *testing.T) {
+	v6 := netip.MustParseAddr("fd00:10::1")
+	for _, tc := range []struct {
+		listen, baseURL string
+		addr            netip.Addr
+		want            string
+	}{
+		{":80", "", v6, "http://[fd00:10::1]"},
+		{"", "", v6, "http://[fd00:10::1]"},
+		{":8080", "", v6, "http://[fd00:10::1]:8080"},
+		{":8080", "https://boot.example/", v6, "http://[fd00:10::1]:8080"},
+		{":8080", "", netip.MustParseAddr("10.0.0.1"), "http://10.0.0.1:8080"},
+		{":8080", "", netip.Addr{}, ""},
+	} {
+		c := &Config{HTTP: HTTP{Listen: tc.listen, BaseURL: tc.baseURL}}
+		if got := c.URLAt(tc.addr); got != tc.want {
+			t.Errorf("listen %q base_url %q: URLAt(%v) = %q, want %q", tc.listen, tc.baseURL, tc.addr, got, tc.want)
+		}
+	}
+}
+
 // A reservation without ip: refused while netbootd gives addresses, accepted with DHCP off
 // (another server gives the address; netbootd finds the machine by MAC).
 func TestReservationWithoutIP(t *testing.T) {

@@ -2,7 +2,6 @@ package dhcp6d
 
 import (
 	"bytes"
-	"fmt"
 	"net"
 	"strings"
 
@@ -54,7 +53,7 @@ func (h *Handler) addBoot(rep, m *dhcpv6.Message, mac net.HardwareAddr, c Client
 	if r != nil && r.NoNetboot() {
 		return ""
 	}
-	base := h.baseURL()
+	base := h.conf.URLAt(h.conf.DHCP6.ServerIP)
 	file, vendorClass, _, ok := dhcpd.Boot6(f, h.conf, r, base)
 	if !ok {
 		return ""
@@ -75,13 +74,4 @@ func (h *Handler) addBoot(rep, m *dhcpv6.Message, mac net.HardwareAddr, c Client
 		rep.AddOption(&dhcpv6.OptVendorClass{EnterpriseNumber: enterprise, Data: [][]byte{[]byte(vendorClass)}})
 	}
 	return file
-}
-
-// baseURL is the HTTP server as IPv6 clients reach it: http://[dhcp6.server_ip][:port].
-func (h *Handler) baseURL() string {
-	host := "[" + h.conf.DHCP6.ServerIP.String() + "]"
-	if _, port, err := net.SplitHostPort(h.conf.HTTP.Listen); err == nil && port != "" && port != "80" {
-		host += ":" + port
-	}
-	return fmt.Sprintf("http://%s", host)
 }
