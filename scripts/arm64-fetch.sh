@@ -12,6 +12,11 @@
 #   grub/arm64-efi/http.mod   GRUB's http module of the same GRUB (grub-efi-arm64-bin): the
 #                             network image has tftp built in, not http, and loads http.mod
 #                             from $prefix/arm64-efi/ on first use
+#   grubhttpaa64.efi          a GRUB network image for UEFI HTTP boot (arch 19), unsigned: the
+#                             same GRUB's modules with http built in, made by the host's
+#                             grub-mkimage (grub-common). Loaded over HTTP, GRUB's prefix is
+#                             (http,SERVER)/grub, which the signed image cannot read: it has no
+#                             http and would fetch http.mod over http
 #   kernel/                   the arm64 kernel package, unpacked: boot/vmlinuz-* and the modules
 #                             a virtio NIC needs (the rest is dropped); tests/qemu builds the
 #                             payload initramfs from it
@@ -77,7 +82,7 @@ resolve() {
 }
 
 # complete: the directory has everything this script puts there (VERSIONS is written last).
-complete() { [ -s "$1/grubnetaa64.efi" ] && [ -s "$1/copyright.grub" ] && [ -s "$1/VERSIONS" ]; }
+complete() { [ -s "$1/grubnetaa64.efi" ] && [ -s "$1/grubhttpaa64.efi" ] && [ -s "$1/copyright.grub" ] && [ -s "$1/VERSIONS" ]; }
 
 # A directory already filled is used as it is (reading the lists alone takes seconds); with
 # ARM64_REFRESH=1 the archive's current versions are looked up.
@@ -97,6 +102,7 @@ out="$dir/arm64-${kpkg}_${kver//[^A-Za-z0-9.+_-]/_}-grub_${gver//[^A-Za-z0-9.+_-
 fi
 
 if ! complete "$out"; then
+  command -v grub-mkimage >/dev/null || { echo "arm64-fetch: grub-mkimage not found (Debian's grub-common; run scripts/deps.sh)" >&2; exit 1; }
   start=$(date +%s%N) tmp=$(mktemp -d "$dir/arm64.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
   download() {
@@ -115,6 +121,13 @@ if ! complete "$out"; then
   mkdir -p "$tmp/out/grub/arm64-efi" "$tmp/out/kernel"
   cp "$tmp/x-grub-efi-arm64-signed/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed" "$tmp/out/grubnetaa64.efi"
   cp "$tmp/x-grub-efi-arm64-bin/usr/lib/grub/arm64-efi/http.mod" "$tmp/out/grub/arm64-efi/http.mod"
+  # The signed image's modules (Debian's build-efi-images, as its .modname sections list them)
+  # plus http; prefix /grub on the boot device, as the signed image's, and no embedded config:
+  # normal reads $prefix/grub.cfg.
+  grub-mkimage -O arm64-efi -d "$tmp/x-grub-efi-arm64-bin/usr/lib/grub/arm64-efi" -p /grub \
+    -o "$tmp/out/grubhttpaa64.efi" http tftp efinet net linux normal configfile echo test \
+    boot chain gzio xzio zstd lzopio fdt efifwsetup reboot halt sleep ls cat search regexp \
+    true minicmd loadenv part_gpt part_msdos fat ext2 serial terminal terminfo
   # GRUB's own license (grub-common's, which grub-efi-arm64-bin's doc links to), then the signed
   # package's.
   cat "$tmp/x-grub-common/usr/share/doc/grub-common/copyright" \
@@ -136,6 +149,7 @@ if ! complete "$out"; then
       done
     done
   done
+  versions+="grub-mkimage (host)=$(grub-mkimage --version | awk '{print $NF}')"$'\n'
   printf '%s' "$versions" >"$tmp/out/VERSIONS"
   rm -rf "$out" && mv "$tmp/out" "$out"
   # Older versions and what killed runs left behind (a day old: nobody is still using them).
@@ -144,8 +158,8 @@ if ! complete "$out"; then
 fi
 if [ -n "${ARM64_OUT:-}" ]; then
   mkdir -p "$ARM64_OUT/grub/arm64-efi"
-  cp "$out/grubnetaa64.efi" "$ARM64_OUT/"
+  cp "$out/grubnetaa64.efi" "$out/grubhttpaa64.efi" "$ARM64_OUT/"
   cp "$out/grub/arm64-efi/http.mod" "$ARM64_OUT/grub/arm64-efi/"
-  echo "arm64-fetch: $ARM64_OUT: grubnetaa64.efi and grub/arm64-efi/http.mod" >&2
+  echo "arm64-fetch: $ARM64_OUT: grubnetaa64.efi, grubhttpaa64.efi and grub/arm64-efi/http.mod" >&2
 fi
 echo "$out"

@@ -96,7 +96,8 @@ func (st *state) fastReservations() []bpf.Entry {
 // kernelFlags says which requests of the reserved mac the program must send up because one of
 // its classes could match them on something the program does not evaluate. Classes on user
 // class (77) or relay agent (82) need nothing: the program never answers such requests. Arch
-// (93) is the boot variants' key; a vendor class prefix "PXEClient" is what the program tests.
+// (93) is the boot variants' key; a vendor class prefix "PXEClient" or "HTTPClient" is what
+// the program tests (netboot_vendor), so such a class is rendered into the variants.
 func kernelFlags(classes []config.Class, mac config.MAC) uint16 {
 	var f uint16
 	for i := range classes {
@@ -107,11 +108,11 @@ func kernelFlags(classes []config.Class, mac config.MAC) uint16 {
 		if m.ClientID != "" {
 			f |= bpf.FlagClassClientID
 		}
-		pxeOnly := m.VendorClassPrefix == "PXEClient" && m.VendorClass == ""
-		if (m.VendorClass != "" || m.VendorClassPrefix != "") && !pxeOnly {
+		netbootOnly := (m.VendorClassPrefix == "PXEClient" || m.VendorClassPrefix == "HTTPClient") && m.VendorClass == ""
+		if (m.VendorClass != "" || m.VendorClassPrefix != "") && !netbootOnly {
 			f |= bpf.FlagClassVendor
 		}
-		if len(m.Arch) > 0 && !pxeOnly {
+		if len(m.Arch) > 0 && !netbootOnly {
 			f |= bpf.FlagClassArch
 		}
 	}
