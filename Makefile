@@ -172,7 +172,8 @@ uninstall: ## remove what install put in place; configuration, leases, the user 
 ipxe: ## iPXE binaries + autoexec.ipxe asking with USER_CLASS into IPXE_OUT (tftp.root), e.g. USER_CLASS=Tinkerbell IPXE_OUT=/srv/tftp
 	@OUT="$(IPXE_OUT)" USER_CLASS="$(USER_CLASS)" bash scripts/ipxe-fetch.sh
 
-# arm64: Debian 12's signed GRUB network image for arm64 and its http.mod (and, for the tests, an
-# arm64 kernel and busybox) into a cache; with ARM64_OUT, also into that TFTP root (docs/arm64.md).
-arm64: ## arm64 UEFI boot files (grubnetaa64.efi, grub/arm64-efi/http.mod) into a cache, and into ARM64_OUT (tftp.root) if set
+# arm64: Debian 12's signed GRUB network image for arm64 and its http.mod, the same GRUB with http
+# built in for UEFI HTTP boot (grub-mkimage), and, for the tests, an arm64 kernel and busybox, into
+# a cache; with ARM64_OUT, also into that TFTP root (docs/arm64.md).
+arm64: ## arm64 UEFI boot files (grubnetaa64.efi, grubhttpaa64.efi, grub/arm64-efi/http.mod) into a cache, and into ARM64_OUT (tftp.root) if set
 	@ARM64_OUT="$(ARM64_OUT)" bash scripts/arm64-fetch.sh

@@ -94,7 +94,7 @@ classes:
 	for arch, want := range map[uint16]string{
 		19 | bpf.HTTPArch: "http://10.0.0.1/ipxe/grubhttpaa64.efi", // the class
 		16 | bpf.HTTPArch: "http://10.0.0.1:8080/ipxe/ipxe.efi",    // x86 HTTP boot: not the class's
-		11:               "ipxe-arm64.efi",                         // arm64 PXE: not the class's
+		11:                "ipxe-arm64.efi",                        // arm64 PXE: not the class's
 	} {
 		if files[arch] != want {
 			t.Errorf("pre-rendered variant %#x: %q, want %q", arch, files[arch], want)

@@ -47,6 +47,7 @@ const ipxeCopyright = "/usr/share/doc/ipxe/copyright"
 // TFTP root (tftp.root). Client files, like the iPXE ones: every platform's image has them.
 var grubARM64Files = map[string]string{
 	"grubnetaa64.efi":         "usr/share/netbootd/arm64/grubnetaa64.efi",
+	"grubhttpaa64.efi":        "usr/share/netbootd/arm64/grubhttpaa64.efi", // UEFI HTTP boot: GRUB with http built in
 	"grub/arm64-efi/http.mod": "usr/share/netbootd/arm64/grub/arm64-efi/http.mod",
 	"copyright.grub":          "usr/share/doc/grub-efi-arm64/copyright",
 }

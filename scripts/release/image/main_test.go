@@ -147,6 +147,7 @@ func TestImageContents(t *testing.T) {
 			"usr/share/netbootd/": "", "usr/share/netbootd/arm64/": "", "usr/share/netbootd/arm64/grubnetaa64.efi": "grub grubnetaa64.efi",
 			"usr/share/netbootd/arm64/grub/": "", "usr/share/netbootd/arm64/grub/arm64-efi/": "",
 			"usr/share/netbootd/arm64/grub/arm64-efi/http.mod": "grub grub/arm64-efi/http.mod",
+			"usr/share/netbootd/arm64/grubhttpaa64.efi":        "grub grubhttpaa64.efi",
 			"usr/share/doc/grub-efi-arm64/":                    "", "usr/share/doc/grub-efi-arm64/copyright": "grub copyright.grub"}
 		if len(got) != len(want) {
 			t.Errorf("%s layer: %v, want %v", arch, got, want)
