@@ -35,10 +35,7 @@ groups:
 // first class in the file (among the machine's latest DHCP classes) that names a profile, then
 // the groups, where each class of a selector counts as one field.
 func TestClassProfilePrecedence(t *testing.T) {
-	r, err := New(load(t, classProfiles), base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := resolver(t, classProfiles)
 	for _, tc := range []struct {
 		name    string
 		facts   Facts
