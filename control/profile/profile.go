@@ -101,13 +101,22 @@ type classProfile struct {
 	p     *compiled
 }
 
-// New builds a resolver from a validated configuration. baseURL is how machines reach the HTTP
-// server, e.g. "http://10.10.0.1:8080".
-func New(cfg *config.Config, baseURL string) (*Resolver, error) {
-	if cfg == nil {
+// Config is what a Resolver is built from.
+type Config struct {
+	// Conf is the validated configuration: its profiles, groups, classes and reservations.
+	Conf *config.Config
+	// BaseURL is how machines reach the HTTP server, e.g. "http://10.10.0.1:8080"
+	// (config.Config.BaseURL).
+	BaseURL string
+}
+
+// New builds a resolver.
+func New(cfg Config) (*Resolver, error) {
+	conf := cfg.Conf
+	if conf == nil {
 		return nil, errors.New("profile: no configuration")
 	}
-	baseURL = strings.TrimRight(baseURL, "/")
+	baseURL := strings.TrimRight(cfg.BaseURL, "/")
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("profile: base URL %q: want http://host[:port]", baseURL)
@@ -116,15 +125,15 @@ func New(cfg *config.Config, baseURL string) (*Resolver, error) {
 		baseURL:      baseURL,
 		assetsURL:    baseURL + "/assets",
 		serverIP:     u.Hostname(),
-		profiles:     make(map[string]*compiled, len(cfg.Profiles)),
-		reservations: make(map[string]*config.Reservation, len(cfg.Reservations)),
-		reservedAt:   make(map[netip.Addr]net.HardwareAddr, len(cfg.Reservations)),
+		profiles:     make(map[string]*compiled, len(conf.Profiles)),
+		reservations: make(map[string]*config.Reservation, len(conf.Reservations)),
+		reservedAt:   make(map[netip.Addr]net.HardwareAddr, len(conf.Reservations)),
 	}
-	if cfg.Interface.ServerIP.IsValid() {
-		r.serverIP = cfg.Interface.ServerIP.String()
+	if conf.Interface.ServerIP.IsValid() {
+		r.serverIP = conf.Interface.ServerIP.String()
 	}
-	for i := range cfg.Profiles {
-		c, err := compile(cfg.Profiles[i])
+	for i := range conf.Profiles {
+		c, err := compile(conf.Profiles[i])
 		if err != nil {
 			return nil, err
 		}
@@ -140,8 +149,8 @@ func New(cfg *config.Config, baseURL string) (*Resolver, error) {
 			}
 		}
 	}
-	for i := range cfg.Reservations {
-		res := cfg.Reservations[i]
+	for i := range conf.Reservations {
+		res := conf.Reservations[i]
 		if res.Profile != "" && r.profiles[res.Profile] == nil {
 			return nil, fmt.Errorf("profile: reservation %s names profile %q, which does not exist", res.MAC, res.Profile)
 		}
@@ -152,7 +161,7 @@ func New(cfg *config.Config, baseURL string) (*Resolver, error) {
 			r.reservedAt[res.IP] = net.HardwareAddr(res.MAC)
 		}
 	}
-	for _, g := range cfg.Groups {
+	for _, g := range conf.Groups {
 		p := r.profiles[g.Profile]
 		if p == nil {
 			return nil, fmt.Errorf("profile: group %q names profile %q, which does not exist", g.Name, g.Profile)
@@ -162,7 +171,7 @@ func New(cfg *config.Config, baseURL string) (*Resolver, error) {
 		g.Selector.Classes = slices.Clone(g.Selector.Classes)
 		r.groups = append(r.groups, group{g: g, p: p})
 	}
-	for _, cl := range cfg.Classes {
+	for _, cl := range conf.Classes {
 		if cl.Profile == "" {
 			continue
 		}
@@ -224,7 +233,7 @@ func (r *Resolver) ReservedAt(ip netip.Addr) (net.HardwareAddr, bool) {
 	return mac, ok
 }
 
-// BaseURL is the prefix of every URL the scripts and configs name (New's baseURL).
+// BaseURL is the prefix of every URL the scripts and configs name (Config.BaseURL).
 func (r *Resolver) BaseURL() string {
 	if r == nil {
 		return ""

@@ -37,7 +37,7 @@ func mac(s string) net.HardwareAddr {
 // resolver builds a resolver from the configuration yaml, with base as its base URL.
 func resolver(t *testing.T, yaml string) *Resolver {
 	t.Helper()
-	r, err := New(load(t, yaml), base)
+	r, err := New(Config{Conf: load(t, yaml), BaseURL: base})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,14 +337,14 @@ func TestAssetKind(t *testing.T) {
 func TestNew(t *testing.T) {
 	cfg := load(t, rendering)
 	for _, u := range []string{"", "10.0.0.1", "ftp://x", "http://"} {
-		if _, err := New(cfg, u); err == nil {
+		if _, err := New(Config{Conf: cfg, BaseURL: u}); err == nil {
 			t.Errorf("base URL %q accepted", u)
 		}
 	}
-	if _, err := New(nil, base); err == nil {
+	if _, err := New(Config{BaseURL: base}); err == nil {
 		t.Error("nil config accepted")
 	}
-	r, err := New(cfg, base+"/")
+	r, err := New(Config{Conf: cfg, BaseURL: base + "/"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +363,7 @@ func TestNew(t *testing.T) {
 
 	bad := load(t, rendering)
 	bad.Profiles[0].Args = "{{.Nope"
-	if _, err := New(bad, base); err == nil {
+	if _, err := New(Config{Conf: bad, BaseURL: base}); err == nil {
 		t.Error("bad template accepted")
 	}
 }
