@@ -67,7 +67,9 @@ type Config struct {
 	// (chain) TLSCert and key TLSKey, reloaded when the files change.
 	TLSListen, TLSCert, TLSKey string
 
-	Logger   *slog.Logger // nil: discard
+	// What the server serves from and reports to.
+	Logger *slog.Logger // nil: discard
+	// Gatherer is what /metrics serves; required.
 	Gatherer prometheus.Gatherer
 	// Registerer takes the server's own metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer

@@ -9,6 +9,7 @@ import (
 	"strings"
 )
 
+// validateOptions checks a subnet's or reservation's custom options and encodes their values.
 func (c *Config) validateOptions(o *Options, line int, field string, bad report) {
 	for i := range o.Custom {
 		opt := &o.Custom[i]

@@ -7,6 +7,8 @@ import (
 	"time"
 )
 
+// validateSubnets checks each subnet: its prefix and lease time, its pools against the subnet,
+// the server's addresses and the other pools, its options and boot files.
 func (c *Config) validateSubnets(ifaceKnown bool, bad report) {
 	type pool struct {
 		r     Range

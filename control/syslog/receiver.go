@@ -43,6 +43,7 @@ type Config struct {
 	// DefaultMaxPerSecond.
 	MaxPerSecond int
 
+	// What the receiver reports to.
 	Logger     *slog.Logger          // nil → discard
 	Registerer prometheus.Registerer // nil → do not register
 	Machines   *machines.Store       // required: where messages go and who sent them
