@@ -21,7 +21,7 @@ func (s *Server) owner(r *nethttp.Request, mac net.HardwareAddr, token string) (
 	if at, how, ok := s.locate(remoteIP(r)); ok && bytes.Equal(at, mac) {
 		return how, true
 	}
-	if token != "" && s.deps.Tokens != nil && s.deps.Tokens.Verify(mac, token) {
+	if token != "" && s.cfg.Tokens != nil && s.cfg.Tokens.Verify(mac, token) {
 		return byToken, true
 	}
 	return "", false
@@ -34,8 +34,8 @@ func (s *Server) locate(ip netip.Addr) (mac net.HardwareAddr, how string, ok boo
 	if !ip.IsValid() {
 		return nil, "", false
 	}
-	if s.deps.Machines != nil {
-		if mac, how, ok := s.deps.Machines.Locate(ip); ok {
+	if s.cfg.Machines != nil {
+		if mac, how, ok := s.cfg.Machines.Locate(ip); ok {
 			return mac, how, true
 		}
 	}
@@ -60,7 +60,7 @@ func (s *Server) MachineAt(ip netip.Addr) (net.HardwareAddr, bool) {
 // nobody configured must not grow the store or evict real machines. A token proves the machine,
 // not its address.
 func (s *Server) begin(mac net.HardwareAddr, at netip.Addr, how string) {
-	if s.deps.Machines == nil {
+	if s.cfg.Machines == nil {
 		return
 	}
 	if how == machines.AtNeighbor {
@@ -71,7 +71,7 @@ func (s *Server) begin(mac net.HardwareAddr, at netip.Addr, how string) {
 	if how == byToken {
 		at = netip.Addr{}
 	}
-	s.deps.Machines.Begin(mac, at)
+	s.cfg.Machines.Begin(mac, at)
 }
 
 // allow answers 403 with no content, and reports false, unless r comes from mac's own machine.
@@ -93,10 +93,10 @@ func (s *Server) allow(w *recorder, r *nethttp.Request, mac net.HardwareAddr, to
 // sign puts a fresh token for mac into the config and "booted" URLs m's templates render, so
 // the booted system can fetch them from wherever its address came from.
 func (s *Server) sign(m *profile.Match, mac net.HardwareAddr) {
-	if s.deps.Tokens == nil {
+	if s.cfg.Tokens == nil {
 		return
 	}
-	tok, err := s.deps.Tokens.Sign(mac)
+	tok, err := s.cfg.Tokens.Sign(mac)
 	if err != nil {
 		s.log.Error("boot token", "mac", mac.String(), "err", err) // a failed rotation still signs
 	}

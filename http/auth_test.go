@@ -24,11 +24,11 @@ const (
 func withTokens(t *testing.T) *testEnv {
 	t.Helper()
 	e := startServer(t, Config{})
-	k, err := bootauth.Open(filepath.Join(t.TempDir(), bootauth.FileName), 0)
+	k, err := bootauth.Open(bootauth.Config{Path: filepath.Join(t.TempDir(), bootauth.FileName)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.s.deps.Tokens = k
+	e.s.cfg.Tokens = k
 	return e
 }
 

@@ -86,8 +86,8 @@ func (s *Server) machineScript(w *recorder, r *nethttp.Request, mac net.Hardware
 	}
 	rep := machines.Reported{UUID: fact(q.Get("uuid")), Arch: fact(q.Get("arch")), Platform: fact(q.Get("platform")),
 		Serial: fact(q.Get("serial")), Hostname: fact(q.Get("hostname"))}
-	if s.deps.Machines != nil {
-		s.deps.Machines.Report(mac, rep)
+	if s.cfg.Machines != nil {
+		s.cfg.Machines.Report(mac, rep)
 	}
 	f := facts(mac, rep, s.classes(mac), remoteIP(r))
 	log := s.log.With("mac", mac.String(), "peer", r.RemoteAddr)
@@ -115,11 +115,11 @@ func (s *Server) machineScript(w *recorder, r *nethttp.Request, mac net.Hardware
 
 // explain records on mac's timeline what it was told, and an event of the phase it reached.
 func (s *Server) explain(mac net.HardwareAddr, told machines.Told, phase, detail string) {
-	if s.deps.Machines == nil {
+	if s.cfg.Machines == nil {
 		return
 	}
-	s.deps.Machines.Explain(mac, told)
-	s.deps.Machines.Record(mac, machines.Event{Phase: phase, Source: "http", Detail: detail})
+	s.cfg.Machines.Explain(mac, told)
+	s.cfg.Machines.Record(mac, machines.Event{Phase: phase, Source: "http", Detail: detail})
 }
 
 // config answers a booted system's user-data, meta-data or Ignition config.
@@ -173,8 +173,8 @@ func (s *Server) config(w *recorder, r *nethttp.Request) {
 		w.Header().Set("Content-Type", ct)
 		io.WriteString(w, body)
 	}
-	if s.deps.Machines != nil {
-		s.deps.Machines.Record(mac, machines.Event{Source: "http",
+	if s.cfg.Machines != nil {
+		s.cfg.Machines.Record(mac, machines.Event{Source: "http",
 			Detail: fmt.Sprintf("GET /configs/%s: %d (profile %s)", kind, w.Status(), m.Profile.Name)})
 	}
 }
@@ -197,8 +197,8 @@ func (s *Server) booted(w *recorder, r *nethttp.Request) {
 			detail += ": " + note
 		}
 	}
-	if s.deps.Machines != nil {
-		s.deps.Machines.Record(mac, machines.Event{Phase: machines.PhaseBooted, Source: "callback", Detail: detail})
+	if s.cfg.Machines != nil {
+		s.cfg.Machines.Record(mac, machines.Event{Phase: machines.PhaseBooted, Source: "callback", Detail: detail})
 	}
 	s.log.Info("booted", "mac", mac.String(), "peer", r.RemoteAddr)
 	io.WriteString(w, "ok\n")
@@ -212,19 +212,19 @@ func (s *Server) byAddr(ip netip.Addr) (net.HardwareAddr, bool) {
 
 // reported is what the machine's iPXE reported with its script, if anything.
 func (s *Server) reported(mac net.HardwareAddr) machines.Reported {
-	if s.deps.Machines == nil {
+	if s.cfg.Machines == nil {
 		return machines.Reported{}
 	}
-	m, _ := s.deps.Machines.Get(mac)
+	m, _ := s.cfg.Machines.Get(mac)
 	return m.Reported
 }
 
 // classes are the client classes DHCP put the machine in with its latest answer.
 func (s *Server) classes(mac net.HardwareAddr) []string {
-	if s.deps.Machines == nil {
+	if s.cfg.Machines == nil {
 		return nil
 	}
-	m, _ := s.deps.Machines.Get(mac)
+	m, _ := s.cfg.Machines.Get(mac)
 	return m.Classes
 }
 

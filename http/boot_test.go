@@ -88,7 +88,7 @@ func (e *testEnv) leased(mac, addr string) *testEnv {
 func startServer(t *testing.T, cfg Config) *testEnv {
 	t.Helper()
 	e := &testEnv{reg: prometheus.NewRegistry(), assets: t.TempDir()}
-	store, err := machines.New(0, e.reg)
+	store, err := machines.New(machines.Config{Registerer: e.reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,8 @@ func startServer(t *testing.T, cfg Config) *testEnv {
 	if cfg.Assets == "" {
 		cfg.Assets = e.assets
 	}
-	s, err := New(cfg, Deps{Gatherer: e.reg, Registerer: e.reg, Machines: e.store})
+	cfg.Gatherer, cfg.Registerer, cfg.Machines = e.reg, e.reg, e.store
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +137,7 @@ func resolver(t *testing.T, yaml, base string) *profile.Resolver {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	r, err := profile.New(c, base)
+	r, err := profile.New(profile.Config{Conf: c, BaseURL: base})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -656,14 +657,14 @@ func TestNewValidates(t *testing.T) {
 		{"negative cap", Config{MaxDownloads: -1}},
 	}
 	for _, tt := range tests {
-		tt.cfg.Listen = "127.0.0.1:0"
-		if s, err := New(tt.cfg, Deps{Gatherer: reg}); err == nil {
+		tt.cfg.Listen, tt.cfg.Gatherer = "127.0.0.1:0", reg
+		if s, err := New(tt.cfg); err == nil {
 			s.ln.Close()
 			t.Errorf("%s: accepted", tt.name)
 		}
 	}
 	// The default iPXE directory may be missing: the package is optional.
-	s, err := New(Config{Listen: "127.0.0.1:0"}, Deps{Gatherer: reg, Registerer: reg})
+	s, err := New(Config{Listen: "127.0.0.1:0", Gatherer: reg, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -671,7 +672,7 @@ func TestNewValidates(t *testing.T) {
 	if s.cfg.IPXEDir != DefaultIPXEDir || s.cfg.MaxDownloads != DefaultMaxDownloads {
 		t.Errorf("defaults: %+v", s.cfg)
 	}
-	if _, err := New(Config{Listen: "127.0.0.1:0"}, Deps{Gatherer: reg, Registerer: reg}); err == nil {
+	if _, err := New(Config{Listen: "127.0.0.1:0", Gatherer: reg, Registerer: reg}); err == nil {
 		t.Error("registering the metrics twice: no error")
 	}
 }

@@ -27,7 +27,7 @@ func (s *Server) asset(w *recorder, r *nethttp.Request) {
 		return
 	}
 	served := s.serveFile(w, r, s.cfg.Assets, name, false)
-	if s.deps.Machines == nil {
+	if s.cfg.Machines == nil {
 		return
 	}
 	mac, ok := s.attribute(r)
@@ -49,7 +49,7 @@ func (s *Server) asset(w *recorder, r *nethttp.Request) {
 		ev.Detail += " (" + kind + ")"
 	}
 	ev.Detail += overTLS(r)
-	s.deps.Machines.Record(mac, ev)
+	s.cfg.Machines.Record(mac, ev)
 }
 
 // ipxeBinary serves an iPXE binary, for UEFI HTTP boot.
@@ -65,11 +65,11 @@ func (s *Server) ipxeBinary(w *recorder, r *nethttp.Request) {
 		return
 	}
 	s.serveFile(w, r, s.cfg.IPXEDir, name, true)
-	if s.deps.Machines == nil {
+	if s.cfg.Machines == nil {
 		return
 	}
 	if mac, ok := s.attribute(r); ok {
-		s.deps.Machines.Record(mac, machines.Event{Source: "http", Bytes: w.bytes,
+		s.cfg.Machines.Record(mac, machines.Event{Source: "http", Bytes: w.bytes,
 			Detail: fmt.Sprintf("%s /ipxe/%s: %d%s", r.Method, name, w.Status(), overTLS(r))})
 	}
 }
@@ -166,7 +166,7 @@ func (s *Server) assetKind(mac net.HardwareAddr, name string) string {
 		return ""
 	}
 	prof := ""
-	if m, ok := s.deps.Machines.Get(mac); ok {
+	if m, ok := s.cfg.Machines.Get(mac); ok {
 		prof = m.Profile
 	}
 	if prof == "" {

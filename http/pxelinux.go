@@ -66,10 +66,10 @@ func (s *Server) renderConfig(res *profile.Resolver, mac net.HardwareAddr, clien
 		return nil, false
 	}
 	log.Info(kind.what, "profile", m.Profile.Name, "reason", m.Reason)
-	if s.deps.Machines != nil {
-		s.deps.Machines.Begin(mac, netip.Addr{}) // a name or an address found it, not a proof: keep its address
-		s.deps.Machines.Explain(mac, machines.Told{Hostname: m.Data.Hostname, Profile: m.Profile.Name, ProfileReason: m.Reason})
-		s.deps.Machines.Record(mac, machines.Event{Phase: machines.PhaseScript, Source: source,
+	if s.cfg.Machines != nil {
+		s.cfg.Machines.Begin(mac, netip.Addr{}) // a name or an address found it, not a proof: keep its address
+		s.cfg.Machines.Explain(mac, machines.Told{Hostname: m.Data.Hostname, Profile: m.Profile.Name, ProfileReason: m.Reason})
+		s.cfg.Machines.Record(mac, machines.Event{Phase: machines.PhaseScript, Source: source,
 			Detail: name + ": " + kind.what + " of profile " + m.Profile.Name})
 	}
 	return []byte(body), true

@@ -38,8 +38,8 @@ const (
 	minTokenLen = 16
 )
 
-// Config says where to listen and what to serve. Directories and the base URL come checked by
-// control/config's validation; New does not check them again.
+// Config says where to listen, what to serve and what from. Directories and the base URL come
+// checked by control/config's validation; New does not check them again.
 type Config struct {
 	Listen string // the boot listener, e.g. ":80"; "127.0.0.1:0" in tests
 	// Management is the management listener's address (/api/v1/, /metrics, /healthz, /readyz);
@@ -66,11 +66,10 @@ type Config struct {
 	// TLSListen, if set, serves the boot routes over HTTPS too, with the PEM certificate
 	// (chain) TLSCert and key TLSKey, reloaded when the files change.
 	TLSListen, TLSCert, TLSKey string
-}
 
-// Deps are what the server serves from.
-type Deps struct {
-	Logger   *slog.Logger
+	// What the server serves from and reports to.
+	Logger *slog.Logger // nil: discard
+	// Gatherer is what /metrics serves; required.
 	Gatherer prometheus.Gatherer
 	// Registerer takes the server's own metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
@@ -98,7 +97,6 @@ type Lease struct {
 // Server serves the HTTP endpoints until its context ends.
 type Server struct {
 	cfg       Config
-	deps      Deps
 	log       *slog.Logger
 	ln        net.Listener    // boot listener
 	tln       net.Listener    // the boot listener over TLS; nil without one
@@ -112,14 +110,14 @@ type Server struct {
 }
 
 // New validates the configuration and binds the listeners, so a port conflict is reported at start.
-func New(cfg Config, deps Deps) (_ *Server, err error) {
+func New(cfg Config) (_ *Server, err error) {
 	if cfg.Listen == "" {
 		return nil, errors.New("http: no listen address")
 	}
-	if deps.Logger == nil {
-		deps.Logger = slog.New(slog.DiscardHandler)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if deps.Gatherer == nil {
+	if cfg.Gatherer == nil {
 		return nil, errors.New("http: no metrics gatherer")
 	}
 	if cfg.MaxDownloads < 0 {
@@ -149,11 +147,11 @@ func New(cfg Config, deps Deps) (_ *Server, err error) {
 	if cfg.IPXEDir == "" {
 		cfg.IPXEDir = DefaultIPXEDir
 	}
-	m, err := newMetrics(deps.Registerer)
+	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, metrics: m,
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: m,
 		downloads: newSlots(cfg.MaxDownloads, cfg.MaxDownloadsPerClient)}
 	defer func() {
 		if err != nil {
@@ -233,7 +231,7 @@ func (s *Server) bootRoutes() *nethttp.ServeMux {
 func (s *Server) managementRoutes() *nethttp.ServeMux {
 	mux := nethttp.NewServeMux()
 	s.healthRoutes(mux)
-	prom := promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{ErrorLog: slogPrinter{s.log}})
+	prom := promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: slogPrinter{s.log}})
 	s.handle(mux, "GET /metrics", "metrics", func(w *recorder, r *nethttp.Request) { prom.ServeHTTP(w, r) })
 	s.handle(mux, "GET /api/v1/leases", "api", s.authorized(s.listLeases))
 	s.handle(mux, "GET /api/v1/machines", "api", s.authorized(s.listMachines))
@@ -373,16 +371,16 @@ func (s *Server) Run(ctx context.Context) error {
 
 func (s *Server) listLeases(w *recorder, _ *nethttp.Request) {
 	leases := []Lease{}
-	if s.deps.Leases != nil {
-		leases = s.deps.Leases()
+	if s.cfg.Leases != nil {
+		leases = s.cfg.Leases()
 	}
 	s.writeJSON(w, leases)
 }
 
 func (s *Server) listMachines(w *recorder, _ *nethttp.Request) {
 	all := []machines.Machine{}
-	if s.deps.Machines != nil {
-		all = s.deps.Machines.All()
+	if s.cfg.Machines != nil {
+		all = s.cfg.Machines.All()
 	}
 	s.writeJSON(w, all)
 }
@@ -393,11 +391,11 @@ func (s *Server) getMachine(w *recorder, r *nethttp.Request) {
 		nethttp.Error(w, err.Error(), nethttp.StatusBadRequest)
 		return
 	}
-	if s.deps.Machines == nil {
+	if s.cfg.Machines == nil {
 		nethttp.Error(w, "unknown machine", nethttp.StatusNotFound)
 		return
 	}
-	m, ok := s.deps.Machines.Get(mac)
+	m, ok := s.cfg.Machines.Get(mac)
 	if !ok {
 		nethttp.Error(w, "unknown machine", nethttp.StatusNotFound)
 		return

@@ -16,10 +16,10 @@ import (
 )
 
 // startSplit runs a server with both listeners; it returns the boot and the management base URLs.
-func startSplit(t *testing.T, cfg Config, deps Deps) (s *Server, boot, mgmt string) {
+func startSplit(t *testing.T, cfg Config) (s *Server, boot, mgmt string) {
 	t.Helper()
 	cfg.Listen, cfg.Management = "127.0.0.1:0", "127.0.0.1:0"
-	s, err := New(cfg, deps)
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestRoutingSplit(t *testing.T) {
 	reg.MustRegister(c)
 	c.Add(3)
 	leases := []Lease{{MAC: "02:00:00:00:00:01", IP: "10.0.0.5", State: "bound", Subnet: "10.0.0.0/24"}}
-	s, boot, mgmt := startSplit(t, Config{}, Deps{Gatherer: reg, Leases: func() []Lease { return leases }})
+	s, boot, mgmt := startSplit(t, Config{Gatherer: reg, Leases: func() []Lease { return leases }})
 
 	if code, _ := httpGet(t, mgmt+"/readyz"); code != 503 {
 		t.Errorf("/readyz before ready = %d, want 503", code)
@@ -90,7 +90,7 @@ func TestRoutingSplit(t *testing.T) {
 // With a token, the API answers only requests that carry it; health and metrics stay open.
 func TestManagementToken(t *testing.T) {
 	const token = "s3cret-token-0123456789"
-	_, boot, mgmt := startSplit(t, Config{ManagementToken: token}, Deps{Gatherer: prometheus.NewRegistry()})
+	_, boot, mgmt := startSplit(t, Config{ManagementToken: token, Gatherer: prometheus.NewRegistry()})
 	for _, tt := range []struct {
 		name   string
 		header []string
@@ -121,10 +121,10 @@ func TestManagementToken(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	if _, err := New(Config{}, Deps{Gatherer: prometheus.NewRegistry()}); err == nil {
+	if _, err := New(Config{Gatherer: prometheus.NewRegistry()}); err == nil {
 		t.Error("empty listen address accepted")
 	}
-	if _, err := New(Config{Listen: "127.0.0.1:0"}, Deps{}); err == nil {
+	if _, err := New(Config{Listen: "127.0.0.1:0"}); err == nil {
 		t.Error("missing gatherer accepted")
 	}
 	for name, cfg := range map[string]Config{
@@ -135,8 +135,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"negative stall timeout":     {StallTimeout: -time.Second},
 		"management address garbage": {Management: "nope"},
 	} {
-		cfg.Listen = "127.0.0.1:0"
-		if s, err := New(cfg, Deps{Gatherer: prometheus.NewRegistry()}); err == nil {
+		cfg.Listen, cfg.Gatherer = "127.0.0.1:0", prometheus.NewRegistry()
+		if s, err := New(cfg); err == nil {
 			s.closeListeners()
 			t.Errorf("%s: accepted", name)
 		}
@@ -153,7 +153,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 	bootAddr := boot.Addr().String()
 	boot.Close()
-	if _, err := New(Config{Listen: bootAddr, Management: taken.Addr().String()}, Deps{Gatherer: prometheus.NewRegistry()}); err == nil || !strings.Contains(err.Error(), "management listener") {
+	if _, err := New(Config{Listen: bootAddr, Management: taken.Addr().String(), Gatherer: prometheus.NewRegistry()}); err == nil || !strings.Contains(err.Error(), "management listener") {
 		t.Errorf("taken management address: %v", err)
 	}
 	if ln, err := net.Listen("tcp", bootAddr); err != nil {

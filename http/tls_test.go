@@ -111,8 +111,8 @@ func TestHTTPBootTLSListenerReloads(t *testing.T) {
 	ca.issue(t, 100, certPath, keyPath)
 
 	logs := &lockedLog{}
-	s, err := New(Config{Listen: "127.0.0.1:0", TLSListen: "127.0.0.1:0", TLSCert: certPath, TLSKey: keyPath},
-		Deps{Gatherer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	s, err := New(Config{Listen: "127.0.0.1:0", TLSListen: "127.0.0.1:0", TLSCert: certPath, TLSKey: keyPath,
+		Gatherer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,8 +152,7 @@ func TestHTTPBootTLSListenerReloads(t *testing.T) {
 		t.Fatalf("after the refused reload: serial %d, want the last good one (200)", serial)
 	}
 
-	_, err = New(Config{Listen: "127.0.0.1:0", TLSListen: "127.0.0.1:0", TLSCert: certPath, TLSKey: keyPath},
-		Deps{Gatherer: prometheus.NewRegistry()})
+	_, err = New(Config{Listen: "127.0.0.1:0", TLSListen: "127.0.0.1:0", TLSCert: certPath, TLSKey: keyPath, Gatherer: prometheus.NewRegistry()})
 	if err == nil || !strings.Contains(err.Error(), "tls.crt") {
 		t.Errorf("New with a broken certificate: %v, want an error naming it", err)
 	}

@@ -4,13 +4,9 @@ package tests
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/netbootd/netbootd/control/machines"
 	"github.com/netbootd/netbootd/tests/qemu"
 )
 
@@ -53,35 +49,18 @@ profiles:
 func TestGRUBOVMF(t *testing.T) {
 	t.Parallel() // its own namespaces and VM: the VM tests boot side by side
 	assets := bootAssets(t)
-	root := t.TempDir()
-	for src, dst := range map[string]string{grubNetImage: "grubnetx64.efi", grubHTTPModule: "grub/x86_64-efi/http.mod"} {
-		b, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatalf("%v (scripts/deps.sh installs grub-efi-amd64-signed and grub-efi-amd64-bin)", err)
-		}
-		writeFile(t, filepath.Join(root, dst), b)
-	}
+	root := tftpRoot(t, "grub-efi-amd64-signed and grub-efi-amd64-bin",
+		map[string]string{grubNetImage: "grubnetx64.efi", grubHTTPModule: "grub/x86_64-efi/http.mod"})
 	r := newRack(t)
 	r.server.Run(t, "nft", "add table ip nat; add chain ip nat pre { type nat hook prerouting priority dstnat; }; "+
 		"add rule ip nat pre ip daddr 10.10.0.1 tcp dport 80 redirect to :8080")
 	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", fmt.Sprintf(grubConfig, assets, root), "", goPath...)
 
-	begin := time.Now()
-	vm := qemu.Start(t, r.lan, qemu.Options{Name: "grub01", Bridge: "br0", MAC: "52:54:00:00:30:01", Firmware: qemu.UEFI,
-		NoRouterAdvertisements: true, FailOn: append([]string{`Failed to boot both default and fallback`, `you need to load the kernel first`}, qemu.DefaultFailOn...)})
-	if _, err := vm.WaitFor(qemu.Marker+" done", 8*time.Minute); err != nil {
-		t.Fatalf("did not boot: %v", err)
-	}
-	t.Logf("OVMF booted through GRUB in %v", time.Since(begin).Round(time.Second))
-	serial := vm.Serial()
-	for _, want := range []string{"netbootd: loading vmlinuz", "netbootd.profile=grub", "netbootd.host=grub01",
-		qemu.Marker + " dhcp ip=10.10.0.31", qemu.Marker + " booted-callback ok"} {
-		if !strings.Contains(serial, want) {
-			t.Errorf("serial console lacks %q", want)
-		}
-	}
-	var m machines.Machine
-	d.getJSON("/api/v1/machines/52:54:00:00:30:01", &m)
+	r.bootVM(t, qemu.Options{Name: "grub01", MAC: "52:54:00:00:30:01", Firmware: qemu.UEFI,
+		FailOn: append([]string{`Failed to boot both default and fallback`, `you need to load the kernel first`}, qemu.DefaultFailOn...)},
+		8*time.Minute, "netbootd: loading vmlinuz", "netbootd.profile=grub", "netbootd.host=grub01",
+		qemu.Marker+" dhcp ip=10.10.0.31", qemu.Marker+" booted-callback ok")
+	m := d.machine("52:54:00:00:30:01")
 	expectEvents(t, "the machine's", m, []event{
 		{"dhcp", "dhcp", "boot file grubnetx64.efi"},
 		{"tftp", "tftp", "grubnetx64.efi"},
@@ -94,14 +73,8 @@ func TestGRUBOVMF(t *testing.T) {
 	t.Logf("timeline:\n%s", describe(m))
 
 	// A real TFTP client elsewhere: GRUB's names for grub01 are not its files.
-	c := r.client(t, "02:00:00:00:30:09")
-	c.Run(t, "ip", "addr", "add", "10.10.0.60/24", "dev", "eth0")
-	for _, name := range []string{"grub/grub.cfg-01-52-54-00-00-30-01", "grub/x86_64-efi/grub.cfg"} {
-		o, err := c.Exec("atftp", "--get", "-r", name, "-l", filepath.Join(t.TempDir(), "cfg"), "10.10.0.1")
-		if err == nil || !strings.Contains(strings.ToLower(string(o)), "not found") {
-			t.Errorf("a stranger got %s: %v\n%s", name, err, o)
-		}
-	}
+	c := r.stranger(t, "02:00:00:00:30:09")
+	expectTFTPNotFound(t, c, "grub/grub.cfg-01-52-54-00-00-30-01", "grub/x86_64-efi/grub.cfg")
 	// And over HTTP: 404, nothing.
 	o, err := c.Exec("curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "http://10.10.0.1/grub/grub.cfg-01-52-54-00-00-30-01")
 	if err != nil || string(o) != "404 0" {

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netbootd/netbootd/control/machines"
 	"github.com/netbootd/netbootd/tests/qemu"
 )
 
@@ -57,8 +56,7 @@ LABEL rescue
 // the static menu, and the payload as a Debian-installer tree.
 func pxelinuxRoot(t *testing.T, assets string) string {
 	t.Helper()
-	root := t.TempDir()
-	files := map[string]string{
+	root := tftpRoot(t, "pxelinux and syslinux-common", map[string]string{
 		"/usr/lib/PXELINUX/lpxelinux.0":               "lpxelinux.0",
 		"/usr/lib/syslinux/modules/bios/ldlinux.c32":  "ldlinux.c32",
 		"/usr/lib/syslinux/modules/bios/menu.c32":     "menu.c32",
@@ -66,26 +64,9 @@ func pxelinuxRoot(t *testing.T, assets string) string {
 		"/usr/lib/syslinux/modules/bios/libcom32.c32": "libcom32.c32",
 		filepath.Join(assets, "vmlinuz"):              "debian-installer/amd64/linux",
 		filepath.Join(assets, "initrd.gz"):            "debian-installer/amd64/initrd.gz",
-	}
-	for src, dst := range files {
-		b, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatalf("%v (scripts/deps.sh installs pxelinux and syslinux-common)", err)
-		}
-		writeFile(t, filepath.Join(root, dst), b)
-	}
+	})
 	writeFile(t, filepath.Join(root, "pxelinux.cfg", "default"), []byte(debianInstallerDefault))
 	return root
-}
-
-func writeFile(t *testing.T, p string, b []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // Real pxelinux (Debian's lpxelinux.0) boots through netbootd: one machine with the config
@@ -120,12 +101,7 @@ func TestPxelinuxBootsProfileAndStaticTree(t *testing.T) {
 		return
 	}
 
-	timeline := func(mac string) machines.Machine {
-		var m machines.Machine
-		d.getJSON("/api/v1/machines/"+mac, &m)
-		return m
-	}
-	rendered := timeline("52:54:00:00:20:01")
+	rendered := d.machine("52:54:00:00:20:01")
 	expectEvents(t, "rendered", rendered, []event{
 		{"dhcp", "dhcp", "boot file lpxelinux.0"},
 		{"tftp", "tftp", "lpxelinux.0"},
@@ -135,7 +111,7 @@ func TestPxelinuxBootsProfileAndStaticTree(t *testing.T) {
 		{"http", "initrd", ""},
 		{"callback", "booted", ""},
 	})
-	static := timeline("52:54:00:00:20:02")
+	static := d.machine("52:54:00:00:20:02")
 	expectEvents(t, "static", static, []event{
 		{"tftp", "tftp", "pxelinux.cfg/default"},
 		{"tftp", "tftp", "menu.c32"},
@@ -147,20 +123,15 @@ func TestPxelinuxBootsProfileAndStaticTree(t *testing.T) {
 
 	// A real TFTP client: the static default wins over rendering for everyone; a stranger asking
 	// for pxe01's rendered file gets "file not found".
-	c := r.client(t, "02:00:00:00:20:09")
-	c.Run(t, "ip", "addr", "add", "10.10.0.60/24", "dev", "eth0")
-	out := t.TempDir()
-	local := filepath.Join(out, "default")
+	c := r.stranger(t, "02:00:00:00:20:09")
+	local := filepath.Join(t.TempDir(), "default")
 	if o, err := c.Exec("atftp", "--get", "-r", "pxelinux.cfg/default", "-l", local, "10.10.0.1"); err != nil {
 		t.Fatalf("atftp pxelinux.cfg/default: %v\n%s", err, o)
 	}
 	if b, _ := os.ReadFile(local); string(b) != debianInstallerDefault {
 		t.Errorf("pxelinux.cfg/default is not the static file:\n%s", b)
 	}
-	o, err := c.Exec("atftp", "--get", "-r", "pxelinux.cfg/01-52-54-00-00-20-01", "-l", filepath.Join(out, "other"), "10.10.0.1")
-	if err == nil || !strings.Contains(strings.ToLower(string(o)), "not found") {
-		t.Errorf("a stranger got pxe01's pxelinux config: %v\n%s", err, o)
-	}
+	expectTFTPNotFound(t, c, "pxelinux.cfg/01-52-54-00-00-20-01")
 }
 
 // The TFTP-only deployment: dnsmasq is the network's DHCP server and names lpxelinux.0 on
@@ -178,18 +149,8 @@ func TestPxelinuxTFTPOnlyBehindDnsmasq(t *testing.T) {
 	cfg := fmt.Sprintf("interface: {mode: reservation, ipv6_ra: true}\ntftp: {root: %s}\nsubnets: [{cidr: 10.10.0.0/24}]\n", root)
 	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", cfg, "", goPath...)
 
-	begin := time.Now()
-	vm := qemu.Start(t, r.lan, qemu.Options{Name: "pxe03", Bridge: "br0", MAC: "52:54:00:00:20:03", NoRouterAdvertisements: true})
-	if _, err := vm.WaitFor(qemu.Marker+" done", 5*time.Minute); err != nil {
-		t.Fatalf("did not boot: %v", err)
-	}
-	t.Logf("booted through pxelinux behind dnsmasq in %v", time.Since(begin).Round(time.Second))
-	serial := vm.Serial()
-	for _, want := range []string{"PXELINUX", "netbootd.profile=static-tree", qemu.Marker + " dhcp ip=10.10.0.1"} {
-		if !strings.Contains(serial, want) {
-			t.Errorf("serial console lacks %q", want)
-		}
-	}
+	r.bootVM(t, qemu.Options{Name: "pxe03", MAC: "52:54:00:00:20:03"}, 5*time.Minute,
+		"PXELINUX", "netbootd.profile=static-tree", qemu.Marker+" dhcp ip=10.10.0.1")
 	for _, file := range []string{"lpxelinux.0", "ldlinux.c32", "pxelinux.cfg/default", "menu.c32", "debian-installer/amd64/linux", "debian-installer/amd64/initrd.gz"} {
 		if n := d.metric("netbootd_tftp_file_transfers_total", `file="`+file+`"`); n < 1 {
 			t.Errorf("netbootd served %s %v times over TFTP", file, n)
@@ -223,22 +184,9 @@ profiles:
 `, assets, root)
 	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", cfg, "", goPath...)
 
-	begin := time.Now()
-	vm := qemu.Start(t, r.lan, qemu.Options{Name: "pxe04", Bridge: "br0", MAC: "52:54:00:00:20:04", NoRouterAdvertisements: true})
-	if _, err := vm.WaitFor(qemu.Marker+" done", 5*time.Minute); err != nil {
-		t.Fatalf("did not boot: %v", err)
-	}
-	t.Logf("booted through pxelinux behind a proxyDHCP in %v", time.Since(begin).Round(time.Second))
-	serial := vm.Serial()
-	for _, want := range []string{"PXELINUX", "netbootd.profile=rendered-via-proxy", qemu.Marker + " dhcp ip=10.10.0.24",
-		qemu.Marker + " booted-callback ok"} {
-		if !strings.Contains(serial, want) {
-			t.Errorf("serial console lacks %q", want)
-		}
-	}
-	var m machines.Machine
-	d.getJSON("/api/v1/machines/52:54:00:00:20:04", &m)
-	expectEvents(t, "the machine's", m, []event{
+	r.bootVM(t, qemu.Options{Name: "pxe04", MAC: "52:54:00:00:20:04"}, 5*time.Minute,
+		"PXELINUX", "netbootd.profile=rendered-via-proxy", qemu.Marker+" dhcp ip=10.10.0.24", qemu.Marker+" booted-callback ok")
+	expectEvents(t, "the machine's", d.machine("52:54:00:00:20:04"), []event{
 		{"dhcp", "dhcp", "OFFER, boot file lpxelinux.0"},
 		{"tftp", "script", "pxelinux.cfg/01-52-54-00-00-20-04: pxelinux config of profile payload"},
 		{"callback", "booted", ""},

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netbootd/netbootd/control/machines"
 	"github.com/netbootd/netbootd/tests/qemu"
 )
 
@@ -111,15 +110,8 @@ func TestSecureBootChain(t *testing.T) {
 	t.Parallel() // its own namespaces and VMs: the VM tests boot side by side
 	payload := qemu.BuildPayload(t)
 	loaders := secureBootLoaders(t)
-	root := t.TempDir()
-	for src, dst := range map[string]string{filepath.Join(loaders, "shimx64.efi"): "shimx64.efi",
-		filepath.Join(loaders, "grubx64.efi"): "grubx64.efi", payload.Kernel: "vmlinuz", payload.Initrd: "initrd.gz"} {
-		b, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		writeFile(t, filepath.Join(root, dst), b)
-	}
+	root := tftpRoot(t, "", map[string]string{filepath.Join(loaders, "shimx64.efi"): "shimx64.efi",
+		filepath.Join(loaders, "grubx64.efi"): "grubx64.efi", payload.Kernel: "vmlinuz", payload.Initrd: "initrd.gz"})
 	stripSignature(t, payload.Kernel, filepath.Join(root, "vmlinuz-unsigned"))
 	unsigned := "/usr/lib/ipxe/ipxe.efi" // what netbootd serves by default (tftp.ipxe_dir), from Debian's ipxe
 	for path, want := range map[string]bool{filepath.Join(root, "shimx64.efi"): true, filepath.Join(root, "grubx64.efi"): true,
@@ -135,35 +127,22 @@ func TestSecureBootChain(t *testing.T) {
 	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", fmt.Sprintf(secureBootConfig, t.TempDir(), root), "",
 		"--xdp", "generic", "--pin-dir", pinDir(t, r))
 
-	begin := time.Now()
-	vm := qemu.Start(t, r.lan, qemu.Options{Name: "sb01", Bridge: "br0", MAC: "52:54:00:00:31:01", Firmware: qemu.SecureBoot,
-		NoRouterAdvertisements: true, FailOn: append([]string{`Failed to boot both default and fallback`, `you need to load the kernel first`,
-			`bad shim signature`, `Access Denied`, `Security Violation`}, qemu.DefaultFailOn...)})
+	// The two that must be refused boot beside sb01.
 	stripped := qemu.Start(t, r.lan, qemu.Options{Name: "sbstrip", Bridge: "br0", MAC: "52:54:00:00:31:02", Firmware: qemu.SecureBoot,
 		NoRouterAdvertisements: true, FailOn: []string{`Linux version`, qemu.Marker}})
 	refused := qemu.Start(t, r.lan, qemu.Options{Name: "sbipxe", Bridge: "br0", MAC: "52:54:00:00:32:01", Firmware: qemu.SecureBoot,
 		NoRouterAdvertisements: true, FailOn: []string{`iPXE initialising`, qemu.Marker}})
-
-	if _, err := vm.WaitFor(qemu.Marker+" done", 15*time.Minute); err != nil {
-		t.Fatalf("did not boot: %v", err)
-	}
-	t.Logf("Secure Boot OVMF booted through shim and GRUB in %v", time.Since(begin).Round(time.Second))
-	serial := vm.Serial()
-	for _, want := range []string{
+	r.bootVM(t, qemu.Options{Name: "sb01", MAC: "52:54:00:00:31:01", Firmware: qemu.SecureBoot,
+		FailOn: append([]string{`Failed to boot both default and fallback`, `you need to load the kernel first`,
+			`bad shim signature`, `Access Denied`, `Security Violation`}, qemu.DefaultFailOn...)}, 15*time.Minute,
 		"NBP filename is shimx64.efi",                // the firmware: what DHCP named
 		"Fetching Netboot Image grubx64.efi",         // shim: its second stage
 		"netbootd: loading tftp://10.10.0.1/vmlinuz", // GRUB: the rendered grub.cfg
 		"Kernel is locked down from EFI Secure Boot", // the kernel: Secure Boot was on
 		"secureboot: Secure boot enabled",
 		"netbootd.profile=secureboot", "netbootd.host=sb01",
-		qemu.Marker + " dhcp ip=10.10.0.41", qemu.Marker + " booted-callback ok",
-	} {
-		if !strings.Contains(serial, want) {
-			t.Errorf("serial console lacks %q", want)
-		}
-	}
-	var m machines.Machine
-	d.getJSON("/api/v1/machines/52:54:00:00:31:01", &m)
+		qemu.Marker+" dhcp ip=10.10.0.41", qemu.Marker+" booted-callback ok")
+	m := d.machine("52:54:00:00:31:01")
 	expectEvents(t, "sb01's", m, []event{
 		{"xdp", "dhcp", "PXE boot parameters for arch 7"}, // OVMF's PXE: answered in the kernel
 		{"tftp", "tftp", "shimx64.efi"},
@@ -185,8 +164,7 @@ func TestSecureBootChain(t *testing.T) {
 		t.Fatalf("the unsigned kernel was not refused: %v", err)
 	}
 	t.Logf("sbstrip: %s", line)
-	var s machines.Machine
-	d.getJSON("/api/v1/machines/52:54:00:00:31:02", &s)
+	s := d.machine("52:54:00:00:31:02")
 	expectEvents(t, "sbstrip's", s, []event{{"tftp", "tftp", "grubx64.efi"}, {"tftp", "script", "grub config of profile unsigned-kernel"},
 		{"tftp", "tftp", "vmlinuz-unsigned"}})
 	if hasEvent(s, "callback", "", "") {
@@ -199,8 +177,7 @@ func TestSecureBootChain(t *testing.T) {
 		t.Fatalf("unsigned ipxe.efi was not refused: %v", err)
 	}
 	t.Logf("sbipxe: %s", line)
-	var u machines.Machine
-	d.getJSON("/api/v1/machines/52:54:00:00:32:01", &u)
+	u := d.machine("52:54:00:00:32:01")
 	expectEvents(t, "sbipxe's", u, []event{{"xdp", "dhcp", "PXE boot parameters for arch 7"}, {"tftp", "tftp", "ipxe.efi"}})
 	if !strings.Contains(refused.Serial(), "NBP filename is ipxe.efi") {
 		t.Errorf("sbipxe was not given ipxe.efi")

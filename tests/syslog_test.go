@@ -54,7 +54,7 @@ func TestSyslogFromRealClients(t *testing.T) {
 	srv, cl := netns.New(t, "nbsl"), netns.New(t, "nbsl")
 	netns.Veth(t, srv, "sv0", "10.10.0.1/24", cl, "eth0", "10.10.0.2/24")
 	mac := net.HardwareAddr{2, 0, 0, 0, 0x51, 1}
-	store, err := machines.New(0, nil)
+	store, err := machines.New(machines.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,8 +65,7 @@ func TestSyslogFromRealClients(t *testing.T) {
 	// The socket is made inside the server namespace and stays there; Run may read it from any thread.
 	if err := srv.Do(t, func() error {
 		var err error
-		r, err = syslog.New(syslog.Config{Listen: "10.10.0.1:514", BootedPattern: `bbtest: boot finished`},
-			syslog.Deps{Registerer: reg, Machines: store})
+		r, err = syslog.New(syslog.Config{Listen: "10.10.0.1:514", BootedPattern: `bbtest: boot finished`, Registerer: reg, Machines: store})
 		return err
 	}); err != nil {
 		t.Fatal(err)

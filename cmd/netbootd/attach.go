@@ -228,7 +228,7 @@ type daemon struct {
 }
 
 func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ *daemon, err error) {
-	store, err := machines.New(0, reg)
+	store, err := machines.New(machines.Config{Registerer: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +254,7 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 	}
 	if conf.Syslog.Listen != "" {
 		syslog, err := nbsyslog.New(nbsyslog.Config{Listen: conf.Syslog.Listen, BootedPattern: conf.Syslog.BootedPattern,
-			MaxPerSecond: conf.Syslog.MaxPerSecond}, nbsyslog.Deps{Logger: log.With("component", "syslog"), Registerer: reg, Machines: d.machines})
+			MaxPerSecond: conf.Syslog.MaxPerSecond, Logger: log.With("component", "syslog"), Registerer: reg, Machines: d.machines})
 		if err != nil {
 			return nil, err
 		}
@@ -262,17 +262,15 @@ func newDaemon(cfg daemonConfig, log *slog.Logger, reg *prometheus.Registry) (_ 
 		d.add(part{name: "syslog", run: syslog.Run, close: func() error { _ = syslog.Close(); return nil }})
 	}
 
-	tokens, err := bootauth.Open(filepath.Join(cfg.StateDir, bootauth.FileName), bootauth.DefaultRotateAfter)
+	tokens, err := bootauth.Open(bootauth.Config{Path: filepath.Join(cfg.StateDir, bootauth.FileName), RotateAfter: bootauth.DefaultRotateAfter})
 	if err != nil {
 		return nil, err
 	}
 	d.http, err = nbhttp.New(nbhttp.Config{Listen: cfg.HTTPListen, Management: cfg.MgmtListen, ManagementToken: cfg.MgmtToken,
 		Assets: conf.HTTP.Assets, IPXEDir: conf.TFTP.IPXEDir,
 		MaxDownloads: conf.HTTP.MaxDownloads, MaxDownloadsPerClient: conf.HTTP.MaxDownloadsPerClient,
-		TLSListen: conf.HTTP.TLS.Listen, TLSCert: conf.HTTP.TLS.Cert, TLSKey: conf.HTTP.TLS.Key}, nbhttp.Deps{
-		Logger: log.With("component", "http"), Gatherer: reg, Registerer: reg, Leases: d.leaseRows, Machines: d.machines,
-		Tokens: tokens,
-	})
+		TLSListen: conf.HTTP.TLS.Listen, TLSCert: conf.HTTP.TLS.Cert, TLSKey: conf.HTTP.TLS.Key,
+		Logger: log.With("component", "http"), Gatherer: reg, Registerer: reg, Leases: d.leaseRows, Machines: d.machines, Tokens: tokens})
 	if err != nil {
 		return nil, err
 	}
@@ -339,7 +337,7 @@ func (d *daemon) setProfiles(conf *config.Config) error {
 	at := make(map[netip.Addr]*profile.Resolver, len(d.cfg.Ifaces))
 	for i := range d.cfg.Ifaces {
 		c := conf.ForLink(i)
-		r, err := profile.New(c, c.BaseURL())
+		r, err := profile.New(profile.Config{Conf: c, BaseURL: c.BaseURL()})
 		if err != nil {
 			return err
 		}

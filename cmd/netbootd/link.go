@@ -156,7 +156,7 @@ func (d *daemon) newLink(i int) (l *link, err error) {
 		d.add(part{name: f.Name + " dhcp6", run: l.dhcp6.Run, close: l.dhcp6.Close})
 	}
 	if l.conf.Interface.IPv6RA || l.conf.DHCP6.Enabled { // DHCPv6 clients learn the on-link prefix from the RA
-		resp, err := ra.New(f.Name, l.log, ra.Managed{On: l.conf.DHCP6.Enabled, OnLink: l.conf.DHCP6.Prefix})
+		resp, err := ra.New(ra.Config{Iface: f.Name, Logger: l.log, Managed: ra.Managed{On: l.conf.DHCP6.Enabled, OnLink: l.conf.DHCP6.Prefix}})
 		if err != nil {
 			return l, err
 		}

@@ -61,11 +61,18 @@ type file struct {
 	Previous *secret `json:"previous,omitempty"`
 }
 
-// Open loads the secrets from path, or creates the file with a fresh secret. rotateAfter <= 0
-// means DefaultRotateAfter. A file that others can read, or that is not a secret file, is an
-// error: netbootd never silently replaces it.
-func Open(path string, rotateAfter time.Duration) (*Keys, error) {
-	return open(path, rotateAfter, time.Now)
+// Config says where the secrets live and how long one signs.
+type Config struct {
+	Path string // the secret file, e.g. STATE_DIR/FileName
+	// RotateAfter is how long a secret signs new tokens before a fresh one takes over
+	// (DefaultRotateAfter if <= 0).
+	RotateAfter time.Duration
+}
+
+// Open loads the secrets from cfg.Path, or creates the file with a fresh secret. A file that
+// others can read, or that is not a secret file, is an error: netbootd never silently replaces it.
+func Open(cfg Config) (*Keys, error) {
+	return open(cfg.Path, cfg.RotateAfter, time.Now)
 }
 
 func open(path string, rotateAfter time.Duration, now func() time.Time) (*Keys, error) {

@@ -2,8 +2,6 @@ package config
 
 import (
 	"crypto/tls"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -13,83 +11,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/netbootd/netbootd/tftp"
 )
-
-// Defaults filled in by setDefaults.
-const (
-	DefaultLeaseTime   = time.Hour
-	DefaultOfferHold   = 30 * time.Second
-	DefaultDeclineHold = 10 * time.Minute
-	DefaultWorkers     = 64
-	DefaultQueue       = 4096
-	// DefaultIPXEDir is Debian's ipxe package: the one iPXE directory that may be absent.
-	DefaultIPXEDir     = "/usr/lib/ipxe"
-	DefaultMaxDeclines = 3
-	DefaultHTTPListen  = ":80"
-)
-
-// setDefaults fills every unset setting that has a default; the one place defaults live. It is
-// idempotent: Parse calls it (ApplyInterface needs the mode), and Validate again for what was
-// added since (the interface's subnet).
-func (c *Config) setDefaults() {
-	if c.Interface.Mode == "" {
-		c.Interface.Mode = ModeAuthoritative
-	}
-	if c.DHCP.Enabled == nil {
-		on := true
-		c.DHCP.Enabled = &on
-	}
-	if c.HTTP.Listen == "" {
-		c.HTTP.Listen = DefaultHTTPListen
-	}
-	if c.DHCP.OfferHold == 0 {
-		c.DHCP.OfferHold = Duration(DefaultOfferHold)
-	}
-	if c.DHCP.DeclineHold == 0 {
-		c.DHCP.DeclineHold = Duration(DefaultDeclineHold)
-	}
-	if c.DHCP.Workers == 0 {
-		c.DHCP.Workers = DefaultWorkers
-	}
-	if c.DHCP.Queue == 0 {
-		c.DHCP.Queue = DefaultQueue
-	}
-	if c.DHCP.MaxDeclinesPerMAC == 0 {
-		c.DHCP.MaxDeclinesPerMAC = DefaultMaxDeclines
-	}
-	if st := &c.DHCP.Storm; !st.Off {
-		if st.DuplicateWindow == 0 {
-			st.DuplicateWindow = Duration(time.Second)
-		}
-		if st.PerSourceRate == 0 {
-			st.PerSourceRate = 50
-		}
-		if st.UnknownRate == 0 {
-			st.UnknownRate = 2000
-		}
-		if st.PerSourceBurst == 0 {
-			st.PerSourceBurst = 2 * st.PerSourceRate
-		}
-		if st.UnknownBurst == 0 {
-			st.UnknownBurst = 2 * st.UnknownRate
-		}
-	}
-	for i := range c.Subnets {
-		if c.Subnets[i].LeaseTime == 0 {
-			c.Subnets[i].LeaseTime = Duration(DefaultLeaseTime)
-		}
-	}
-	if c.TFTP.IPXEDir == "" {
-		c.TFTP.IPXEDir = DefaultIPXEDir
-	}
-	c.setClassDefaults()
-}
 
 // Validate checks the whole configuration once the interface is known (ApplyInterface), fills
 // defaults and encodes custom options. Every problem is reported, each with its file, line and
@@ -120,46 +46,6 @@ func (c *Config) validate(ifaceKnown bool) error {
 	c.validateSyslog(bad)
 	c.validateHTTP(bad)
 	return p.err()
-}
-
-// report adds a problem: line is the list item's (0 for top-level settings, whose line is
-// looked up), field its path, e.g. "subnets[0].pools[1]".
-type report func(line int, field, format string, a ...any)
-
-// reporter gives each problem the line its setting was written on, and stays silent about
-// values that were already refused while reading (a refused MAC is not also "missing").
-func (c *Config) reporter(p *problems) report {
-	return func(line int, field, format string, a ...any) {
-		for f := field; f != ""; f = parentPath(f) {
-			if c.undecoded[f] {
-				return
-			}
-		}
-		p.add(c.lineOf(line, field), field, format, a...)
-	}
-}
-
-// lineOf is the line of field (or of its nearest written parent). A list item's line is
-// passed in (its Line): the file's lines are used inside it only while the item at that index
-// is the one read there, not one an inventory put in its place (or none of the file).
-func (c *Config) lineOf(itemLine int, field string) int {
-	if i := strings.Index(field, "]"); i >= 0 && (itemLine == 0 || c.lines[field[:i+1]] != itemLine) {
-		return itemLine
-	}
-	for f := field; f != ""; f = parentPath(f) {
-		if l := c.lines[f]; l > 0 {
-			return l
-		}
-	}
-	return itemLine
-}
-
-// parentPath is "subnets[0]" for "subnets[0].cidr", "subnets" for "subnets[0]", "" at the top.
-func parentPath(f string) string {
-	if i := strings.LastIndexAny(f, ".["); i >= 0 {
-		return f[:i]
-	}
-	return ""
 }
 
 func (c *Config) validateInterface(ifaceKnown bool, bad report) {
@@ -207,77 +93,6 @@ func (c *Config) validateDHCP(bad report) {
 			bad(0, "dhcp.storm", "rates and bursts above 10,000,000: set off: true instead")
 		}
 	}
-}
-
-func (c *Config) validateSubnets(ifaceKnown bool, bad report) {
-	type pool struct {
-		r     Range
-		where string
-	}
-	var pools []pool
-	servers := c.serverAddrs()
-	for i := range c.Subnets {
-		s := &c.Subnets[i]
-		f := fmt.Sprintf("subnets[%d]", i)
-		if !s.CIDR.IsValid() || !s.CIDR.Addr().Is4() {
-			bad(s.Line, f+".cidr", "missing or not an IPv4 prefix")
-			continue
-		}
-		s.CIDR = s.CIDR.Masked()
-		if s.LeaseTime.D() < 10*time.Second || s.LeaseTime.D() > 365*24*time.Hour {
-			bad(s.Line, f+".lease_time", "%s: want 10s to 1 year", s.LeaseTime.D())
-		}
-		network, broadcast := s.CIDR.Addr(), lastAddr(s.CIDR)
-		for j, p := range s.Pools {
-			pf := fmt.Sprintf("%s.pools[%d]", f, j)
-			if !s.CIDR.Contains(p.First) || !s.CIDR.Contains(p.Last) {
-				bad(s.Line, pf, "%s is not inside %s", p, s.CIDR)
-			}
-			for _, server := range servers {
-				if p.Contains(server) {
-					bad(s.Line, pf, "%s contains the server's own address %s", p, server)
-				}
-			}
-			// A /31 (RFC 3021) and a /32 have no network or broadcast address to keep free.
-			if s.CIDR.Bits() <= 30 && p.Contains(network) {
-				bad(s.Line, pf, "%s contains the network address %s", p, network)
-			}
-			if s.CIDR.Bits() <= 30 && p.Contains(broadcast) {
-				bad(s.Line, pf, "%s contains the broadcast address %s", p, broadcast)
-			}
-			for _, q := range pools {
-				if q.r.Contains(p.First) || q.r.Contains(p.Last) || p.Contains(q.r.First) {
-					bad(s.Line, pf, "%s overlaps %s (%s)", p, q.r, q.where)
-				}
-			}
-			pools = append(pools, pool{p, pf})
-		}
-		for j := 0; j < i; j++ {
-			if c.Subnets[j].CIDR.Overlaps(s.CIDR) {
-				bad(s.Line, f+".cidr", "%s overlaps subnets[%d] %s", s.CIDR, j, c.Subnets[j].CIDR)
-			}
-		}
-		for j, a := range s.Relays {
-			if !a.Is4() {
-				bad(s.Line, fmt.Sprintf("%s.relays[%d]", f, j), "%s is not an IPv4 address", a)
-			}
-		}
-		c.validateOptions(&s.Options, s.Line, f+".options", bad)
-		c.validateBoot(&s.Boot, s.Line, f+".boot", bad)
-	}
-	// Proxy mode needs none; reservation mode, and any mode with DHCP off, takes the interface's
-	// when it has none.
-	if len(c.Subnets) == 0 && c.Interface.Mode != ModeProxy && c.DHCP.On() && (ifaceKnown || c.Interface.Mode == ModeAuthoritative) {
-		bad(0, "subnets", "mode %s needs at least one subnet", c.Interface.Mode)
-	}
-}
-
-// lastAddr is the prefix's highest address: its broadcast address.
-func lastAddr(p netip.Prefix) netip.Addr {
-	a := p.Addr().As4()
-	var last [4]byte
-	binary.BigEndian.PutUint32(last[:], binary.BigEndian.Uint32(a[:])|uint32(1<<(32-p.Bits())-1))
-	return netip.AddrFrom4(last)
 }
 
 func (c *Config) validateTFTP(bad report) {
@@ -485,27 +300,6 @@ func validateHTTPTLS(t *HTTPTLS, bad report) {
 	}
 }
 
-func (c *Config) validateOptions(o *Options, line int, field string, bad report) {
-	for i := range o.Custom {
-		opt := &o.Custom[i]
-		f := fmt.Sprintf("%s.custom[%d]", field, i)
-		l := opt.Line
-		if l == 0 {
-			l = line
-		}
-		if opt.Code == 0 || opt.Code == 255 || opt.Code == 53 || opt.Code == 54 || opt.Code == 82 {
-			bad(l, f+".code", "%d cannot be set by configuration", opt.Code)
-			continue
-		}
-		data, err := EncodeOption(opt.Type, opt.Value)
-		if err != nil {
-			bad(l, f+".value", "%v", err)
-			continue
-		}
-		opt.Data = data
-	}
-}
-
 func (c *Config) validateBoot(b *Boot, line int, field string, bad report) {
 	if b.NextServer.IsValid() && !b.NextServer.Is4() {
 		bad(line, field+".next_server", "not IPv4")
@@ -516,120 +310,4 @@ func (c *Config) validateBoot(b *Boot, line int, field string, bad report) {
 			bad(line, field+"."+name, "boot file name must be under 128 bytes without NUL")
 		}
 	}
-}
-
-// EncodeOption turns a typed value into option bytes.
-func EncodeOption(typ, value string) ([]byte, error) {
-	var out []byte
-	switch typ {
-	case "ip", "ips":
-		for _, s := range strings.Split(value, ",") {
-			a, err := netip.ParseAddr(strings.TrimSpace(s))
-			if err != nil || !a.Is4() {
-				return nil, fmt.Errorf("%q is not an IPv4 address", s)
-			}
-			b := a.As4()
-			out = append(out, b[:]...)
-		}
-		if typ == "ip" && len(out) != 4 {
-			return nil, fmt.Errorf("type ip takes one address; use ips for a list")
-		}
-	case "string":
-		out = []byte(value)
-	case "uint8", "uint16", "uint32":
-		bits, _ := strconv.Atoi(typ[4:])
-		n, err := strconv.ParseUint(value, 0, bits)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a %s", value, typ)
-		}
-		out = binary.BigEndian.AppendUint32(nil, uint32(n))[4-bits/8:]
-	case "bool":
-		v, err := strconv.ParseBool(value)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a bool", value)
-		}
-		out = []byte{0}
-		if v {
-			out[0] = 1
-		}
-	case "hex":
-		b, err := hex.DecodeString(strings.NewReplacer(":", "", " ", "").Replace(value))
-		if err != nil {
-			return nil, fmt.Errorf("%q is not hex", value)
-		}
-		out = b
-	default:
-		return nil, fmt.Errorf("type %q: want ip, ips, string, uint8, uint16, uint32, bool or hex", typ)
-	}
-	if len(out) == 0 || len(out) > 255 {
-		return nil, fmt.Errorf("encoded value is %d bytes: want 1-255", len(out))
-	}
-	return out, nil
-}
-
-// SubnetOf returns the subnet containing ip, or nil.
-func (c *Config) SubnetOf(ip netip.Addr) *Subnet {
-	for i := range c.Subnets {
-		if c.Subnets[i].CIDR.Contains(ip) {
-			return &c.Subnets[i]
-		}
-	}
-	return nil
-}
-
-// SubnetForRelay returns the subnet a relay's giaddr selects: the one containing it, or the
-// one listing it in relay_addresses.
-func (c *Config) SubnetForRelay(giaddr netip.Addr) *Subnet {
-	if s := c.SubnetOf(giaddr); s != nil {
-		return s
-	}
-	for i := range c.Subnets {
-		for _, a := range c.Subnets[i].RelayAddresses {
-			if a == giaddr {
-				return &c.Subnets[i]
-			}
-		}
-	}
-	return nil
-}
-
-// problems collects every error found in a configuration, each as "FILE:LINE: FIELD: MESSAGE"
-// (the parts not known left out), to be reported in the order of the file.
-type problems struct {
-	source string
-	list   []problem
-}
-
-type problem struct {
-	line int
-	text string
-}
-
-func (p *problems) add(line int, field, format string, a ...any) {
-	var parts []string
-	switch {
-	case p.source != "" && line > 0:
-		parts = append(parts, fmt.Sprintf("%s:%d", p.source, line))
-	case line > 0:
-		parts = append(parts, fmt.Sprintf("line %d", line))
-	case p.source != "":
-		parts = append(parts, p.source)
-	}
-	if field != "" {
-		parts = append(parts, field)
-	}
-	p.list = append(p.list, problem{line, strings.Join(append(parts, fmt.Sprintf(format, a...)), ": ")})
-}
-
-// err joins the problems by line; those without one (a missing section) come last.
-func (p *problems) err() error {
-	sort.SliceStable(p.list, func(i, j int) bool {
-		a, b := p.list[i].line, p.list[j].line
-		return a > 0 && (b == 0 || a < b)
-	})
-	errs := make([]error, len(p.list))
-	for i, q := range p.list {
-		errs[i] = errors.New(q.text)
-	}
-	return errors.Join(errs...)
 }

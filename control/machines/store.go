@@ -105,13 +105,21 @@ type Store struct {
 	evicted      prometheus.Counter
 }
 
-// New returns a store for at most max machines (DefaultMaxMachines if max <= 0); the least
-// recently seen machine is forgotten first. reg may be nil.
-func New(max int, reg prometheus.Registerer) (*Store, error) {
-	if max <= 0 {
-		max = DefaultMaxMachines
+// Config is a store's size and where its metrics go.
+type Config struct {
+	// Max is how many machines the store keeps (DefaultMaxMachines if <= 0); the least
+	// recently seen machine is forgotten first.
+	Max int
+	// Registerer takes the store's metrics; nil leaves them unregistered.
+	Registerer prometheus.Registerer
+}
+
+// New returns an empty store.
+func New(cfg Config) (*Store, error) {
+	if cfg.Max <= 0 {
+		cfg.Max = DefaultMaxMachines
 	}
-	s := &Store{max: max, machines: map[string]*list.Element{}, lru: list.New(), byIP: map[netip.Addr]string{}, now: time.Now,
+	s := &Store{max: cfg.Max, machines: map[string]*list.Element{}, lru: list.New(), byIP: map[netip.Addr]string{}, now: time.Now,
 		bootDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "netbootd_boot_duration_seconds",
 			Help:    "Time from a machine's first DHCP request to its booted callback.",
@@ -129,9 +137,9 @@ func New(max int, reg prometheus.Registerer) (*Store, error) {
 	for _, p := range Phases {
 		s.phases.WithLabelValues(p)
 	}
-	if reg != nil {
+	if cfg.Registerer != nil {
 		for _, c := range []prometheus.Collector{s.bootDuration, s.phases, s.evicted} {
-			if err := reg.Register(c); err != nil {
+			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("machine metrics: %w", err)
 			}
 		}

@@ -204,7 +204,7 @@ func TestClassProfileClassify(t *testing.T) {
 // newStore is New for a test: a registration error fails the test.
 func newStore(t testing.TB, max int, reg prometheus.Registerer) *Store {
 	t.Helper()
-	s, err := New(max, reg)
+	s, err := New(Config{Max: max, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

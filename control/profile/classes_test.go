@@ -35,10 +35,7 @@ groups:
 // first class in the file (among the machine's latest DHCP classes) that names a profile, then
 // the groups, where each class of a selector counts as one field.
 func TestClassProfilePrecedence(t *testing.T) {
-	r, err := New(load(t, classProfiles), base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := resolver(t, classProfiles)
 	for _, tc := range []struct {
 		name    string
 		facts   Facts
@@ -71,16 +68,13 @@ func TestClassProfilePrecedence(t *testing.T) {
 
 // Without a matching group the reason names the machine's classes.
 func TestClassProfileNoMatchSaysClasses(t *testing.T) {
-	r, err := New(load(t, `
+	r := resolver(t, `
 interface: {mode: authoritative}
 subnets: [{cidr: 10.10.0.0/24}]
 classes: [{name: tinkerbell, match: {user_class: Tinkerbell}, ipxe: true}]
 profiles: [{name: p, kernel: k}]
 groups: [{name: g, profile: p, selector: {classes: [tinkerbell]}}]
-`), base)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	m, ok := r.Resolve(Facts{MAC: mac("02:00:00:00:00:01"), Classes: []string{"other"}})
 	if ok || !strings.Contains(m.Reason, "classes other") {
 		t.Errorf("matched %v, reason %q; want no match, naming the classes", ok, m.Reason)

@@ -2,7 +2,6 @@ package profile
 
 import (
 	"errors"
-	"net/netip"
 	"strings"
 	"testing"
 
@@ -12,23 +11,13 @@ import (
 // One profile, three renderers: the grub.cfg boots the same kernel, initrds and command line
 // as the iPXE script, from the same URLs in GRUB's (http,HOST:PORT)/path syntax.
 func TestGRUBRender(t *testing.T) {
-	r, err := New(load(t, pxelinuxProfiles+`
+	r := resolver(t, pxelinuxProfiles+`
   - {name: tls, kernel: "https://mirror.example/linux"}
   - {name: odd, kernel: "http://mirror.example:80/a'b/linux?x=1", args: "a=$x;reboot b=\"c d\""}
   - {name: menu, menu: {items: [{name: disk, local_disk: true}]}}
-`), base)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	host := "(http," + strings.TrimPrefix(base, "http://") + ")"
-	m, ok := r.Resolve(Facts{MAC: mac("52:54:00:00:00:01")})
-	if !ok {
-		t.Fatal(m.Reason)
-	}
-	got, err := m.GRUB()
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := rendered(t, r, Facts{MAC: mac("52:54:00:00:00:01")}, Match.GRUB)
 	want := "# netbootd: profile debian for 52:54:00:00:00:01\n" +
 		"set default=0\nset timeout=0\n" +
 		"menuentry 'netbootd: profile debian' {\n" +
@@ -41,7 +30,7 @@ func TestGRUBRender(t *testing.T) {
 	}
 
 	// GRUB's lexer must not expand or split what the profile says; a URL on port 80 drops it.
-	got, err = (Match{c: r.profiles["odd"]}).GRUB()
+	got, err := (Match{c: r.profiles["odd"]}).GRUB()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,34 +53,22 @@ func TestGRUBRender(t *testing.T) {
 // A profile whose kernel and initrds are tftp:// URLs renders GRUB's (tftp,SERVER)/path: what
 // GRUB under Secure Boot can load (it loads no http module there); iPXE gets the URLs as they are.
 func TestGRUBRenderTFTP(t *testing.T) {
-	r, err := New(load(t, `
+	r := resolver(t, `
 interface: {mode: authoritative}
 subnets: [{cidr: 10.10.0.0/24}]
 reservations:
   - {mac: "52:54:00:00:00:01", ip: 10.10.0.11, profile: sb}
 profiles:
   - {name: sb, kernel: "tftp://10.10.0.1/signed/vmlinuz", initrds: ["tftp://10.10.0.1/signed/initrd.gz"], args: "console=ttyS0"}
-`), base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, ok := r.Resolve(Facts{MAC: mac("52:54:00:00:00:01")})
-	if !ok {
-		t.Fatal(m.Reason)
-	}
-	got, err := m.GRUB()
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
+	node := Facts{MAC: mac("52:54:00:00:00:01")}
+	got := rendered(t, r, node, Match.GRUB)
 	for _, want := range []string{"  linux '(tftp,10.10.0.1)/signed/vmlinuz' console=ttyS0\n", "  initrd '(tftp,10.10.0.1)/signed/initrd.gz'\n"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("grub.cfg lacks %q:\n%s", want, got)
 		}
 	}
-	script, err := m.Script()
-	if err != nil {
-		t.Fatal(err)
-	}
+	script := rendered(t, r, node, Match.Script)
 	for _, want := range []string{"kernel tftp://10.10.0.1/signed/vmlinuz", "initrd --name initrd.gz tftp://10.10.0.1/signed/initrd.gz"} {
 		if !strings.Contains(script, want) {
 			t.Errorf("iPXE script lacks %q:\n%s", want, script)
@@ -106,7 +83,7 @@ profiles:
 }
 
 func TestGRUBConfigName(t *testing.T) {
-	for name, want := range map[string]string{
+	checkConfigName(t, "GRUBConfigName", GRUBConfigName, map[string]string{
 		"grub/grub.cfg":            "grub.cfg",
 		"grub/x86_64-efi/grub.cfg": "grub.cfg",
 		"grub.cfg":                 "grub.cfg",
@@ -116,19 +93,13 @@ func TestGRUBConfigName(t *testing.T) {
 		"grub/grub.cfgx":                          "",
 		"grub/grubx64.efi":                        "",
 		"pxelinux.cfg/default":                    "",
-	} {
-		got, ok := GRUBConfigName(name)
-		if got != want || ok != (want != "") {
-			t.Errorf("GRUBConfigName(%q) = %q, %v; want %q", name, got, ok, want)
-		}
-	}
+	})
 }
 
 // Every name GRUB's search tries for the machine is its own; names it would try for another
 // machine are not.
 func TestGRUBAsks(t *testing.T) {
-	m, ip := mac("52:54:00:00:00:01"), netip.MustParseAddr("10.10.0.11")
-	for leaf, want := range map[string]bool{
+	checkAsks(t, "GRUBAsks", GRUBAsks, map[string]bool{
 		"grub.cfg-b8945908-d6a6-41a9-611d-74a6ab80b83d": true,
 		"grub.cfg-01-52-54-00-00-00-01":                 true,
 		"grub.cfg-0A0A000B":                             true,
@@ -141,9 +112,5 @@ func TestGRUBAsks(t *testing.T) {
 		"grub.cfg-0a0a000b":                             false, // GRUB asks in upper case
 		"grub.cfg-":                                     false,
 		"01-52-54-00-00-00-01":                          false,
-	} {
-		if got := GRUBAsks(leaf, m, ip); got != want {
-			t.Errorf("GRUBAsks(%q) = %v, want %v", leaf, got, want)
-		}
-	}
+	})
 }

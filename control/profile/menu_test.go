@@ -39,10 +39,7 @@ groups:
 // A menu profile renders iPXE's menu: its items in order, the default chosen after the timeout,
 // each profile item inlined as that profile's script for this machine.
 func TestMenuScript(t *testing.T) {
-	r, err := New(load(t, menuProfiles), base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := resolver(t, menuProfiles)
 	m, ok := r.Resolve(Facts{MAC: mac("52:54:00:00:00:01"), IP: netip.MustParseAddr("10.10.0.11")})
 	if !ok || m.Profile.Name != "boot-menu" {
 		t.Fatalf("resolved %v: %s", m.Profile, m.Reason)

@@ -34,6 +34,55 @@ func mac(s string) net.HardwareAddr {
 	return m
 }
 
+// resolver builds a resolver from the configuration yaml, with base as its base URL.
+func resolver(t *testing.T, yaml string) *Resolver {
+	t.Helper()
+	r, err := New(Config{Conf: load(t, yaml), BaseURL: base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// rendered is what render (Match.Script, Match.GRUB, Match.PXELinux) makes of the machine f
+// resolves to; no match or a render error fails the test.
+func rendered(t *testing.T, r *Resolver, f Facts, render func(Match) (string, error)) string {
+	t.Helper()
+	m, ok := r.Resolve(f)
+	if !ok {
+		t.Fatal(m.Reason)
+	}
+	got, err := render(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// checkConfigName checks a loader's config-name parser on each name: the leaf it returns, ""
+// where the name is not that loader's config.
+func checkConfigName(t *testing.T, fn string, parse func(string) (string, bool), want map[string]string) {
+	t.Helper()
+	for name, leaf := range want {
+		got, ok := parse(name)
+		if got != leaf || ok != (leaf != "") {
+			t.Errorf("%s(%q) = %q, %v; want %q", fn, name, got, ok, leaf)
+		}
+	}
+}
+
+// checkAsks checks for each leaf whether a loader's rule counts it as one of the names the
+// machine 52:54:00:00:00:01 at 10.10.0.11 asks for.
+func checkAsks(t *testing.T, fn string, asks func(string, net.HardwareAddr, netip.Addr) bool, want map[string]bool) {
+	t.Helper()
+	m, ip := mac("52:54:00:00:00:01"), netip.MustParseAddr("10.10.0.11")
+	for leaf, w := range want {
+		if got := asks(leaf, m, ip); got != w {
+			t.Errorf("%s(%q) = %v, want %v", fn, leaf, got, w)
+		}
+	}
+}
+
 const selection = `
 interface: {mode: authoritative}
 subnets: [{cidr: 10.10.0.0/24, pools: ["10.10.0.100-10.10.0.199"]}]
@@ -65,10 +114,7 @@ groups:
 `
 
 func TestResolveSelection(t *testing.T) {
-	r, err := New(load(t, selection), base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := resolver(t, selection)
 	tests := []struct {
 		name        string
 		facts       Facts
@@ -134,10 +180,7 @@ profiles: [{name: w, kernel: k}]
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := New(load(t, tt.yaml), base)
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := resolver(t, tt.yaml)
 			m, ok := r.Resolve(Facts{MAC: mac("52:54:00:00:00:01"), Arch: "x86_64", Platform: "efi"})
 			if ok {
 				t.Fatalf("matched %q", m.Profile.Name)
@@ -193,10 +236,7 @@ profiles:
 `
 
 func TestRender(t *testing.T) {
-	r, err := New(load(t, rendering), base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := resolver(t, rendering)
 	facts := func(m string) Facts {
 		return Facts{MAC: mac(m), UUID: "u-1", Arch: "x86_64", Platform: "efi", Serial: "SN1", Hostname: "ipxe-name",
 			IP: netip.MustParseAddr("10.10.0.200")}
@@ -277,10 +317,7 @@ func TestRender(t *testing.T) {
 }
 
 func TestAssetKind(t *testing.T) {
-	r, err := New(load(t, rendering), base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := resolver(t, rendering)
 	tests := []struct{ profile, asset, want string }{
 		{"every", "debian/vmlinuz", AssetKernel},
 		{"every", "/debian/vmlinuz", AssetKernel},
@@ -300,14 +337,14 @@ func TestAssetKind(t *testing.T) {
 func TestNew(t *testing.T) {
 	cfg := load(t, rendering)
 	for _, u := range []string{"", "10.0.0.1", "ftp://x", "http://"} {
-		if _, err := New(cfg, u); err == nil {
+		if _, err := New(Config{Conf: cfg, BaseURL: u}); err == nil {
 			t.Errorf("base URL %q accepted", u)
 		}
 	}
-	if _, err := New(nil, base); err == nil {
+	if _, err := New(Config{BaseURL: base}); err == nil {
 		t.Error("nil config accepted")
 	}
-	r, err := New(cfg, base+"/")
+	r, err := New(Config{Conf: cfg, BaseURL: base + "/"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,16 +363,13 @@ func TestNew(t *testing.T) {
 
 	bad := load(t, rendering)
 	bad.Profiles[0].Args = "{{.Nope"
-	if _, err := New(bad, base); err == nil {
+	if _, err := New(Config{Conf: bad, BaseURL: base}); err == nil {
 		t.Error("bad template accepted")
 	}
 }
 
 func TestConcurrent(t *testing.T) {
-	r, err := New(load(t, rendering), base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := resolver(t, rendering)
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Add(1)

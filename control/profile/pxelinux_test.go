@@ -2,7 +2,6 @@ package profile
 
 import (
 	"errors"
-	"net/netip"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -29,10 +28,7 @@ profiles:
 // One profile, two renderers: the pxelinux config boots the same kernel, initrds and command
 // line as the iPXE script, from the same URLs.
 func TestPxelinuxRender(t *testing.T) {
-	r, err := New(load(t, pxelinuxProfiles), base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := resolver(t, pxelinuxProfiles)
 	for _, tt := range []struct {
 		mac, want string
 	}{
@@ -48,14 +44,7 @@ func TestPxelinuxRender(t *testing.T) {
 			"  INITRD https://mirror.example/initrd.gz\n" +
 			"  IPAPPEND 2\n"},
 	} {
-		m, ok := r.Resolve(Facts{MAC: mac(tt.mac)})
-		if !ok {
-			t.Fatal(m.Reason)
-		}
-		got, err := m.PXELinux()
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := rendered(t, r, Facts{MAC: mac(tt.mac)}, Match.PXELinux)
 		if d := cmp.Diff(tt.want, got); d != "" {
 			t.Errorf("%s (-want +got):\n%s", tt.mac, d)
 		}
@@ -70,7 +59,7 @@ func TestPxelinuxRender(t *testing.T) {
 }
 
 func TestPxelinuxConfigName(t *testing.T) {
-	for name, want := range map[string]string{
+	checkConfigName(t, "PXELinuxConfigName", PXELinuxConfigName, map[string]string{
 		"pxelinux.cfg/default":                         "default",
 		"pxelinux.cfg/01-52-54-00-00-00-01":            "01-52-54-00-00-00-01",
 		"debian-installer/amd64/pxelinux.cfg/0A0A000B": "0A0A000B",
@@ -79,19 +68,13 @@ func TestPxelinuxConfigName(t *testing.T) {
 		"boot/default":                                 "",
 		"xpxelinux.cfg/default":                        "",
 		"pxelinux.0":                                   "",
-	} {
-		got, ok := PXELinuxConfigName(name)
-		if got != want || ok != (want != "") {
-			t.Errorf("PXELinuxConfigName(%q) = %q, %v; want %q", name, got, ok, want)
-		}
-	}
+	})
 }
 
 // Every name pxelinux tries for the machine is its own; names it would try for another machine
 // are not.
 func TestPxelinuxAsks(t *testing.T) {
-	m, ip := mac("52:54:00:00:00:01"), netip.MustParseAddr("10.10.0.11")
-	for leaf, want := range map[string]bool{
+	checkAsks(t, "PXELinuxAsks", PXELinuxAsks, map[string]bool{
 		"b8945908-d6a6-41a9-611d-74a6ab80b83d": true,
 		"01-52-54-00-00-00-01":                 true,
 		"0A0A000B":                             true,
@@ -105,9 +88,5 @@ func TestPxelinuxAsks(t *testing.T) {
 		"0A0A000B0":                            false,
 		"":                                     false,
 		"b8945908-d6a6-41a9-611d-74a6ab80b83":  false,
-	} {
-		if got := PXELinuxAsks(leaf, m, ip); got != want {
-			t.Errorf("PXELinuxAsks(%q) = %v, want %v", leaf, got, want)
-		}
-	}
+	})
 }

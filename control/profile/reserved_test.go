@@ -6,7 +6,7 @@ import (
 )
 
 func TestReservedAtAndBaseURL(t *testing.T) {
-	r, err := New(load(t, selection), "http://203.0.113.7:8443/")
+	r, err := New(Config{Conf: load(t, selection), BaseURL: "http://203.0.113.7:8443/"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,9 +41,17 @@ type Managed struct {
 	OnLink netip.Prefix // the link's prefix, advertised on-link (L) and not for SLAAC (A clear)
 }
 
-// New opens a raw ICMPv6 socket bound to iface, joined to all-routers, that reads only router
-// solicitations.
-func New(iface string, log *slog.Logger, dhcp Managed) (*Responder, error) {
+// Config is the interface a Responder answers on and what its advertisements say.
+type Config struct {
+	Iface   string
+	Managed Managed
+	Logger  *slog.Logger // nil: discard
+}
+
+// New opens a raw ICMPv6 socket bound to cfg.Iface, joined to all-routers, that reads only
+// router solicitations.
+func New(cfg Config) (*Responder, error) {
+	iface, log, dhcp := cfg.Iface, cfg.Logger, cfg.Managed
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -32,7 +32,7 @@ const (
 	socketBuffer = 1 << 20
 )
 
-// Config says where to listen and what a booted message looks like.
+// Config says where to listen, what a booted message looks like and where messages go.
 type Config struct {
 	Listen string // e.g. "10.10.0.1:514"; "127.0.0.1:0" in tests
 	// BootedPattern, if set, is a regular expression matched against each message's line as
@@ -42,10 +42,8 @@ type Config struct {
 	// MaxPerSecond caps messages per source address (burst twice that); 0 means
 	// DefaultMaxPerSecond.
 	MaxPerSecond int
-}
 
-// Deps are the receiver's collaborators.
-type Deps struct {
+	// What the receiver reports to.
 	Logger     *slog.Logger          // nil → discard
 	Registerer prometheus.Registerer // nil → do not register
 	Machines   *machines.Store       // required: where messages go and who sent them
@@ -65,11 +63,11 @@ type Receiver struct {
 }
 
 // New validates cfg and binds the UDP socket, so a taken port fails the start.
-func New(cfg Config, deps Deps) (*Receiver, error) {
+func New(cfg Config) (*Receiver, error) {
 	if cfg.Listen == "" {
 		return nil, errors.New("syslog: Listen is required")
 	}
-	if deps.Machines == nil {
+	if cfg.Machines == nil {
 		return nil, errors.New("syslog: a machines store is required")
 	}
 	if cfg.MaxPerSecond == 0 {
@@ -78,7 +76,7 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 	if cfg.MaxPerSecond < 0 {
 		return nil, fmt.Errorf("syslog: MaxPerSecond %d must be positive", cfg.MaxPerSecond)
 	}
-	r := &Receiver{log: deps.Logger, machines: deps.Machines, limit: newLimiter(cfg.MaxPerSecond, maxSources), now: time.Now}
+	r := &Receiver{log: cfg.Logger, machines: cfg.Machines, limit: newLimiter(cfg.MaxPerSecond, maxSources), now: time.Now}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -111,9 +109,9 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 	}
 	_ = conn.SetReadBuffer(socketBuffer) // best effort, see socketBuffer
 	// Register only once bound: a failed start leaves the registry free for a retry.
-	if deps.Registerer != nil {
+	if cfg.Registerer != nil {
 		for _, c := range []prometheus.Collector{messages, r.bytes} {
-			if err := deps.Registerer.Register(c); err != nil {
+			if err := cfg.Registerer.Register(c); err != nil {
 				conn.Close()
 				return nil, fmt.Errorf("syslog: metrics: %w", err)
 			}

@@ -35,8 +35,8 @@ func start(t *testing.T, cfg Config) *env {
 	at := time.Now().Add(-time.Minute)
 	e.store.DHCP(macA, netip.MustParseAddr("127.0.0.1"), true, machines.Event{Time: at, Source: "dhcp", Detail: "ack"})
 	e.store.DHCP(macB, netip.MustParseAddr("127.0.0.3"), true, machines.Event{Time: at, Source: "dhcp", Detail: "ack"})
-	cfg.Listen = "127.0.0.1:0"
-	r, err := New(cfg, Deps{Registerer: e.reg, Machines: e.store})
+	cfg.Listen, cfg.Registerer, cfg.Machines = "127.0.0.1:0", e.reg, e.store
+	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,18 +230,17 @@ func TestNewValidates(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		cfg  Config
-		deps Deps
 		want string
 	}{
-		{"no listen", Config{}, Deps{Machines: store}, "Listen is required"},
-		{"no store", Config{Listen: "127.0.0.1:0"}, Deps{}, "machines store is required"},
-		{"negative rate", Config{Listen: "127.0.0.1:0", MaxPerSecond: -1}, Deps{Machines: store}, "MaxPerSecond -1"},
-		{"bad pattern", Config{Listen: "127.0.0.1:0", BootedPattern: "(["}, Deps{Machines: store}, `booted pattern "(["`},
-		{"bad address", Config{Listen: "300.0.0.1:514"}, Deps{Machines: store}, "300.0.0.1:514"},
-		{"port taken", Config{Listen: taken.LocalAddr().String()}, Deps{Machines: store}, "listen on " + taken.LocalAddr().String()},
+		{"no listen", Config{Machines: store}, "Listen is required"},
+		{"no store", Config{Listen: "127.0.0.1:0"}, "machines store is required"},
+		{"negative rate", Config{Listen: "127.0.0.1:0", MaxPerSecond: -1, Machines: store}, "MaxPerSecond -1"},
+		{"bad pattern", Config{Listen: "127.0.0.1:0", BootedPattern: "([", Machines: store}, `booted pattern "(["`},
+		{"bad address", Config{Listen: "300.0.0.1:514", Machines: store}, "300.0.0.1:514"},
+		{"port taken", Config{Listen: taken.LocalAddr().String(), Machines: store}, "listen on " + taken.LocalAddr().String()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := New(tc.cfg, tc.deps)
+			r, err := New(tc.cfg)
 			if err == nil {
 				r.Close()
 				t.Fatal("no error")
@@ -253,10 +252,10 @@ func TestNewValidates(t *testing.T) {
 	}
 	// A failed bind leaves the registry free for a retry.
 	reg := prometheus.NewRegistry()
-	if _, err := New(Config{Listen: taken.LocalAddr().String()}, Deps{Machines: store, Registerer: reg}); err == nil {
+	if _, err := New(Config{Listen: taken.LocalAddr().String(), Machines: store, Registerer: reg}); err == nil {
 		t.Fatal("bound a taken port")
 	}
-	r, err := New(Config{Listen: "127.0.0.1:0"}, Deps{Machines: store, Registerer: reg})
+	r, err := New(Config{Listen: "127.0.0.1:0", Machines: store, Registerer: reg})
 	if err != nil {
 		t.Fatalf("retry: %v", err)
 	}
@@ -292,7 +291,7 @@ netbootd_syslog_messages_total{result="unknown_source"} 1
 
 // Run ends cleanly when its context does, and closes the socket.
 func TestRunStops(t *testing.T) {
-	r, err := New(Config{Listen: "127.0.0.1:0"}, Deps{Machines: newStore(t)})
+	r, err := New(Config{Listen: "127.0.0.1:0", Machines: newStore(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +314,7 @@ func TestRunStops(t *testing.T) {
 
 func newStore(t *testing.T) *machines.Store {
 	t.Helper()
-	s, err := machines.New(0, nil)
+	s, err := machines.New(machines.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
