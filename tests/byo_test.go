@@ -138,7 +138,7 @@ func TestBYODHCPOff(t *testing.T) {
 	if out, err := c1.Exec("busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "3", "-T", "1", "-s", writeScript(t, udhcpcScript)); err == nil || boundFields(out) != nil {
 		t.Errorf("udhcpc got a lease with netbootd's DHCP off (err %v):\n%s", err, out)
 	}
-	if replies := discover(t, c1, pxeDiscover(t, "02:00:00:00:b0:01")); len(replies) != 0 {
+	if replies := discover(t, c1, pxeDiscover(t, "02:00:00:00:b0:01"), 0); len(replies) != 0 {
 		t.Errorf("a PXE DISCOVER got %d replies with DHCP off", len(replies))
 	}
 	if after := rx(); after < before+4 {
@@ -355,7 +355,7 @@ func TestBYOBaseURLBehindNAT(t *testing.T) {
 		{"iPXE", ipxe, public + "/ipxe/boot.ipxe"},
 		{"UEFI HTTP boot", httpBoot, public + "/ipxe/ipxe.efi"},
 	} {
-		replies := discover(t, lan, tc.m)
+		replies := discover(t, lan, tc.m, 1)
 		if len(replies) != 1 {
 			t.Fatalf("%s: %d replies\n%s", tc.name, len(replies), d.logs())
 		}

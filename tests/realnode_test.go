@@ -36,6 +36,10 @@ const realNodePins = "/sys/fs/bpf/netbootd"
 // requests every 100 ms throughout, and the new pod adopts the pinned program; helm uninstall
 // leaves no XDP program, no pins and no process behind.
 func TestRealNodeChart(t *testing.T) {
+	// Beside the VM tests: its host-wide parts (the kubelet's ports, the Service VIP, /var/lib/kubelet,
+	// the kubepods cgroups) are the node's alone, behind node.Start's lock, and the kubelet's
+	// sysctls are restored once it has set them (tests/node).
+	t.Parallel()
 	begin := time.Now()
 	// The boot network: a veth whose host end the pod attaches to (a unique name, never the
 	// host's own interfaces), its peer on a LAN bridge in a namespace of the test.

@@ -30,7 +30,8 @@ func TestReloadUnderLoad(t *testing.T) {
 	if err := perf.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second)
+	// The changes come while perfdhcp's exchanges are being answered.
+	waitFor(t, "perfdhcp's requests answered", func() bool { return d.metric("netbootd_dhcp_replies_total") > 0 })
 	var added []string
 	for i := 0; i < 10; i++ {
 		added = append(added, fmt.Sprintf("  - {mac: \"02:00:00:00:0e:%02x\", ip: 10.10.0.%d, hostname: new%d}\n", i, 60+i, i))
@@ -48,7 +49,7 @@ func TestReloadUnderLoad(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // pacing, not waiting: the ten changes spread over perfdhcp's run
 	}
 	if err := perf.Wait(); err != nil {
 		t.Fatalf("perfdhcp: %v\n%s", err, out.String())

@@ -30,7 +30,8 @@ func TestStarvationFlood(t *testing.T) {
 	flooder := r.client(t, "02:00:00:00:f1:00")
 
 	first := udhcpcOnce(t, known)["ip"]
-	time.Sleep(2500 * time.Millisecond) // the known-MAC map is synced every 2 s
+	// The known-MAC map is synced every 2 s: the client with a lease must be in it.
+	waitFor(t, "the leased client's MAC in the fast path's known set", func() bool { return d.metric("netbootd_xdp_known_macs") >= 1 })
 
 	flood := flooder.Cmd(t, bin, "-i", "eth0", "-random", "100000", "-n", "100000", "-pps", "10000", "-t", "30s")
 	var out strings.Builder
@@ -39,7 +40,9 @@ func TestStarvationFlood(t *testing.T) {
 	if err := flood.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	waitFor(t, "the flood dropped by the fast path", func() bool {
+		return d.metric("netbootd_xdp_packets_total", `result="drop_stranger_rate"`) > 0
+	})
 	if ip := udhcpcAnsweredByXDP(t, d, reserved, "the reserved client")["ip"]; ip != "10.10.0.10" {
 		t.Errorf("reserved client during the flood got %q, want 10.10.0.10", ip)
 	}

@@ -6,7 +6,9 @@
 //
 // A kubelet and an API server behind the `kubernetes` Service VIP use fixed addresses and
 // ports (10250, 10248, 10.96.0.1:443): one node per machine at a time, so Start waits for a
-// machine-wide lock. docs/kubernetes-node-test.md says what each setting is for.
+// machine-wide lock. Nothing else on the machine uses them, so a node runs beside other tests;
+// the sysctls the kubelet sets are restored as soon as it has set them.
+// docs/kubernetes-node-test.md says what each setting is for.
 package node
 
 import (
@@ -53,9 +55,14 @@ const (
 	cniDir   = "/usr/lib/cni" // Debian's containernetworking-plugins
 )
 
-// kubeletSysctls are what the kubelet sets at start (vm.overcommit_memory 1, kernel.panic 10,
-// kernel.panic_on_oops 1): a machine that runs BPF tests must not reboot on an oops after the test.
-var kubeletSysctls = []string{"vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops"}
+// kubeletSysctls are what the kubelet sets, once, when its container manager starts
+// (pkg/kubelet/cm setupKernelTunables): the machine's own values come back as soon as the kubelet
+// has set them, not only at cleanup, since other tests run beside the node and a machine that
+// runs BPF tests must not reboot on an oops (kernel.panic_on_oops 1, kernel.panic 10).
+var kubeletSysctls = map[string]string{
+	"vm/overcommit_memory": "1", "vm/panic_on_oom": "0", "kernel/panic": "10", "kernel/panic_on_oops": "1",
+	"kernel/keys/root_maxkeys": "1000000", "kernel/keys/root_maxbytes": "25000000",
+}
 
 // Node is a running single-node cluster owned by one test.
 type Node struct {
@@ -269,6 +276,17 @@ imageGCLowThresholdPercent: 99
 		}
 		return nil
 	})
+	// The kubelet sets its sysctls once, when its container manager starts (before or about when
+	// the node is Ready): once they all read its values, the machine's own go back.
+	n.waitFor(t, "the kubelet's sysctls", time.Minute, "kubelet", func() error {
+		for s, want := range kubeletSysctls {
+			if b, err := os.ReadFile("/proc/sys/" + s); err != nil || strings.TrimSpace(string(b)) != want {
+				return fmt.Errorf("%s is %q (%v), the kubelet sets %s", s, strings.TrimSpace(string(b)), err, want)
+			}
+		}
+		return nil
+	})
+	n.restoreSysctls(t)
 }
 
 // Kubectl runs kubectl as the admin and returns its output, failing the test on error.
@@ -406,9 +424,18 @@ func (n *Node) notePath(p string) {
 
 func (n *Node) saveSysctls() {
 	n.sysctls = map[string]string{}
-	for _, s := range kubeletSysctls {
+	for s := range kubeletSysctls {
 		if b, err := os.ReadFile("/proc/sys/" + s); err == nil {
 			n.sysctls[s] = strings.TrimSpace(string(b))
+		}
+	}
+}
+
+// restoreSysctls puts back the machine's values of the sysctls the kubelet changed.
+func (n *Node) restoreSysctls(t testing.TB) {
+	for s, v := range n.sysctls {
+		if err := os.WriteFile("/proc/sys/"+s, []byte(v), 0o644); err != nil {
+			t.Errorf("restore sysctl %s=%s: %v", s, v, err)
 		}
 	}
 }
@@ -452,11 +479,7 @@ func (n *Node) cleanup() {
 	}
 	removeLinksInto("/var/log/containers", n.dir)
 	removeCgroups("kubepods")
-	for s, v := range n.sysctls {
-		if err := os.WriteFile("/proc/sys/"+s, []byte(v), 0o644); err != nil {
-			t.Errorf("restore sysctl %s=%s: %v", s, v, err)
-		}
-	}
+	n.restoreSysctls(t)
 	_ = exec.Command("ip", "link", "del", n.link).Run()
 	if err := os.RemoveAll(n.dir); err != nil {
 		t.Errorf("remove the node's directory: %v", err)

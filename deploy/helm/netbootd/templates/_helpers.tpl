@@ -73,3 +73,18 @@ The coordination.k8s.io Lease the HA instances elect a pool holder on.
 {{- define "netbootd.poolLease" -}}
 {{- printf "%s-pool" (include "netbootd.fullname" .) }}
 {{- end }}
+
+{{/*
+The host interfaces netbootd attaches to, as a JSON list: interfaces, or the one interface.
+Both set is refused: which one was meant is not for the chart to guess.
+*/}}
+{{- define "netbootd.interfaces" -}}
+{{- if and .Values.interface .Values.interfaces }}
+{{- fail (printf "interface (%s) and interfaces ([%s]) are both set: use interfaces alone, e.g. interfaces: [%s]" .Values.interface (join ", " .Values.interfaces) (join ", " (prepend .Values.interfaces .Values.interface))) }}
+{{- end }}
+{{- $ifaces := .Values.interfaces | default (list .Values.interface) | compact }}
+{{- if not $ifaces }}
+{{- fail "interfaces: set the host interfaces netbootd attaches to, e.g. --set interfaces={eth1,eth2}, or --set interface=eth1 for one" }}
+{{- end }}
+{{- toJson $ifaces }}
+{{- end }}
