@@ -155,6 +155,9 @@ func (d *daemon) newLink(i int) (l *link, err error) {
 		l.log.Info("dhcpv6 serving", "server_ip", l.conf.DHCP6.ServerIP, "prefix", l.conf.DHCP6.Prefix, "pool", l.conf.DHCP6.Pool.Set())
 		d.add(part{name: f.Name + " dhcp6", run: l.dhcp6.Run, close: l.dhcp6.Close})
 	}
+	if err := l.syncDHCP6(); err != nil {
+		return l, err
+	}
 	if l.conf.Interface.IPv6RA || l.conf.DHCP6.Enabled { // DHCPv6 clients learn the on-link prefix from the RA
 		resp, err := ra.New(f.Name, l.log, ra.Managed{On: l.conf.DHCP6.Enabled, OnLink: l.conf.DHCP6.Prefix})
 		if err != nil {
@@ -269,11 +272,61 @@ func (l *link) apply(conf *config.Config) error {
 	if l.dhcp6 != nil {
 		l.dhcp6.Reload(conf)
 	}
+	if err := l.syncDHCP6(); err != nil {
+		return err
+	}
 	if l.tftp != nil {
 		l.tftp.SetFolders(conf.PiFolders())
 	}
 	l.conf = conf
 	return nil
+}
+
+// syncDHCP6 makes the fast path answer DHCPv6 for the reservations with an ip6 when dhcp6 is
+// on (replies rendered by the Go path's handler), from the interface's link-local address, and
+// turns DHCPv6 in the fast path off otherwise (an adopted program may have had it on). Entries
+// that do not fit are logged and left to the Go path.
+func (l *link) syncDHCP6() error {
+	if l.fast == nil {
+		return nil
+	}
+	var src netip.Addr
+	var entries []bpf.Entry6
+	if l.dhcp6 != nil {
+		src = linkLocal(l.Index)
+		if !src.IsValid() {
+			l.log.Warn("xdp fast path: the interface has no IPv6 link-local address: DHCPv6 is answered by the Go path only")
+		}
+		entries = l.dhcp6.Handler().FastEntries()
+	}
+	if err := l.fast.SyncDHCP6(src, entries); err != nil {
+		if !src.IsValid() || len(entries) == 0 {
+			return fmt.Errorf("xdp dhcpv6 on %s: %w", l.Name, err)
+		}
+		l.log.Warn("xdp fast path: some DHCPv6 reservations are answered by the Go path only", "err", err)
+	}
+	if src.IsValid() {
+		l.log.Info("xdp fast path answers dhcpv6", "from", src, "reservations", len(entries))
+	}
+	return nil
+}
+
+// linkLocal is the interface's first IPv6 link-local address; invalid when it has none.
+func linkLocal(index int) netip.Addr {
+	l, err := netlink.LinkByIndex(index)
+	if err != nil {
+		return netip.Addr{}
+	}
+	addrs, err := netlink.AddrList(l, netlink.FAMILY_V6)
+	if err != nil {
+		return netip.Addr{}
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Is6() && ip.IsLinkLocalUnicast() {
+			return ip
+		}
+	}
+	return netip.Addr{}
 }
 
 // detachStale removes the XDP program a run with DHCP on left pinned on iface: with DHCP off it
