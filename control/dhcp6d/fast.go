@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"net/netip"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/insomniacslk/dhcp/iana"
@@ -143,4 +144,31 @@ func findOption(b []byte, code uint16) (int, int) {
 		i += n
 	}
 	return -1, 0
+}
+
+// KernelAnswered tells what the XDP program answered mac (a DHCPv6 bpf.Event: request and reply
+// types, and for firmware its architecture, HTTP boot or PXE) in the words of the Go path's
+// timeline: the address given and the detail, with the boot file URL rendered as for the reply.
+func (h *Handler) KernelAnswered(mac net.HardwareAddr, request, reply dhcpv6.MessageType, pxe, httpBoot bool, arch uint16) (netip.Addr, string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.reservation(mac)
+	if r == nil || !r.IP6.IsValid() {
+		return netip.Addr{}, fmt.Sprintf("%s → %s (reservation since removed)", request, reply)
+	}
+	m := &dhcpv6.Message{MessageType: dhcpv6.MessageTypeSolicit}
+	m.AddOption(dhcpv6.OptClientID(&dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: mac}))
+	if pxe {
+		class := "PXEClient"
+		if httpBoot {
+			class = "HTTPClient"
+		}
+		m.AddOption(&dhcpv6.OptVendorClass{EnterpriseNumber: enterpriseIntel, Data: [][]byte{[]byte(class)}})
+		m.AddOption(dhcpv6.OptClientArchType(iana.Arch(arch)))
+	}
+	detail := fmt.Sprintf("%s → %s %s (reservation)", request, reply, r.IP6)
+	if boot := h.addBoot(&dhcpv6.Message{}, m, mac); boot != "" {
+		detail += ", boot file " + boot
+	}
+	return r.IP6, detail
 }
