@@ -559,6 +559,8 @@ static __always_inline int parse6(struct xdp_md *ctx, struct scratch6 *x, __u32 
 	__u64 u_len = bpf_ntohs(udp->len);
 	if (u_len < sizeof(*udp) + 4 || bpf_ntohs(ip6->payload_len) != u_len || (void *)udp + u_len > end)
 		return up(reason, C_MALFORMED6);
+	if (u_len > 2048) /* no client message is this long; keeps every offset within the masks */
+		return up(reason, C_PASS_SIZE6);
 	__u8 *m = (void *)(udp + 1);
 	if ((void *)(m + 4) > end)
 		return up(reason, C_MALFORMED6);
