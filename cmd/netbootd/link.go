@@ -284,8 +284,8 @@ func (l *link) apply(conf *config.Config) error {
 
 // syncDHCP6 makes the fast path answer DHCPv6 for the reservations with an ip6 when dhcp6 is
 // on (replies rendered by the Go path's handler), from the interface's link-local address, and
-// turns DHCPv6 in the fast path off otherwise (an adopted program may have had it on). Entries
-// that do not fit are logged and left to the Go path.
+// turns DHCPv6 in the fast path off otherwise (an adopted program may have had it on).
+// Reservations FastEntries cannot render for the program are left to the Go path.
 func (l *link) syncDHCP6() error {
 	if l.fast == nil {
 		return nil
@@ -300,10 +300,7 @@ func (l *link) syncDHCP6() error {
 		entries = l.dhcp6.Handler().FastEntries()
 	}
 	if err := l.fast.SyncDHCP6(src, entries); err != nil {
-		if !src.IsValid() || len(entries) == 0 {
-			return fmt.Errorf("xdp dhcpv6 on %s: %w", l.Name, err)
-		}
-		l.log.Warn("xdp fast path: some DHCPv6 reservations are answered by the Go path only", "err", err)
+		return fmt.Errorf("xdp dhcpv6 on %s: %w", l.Name, err)
 	}
 	if src.IsValid() {
 		l.log.Info("xdp fast path answers dhcpv6", "from", src, "reservations", len(entries))

@@ -301,3 +301,34 @@ func TestXDP6PassesWhatItDoesNotAnswer(t *testing.T) {
 		t.Errorf("RELAY-FORW: XDP verdict %d (%v), want XDP_PASS", ret, err)
 	}
 }
+
+// A SOLICIT in a VLAN-tagged frame is answered in the same VLAN, with the Go path's payload.
+func TestXDP6KeepsTheVLANTag(t *testing.T) {
+	h, _ := testHandler(t, testConf)
+	prog := loadXDP6(t, h)
+	m := &dhcpv6.Message{MessageType: dhcpv6.MessageTypeSolicit, TransactionID: dhcpv6.TransactionID{7, 8, 9}}
+	m.AddOption(dhcpv6.OptClientID(&dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: reserved}))
+	rapid(m)
+	withIANA(9)(m)
+	pxe(iana.EFI_X86_64, "PXEClient")(m)
+	res := h.Handle(m, Client{Peer: eui64(reserved)})
+	if res.Reply == nil {
+		t.Fatalf("Go path: no reply (%s)", res.Detail)
+	}
+	plain := frame6(reserved, eui64(reserved), 546, m)
+	tag := []byte{0x81, 0x00, 0x00, 0x64} // VLAN 100
+	fr := append(append(append([]byte(nil), plain[:12]...), tag...), plain[12:]...)
+	opts := &ebpf.RunOptions{Data: fr, DataOut: make([]byte, len(fr)+1024)}
+	ret, err := prog.Run(opts)
+	if err != nil || ret != 3 {
+		t.Fatalf("XDP verdict %d (%v), want XDP_TX", ret, err)
+	}
+	out := opts.DataOut
+	if d := cmp.Diff(tag, out[12:16]); d != "" {
+		t.Errorf("VLAN tag (-want +got):\n%s", d)
+	}
+	untagged := append(append([]byte(nil), out[:12]...), out[16:]...)
+	if d := cmp.Diff(res.Reply.ToBytes(), checkHeaders(t, untagged, reserved, eui64(reserved))); d != "" {
+		t.Errorf("payloads differ (-go +xdp):\n%s", d)
+	}
+}
