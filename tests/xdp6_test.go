@@ -3,13 +3,16 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netbootd/netbootd/control/machines"
 	"github.com/netbootd/netbootd/tests/netns"
+	"github.com/netbootd/netbootd/tests/qemu"
 )
 
 // A reserved machine's DHCPv6 is answered by the XDP program: a real ISC dhclient -6 (SOLICIT →
@@ -81,6 +84,42 @@ func TestXDP6SpoofedDUID(t *testing.T) {
 
 	if addr, _ := dhclient6(t, r.client(t, "02:00:00:00:66:01")); addr != "fd00:10::61" {
 		t.Errorf("the reserved machine bound %q after the attack; want fd00:10::61", addr)
+	}
+}
+
+// Real firmware through the kernel path: OVMF with IPv4 PXE off solicits DHCPv6 (DUID-UUID,
+// known by its EUI-64 link-local address and its Ethernet source), and the XDP program answers
+// its PXE SOLICIT and REQUEST with the reservation's ip6 and tftp://[fd00:10::1]/ipxe.efi; it
+// loads iPXE over TFTP on IPv6 and boots the payload to "booted".
+func TestXDP6OVMF(t *testing.T) {
+	t.Parallel()
+	const mac = "52:54:00:00:16:01"
+	assets := bootAssets(t)
+	r := newXDPRack(t)
+	r.server.Run(t, "ip", "-6", "addr", "add", "fd00:10::1/64", "dev", "sv0", "nodad")
+	pins := pinDir(t, r)
+	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", fmt.Sprintf(ipv6BootConfig, assets), "", "--xdp", "native", "--pin-dir", pins, "--http-listen", ":8080")
+	vm := qemu.Start(t, r.lan, qemu.Options{Name: "xdp6", MAC: mac, ExtraArgs: pxe6Args, Bridge: "br0", Firmware: qemu.UEFI, NoRouterAdvertisements: true})
+	_, err := vm.WaitFor(qemu.Marker+" done", 6*time.Minute)
+	var m machines.Machine
+	d.getJSON("/api/v1/machines/"+mac, &m)
+	t.Logf("QEMU start to payload done in %v; timeline:\n%s", time.Since(vm.Started()).Round(time.Second), describe(m))
+	if err != nil {
+		t.Fatalf("did not boot: %v", err)
+	}
+	if serial := vm.Serial(); !strings.Contains(serial, ">>Start PXE over IPv6") || strings.Contains(serial, ">>Start PXE over IPv4") {
+		t.Errorf("the firmware did not boot by PXE over IPv6")
+	}
+	expectEvents(t, mac, m, []event{
+		{"xdp", "dhcp", "REQUEST → REPLY fd00:10::16 (reservation), boot file tftp://[fd00:10::1]/ipxe.efi"},
+		{"tftp", "tftp", "ipxe.efi"},
+		{"callback", "booted", ""},
+	})
+	if n := d.metric("netbootd_xdp_packets_total", `result="reply6"`); n < 1 {
+		t.Errorf("XDP sent no DHCPv6 REPLY")
+	}
+	if m.Phase != "booted" {
+		t.Errorf("%s not booted:\n%s", mac, describe(m))
 	}
 }
 
