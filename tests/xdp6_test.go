@@ -115,6 +115,8 @@ func TestXDP6OVMF(t *testing.T) {
 		{"tftp", "tftp", "ipxe.efi"},
 		{"callback", "booted", ""},
 	})
+	st, _ := r.server.Exec(netbootdBin(t), "status", "--pin-dir", pins, "sv0")
+	t.Logf("fast path counters:\n%s", st)
 	if n := d.metric("netbootd_xdp_packets_total", `result="reply6"`); n < 1 {
 		t.Errorf("XDP sent no DHCPv6 REPLY")
 	}
