@@ -14,6 +14,9 @@ func TestCounterNames(t *testing.T) {
 		"pass_not_ours", "pass_requested_option", "pass_size", "pass_ip_options", "malformed", "events_lost", "pxe",
 		"drop_duplicate", "drop_source_rate", "drop_stranger_rate", "drop_untrusted_relay", "drop_fragment",
 		"pass_options", "pass_class",
+		"received6", "advertise6", "reply6", "pass_unknown_mac6", "pass_type6",
+		"pass_relay6", "pass_netboot6", "pass_not_ours6", "pass_options6", "pass_size6",
+		"malformed6", "drop_spoofed6",
 	}
 	if !slices.Equal(counterNames, want) {
 		t.Errorf("counter names\n got %q\nwant %q", counterNames, want)

@@ -20,11 +20,14 @@ type Event struct {
 	MAC     net.HardwareAddr
 	XID     uint32
 	IP      netip.Addr
-	Request uint8 // DHCP message type: 1 DISCOVER, 3 REQUEST
-	Reply   uint8 // 2 OFFER, 5 ACK
-	PXE     bool  // answered with boot parameters for firmware PXE or HTTP boot of architecture Arch
-	HTTP    bool  // those were for UEFI HTTP boot (vendor class HTTPClient)
-	Arch    uint16
+	Request uint8 // DHCP message type: 1 DISCOVER, 3 REQUEST (DHCPv6: 1 SOLICIT, 3 REQUEST)
+	Reply   uint8 // 2 OFFER, 5 ACK (DHCPv6: 2 ADVERTISE, 7 REPLY)
+	// V6: a DHCPv6 answer; IP is then invalid (the reservation's ip6 is what the reply gave) and
+	// XID the 24-bit transaction id.
+	V6   bool
+	PXE  bool // answered with boot parameters for firmware PXE or HTTP boot of architecture Arch
+	HTTP bool // those were for UEFI HTTP boot (vendor class HTTPClient)
+	Arch uint16
 }
 
 // Detail is the answer as the machine's timeline tells it, in the words the Go path uses for
@@ -72,6 +75,12 @@ func (f *FastPath) Events(ctx context.Context, fn func(Event)) error {
 		}
 		var ip [4]byte
 		binary.LittleEndian.PutUint32(ip[:], e.Yiaddr)
+		if e.V6 == 1 {
+			fn(Event{Time: bootWall.Add(time.Duration(e.TimeNs)), MAC: net.HardwareAddr(append([]byte(nil), e.Mac[:]...)),
+				XID: e.Xid, Request: e.MsgType, Reply: e.Reply, V6: true,
+				PXE: e.Pxe == 1, HTTP: e.Pxe == 1 && e.Arch&HTTPArch != 0, Arch: e.Arch &^ HTTPArch})
+			continue
+		}
 		fn(Event{
 			Time:    bootWall.Add(time.Duration(e.TimeNs)),
 			MAC:     net.HardwareAddr(append([]byte(nil), e.Mac[:]...)),

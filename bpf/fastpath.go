@@ -1,5 +1,5 @@
-// Package bpf loads, attaches, pins and feeds netbootd's XDP fast path (netbootd.c): DHCPv4 for
-// reserved MACs answered in the kernel. The program, its link and its maps are pinned under
+// Package bpf loads, attaches, pins and feeds netbootd's XDP fast path (netbootd.c): DHCPv4, and
+// DHCPv6 SOLICIT and REQUEST, for reserved MACs answered in the kernel. The program, its link and its maps are pinned under
 // /sys/fs/bpf/netbootd/<iface>/, so reserved machines keep getting answers while the daemon
 // restarts; a new daemon adopts what is pinned. It never logs: callers decide what to say.
 package bpf
@@ -26,7 +26,8 @@ import (
 const DefaultPinRoot = "/sys/fs/bpf/netbootd"
 
 // pinnedMaps are the maps a restarted daemon adopts (the program's .bss is not one of them).
-var pinnedMaps = []string{netbootdMapConfig, netbootdMapCounters, netbootdMapReservations, netbootdMapBootParams, netbootdMapEvents}
+var pinnedMaps = []string{netbootdMapConfig, netbootdMapCounters, netbootdMapReservations, netbootdMapBootParams, netbootdMapEvents,
+	netbootdMapConfig6, netbootdMapReplies6}
 
 // bpffsMagic is the statfs type of a bpf filesystem.
 const bpffsMagic = 0xcafe4a11
@@ -107,8 +108,9 @@ type FastPath struct {
 	server netip.Addr
 	mac    net.HardwareAddr
 
-	resMirror  mapMirror[netbootdResKey, netbootdResVal]
-	bootMirror mapMirror[netbootdBootKey, netbootdBootVal]
+	resMirror    mapMirror[netbootdResKey, netbootdResVal]
+	bootMirror   mapMirror[netbootdBootKey, netbootdBootVal]
+	reply6Mirror mapMirror[netbootdBootKey, netbootdReply6Val]
 	// The known map is an LRU: the kernel may evict from it, so it is read back now and then.
 	knownMirror mapMirror[netbootdResKey, uint8]
 }
@@ -391,6 +393,24 @@ func LoadForTest(server netip.Addr, mac net.HardwareAddr, entries []Entry, relay
 		return nil, err
 	}
 	if err := f.SetRelays(relays); err != nil {
+		f.objs.Close()
+		return nil, err
+	}
+	return f.objs.NetbootdXdp, nil
+}
+
+// LoadForTest6 is LoadForTest with DHCPv6 on, answered from src for entries.
+func LoadForTest6(server netip.Addr, mac net.HardwareAddr, src netip.Addr, entries []Entry6) (*ebpf.Program, error) {
+	f := &FastPath{}
+	if err := loadNetbootdObjects(&f.objs, nil); err != nil {
+		return nil, explainVerifier(err)
+	}
+	defer f.objs.netbootdMaps.Close() // the program keeps its maps
+	if err := f.setConfig(server, mac, Storm{}); err != nil {
+		f.objs.Close()
+		return nil, err
+	}
+	if err := f.SyncDHCP6(src, entries); err != nil {
 		f.objs.Close()
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 //go:build ignore
 
-// netbootd's XDP fast path: DHCPv4 for reserved MACs, answered in place with XDP_TX.
+// netbootd's XDP fast path: DHCPv4 for reserved MACs, answered in place with XDP_TX; and, on a
+// link with dhcp6 on, DHCPv6 SOLICIT and REQUEST of reserved MACs with an ip6 (dhcp6.h).
 //
 // It answers only what it fully understands: a DISCOVER or a REQUEST for this server and the
 // reserved address, from a plain DHCP client or from firmware PXE or UEFI HTTP boot (vendor class
@@ -22,6 +23,7 @@
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/in.h>
 #include <linux/udp.h>
 #include <bpf/bpf_helpers.h>
@@ -31,6 +33,7 @@
 #include "admit.h"
 #include "request.h"
 #include "reply.h"
+#include "dhcp6.h"
 
 /* answer rewrites a DHCP request for a reserved MAC into its reply in place (XDP_TX), in steps
  * that each may end it: a frame that is no request to port 67 is XDP_PASS, a fragmented one
@@ -70,6 +73,11 @@ int netbootd_xdp(struct xdp_md *ctx)
 	struct fp_config *cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg || !cfg->enabled)
 		return XDP_PASS;
+	int v6 = answer6(ctx);
+	if (v6 == SEND6)
+		return reply6(ctx, cfg);
+	if (v6 != NOT6)
+		return v6;
 	struct who w = {};
 	__u32 c = C_MALFORMED;
 	int verdict = answer(ctx, cfg, &w, &c);

@@ -101,6 +101,19 @@ enum counter {
 	C_DROP_FRAGMENT,         /* first fragment of a datagram to port 67 (no DHCP client fragments): dropped */
 	C_PASS_OPTIONS,          /* option overload (52) or option 61 more than once: options this program does not read */
 	C_PASS_CLASS,            /* a client class of the reservation may match on what only the control plane reads */
+	/* DHCPv6 (dhcp6.h), on a link with dhcp6 on. */
+	C_RECEIVED6,        /* IPv6 UDP to port 547 seen */
+	C_ADVERTISE6,
+	C_REPLY6,
+	C_PASS_UNKNOWN_MAC6,/* Ethernet source not reserved with an ip6, or the client claims another MAC that is not reserved */
+	C_PASS_TYPE6,       /* RENEW, REBIND, RELEASE, DECLINE, CONFIRM, INFORMATION-REQUEST */
+	C_PASS_RELAY6,      /* RELAY-FORW, or not from a client's port */
+	C_PASS_NETBOOT6,    /* iPXE, or firmware whose variant has no pre-rendered reply */
+	C_PASS_NOT_OURS6,   /* not to ff02::1:2 from a link-local source, or a server identifier not ours (or, in a SOLICIT, any) */
+	C_PASS_OPTIONS6,    /* options this program does not validate, or repeated */
+	C_PASS_SIZE6,       /* client identifier over CID6_MAX, or the reply does not fit */
+	C_MALFORMED6,
+	C_DROP_SPOOFED6,    /* a client identifier or EUI-64 source naming a reserved MAC, from another MAC: dropped */
 	C_MAX,
 };
 /* Keeps enum counter in the BTF, where bpf2go finds it for the Go side. */
@@ -116,7 +129,8 @@ struct event {
 	__u8 reply;    /* 2 OFFER, 5 ACK */
 	__u16 arch;    /* option 93 of a PXE request, | ARCH_HTTP for HTTP boot */
 	__u8 pxe;      /* 1: answered with boot parameters for firmware PXE or HTTP boot */
-	__u8 pad[5];
+	__u8 v6;       /* 1: DHCPv6 (msg_type 1 SOLICIT, 3 REQUEST; reply 2 ADVERTISE, 7 REPLY; xid 24 bits) */
+	__u8 pad[4];
 };
 /* Keeps struct event in the BTF, where bpf2go finds it for the Go side. */
 const struct event *unused_event __attribute__((unused));

@@ -62,7 +62,19 @@ const (
 	netbootdCounterC_DROP_FRAGMENT         netbootdCounter = 18
 	netbootdCounterC_PASS_OPTIONS          netbootdCounter = 19
 	netbootdCounterC_PASS_CLASS            netbootdCounter = 20
-	netbootdCounterC_MAX                   netbootdCounter = 21
+	netbootdCounterC_RECEIVED6             netbootdCounter = 21
+	netbootdCounterC_ADVERTISE6            netbootdCounter = 22
+	netbootdCounterC_REPLY6                netbootdCounter = 23
+	netbootdCounterC_PASS_UNKNOWN_MAC6     netbootdCounter = 24
+	netbootdCounterC_PASS_TYPE6            netbootdCounter = 25
+	netbootdCounterC_PASS_RELAY6           netbootdCounter = 26
+	netbootdCounterC_PASS_NETBOOT6         netbootdCounter = 27
+	netbootdCounterC_PASS_NOT_OURS6        netbootdCounter = 28
+	netbootdCounterC_PASS_OPTIONS6         netbootdCounter = 29
+	netbootdCounterC_PASS_SIZE6            netbootdCounter = 30
+	netbootdCounterC_MALFORMED6            netbootdCounter = 31
+	netbootdCounterC_DROP_SPOOFED6         netbootdCounter = 32
+	netbootdCounterC_MAX                   netbootdCounter = 33
 )
 
 type netbootdDupKey struct {
@@ -82,7 +94,8 @@ type netbootdEvent struct {
 	Reply   uint8
 	Arch    uint16
 	Pxe     uint8
-	Pad     [5]uint8
+	V6      uint8
+	Pad     [4]uint8
 }
 
 type netbootdFpConfig struct {
@@ -98,10 +111,27 @@ type netbootdFpConfig struct {
 	StrangerBurst uint64
 }
 
+type netbootdFpConfig6 struct {
+	_       structs.HostLayout
+	Src     [16]uint8
+	Enabled uint32
+}
+
 type netbootdRelayKey struct {
 	_    structs.HostLayout
 	Addr uint32
 	Net  uint32
+}
+
+type netbootdReply6Val struct {
+	_         structs.HostLayout
+	HeadLen   uint16
+	TailLen   uint16
+	VendorOff uint16
+	Pad       uint16
+	Ia        [44]uint8
+	Head      [32]uint8
+	Tail      [256]uint8
 }
 
 type netbootdResKey struct {
@@ -125,18 +155,63 @@ type netbootdResVal struct {
 	_        [2]byte
 }
 
+type netbootdScratch6 struct {
+	_   structs.HostLayout
+	Buf [512]uint8
+	Fa  struct {
+		_          structs.HostLayout
+		L3         uint64
+		CidAt      uint64
+		CidLen     uint32
+		Iaid       uint32
+		Enterprise uint32
+		Xid        [3]uint8
+		Reply      uint8
+		Type       uint8
+		Rapid      uint8
+		HasIa      uint8
+		Pxe        uint8
+		Arch       uint16
+		ClientMac  [6]uint8
+		ClientIp   [16]uint8
+		_          [4]byte
+	}
+	Sc struct {
+		_     structs.HostLayout
+		At    uint64
+		End   uint64
+		Off   [12]uint16
+		Len   [12]uint16
+		Count [12]uint8
+		_     [4]byte
+	}
+	Pseudo struct {
+		_    structs.HostLayout
+		Src  [16]uint8
+		Dst  [16]uint8
+		Len  uint32
+		Next uint32
+	}
+	Tmp [32]uint8
+	Key netbootdBootKey
+	Mac [8]uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	netbootdMapBootParams    = "boot_params"
 	netbootdMapConfig        = "config"
+	netbootdMapConfig6       = "config6"
 	netbootdMapCounters      = "counters"
 	netbootdMapEvents        = "events"
 	netbootdMapKnown         = "known"
 	netbootdMapRecent        = "recent"
 	netbootdMapRelays        = "relays"
+	netbootdMapReplies6      = "replies6"
 	netbootdMapReservations  = "reservations"
+	netbootdMapScratch6      = "scratch6"
 	netbootdMapSources       = "sources"
 	netbootdMapStrangers     = "strangers"
 	netbootdProgNetbootdXdp  = "netbootd_xdp"
@@ -195,12 +270,15 @@ type netbootdProgramSpecs struct {
 type netbootdMapSpecs struct {
 	BootParams   *ebpf.MapSpec `ebpf:"boot_params"`
 	Config       *ebpf.MapSpec `ebpf:"config"`
+	Config6      *ebpf.MapSpec `ebpf:"config6"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	Known        *ebpf.MapSpec `ebpf:"known"`
 	Recent       *ebpf.MapSpec `ebpf:"recent"`
 	Relays       *ebpf.MapSpec `ebpf:"relays"`
+	Replies6     *ebpf.MapSpec `ebpf:"replies6"`
 	Reservations *ebpf.MapSpec `ebpf:"reservations"`
+	Scratch6     *ebpf.MapSpec `ebpf:"scratch6"`
 	Sources      *ebpf.MapSpec `ebpf:"sources"`
 	Strangers    *ebpf.MapSpec `ebpf:"strangers"`
 }
@@ -235,12 +313,15 @@ func (o *netbootdObjects) Close() error {
 type netbootdMaps struct {
 	BootParams   *ebpf.Map `ebpf:"boot_params"`
 	Config       *ebpf.Map `ebpf:"config"`
+	Config6      *ebpf.Map `ebpf:"config6"`
 	Counters     *ebpf.Map `ebpf:"counters"`
 	Events       *ebpf.Map `ebpf:"events"`
 	Known        *ebpf.Map `ebpf:"known"`
 	Recent       *ebpf.Map `ebpf:"recent"`
 	Relays       *ebpf.Map `ebpf:"relays"`
+	Replies6     *ebpf.Map `ebpf:"replies6"`
 	Reservations *ebpf.Map `ebpf:"reservations"`
+	Scratch6     *ebpf.Map `ebpf:"scratch6"`
 	Sources      *ebpf.Map `ebpf:"sources"`
 	Strangers    *ebpf.Map `ebpf:"strangers"`
 }
@@ -249,12 +330,15 @@ func (m *netbootdMaps) Close() error {
 	return _NetbootdClose(
 		m.BootParams,
 		m.Config,
+		m.Config6,
 		m.Counters,
 		m.Events,
 		m.Known,
 		m.Recent,
 		m.Relays,
+		m.Replies6,
 		m.Reservations,
+		m.Scratch6,
 		m.Sources,
 		m.Strangers,
 	)

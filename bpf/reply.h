@@ -243,6 +243,7 @@ static __always_inline void report(struct facts *f)
 		ev->reply = f->reply;
 		ev->arch = f->arch;
 		ev->pxe = f->pxe;
+		ev->v6 = 0;
 		__builtin_memset(ev->pad, 0, sizeof(ev->pad));
 		bpf_ringbuf_submit(ev, 0);
 	} else {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/urfave/cli/v2"
@@ -421,6 +422,10 @@ func (d *daemon) close() {
 // xdpAnswered puts what the kernel answered on the machine's timeline (and the debug log), so
 // a machine's history reads the same whichever path answered it.
 func (d *daemon) xdpAnswered(l *link, e bpf.Event) {
+	if e.V6 {
+		d.xdp6Answered(l, e)
+		return
+	}
 	d.machines.DHCP(e.MAC, e.IP, e.Request == 1, machines.Event{Time: e.Time, Source: "xdp", Detail: e.Detail()})
 	d.machines.Classify(e.MAC, l.dhcp.KernelClasses(e.MAC, e.PXE, e.HTTP, e.Arch))
 	if h := l.dhcp.Hostname(e.MAC); h != "" {
@@ -431,6 +436,22 @@ func (d *daemon) xdpAnswered(l *link, e bpf.Event) {
 	}
 	l.log.Debug("reply", "path", "xdp", "mac", e.MAC.String(), "xid", fmt.Sprintf("%#08x", e.XID),
 		"type", dhcpv4.MessageType(e.Reply).String(), "ip", e.IP.String(), "pxe", e.PXE, "arch", e.Arch, "at", e.Time)
+}
+
+// xdp6Answered puts a DHCPv6 answer of the fast path on the machine's timeline, as the Go path
+// records its own.
+func (d *daemon) xdp6Answered(l *link, e bpf.Event) {
+	if l.dhcp6 == nil {
+		return
+	}
+	ip, detail := l.dhcp6.Handler().KernelAnswered(e.MAC, dhcpv6.MessageType(e.Request), dhcpv6.MessageType(e.Reply), e.PXE, e.HTTP, e.Arch)
+	ev := machines.Event{Time: e.Time, Source: "xdp", Detail: detail}
+	if !ip.IsValid() {
+		d.machines.Record(e.MAC, ev)
+		return
+	}
+	d.machines.DHCP(e.MAC, ip, e.Request == uint8(dhcpv6.MessageTypeSolicit), ev)
+	l.log.Debug("reply", "path", "xdp", "mac", e.MAC.String(), "xid", fmt.Sprintf("%#06x", e.XID), "type", dhcpv6.MessageType(e.Reply).String(), "ip", ip.String())
 }
 
 // tftpDone puts a TFTP download on the timeline of the machine at the peer's address (its

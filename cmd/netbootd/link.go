@@ -148,12 +148,15 @@ func (d *daemon) newLink(i int) (l *link, err error) {
 	}
 	if l.conf.DHCP6.Enabled {
 		l.dhcp6, err = dhcp6d.New(f.Name, l.conf, dhcp6d.Deps{Logger: l.log.With("component", "dhcp6"), Machines: d.machines,
-			Neighbors: neighbor.Table(f.Index)})
+			Neighbors: neighbor.Table(f.Index), Registerer: l.reg})
 		if err != nil {
 			return l, err
 		}
 		l.log.Info("dhcpv6 serving", "server_ip", l.conf.DHCP6.ServerIP, "prefix", l.conf.DHCP6.Prefix, "pool", l.conf.DHCP6.Pool.Set())
 		d.add(part{name: f.Name + " dhcp6", run: l.dhcp6.Run, close: l.dhcp6.Close})
+	}
+	if err := l.syncDHCP6(); err != nil {
+		return l, err
 	}
 	if l.conf.Interface.IPv6RA || l.conf.DHCP6.Enabled { // DHCPv6 clients learn the on-link prefix from the RA
 		resp, err := ra.New(ra.Config{Iface: f.Name, Logger: l.log, Managed: ra.Managed{On: l.conf.DHCP6.Enabled, OnLink: l.conf.DHCP6.Prefix}})
@@ -269,11 +272,58 @@ func (l *link) apply(conf *config.Config) error {
 	if l.dhcp6 != nil {
 		l.dhcp6.Reload(conf)
 	}
+	if err := l.syncDHCP6(); err != nil {
+		return err
+	}
 	if l.tftp != nil {
 		l.tftp.SetFolders(conf.PiFolders())
 	}
 	l.conf = conf
 	return nil
+}
+
+// syncDHCP6 makes the fast path answer DHCPv6 for the reservations with an ip6 when dhcp6 is
+// on (replies rendered by the Go path's handler), from the interface's link-local address, and
+// turns DHCPv6 in the fast path off otherwise (an adopted program may have had it on).
+// Reservations FastEntries cannot render for the program are left to the Go path.
+func (l *link) syncDHCP6() error {
+	if l.fast == nil {
+		return nil
+	}
+	var src netip.Addr
+	var entries []bpf.Entry6
+	if l.dhcp6 != nil {
+		src = linkLocal(l.Index)
+		if !src.IsValid() {
+			l.log.Warn("xdp fast path: the interface has no IPv6 link-local address: DHCPv6 is answered by the Go path only")
+		}
+		entries = l.dhcp6.Handler().FastEntries()
+	}
+	if err := l.fast.SyncDHCP6(src, entries); err != nil {
+		return fmt.Errorf("xdp dhcpv6 on %s: %w", l.Name, err)
+	}
+	if src.IsValid() {
+		l.log.Info("xdp fast path answers dhcpv6", "from", src, "reservations", len(entries))
+	}
+	return nil
+}
+
+// linkLocal is the interface's first IPv6 link-local address; invalid when it has none.
+func linkLocal(index int) netip.Addr {
+	l, err := netlink.LinkByIndex(index)
+	if err != nil {
+		return netip.Addr{}
+	}
+	addrs, err := netlink.AddrList(l, netlink.FAMILY_V6)
+	if err != nil {
+		return netip.Addr{}
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Is6() && ip.IsLinkLocalUnicast() {
+			return ip
+		}
+	}
+	return netip.Addr{}
 }
 
 // detachStale removes the XDP program a run with DHCP on left pinned on iface: with DHCP off it

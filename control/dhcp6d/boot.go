@@ -44,7 +44,7 @@ func firmware(m *dhcpv6.Message) (dhcpd.Firmware6, uint32) {
 
 // addBoot puts the boot file URL (option 59) and, for UEFI HTTP boot, vendor class HTTPClient
 // (option 16) into rep; it returns the URL, or "" for a client that is not network booting.
-func (h *Handler) addBoot(rep, m *dhcpv6.Message, mac net.HardwareAddr, c Client) string {
+func (h *Handler) addBoot(rep, m *dhcpv6.Message, mac net.HardwareAddr) string {
 	f, enterprise := firmware(m)
 	if !f.PXE && !f.HTTPBoot && !f.IPXE {
 		return ""

@@ -146,7 +146,7 @@ func (h *Handler) Handle(m *dhcpv6.Message, c Client) Result {
 			return res
 		}
 		res.Reply = rep
-		res.Boot = h.addBoot(rep, m, mac, c)
+		res.Boot = h.addBoot(rep, m, mac)
 		res.Detail = "INFORMATION-REQUEST → REPLY"
 		return res
 	}
@@ -163,23 +163,16 @@ func (h *Handler) solicit(m *dhcpv6.Message, cid dhcpv6.DUID, mac net.HardwareAd
 func (h *Handler) assign(m *dhcpv6.Message, cid dhcpv6.DUID, mac net.HardwareAddr, c Client, offer bool) Result {
 	res := Result{MAC: mac}
 	ia := m.Options.OneIANA()
-	var rep *dhcpv6.Message
-	var err error
-	if offer {
-		rep, err = dhcpv6.NewAdvertiseFromSolicit(m, dhcpv6.WithServerID(h.serverID))
-	} else {
-		rep, err = dhcpv6.NewReplyFromMessage(m, dhcpv6.WithServerID(h.serverID))
-	}
-	if err != nil {
-		res.Detail = "malformed: " + err.Error()
-		return res
-	}
 	if ia == nil { // boot information only (an IA_TA or IA_PD alone is not served)
 		if !h.known(mac) {
 			return res
 		}
-		res.Reply = rep
-		res.Boot = h.addBoot(rep, m, mac, c)
+		rep, boot, err := h.answer(m, offer, nil, netip.Addr{}, mac)
+		if err != nil {
+			res.Detail = "malformed: " + err.Error()
+			return res
+		}
+		res.Reply, res.Boot = rep, boot
 		res.Detail = fmt.Sprintf("%s → %s without IA_NA: boot information only", m.Type(), rep.Type())
 		return res
 	}
@@ -190,18 +183,49 @@ func (h *Handler) assign(m *dhcpv6.Message, cid dhcpv6.DUID, mac net.HardwareAdd
 			res.Detail = why + ": not answered"
 			return res // reservation-only server: strangers hear nothing
 		}
+		rep, err := h.newAnswer(m, offer)
+		if err != nil {
+			res.Detail = "malformed: " + err.Error()
+			return res
+		}
 		rep.AddOption(noAddress(ia, iana.StatusNoAddrsAvail, why))
 		res.Reply = rep
 		res.Detail = fmt.Sprintf("%s → %s NoAddrsAvail (%s)", m.Type(), rep.Type(), why)
 		return res
 	}
+	rep, boot, err := h.answer(m, offer, ia, ip, mac)
+	if err != nil {
+		res.Detail = "malformed: " + err.Error()
+		return res
+	}
 	b := h.bind(key, ip, mac, offer)
-	lt := h.conf.DHCP6.LeaseTime.D()
-	rep.AddOption(iaWith(ia.IaId, lt, &dhcpv6.OptIAAddress{IPv6Addr: ip.AsSlice(), PreferredLifetime: lt, ValidLifetime: lt}))
-	res.Reply, res.IP, res.Commit = rep, b.ip, !offer
-	res.Boot = h.addBoot(rep, m, mac, c)
+	res.Reply, res.IP, res.Commit, res.Boot = rep, b.ip, !offer, boot
 	res.Detail = fmt.Sprintf("%s → %s %s (%s)", m.Type(), rep.Type(), ip, why)
 	return res
+}
+
+// newAnswer starts the answer to a SOLICIT or REQUEST: ADVERTISE when offer, else REPLY (with
+// Rapid Commit to a SOLICIT), with the client's identifier and this server's.
+func (h *Handler) newAnswer(m *dhcpv6.Message, offer bool) (*dhcpv6.Message, error) {
+	if offer {
+		return dhcpv6.NewAdvertiseFromSolicit(m, dhcpv6.WithServerID(h.serverID))
+	}
+	return dhcpv6.NewReplyFromMessage(m, dhcpv6.WithServerID(h.serverID))
+}
+
+// answer renders the answer to a SOLICIT or REQUEST that gets ip in ia (nil: no IA_NA asked
+// for, boot information only), with the boot file for the client's firmware; it changes no
+// binding. The Go path and the XDP program's pre-rendered replies (FastEntries) both come from here.
+func (h *Handler) answer(m *dhcpv6.Message, offer bool, ia *dhcpv6.OptIANA, ip netip.Addr, mac net.HardwareAddr) (*dhcpv6.Message, string, error) {
+	rep, err := h.newAnswer(m, offer)
+	if err != nil {
+		return nil, "", err
+	}
+	if ia != nil {
+		lt := h.conf.DHCP6.LeaseTime.D()
+		rep.AddOption(iaWith(ia.IaId, lt, &dhcpv6.OptIAAddress{IPv6Addr: ip.AsSlice(), PreferredLifetime: lt, ValidLifetime: lt}))
+	}
+	return rep, h.addBoot(rep, m, mac), nil
 }
 
 // renew extends the bindings of RENEW or REBIND (RFC 8415 §18.3.4, §18.3.5): an address that
@@ -242,7 +266,7 @@ func (h *Handler) renew(m *dhcpv6.Message, cid dhcpv6.DUID, mac net.HardwareAddr
 		return res
 	}
 	res.Reply = rep
-	res.Boot = h.addBoot(rep, m, mac, c)
+	res.Boot = h.addBoot(rep, m, mac)
 	res.Detail = fmt.Sprintf("%s → REPLY %s", m.Type(), res.IP)
 	return res
 }

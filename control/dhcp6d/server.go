@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 
@@ -26,6 +28,8 @@ type Deps struct {
 	Machines *machines.Store // timelines; nil: none
 	// Neighbors finds the MAC of a source address (the IPv6 neighbour table); nil: none.
 	Neighbors func(netip.Addr) (net.HardwareAddr, bool)
+	// Registerer takes the server's metrics; nil: not exported.
+	Registerer prometheus.Registerer
 }
 
 // Server is the DHCPv6 server on one interface.
@@ -35,6 +39,8 @@ type Server struct {
 	conn *ipv6.PacketConn
 	raw  net.PacketConn
 	deps Deps
+	// replies counts what the Go path sent, by message type (the XDP program counts its own).
+	replies *prometheus.CounterVec
 }
 
 // New binds UDP 547 on iface (any address of it, joined to ff02::1:2).
@@ -62,7 +68,17 @@ func New(iface string, conf *config.Config, deps Deps) (*Server, error) {
 		raw.Close()
 		return nil, fmt.Errorf("dhcp6: join ff02::1:2 on %s: %w", iface, err)
 	}
-	return &Server{h: NewHandler(conf, ifi.HardwareAddr, nil), ifi: ifi, conn: p, raw: raw, deps: deps}, nil
+	s := &Server{h: NewHandler(conf, ifi.HardwareAddr, nil), ifi: ifi, conn: p, raw: raw, deps: deps,
+		replies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "netbootd_dhcp6_replies_total", Help: "DHCPv6 replies the control plane sent, by message type.",
+		}, []string{"type"})}
+	if deps.Registerer != nil {
+		if err := deps.Registerer.Register(s.replies); err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("dhcp6: metrics: %w", err)
+		}
+	}
+	return s, nil
 }
 
 // Handler is the server's message handler (its bindings).
@@ -150,6 +166,9 @@ func (s *Server) serve(b []byte, peer *net.UDPAddr) []byte {
 	s.record(msg, res)
 	if res.Reply == nil {
 		return nil
+	}
+	if s.replies != nil { // nil in a Server a test built around a handler
+		s.replies.WithLabelValues(strings.ToLower(res.Reply.Type().String())).Inc()
 	}
 	if relayed {
 		out, err := dhcpv6.NewRelayReplFromRelayForw(relay, res.Reply)

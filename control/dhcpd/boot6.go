@@ -27,3 +27,7 @@ func Boot6(f Firmware6, conf *config.Config, r *config.Reservation, httpBase str
 	c, ok := chooseBoot(firmware{arch: f.Arch, hasArch: f.HasArch, pxe: f.PXE, httpBoot: f.HTTPBoot, ipxe: f.IPXE}, b, conf.Interface.ServerIP, httpBase)
 	return c.file, c.vendorClass, c.reason, ok
 }
+
+// FastFirmware are the architectures the XDP fast path has pre-rendered answers for: firmware
+// PXE's and UEFI HTTP boot's, the same for DHCPv4 and DHCPv6.
+func FastFirmware() (pxe, httpBoot []uint16) { return fastArchs, fastHTTPArchs }
