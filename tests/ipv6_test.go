@@ -153,45 +153,6 @@ groups:
 // after PXEv6 in the boot order, and the test fails if the firmware reached them.
 var pxe6Args = []string{"-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n"}
 
-// Real firmware PXE over IPv6: OVMF with IPv4 PXE off solicits DHCPv6 (DUID-UUID, arch 7; known
-// by its EUI-64 link-local address), gets tftp://[fd00:10::1]/ipxe.efi and loads iPXE over TFTP
-// on IPv6 with no IPv4 at all; iPXE then boots the payload to "booted" (over IPv4: the
-// payload's own network setup is a DHCPv4 client).
-func TestIPv6PXEOVMF(t *testing.T) {
-	t.Parallel()
-	const mac = "52:54:00:00:16:01"
-	serial, m := bootIPv6(t, ipv6BootConfig, qemu.Options{Name: "pxe6", MAC: mac, ExtraArgs: pxe6Args}, 6*time.Minute)
-	// EDK2's PxeBcDxe prints ">>Start PXE over IPv6" (PxeBcBoot.c); HTTP boot would say its own.
-	if !strings.Contains(serial, ">>Start PXE over IPv6") || strings.Contains(serial, ">>Start PXE over IPv4") ||
-		strings.Contains(serial, ">>Start HTTP Boot") {
-		t.Errorf("the firmware did not boot by PXE over IPv6 alone")
-	}
-	if !strings.Contains(serial, qemu.Marker+" booted-callback ok") {
-		t.Errorf("the booted callback failed")
-	}
-	// The firmware's part is IPv6 alone: nothing but DHCPv6 before iPXE's TFTP download. (EDK2's
-	// Ip6Config, started by the RA's M flag, binds the reservation's ip6 first with another
-	// DUID; PXE then takes it over: TestIPv6ReservedAddressMovesToNewestIA.)
-	for _, e := range m.Events {
-		if e.Source == "tftp" && e.Phase == machines.PhaseTFTP {
-			break
-		}
-		if e.Source != "dhcp6" && e.Source != "tftp" {
-			t.Errorf("before the firmware's TFTP download over IPv6, a %s event: %s", e.Source, e.Detail)
-		}
-	}
-	expectEvents(t, mac, m, []event{
-		{"dhcp6", "dhcp", "REQUEST → REPLY fd00:10::16 (reservation), boot file tftp://[fd00:10::1]/ipxe.efi"},
-		{"tftp", "tftp", "ipxe.efi"},
-		{"http", "kernel", ""},
-		{"http", "initrd", ""},
-		{"callback", "booted", ""},
-	})
-	if m.Phase != "booted" {
-		t.Errorf("%s not booted:\n%s", mac, describe(m))
-	}
-}
-
 // ipv6OnlyConfig gives machines no IPv4 at all (DHCPv4 off) and names the server by its IPv6
 // address in every URL.
 const ipv6OnlyConfig = `

@@ -87,10 +87,12 @@ func TestXDP6SpoofedDUID(t *testing.T) {
 	}
 }
 
-// Real firmware through the kernel path: OVMF with IPv4 PXE off solicits DHCPv6 (DUID-UUID,
-// known by its EUI-64 link-local address and its Ethernet source), and the XDP program answers
-// its PXE SOLICIT and REQUEST with the reservation's ip6 and tftp://[fd00:10::1]/ipxe.efi; it
-// loads iPXE over TFTP on IPv6 and boots the payload to "booted".
+// Real firmware PXE over IPv6, through the kernel path: OVMF with IPv4 PXE off solicits DHCPv6
+// (DUID-UUID, arch 7; known by its EUI-64 link-local address and its Ethernet source), and the
+// XDP program answers its PXE SOLICIT and REQUEST with the reservation's ip6 and
+// tftp://[fd00:10::1]/ipxe.efi; it loads iPXE over TFTP on IPv6 with no IPv4 at all, and iPXE
+// boots the payload to "booted" (over IPv4: the payload's own network setup is a DHCPv4 client).
+// The same firmware through the Go path is TestIPv6OnlyOVMF.
 func TestXDP6OVMF(t *testing.T) {
 	t.Parallel()
 	const mac = "52:54:00:00:16:01"
@@ -107,12 +109,32 @@ func TestXDP6OVMF(t *testing.T) {
 	if err != nil {
 		t.Fatalf("did not boot: %v", err)
 	}
-	if serial := vm.Serial(); !strings.Contains(serial, ">>Start PXE over IPv6") || strings.Contains(serial, ">>Start PXE over IPv4") {
-		t.Errorf("the firmware did not boot by PXE over IPv6")
+	serial := vm.Serial()
+	// EDK2's PxeBcDxe prints ">>Start PXE over IPv6" (PxeBcBoot.c); HTTP boot would say its own.
+	if !strings.Contains(serial, ">>Start PXE over IPv6") || strings.Contains(serial, ">>Start PXE over IPv4") ||
+		strings.Contains(serial, ">>Start HTTP Boot") {
+		t.Errorf("the firmware did not boot by PXE over IPv6 alone")
+	}
+	if !strings.Contains(serial, qemu.Marker+" booted-callback ok") {
+		t.Errorf("the booted callback failed")
+	}
+	// The firmware's part is IPv6 alone: nothing but DHCPv6 (the kernel's answers, and any the
+	// kernel passed up to Go) before iPXE's TFTP download. (EDK2's Ip6Config, started by the RA's
+	// M flag, binds the reservation's ip6 first with another DUID; PXE then takes it over:
+	// TestIPv6ReservedAddressMovesToNewestIA.)
+	for _, e := range m.Events {
+		if e.Source == "tftp" && e.Phase == machines.PhaseTFTP {
+			break
+		}
+		if e.Source != "xdp" && e.Source != "dhcp6" && e.Source != "tftp" {
+			t.Errorf("before the firmware's TFTP download over IPv6, a %s event: %s", e.Source, e.Detail)
+		}
 	}
 	expectEvents(t, mac, m, []event{
 		{"xdp", "dhcp", "REQUEST → REPLY fd00:10::16 (reservation), boot file tftp://[fd00:10::1]/ipxe.efi"},
 		{"tftp", "tftp", "ipxe.efi"},
+		{"http", "kernel", ""},
+		{"http", "initrd", ""},
 		{"callback", "booted", ""},
 	})
 	st, _ := r.server.Exec(netbootdBin(t), "status", "--pin-dir", pins, "sv0")
