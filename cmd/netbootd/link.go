@@ -147,7 +147,7 @@ func (d *daemon) newLink(i int) (l *link, err error) {
 		}
 	}
 	if l.conf.DHCP6.Enabled {
-		l.dhcp6, err = dhcp6d.New(f.Name, l.conf, dhcp6d.Deps{Logger: l.log.With("component", "dhcp6"), Machines: d.machines,
+		l.dhcp6, err = dhcp6d.New(dhcp6d.Config{Iface: f.Name, Conf: l.conf, Logger: l.log.With("component", "dhcp6"), Machines: d.machines,
 			Neighbors: neighbor.Table(f.Index), Registerer: l.reg})
 		if err != nil {
 			return l, err

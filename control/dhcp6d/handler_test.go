@@ -351,7 +351,7 @@ func TestIPv6ReservedAddressMovesToNewestIA(t *testing.T) {
 // the address given would not work there.
 func TestIPv6Relayed(t *testing.T) {
 	h, _ := testHandler(t, testConf)
-	s := &Server{h: h, deps: Deps{Logger: slog.New(slog.DiscardHandler)}}
+	s := &Server{h: h, cfg: Config{Logger: slog.New(slog.DiscardHandler)}}
 	sol := &dhcpv6.Message{MessageType: dhcpv6.MessageTypeSolicit, TransactionID: dhcpv6.TransactionID{9}}
 	sol.AddOption(dhcpv6.OptClientID(&dhcpv6.DUIDUUID{UUID: [16]byte{9}}))
 	withIANA(1)(sol)

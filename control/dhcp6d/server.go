@@ -22,8 +22,12 @@ import (
 // allServers is All_DHCP_Relay_Agents_and_Servers (RFC 8415 §7.1), where clients send.
 var allServers = net.ParseIP("ff02::1:2")
 
-// Deps are the server's collaborators.
-type Deps struct {
+// Config is what a server needs: the interface, the validated configuration and its
+// collaborators.
+type Config struct {
+	Iface string         // the interface it serves, bound to
+	Conf  *config.Config // validated; Reload replaces it
+	// Logger takes its lines; nil: discarded.
 	Logger   *slog.Logger
 	Machines *machines.Store // timelines; nil: none
 	// Neighbors finds the MAC of a source address (the IPv6 neighbour table); nil: none.
@@ -38,16 +42,17 @@ type Server struct {
 	ifi  *net.Interface
 	conn *ipv6.PacketConn
 	raw  net.PacketConn
-	deps Deps
+	cfg  Config
 	// replies counts what the Go path sent, by message type (the XDP program counts its own).
 	replies *prometheus.CounterVec
 }
 
 // New binds UDP 547 on iface (any address of it, joined to ff02::1:2).
-func New(iface string, conf *config.Config, deps Deps) (*Server, error) {
-	if deps.Logger == nil {
-		deps.Logger = slog.New(slog.DiscardHandler)
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	iface := cfg.Iface
 	ifi, err := net.InterfaceByName(iface)
 	if err != nil {
 		return nil, fmt.Errorf("dhcp6: %w", err)
@@ -68,12 +73,12 @@ func New(iface string, conf *config.Config, deps Deps) (*Server, error) {
 		raw.Close()
 		return nil, fmt.Errorf("dhcp6: join ff02::1:2 on %s: %w", iface, err)
 	}
-	s := &Server{h: NewHandler(conf, ifi.HardwareAddr, nil), ifi: ifi, conn: p, raw: raw, deps: deps,
+	s := &Server{h: NewHandler(cfg.Conf, ifi.HardwareAddr, nil), ifi: ifi, conn: p, raw: raw, cfg: cfg,
 		replies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "netbootd_dhcp6_replies_total", Help: "DHCPv6 replies the control plane sent, by message type.",
 		}, []string{"type"})}
-	if deps.Registerer != nil {
-		if err := deps.Registerer.Register(s.replies); err != nil {
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(s.replies); err != nil {
 			raw.Close()
 			return nil, fmt.Errorf("dhcp6: metrics: %w", err)
 		}
@@ -119,7 +124,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		if out := s.serve(buf[:n], peer); out != nil {
 			if _, err := s.conn.WriteTo(out, nil, peer); err != nil {
-				s.deps.Logger.Warn("dhcp6: cannot send a reply", "to", peer.String(), "err", err)
+				s.cfg.Logger.Warn("dhcp6: cannot send a reply", "to", peer.String(), "err", err)
 			}
 		}
 	}
@@ -130,7 +135,7 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) serve(b []byte, peer *net.UDPAddr) []byte {
 	pkt, err := dhcpv6.FromBytes(b)
 	if err != nil {
-		s.deps.Logger.Debug("dhcp6: malformed message", "from", peer.String(), "err", err)
+		s.cfg.Logger.Debug("dhcp6: malformed message", "from", peer.String(), "err", err)
 		return nil
 	}
 	src, _ := netip.AddrFromSlice(peer.IP)
@@ -149,7 +154,7 @@ func (s *Server) serve(b []byte, peer *net.UDPAddr) []byte {
 		if !s.h.OnLink(link) {
 			// dhcp6 serves one link, its prefix: a client on another link would get an address
 			// that does not work there.
-			s.deps.Logger.Debug("dhcp6: relayed from another link: dropped", "relay", peer.String(), "link", link.String())
+			s.cfg.Logger.Debug("dhcp6: relayed from another link: dropped", "relay", peer.String(), "link", link.String())
 			return nil
 		}
 		if _, lla := first.Options.ClientLinkLayerAddress(); len(lla) == 6 {
@@ -158,8 +163,8 @@ func (s *Server) serve(b []byte, peer *net.UDPAddr) []byte {
 		c.Peer, _ = netip.AddrFromSlice(first.PeerAddr)
 	} else {
 		msg = pkt.(*dhcpv6.Message)
-		if s.deps.Neighbors != nil && macOf(msg.Options.ClientID(), c) == nil {
-			c.MAC, _ = s.deps.Neighbors(c.Peer) // a DUID-UUID or DUID-EN and a privacy address
+		if s.cfg.Neighbors != nil && macOf(msg.Options.ClientID(), c) == nil {
+			c.MAC, _ = s.cfg.Neighbors(c.Peer) // a DUID-UUID or DUID-EN and a privacy address
 		}
 	}
 	res := s.h.Handle(msg, c)
@@ -194,8 +199,8 @@ func firstRelay(r *dhcpv6.RelayMessage) *dhcpv6.RelayMessage {
 
 // record puts the exchange on the machine's timeline and in the debug log.
 func (s *Server) record(msg *dhcpv6.Message, res Result) {
-	s.deps.Logger.Debug("dhcp6", "type", msg.Type().String(), "mac", res.MAC.String(), "detail", res.Detail, "boot", res.Boot)
-	if s.deps.Machines == nil || res.MAC == nil || res.Reply == nil {
+	s.cfg.Logger.Debug("dhcp6", "type", msg.Type().String(), "mac", res.MAC.String(), "detail", res.Detail, "boot", res.Boot)
+	if s.cfg.Machines == nil || res.MAC == nil || res.Reply == nil {
 		return
 	}
 	detail := res.Detail
@@ -204,8 +209,8 @@ func (s *Server) record(msg *dhcpv6.Message, res Result) {
 	}
 	ev := machines.Event{Source: "dhcp6", Detail: detail}
 	if res.IP.IsValid() {
-		s.deps.Machines.DHCP(res.MAC, res.IP, msg.Type() == dhcpv6.MessageTypeSolicit, ev)
+		s.cfg.Machines.DHCP(res.MAC, res.IP, msg.Type() == dhcpv6.MessageTypeSolicit, ev)
 		return
 	}
-	s.deps.Machines.Record(res.MAC, ev)
+	s.cfg.Machines.Record(res.MAC, ev)
 }
