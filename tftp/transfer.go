@@ -7,10 +7,11 @@ import (
 // minRTO keeps the adaptive timer above scheduler noise even on loopback.
 const minRTO = 20 * time.Millisecond
 
-// floorHold is how long a floor raised by a spurious resend (see onDuplicateAck) holds before
-// it halves: long enough to outlast the pauses of a loaded host, which come every second or
-// two, short enough that a transfer whose host quietened recovers real loss fast again.
-const floorHold = 4 * time.Second
+// floorHold is how many clean round trips a floor raised by a spurious resend (see
+// onDuplicateAck) holds before it halves. Counted in round trips, not seconds: on a loaded host,
+// where pauses come every few dozen blocks, the floor stays up; on a quiet one 256 round trips
+// pass in milliseconds and real loss is again recovered at once.
+const floorHold = 256
 
 // action tells the driver what to put on the wire after an event.
 type action struct {
@@ -61,7 +62,7 @@ type sender struct {
 	resentSize  int64
 	dupAcks     int64
 	floor       time.Duration // the RTO's lower bound: minRTO, raised by spurious resends
-	floorSet    time.Time     // when floor was last raised or halved
+	clean       int           // clean round trips since floor was last raised or halved
 
 	retransmits int64 // blocks resent, for logs and metrics
 	spurious    int64 // resends the client showed it did not need
@@ -144,7 +145,7 @@ func (s *sender) onAck(now time.Time, blk uint16) action {
 		// block never sent. Sending nothing for them is what prevents the Sorcerer's
 		// Apprentice syndrome.
 		if blk == uint16(s.base-1) {
-			s.onDuplicateAck(now)
+			s.onDuplicateAck()
 		}
 		return action{}
 	}
@@ -154,9 +155,6 @@ func (s *sender) onAck(now time.Time, blk uint16) action {
 			s.maxRTO = s.afterAck
 		}
 	}
-	if now.Sub(s.floorSet) >= floorHold && s.floor > minRTO {
-		s.floor, s.floorSet = max(s.floor/2, minRTO), now
-	}
 	s.resentBlock = 0
 	if s.resent {
 		// Karn: no RTT sample from a resent window, and its backed-off timer stays for the
@@ -165,6 +163,9 @@ func (s *sender) onAck(now time.Time, blk uint16) action {
 			s.resentBlock, s.resentDelay, s.resentSize, s.dupAcks = k, now.Sub(s.firstSent), s.next-s.base, 0
 		}
 	} else {
+		if s.clean++; s.clean >= floorHold && s.floor > minRTO {
+			s.floor, s.clean = max(s.floor/2, minRTO), 0
+		}
 		s.sample(now.Sub(s.sentAt))
 		s.rto = s.currentRTO()
 	}
@@ -186,8 +187,8 @@ func (s *sender) onAck(now time.Time, blk uint16) action {
 // in lock-step one duplicate is proof. The timer fired on a pause of the client or of this host,
 // not on loss, and would fire on the next pause again, since Karn's rule keeps such slow round
 // trips out of the RTT estimate. So the RTO's floor rises to twice that round trip (Eifel's
-// response, RFC 4015: trust the late original), and holds for floorHold.
-func (s *sender) onDuplicateAck(now time.Time) {
+// response, RFC 4015: trust the late original), and holds for floorHold round trips.
+func (s *sender) onDuplicateAck() {
 	if s.resentBlock == 0 || s.resentBlock != s.base-1 {
 		return
 	}
@@ -196,7 +197,7 @@ func (s *sender) onDuplicateAck(now time.Time) {
 	}
 	s.resentBlock = 0
 	s.spurious += s.resentSize
-	s.floor, s.floorSet = min(max(s.floor, 2*s.resentDelay), s.maxRTO), now
+	s.floor, s.clean = min(max(s.floor, 2*s.resentDelay), s.maxRTO), 0
 	// The window in flight was sent with the old timer: give it the new one.
 	s.rto = max(s.rto, s.currentRTO())
 	s.deadline = s.sentAt.Add(s.rto)

@@ -414,11 +414,11 @@ func TestTFTPRTOSpuriousResendRaisesFloor(t *testing.T) {
 	}
 }
 
-// The raised floor halves each floorHold until it is back at minRTO, and never exceeds the
-// negotiated timeout.
+// The raised floor halves after each floorHold clean round trips until it is back at minRTO,
+// and never exceeds the negotiated timeout.
 func TestTFTPRTOFloorDecaysAndIsCapped(t *testing.T) {
 	const ms = time.Millisecond
-	s := newSender(100*8, 8, 1, false, 300*ms, 5)
+	s := newSender(10000*8, 8, 1, false, 300*ms, 5)
 	now := t0
 	s.start(now)
 	now = now.Add(ms)
@@ -430,15 +430,20 @@ func TestTFTPRTOFloorDecaysAndIsCapped(t *testing.T) {
 	now = sent.Add(250 * ms)
 	s.onAck(now, 2)
 	s.onAck(now, 2)
-	if s.floor != 300*ms {
-		t.Fatalf("floor = %v, want the timeout 300ms", s.floor)
-	}
 	blk := uint16(3)
 	for _, want := range []time.Duration{300 * ms, 150 * ms, 75 * ms, 37500 * time.Microsecond, minRTO, minRTO} {
 		if s.floor != want {
-			t.Fatalf("floor = %v, want %v", s.floor, want)
+			t.Fatalf("floor = %v after %d clean round trips, want %v", s.floor, blk-3, want)
 		}
-		now = now.Add(floorHold)
+		for range floorHold - 1 {
+			now = now.Add(ms)
+			s.onAck(now, blk)
+			blk++
+		}
+		if s.floor != want {
+			t.Fatalf("floor = %v one round trip before floorHold, want %v still", s.floor, want)
+		}
+		now = now.Add(ms)
 		s.onAck(now, blk)
 		blk++
 	}
