@@ -32,7 +32,7 @@ func newMetrics() *metrics {
 			Name: "netbootd_tftp_retransmitted_blocks_total", Help: "DATA blocks sent again after a timeout."}),
 		spurious: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "netbootd_tftp_spurious_retransmits_total",
-			Help: "DATA blocks sent again that the client had received: it acknowledged every copy (the timer fired on a pause, not a loss)."}),
+			Help: "DATA blocks of windows resent after a timeout that the client already had (it acknowledged every copy: the timer fired on a pause, not a loss); once per timeout."}),
 		active: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "netbootd_tftp_active_transfers", Help: "TFTP transfers in progress."}),
 		unconfirmed: prometheus.NewGauge(prometheus.GaugeOpts{

@@ -174,7 +174,10 @@ func TestTFTPRTOSpuriousResendNotRepeated(t *testing.T) {
 	take := func(p packet) { got = append(got, p.Data...) }
 
 	c.send(c.srv, appendRRQ(nil, "f", "octet"))
-	p, tid := c.mustRecv()
+	p, tid, err := c.recv(wait)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if p.Op != opDATA || p.Block != 1 {
 		t.Fatalf("got %+v, want DATA 1", p)
 	}
@@ -182,7 +185,7 @@ func TestTFTPRTOSpuriousResendNotRepeated(t *testing.T) {
 	for blk := uint16(1); blk <= 3; blk++ { // quick round trips first
 		c.send(tid, appendAck(nil, blk))
 		p, _ = next(tid)
-		for p.Block == blk { // a resend the host's load caused: skip it
+		for p.Block <= blk { // a resend the host's load caused: skip it
 			p, _ = next(tid)
 		}
 		if p.Block != blk+1 {
@@ -214,7 +217,7 @@ func TestTFTPRTOSpuriousResendNotRepeated(t *testing.T) {
 
 	// Block 5 is acknowledged at once: a clean round trip, which ends Karn's backed-off timer.
 	c.send(tid, appendAck(nil, 5))
-	for p.Block == 5 {
+	for p.Block <= 5 {
 		p, _ = next(tid)
 	}
 	if p.Block != 6 {
@@ -243,7 +246,7 @@ func TestTFTPRTOSpuriousResendNotRepeated(t *testing.T) {
 		if blk == 11 {
 			break
 		}
-		for p.Block == blk {
+		for p.Block <= blk {
 			p, _ = next(tid)
 		}
 		take(p)
