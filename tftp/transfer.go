@@ -182,7 +182,8 @@ func (s *sender) onAck(now time.Time, blk uint16) action {
 // onDuplicateAck handles another ACK of the last acknowledged block. When that block ended a
 // window resent after a timeout, one more ACK of it per block of the window tells the resend
 // was spurious: every copy reached a client that already had the window and acknowledged each
-// copy, as iPXE, EDK2, tftp-hpa and busybox do (the idea of RFC 3708's DSACK detection). A
+// copy, as iPXE and EDK2 do, and in lock-step the BSD client tftp-hpa comes from (busybox's
+// does not: then a pause costs a resend as before). It is the idea of RFC 3708's DSACK. A
 // block lost in the next window makes fewer such ACKs (at most window-1 blocks follow it), so
 // in lock-step one duplicate is proof. The timer fired on a pause of the client or of this host,
 // not on loss, and would fire on the next pause again, since Karn's rule keeps such slow round
