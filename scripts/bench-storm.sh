@@ -186,6 +186,15 @@ while read -r name rest; do
     "$(field " $rest" last_done_s)" "$(field " $rest" dhcp_retries)" "$(field " $rest" tftp_retries)" "$(field " $rest" server_cpu_s)"
   last[$name]=$(field " $rest" last_done_s); cpu[$name]=$(field " $rest" server_cpu_s)
 done < "$work/results"
+echo
+echo "TFTP step alone: median seconds by style; DATA blocks a client received twice (resends it did not need);"
+echo "lock-step blocks' wait at the client (its ACK to the next block), median and 99th percentile."
+printf '\n%-16s %14s %14s %11s %14s %14s\n' server "lock-step (s)" "windowed (s)" "dup DATA" "wait p50 (ms)" "wait p99 (ms)"
+while read -r name rest; do
+  label=$name; [ "$name" = dnsmasq ] && label=dnsmasq+nginx
+  printf '%-16s %14s %14s %11s %14s %14s\n' "$label" "$(field " $rest" tftp_lockstep_med_s)" "$(field " $rest" tftp_window_med_s)" \
+    "$(field " $rest" tftp_dup_data)" "$(field " $rest" tftp_lockstep_wait_p50_ms)" "$(field " $rest" tftp_lockstep_wait_p99_ms)"
+done < "$work/results"
 if [ -n "${last[netbootd]:-}" ] && [ -n "${last[dnsmasq]:-}" ]; then
   awk -v a="${last[netbootd]}" -v b="${last[dnsmasq]}" -v c="${cpu[netbootd]}" -v d="${cpu[dnsmasq]}" 'BEGIN{
     printf "\nratio netbootd / dnsmasq+nginx: time to the last machine %.2fx (goal <= 0.50), server CPU %.2fx\n", (b>0?a/b:0), (d>0?c/d:0)}'

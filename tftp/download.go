@@ -83,6 +83,7 @@ func (s *Server) serve(ctx context.Context, pt *peerTransfer, req packet, peer n
 
 	reason, err := t.run(ctx, snd, s.m)
 	retx := snd.retransmits
+	s.m.spurious.Add(float64(snd.spurious))
 	if reason != "" && ctx.Err() != nil {
 		// Shutdown or a superseding request closed the socket under whatever was running.
 		reason, err = "canceled", context.Cause(ctx)
@@ -105,6 +106,6 @@ func (s *Server) serve(ctx context.Context, pt *peerTransfer, req packet, peer n
 	}
 	log.Info("tftp: transfer complete",
 		"bytes", c.Size(), "blksize", prm.blksize, "windowsize", prm.window,
-		"duration", time.Since(begin), "retransmits", retx)
+		"duration", time.Since(begin), "retransmits", retx, "spurious", snd.spurious)
 	report(Transfer{Bytes: c.Size(), BlockSize: prm.blksize, Window: prm.window, Retransmits: int(retx)})
 }

@@ -1,6 +1,8 @@
 package tftp
 
 import (
+	"bytes"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -143,5 +145,122 @@ func TestWriteRequestCopy(t *testing.T) {
 	})
 	if got, err := os.ReadFile(filepath.Join(dir, "up.bin")); err != nil || string(got) != "hello" {
 		t.Fatalf("stored %q, %v", got, err)
+	}
+}
+
+// A lock-step client that pauses (it holds its ACK until the server has resent the block four
+// times, then acknowledges every copy, as iPXE does) shows the server those resends were
+// spurious: a later pause half as long, after a clean round trip, gets no resend. A block
+// really lost after that is still resent and the transfer completes. The pauses are the client's, measured by the client;
+// the server's raised timer cannot fire before twice the first pause, however loaded the host.
+func TestTFTPRTOSpuriousResendNotRepeated(t *testing.T) {
+	ts := startServer(t, Config{Timeout: 20 * time.Second})
+	data := randomData(10*512+100, 47) // blocks 1-10 full, block 11 has 100 bytes
+	ts.AddFile("f", data)
+	c := newRaw(t, ts.addr)
+	const wait = 60 * time.Second // for a packet the server owes: generous on a starved host
+	next := func(tid *net.UDPAddr) (packet, time.Time) {
+		t.Helper()
+		p, from, err := c.recv(wait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Op != opDATA || from.Port != tid.Port {
+			t.Fatalf("got %+v from %v, want DATA from %v", p, from, tid)
+		}
+		return p, time.Now()
+	}
+	var got []byte
+	take := func(p packet) { got = append(got, p.Data...) }
+
+	c.send(c.srv, appendRRQ(nil, "f", "octet"))
+	p, tid, err := c.recv(wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Op != opDATA || p.Block != 1 {
+		t.Fatalf("got %+v, want DATA 1", p)
+	}
+	take(p)
+	for blk := uint16(1); blk <= 3; blk++ { // quick round trips first
+		c.send(tid, appendAck(nil, blk))
+		p, _ = next(tid)
+		for p.Block <= blk { // a resend the host's load caused: skip it
+			p, _ = next(tid)
+		}
+		if p.Block != blk+1 {
+			t.Fatalf("got DATA %d, want %d", p.Block, blk+1)
+		}
+		take(p)
+	}
+
+	// Block 4: the client pauses until four copies more have come, then ACKs every copy.
+	first := time.Now()
+	copies := 1
+	for copies < 5 {
+		if p, _ = next(tid); p.Block != 4 {
+			t.Fatalf("got DATA %d during the pause, want copies of 4", p.Block)
+		}
+		copies++
+	}
+	pause := time.Since(first)
+	for range copies {
+		c.send(tid, appendAck(nil, 4))
+	}
+	for p.Block == 4 {
+		p, _ = next(tid)
+	}
+	if p.Block != 5 {
+		t.Fatalf("got DATA %d, want 5", p.Block)
+	}
+	take(p)
+
+	// Block 5 is acknowledged at once: a clean round trip, which ends Karn's backed-off timer.
+	c.send(tid, appendAck(nil, 5))
+	for p.Block <= 5 {
+		p, _ = next(tid)
+	}
+	if p.Block != 6 {
+		t.Fatalf("got DATA %d, want 6", p.Block)
+	}
+	take(p)
+
+	// Block 6: a pause half as long as the first. Any packet within it would be a copy of 6.
+	c.conn.SetReadDeadline(time.Now().Add(pause / 2))
+	if n, _, err := c.conn.ReadFromUDP(c.buf); err == nil {
+		q, _ := parsePacket(c.buf[:n])
+		t.Fatalf("got op %d block %d during a %v pause after a spurious resend on a %v one", q.Op, q.Block, pause/2, pause)
+	}
+	c.send(tid, appendAck(nil, 6))
+
+	// Block 7 is lost: the client waits for the resend and acknowledges it once.
+	if p, _ = next(tid); p.Block != 7 {
+		t.Fatalf("got DATA %d, want 7", p.Block)
+	}
+	if p, _ = next(tid); p.Block != 7 {
+		t.Fatalf("got DATA %d, want 7 resent", p.Block)
+	}
+	take(p)
+	for blk := uint16(7); ; blk++ {
+		c.send(tid, appendAck(nil, blk))
+		if blk == 11 {
+			break
+		}
+		for p.Block <= blk {
+			p, _ = next(tid)
+		}
+		take(p)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("received %d bytes, not the file's %d", len(got), len(data))
+	}
+	waitFor(t, ts.reg, func() bool {
+		return counter(t, ts.reg, "netbootd_tftp_transfers_completed_total", "") == 1
+	})
+	if n := counter(t, ts.reg, "netbootd_tftp_spurious_retransmits_total", ""); n != 1 {
+		t.Errorf("spurious retransmits = %v, want 1 (the pause on block 4; block 7 was lost)", n)
+	}
+	if n := counter(t, ts.reg, "netbootd_tftp_retransmitted_blocks_total", ""); n < 5 {
+		t.Errorf("retransmitted blocks = %v, want at least 5 (four copies of 4, one of 7)", n)
 	}
 }

@@ -7,6 +7,12 @@ import (
 // minRTO keeps the adaptive timer above scheduler noise even on loopback.
 const minRTO = 20 * time.Millisecond
 
+// floorHold is how many clean round trips a floor raised by a spurious resend (see
+// onDuplicateAck) holds before it halves. Counted in round trips, not seconds: on a loaded host,
+// where pauses come every few dozen blocks, the floor stays up; on a quiet one 256 round trips
+// pass in milliseconds and real loss is again recovered at once.
+const floorHold = 256
+
 // action tells the driver what to put on the wire after an event.
 type action struct {
 	sendOACK   bool  // (re)send the OACK
@@ -43,11 +49,23 @@ type sender struct {
 	retries  int // allowed consecutive full-length timeouts
 	strikes  int // consecutive timeouts that waited the full maxRTO
 
-	sentAt   time.Time // when the current window was sent
-	resent   bool      // the current window is a retransmission: no RTT sample (Karn)
-	deadline time.Time // when onTimeout is due
+	sentAt    time.Time // when the current window was sent
+	firstSent time.Time // when the current window was first sent, before any resend
+	resent    bool      // the current window is a retransmission: no RTT sample (Karn)
+	deadline  time.Time // when onTimeout is due
+
+	// Spurious resend detection (see onDuplicateAck): the last block of the window resent after
+	// the last timeout, once acknowledged (0: none); how long after its first sending; the
+	// blocks of that window; and the duplicate ACKs of it seen since.
+	resentBlock int64
+	resentDelay time.Duration
+	resentSize  int64
+	dupAcks     int64
+	floor       time.Duration // the RTO's lower bound: minRTO, raised by spurious resends
+	clean       int           // clean round trips since floor was last raised or halved
 
 	retransmits int64 // blocks resent, for logs and metrics
+	spurious    int64 // resends the client showed it did not need
 }
 
 func newSender(size int64, blksize, window int, oack bool, timeout time.Duration, retries int) *sender {
@@ -60,6 +78,7 @@ func newSender(size int64, blksize, window int, oack bool, timeout time.Duration
 		rto:     timeout,
 		retries: retries,
 		base:    1,
+		floor:   minRTO,
 	}
 	if oack {
 		s.base = 0
@@ -95,6 +114,9 @@ func (s *sender) start(now time.Time) action {
 // sendWindow (re)sends the window beginning at base.
 func (s *sender) sendWindow(now time.Time, retransmit bool) action {
 	s.sentAt = now
+	if !retransmit {
+		s.firstSent = now
+	}
 	s.resent = retransmit
 	s.deadline = now.Add(s.rto)
 	if s.base == 0 {
@@ -120,7 +142,11 @@ func (s *sender) onAck(now time.Time, blk uint16) action {
 	k := s.base + int64(blk-uint16(s.base))
 	if k >= s.next {
 		// A duplicate of the last acknowledged block, an older (stale) ACK, or one for a
-		// block never sent. Ignoring them is what prevents the Sorcerer's Apprentice syndrome.
+		// block never sent. Sending nothing for them is what prevents the Sorcerer's
+		// Apprentice syndrome.
+		if blk == uint16(s.base-1) {
+			s.onDuplicateAck()
+		}
 		return action{}
 	}
 	if !s.acked {
@@ -129,11 +155,21 @@ func (s *sender) onAck(now time.Time, blk uint16) action {
 			s.maxRTO = s.afterAck
 		}
 	}
-	if !s.resent {
+	s.resentBlock = 0
+	if s.resent {
+		// Karn: no RTT sample from a resent window, and its backed-off timer stays for the
+		// next window, which gives a clean sample.
+		if k >= 1 && k == s.next-1 { // the whole resent window acknowledged
+			s.resentBlock, s.resentDelay, s.resentSize, s.dupAcks = k, now.Sub(s.firstSent), s.next-s.base, 0
+		}
+	} else {
+		if s.clean++; s.clean >= floorHold && s.floor > minRTO {
+			s.floor, s.clean = max(s.floor/2, minRTO), 0
+		}
 		s.sample(now.Sub(s.sentAt))
+		s.rto = s.currentRTO()
 	}
 	s.strikes = 0
-	s.rto = s.currentRTO()
 	s.base = k + 1
 	if k == s.nblocks {
 		return action{done: true}
@@ -141,6 +177,31 @@ func (s *sender) onAck(now time.Time, blk uint16) action {
 	// RFC 7440: the next window starts right after the acknowledged block, whether the ACK
 	// closed the window or reported a gap in the middle of it.
 	return s.sendWindow(now, false)
+}
+
+// onDuplicateAck handles another ACK of the last acknowledged block. When that block ended a
+// window resent after a timeout, one more ACK of it per block of the window tells the resend
+// was spurious: every copy reached a client that already had the window and acknowledged each
+// copy, as iPXE and EDK2 do, and in lock-step the BSD client tftp-hpa comes from (busybox's
+// does not: then a pause costs a resend as before). It is the idea of RFC 3708's DSACK. A
+// block lost in the next window makes fewer such ACKs (at most window-1 blocks follow it), so
+// in lock-step one duplicate is proof. The timer fired on a pause of the client or of this host,
+// not on loss, and would fire on the next pause again, since Karn's rule keeps such slow round
+// trips out of the RTT estimate. So the RTO's floor rises to twice that round trip (Eifel's
+// response, RFC 4015: trust the late original), and holds for floorHold round trips.
+func (s *sender) onDuplicateAck() {
+	if s.resentBlock == 0 || s.resentBlock != s.base-1 {
+		return
+	}
+	if s.dupAcks++; s.dupAcks < s.resentSize {
+		return
+	}
+	s.resentBlock = 0
+	s.spurious += s.resentSize
+	s.floor, s.clean = min(max(s.floor, 2*s.resentDelay), s.maxRTO), 0
+	// The window in flight was sent with the old timer: give it the new one.
+	s.rto = max(s.rto, s.currentRTO())
+	s.deadline = s.sentAt.Add(s.rto)
 }
 
 // onRequestAgain handles a copy of the request that started the transfer, from the peer: the
@@ -194,5 +255,5 @@ func (s *sender) currentRTO() time.Duration {
 	if !s.haveRTT {
 		return s.maxRTO
 	}
-	return min(max(s.srtt+4*s.rttvar, minRTO), s.maxRTO)
+	return min(max(s.srtt+4*s.rttvar, s.floor), s.maxRTO)
 }

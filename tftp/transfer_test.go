@@ -353,3 +353,164 @@ func TestSenderLeash(t *testing.T) {
 		t.Fatalf("timeout %v, want 2s", s.deadline.Sub(t0))
 	}
 }
+
+// A lock-step block resent on a pause of the client (both copies acknowledged) raises the
+// timer's floor to twice that round trip, so the same pause does not cause another resend;
+// a real loss afterwards is still resent and recovered, and is not taken for a spurious one.
+func TestTFTPRTOSpuriousResendRaisesFloor(t *testing.T) {
+	const ms = time.Millisecond
+	s := newSender(100*8, 8, 1, false, 10*time.Second, 5)
+	now := t0
+	wantAction(t, s.start(now), action{from: 1, to: 2})
+	for blk := int64(1); blk <= 3; blk++ { // quick round trips: the RTO sits at its floor
+		now = now.Add(ms)
+		wantAction(t, s.onAck(now, uint16(blk)), action{from: blk + 1, to: blk + 2})
+	}
+	if s.rto != minRTO {
+		t.Fatalf("rto = %v after quick round trips, want the floor %v", s.rto, minRTO)
+	}
+
+	// Block 4: the client pauses 50 ms; the timer fires first and resends.
+	sent4 := now
+	wantAction(t, s.onTimeout(s.deadline), action{from: 4, to: 5, retransmit: true})
+	// The client wakes: it acknowledges the first copy, then the second (as iPXE does).
+	now = sent4.Add(50 * ms)
+	wantAction(t, s.onAck(now, 4), action{from: 5, to: 6})
+	if s.spurious != 0 {
+		t.Fatalf("spurious = %d before the second ACK", s.spurious)
+	}
+	now = now.Add(ms / 10)
+	wantAction(t, s.onAck(now, 4), action{}) // nothing sent for it: no Sorcerer's Apprentice
+	if s.spurious != 1 || s.floor != 100*ms {
+		t.Fatalf("spurious = %d, floor = %v; want 1 and 100ms (twice the 50 ms round trip)", s.spurious, s.floor)
+	}
+	if got := s.deadline.Sub(s.sentAt); got < 100*ms {
+		t.Fatalf("block 5 in flight times out after %v, want the new floor 100ms", got)
+	}
+	// A third copy of the ACK changes nothing more.
+	s.onAck(now, 4)
+	if s.spurious != 1 {
+		t.Fatalf("spurious = %d after a third ACK, want 1", s.spurious)
+	}
+
+	// The same 50 ms pause on block 5: its ACK comes before the timer.
+	now = s.sentAt.Add(50 * ms)
+	if !now.Before(s.deadline) {
+		t.Fatalf("the timer (due %v after sending) would fire within the same 50 ms pause", s.deadline.Sub(s.sentAt))
+	}
+	wantAction(t, s.onAck(now, 5), action{from: 6, to: 7})
+
+	// Block 6 is lost: resent when the timer fires; its one ACK recovers the transfer.
+	wantAction(t, s.onTimeout(s.deadline), action{from: 6, to: 7, retransmit: true})
+	now = s.sentAt.Add(ms)
+	wantAction(t, s.onAck(now, 6), action{from: 7, to: 8})
+	if s.retransmits != 2 || s.spurious != 1 {
+		t.Fatalf("retransmits = %d, spurious = %d; want 2 and 1", s.retransmits, s.spurious)
+	}
+	// A late duplicate of ACK 5 (not the resent block) proves nothing.
+	s.onAck(now, 5)
+	if s.spurious != 1 || s.floor != 100*ms {
+		t.Fatalf("a stale ACK changed spurious = %d, floor = %v", s.spurious, s.floor)
+	}
+}
+
+// The raised floor halves after each floorHold clean round trips until it is back at minRTO,
+// and never exceeds the negotiated timeout.
+func TestTFTPRTOFloorDecaysAndIsCapped(t *testing.T) {
+	const ms = time.Millisecond
+	s := newSender(10000*8, 8, 1, false, 300*ms, 5)
+	now := t0
+	s.start(now)
+	now = now.Add(ms)
+	s.onAck(now, 1)
+	// Block 2 resent, then both copies acknowledged 250 ms after the first: twice that is
+	// above the 300 ms timeout, which caps the floor.
+	sent := now
+	s.onTimeout(s.deadline)
+	now = sent.Add(250 * ms)
+	s.onAck(now, 2)
+	s.onAck(now, 2)
+	blk := uint16(3)
+	for _, want := range []time.Duration{300 * ms, 150 * ms, 75 * ms, 37500 * time.Microsecond, minRTO, minRTO} {
+		if s.floor != want {
+			t.Fatalf("floor = %v after %d clean round trips, want %v", s.floor, blk-3, want)
+		}
+		for range floorHold - 1 {
+			now = now.Add(ms)
+			s.onAck(now, blk)
+			blk++
+		}
+		if s.floor != want {
+			t.Fatalf("floor = %v one round trip before floorHold, want %v still", s.floor, want)
+		}
+		now = now.Add(ms)
+		s.onAck(now, blk)
+		blk++
+	}
+}
+
+// Karn's rule: the ACK of a resent window gives no RTT sample and keeps the backed-off timer
+// for the next window; that window's clean ACK brings the timer back to the estimate.
+func TestTFTPRTOKarnKeepsBackoff(t *testing.T) {
+	const ms = time.Millisecond
+	s := newSender(100*8, 8, 1, false, 10*time.Second, 5)
+	now := t0
+	s.start(now)
+	for blk := uint16(1); blk <= 3; blk++ {
+		now = now.Add(ms)
+		s.onAck(now, blk)
+	}
+	srtt := s.srtt
+	wantAction(t, s.onTimeout(s.deadline), action{from: 4, to: 5, retransmit: true})
+	now = s.sentAt.Add(ms)
+	wantAction(t, s.onAck(now, 4), action{from: 5, to: 6})
+	if s.srtt != srtt {
+		t.Fatalf("srtt = %v after the ACK of a resent block, want %v unchanged", s.srtt, srtt)
+	}
+	if got := s.deadline.Sub(s.sentAt); got != 2*minRTO {
+		t.Fatalf("next block's timer = %v, want the backed-off %v", got, 2*minRTO)
+	}
+	now = now.Add(ms)
+	s.onAck(now, 5)
+	if got := s.deadline.Sub(s.sentAt); got != minRTO {
+		t.Fatalf("timer after a clean sample = %v, want %v", got, minRTO)
+	}
+}
+
+// With a window, the resend was spurious when the resent window's last block is acknowledged
+// again once per block of it; fewer duplicates may come from a block lost after the window
+// (the client acknowledges what it has in order for each block after the gap).
+func TestTFTPRTOWindowSpuriousNeedsEveryCopy(t *testing.T) {
+	const ms = time.Millisecond
+	s := newSender(100*8, 8, 4, false, 10*time.Second, 5)
+	now := t0
+	s.start(now)
+	now = now.Add(ms)
+	wantAction(t, s.onAck(now, 4), action{from: 5, to: 9})
+	sent := now
+	wantAction(t, s.onTimeout(s.deadline), action{from: 5, to: 9, retransmit: true})
+	now = sent.Add(30 * ms)
+	wantAction(t, s.onAck(now, 8), action{from: 9, to: 13})
+	for range 3 { // what block 9 lost and 10-12 received would also cause
+		wantAction(t, s.onAck(now, 8), action{})
+	}
+	if s.spurious != 0 || s.floor != minRTO {
+		t.Fatalf("after 3 duplicates: spurious = %d, floor = %v; want 0 and %v", s.spurious, s.floor, minRTO)
+	}
+	wantAction(t, s.onAck(now, 8), action{})
+	if s.spurious != 4 || s.floor != 60*ms {
+		t.Fatalf("after 4 duplicates: spurious = %d, floor = %v; want 4 and 60ms", s.spurious, s.floor)
+	}
+
+	// A window resent because a block of it was really lost: the client had discarded what
+	// followed the gap, acknowledges the resent window once, and the floor stays.
+	l := newSender(100*8, 8, 4, false, 10*time.Second, 5)
+	l.start(t0)
+	wantAction(t, l.onAck(t0.Add(ms), 4), action{from: 5, to: 9})
+	wantAction(t, l.onTimeout(l.deadline), action{from: 5, to: 9, retransmit: true})
+	wantAction(t, l.onAck(l.sentAt.Add(ms), 8), action{from: 9, to: 13})
+	wantAction(t, l.onAck(l.sentAt.Add(ms), 12), action{from: 13, to: 17})
+	if l.spurious != 0 || l.floor != minRTO {
+		t.Fatalf("real loss: spurious = %d, floor = %v; want 0 and %v", l.spurious, l.floor, minRTO)
+	}
+}

@@ -55,12 +55,17 @@ type result struct {
 	Done         float64 `json:"done_s,omitempty"` // seconds from the storm's start
 	DHCPRetries  int     `json:"dhcp_retries"`
 	TFTPRetries  int     `json:"tftp_retries"`
-	BootFile     string  `json:"boot_file,omitempty"`
-	BootFileSize int64   `json:"boot_file_bytes,omitempty"`
-	BootFileSum  string  `json:"boot_file_sha256,omitempty"`
-	Scripts      []file  `json:"scripts,omitempty"`
-	Kernel       *file   `json:"kernel,omitempty"`
-	Initrds      []file  `json:"initrds,omitempty"`
+	TFTPSeconds  float64 `json:"tftp_seconds,omitempty"` // the TFTP step alone
+	TFTPDups     int     `json:"tftp_dup_data"`          // DATA blocks the server sent again, already received
+	TFTPWaitP50  float64 `json:"tftp_block_wait_p50_ms,omitempty"`
+	TFTPWaitP99  float64 `json:"tftp_block_wait_p99_ms,omitempty"`
+	tftpWaits    []time.Duration
+	BootFile     string `json:"boot_file,omitempty"`
+	BootFileSize int64  `json:"boot_file_bytes,omitempty"`
+	BootFileSum  string `json:"boot_file_sha256,omitempty"`
+	Scripts      []file `json:"scripts,omitempty"`
+	Kernel       *file  `json:"kernel,omitempty"`
+	Initrds      []file `json:"initrds,omitempty"`
 }
 
 type file struct {
@@ -75,14 +80,21 @@ func toFile(f fetched) file {
 
 // summary is what the benchmark script reads.
 type summary struct {
-	Machines    int      `json:"machines"`
-	Done        int      `json:"done"`
-	Failed      int      `json:"failed"`
-	LastDone    float64  `json:"last_done_s"`
-	DHCPRetries int      `json:"dhcp_retries"`
-	TFTPRetries int      `json:"tftp_retries"`
-	Errors      []string `json:"errors,omitempty"`
-	Results     []result `json:"results"`
+	Machines    int     `json:"machines"`
+	Done        int     `json:"done"`
+	Failed      int     `json:"failed"`
+	LastDone    float64 `json:"last_done_s"`
+	DHCPRetries int     `json:"dhcp_retries"`
+	TFTPRetries int     `json:"tftp_retries"`
+	// The TFTP step alone, by style: median seconds; DATA blocks received twice; lock-step
+	// blocks' wait (the client's ACK to the next block) at the median and 99th percentile.
+	TFTPLockStepMed float64  `json:"tftp_lockstep_med_s"`
+	TFTPWindowMed   float64  `json:"tftp_window_med_s"`
+	TFTPDups        int      `json:"tftp_dup_data"`
+	TFTPWaitP50     float64  `json:"tftp_lockstep_wait_p50_ms"`
+	TFTPWaitP99     float64  `json:"tftp_lockstep_wait_p99_ms"`
+	Errors          []string `json:"errors,omitempty"`
+	Results         []result `json:"results"`
 }
 
 func main() {
@@ -129,8 +141,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "stormbench:", err)
 		os.Exit(1)
 	}
-	fmt.Printf("machines=%d done=%d failed=%d last_done_s=%.2f dhcp_retries=%d tftp_retries=%d\n",
-		s.Machines, s.Done, s.Failed, s.LastDone, s.DHCPRetries, s.TFTPRetries)
+	fmt.Printf("machines=%d done=%d failed=%d last_done_s=%.2f dhcp_retries=%d tftp_retries=%d"+
+		" tftp_lockstep_med_s=%.2f tftp_window_med_s=%.2f tftp_dup_data=%d tftp_lockstep_wait_p50_ms=%.2f tftp_lockstep_wait_p99_ms=%.2f\n",
+		s.Machines, s.Done, s.Failed, s.LastDone, s.DHCPRetries, s.TFTPRetries,
+		s.TFTPLockStepMed, s.TFTPWindowMed, s.TFTPDups, s.TFTPWaitP50, s.TFTPWaitP99)
 	for _, e := range s.Errors {
 		fmt.Println("  error:", e)
 	}
@@ -187,9 +201,20 @@ func storm(ifname string, n int, ramp, timeout time.Duration, prefix byte, want 
 	wg.Wait()
 	s := &summary{Machines: n, Results: results}
 	seen := map[string]int{}
+	var lockStep, window []float64
+	var waits []time.Duration
 	for _, r := range results {
 		s.DHCPRetries += r.DHCPRetries
 		s.TFTPRetries += r.TFTPRetries
+		s.TFTPDups += r.TFTPDups
+		if r.TFTPSeconds > 0 {
+			if r.TFTPStyle == styleLockStep.name {
+				lockStep = append(lockStep, r.TFTPSeconds)
+				waits = append(waits, r.tftpWaits...)
+			} else {
+				window = append(window, r.TFTPSeconds)
+			}
+		}
 		if r.Error != "" {
 			s.Failed++
 			seen[r.Step+": "+r.Error]++
@@ -198,6 +223,8 @@ func storm(ifname string, n int, ramp, timeout time.Duration, prefix byte, want 
 		s.Done++
 		s.LastDone = max(s.LastDone, r.Done)
 	}
+	s.TFTPLockStepMed, s.TFTPWindowMed = median(lockStep), median(window)
+	s.TFTPWaitP50, s.TFTPWaitP99 = percentileMs(waits, 50), percentileMs(waits, 99)
 	for e, c := range seen {
 		s.Errors = append(s.Errors, fmt.Sprintf("%d machines: %s", c, e))
 	}
@@ -234,9 +261,13 @@ func (m *machine) boot(ctx context.Context, w *wire, a *addrs, start time.Time, 
 	// 2. TFTP of the boot file (ipxe.efi).
 	t, err := tftpGet(ctx, m.dev, m.ip, next, bootFile, m.style)
 	r.TFTPRetries += t.retries
+	r.TFTPDups = t.dups
 	if err != nil {
 		return fail("tftp", err)
 	}
+	r.TFTPSeconds = since() - r.PXEDHCP
+	r.tftpWaits = t.waits
+	r.TFTPWaitP50, r.TFTPWaitP99 = percentileMs(t.waits, 50), percentileMs(t.waits, 99)
 	r.TFTP, r.BootFileSize, r.BootFileSum = since(), t.bytes, hex.EncodeToString(t.sum)
 	if want.tftp != "" && r.BootFileSum != want.tftp {
 		return fail("tftp", fmt.Errorf("%s: SHA-256 %s, want %s", bootFile, r.BootFileSum, want.tftp))
@@ -364,4 +395,22 @@ func newXID() uint32 {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return binary.BigEndian.Uint32(b[:])
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	return xs[len(xs)/2]
+}
+
+// percentileMs is the p-th percentile of ds in milliseconds (0 for none).
+func percentileMs(ds []time.Duration, p int) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	return float64(ds[min(len(ds)*p/100, len(ds)-1)]) / float64(time.Millisecond)
 }

@@ -40,6 +40,8 @@ type tftpResult struct {
 	bytes   int64
 	sum     []byte
 	retries int
+	dups    int             // DATA blocks received again: resends the client did not need
+	waits   []time.Duration // per new block: from the client's last packet to the block
 }
 
 // tftpGet downloads file from server, sending from local as style says, resending its last ACK
@@ -87,9 +89,10 @@ func tftpGet(ctx context.Context, dev string, local net.IP, server net.IP, file 
 		}
 		pkt = nil
 	}
-	d := &download{conn: conn, server: from, blksize: blksize, window: window, h: h}
+	d := &download{conn: conn, server: from, blksize: blksize, window: window, h: h, sent: time.Now()}
 	err = d.run(ctx, pkt)
 	res.retries += d.retries
+	res.dups, res.waits = d.dups, d.waits
 	if err != nil {
 		return res, err
 	}
@@ -191,7 +194,10 @@ func isTimeout(err error) bool {
 }
 
 // download receives DATA blocks in order, ACKing the last of each window (every block when
-// lock-step) and, on a timeout, the last block it has in order, as RFC 7440 clients do.
+// lock-step) and, on a timeout, the last block it has in order, as RFC 7440 clients do. A block
+// out of order, a duplicate included, is answered with an ACK of the last block in order, as
+// iPXE (tftp_rx_data acknowledges every DATA packet) and EDK2 (Mtftp4RrqHandleData acknowledges
+// an unexpected block with the last one it has) do.
 type download struct {
 	conn           *net.UDPConn
 	server         *net.UDPAddr
@@ -203,10 +209,14 @@ type download struct {
 	last           uint16 // the last block received in order
 	sinceAck       int
 	timeoutsInARow int
+	dups           int             // blocks received again
+	sent           time.Time       // when the client last sent a packet
+	waits          []time.Duration // per new block: since the client's last packet
 }
 
 func (d *download) ack() error {
 	d.sinceAck = 0
+	d.sent = time.Now()
 	_, err := d.conn.WriteToUDP(binary.BigEndian.AppendUint16([]byte{0, 4}, d.last), d.server)
 	return err
 }
@@ -258,11 +268,12 @@ func (d *download) run(ctx context.Context, first []byte) error {
 func (d *download) data(p []byte) (bool, error) {
 	block := binary.BigEndian.Uint16(p[2:])
 	if block != d.last+1 {
-		if block != d.last { // a gap: a block was lost
-			return false, d.ack()
+		if block == d.last || block-d.last > 0x8000 { // sent again: the client had it
+			d.dups++
 		}
-		return false, nil // a duplicate
+		return false, d.ack()
 	}
+	d.waits = append(d.waits, time.Since(d.sent))
 	d.timeoutsInARow = 0
 	d.last = block
 	d.h.Write(p[4:])
