@@ -92,9 +92,6 @@ func (s *Server) Handler() *Handler { return s.h }
 // Reload takes a new validated configuration.
 func (s *Server) Reload(conf *config.Config) { s.h.Reload(conf) }
 
-// Addr is the bound address.
-func (s *Server) Addr() net.Addr { return s.raw.LocalAddr() }
-
 // Close releases the socket, if Run has not already as it ended.
 func (s *Server) Close() error {
 	if err := s.raw.Close(); err != nil && !errors.Is(err, net.ErrClosed) {

@@ -149,9 +149,6 @@ func Start(t testing.TB) *Node {
 	return n
 }
 
-// Dir is the node's state directory (etcd, containerd, kubelet, logs), removed at cleanup.
-func (n *Node) Dir() string { return n.dir }
-
 func (n *Node) startControlPlane(t testing.TB) {
 	t.Helper()
 	ca, caKey := newCA(t)
