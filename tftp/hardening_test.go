@@ -25,7 +25,7 @@ func TestNonRegularFilesRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(root, "f"), []byte("regular"))
-	s, err := New(Config{Listen: "127.0.0.1:0", Root: root}, Deps{})
+	s, err := New(Config{Listen: "127.0.0.1:0", Root: root})
 	if err != nil {
 		t.Fatal(err)
 	}

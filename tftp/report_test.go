@@ -9,7 +9,7 @@ import (
 // Every download that ends is reported, completed or not, with what a boot timeline needs.
 func TestOnTransferReports(t *testing.T) {
 	got := make(chan Transfer, 4)
-	s, err := New(Config{Listen: "127.0.0.1:0"}, Deps{OnTransfer: func(tr Transfer) { got <- tr }})
+	s, err := New(Config{Listen: "127.0.0.1:0", OnTransfer: func(tr Transfer) { got <- tr }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,10 +52,8 @@ type Config struct {
 	UploadDir   string
 	MaxUpload   int64
 	UploadQuota int64
-}
 
-// Deps are the server's collaborators.
-type Deps struct {
+	// The server's collaborators.
 	Logger     *slog.Logger          // nil → discard
 	Registerer prometheus.Registerer // nil → do not register
 	// OnTransfer, if set, hears of every download that ends (for machines' boot timelines).
@@ -102,7 +100,7 @@ type Server struct {
 	pc6   *ipv6.PacketConn
 	files *fileStore
 	m     *metrics
-	// onTransfer is Deps.OnTransfer.
+	// onTransfer is Config.OnTransfer.
 	onTransfer func(Transfer)
 	// clientFiles answers what the root and the virtual files lack (SetClientFiles).
 	clientFiles atomic.Pointer[ClientFiles]
@@ -122,7 +120,7 @@ type Server struct {
 }
 
 // New validates cfg, applies defaults and binds the listening socket.
-func New(cfg Config, deps Deps) (*Server, error) {
+func New(cfg Config) (*Server, error) {
 	if cfg.MaxWindow == 0 {
 		cfg.MaxWindow = 64
 	}
@@ -178,13 +176,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	case cfg.CacheBytes < 0:
 		return nil, errors.New("tftp: CacheBytes must not be negative")
 	}
-	log := deps.Logger
+	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	m := newMetrics()
-	if deps.Registerer != nil {
-		if err := m.register(deps.Registerer); err != nil {
+	if cfg.Registerer != nil {
+		if err := m.register(cfg.Registerer); err != nil {
 			return nil, fmt.Errorf("tftp: metrics: %w", err)
 		}
 	}
@@ -204,7 +202,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg:        cfg,
-		onTransfer: deps.OnTransfer,
+		onTransfer: cfg.OnTransfer,
 		log:        log,
 		conn:       conn,
 		files:      files,

@@ -34,7 +34,9 @@ func startServer(t *testing.T, cfg Config) *testServer {
 		cfg.Listen = "127.0.0.1:0"
 	}
 	reg := prometheus.NewRegistry()
-	s, err := New(cfg, Deps{Registerer: reg, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	cfg.Registerer = reg
+	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -531,7 +533,7 @@ func TestTimeoutGivesUp(t *testing.T) {
 }
 
 func TestRunStopsTransfers(t *testing.T) {
-	s, err := New(Config{Listen: "127.0.0.1:0", Timeout: 10 * time.Second}, Deps{})
+	s, err := New(Config{Listen: "127.0.0.1:0", Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -555,17 +557,17 @@ func TestRunStopsTransfers(t *testing.T) {
 
 func TestNewErrors(t *testing.T) {
 	ts := startServer(t, Config{})
-	if _, err := New(Config{Listen: ts.addr}, Deps{}); err == nil {
+	if _, err := New(Config{Listen: ts.addr}); err == nil {
 		t.Error("binding a busy port succeeded")
 	}
-	if _, err := New(Config{Listen: "127.0.0.1:0", MaxBlockSize: 4}, Deps{}); err == nil {
+	if _, err := New(Config{Listen: "127.0.0.1:0", MaxBlockSize: 4}); err == nil {
 		t.Error("MaxBlockSize 4 accepted")
 	}
-	if _, err := New(Config{Listen: "127.0.0.1:0", Root: filepath.Join(t.TempDir(), "nope")}, Deps{}); err == nil {
+	if _, err := New(Config{Listen: "127.0.0.1:0", Root: filepath.Join(t.TempDir(), "nope")}); err == nil {
 		t.Error("missing root accepted")
 	}
 	// Registering twice in the same registry fails cleanly.
-	if _, err := New(Config{Listen: "127.0.0.1:0"}, Deps{Registerer: ts.reg}); err == nil {
+	if _, err := New(Config{Listen: "127.0.0.1:0", Registerer: ts.reg}); err == nil {
 		t.Error("duplicate metrics registration accepted")
 	}
 }

@@ -239,7 +239,8 @@ func (d *daemon) startTFTP(l *link) (err error) {
 		UploadDir: conf.TFTP.UploadDir, MaxUpload: conf.TFTP.MaxUpload,
 		UploadQuota: conf.TFTP.UploadQuota, MaxUnconfirmed: conf.TFTP.MaxUnconfirmed,
 		MaxUnconfirmedPerClient: conf.TFTP.MaxUnconfirmedPerClient,
-	}, tftp.Deps{Logger: l.log.With("component", "tftp"), Registerer: l.reg, OnTransfer: d.tftpDone})
+		Logger:                  l.log.With("component", "tftp"), Registerer: l.reg, OnTransfer: d.tftpDone,
+	})
 	if err != nil {
 		return err
 	}
