@@ -150,8 +150,16 @@ func Open(cfg Config) (*Store, error) {
 	s.commitErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "netbootd_lease_commit_errors_total", Help: "Lease writes that failed (full disk, I/O error); the client got no ACK.",
 	})
+	s.commits.batchRecords = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "netbootd_lease_commit_batch_records", Help: "Lease records written by one group commit (one write and one fdatasync).",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 12),
+	})
+	s.commits.flushSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "netbootd_lease_fsync_duration_seconds", Help: "Time one group commit took to write its batch and fdatasync it.",
+		Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
+	})
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{s.commitSeconds, s.commitErrors, &poolCollector{s: s}} {
+		for _, c := range []prometheus.Collector{s.commitSeconds, s.commitErrors, s.commits.batchRecords, s.commits.flushSeconds, &poolCollector{s: s}} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				s.Close()
 				return nil, fmt.Errorf("lease metrics: %w", err)
