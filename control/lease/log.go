@@ -119,11 +119,11 @@ type leaseLog struct {
 
 	mu         sync.Mutex // orders appends and the switch to a compacted file
 	f          *os.File
-	size       int64              // bytes of whole records: the next append goes here
-	alloc      int64              // zeros from size to here are written and flushed
-	growing    bool               // a background extension is writing zeros from alloc on
-	layout     int                // bumped when the file is cut back or replaced: an extension begun before does not count
-	grown      sync.Cond          // signalled (L: mu) when an extension ends
+	size       int64     // bytes of whole records: the next append goes here
+	alloc      int64     // zeros from size to here are written and flushed
+	growing    bool      // a background extension is writing zeros from alloc on
+	layout     int       // bumped when the file is cut back or replaced: an extension begun before does not count
+	grown      sync.Cond // signalled (L: mu) when an extension ends
 	extender   sync.WaitGroup
 	live       map[[4]byte][]byte // what a replay of the file gives now
 	liveBytes  int64              // the size a file of only live's records would have
