@@ -23,6 +23,7 @@ STEP_SECONDS=${STEP_SECONDS:-5}
 [ -n "${QUICK:-}" ] && STEP_SECONDS=2
 MAX_RATE=${MAX_RATE:-160000}
 ROUNDS=${ROUNDS:-1}
+START_RATE=${START_RATE:-250} # the search's first rate (lower it on a loaded machine)
 CLIENTS=10000
 # The server under test and perfdhcp each get their own core, so neither steals the other's
 # (on a 2-core machine, sharing made the figures noise).
@@ -186,7 +187,7 @@ step() {
 # Highest rate with < 1% drops: double until it fails, then bisect four times. Prints
 # "<offered/s> <achieved/s> <avg ms> <p99 ms> <CPU µs/exchange>" of the best step.
 search() {
-  local good=0 best="0 0 100 nan nan nan" bad=0 r=250 out
+  local good=0 best="0 0 100 nan nan nan" bad=0 r=$START_RATE out
   while [ $r -le "$MAX_RATE" ]; do
     out=$(step $r); say_step $r "$out"
     if passes "$out"; then good=$r; best="$r $out"; r=$((r * 2)); else bad=$r; break; fi
