@@ -260,7 +260,9 @@ med() { tr ' ' '\n' <<< "$1" | grep -v '^$' | grep -vi nan | sort -g | awk -v fm
 echo
 echo "DHCPv4 exchanges/s (DISCOVER-OFFER-REQUEST-ACK) with < 1% drops; netbootd-xdp in ${XDP_MODE:-generic} mode; perfdhcp $(perfdhcp -v 2>&1 | awk '{print $2}'), $CLIENTS clients, ${STEP_SECONDS}s steps, $(nproc) cores, veth, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 [ "$ROUNDS" -gt 1 ] && echo "$ROUNDS alternating rounds: median (min-max) over the rounds; vs Kea is each round's ratio to Kea in that round"
-printf '%-10s %-14s %-20s %-20s %-26s %-34s %s\n' scenario server "exch/s" "vs Kea" "REQ-ACK avg / p99 ms" "at Kea's rate: avg / p99 ms" "CPU µs/exch (at Kea's rate)"
+w='%-9s %-13s %-18s %-19s %-42s %-62s %s\n' # median (min-max) needs the room
+[ "$ROUNDS" -gt 1 ] || w='%-9s %-13s %-8s %-7s %-18s %-34s %s\n'
+printf "$w" scenario server "exch/s" "vs Kea" "REQ-ACK avg / p99 ms" "at Kea's rate: avg / p99 ms" "CPU µs/exch (at Kea's rate)"
 for scenario in pool reserved; do
   for srv in "${servers[@]}"; do
     [ -n "${result[$scenario,$srv,1]:-}" ] || continue
@@ -279,7 +281,7 @@ for scenario in pool reserved; do
     done
     at="$(med "$kavgs" %.2f) / $(med "$kp99s" %.2f)"
     [ -n "$drops" ] && at+=" (drops $(med "$drops" %.1f)%)"
-    printf '%-10s %-14s %-20s %-20s %-26s %-34s %s\n' "$scenario" "$srv" "$(med "$rates" %.0f)" "$(med "$ratios" %.2fx)" \
+    printf "$w" "$scenario" "$srv" "$(med "$rates" %.0f)" "$(med "$ratios" %.2fx)" \
       "$(med "$avgs" %.2f) / $(med "$p99s" %.2f)" "$at" "$(med "$cpus" %.0f)"
   done
 done
