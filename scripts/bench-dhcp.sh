@@ -145,9 +145,11 @@ server_view() {
     /^netbootd_lease_commit_duration_seconds_sum/ {cs=$2} /^netbootd_lease_commit_duration_seconds_count/ {cc=$2}
     /^netbootd_lease_commit_batch_records_sum/ {bs=$2} /^netbootd_lease_fsync_duration_seconds_sum/ {fs=$2}
     /^netbootd_lease_fsync_duration_seconds_count/ {fc=$2}
+    /^netbootd_dhcp_drops_total/ && $2>0 {split($1, r, "\""); drops=drops " " r[2] "=" $2}
     END {if (rc>0) printf "    netbootd'"'"'s own view: arrival→reply avg %.3f ms over %d replies", rs/rc*1000, rc
          if (cc>0) printf ", lease commit wait avg %.3f ms over %d commits", cs/cc*1000, cc
          if (fc>0) printf ", %d group commits of %.1f records, write+fdatasync avg %.3f ms", fc, bs/fc, fs/fc*1000
+         if (drops!="") printf "; requests dropped:%s", drops
          if (rc>0) print ""}' >&2 || true
 }
 
