@@ -8,6 +8,8 @@
 #   QUICK=1 scripts/bench-dhcp.sh    # shorter steps, for a smoke run
 #   BASE_BIN=/tmp/netbootd-main SERVERS="netbootd-base netbootd kea" scripts/bench-dhcp.sh
 #                                    # another build's Go path beside this one's, in the same run
+#   ROUNDS=3 SERVERS="kea netbootd" scripts/bench-dhcp.sh
+#                                    # alternating rounds (kea, netbootd, kea, ...): median (min-max)
 #
 # Scenarios: "pool" (perfdhcp draws from 10,000 random MACs; every server hands out dynamic
 # leases) and "reserved" (the same 10,000 MACs are reservations on every server).
@@ -20,6 +22,8 @@ DHCPGEN=${DHCPGEN:-$PWD/bin/dhcpgen}
 STEP_SECONDS=${STEP_SECONDS:-5}
 [ -n "${QUICK:-}" ] && STEP_SECONDS=2
 MAX_RATE=${MAX_RATE:-160000}
+ROUNDS=${ROUNDS:-1}
+START_RATE=${START_RATE:-250} # the search's first rate (lower it on a loaded machine)
 CLIENTS=10000
 # The server under test and perfdhcp each get their own core, so neither steals the other's
 # (on a 2-core machine, sharing made the figures noise).
@@ -139,8 +143,13 @@ server_view() {
   ip netns exec $S curl -sf --max-time 5 http://127.0.0.1:9180/metrics 2>/dev/null | awk '
     /^netbootd_dhcp_request_duration_seconds_sum/ {rs=$2} /^netbootd_dhcp_request_duration_seconds_count/ {rc=$2}
     /^netbootd_lease_commit_duration_seconds_sum/ {cs=$2} /^netbootd_lease_commit_duration_seconds_count/ {cc=$2}
+    /^netbootd_lease_commit_batch_records_sum/ {bs=$2} /^netbootd_lease_fsync_duration_seconds_sum/ {fs=$2}
+    /^netbootd_lease_fsync_duration_seconds_count/ {fc=$2}
+    /^netbootd_dhcp_drops_total/ && $2>0 {split($1, r, "\""); drops=drops " " r[2] "=" $2}
     END {if (rc>0) printf "    netbootd'"'"'s own view: arrival→reply avg %.3f ms over %d replies", rs/rc*1000, rc
          if (cc>0) printf ", lease commit wait avg %.3f ms over %d commits", cs/cc*1000, cc
+         if (fc>0) printf ", %d group commits of %.1f records, write+fdatasync avg %.3f ms", fc, bs/fc, fs/fc*1000
+         if (drops!="") printf "; requests dropped:%s", drops
          if (rc>0) print ""}' >&2 || true
 }
 
@@ -155,24 +164,32 @@ stop_server() {
   ip netns exec $S "$BIN" detach --pin-dir "$pins" bs0 >/dev/null 2>&1 || true
 }
 
+# The server's CPU time so far (user + system, all threads), in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat" 2>/dev/null || echo 0; }
+
 # One perfdhcp step at rate $1: prints "<achieved exchanges/s> <worst drop %> <REQUEST→ACK avg ms>
-# <REQUEST→ACK p99 ms>". The latencies come from perfdhcp's own send/receive timestamps of every
-# completed exchange (-x t); the 99th percentile is computed here (perfdhcp prints none).
+# <REQUEST→ACK p99 ms> <server CPU µs per exchange>". The latencies come from perfdhcp's own
+# send/receive timestamps of every completed exchange (-x t); the 99th percentile is computed
+# here (perfdhcp prints none). CPU per exchange is steadier than rates on a loaded machine.
 step() {
-  local out=$work/step.out p99
+  local out=$work/step.out p99 t0 t1
+  t0=$(cpu_ticks)
   ip netns exec $C taskset -c "$CLIENT_CPU" perfdhcp -4 -l bc0 -x t -r "$1" -p "$STEP_SECONDS" -M "$macs" -W 500000 > "$out" 2>&1 || true
+  t1=$(cpu_ticks)
   p99=$(awk '/^\*\*\*Timestamps for packets: REQUEST-ACK/ {ra=1; next} /^\*\*\*/ {ra=0}
              ra && /^sent \/ received:/ {printf "%.3f\n", ($6 - $4) * 1000}' "$out" | sort -n |
         awk '{d[NR]=$1} END {i=int(NR*0.99); if (i<NR*0.99) i++; if (NR) print d[i]; else print "nan"}')
-  awk -v p99="$p99" '/^Rate:/ {rate=$2} /drops ratio:/ {d=$3; if (d=="-nan" || d=="nan") d=100; if (d+0>worst) worst=d+0}
+  awk -v p99="$p99" -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v secs="$STEP_SECONDS" \
+      '/^Rate:/ {rate=$2} /drops ratio:/ {d=$3; if (d=="-nan" || d=="nan") d=100; if (d+0>worst) worst=d+0}
        /Statistics for: REQUEST-ACK/ {ra=1} ra && /^avg delay:/ {avg=$3; ra=0}
-       END {if (avg=="") avg="nan"; printf "%d %.3f %s %s\n", rate, worst, avg, p99}' "$out"
+       END {if (avg=="") avg="nan"; cpu="nan"; if (rate>0) cpu=sprintf("%.0f", ticks/hz*1e6/(rate*secs))
+            printf "%d %.3f %s %s %s\n", rate, worst, avg, p99, cpu}' "$out"
 }
 
 # Highest rate with < 1% drops: double until it fails, then bisect four times. Prints
-# "<offered/s> <achieved/s> <avg ms> <p99 ms>" of the best step.
+# "<offered/s> <achieved/s> <avg ms> <p99 ms> <CPU µs/exchange>" of the best step.
 search() {
-  local good=0 best="0 0 100 nan nan" bad=0 r=250 out
+  local good=0 best="0 0 100 nan nan nan" bad=0 r=$START_RATE out
   while [ $r -le "$MAX_RATE" ]; do
     out=$(step $r); say_step $r "$out"
     if passes "$out"; then good=$r; best="$r $out"; r=$((r * 2)); else bad=$r; break; fi
@@ -183,11 +200,11 @@ search() {
       if passes "$out"; then good=$r; best="$r $out"; else bad=$r; fi
     done
   fi
-  read -r o a _ avg p99 <<< "$best"
-  echo "$o $a $avg $p99"
+  read -r o a _ avg p99 cpu <<< "$best"
+  echo "$o $a $avg $p99 $cpu"
 }
 passes() { awk -v d="$(cut -d' ' -f2 <<< "$1")" 'BEGIN{exit !(d < 1)}'; }
-say_step() { read -r a d avg p99 <<< "$2"; echo "    offered $1/s: achieved $a/s, drops $d%, REQUEST→ACK avg $avg ms, p99 $p99 ms" >&2; }
+say_step() { read -r a d avg p99 cpu <<< "$2"; echo "    offered $1/s: achieved $a/s, drops $d%, REQUEST→ACK avg $avg ms, p99 $p99 ms, server CPU $cpu µs/exchange" >&2; }
 
 declare -A result atkea
 servers=(netbootd-xdp netbootd kea dnsmasq)
@@ -198,20 +215,22 @@ order=()
 [[ " ${servers[*]} " == *" kea "* ]] && order=(kea)
 for srv in "${servers[@]}"; do [ "$srv" != kea ] && order+=("$srv"); done
 for scenario in pool reserved; do
-  for srv in "${order[@]}"; do
-    [ "$srv" = netbootd-xdp ] && [ "$scenario" = pool ] && continue # the fast path answers reservations only
-    echo "== $scenario: $srv" >&2
-    if start_server "$srv" "$scenario"; then
-      result[$scenario,$srv]=$(search)
-      kea_offered=${result[$scenario,kea]:-0}; kea_offered=${kea_offered%% *}
-      if [ "$srv" != kea ] && [ "${kea_offered:-0}" -gt 0 ]; then
-        echo "    at Kea's highest rate:" >&2
-        out=$(step "$kea_offered"); say_step "$kea_offered" "$out"; atkea[$scenario,$srv]=$out
+  for ((round = 1; round <= ROUNDS; round++)); do
+    for srv in "${order[@]}"; do
+      [ "$srv" = netbootd-xdp ] && [ "$scenario" = pool ] && continue # the fast path answers reservations only
+      echo "== $scenario: $srv$([ "$ROUNDS" -gt 1 ] && echo ", round $round of $ROUNDS")" >&2
+      if start_server "$srv" "$scenario"; then
+        result[$scenario,$srv,$round]=$(search)
+        kea_offered=${result[$scenario,kea,$round]:-0}; kea_offered=${kea_offered%% *}
+        if [ "$srv" != kea ] && [ "${kea_offered:-0}" -gt 0 ]; then
+          echo "    at Kea's highest rate:" >&2
+          out=$(step "$kea_offered"); say_step "$kea_offered" "$out"; atkea[$scenario,$srv,$round]="$kea_offered $out"
+        fi
+      else
+        result[$scenario,$srv,$round]="0 0 nan nan nan"
       fi
-    else
-      result[$scenario,$srv]="0 0 nan nan"
-    fi
-    stop_server "$srv"
+      stop_server "$srv"
+    done
   done
 done
 
@@ -236,33 +255,47 @@ if [[ " ${servers[*]} " == *" netbootd-xdp "* ]]; then
   done
 fi
 
+# med "<v1> <v2> ...": "median" of the numbers, or "median (min-max)" with more than one.
+med() { tr ' ' '\n' <<< "$1" | grep -v '^$' | grep -vi nan | sort -g | awk -v fmt="$2" '{v[NR]=$1}
+  END {if (!NR) {print "-"; exit} m=(NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)
+       if (NR==1) printf fmt, m; else printf fmt" ("fmt"-"fmt")", m, v[1], v[NR]}'; }
 echo
-echo "DHCPv4 exchanges/s (DISCOVER-OFFER-REQUEST-ACK) with < 1% drops; netbootd-xdp in ${XDP_MODE:-generic} mode; perfdhcp $(perfdhcp -v 2>&1 | awk '{print $2}'), $CLIENTS clients, ${STEP_SECONDS}s steps, $(nproc) cores, veth"
-printf '%-10s %-14s %9s %7s %21s %26s\n' scenario server "exch/s" "vs Kea" "REQ-ACK avg/p99 ms" "at Kea's rate: avg/p99 ms"
+echo "DHCPv4 exchanges/s (DISCOVER-OFFER-REQUEST-ACK) with < 1% drops; netbootd-xdp in ${XDP_MODE:-generic} mode; perfdhcp $(perfdhcp -v 2>&1 | awk '{print $2}'), $CLIENTS clients, ${STEP_SECONDS}s steps, $(nproc) cores, veth, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+[ "$ROUNDS" -gt 1 ] && echo "$ROUNDS alternating rounds: median (min-max) over the rounds; vs Kea is each round's ratio to Kea in that round"
+w='%-9s %-13s %-18s %-19s %-42s %-62s %s\n' # median (min-max) needs the room
+[ "$ROUNDS" -gt 1 ] || w='%-9s %-13s %-8s %-7s %-18s %-34s %s\n'
+printf "$w" scenario server "exch/s" "vs Kea" "REQ-ACK avg / p99 ms" "at Kea's rate: avg / p99 ms" "CPU µs/exch (at Kea's rate)"
 for scenario in pool reserved; do
-  read -r kea_offered kea _ <<< "${result[$scenario,kea]:-0 0}"
   for srv in "${servers[@]}"; do
-    [ -n "${result[$scenario,$srv]:-}" ] || continue
-    read -r _ v avg p99 <<< "${result[$scenario,$srv]}"
-    ratio=$(awk -v a="$v" -v b="$kea" 'BEGIN{ if (b>0) printf "%.2fx", a/b; else print "n/a" }')
-    at="-"
-    if [ -n "${atkea[$scenario,$srv]:-}" ]; then
-      read -r _ d kavg kp99 <<< "${atkea[$scenario,$srv]}"
-      at="$kavg / $kp99 (${kea_offered}/s, drops $d%)"
-    elif [ "$srv" = kea ]; then
-      at="$avg / $p99"
-    fi
-    printf '%-10s %-14s %9s %7s %21s %26s\n' "$scenario" "$srv" "$v" "$ratio" "$avg / $p99" "$at"
+    [ -n "${result[$scenario,$srv,1]:-}" ] || continue
+    rates="" ratios="" avgs="" p99s="" kavgs="" kp99s="" cpus="" drops="" krates=""
+    for ((round = 1; round <= ROUNDS; round++)); do
+      read -r _ v avg p99 cpu <<< "${result[$scenario,$srv,$round]}"
+      read -r _ kea _ _ kcpu <<< "${result[$scenario,kea,$round]:-0 0 nan nan nan}"
+      rates+=" $v"; avgs+=" $avg"; p99s+=" $p99"
+      [ "${kea:-0}" -gt 0 ] && ratios+=" $(awk -v a="$v" -v b="$kea" 'BEGIN{printf "%.2f", a/b}')"
+      if [ -n "${atkea[$scenario,$srv,$round]:-}" ]; then
+        read -r ko _ d kavg kp99 kc <<< "${atkea[$scenario,$srv,$round]}"
+        kavgs+=" $kavg"; kp99s+=" $kp99"; cpus+=" $kc"; drops+=" $d"; krates+=" $ko"
+      elif [ "$srv" = kea ]; then
+        kavgs+=" $avg"; kp99s+=" $p99"; cpus+=" $kcpu"
+      fi
+    done
+    at="$(med "$kavgs" %.2f) / $(med "$kp99s" %.2f)"
+    [ -n "$drops" ] && at+=" (drops $(med "$drops" %.1f)%)"
+    printf "$w" "$scenario" "$srv" "$(med "$rates" %.0f)" "$(med "$ratios" %.2fx)" \
+      "$(med "$avgs" %.2f) / $(med "$p99s" %.2f)" "$at" "$(med "$cpus" %.0f)"
   done
 done
 echo "(REQ-ACK: perfdhcp's REQUEST sent to ACK received, average and 99th percentile over the exchanges of one step;"
-echo " first at the server's own highest rate, then with every server offered Kea's highest rate.)"
+echo " first at the server's own highest rate, then with every server offered Kea's highest rate of the same round."
+echo " CPU: the server's user+system time over that step divided by its exchanges.)"
 echo "(server pinned to CPU $SERVER_CPU, perfdhcp to CPU $CLIENT_CPU; perfdhcp is one sender process: at high rates it, not the server, can be the limit.)"
 if [ ${#flood[@]} -gt 0 ]; then
   echo
   echo "XDP fast path under a DISCOVER flood: dhcpgen (AF_PACKET, one thread pinned to CPU $CLIENT_CPU), ${FLOOD_SECONDS}s, 10,000 reserved MACs."
   echo "On veth the receiver's XDP runs in the sender's softirq: sender and program share that one CPU, so these are a floor."
-  kea=$(cut -d" " -f2 <<< "${result[reserved,kea]:-0 0}")
+  kea=$(cut -d" " -f2 <<< "${result[reserved,kea,1]:-0 0}")
   printf '%-8s %14s %14s %16s %22s\n' mode "sent/s" "offers/s" "delivered/s" "vs Kea replies/s"
   for mode in native generic; do
     [ -n "${flood[$mode]:-}" ] || continue
@@ -285,7 +318,7 @@ bench=$(cd "$(dirname "$0")/.." && { go test -tags integration -run '^$' -bench 
   go test -tags integration -run '^$' -bench 'XDPOffer|XDPFloor' -count 1 ./bpf/ 2>&1; } | grep '^Benchmark' || true)
 sed 's/^/  /' <<< "$bench"
 live=$(awk '/^BenchmarkXDPLiveTX/ {for (i=1;i<=NF;i++) if ($(i+1)=="replies/s") print $i}' <<< "$bench")
-kea=$(cut -d" " -f2 <<< "${result[reserved,kea]:-0 0}")
+kea=$(cut -d" " -f2 <<< "${result[reserved,kea,1]:-0 0}")
 if [ -n "$live" ]; then
   awk -v l="$live" -v k="$kea" 'BEGIN{ printf "  live frames: %.2f M replies/s arrived at the peer", l/1e6; if (k>0) printf " = %.0fx Kea'"'"'s %d replies/s (2 x its reserved exchanges/s)", l/(2*k), 2*k; print "" }'
 fi

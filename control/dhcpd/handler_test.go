@@ -503,10 +503,10 @@ func TestMaxMessageSizeTrimsUnrequested(t *testing.T) {
 // BenchmarkDORA is one pool client's DISCOVER and REQUEST through parsing and the handler, with
 // the real lease store (its fsync included): the Go path's cost per exchange, without sockets.
 func BenchmarkDORA(b *testing.B) {
-	f := newFixture(b, strings.Replace(testConfig, `pools: ["10.0.0.100-10.0.0.102"]`, `pools: ["10.0.0.100-10.0.0.102"]
-  - cidr: 10.128.0.0/9
+	f := newFixture(b, strings.Replace(testConfig, "reservations:", `  - cidr: 10.128.0.0/9
     pools: ["10.128.0.1-10.255.255.254"]
-    relays: [10.128.0.1]`, 1))
+    relays: [10.128.0.1]
+reservations:`, 1))
 	giaddr := ipOf("10.128.0.1")
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

@@ -134,6 +134,8 @@ func listenUDP(iface string, port int) (*net.UDPConn, error) {
 				serr = fmt.Errorf("bind to device %s: %w", iface, serr)
 				return
 			}
+			// Stamped on arrival (arrival.go); without it the read time stands in.
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
 			// A storm arrives faster than workers drain it for a moment: a deep socket buffer
 			// absorbs the burst (FORCE passes rmem_max with CAP_NET_ADMIN, which attach has).
 			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20) != nil {
@@ -166,7 +168,7 @@ func (s *Server) initMetrics() error {
 		Name: "netbootd_dhcp_reply_options_dropped_total", Help: "Options left out of replies because the client's maximum message size (option 57, or 576) could not hold them.",
 	})
 	s.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "netbootd_dhcp_request_duration_seconds", Help: "Time from a request's arrival to its reply on the wire (queue, lease commit, send).",
+		Name: "netbootd_dhcp_request_duration_seconds", Help: "Time from a request's arrival at the socket (the kernel's stamp) to its reply on the wire (socket and worker queues, lease commit, send).",
 		Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
 	})
 	if r := s.cfg.Registerer; r != nil {
@@ -232,6 +234,7 @@ func (s *Server) read(ctx context.Context, c *net.UDPConn) error {
 	for i := range msgs {
 		bufs[i] = s.bufs.Get().(*[]byte)
 		msgs[i].Buffers = [][]byte{*bufs[i]}
+		msgs[i].OOB = make([]byte, arrivalOOB)
 	}
 	defer func() {
 		for _, b := range bufs {
@@ -253,6 +256,10 @@ func (s *Server) read(ctx context.Context, c *net.UDPConn) error {
 		now := time.Now()
 		for i := range n {
 			m := &msgs[i]
+			at, ok := arrival(m.OOB[:m.NN])
+			if !ok || at.After(now) {
+				at = now
+			}
 			ua, _ := m.Addr.(*net.UDPAddr)
 			if m.N > maxRequest || ua == nil {
 				s.drops.WithLabelValues(dropMalformed).Inc()
@@ -261,7 +268,7 @@ func (s *Server) read(ctx context.Context, c *net.UDPConn) error {
 			src := ua.AddrPort()
 			src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 			select {
-			case s.queue <- packet{buf: bufs[i], n: m.N, src: src, port: port, at: now}:
+			case s.queue <- packet{buf: bufs[i], n: m.N, src: src, port: port, at: at}:
 				// The worker owns that buffer now: give the slot a fresh one.
 				bufs[i] = s.bufs.Get().(*[]byte)
 				m.Buffers[0] = *bufs[i]

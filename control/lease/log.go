@@ -29,7 +29,9 @@ import (
 // The file is extended with zeros ahead of the records, a MiB at a time: appending inside
 // space already written changes no file-system metadata, so each fdatasync flushes only the
 // data (on ext4 an append that grows the file also commits the journal). A zero length ends
-// the records.
+// the records. The zeros are written and flushed by a background goroutine once less than half
+// of that space is left, never inside a commit: a commit that does not fit in the space ahead
+// waits for a running extension (which writes where the commit would go), then writes past it.
 //
 // A kill -9 or power loss in the middle of a write leaves a torn last record: its length or
 // checksum does not match, replay stops there, keeps the dropped bytes in <path>.torn and cuts
@@ -117,8 +119,12 @@ type leaseLog struct {
 
 	mu         sync.Mutex // orders appends and the switch to a compacted file
 	f          *os.File
-	size       int64              // bytes of whole records: the next append goes here
-	alloc      int64              // the file's length: zeros from size to here
+	size       int64     // bytes of whole records: the next append goes here
+	alloc      int64     // zeros from size to here are written and flushed
+	growing    bool      // a background extension is writing zeros from alloc on
+	layout     int       // bumped when the file is cut back or replaced: an extension begun before does not count
+	grown      sync.Cond // signalled (L: mu) when an extension ends
+	extender   sync.WaitGroup
 	live       map[[4]byte][]byte // what a replay of the file gives now
 	liveBytes  int64              // the size a file of only live's records would have
 	broken     error              // a failed write not yet cut off: the next append cuts it first
@@ -130,6 +136,8 @@ type leaseLog struct {
 
 	// compactStep, in tests, sees each step of a compaction (a kill -9 could stop it there).
 	compactStep func(step string)
+	// extendStep, in tests, runs in a background extension before it writes its zeros.
+	extendStep func()
 }
 
 // openLog opens (or creates) the log at path, migrating a bbolt file found there, and replays it.
@@ -146,6 +154,7 @@ func openLog(path string, log *slog.Logger) (*leaseLog, error) {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	l := &leaseLog{path: path, log: log, lock: lock, live: map[[4]byte][]byte{}, minCompact: compactMin, ahead: preallocate}
+	l.grown.L = &l.mu
 	if err := l.open(); err != nil {
 		lock.Close()
 		return nil, err
@@ -225,6 +234,7 @@ func (l *leaseLog) cut() error {
 		return err
 	}
 	l.alloc = l.size
+	l.layout++
 	return unix.Fdatasync(int(l.f.Fd()))
 }
 
@@ -244,12 +254,18 @@ func (l *leaseLog) append(batch []record) error {
 	if l.closed {
 		return errors.New("lease store closed")
 	}
+	// An extension writes zeros from alloc on: records that do not fit below it wait for it.
+	for l.growing && l.size+int64(len(buf)) > l.alloc && !l.closed {
+		l.grown.Wait()
+	}
+	if l.closed {
+		return errors.New("lease store closed")
+	}
 	if l.broken != nil {
 		if err := l.undo(); err != nil {
 			return err
 		}
 	}
-	l.extend(l.size + int64(len(buf)))
 	if err := writeSynced(l.f, buf, l.size); err != nil {
 		l.broken = err
 		if uerr := l.undo(); uerr != nil {
@@ -258,7 +274,7 @@ func (l *leaseLog) append(batch []record) error {
 		return err
 	}
 	l.size += int64(len(buf))
-	l.alloc = max(l.alloc, l.size) // written past the zeros when extend could not add any
+	l.alloc = max(l.alloc, l.size) // written past the zeros when there were not enough
 	for _, r := range batch {
 		if old, ok := l.live[r.key]; ok {
 			l.liveBytes -= int64(recordHead + 4 + len(old))
@@ -275,22 +291,40 @@ func (l *leaseLog) append(batch []record) error {
 		l.compactor.Add(1)
 		go l.compact()
 	}
+	l.extendAhead()
 	return nil
 }
 
-// extend writes zeros ahead of the records so that the file reaches at least end; the next
-// fdatasync flushes them with the records. On a full disk it gives up: the records are then
-// written without space ahead, or fail on their own.
-func (l *leaseLog) extend(end int64) {
-	if end <= l.alloc {
+// extendAhead starts a background extension when less than half of the space ahead is left.
+// It writes and flushes a block of zeros after alloc, outside the lock, so commits go on
+// meanwhile in the space below alloc; alloc moves only once the zeros are on disk. On a full
+// disk it gives up: records are then written past alloc, or fail on their own. Call with l.mu
+// held.
+func (l *leaseLog) extendAhead() {
+	if l.growing || l.closed || l.alloc-l.size >= l.ahead/2 {
 		return
 	}
-	n := (end - l.alloc + l.ahead - 1) / l.ahead * l.ahead
-	if _, err := l.f.WriteAt(make([]byte, n), l.alloc); err != nil {
-		_ = l.f.Truncate(l.alloc) // no partial zeros past alloc; failing that, zeros are harmless
-		return
-	}
-	l.alloc += n
+	l.growing = true
+	f, from, n, layout := l.f, l.alloc, l.ahead, l.layout
+	l.extender.Add(1)
+	go func() {
+		defer l.extender.Done()
+		if l.extendStep != nil {
+			l.extendStep()
+		}
+		err := writeSynced(f, make([]byte, n), from)
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.growing = false
+		l.grown.Broadcast()
+		switch {
+		case l.layout != layout: // cut back or compacted meanwhile: the next extension starts afresh
+		case err != nil:
+			_ = f.Truncate(from) // no partial zeros past alloc; failing that, zeros are harmless
+		default:
+			l.alloc = from + n
+		}
+	}()
 }
 
 // undo cuts the file back to its whole records after a failed write (whose fdatasync error
@@ -391,6 +425,7 @@ func (l *leaseLog) compactOnce() error {
 	l.f.Close()
 	l.f, l.size = tmp, int64(len(buf)+len(tail))
 	l.alloc = l.size
+	l.layout++
 	l.setCompactAt()
 	return nil
 }
@@ -399,8 +434,10 @@ func (l *leaseLog) compactOnce() error {
 func (l *leaseLog) close() error {
 	l.mu.Lock()
 	l.closed = true
+	l.grown.Broadcast()
 	l.mu.Unlock()
 	l.compactor.Wait()
+	l.extender.Wait()
 	err := l.f.Close()
 	l.lock.Close()
 	return err
