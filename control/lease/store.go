@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime"
 	"sort"
 	"sync"
 	"time"
@@ -136,7 +135,6 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.DeclineHold <= 0 {
 		cfg.DeclineHold = 10 * time.Minute
 	}
-	secondP()
 	lg, err := openLog(cfg.Path, cfg.Logger)
 	if err != nil {
 		return nil, err
@@ -169,16 +167,6 @@ func Open(cfg Config) (*Store, error) {
 		}
 	}
 	return s, nil
-}
-
-// secondP makes sure the Go scheduler has two Ps. A commit's fdatasync blocks its thread while
-// it keeps its P until the runtime's monitor takes it back (20 µs to 10 ms later): with one P
-// (netbootd allowed one CPU, or a CPU limit of 1) every request would wait behind every disk
-// flush. The flushing thread sleeps in the kernel, so the second P costs no CPU.
-func secondP() {
-	if runtime.GOMAXPROCS(0) < 2 {
-		runtime.GOMAXPROCS(2)
-	}
 }
 
 // load indexes the records the log replayed.
