@@ -34,6 +34,8 @@
 #include "request.h"
 #include "reply.h"
 #include "dhcp6.h"
+#include "request6.h"
+#include "reply6.h"
 
 /* answer rewrites a DHCP request for a reserved MAC into its reply in place (XDP_TX), in steps
  * that each may end it: a frame that is no request to port 67 is XDP_PASS, a fragmented one
