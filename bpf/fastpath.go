@@ -379,38 +379,28 @@ func linkPinned(path string) (link.Link, error) {
 // LoadForTest loads the program with its maps filled, neither attached nor pinned, for
 // BPF_PROG_TEST_RUN in other packages' tests (the differential test of the two reply paths).
 func LoadForTest(server netip.Addr, mac net.HardwareAddr, entries []Entry, relays []Relay) (*ebpf.Program, error) {
-	f := &FastPath{}
-	if err := loadNetbootdObjects(&f.objs, nil); err != nil {
-		return nil, explainVerifier(err)
-	}
-	defer f.objs.netbootdMaps.Close() // the program keeps its maps
-	if err := f.setConfig(server, mac, Storm{}); err != nil {
-		f.objs.Close()
-		return nil, err
-	}
-	if err := f.Sync(entries); err != nil {
-		f.objs.Close()
-		return nil, err
-	}
-	if err := f.SetRelays(relays); err != nil {
-		f.objs.Close()
-		return nil, err
-	}
-	return f.objs.NetbootdXdp, nil
+	return loadForTest(server, mac, func(f *FastPath) error {
+		return errors.Join(f.Sync(entries), f.SetRelays(relays))
+	})
 }
 
 // LoadForTest6 is LoadForTest with DHCPv6 on, answered from src for entries.
 func LoadForTest6(server netip.Addr, mac net.HardwareAddr, src netip.Addr, entries []Entry6) (*ebpf.Program, error) {
+	return loadForTest(server, mac, func(f *FastPath) error { return f.SyncDHCP6(src, entries) })
+}
+
+// loadForTest loads the program for server and mac, then fill writes its maps.
+func loadForTest(server netip.Addr, mac net.HardwareAddr, fill func(*FastPath) error) (*ebpf.Program, error) {
 	f := &FastPath{}
 	if err := loadNetbootdObjects(&f.objs, nil); err != nil {
 		return nil, explainVerifier(err)
 	}
 	defer f.objs.netbootdMaps.Close() // the program keeps its maps
-	if err := f.setConfig(server, mac, Storm{}); err != nil {
-		f.objs.Close()
-		return nil, err
+	err := f.setConfig(server, mac, Storm{})
+	if err == nil {
+		err = fill(f)
 	}
-	if err := f.SyncDHCP6(src, entries); err != nil {
+	if err != nil {
 		f.objs.Close()
 		return nil, err
 	}
