@@ -272,17 +272,7 @@ func TestKill9KeepsLeases(t *testing.T) {
 		t.Fatal(err)
 	}
 	d2 := startNetbootd(t, r.server, "sv0", "10.10.0.1", rackConfig, state, goPath...)
-	got := map[string]string{}
-	for _, l := range d2.leases() {
-		if l.State == "bound" {
-			got[l.MAC] = l.IP
-		}
-	}
-	for mac, ip := range clients {
-		if got[mac] != ip {
-			t.Errorf("after kill -9: lease of %s = %q, want %s", mac, got[mac], ip)
-		}
-	}
+	expectBoundLeases(t, d2, clients)
 	// Each client asks again for its address (init-reboot) and gets it.
 	for i, c := range nss {
 		mac := fmt.Sprintf("02:00:00:00:03:%02x", i)
@@ -320,6 +310,23 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(200 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+	}
+}
+
+// expectBoundLeases fails the test for every MAC in want whose bound lease in d (after a
+// kill -9 and a restart) is not the address want gives it.
+func expectBoundLeases(t *testing.T, d *daemon, want map[string]string) {
+	t.Helper()
+	got := map[string]string{}
+	for _, l := range d.leases() {
+		if l.State == "bound" {
+			got[l.MAC] = l.IP
+		}
+	}
+	for mac, ip := range want {
+		if got[mac] != ip {
+			t.Errorf("after kill -9: lease of %s = %q, want %s", mac, got[mac], ip)
 		}
 	}
 }

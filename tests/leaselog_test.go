@@ -85,17 +85,7 @@ func TestLeaseLogFullDiskNoAck(t *testing.T) {
 		t.Fatal(err)
 	}
 	d2 := startNetbootd(t, r.server, "sv0", "10.10.0.1", rackConfig, state, goPath...)
-	got := map[string]string{}
-	for _, l := range d2.leases() {
-		if l.State == "bound" {
-			got[l.MAC] = l.IP
-		}
-	}
-	for mac, ip := range want {
-		if got[mac] != ip {
-			t.Errorf("after kill -9: lease of %s = %q, want %s", mac, got[mac], ip)
-		}
-	}
+	expectBoundLeases(t, d2, want)
 	if _, err := os.Stat(filepath.Join(state, "leases.db.torn")); err == nil {
 		t.Error("the failed writes left a torn record in the log")
 	} else if !strings.Contains(err.Error(), "no such file") {

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/netbootd/netbootd/tests/netns"
 	"github.com/netbootd/netbootd/tests/xdppass"
 )
 
@@ -29,9 +30,12 @@ func newXDPRack(t *testing.T) *rack {
 // runs, so pins under /sys/fs/bpf would vanish with the daemon's mount namespace.
 const testBPFFS = "/run/netbootd-test-bpffs"
 
-// pinDir returns a fresh pin directory on testBPFFS; when the test ends the fast path pinned
-// there is detached and the directory removed.
-func pinDir(t *testing.T, r *rack) string {
+// pinDir returns a fresh pin directory on testBPFFS for the rack's server; when the test ends
+// the fast path pinned there is detached and the directory removed.
+func pinDir(t *testing.T, r *rack) string { return pinDirFor(t, r.server, "sv0") }
+
+// pinDirFor is a fresh pin directory on testBPFFS for iface in ns, detached and removed at cleanup.
+func pinDirFor(t *testing.T, ns *netns.NS, iface string) string {
 	t.Helper()
 	if err := os.MkdirAll(testBPFFS, 0o700); err != nil {
 		t.Fatal(err)
@@ -47,7 +51,7 @@ func pinDir(t *testing.T, r *rack) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_, _ = r.server.Exec(netbootdBin(t), "detach", "--pin-dir", dir, "sv0")
+		_, _ = ns.Exec(netbootdBin(t), "detach", "--pin-dir", dir, iface)
 		_ = os.RemoveAll(dir)
 	})
 	return dir

@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
-	"golang.org/x/sys/unix"
 
 	"github.com/netbootd/netbootd/tests/netns"
 	"github.com/netbootd/netbootd/tests/xdpwire"
@@ -41,7 +39,7 @@ func testXDPWire(t *testing.T, mt dhcpv4.MessageType) {
 		want[clients[i].MAC.String()] = clients[i].IP
 		fmt.Fprintf(&cfg, "  - {mac: %q, ip: %s}\n", clients[i].MAC, clients[i].IP)
 	}
-	pins := wirePinDir(t, server, "xs0")
+	pins := pinDirFor(t, server, "xs0")
 	d := startNetbootd(t, server, "xs0", "10.20.0.1", cfg.String(), "", "--xdp", "native", "--pin-dir", pins)
 
 	serverIP := netip.MustParseAddr("10.20.0.1")
@@ -143,27 +141,4 @@ func waitStats(t *testing.T, w *xdpwire.Wire, ok func(xdpwire.Stats) bool, limit
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// wirePinDir is a fresh pin directory on testBPFFS for iface in ns, detached and removed at cleanup.
-func wirePinDir(t *testing.T, ns *netns.NS, iface string) string {
-	t.Helper()
-	if err := os.MkdirAll(testBPFFS, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(testBPFFS, &st); err != nil || st.Type != 0xcafe4a11 {
-		if err := unix.Mount("bpffs", testBPFFS, "bpf", 0, ""); err != nil {
-			t.Fatalf("mount bpffs on %s: %v", testBPFFS, err)
-		}
-	}
-	dir, err := os.MkdirTemp(testBPFFS, "w")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = ns.Exec(netbootdBin(t), "detach", "--pin-dir", dir, iface)
-		_ = os.RemoveAll(dir)
-	})
-	return dir
 }

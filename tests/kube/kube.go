@@ -151,7 +151,7 @@ func start(t testing.TB, ns *netns.NS) *Cluster {
 	hc := &nethttp.Client{Transport: &nethttp.Transport{DialContext: c.dial}, Timeout: 5 * time.Second}
 	t.Cleanup(c.cleanup)
 
-	clientPort, peerPort, apiPort := freePort(t), freePort(t), freePort(t)
+	clientPort, peerPort, apiPort := FreePort(t), FreePort(t), FreePort(t)
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(clientPort)
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(peerPort)
 	c.etcd = c.start(t, etcdBin, filepath.Join(dir, "etcd.log"),
@@ -172,7 +172,7 @@ func start(t testing.TB, ns *netns.NS) *Cluster {
 		return nil
 	})
 
-	token := randomHex(t, 16)
+	token := RandomHex(t, 16)
 	tokens := filepath.Join(dir, "tokens.csv")
 	writeFile(t, tokens, token+`,admin,admin-uid,"system:masters"`+"\n")
 	saKey := filepath.Join(dir, "sa.key")
@@ -416,7 +416,8 @@ func tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func freePort(t testing.TB) int {
+// FreePort is a TCP port free on 127.0.0.1 now.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -426,7 +427,9 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func randomHex(t testing.TB, n int) string {
+// RandomHex is n random bytes in hex (tokens, names).
+func RandomHex(t testing.TB, n int) string {
+	t.Helper()
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)

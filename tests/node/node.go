@@ -162,7 +162,7 @@ func (n *Node) startControlPlane(t testing.TB) {
 		t.Fatal(err)
 	}
 	n.write(t, "pki/sa.key", string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(saKey)})))
-	token := randomHex(t, 16)
+	token := kube.RandomHex(t, 16)
 	// Every part authenticates as a cluster admin: the test checks netbootd's pod, not the
 	// cluster's own RBAC.
 	n.write(t, "pki/tokens.csv", token+`,admin,admin-uid,"system:masters"`+"\n")
@@ -174,7 +174,7 @@ contexts: [{name: node, context: {cluster: node, user: admin}}]
 current-context: node
 `, ServiceVIP, n.path("pki/ca.crt"), token))
 
-	clientPort, peerPort := freePort(t), freePort(t)
+	clientPort, peerPort := kube.FreePort(t), kube.FreePort(t)
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(clientPort)
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(peerPort)
 	n.start(t, "etcd", "--name", "node", "--data-dir", n.path("etcd"),
@@ -310,7 +310,7 @@ func (n *Node) KubectlCmd(args ...string) *exec.Cmd {
 // Apply applies the manifest (YAML) as the admin, failing the test on error.
 func (n *Node) Apply(t testing.TB, manifest string) {
 	t.Helper()
-	f := n.write(t, "manifests/"+randomHex(t, 4)+".yaml", manifest)
+	f := n.write(t, "manifests/"+kube.RandomHex(t, 4)+".yaml", manifest)
 	n.Kubectl(t, "apply", "-f", f)
 }
 
@@ -673,25 +673,6 @@ func newServing(t testing.TB, ca *x509.Certificate, caKey *ecdsa.PrivateKey, ips
 
 func pemCert(c *x509.Certificate) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func randomHex(t testing.TB, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }
 
 func tail(path string, n int) string {
