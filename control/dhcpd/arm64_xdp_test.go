@@ -40,18 +40,10 @@ classes:
 		t.Run(tc.name, func(t *testing.T) {
 			mods := []dhcpv4.Modifier{dhcpv4.WithBroadcast(true), dhcpv4.WithOption(dhcpv4.OptClassIdentifier(tc.vendor)),
 				dhcpv4.WithOption(dhcpv4.OptClientArch(tc.arch)), prl}
-			m, err := dhcpv4.New(append([]dhcpv4.Modifier{dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover), dhcpv4.WithHwAddr(macReserved)}, mods...)...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			goReply, _, why := f.ask(t, dhcpv4.MessageTypeDiscover, macReserved, append(mods, dhcpv4.WithTransactionID(m.TransactionID))...)
-			if goReply == nil {
-				t.Fatalf("Go path: no reply (%s)", why)
-			}
+			goReply, ret, out := askBothPaths(t, f, prog, dhcpv4.MessageTypeDiscover, macReserved, mods)
 			if goReply.BootFileName != tc.file {
 				t.Errorf("Go path: boot file %q, want %q", goReply.BootFileName, tc.file)
 			}
-			ret, out := runXDP(t, prog, m)
 			if ret != 3 {
 				t.Fatalf("XDP verdict %d, want XDP_TX", ret)
 			}

@@ -84,15 +84,7 @@ func TestXDPAndGoPathSendTheSameReply(t *testing.T) {
 		{"HTTP UEFI arm64 relayed request", dhcpv4.MessageTypeRequest, append(httpBoot(iana.EFI_ARM64_HTTP), dhcpv4.WithGatewayIP(net.IPv4(10, 0, 0, 254)), sid, reqIP)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := dhcpv4.New(append([]dhcpv4.Modifier{dhcpv4.WithMessageType(tc.mt), dhcpv4.WithHwAddr(macReserved)}, tc.mods...)...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			goReply, _, why := f.ask(t, tc.mt, macReserved, append(tc.mods, dhcpv4.WithTransactionID(m.TransactionID))...)
-			if goReply == nil {
-				t.Fatalf("Go path: no reply (%s)", why)
-			}
-			ret, out := runXDP(t, prog, m)
+			goReply, ret, out := askBothPaths(t, f, prog, tc.mt, macReserved, tc.mods)
 			if ret != 3 {
 				t.Fatalf("XDP verdict %d, want XDP_TX", ret)
 			}
@@ -211,6 +203,23 @@ func mustParse(t *testing.T, b []byte) *dhcpv4.DHCPv4 {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// askBothPaths builds one request (mt from mac with mods), asks the Go path (failing the test
+// when it does not answer) and runs the same request through the program: Go's reply, and the
+// program's verdict and sent payload. f.lastPayload is Go's payload, for the byte comparison.
+func askBothPaths(t *testing.T, f *fixture, prog *ebpf.Program, mt dhcpv4.MessageType, mac net.HardwareAddr, mods []dhcpv4.Modifier) (*dhcpv4.DHCPv4, uint32, []byte) {
+	t.Helper()
+	m, err := dhcpv4.New(append([]dhcpv4.Modifier{dhcpv4.WithMessageType(mt), dhcpv4.WithHwAddr(mac)}, mods...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	goReply, _, why := f.ask(t, mt, mac, append(mods, dhcpv4.WithTransactionID(m.TransactionID))...)
+	if goReply == nil {
+		t.Fatalf("Go path: no reply (%s)", why)
+	}
+	ret, out := runXDP(t, prog, m)
+	return goReply, ret, out
 }
 
 // runXDP sends m in a minimal Ethernet/IPv4/UDP frame through the program and returns the
