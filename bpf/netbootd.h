@@ -31,6 +31,10 @@ enum res_flags {
 	F_CLASS_VENDOR = 1,    /* a class looks into option 60 beyond "PXEClient": requests with 60 go up */
 	F_CLASS_ARCH = 2,      /* a class matches on option 93 for any client: plain requests with 93 go up */
 	F_CLASS_CLIENT_ID = 4, /* a class matches on option 61: requests with 61 go up */
+	F_NO_PLAIN_BOOT = 8,   /* boot_params has no ARCH_PLAIN entry: a plain client's lookup is skipped
+				* (a miss still reads a random bucket of a 32 MiB array: a cache and TLB
+				* miss per request). Unset, as in a value an older netbootd wrote, it
+				* looks up. */
 };
 
 /* The boot_key arch of a plain DHCP client's reply when a client class gives it a boot file. */

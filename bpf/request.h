@@ -265,7 +265,9 @@ static __always_inline int choose_boot(struct request *rq, __u32 *reason)
 	__builtin_memcpy(bkey.mac, rq->bp->chaddr, 6);
 	if (rq->vendor == V_PLAIN) {
 		bkey.arch = ARCH_PLAIN;
-		rq->boot = bpf_map_lookup_elem(&boot_params, &bkey);
+		rq->boot = NULL;
+		if (!(rq->res->flags & F_NO_PLAIN_BOOT))
+			rq->boot = bpf_map_lookup_elem(&boot_params, &bkey);
 		rq->arch = 0;
 		return NEXT;
 	}

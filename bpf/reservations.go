@@ -39,6 +39,9 @@ const (
 	FlagClassVendor   = 1 << 0 // requests with option 60 go up (C_PASS_CLASS)
 	FlagClassArch     = 1 << 1 // plain requests (not PXEClient) with option 93 go up
 	FlagClassClientID = 1 << 2 // requests with option 61 go up
+	// flagNoPlainBoot is set by Sync, not by callers: Boot has no PlainArch entry, so the
+	// program need not look one up for a plain client (F_NO_PLAIN_BOOT).
+	flagNoPlainBoot = 1 << 3
 )
 
 // PlainArch is the Boot.Arch of a plain DHCP client's reply with boot parameters: no
@@ -99,7 +102,12 @@ func (e Entry) value() (netbootdResVal, error) {
 	v.Net = addrField(e.Subnet.Masked().Addr())
 	v.Mask = addrField(netip.AddrFrom4([4]byte(net.CIDRMask(e.Subnet.Bits(), 32))))
 	v.AreaLen = uint16(len(e.Area))
-	v.Flags = e.Flags
+	v.Flags = e.Flags | flagNoPlainBoot
+	for _, b := range e.Boot {
+		if b.Arch == PlainArch {
+			v.Flags &^= flagNoPlainBoot
+		}
+	}
 	copy(v.Area[:], e.Area)
 	v.SumOffer = areaSum(e.Area, 2)
 	v.SumAck = areaSum(e.Area, 5)

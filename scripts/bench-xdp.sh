@@ -12,11 +12,19 @@
 #            server's native program runs on skb-backed buffers).
 # Kea and dnsmasq answer from user space through sockets: they have no such path to compare.
 #
+# Each round also runs one more round of the same length with the kernel's BPF run-time
+# statistics on (they add two clock reads per run, so it is not in the rates): the average ns per
+# run of netbootd's program and of the client's, which share the core in direct and bridge.
+# BASELINE=old/netbootd runs it too, in the same run, alternating round by round with the
+# netbootd under test (each round attaches the binary afresh), and prints both.
+#
 #   scripts/bench-xdp.sh                        # ROUNDS=5 rounds of SECONDS_PER_ROUND=3 per request type and setup
 #   SETUPS="direct bridge" scripts/bench-xdp.sh  # some setups only
+#   BASELINE=/tmp/old/netbootd SETUPS=direct ROUNDS=3 scripts/bench-xdp.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${NETBOOTD_BIN:-$PWD/bin/netbootd}
+BASELINE=${BASELINE:-}
 XDPWIRE=${XDPWIRE:-$PWD/bin/xdpwire}
 XDP_PASS=${XDP_PASS:-$PWD/bin/xdp-pass}
 SETUPS=${SETUPS:-direct split bridge}
@@ -26,7 +34,7 @@ ROUNDS=${ROUNDS:-5} SECONDS_PER_ROUND=${SECONDS_PER_ROUND:-3} INFLIGHT=${INFLIGH
 CLIENT_CPU=${CLIENT_CPU:-1} SERVER_CPU=${SERVER_CPU:-0}
 CLIENTS=10000
 [ "$(id -u)" = 0 ] || { echo "bench-xdp needs root (namespaces)" >&2; exit 1; }
-for t in "$BIN" "$XDPWIRE" "$XDP_PASS"; do [ -x "$t" ] || { echo "missing $t: run make build xdp-pass xdpwire" >&2; exit 1; }; done
+for t in "$BIN" "$XDPWIRE" "$XDP_PASS" ${BASELINE:+"$BASELINE"}; do [ -x "$t" ] || { echo "missing $t: run make build xdp-pass xdpwire" >&2; exit 1; }; done
 
 id=$$
 S=nbx-s-$id C=nbx-c-$id B=nbx-b-$id
@@ -73,7 +81,7 @@ pin_napi() {
   for p in $pids; do taskset -pc "$2" "$p" >/dev/null; done
 }
 
-setup() { # $1 = direct|split|bridge
+setup() { # $1 = direct|split|bridge, $2 = the netbootd binary
   for ns in $S $C $B; do ip netns del $ns 2>/dev/null || true; ip netns add $ns; ip -n $ns link set lo up; done
   if [ "$1" != bridge ]; then
     ip -n $S link add $SD type veth peer name $CD netns $C
@@ -89,7 +97,7 @@ setup() { # $1 = direct|split|bridge
   fi
   ip -n $S addr add 10.0.0.1/16 dev $SD
   ip -n $S link set $SD up; ip -n $C link set $CD up
-  ip netns exec $S taskset -c "$SERVER_CPU" "$BIN" attach $SD --config "$cfg" --state-dir "$work/state-$1" \
+  ip netns exec $S taskset -c "$SERVER_CPU" "$2" attach $SD --config "$cfg" --state-dir "$work/state-$1" \
     --xdp native --pin-dir "$pins" --http-listen 127.0.0.1:9181 > "$work/server.log" 2>&1 &
   server_pid=$!
   # Ready when the program answers a reserved client (the reservations reach its map after attach).
@@ -115,39 +123,61 @@ teardown() {
 }
 counter() { ip netns exec $S "$BIN" status --pin-dir "$pins" $SD | awk -v k="$1" '$1==k {print $2+0; f=1} END {if (!f) print 0}'; }
 
-declare -A row
+# spread: "min median max" of the numbers on stdin.
+spread() { sort -g | awk '{v[NR]=$1} END {m = NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; printf "%.0f %.0f %.0f", v[1], m, v[NR]}'; }
+
+bins=(new); [ -n "$BASELINE" ] && bins=(base new)
+declare -A binary=([new]=$BIN [base]=$BASELINE)
+declare -A sent rate cli srv prx ans at
 for setup_kind in $SETUPS; do
-  echo "== $setup_kind" >&2
-  setup $setup_kind
-  for typ in discover request; do
-    rx0=$(counter received) o0=$(counter offer) a0=$(counter ack)
-    out=$(ip netns exec $C "$XDPWIRE" -i $CD -clients "$clients" -type $typ -server-ip 10.0.0.1 -t "${SECONDS_PER_ROUND}s" -rounds "$ROUNDS" -inflight "$INFLIGHT" -cpu "$CLIENT_CPU")
-    sed 's/^/    /' <<< "$out" >&2
-    rx1=$(counter received) o1=$(counter offer) a1=$(counter ack)
-    answered=$(( (o1 - o0) + (a1 - a0) ))
-    read -r _ _ smin smed smax _ rmin rmed rmax _ sent _ replies <<< "$(grep '^summary' <<< "$out")"
-    echo "    netbootd's program: received $((rx1 - rx0)), answered $answered (offer $((o1 - o0)), ack $((a1 - a0)))" >&2
-    ip netns exec $S "$BIN" status --pin-dir "$pins" $SD | grep -E '^ *pass_[a-z_]+ +[1-9]' | sed 's/^ */    program total: /' >&2 || true
-    row[$setup_kind,$typ]="$smin $smed $smax $rmin $rmed $rmax $sent $((rx1 - rx0)) $answered $replies"
+  for r in $(seq "$ROUNDS"); do
+    for b in "${bins[@]}"; do
+      echo "== $setup_kind, round $r, $b (${binary[$b]}), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+      setup $setup_kind "${binary[$b]}"
+      for typ in discover request; do
+        k=$setup_kind,$typ,$b
+        rx0=$(counter received) o0=$(counter offer) a0=$(counter ack)
+        out=$(ip netns exec $C "$XDPWIRE" -i $CD -clients "$clients" -type $typ -server-ip 10.0.0.1 -t "${SECONDS_PER_ROUND}s" -rounds 1 \
+          -inflight "$INFLIGHT" -cpu "$CLIENT_CPU" -server-link "$pins/$SD/link")
+        sed 's/^/    /' <<< "$out" >&2
+        rx1=$(counter received) o1=$(counter offer) a1=$(counter ack)
+        read -r _ _ _ _ _ _ _ rmed _ _ s _ replies <<< "$(grep '^summary' <<< "$out")"
+        read -r _ _ cns _ sns _ <<< "$(grep '^cost' <<< "$out")"
+        rate[$k]+="$rmed "; cli[$k]+="$cns "; srv[$k]+="$sns "
+        sent[$k]=$(( ${sent[$k]:-0} + s )); at[$k]=$(( ${at[$k]:-0} + replies ))
+        # The program's counters cover the measured round and the cost round.
+        prx[$k]=$(( ${prx[$k]:-0} + rx1 - rx0 )); ans[$k]=$(( ${ans[$k]:-0} + (o1 - o0) + (a1 - a0) ))
+      done
+      ip netns exec $S "$BIN" status --pin-dir "$pins" $SD | grep -E '^ *pass_[a-z_]+ +[1-9]' | sed 's/^ */    program total: /' >&2 || true
+      teardown
+    done
   done
-  teardown
 done
 
 goal=1000000
 echo
-echo "XDP replies that reach the client, one core: $ROUNDS rounds of ${SECONDS_PER_ROUND}s for $CLIENTS reserved MACs (xdpwire ping-pong, CPU $CLIENT_CPU), $(nproc) cores, kernel $(uname -r)"
-printf '%-7s %-9s %29s %29s %9s %33s\n' setup request "sent/s min/med/max" "replies/s min/med/max" "vs 1 M/s" "sent / program received / answered / at client"
+echo "XDP replies that reach the client, one core: $ROUNDS rounds of ${SECONDS_PER_ROUND}s for $CLIENTS reserved MACs (xdpwire ping-pong, CPU $CLIENT_CPU), $(nproc) cores, kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+[ -n "$BASELINE" ] && echo "base = $BASELINE, new = $BIN, alternating round by round"
+printf '%-7s %-9s %-4s %29s %9s %25s %25s %9s\n' setup request bin "replies/s min/med/max" "vs 1 M/s" "netbootd ns/run m/m/m" "client ns/run m/m/m" "lost"
 for setup_kind in $SETUPS; do
   for typ in discover request; do
-    [ -n "${row[$setup_kind,$typ]:-}" ] || continue
-    read -r smin smed smax rmin rmed rmax sent prx ans replies <<< "${row[$setup_kind,$typ]}"
-    printf '%-7s %-9s %9s %9s %9s %9s %9s %9s %9s %33s\n' $setup_kind $typ $smin $smed $smax $rmin $rmed $rmax \
-      "$(awk -v a="$rmed" -v g=$goal 'BEGIN{printf "%.2fx", a/g}')" "$sent / $prx / $ans / $replies"
+    for b in "${bins[@]}"; do
+      k=$setup_kind,$typ,$b
+      [ -n "${rate[$k]:-}" ] || continue
+      read -r rmin rmed rmax <<< "$(tr ' ' '\n' <<< "${rate[$k]}" | grep . | spread)"
+      read -r smin smed smax <<< "$(tr ' ' '\n' <<< "${srv[$k]}" | grep . | spread)"
+      read -r cmin cmed cmax <<< "$(tr ' ' '\n' <<< "${cli[$k]}" | grep . | spread)"
+      printf '%-7s %-9s %-4s %9s %9s %9s %9s %8s %8s %7s %8s %8s %7s %9s\n' $setup_kind $typ $b $rmin $rmed $rmax \
+        "$(awk -v a="$rmed" -v g=$goal 'BEGIN{printf "%.2fx", a/g}')" $smin $smed $smax $cmin $cmed $cmax $(( ${sent[$k]} - ${at[$k]} ))
+      echo "                  sent ${sent[$k]}, replies at the client ${at[$k]} (measured rounds); netbootd's program received ${prx[$k]}, answered ${ans[$k]} (with the cost rounds)"
+    done
   done
 done
 echo "(native XDP on every veth end. direct and bridge: sender, server program and counter all run in CPU $CLIENT_CPU's softirq,"
 echo " so the figure is one core's, the client's work included; split: threaded NAPI, netbootd's program alone on CPU $SERVER_CPU,"
 echo " the client on CPU $CLIENT_CPU. In bridge the frames cross br0 as skbs, so netbootd's native program runs on skb-backed buffers."
+echo " ns/run: each program's average time per run in an extra round with BPF run-time statistics on (kernel.bpf_stats_enabled);"
+echo " the rest of a round trip is the two veth transmissions and NAPI. lost: requests sent without a reply at the client."
 echo " Requests and replies ping-pong with $INFLIGHT in flight: nothing queues, so sent = answered = received unless frames are lost."
 echo " Generic mode is not measured: a generic-mode program on the server end never saw the client program's XDP_TX frames."
 echo " Kea and dnsmasq answer from user space: no peer has this path.)"

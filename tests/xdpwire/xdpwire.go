@@ -293,6 +293,9 @@ func (w *Wire) Reply(timeout time.Duration) ([]byte, error) {
 	return append([]byte(nil), rec.RawSample[4:4+n]...), nil
 }
 
+// Program is the client's program, for its run-time statistics.
+func (w *Wire) Program() *ebpf.Program { return w.objs.XdpClient }
+
 // Close detaches the program and releases it.
 func (w *Wire) Close() error {
 	_ = netlink.LinkSetXdpFdWithFlags(w.link, -1, nl.XDP_FLAGS_DRV_MODE)

@@ -5,8 +5,12 @@
 //
 //	xdpwire -i bc0 -clients clients.txt -type request -server-ip 10.0.0.1 -rounds 5 -cpu 1
 //
-// Per round it prints requests sent and replies received per second; the last line,
-// "summary ...", gives min/median/max of both and the totals, for scripts.
+// Per round it prints requests sent and replies received per second; the line "summary ...",
+// gives min/median/max of both and the totals, for scripts. With -server-link (the server
+// program's pinned XDP link) one more round runs with the kernel's BPF run-time statistics on,
+// and the line "cost ..." gives each program's average ns per run in it: both run on the same
+// core in the direct setup, so this is how the round trip's time divides between them. That
+// round is not in the summary: the statistics add two clock reads to every run.
 package main
 
 import (
@@ -24,6 +28,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"golang.org/x/sys/unix"
 
@@ -39,14 +45,15 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds")
 	inflight := flag.Int("inflight", 64, "requests in flight (seeds per round)")
 	cpu := flag.Int("cpu", -1, "CPU to seed from (the veth receive path runs there) and to pin the interface's threaded NAPI to; -1: any")
+	serverLink := flag.String("server-link", "", "the server program's pinned XDP link: also measure both programs' ns per run")
 	flag.Parse()
-	if err := run(*ifname, *clientsFile, *typ, *serverIP, *per, *rounds, *inflight, *cpu); err != nil {
+	if err := run(*ifname, *clientsFile, *typ, *serverIP, *per, *rounds, *inflight, *cpu, *serverLink); err != nil {
 		fmt.Fprintln(os.Stderr, "xdpwire:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ifname, clientsFile, typ, serverIP string, per time.Duration, rounds, inflight, cpu int) error {
+func run(ifname, clientsFile, typ, serverIP string, per time.Duration, rounds, inflight, cpu int, serverLink string) error {
 	if ifname == "" || clientsFile == "" || rounds < 1 || per <= 0 || inflight < 1 {
 		return fmt.Errorf("-i, -clients, -t > 0, -rounds > 0 and -inflight > 0 are required")
 	}
@@ -101,35 +108,42 @@ func run(ifname, clientsFile, typ, serverIP string, per time.Duration, rounds, i
 			return err
 		}
 	}
-	var sentRates, replyRates []float64
-	var sent, replied uint64
-	for r := 1; r <= rounds; r++ {
+	// round runs one round: requests sent and replies received, and how long it lasted.
+	round := func(r int) (uint64, uint64, time.Duration, error) {
 		before, err := w.Stats()
 		if err != nil {
-			return err
+			return 0, 0, 0, err
 		}
 		if err := pin(true); err != nil {
-			return err
+			return 0, 0, 0, err
 		}
 		start := time.Now()
 		if err := w.Start(inflight, math.MaxInt64); err != nil {
-			return err
+			return 0, 0, 0, err
 		}
 		if err := pin(false); err != nil {
-			return err
+			return 0, 0, 0, err
 		}
 		time.Sleep(per)
 		if err := w.Stop(); err != nil {
-			return err
+			return 0, 0, 0, err
 		}
 		d := time.Since(start)
 		after, err := w.Settle(200*time.Millisecond, 5*time.Second)
 		if err != nil {
-			return err
+			return 0, 0, 0, err
 		}
-		g, rp := after.Sent-before.Sent+uint64(inflight), after.Replies-before.Replies
 		if e := after.SendErrors - before.SendErrors; e > 0 {
-			return fmt.Errorf("round %d: %d replies could not be turned into requests", r, e)
+			return 0, 0, 0, fmt.Errorf("round %d: %d replies could not be turned into requests", r, e)
+		}
+		return after.Sent - before.Sent + uint64(inflight), after.Replies - before.Replies, d, nil
+	}
+	var sentRates, replyRates []float64
+	var sent, replied uint64
+	for r := 1; r <= rounds; r++ {
+		g, rp, d, err := round(r)
+		if err != nil {
+			return err
 		}
 		sent += g
 		replied += rp
@@ -139,6 +153,57 @@ func run(ifname, clientsFile, typ, serverIP string, per time.Duration, rounds, i
 			r, g, strings.ToUpper(typ), rp, d.Seconds(), sentRates[r-1], replyRates[r-1])
 	}
 	fmt.Printf("summary sent/s %s replies/s %s sent %d replies %d\n", spread(sentRates), spread(replyRates), sent, replied)
+	if serverLink == "" {
+		return nil
+	}
+	return cost(w.Program(), serverLink, func() error { _, _, _, err := round(rounds + 1); return err })
+}
+
+// cost runs one round with the kernel's BPF run-time statistics on and prints the average ns per
+// run of the client's program and of the server's (found by its pinned link).
+func cost(client *ebpf.Program, serverLink string, round func() error) error {
+	l, err := link.LoadPinnedLink(serverLink, nil)
+	if err != nil {
+		return fmt.Errorf("server link: %w", err)
+	}
+	defer l.Close()
+	info, err := l.Info()
+	if err != nil {
+		return fmt.Errorf("server link: %w", err)
+	}
+	server, err := ebpf.NewProgramFromID(info.Program)
+	if err != nil {
+		return fmt.Errorf("server program %d: %w", info.Program, err)
+	}
+	defer server.Close()
+	stats, err := ebpf.EnableStats(unix.BPF_STATS_RUN_TIME)
+	if err != nil {
+		return fmt.Errorf("BPF run-time statistics: %w", err)
+	}
+	defer stats.Close()
+	read := func() (c, s *ebpf.ProgramStats, err error) {
+		if c, err = client.Stats(); err == nil {
+			s, err = server.Stats()
+		}
+		return c, s, err
+	}
+	c0, s0, err := read()
+	if err != nil {
+		return err
+	}
+	if err := round(); err != nil {
+		return err
+	}
+	c1, s1, err := read()
+	if err != nil {
+		return err
+	}
+	cn, sn := c1.RunCount-c0.RunCount, s1.RunCount-s0.RunCount
+	if cn == 0 || sn == 0 {
+		return fmt.Errorf("cost round: the client's program ran %d times, the server's %d", cn, sn)
+	}
+	fmt.Printf("cost client_ns %.1f server_ns %.1f client_runs %d server_runs %d\n",
+		float64(c1.Runtime-c0.Runtime)/float64(cn), float64(s1.Runtime-s0.Runtime)/float64(sn), cn, sn)
 	return nil
 }
 
