@@ -92,13 +92,13 @@ test-vlan: build ## the many-interfaces test with a real 802.1Q VLAN sub-interfa
 CONTROLLER_GEN := sigs.k8s.io/controller-tools/cmd/controller-gen@v0.19.0
 CRD_GEN = $(GO) run $(CONTROLLER_GEN) object crd paths=./control/inventory/kube/v1alpha1/... output:crd:dir=./deploy/helm/netbootd/crds
 
-generate: ## rebuild the bpf2go output in bpf/, tests/xdprestore/ and tests/xdpwire/ (needs clang), the CRDs and their deep copies
-	$(GO) generate ./bpf/ ./tests/xdprestore/ ./tests/xdpwire/
+generate: ## rebuild the bpf2go output in bpf/ and tests/xdpwire/ (needs clang), the CRDs and their deep copies
+	$(GO) generate ./bpf/ ./tests/xdpwire/
 	$(CRD_GEN)
 
 check-generated: ## the committed bpf2go output is what netbootd.c compiles to (when clang is here); the CRDs are what controller-gen makes
 	@$(CRD_GEN) && git diff --exit-code --stat -- deploy/helm/netbootd/crds/ control/inventory/kube/v1alpha1/ || { echo "CRDs or deep copies are stale: run make generate and commit" >&2; exit 1; }
-	@if command -v clang >/dev/null; then $(GO) generate ./bpf/ ./tests/xdprestore/ ./tests/xdpwire/ && git diff --exit-code --stat -- bpf/ tests/xdprestore/ tests/xdpwire/ || { echo "bpf2go output is stale: run make generate and commit" >&2; exit 1; }; else echo "no clang: generated files not checked"; fi
+	@if command -v clang >/dev/null; then $(GO) generate ./bpf/ ./tests/xdpwire/ && git diff --exit-code --stat -- bpf/ tests/xdpwire/ || { echo "bpf2go output is stale: run make generate and commit" >&2; exit 1; }; else echo "no clang: generated files not checked"; fi
 
 lint: check-generated ## gofmt, go vet, staticcheck, generated BPF objects current
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
