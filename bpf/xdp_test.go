@@ -430,6 +430,69 @@ func TestSyncRemovesStaleEntries(t *testing.T) {
 	}
 }
 
+// A plain client's boot parameters (a client class's boot file, PlainArch) are looked up only
+// when its reservation's value does not say there are none (F_NO_PLAIN_BOOT, set by Sync): a
+// reservation with one gets its boot file, one without gets none, and a value without the flag,
+// as a netbootd before it wrote into a pinned map, still looks up.
+func TestXDPFastPlainBootLookup(t *testing.T) {
+	f := loadProgram(t)
+	withFile := net.HardwareAddr{2, 0, 0, 0, 0, 0x0c}
+	plain := Boot{Arch: PlainArch, NextServer: serverIP, File: "lab.ipxe", Area: pxeArea()}
+	pxe := Boot{Arch: 7, NextServer: serverIP, File: "ipxe.efi", Area: pxeArea()}
+	if err := f.Sync([]Entry{
+		{MAC: resMAC, IP: resIP, Subnet: testSubnet, Area: testArea(), Boot: []Boot{pxe}},
+		{MAC: withFile, IP: netip.MustParseAddr("10.0.0.12"), Subnet: testSubnet, Area: testArea(), Boot: []Boot{plain}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	file := func(mac net.HardwareAddr) string {
+		t.Helper()
+		ret, out := run(t, f, frame(msg(t, dhcpv4.MessageTypeDiscover, mac), netip.IPv4Unspecified(), 0))
+		if ret != xdpTX {
+			t.Fatalf("%s: verdict %d, want XDP_TX", mac, ret)
+		}
+		return parseReply(t, out).msg.BootFileName
+	}
+	flags := func(mac net.HardwareAddr) uint16 {
+		t.Helper()
+		var v netbootdResVal
+		if err := f.objs.Reservations.Lookup(key(mac), &v); err != nil {
+			t.Fatal(err)
+		}
+		return v.Flags
+	}
+	if flags(resMAC)&flagNoPlainBoot == 0 || flags(withFile)&flagNoPlainBoot != 0 {
+		t.Fatalf("flags %#x (PXE boot only) and %#x (plain boot): want F_NO_PLAIN_BOOT on the first only", flags(resMAC), flags(withFile))
+	}
+	if got := file(withFile); got != "lab.ipxe" {
+		t.Errorf("plain client with a class's boot file: file %q, want lab.ipxe", got)
+	}
+	if got := file(resMAC); got != "" {
+		t.Errorf("plain client without one: file %q, want none", got)
+	}
+	// An older value: the flag unset, a PlainArch entry beside it.
+	var v netbootdResVal
+	if err := f.objs.Reservations.Lookup(key(resMAC), &v); err != nil {
+		t.Fatal(err)
+	}
+	bv, err := plain.value(resMAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bk := netbootdBootKey{Arch: PlainArch}
+	copy(bk.Mac[:], resMAC)
+	v.Flags &^= flagNoPlainBoot
+	if err := f.objs.BootParams.Put(bk, bv); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.objs.Reservations.Put(key(resMAC), v); err != nil {
+		t.Fatal(err)
+	}
+	if got := file(resMAC); got != "lab.ipxe" {
+		t.Errorf("value without F_NO_PLAIN_BOOT: file %q, want the PlainArch entry's lab.ipxe", got)
+	}
+}
+
 // FuzzXDP feeds mutated frames to the program through test-run: it must never answer a MAC that
 // is not reserved, every frame it sends must have valid headers and checksums and parse, and
 // every frame it drops is counted with its reason.
@@ -479,6 +542,22 @@ func FuzzXDP(f *testing.F) {
 func BenchmarkXDPOffer(b *testing.B) {
 	f := loadProgram(b)
 	in := frame(msg(b, dhcpv4.MessageTypeDiscover, resMAC), netip.IPv4Unspecified(), 0)
+	var total time.Duration
+	for b.Loop() {
+		ret, d, err := f.objs.NetbootdXdp.Benchmark(in, 1, nil)
+		if err != nil || ret != xdpTX {
+			b.Fatalf("benchmark: %v verdict %d", err, ret)
+		}
+		total += d
+	}
+	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/packet")
+}
+
+// BenchmarkXDPAck is BenchmarkXDPOffer for a SELECTING REQUEST of the reserved address.
+func BenchmarkXDPAck(b *testing.B) {
+	f := loadProgram(b)
+	in := frame(msg(b, dhcpv4.MessageTypeRequest, resMAC, dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IP(serverIP.AsSlice()))),
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IP(resIP.AsSlice())))), netip.IPv4Unspecified(), 0)
 	var total time.Duration
 	for b.Loop() {
 		ret, d, err := f.objs.NetbootdXdp.Benchmark(in, 1, nil)
