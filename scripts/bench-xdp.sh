@@ -176,7 +176,7 @@ done
 echo "(native XDP on every veth end. direct and bridge: sender, server program and counter all run in CPU $CLIENT_CPU's softirq,"
 echo " so the figure is one core's, the client's work included; split: threaded NAPI, netbootd's program alone on CPU $SERVER_CPU,"
 echo " the client on CPU $CLIENT_CPU. In bridge the frames cross br0 as skbs, so netbootd's native program runs on skb-backed buffers."
-echo " ns/run: each program's average time per run in an extra round with BPF run-time statistics on (kernel.bpf_stats_enabled);"
+echo " ns/run: each program's average time per run in an extra round with BPF run-time statistics on (BPF_ENABLE_STATS);"
 echo " the rest of a round trip is the two veth transmissions and NAPI. lost: requests sent without a reply at the client."
 echo " Requests and replies ping-pong with $INFLIGHT in flight: nothing queues, so sent = answered = received unless frames are lost."
 echo " Generic mode is not measured: a generic-mode program on the server end never saw the client program's XDP_TX frames."
