@@ -20,6 +20,8 @@
 #   BASELINE=/tmp/old-netbootd ROUNDS=3 scripts/bench-storm.sh
 #       # an older netbootd binary as a third server, "baseline"; every server ROUNDS times in
 #       # turn (baseline, netbootd, dnsmasq, baseline, ...): ratios are of the medians
+#   NETBOOTD_ENV="GOMAXPROCS=8" BASELINE=bin/netbootd scripts/bench-storm.sh
+#       # netbootd (not the baseline) started with this environment: one binary, two settings
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${NETBOOTD_BIN:-$PWD/bin/netbootd}
@@ -139,6 +141,11 @@ cpu_delta() {
     for (i = 2; i <= m; i++) { split(y[i], kv, "="); printf "%s%s:%.2f", sep, kv[1], kv[2] - before[kv[1]]; sep = "," }}'
 }
 
+# tcp_segs prints the server namespace's TCP segments sent and resent so far: "OUT RETRANS".
+tcp_segs() {
+  ip netns exec $S nstat -az TcpOutSegs TcpRetransSegs | awk '$1 == "TcpOutSegs" {o = $2} $1 == "TcpRetransSegs" {r = $2} END{print o + 0, r + 0}'
+}
+
 run() { # $1: netbootd, baseline (netbootd's $BASELINE binary) or dnsmasq
   ip netns add $S; ip netns add $C
   ip -n $S link set lo up; ip -n $C link set lo up
@@ -148,11 +155,11 @@ run() { # $1: netbootd, baseline (netbootd's $BASELINE binary) or dnsmasq
   # Raw sockets read these veths: checksums must be complete on the wire.
   ip netns exec $S ethtool -K sv0 tx off >/dev/null; ip netns exec $C ethtool -K cl0 tx off >/dev/null
   rm -rf "$work/state" "$work/dnsmasq.leases"
-  local bin=$BIN
-  if [ "$1" = baseline ]; then bin=$BASELINE; fi
+  local bin=$BIN env=()
+  if [ "$1" = baseline ]; then bin=$BASELINE; else read -ra env <<<"${NETBOOTD_ENV:-}"; fi
   case $1 in
     netbootd | baseline)
-      ip netns exec $S "$bin" attach sv0 --config "$work/netbootd.yaml" --state-dir "$work/state" \
+      ip netns exec $S env "${env[@]}" "$bin" attach sv0 --config "$work/netbootd.yaml" --state-dir "$work/state" \
         --http-listen $SRV:80 --xdp off > "$work/out/$1.log" 2>&1 &
       ;;
     dnsmasq)
@@ -174,12 +181,13 @@ run() { # $1: netbootd, baseline (netbootd's $BASELINE binary) or dnsmasq
     sleep 0.2
   done
   [ -n "$up" ] || { echo "$1 did not come up:"; cat "$work"/out/*.log; return 1; }
-  local cpu0 cpu1
-  cpu0=$(server_cpu)
+  local cpu0 cpu1 segs0 segs1
+  cpu0=$(server_cpu) segs0=$(tcp_segs)
   local out=$work/out/$1-$2
   ip netns exec $C "$STORM" -i cl0 -n "$N" -ramp "$RAMP" "${sums[@]}" ${STOP_AFTER:+-stop-after "$STOP_AFTER"} -json "$out.json" | tee "$out.txt" >&2
-  cpu1=$(server_cpu)
-  echo "$1 $(head -1 "$out.txt") $(cpu_delta "$cpu0" "$cpu1")" >> "$work/results"
+  cpu1=$(server_cpu) segs1=$(tcp_segs)
+  echo "$1 $(head -1 "$out.txt") $(awk -v a="$segs0" -v b="$segs1" 'BEGIN{split(a, x, " "); split(b, y, " ")
+    printf "tcp_out_segs=%d tcp_retrans_segs=%d", y[1] - x[1], y[2] - x[2]}') $(cpu_delta "$cpu0" "$cpu1")" >> "$work/results"
   sed -n "s/^phase /$1 /p" "$out.txt" >> "$work/phases"
   # The HTTP asset load alone: the initrd, whole then by ranges, from LOAD_CLIENTS addresses.
   if [ "$LOAD_CLIENTS" -gt 0 ] && [ "$1" != hybrid ]; then load "$1" "$out"; fi
@@ -226,14 +234,14 @@ echo "Rack boot storm, server side: $N simulated UEFI machines powered on within
 echo "(half lock-step blksize 1432, half size probe + blksize 1468 windowsize 4), iPXE DHCP, HTTP script(s), kernel"
 echo "$KERNEL_MB MiB, initrd $INITRD_MB MiB (size and CRC-32C checked). Simulator and servers share $(nproc) cores;"
 echo "client CPU is the simulator's own, load the 1-minute load average when the run started."
-printf '\n%-16s %6s %7s %14s %13s %13s %15s %15s %6s  %s\n' server done failed "last done (s)" "DHCP resends" "TFTP resends" \
-  "server CPU (s)" "client CPU (s)" load "server CPU by process (s)"
+printf '\n%-16s %6s %7s %14s %13s %13s %15s %15s %6s %12s %12s  %s\n' server done failed "last done (s)" "DHCP resends" "TFTP resends" \
+  "server CPU (s)" "client CPU (s)" load "TCP segs" "TCP resent" "server CPU by process (s)"
 exec 3< "$work/loadavg"
 while read -r name rest; do
   read -r _ la <&3
-  printf '%-16s %6s %7s %14s %13s %13s %15s %15s %6s  %s\n' "$(label "$name")" "$(field " $rest" done)" "$(field " $rest" failed)" \
+  printf '%-16s %6s %7s %14s %13s %13s %15s %15s %6s %12s %12s  %s\n' "$(label "$name")" "$(field " $rest" done)" "$(field " $rest" failed)" \
     "$(field " $rest" last_done_s)" "$(field " $rest" dhcp_retries)" "$(field " $rest" tftp_retries)" "$(field " $rest" server_cpu_s)" \
-    "$(field " $rest" client_cpu_s)" "$la" "$(field " $rest" by_process)"
+    "$(field " $rest" client_cpu_s)" "$la" "$(field " $rest" tcp_out_segs)" "$(field " $rest" tcp_retrans_segs)" "$(field " $rest" by_process)"
 done < "$work/results"
 exec 3<&-
 echo
