@@ -155,6 +155,7 @@ func (s *Server) downloadSlot(w *recorder, r *nethttp.Request) (release func(), 
 // sendContent is ServeContent with the stall deadline; a stalled download is counted and logged.
 func (s *Server) sendContent(w *recorder, r *nethttp.Request, st fs.FileInfo, f *os.File, log *slog.Logger) {
 	sw := newStallWriter(w, s.cfg.StallTimeout)
+	defer cork(r)() // uncorked however the download ends
 	nethttp.ServeContent(sw, r, st.Name(), st.ModTime(), f)
 	if sw.stalled {
 		resetOnClose(r)

@@ -4,10 +4,9 @@ package tests
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,10 +22,10 @@ type stormBenchResult struct {
 		MAC, IP, Error string
 		TFTPStyle      string `json:"tftp_style"`
 		BootFileSize   int64  `json:"boot_file_bytes"`
-		BootFileSum    string `json:"boot_file_sha256"`
+		BootFileSum    string `json:"boot_file_crc32c"`
 		Scripts        []struct{ URL string }
-		Kernel         *struct{ SHA256 string }
-		Initrds        []struct{ SHA256 string }
+		Kernel         *struct{ CRC32C string }
+		Initrds        []struct{ CRC32C string }
 		PXEDHCP        float64 `json:"pxe_dhcp_s"`
 		TFTP           float64 `json:"tftp_s"`
 		Done           float64 `json:"done_s"`
@@ -50,6 +49,7 @@ func TestStormBenchTenMachines(t *testing.T) {
 	}
 	assets := t.TempDir()
 	kernel, initrd := stormRandomFile(t, assets, "vmlinuz", 1<<20), stormRandomFile(t, assets, "initrd.img", 3<<20)
+	kernelPath, initrdPath := filepath.Join(assets, "vmlinuz"), filepath.Join(assets, "initrd.img")
 	r := newRack(t)
 	d := startNetbootd(t, r.server, "sv0", "10.10.0.1", fmt.Sprintf(`interface: {mode: authoritative}
 http: {assets: %s}
@@ -63,7 +63,7 @@ groups:
   - {name: all, profile: storm}
 `, assets), "", "--xdp", "off")
 	clients := r.lanHost(t, "")
-	sums := []string{"-tftp-sha256", stormSHA256(ipxeEFI), "-kernel-sha256", stormSHA256(kernel), "-initrd-sha256", stormSHA256(initrd)}
+	sums := []string{"-tftp-file", "/usr/lib/ipxe/ipxe.efi", "-kernel-file", kernelPath, "-initrd-file", initrdPath}
 
 	res := runStormBench(t, clients, bin, append([]string{"-n", "10"}, sums...)...)
 	if res.Machines != 10 || res.Done != 10 || res.Failed != 0 || len(res.Results) != 10 {
@@ -76,11 +76,11 @@ groups:
 			t.Errorf("%s: %s", m.MAC, m.Error)
 		case ips[m.IP] || !strings.HasPrefix(m.IP, "10.10.0."):
 			t.Errorf("%s: address %q (pool 10.10.0.100-199, one per machine)", m.MAC, m.IP)
-		case m.BootFileSize != int64(len(ipxeEFI)) || m.BootFileSum != stormSHA256(ipxeEFI):
-			t.Errorf("%s: boot file %d bytes, SHA-256 %s; want ipxe.efi's %d", m.MAC, m.BootFileSize, m.BootFileSum, len(ipxeEFI))
+		case m.BootFileSize != int64(len(ipxeEFI)) || m.BootFileSum != stormCRC32C(ipxeEFI):
+			t.Errorf("%s: boot file %d bytes, CRC-32C %s; want ipxe.efi's %d", m.MAC, m.BootFileSize, m.BootFileSum, len(ipxeEFI))
 		case len(m.Scripts) != 2 || !strings.HasSuffix(m.Scripts[0].URL, "/ipxe/boot.ipxe") || !strings.Contains(m.Scripts[1].URL, "/ipxe/script?mac="):
 			t.Errorf("%s: scripts %+v, want the chain script then the machine's own", m.MAC, m.Scripts)
-		case m.Kernel == nil || m.Kernel.SHA256 != stormSHA256(kernel) || len(m.Initrds) != 1 || m.Initrds[0].SHA256 != stormSHA256(initrd):
+		case m.Kernel == nil || m.Kernel.CRC32C != stormCRC32C(kernel) || len(m.Initrds) != 1 || m.Initrds[0].CRC32C != stormCRC32C(initrd):
 			t.Errorf("%s: kernel %+v, initrds %+v: not the assets' bytes", m.MAC, m.Kernel, m.Initrds)
 		case !(0 < m.PXEDHCP && m.PXEDHCP < m.TFTP && m.TFTP < m.Done):
 			t.Errorf("%s: steps out of order: DHCP %v, TFTP %v, done %v", m.MAC, m.PXEDHCP, m.TFTP, m.Done)
@@ -95,10 +95,16 @@ groups:
 		t.Errorf("netbootd logged %d transfers with windowsize=4, want the 5 windowed machines'", got)
 	}
 
+	// A kernel of the right size with one byte changed: its CRC-32C differs.
+	wrongKernel := filepath.Join(t.TempDir(), "vmlinuz")
+	kernel[len(kernel)/2] ^= 1
+	if err := os.WriteFile(wrongKernel, kernel, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	wrong := append([]string{"-n", "2", "-mac-prefix", "0x5c"}, sums...)
-	wrong[len(wrong)-3] = strings.Repeat("0", 64) // -kernel-sha256
+	wrong[len(wrong)-3] = wrongKernel // -kernel-file
 	if res := runStormBench(t, clients, bin, wrong...); res.Done != 0 || res.Failed != 2 {
-		t.Errorf("with a wrong kernel checksum: %d done, %d failed; want every machine failed", res.Done, res.Failed)
+		t.Errorf("expecting a kernel one bit off: %d done, %d failed; want every machine failed", res.Done, res.Failed)
 	}
 }
 
@@ -133,7 +139,7 @@ func stormRandomFile(t *testing.T, dir, name string, size int) []byte {
 	return b
 }
 
-func stormSHA256(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
+// stormCRC32C is how tests/stormbench checks what it receives.
+func stormCRC32C(b []byte) string {
+	return fmt.Sprintf("%08x", crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
 }

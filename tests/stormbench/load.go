@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -29,9 +28,13 @@ type loadResult struct {
 }
 
 // assetLoad has clients (each from its own address, from first on) fetch u whole, checked
-// against want (the SHA-256), then ranges Range requests of rangeSize bytes, checked against
-// the local copy at path.
-func assetLoad(u string, clients int, first netip.Addr, ranges int, rangeSize int64, path, want string) (*loadResult, error) {
+// against the local copy at path (size and CRC-32C), then ranges Range requests of rangeSize
+// bytes, checked byte for byte against the same bytes of the copy.
+func assetLoad(u string, clients int, first netip.Addr, ranges int, rangeSize int64, path string) (*loadResult, error) {
+	want, err := expect(path)
+	if err != nil {
+		return nil, err
+	}
 	local, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -76,13 +79,14 @@ func assetLoad(u string, clients int, first netip.Addr, ranges int, rangeSize in
 			c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableCompression: true}}
 			defer c.CloseIdleConnections()
 			f, _, err := get(ctx, c, u)
-			if err == nil && want != "" && hex.EncodeToString(f.sum) != want {
-				err = fmt.Errorf("GET %s: SHA-256 %x, want %s", u, f.sum, want)
+			if err == nil {
+				err = want.check("GET "+u, f.bytes, hex.EncodeToString(f.sum))
 			}
 			note(f.bytes, false, err)
+			got, local := make([]byte, rangeSize), rangeCheck{local, make([]byte, rangeSize)}
 			for range ranges {
 				off := rand.Int64N(size - rangeSize + 1)
-				n, err := getRange(ctx, c, u, local, off, rangeSize)
+				n, err := getRange(ctx, c, u, got, local, off)
 				note(n, true, err)
 			}
 		}()
@@ -92,8 +96,16 @@ func assetLoad(u string, clients int, first netip.Addr, ranges int, rangeSize in
 	return res, nil
 }
 
-// getRange fetches bytes off..off+n-1 of u and compares them with the same bytes of local.
-func getRange(ctx context.Context, c *http.Client, u string, local io.ReaderAt, off, n int64) (int64, error) {
+// rangeCheck is the local copy and a buffer for the bytes a range must be.
+type rangeCheck struct {
+	file io.ReaderAt
+	want []byte
+}
+
+// getRange fetches len(got) bytes of u at off into got and compares them with the same bytes
+// of the local copy; the buffers are the caller's, reused, so a range allocates nothing large.
+func getRange(ctx context.Context, c *http.Client, u string, got []byte, local rangeCheck, off int64) (int64, error) {
+	n := int64(len(got))
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return 0, err
@@ -108,17 +120,31 @@ func getRange(ctx context.Context, c *http.Client, u string, local io.ReaderAt, 
 	if resp.StatusCode != http.StatusPartialContent {
 		return 0, fmt.Errorf("GET %s Range %d+%d: %s, want 206", u, off, n, resp.Status)
 	}
-	got, err := io.ReadAll(resp.Body)
+	if resp.ContentLength != n {
+		return 0, fmt.Errorf("GET %s Range %d+%d: Content-Length %d", u, off, n, resp.ContentLength)
+	}
+	m, err := io.ReadFull(resp.Body, got)
 	if err != nil {
-		return int64(len(got)), err
+		return int64(m), fmt.Errorf("GET %s Range %d+%d: %w after %d bytes", u, off, n, err, m)
 	}
-	want := make([]byte, n)
-	if _, err := local.ReadAt(want, off); err != nil {
-		return int64(len(got)), err
+	if _, err := local.file.ReadAt(local.want, off); err != nil {
+		return int64(m), err
 	}
-	if !bytes.Equal(got, want) {
-		gs, ws := sha256.Sum256(got), sha256.Sum256(want)
-		return int64(len(got)), fmt.Errorf("GET %s Range %d+%d: %d bytes %x, want %x", u, off, n, len(got), gs[:6], ws[:6])
+	if i := firstDiff(got, local.want); i >= 0 {
+		return int64(m), fmt.Errorf("GET %s Range %d+%d: byte %d differs", u, off, n, off+int64(i))
 	}
-	return int64(len(got)), nil
+	return int64(m), nil
+}
+
+// firstDiff is the index of the first byte where a and b (of one length) differ, or -1.
+func firstDiff(a, b []byte) int {
+	if bytes.Equal(a, b) {
+		return -1
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return -1
 }

@@ -9,7 +9,7 @@
 // leave from there, so the server sees each machine at its own MAC. It runs in a namespace its caller made (scripts/bench-storm.sh,
 // tests/stormbench_test.go), prints a summary and, with -json, every machine's steps.
 //
-//	stormbench -i cl0 -n 200 -json out.json -kernel-sha256 HEX -initrd-sha256 HEX -tftp-sha256 HEX
+//	stormbench -i cl0 -n 200 -json out.json -tftp-file ipxe.efi -kernel-file vmlinuz -initrd-file initrd.img
 package main
 
 import (
@@ -52,6 +52,7 @@ type result struct {
 	PXEDHCP      float64 `json:"pxe_dhcp_s,omitempty"`
 	TFTP         float64 `json:"tftp_s,omitempty"`
 	IPXEDHCP     float64 `json:"ipxe_dhcp_s,omitempty"`
+	Start        float64 `json:"start_s"`          // power-on, seconds from the storm's start
 	Done         float64 `json:"done_s,omitempty"` // seconds from the storm's start
 	DHCPRetries  int     `json:"dhcp_retries"`
 	TFTPRetries  int     `json:"tftp_retries"`
@@ -62,20 +63,21 @@ type result struct {
 	tftpWaits    []time.Duration
 	BootFile     string `json:"boot_file,omitempty"`
 	BootFileSize int64  `json:"boot_file_bytes,omitempty"`
-	BootFileSum  string `json:"boot_file_sha256,omitempty"`
+	BootFileSum  string `json:"boot_file_crc32c,omitempty"`
 	Scripts      []file `json:"scripts,omitempty"`
 	Kernel       *file  `json:"kernel,omitempty"`
 	Initrds      []file `json:"initrds,omitempty"`
 }
 
 type file struct {
-	URL    string `json:"url"`
-	Bytes  int64  `json:"bytes"`
-	SHA256 string `json:"sha256"`
+	URL     string  `json:"url"`
+	Bytes   int64   `json:"bytes"`
+	CRC32C  string  `json:"crc32c"`
+	Seconds float64 `json:"seconds"` // request to last byte
 }
 
 func toFile(f fetched) file {
-	return file{URL: f.url, Bytes: f.bytes, SHA256: hex.EncodeToString(f.sum)}
+	return file{URL: f.url, Bytes: f.bytes, CRC32C: hex.EncodeToString(f.sum), Seconds: f.seconds}
 }
 
 // summary is what the benchmark script reads.
@@ -94,7 +96,11 @@ type summary struct {
 	TFTPWaitP50     float64  `json:"tftp_lockstep_wait_p50_ms"`
 	TFTPWaitP99     float64  `json:"tftp_lockstep_wait_p99_ms"`
 	Errors          []string `json:"errors,omitempty"`
-	Results         []result `json:"results"`
+	// ClientCPU is the simulator's own CPU time (user+system) during the storm: on a machine
+	// it shares with the server, time it takes is time the server does not get.
+	ClientCPU float64  `json:"client_cpu_s"`
+	Phases    []phase  `json:"phases"`
+	Results   []result `json:"results"`
 }
 
 func main() {
@@ -104,15 +110,16 @@ func main() {
 	timeout := flag.Duration("timeout", 15*time.Minute, "give up on machines not done by then")
 	macPrefix := flag.Uint("mac-prefix", 0x5b, "third byte of every MAC (02:00:PREFIX:..): distinct runs, distinct MACs")
 	jsonOut := flag.String("json", "", "write the summary and every machine's steps here")
-	wantTFTP := flag.String("tftp-sha256", "", "the boot file's SHA-256: any other is a failure")
-	wantKernel := flag.String("kernel-sha256", "", "the kernel's SHA-256")
-	wantInitrd := flag.String("initrd-sha256", "", "the initrd's SHA-256")
+	tftpFile := flag.String("tftp-file", "", "a local copy of the boot file: any other size or CRC-32C is a failure")
+	kernelFile := flag.String("kernel-file", "", "a local copy of the kernel")
+	initrdFile := flag.String("initrd-file", "", "a local copy of the initrd")
+	stopAfter := flag.String("stop-after", "", "end each machine's boot after this step (tftp: no HTTP), to time a step without the others' load")
 	loadURL := flag.String("load-url", "", "instead of a storm: the HTTP asset load alone, on this URL")
 	loadClients := flag.Int("load-clients", 64, "load: clients at once, each from its own address")
 	loadFrom := flag.String("load-from", "", "load: the first client address (the others follow it), already on the interface")
 	loadRanges := flag.Int("load-ranges", 8, "load: Range requests per client after its whole download")
 	loadRangeMiB := flag.Int64("load-range-mib", 1, "load: MiB per Range request")
-	loadFile := flag.String("load-file", "", "load: a local copy of the file, to check the ranges' bytes")
+	loadFile := flag.String("load-file", "", "load: a local copy of the file, to check every byte")
 	flag.Parse()
 	if *loadURL != "" {
 		from, err := netip.ParseAddr(*loadFrom)
@@ -120,31 +127,44 @@ func main() {
 			fmt.Fprintln(os.Stderr, "stormbench: -load-url needs -load-from ADDR, -load-file PATH and -load-clients >= 1")
 			os.Exit(2)
 		}
-		r, err := assetLoad(*loadURL, *loadClients, from, *loadRanges, *loadRangeMiB<<20, *loadFile, *wantInitrd)
+		r, err := assetLoad(*loadURL, *loadClients, from, *loadRanges, *loadRangeMiB<<20, *loadFile)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "stormbench:", err)
 			os.Exit(1)
 		}
-		fmt.Printf("clients=%d requests=%d range_requests=%d failed=%d bytes=%d seconds=%.2f mib_per_s=%.1f\n",
-			r.Clients, r.Requests, r.Ranges, r.Failed, r.Bytes, r.Seconds, float64(r.Bytes)/(1<<20)/r.Seconds)
+		fmt.Printf("clients=%d requests=%d range_requests=%d failed=%d bytes=%d seconds=%.2f mib_per_s=%.1f client_cpu_s=%.2f\n",
+			r.Clients, r.Requests, r.Ranges, r.Failed, r.Bytes, r.Seconds, float64(r.Bytes)/(1<<20)/r.Seconds, cpuSeconds())
 		for _, e := range r.Errors {
 			fmt.Println("  error:", e)
 		}
 		return
 	}
-	if *ifname == "" || *n < 1 || *n > 4096 {
-		fmt.Fprintln(os.Stderr, "stormbench: -i IFACE and 1 <= -n <= 4096")
+	if *ifname == "" || *n < 1 || *n > 4096 || (*stopAfter != "" && *stopAfter != "tftp") {
+		fmt.Fprintln(os.Stderr, "stormbench: -i IFACE, 1 <= -n <= 4096, -stop-after empty or tftp")
 		os.Exit(2)
 	}
-	s, err := storm(*ifname, *n, *ramp, *timeout, byte(*macPrefix), checks{*wantTFTP, *wantKernel, *wantInitrd})
+	var want checks
+	var err error
+	for _, c := range []struct {
+		e    **expected
+		path string
+	}{{&want.tftp, *tftpFile}, {&want.kernel, *kernelFile}, {&want.initrd, *initrdFile}} {
+		if *c.e, err = expect(c.path); err != nil {
+			fmt.Fprintln(os.Stderr, "stormbench:", err)
+			os.Exit(2)
+		}
+	}
+	want.stopAfterTFTP = *stopAfter == "tftp"
+	s, err := storm(*ifname, *n, *ramp, *timeout, byte(*macPrefix), want)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "stormbench:", err)
 		os.Exit(1)
 	}
 	fmt.Printf("machines=%d done=%d failed=%d last_done_s=%.2f dhcp_retries=%d tftp_retries=%d"+
-		" tftp_lockstep_med_s=%.2f tftp_window_med_s=%.2f tftp_dup_data=%d tftp_lockstep_wait_p50_ms=%.2f tftp_lockstep_wait_p99_ms=%.2f\n",
+		" tftp_lockstep_med_s=%.2f tftp_window_med_s=%.2f tftp_dup_data=%d tftp_lockstep_wait_p50_ms=%.2f tftp_lockstep_wait_p99_ms=%.2f client_cpu_s=%.2f\n",
 		s.Machines, s.Done, s.Failed, s.LastDone, s.DHCPRetries, s.TFTPRetries,
-		s.TFTPLockStepMed, s.TFTPWindowMed, s.TFTPDups, s.TFTPWaitP50, s.TFTPWaitP99)
+		s.TFTPLockStepMed, s.TFTPWindowMed, s.TFTPDups, s.TFTPWaitP50, s.TFTPWaitP99, s.ClientCPU)
+	printPhases(os.Stdout, s.Phases)
 	for _, e := range s.Errors {
 		fmt.Println("  error:", e)
 	}
@@ -157,7 +177,11 @@ func main() {
 	}
 }
 
-type checks struct{ tftp, kernel, initrd string }
+// checks are what the fetched files must be (nil checks nothing), and the step to stop after.
+type checks struct {
+	tftp, kernel, initrd *expected
+	stopAfterTFTP        bool
+}
 
 func storm(ifname string, n int, ramp, timeout time.Duration, prefix byte, want checks) (*summary, error) {
 	w, err := openWire(ifname)
@@ -184,6 +208,7 @@ func storm(ifname string, n int, ramp, timeout time.Duration, prefix byte, want 
 	defer net.removeAll()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	cpu0 := cpuSeconds()
 	start := time.Now()
 	results := make([]result, n)
 	var wg sync.WaitGroup
@@ -196,10 +221,11 @@ func storm(ifname string, n int, ramp, timeout time.Duration, prefix byte, want 
 			case <-ctx.Done():
 			}
 			results[i] = m.boot(ctx, w, net, start, want)
+			results[i].Start = (time.Duration(i) * ramp / time.Duration(n)).Seconds()
 		}()
 	}
 	wg.Wait()
-	s := &summary{Machines: n, Results: results}
+	s := &summary{Machines: n, Results: results, ClientCPU: cpuSeconds() - cpu0, Phases: phases(results)}
 	seen := map[string]int{}
 	var lockStep, window []float64
 	var waits []time.Duration
@@ -269,8 +295,12 @@ func (m *machine) boot(ctx context.Context, w *wire, a *addrs, start time.Time, 
 	r.tftpWaits = t.waits
 	r.TFTPWaitP50, r.TFTPWaitP99 = percentileMs(t.waits, 50), percentileMs(t.waits, 99)
 	r.TFTP, r.BootFileSize, r.BootFileSum = since(), t.bytes, hex.EncodeToString(t.sum)
-	if want.tftp != "" && r.BootFileSum != want.tftp {
-		return fail("tftp", fmt.Errorf("%s: SHA-256 %s, want %s", bootFile, r.BootFileSum, want.tftp))
+	if err := want.tftp.check(bootFile, r.BootFileSize, r.BootFileSum); err != nil {
+		return fail("tftp", err)
+	}
+	if want.stopAfterTFTP {
+		r.Done = r.TFTP
+		return r
 	}
 	// 3. iPXE's own DHCP: where its script is.
 	ack, retries, err = w.lease(ctx, m, stageIPXE)
@@ -307,11 +337,16 @@ func (m *machine) boot(ctx context.Context, w *wire, a *addrs, start time.Time, 
 	if err != nil {
 		return fail("http", err)
 	}
-	if want.kernel != "" && r.Kernel.SHA256 != want.kernel {
-		return fail("http", fmt.Errorf("kernel %s: SHA-256 %s, want %s", r.Kernel.URL, r.Kernel.SHA256, want.kernel))
+	if err := want.kernel.check("kernel "+r.Kernel.URL, r.Kernel.Bytes, r.Kernel.CRC32C); err != nil {
+		return fail("http", err)
 	}
-	if want.initrd != "" && (len(r.Initrds) != 1 || r.Initrds[0].SHA256 != want.initrd) {
-		return fail("http", fmt.Errorf("initrds %+v, want one with SHA-256 %s", r.Initrds, want.initrd))
+	if want.initrd != nil && len(r.Initrds) != 1 {
+		return fail("http", fmt.Errorf("initrds %+v, want one", r.Initrds))
+	}
+	for _, f := range r.Initrds {
+		if err := want.initrd.check("initrd "+f.URL, f.Bytes, f.CRC32C); err != nil {
+			return fail("http", err)
+		}
 	}
 	r.Done = since()
 	return r

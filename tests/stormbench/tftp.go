@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -72,7 +71,7 @@ func tftpGet(ctx context.Context, dev string, local net.IP, server net.IP, file 
 		return res, err
 	}
 	defer conn.Close()
-	h := sha256.New()
+	h := newSum()
 	from, pkt, r, err := tftpAsk(ctx, conn, srv, rrq(file, style.options))
 	res.retries += r
 	if err != nil {
