@@ -10,6 +10,9 @@
 #                                    # another build's Go path beside this one's, in the same run
 #   ROUNDS=3 SERVERS="kea netbootd" scripts/bench-dhcp.sh
 #                                    # alternating rounds (kea, netbootd, kea, ...): median (min-max)
+#   SCENARIOS=reserved REUSE=0 ...   # one scenario; netbootd (not -base) with dhcp.reuse_threshold 0:
+#                                    # every ACK writes and fsyncs its lease (default 25: renewals of an
+#                                    # unchanged lease written < 25% of the lease time ago reuse it)
 #
 # Scenarios: "pool" (perfdhcp draws from 10,000 random MACs; every server hands out dynamic
 # leases) and "reserved" (the same 10,000 MACs are reservations on every server).
@@ -66,11 +69,11 @@ for ((i = 0; i < CLIENTS; i++)); do
   printf '02:bb:00:00:%02x:%02x\n' $((i >> 8)) $((i & 255)) >> "$macs"
 done
 
-write_netbootd_config() { # $1 = pool|reserved
+write_netbootd_config() { # $1 = pool|reserved, $2 = extra dhcp settings
   local f=$work/netbootd.yaml
   {
     echo "interface: {mode: authoritative, server_ip: 10.0.0.1}"
-    echo "dhcp: {queue: 8192}"
+    echo "dhcp: {queue: 8192$2}"
     echo "subnets:"
     echo "  - cidr: 10.0.0.0/16"
     echo "    pools: [\"10.0.1.0-10.0.199.254\"]"
@@ -108,8 +111,9 @@ start_server() { # $1 = server kind, $2 = scenario
   rm -rf "$work/state" "$work"/kea-leases.csv* "$work/dnsmasq.leases"; mkdir -p "$work/state"
   case $1 in
     netbootd|netbootd-xdp|netbootd-base)
-      local xdp=off bin=$BIN; [ "$1" = netbootd-xdp ] && xdp=${XDP_MODE:-generic}; [ "$1" = netbootd-base ] && bin=$BASE_BIN
-      ip netns exec $S taskset -c "$SERVER_CPU" "$bin" attach bs0 --config "$(write_netbootd_config "$2")" --state-dir "$work/state" \
+      local xdp=off bin=$BIN extra=${REUSE:+, reuse_threshold: $REUSE}
+      [ "$1" = netbootd-xdp ] && xdp=${XDP_MODE:-generic}; [ "$1" = netbootd-base ] && bin=$BASE_BIN extra=
+      ip netns exec $S taskset -c "$SERVER_CPU" "$bin" attach bs0 --config "$(write_netbootd_config "$2" "$extra")" --state-dir "$work/state" \
         --xdp $xdp --pin-dir "$pins" --http-listen 10.0.0.1:9180 > "$work/server.log" 2>&1 &
       server_pid=$!
       ;;
@@ -141,12 +145,16 @@ start_server() { # $1 = server kind, $2 = scenario
 # on the wire, and the part of it a REQUEST waited for its lease to be durable.
 server_view() {
   ip netns exec $S curl -sf --max-time 5 http://127.0.0.1:9180/metrics 2>/dev/null | awk '
-    /^netbootd_dhcp_request_duration_seconds_sum/ {rs=$2} /^netbootd_dhcp_request_duration_seconds_count/ {rc=$2}
+    /^netbootd_dhcp_request_duration_seconds_sum/ {rs+=$2; split($1, r, "\""); ts[r[2]]+=$2}
+    /^netbootd_dhcp_request_duration_seconds_count/ {rc+=$2; split($1, r, "\""); tc[r[2]]+=$2}
+    /^netbootd_lease_reused_total/ {reused=$2}
     /^netbootd_lease_commit_duration_seconds_sum/ {cs=$2} /^netbootd_lease_commit_duration_seconds_count/ {cc=$2}
     /^netbootd_lease_commit_batch_records_sum/ {bs=$2} /^netbootd_lease_fsync_duration_seconds_sum/ {fs=$2}
     /^netbootd_lease_fsync_duration_seconds_count/ {fc=$2}
     /^netbootd_dhcp_drops_total/ && $2>0 {split($1, r, "\""); drops=drops " " r[2] "=" $2}
     END {if (rc>0) printf "    netbootd'"'"'s own view: arrival→reply avg %.3f ms over %d replies", rs/rc*1000, rc
+         for (t in tc) if (t!="" && tc[t]>0) printf " (%s %.3f ms)", t, ts[t]/tc[t]*1000
+         if (reused>0) printf ", %d ACKs reused the lease on disk", reused
          if (cc>0) printf ", lease commit wait avg %.3f ms over %d commits", cs/cc*1000, cc
          if (fc>0) printf ", %d group commits of %.1f records, write+fdatasync avg %.3f ms", fc, bs/fc, fs/fc*1000
          if (drops!="") printf "; requests dropped:%s", drops
@@ -214,7 +222,9 @@ servers=(netbootd-xdp netbootd kea dnsmasq)
 order=()
 [[ " ${servers[*]} " == *" kea "* ]] && order=(kea)
 for srv in "${servers[@]}"; do [ "$srv" != kea ] && order+=("$srv"); done
-for scenario in pool reserved; do
+scenarios=(pool reserved)
+[ -n "${SCENARIOS:-}" ] && read -r -a scenarios <<< "$SCENARIOS"
+for scenario in "${scenarios[@]}"; do
   for ((round = 1; round <= ROUNDS; round++)); do
     for srv in "${order[@]}"; do
       [ "$srv" = netbootd-xdp ] && [ "$scenario" = pool ] && continue # the fast path answers reservations only
@@ -265,7 +275,7 @@ echo "DHCPv4 exchanges/s (DISCOVER-OFFER-REQUEST-ACK) with < 1% drops; netbootd-
 w='%-9s %-13s %-18s %-19s %-42s %-62s %s\n' # median (min-max) needs the room
 [ "$ROUNDS" -gt 1 ] || w='%-9s %-13s %-8s %-7s %-18s %-34s %s\n'
 printf "$w" scenario server "exch/s" "vs Kea" "REQ-ACK avg / p99 ms" "at Kea's rate: avg / p99 ms" "CPU µs/exch (at Kea's rate)"
-for scenario in pool reserved; do
+for scenario in "${scenarios[@]}"; do
   for srv in "${servers[@]}"; do
     [ -n "${result[$scenario,$srv,1]:-}" ] || continue
     rates="" ratios="" avgs="" p99s="" kavgs="" kp99s="" cpus="" drops="" krates=""
