@@ -267,6 +267,12 @@ func (s *Server) read(ctx context.Context, c *net.UDPConn) error {
 			}
 			src := ua.AddrPort()
 			src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+			if b := (*bufs[i])[:m.N]; neverWaits(b) {
+				// Answered from memory: served here, without waking a worker and back.
+				msg, err := parseMessage(b)
+				s.answer(msg, err, packet{src: src, port: port, at: at})
+				continue
+			}
 			select {
 			case s.queue <- packet{buf: bufs[i], n: m.N, src: src, port: port, at: at}:
 				// The worker owns that buffer now: give the slot a fresh one.
@@ -279,9 +285,15 @@ func (s *Server) read(ctx context.Context, c *net.UDPConn) error {
 	}
 }
 
+// serve answers a request a worker took from the queue.
 func (s *Server) serve(p packet) {
 	msg, err := parseMessage((*p.buf)[:p.n])
 	s.bufs.Put(p.buf)
+	s.answer(msg, err, p)
+}
+
+// answer handles a parsed request (err: it did not parse) and sends the reply.
+func (s *Server) answer(msg *dhcpv4.DHCPv4, err error, p packet) {
 	if err != nil {
 		s.requests.WithLabelValues("MALFORMED").Inc()
 		s.drops.WithLabelValues(dropMalformed).Inc()
