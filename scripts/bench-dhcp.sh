@@ -10,6 +10,7 @@
 #                                    # another build's Go path beside this one's, in the same run
 #   ROUNDS=3 SERVERS="kea netbootd" scripts/bench-dhcp.sh
 #                                    # alternating rounds (kea, netbootd, kea, ...): median (min-max)
+#   TRIALS=3 SCENARIOS=reserved ...  # each rate tried 3 times, passing when 2 of 3 have < 1% drops
 #   SCENARIOS=reserved REUSE=0 ...   # one scenario; netbootd (not -base) with dhcp.reuse_threshold 0:
 #                                    # every ACK writes and fsyncs its lease (default 25: renewals of an
 #                                    # unchanged lease written < 25% of the lease time ago reuse it)
@@ -194,17 +195,26 @@ step() {
             printf "%d %.3f %s %s %s\n", rate, worst, avg, p99, cpu}' "$out"
 }
 
+# trials $1: TRIALS steps at rate $1, each shown; prints the median step by drops, so a rate
+# passes when most of its trials do (TRIALS=3: 2 of 3 under 1%, the issue's second harness).
+TRIALS=${TRIALS:-1}
+trials() {
+  local k o all=""
+  for ((k = 0; k < TRIALS; k++)); do o=$(step "$1"); say_step "$1" "$o"; all+="$o"$'\n'; done
+  sort -g -k2,2 <<< "${all%$'\n'}" | sed -n "$(((TRIALS + 1) / 2))p"
+}
+
 # Highest rate with < 1% drops: double until it fails, then bisect four times. Prints
 # "<offered/s> <achieved/s> <avg ms> <p99 ms> <CPU µs/exchange>" of the best step.
 search() {
   local good=0 best="0 0 100 nan nan nan" bad=0 r=$START_RATE out
   while [ $r -le "$MAX_RATE" ]; do
-    out=$(step $r); say_step $r "$out"
+    out=$(trials $r)
     if passes "$out"; then good=$r; best="$r $out"; r=$((r * 2)); else bad=$r; break; fi
   done
   if [ $bad -gt 0 ] && [ $good -gt 0 ]; then
     for _ in 1 2 3 4; do
-      r=$(((good + bad) / 2)); out=$(step $r); say_step $r "$out"
+      r=$(((good + bad) / 2)); out=$(trials $r)
       if passes "$out"; then good=$r; best="$r $out"; else bad=$r; fi
     done
   fi
@@ -234,7 +244,7 @@ for scenario in "${scenarios[@]}"; do
         kea_offered=${result[$scenario,kea,$round]:-0}; kea_offered=${kea_offered%% *}
         if [ "$srv" != kea ] && [ "${kea_offered:-0}" -gt 0 ]; then
           echo "    at Kea's highest rate:" >&2
-          out=$(step "$kea_offered"); say_step "$kea_offered" "$out"; atkea[$scenario,$srv,$round]="$kea_offered $out"
+          out=$(trials "$kea_offered"); atkea[$scenario,$srv,$round]="$kea_offered $out"
         fi
       else
         result[$scenario,$srv,$round]="0 0 nan nan nan"
@@ -274,7 +284,7 @@ echo "DHCPv4 exchanges/s (DISCOVER-OFFER-REQUEST-ACK) with < 1% drops; netbootd-
 [ "$ROUNDS" -gt 1 ] && echo "$ROUNDS alternating rounds: median (min-max) over the rounds; vs Kea is each round's ratio to Kea in that round"
 w='%-9s %-13s %-18s %-19s %-42s %-62s %s\n' # median (min-max) needs the room
 [ "$ROUNDS" -gt 1 ] || w='%-9s %-13s %-8s %-7s %-18s %-34s %s\n'
-printf "$w" scenario server "exch/s" "vs Kea" "REQ-ACK avg / p99 ms" "at Kea's rate: avg / p99 ms" "CPU µs/exch (at Kea's rate)"
+printf "$w" scenario server "exch/s" "vs Kea" "REQ-ACK avg / p99 ms" "at Kea's rate: avg / p99 ms" "CPU µs/exch (at Kea's rate, or its own)"
 for scenario in "${scenarios[@]}"; do
   for srv in "${servers[@]}"; do
     [ -n "${result[$scenario,$srv,1]:-}" ] || continue
@@ -289,6 +299,8 @@ for scenario in "${scenarios[@]}"; do
         kavgs+=" $kavg"; kp99s+=" $kp99"; cpus+=" $kc"; drops+=" $d"; krates+=" $ko"
       elif [ "$srv" = kea ]; then
         kavgs+=" $avg"; kp99s+=" $p99"; cpus+=" $kcpu"
+      else # no Kea in this run: the CPU at the server's own highest rate
+        cpus+=" $cpu"
       fi
     done
     at="$(med "$kavgs" %.2f) / $(med "$kp99s" %.2f)"
