@@ -276,7 +276,8 @@ if [[ " ${servers[*]} " == *" netbootd-xdp "* ]]; then
 fi
 
 # med "<v1> <v2> ...": "median" of the numbers, or "median (min-max)" with more than one.
-med() { tr ' ' '\n' <<< "$1" | grep -v '^$' | grep -vi nan | sort -g | awk -v fmt="$2" '{v[NR]=$1}
+# (awk, not grep, filters: an empty list must not fail the pipeline, which set -e would end the script on)
+med() { tr ' ' '\n' <<< "$1" | awk 'NF && tolower($0) !~ /nan/' | sort -g | awk -v fmt="$2" '{v[NR]=$1}
   END {if (!NR) {print "-"; exit} m=(NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)
        if (NR==1) printf fmt, m; else printf fmt" ("fmt"-"fmt")", m, v[1], v[NR]}'; }
 echo
