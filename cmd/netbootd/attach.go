@@ -315,13 +315,14 @@ func (d *daemon) openLeases() (err error) {
 		return fmt.Errorf("state dir: %w", err)
 	}
 	d.leases, err = lease.Open(lease.Config{
-		Path:        filepath.Join(cfg.StateDir, "leases.db"),
-		Pools:       dhcpd.LeasePools(conf),
-		Reserved:    dhcpd.ReservedIPs(conf),
-		OfferHold:   conf.DHCP.OfferHold.D(),
-		DeclineHold: conf.DHCP.DeclineHold.D(),
-		Logger:      d.log,
-		Registerer:  d.reg,
+		Path:           filepath.Join(cfg.StateDir, "leases.db"),
+		Pools:          dhcpd.LeasePools(conf),
+		Reserved:       dhcpd.ReservedIPs(conf),
+		OfferHold:      conf.DHCP.OfferHold.D(),
+		DeclineHold:    conf.DHCP.DeclineHold.D(),
+		ReuseThreshold: conf.DHCP.ReuseFraction(),
+		Logger:         d.log,
+		Registerer:     d.reg,
 	})
 	if err != nil {
 		return fmt.Errorf("lease store: %w", err)

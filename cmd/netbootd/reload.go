@@ -97,6 +97,9 @@ func (d *daemon) apply(file *config.Config, snap *kube.Snapshot) error {
 	}
 	if d.leases != nil {
 		d.leases.SetReserved(dhcpd.ReservedIPs(conf))
+		if err := d.leases.SetReuseThreshold(conf.DHCP.ReuseFraction()); err != nil {
+			return err
+		}
 	}
 	for i, l := range d.links {
 		if err := l.apply(conf.ForLink(i)); err != nil {

@@ -121,6 +121,14 @@ type TFTP struct {
 // On reports whether the TFTP server runs (it does unless disabled).
 func (t TFTP) On() bool { return t.Enabled == nil || *t.Enabled }
 
+// ReuseFraction is ReuseThreshold as a fraction of the lease time (0 when unset).
+func (d DHCP) ReuseFraction() float64 {
+	if d.ReuseThreshold == nil {
+		return 0
+	}
+	return float64(*d.ReuseThreshold) / 100
+}
+
 // DHCP tunes the DHCP server.
 type DHCP struct {
 	// Enabled false: netbootd answers no DHCP at all (no UDP 67 or 4011, no XDP program), for a
@@ -137,6 +145,10 @@ type DHCP struct {
 	// MaxDeclinesPerMAC caps the addresses one MAC holds out of the pools with DHCPDECLINE at
 	// once (each for decline_hold); beyond it, its declines are refused (default 3).
 	MaxDeclinesPerMAC int `yaml:"max_declines_per_mac"`
+	// ReuseThreshold: a renewal within this percentage of the lease time after the client's
+	// lease was written reuses that lease as it is on disk (no write; the ACK grants what is
+	// left of it), like ISC dhcpd's dhcp-cache-threshold. 0: every renewal is written. Default 25.
+	ReuseThreshold *int `yaml:"reuse_threshold"`
 	// Authoritative: this server knows every lease of its subnets, so a rebooting client it has
 	// no record of is NAKed (or ACKed if the address is free) instead of ignored (Kea's
 	// authoritative). Off, RFC 2131 §4.3.2 holds: no record, no answer.

@@ -47,8 +47,16 @@ func TestGoodConfig(t *testing.T) {
 	if got := s.Options.Custom[2].Data; string(got) != "\x01\x02\xff" {
 		t.Errorf("hex option encoded as %x", got)
 	}
-	if c.DHCP.Workers != DefaultWorkers || c.DHCP.OfferHold.D() != 10*time.Second {
+	if c.DHCP.Workers != DefaultWorkers || c.DHCP.OfferHold.D() != 10*time.Second || c.DHCP.ReuseFraction() != 0.25 {
 		t.Errorf("dhcp defaults: %+v", c.DHCP)
+	}
+	// 0 turns reuse off; it is not "unset".
+	off, err := Parse([]byte(strings.Replace(good, "dhcp: {offer_hold: 10s,", "dhcp: {reuse_threshold: 0, offer_hold: 10s,", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := off.Validate(); err != nil || off.DHCP.ReuseFraction() != 0 {
+		t.Errorf("reuse_threshold 0: %v, fraction %v", err, off.DHCP.ReuseFraction())
 	}
 	if r := c.SubnetForRelay(netip.MustParseAddr("10.0.0.254")); r == nil || r.CIDR.String() != "10.0.0.0/24" {
 		t.Errorf("relay subnet: %v", r)
@@ -71,6 +79,8 @@ func TestBadConfigNamesLineAndField(t *testing.T) {
 		{"bad custom value", "interface: {server_ip: 10.0.0.1}\nsubnets:\n  - cidr: 10.0.0.0/24\n    options:\n      custom:\n        - {code: 150, type: ip, value: nope}\n", `line 6: subnets[0].options.custom[0].value: "nope" is not an IPv4 address`},
 		{"reserved option code", "interface: {server_ip: 10.0.0.1}\nsubnets:\n  - cidr: 10.0.0.0/24\n    options:\n      custom:\n        - {code: 53, type: uint8, value: \"1\"}\n", "custom[0].code: 53 cannot be set"},
 		{"bad duration", "dhcp: {offer_hold: soon}\n", `line 1: dhcp.offer_hold: "soon" is not a duration`},
+		{"reuse threshold of the whole lease", "interface: {server_ip: 10.0.0.1}\nsubnets: [{cidr: 10.0.0.0/24}]\ndhcp: {reuse_threshold: 100}\n", "dhcp.reuse_threshold: 100: want 0-99"},
+		{"negative reuse threshold", "interface: {server_ip: 10.0.0.1}\nsubnets: [{cidr: 10.0.0.0/24}]\ndhcp: {reuse_threshold: -1}\n", "dhcp.reuse_threshold: -1: want 0-99"},
 		{"no subnets", "interface: {server_ip: 10.0.0.1}\n", "subnets: mode authoritative needs at least one subnet"},
 		{"overlapping subnets", "interface: {server_ip: 10.0.0.1}\nsubnets: [{cidr: 10.0.0.0/16}, {cidr: 10.0.5.0/24}]\n", "overlaps subnets[0]"},
 		{"not yaml", "interface: [\n", "did not find expected node content"},

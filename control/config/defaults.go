@@ -12,7 +12,9 @@ const (
 	// DefaultIPXEDir is Debian's ipxe package: the one iPXE directory that may be absent.
 	DefaultIPXEDir     = "/usr/lib/ipxe"
 	DefaultMaxDeclines = 3
-	DefaultHTTPListen  = ":80"
+	// DefaultReuseThreshold is ISC dhcpd's default dhcp-cache-threshold, in percent.
+	DefaultReuseThreshold = 25
+	DefaultHTTPListen     = ":80"
 )
 
 // setDefaults fills every unset setting that has a default; the one place defaults live. It is
@@ -40,6 +42,10 @@ func (c *Config) setDefaults() {
 	}
 	if c.DHCP.Queue == 0 {
 		c.DHCP.Queue = DefaultQueue
+	}
+	if c.DHCP.ReuseThreshold == nil {
+		v := DefaultReuseThreshold
+		c.DHCP.ReuseThreshold = &v
 	}
 	if c.DHCP.MaxDeclinesPerMAC == 0 {
 		c.DHCP.MaxDeclinesPerMAC = DefaultMaxDeclines

@@ -79,6 +79,9 @@ func (c *Config) validateDHCP(bad report) {
 	if c.DHCP.OfferHold < 0 || c.DHCP.DeclineHold < 0 {
 		bad(0, "dhcp", "hold times must be positive")
 	}
+	if t := c.DHCP.ReuseThreshold; t != nil && (*t < 0 || *t > 99) {
+		bad(0, "dhcp.reuse_threshold", "%d: want 0-99 (percent of the lease time)", *t)
+	}
 	if c.DHCP.MaxDeclinesPerMAC < 1 || c.DHCP.MaxDeclinesPerMAC > 1024 {
 		bad(0, "dhcp.max_declines_per_mac", "%d: want 1-1024", c.DHCP.MaxDeclinesPerMAC)
 	}

@@ -50,7 +50,8 @@ type request struct {
 	msg  *dhcpv4.DHCPv4
 	mac  net.HardwareAddr
 	src  netip.AddrPort
-	port uint16 // the port it arrived on: 67, or 4011 for proxyDHCP
+	port uint16    // the port it arrived on: 67, or 4011 for proxyDHCP
+	at   time.Time // when it reached the socket (zero: unknown)
 }
 
 // response is a reply and where it goes.
@@ -190,6 +191,9 @@ type exchange struct {
 	sub    *config.Subnet
 	res    *config.Reservation
 	subnet string
+	// granted is the lease time an ACK grants when the store's lease ends sooner than the
+	// subnet's lease time from now (a reused lease); 0: the subnet's.
+	granted time.Duration
 }
 
 func (c *exchange) hostname() string {
@@ -276,7 +280,8 @@ func (c *exchange) request() (*response, string) {
 		}
 	}
 	if c.h.leases != nil {
-		if _, err := c.h.leases.Commit(c.client(), c.subnet, want, c.sub.LeaseTime.D(), c.hostname()); err != nil {
+		l, err := c.h.leases.Commit(c.client(), c.subnet, want, c.sub.LeaseTime.D(), c.hostname())
+		if err != nil {
 			if errors.Is(err, lease.ErrNotAvailable) {
 				return c.nak("address not available to this client")
 			}
@@ -288,9 +293,20 @@ func (c *exchange) request() (*response, string) {
 			c.h.log.Error("lease not stored: no ACK sent", "mac", c.req.mac.String(), "ip", want, "err", err)
 			return nil, dropStore
 		}
+		now := c.h.now()
+		// RFC 2131 §4.4.1: the client counts its lease from when it sent the REQUEST, before
+		// it arrived: granting what is left of the lease on disk from the arrival, in whole
+		// seconds, never promises more than the disk holds. A new lease outlasts that by the
+		// time the commit took: the subnet's lease time.
+		arrived := c.req.at
+		if arrived.IsZero() || arrived.After(now) {
+			arrived = now
+		}
+		if left := l.Expires.Sub(arrived).Truncate(time.Second); left < c.sub.LeaseTime.D() {
+			c.granted = left
+		}
 		if c.res == nil {
-			now := c.h.now()
-			c.h.circuits.bound(circuitID(c.req.msg), c.req.mac, now, now.Add(c.sub.LeaseTime.D()))
+			c.h.circuits.bound(circuitID(c.req.msg), c.req.mac, now, l.Expires)
 		}
 	}
 	return c.reply(dhcpv4.MessageTypeAck, want)
@@ -365,6 +381,9 @@ func (c *exchange) reply(mt dhcpv4.MessageType, yiaddr netip.Addr) (*response, s
 	m := c.req.msg
 	prl := requestedSet(m)
 	lt := c.sub.LeaseTime.D()
+	if c.granted > 0 {
+		lt = c.granted
+	}
 	if mt == dhcpv4.MessageTypeAck && !yiaddr.IsValid() {
 		lt = 0 // INFORM: no lease
 	}

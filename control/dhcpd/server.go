@@ -55,7 +55,7 @@ type Server struct {
 	requests *prometheus.CounterVec
 	replies  *prometheus.CounterVec
 	drops    *prometheus.CounterVec
-	latency  prometheus.Histogram
+	latency  *prometheus.HistogramVec // by reply type
 	// optionsDropped counts options left out of replies to fit the client's maximum size.
 	optionsDropped prometheus.Counter
 
@@ -167,10 +167,10 @@ func (s *Server) initMetrics() error {
 	s.optionsDropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "netbootd_dhcp_reply_options_dropped_total", Help: "Options left out of replies because the client's maximum message size (option 57, or 576) could not hold them.",
 	})
-	s.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "netbootd_dhcp_request_duration_seconds", Help: "Time from a request's arrival at the socket (the kernel's stamp) to its reply on the wire (socket and worker queues, lease commit, send).",
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "netbootd_dhcp_request_duration_seconds", Help: "Time from a request's arrival at the socket (the kernel's stamp) to its reply on the wire (socket and worker queues, lease commit, send), by reply type.",
 		Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
-	})
+	}, []string{"type"})
 	if r := s.cfg.Registerer; r != nil {
 		for _, c := range []prometheus.Collector{s.requests, s.replies, s.drops, s.latency, s.optionsDropped,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -267,6 +267,13 @@ func (s *Server) read(ctx context.Context, c *net.UDPConn) error {
 			}
 			src := ua.AddrPort()
 			src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+			if b := (*bufs[i])[:m.N]; len(s.queue) == 0 && neverWaits(b) {
+				// Answered from memory, with the workers idle: served here, without waking one
+				// and back. With requests queued, the workers are awake and share the load.
+				msg, err := parseMessage(b)
+				s.answer(msg, err, packet{src: src, port: port, at: at})
+				continue
+			}
 			select {
 			case s.queue <- packet{buf: bufs[i], n: m.N, src: src, port: port, at: at}:
 				// The worker owns that buffer now: give the slot a fresh one.
@@ -279,16 +286,22 @@ func (s *Server) read(ctx context.Context, c *net.UDPConn) error {
 	}
 }
 
+// serve answers a request a worker took from the queue.
 func (s *Server) serve(p packet) {
 	msg, err := parseMessage((*p.buf)[:p.n])
 	s.bufs.Put(p.buf)
+	s.answer(msg, err, p)
+}
+
+// answer handles a parsed request (err: it did not parse) and sends the reply.
+func (s *Server) answer(msg *dhcpv4.DHCPv4, err error, p packet) {
 	if err != nil {
 		s.requests.WithLabelValues("MALFORMED").Inc()
 		s.drops.WithLabelValues(dropMalformed).Inc()
 		return
 	}
 	s.requests.WithLabelValues(typeName(msg.MessageType())).Inc()
-	req := &request{msg: msg, mac: msg.ClientHWAddr, src: p.src, port: p.port}
+	req := &request{msg: msg, mac: msg.ClientHWAddr, src: p.src, port: p.port, at: p.at}
 	resp, why := s.h.handle(s.state.Load(), req)
 	if resp == nil {
 		s.drops.WithLabelValues(why).Inc()
@@ -308,7 +321,7 @@ func (s *Server) serve(p packet) {
 		return
 	}
 	s.replies.WithLabelValues(typeName(resp.msgType)).Inc()
-	s.latency.Observe(time.Since(p.at).Seconds())
+	s.latency.WithLabelValues(typeName(resp.msgType)).Observe(time.Since(p.at).Seconds())
 	if tl := s.cfg.Machines; tl != nil {
 		detail := msg.MessageType().String() + " → " + resp.msgType.String()
 		if resp.yiaddr.IsValid() && !resp.yiaddr.IsUnspecified() {

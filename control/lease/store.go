@@ -83,9 +83,15 @@ type Config struct {
 	Reserved    map[netip.Addr]string // reserved address → MAC (string form): never allocated to others
 	OfferHold   time.Duration
 	DeclineHold time.Duration
-	Logger      *slog.Logger
-	Registerer  prometheus.Registerer
-	Now         func() time.Time // for tests
+	// ReuseThreshold, between 0 and 1, lets a renewal reuse the client's lease already on disk
+	// instead of writing a new one, while less than this fraction of the lease time has passed
+	// since it was written (Kea's cache-threshold, ISC dhcpd's dhcp-cache-threshold): the ACK
+	// then grants what is left of that lease, so it promises nothing the disk does not hold, and
+	// costs no write. 0: every renewal is written.
+	ReuseThreshold float64
+	Logger         *slog.Logger
+	Registerer     prometheus.Registerer
+	Now            func() time.Time // for tests
 }
 
 // Store is the lease database. Its methods are safe for concurrent use.
@@ -100,11 +106,16 @@ type Store struct {
 	pools    map[string]*pool
 	reserved map[netip.Addr]string
 	share    share
+	// durable is, per address, the lease whose record is on disk (its commit returned, or the
+	// log replayed it): only that one may be reused. A lease indexed but not yet flushed is not.
+	durable map[netip.Addr]*Lease
+	reuse   float64 // ReuseThreshold; SetReuseThreshold changes it
 
 	commits groupCommit
 
 	commitSeconds prometheus.Histogram
 	commitErrors  prometheus.Counter
+	reused        prometheus.Counter
 }
 
 // pool allocates from its ranges with a rotating cursor, so a burst of new clients walks forward
@@ -139,7 +150,12 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{cfg: cfg, log: lg, byIP: map[netip.Addr]*Lease{}, byMAC: map[string]*Lease{}, byID: map[string]*Lease{}, commits: groupCommit{log: lg}}
+	s := &Store{cfg: cfg, log: lg, byIP: map[netip.Addr]*Lease{}, byMAC: map[string]*Lease{}, byID: map[string]*Lease{},
+		durable: map[netip.Addr]*Lease{}, commits: groupCommit{log: lg}}
+	if err := s.SetReuseThreshold(cfg.ReuseThreshold); err != nil {
+		lg.close()
+		return nil, err
+	}
 	s.SetPools(cfg.Pools)
 	s.SetReserved(cfg.Reserved)
 	s.load()
@@ -150,6 +166,9 @@ func Open(cfg Config) (*Store, error) {
 	s.commitErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "netbootd_lease_commit_errors_total", Help: "Lease writes that failed (full disk, I/O error); the client got no ACK.",
 	})
+	s.reused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "netbootd_lease_reused_total", Help: "Renewals answered with the client's lease already on disk (reuse threshold): no write, the ACK grants what is left of it.",
+	})
 	s.commits.batchRecords = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "netbootd_lease_commit_batch_records", Help: "Lease records written by one group commit (one write and one fdatasync).",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 12),
@@ -159,7 +178,7 @@ func Open(cfg Config) (*Store, error) {
 		Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
 	})
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{s.commitSeconds, s.commitErrors, s.commits.batchRecords, s.commits.flushSeconds, &poolCollector{s: s}} {
+		for _, c := range []prometheus.Collector{s.commitSeconds, s.commitErrors, s.reused, s.commits.batchRecords, s.commits.flushSeconds, &poolCollector{s: s}} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				s.Close()
 				return nil, fmt.Errorf("lease metrics: %w", err)
@@ -180,6 +199,7 @@ func (s *Store) load() {
 			continue
 		}
 		s.index(&l)
+		s.durable[l.IP] = &l
 	}
 }
 
@@ -223,6 +243,17 @@ func (s *Store) SetShare(index, count int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.share = share{index: index, count: count}
+	return nil
+}
+
+// SetReuseThreshold changes Config.ReuseThreshold (configuration reload).
+func (s *Store) SetReuseThreshold(f float64) error {
+	if !(f >= 0 && f < 1) {
+		return fmt.Errorf("lease: reuse threshold %v: want at least 0 and below 1", f)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reuse = f
 	return nil
 }
 
@@ -342,7 +373,8 @@ func (p *pool) at(i int) netip.Addr {
 
 // Commit binds ip to mac for d and returns once the lease is on disk. ip must be free for mac,
 // reserved for mac, or in this instance's share of a pool of subnet; otherwise ErrNotAvailable,
-// or ErrOtherShare for an address of another instance's share.
+// or ErrOtherShare for an address of another instance's share. The lease returned may end
+// sooner than d from now: a reused one (ReuseThreshold) ends when the one on disk does.
 func (s *Store) Commit(c Client, subnet string, ip netip.Addr, d time.Duration, hostname string) (Lease, error) {
 	s.mu.Lock()
 	now := s.cfg.Now()
@@ -363,11 +395,25 @@ func (s *Store) Commit(c Client, subnet string, ip netip.Addr, d time.Duration, 
 		delete(s.byIP, old.IP)
 		s.unindex(old)
 	}
+	if s.reusable(prev, l, d, now) {
+		s.mu.Unlock()
+		if s.reused != nil {
+			s.reused.Inc()
+		}
+		return *prev, nil
+	}
 	s.index(l)
 	done, err := s.put(l)
 	s.mu.Unlock()
 	if err == nil {
 		err = s.wait(done)
+	}
+	if err == nil {
+		s.mu.Lock()
+		if s.byIP[ip] == l { // a later commit of this address, not yet flushed, may have replaced it
+			s.durable[ip] = l
+		}
+		s.mu.Unlock()
 	}
 	if err != nil {
 		s.mu.Lock()
@@ -382,6 +428,22 @@ func (s *Store) Commit(c Client, subnet string, ip netip.Addr, d time.Duration, 
 		return Lease{}, err
 	}
 	return *l, nil
+}
+
+// reusable reports whether the lease on disk for this address, prev, can stand for l, the
+// lease a commit at now for d would write: the same binding (client, subnet, host name), bound,
+// on disk, and written less than the reuse threshold of d ago, so what is left of it is close
+// to d and never more. Call with s.mu held.
+func (s *Store) reusable(prev, l *Lease, d time.Duration, now time.Time) bool {
+	if s.reuse == 0 || prev == nil || s.durable[l.IP] != prev || prev.State != Bound {
+		return false
+	}
+	left := prev.Expires.Sub(now)
+	if left <= 0 || left > d || float64(d-left) >= s.reuse*float64(d) {
+		return false
+	}
+	return bytes.Equal(prev.MAC, l.MAC) && bytes.Equal(prev.ClientID, l.ClientID) &&
+		prev.Subnet == l.Subnet && prev.Hostname == l.Hostname
 }
 
 // Release ends c's lease on ip (DHCPRELEASE). The client keeps first claim on the address.
@@ -525,6 +587,7 @@ func (s *Store) sweep() {
 			l.State = Expired
 		case (l.State == Expired || l.State == Released || l.State == Declined) && now.After(l.Expires.Add(24*time.Hour)):
 			delete(s.byIP, ip)
+			delete(s.durable, ip)
 			s.unindex(l)
 			drop = append(drop, ip.As4())
 		}
