@@ -267,13 +267,6 @@ func (s *Server) read(ctx context.Context, c *net.UDPConn) error {
 			}
 			src := ua.AddrPort()
 			src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-			if b := (*bufs[i])[:m.N]; len(s.queue) == 0 && neverWaits(b) {
-				// Answered from memory, with the workers idle: served here, without waking one
-				// and back. With requests queued, the workers are awake and share the load.
-				msg, err := parseMessage(b)
-				s.answer(msg, err, packet{src: src, port: port, at: at})
-				continue
-			}
 			select {
 			case s.queue <- packet{buf: bufs[i], n: m.N, src: src, port: port, at: at}:
 				// The worker owns that buffer now: give the slot a fresh one.
