@@ -36,11 +36,11 @@ func threadsOf(t *testing.T, pid int) int {
 	return 0
 }
 
-// A download waits for each ACK in a blocking read on a thread of its own (tftp/sockblock.go).
-// Under a flood of spoofed read requests (never acknowledged, each holding its transfer until
-// it times out or gives way) those threads stay bounded by the transfer slots
-// (max_transfers), and real lock-step clients (tftp-hpa, atftp without windowsize) still get
-// their files intact.
+// A download may wait for each ACK in a blocking read on a thread of its own
+// (tftp/sockblock.go), but only while a P is left for the netpoller: under a flood of spoofed
+// read requests (never acknowledged, each holding its transfer until it times out or gives
+// way) the transfers do not each take a thread (hundreds of them are waiting), and real
+// lock-step clients (tftp-hpa, atftp without windowsize) still get their files intact.
 func TestTFTPLockThreadsBoundedUnderFlood(t *testing.T) {
 	// 63 spoofed addresses hold up to 4 unacknowledged transfers each: 252 wanted, 200 allowed,
 	// so they churn (one gives way to each new one) without crowding out a real client, which
@@ -137,12 +137,10 @@ func TestTFTPLockThreadsBoundedUnderFlood(t *testing.T) {
 		t.Error(f)
 	}
 	t.Logf("threads: %d before the flood, at most %d during it (max_transfers %d; %v transfers active at the end)", before, most, maxTransfers, active)
-	// Each transfer holds at most one thread, and the runtime a few of its own for the rest
-	// (the listeners, the netpoller, threads handed a P while others block).
-	if most > before+maxTransfers+16 {
-		t.Errorf("%d threads during the flood, %d before it: more than one per transfer slot (%d)", most, before, maxTransfers)
-	}
-	if most <= before {
-		t.Errorf("%d threads during the flood, %d before it: the transfers did not wait in threads of their own", most, before)
+	// A few transfers may hold a thread each (one less than the Ps), and the runtime a few
+	// more for the rest (the netpoller, threads handed a P while others block); a thread per
+	// waiting transfer would be hundreds.
+	if most > before+32 {
+		t.Errorf("%d threads during the flood, %d before it: the waiting transfers hold threads (%v active at the end)", most, before, active)
 	}
 }

@@ -115,7 +115,7 @@ type Server struct {
 	unconfirmed *unconfirmedSet
 	wg          sync.WaitGroup
 	// blocking counts the downloads reading a blocking socket of their own (see blockSock), at
-	// most maxBlocking (a field so that tests can send transfers through the netpoller).
+	// most maxBlocking (a field so that tests can change it).
 	blocking    atomic.Int32
 	maxBlocking int32
 

@@ -645,7 +645,7 @@ func (p *lossyProxy) pump(in *net.UDPConn, fromClient bool) {
 	}
 }
 
-// viaNetpoller sends every download through the netpoller, as those beyond maxBlocking go.
+// viaNetpoller sends every download through the netpoller, as those beside another go.
 func viaNetpoller(s *Server) { s.maxBlocking = 0 }
 
 func TestLossyTransfer(t *testing.T) {

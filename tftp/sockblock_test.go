@@ -171,30 +171,27 @@ func TestBlockSockNoAllocs(t *testing.T) {
 	}
 }
 
-// Transfers beyond maxBlocking wait in the netpoller instead of holding a thread each, and
-// are served all the same.
-func TestBlockingTransfersBounded(t *testing.T) {
-	const clients, cap = 6, 2
-	ts := startServer(t, Config{Timeout: 10 * time.Second}, func(s *Server) { s.maxBlocking = cap })
+// A transfer that starts alone waits on a blocking socket; those that start beside it wait in
+// the netpoller; all are served.
+func TestBlockingOnlyAlone(t *testing.T) {
+	const clients = 6
+	ts := startServer(t, Config{Timeout: 10 * time.Second})
 	ts.AddFile("f", randomData(1000, 9))
-	var cs []*rawClient
-	for i := 0; i < clients; i++ {
-		// One address each: a client address may hold only a few unacknowledged transfers.
-		c := newRawFrom(t, ts.addr, net.IPv4(127, 0, 0, byte(10+i)))
-		c.send(c.srv, appendRRQ(nil, "f", "octet", option{Name: "blksize", Value: "512"}))
-		cs = append(cs, c)
-	}
-	// Every client gets its OACK while all of them are held unacknowledged.
+	cs := make([]*rawClient, clients)
 	tids := make([]*net.UDPAddr, clients)
-	for i, c := range cs {
-		p, from := c.mustRecv()
+	for i := range cs {
+		// One address each: a client address may hold only a few unacknowledged transfers.
+		cs[i] = newRawFrom(t, ts.addr, net.IPv4(127, 0, 0, byte(10+i)))
+		cs[i].send(cs[i].srv, appendRRQ(nil, "f", "octet", option{Name: "blksize", Value: "512"}))
+		p, from := cs[i].mustRecv()
 		if p.Op != opOACK {
 			t.Fatalf("client %d: got %+v, want an OACK", i, p)
 		}
 		tids[i] = from
-	}
-	if n := ts.blocking.Load(); n != cap {
-		t.Errorf("%d transfers on blocking sockets, want the cap %d", n, cap)
+		// Every transfer is held unacknowledged: the first started alone, the others beside it.
+		if n := ts.blocking.Load(); n != 1 {
+			t.Fatalf("after %d transfers started, %d on blocking sockets, want 1", i+1, n)
+		}
 	}
 	for i, c := range cs {
 		for blk := uint16(0); ; blk++ {

@@ -45,14 +45,21 @@ func (s *Server) bindLocal(dst netip.Addr, open func(local netip.Addr) error) (n
 	return local, err
 }
 
+// alone reports whether a single transfer is running: the caller's.
+func (s *Server) alone() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active == 1
+}
+
 // recvSize is a download's receive buffer: large enough for any ERROR message a client may send.
 const recvSize = 1024
 
 // ownTransfer sets up a download on a socket of its own (its TID): a blocking one read on the
-// transfer's thread while fewer than maxBlocking transfers hold one, else one read through the
-// netpoller. done releases it.
+// transfer's thread when it is the only transfer running (see maxBlocking), else one read
+// through the netpoller. done releases it.
 func (s *Server) ownTransfer(ctx context.Context, peer netip.AddrPort, dst netip.Addr, c content, prm params) (*connTransfer, func(), error) {
-	if s.blocking.Add(1) <= s.maxBlocking {
+	if s.blocking.Add(1) <= s.maxBlocking && s.alone() {
 		var b *blockSock
 		local, err := s.bindLocal(dst, func(local netip.Addr) (err error) {
 			b, err = openBlockSock(ctx, local, peerAddr(peer, local), batchSize(prm), recvSize)
