@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -21,7 +22,8 @@ import (
 // on some thread, a wake-up of the goroutine (often on another thread) and a second recvfrom.
 // The system call is made through the runtime (not raw), so the goroutine's P serves other
 // goroutines while it waits: a waiting transfer holds an OS thread and no CPU. Only a transfer
-// that starts alone runs this way (see maxBlocking). The wait is bounded by SO_RCVTIMEO,
+// that starts alone runs this way, and it moves its socket to the netpoller when others start
+// (see maxBlocking). The wait is bounded by SO_RCVTIMEO,
 // set from the retransmit deadline, and ended early by shutdown(2) when the transfer's
 // context ends.
 type blockSock struct {
@@ -37,6 +39,13 @@ type blockSock struct {
 	closed bool
 	shut   atomic.Bool
 	stop   func() bool // unregisters the shutdown on ctx
+
+	// crowded, if set, reports whether other transfers run: then the socket moves to the
+	// netpoller (see maxBlocking), and conn and poll serve it from there on.
+	crowded func() bool
+	ctx     context.Context
+	conn    *net.UDPConn
+	poll    *sockRecv
 }
 
 // yieldAfter is how long a transfer waits in blocking reads between two runtime.Gosched. A
@@ -46,9 +55,11 @@ type blockSock struct {
 // and keeps its monitor thread polling every 20 µs. A yield well within 10 ms tells it otherwise.
 const yieldAfter = 2 * time.Millisecond
 
-// maxBlocking is how many transfers may wait in blocking reads at once, and a transfer takes
-// a blocking socket only when no other transfer is running as it starts (Server.ownTransfer).
-// Alone, it saves the netpoller's round per packet. Among others it costs more than it saves:
+// maxBlocking is how many transfers may wait in blocking reads at once. A transfer takes a
+// blocking socket only when no other transfer is running as it starts (Server.ownTransfer),
+// and hands it to the netpoller (toNetpoller) when it finds others running, checked every
+// yieldAfter. Alone, it saves the netpoller's round per packet (2.2 system calls per lock-step
+// block instead of 4.9). Among others it costs more than it saves:
 // a goroutine blocked in a system call keeps its P until the runtime's monitor takes it back
 // (20 µs to 10 ms later), so while the other Ps are busy the monitor polls every 20 µs and
 // moves the P at each wait, and one epoll_wait no longer wakes for several transfers' packets
@@ -78,7 +89,42 @@ func openBlockSock(ctx context.Context, local netip.Addr, peer netip.AddrPort, b
 		return nil, err
 	}
 	b.stop = context.AfterFunc(ctx, b.shutdown)
+	b.ctx = ctx
 	return b, nil
+}
+
+// toNetpoller hands the socket to the netpoller: non-blocking, read through sockRecv, sent
+// on through its RawConn. The blocking descriptor stays open (and is closed by Close).
+func (b *blockSock) toNetpoller() error {
+	if err := unix.SetNonblock(b.fd, true); err != nil {
+		return err
+	}
+	dup, err := unix.Dup(b.fd)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(dup), "tftp-transfer")
+	pc, err := net.FilePacketConn(f) // a descriptor of its own, on the same socket
+	f.Close()
+	if err != nil {
+		return err
+	}
+	conn, ok := pc.(*net.UDPConn)
+	if !ok {
+		pc.Close()
+		return errors.New("tftp: not a UDP socket")
+	}
+	rc, err := conn.SyscallConn()
+	if err == nil {
+		b.poll, err = newSockRecv(conn, len(b.buf))
+	}
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	context.AfterFunc(b.ctx, func() { conn.Close() })
+	b.conn, b.send.rc = conn, rc
+	return nil
 }
 
 func (b *blockSock) bind(family int) error {
@@ -115,12 +161,18 @@ func (b *blockSock) Close() error {
 		return nil
 	}
 	b.closed = true
+	if b.conn != nil {
+		b.conn.Close()
+	}
 	return unix.Close(b.fd)
 }
 
 // recv waits until deadline for a packet. The packet is valid until the next call.
 func (b *blockSock) recv(deadline time.Time) ([]byte, netip.AddrPort, error) {
 	for {
+		if b.poll != nil {
+			return b.poll.recv(deadline)
+		}
 		if b.shut.Load() {
 			return nil, netip.AddrPort{}, net.ErrClosed
 		}
@@ -140,6 +192,12 @@ func (b *blockSock) recv(deadline time.Time) ([]byte, netip.AddrPort, error) {
 			b.timeo = t
 		}
 		if now.Sub(b.yielded) > yieldAfter {
+			if b.crowded != nil && b.crowded() {
+				if err := b.toNetpoller(); err != nil {
+					return nil, netip.AddrPort{}, err
+				}
+				continue
+			}
 			runtime.Gosched()
 			b.yielded = now
 		}
@@ -162,6 +220,9 @@ func (b *blockSock) recv(deadline time.Time) ([]byte, netip.AddrPort, error) {
 // WriteToUDP sends one packet (an OACK or an ERROR) to addr; a full socket buffer drops it,
 // as the network may.
 func (b *blockSock) WriteToUDP(p []byte, addr *net.UDPAddr) (int, error) {
+	if b.conn != nil {
+		return b.conn.WriteToUDP(p, addr)
+	}
 	ap := addr.AddrPort()
 	var sa unix.Sockaddr
 	if b.local.Is4() {

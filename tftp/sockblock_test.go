@@ -209,3 +209,64 @@ func TestBlockingOnlyAlone(t *testing.T) {
 	})
 	waitFor(t, ts.reg, func() bool { return ts.blocking.Load() == 0 })
 }
+
+// A transfer on a blocking socket that finds others running moves its socket to the
+// netpoller, and goes on reading and sending on it; its context still ends its wait.
+func TestBlockSockMovesToNetpollerWhenCrowded(t *testing.T) {
+	peer := listenLoopback(t, "udp4", net.IPv4(127, 0, 0, 1))
+	peerAP := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b := openTestBlockSock(t, ctx, netip.MustParseAddr("127.0.0.1"), peerAP)
+	b.crowded = func() bool { return true }
+	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), blockSockPort(t, b))
+	for i, msg := range []string{"\x00\x04\x00\x01", "\x00\x04\x00\x02"} {
+		if _, err := peer.WriteToUDPAddrPort([]byte(msg), to); err != nil {
+			t.Fatal(err)
+		}
+		got, from, err := b.recv(time.Now().Add(time.Minute))
+		if err != nil {
+			t.Fatalf("packet %d: %v", i, err)
+		}
+		if string(got) != msg || from != peerAP {
+			t.Errorf("packet %d: %q from %v, want %q from %v", i, got, from, msg, peerAP)
+		}
+	}
+	if b.poll == nil {
+		t.Fatal("the socket did not move to the netpoller")
+	}
+	ms := []ipv4.Message{{Buffers: [][]byte{[]byte("h1"), []byte("b1")}}}
+	if n, err := b.send.WriteBatch(ms, 0); err != nil || n != 1 {
+		t.Fatalf("WriteBatch: %d, %v", n, err)
+	}
+	if _, err := b.WriteToUDP([]byte("err"), net.UDPAddrFromAddrPort(peerAP)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	for i, want := range []string{"h1b1", "err"} {
+		if err := peer.SetReadDeadline(time.Now().Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		n, from, err := peer.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("reply %d: %v", i, err)
+		}
+		if string(buf[:n]) != want || from != to {
+			t.Errorf("reply %d: %q from %v, want %q from %v", i, buf[:n], from, want, to)
+		}
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, _, err := b.recv(time.Now().Add(time.Hour))
+		got <- err
+	}()
+	cancel()
+	select {
+	case err := <-got:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("got %v, want net.ErrClosed", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("recv still waiting a minute after its context ended")
+	}
+}

@@ -66,6 +66,7 @@ func (s *Server) ownTransfer(ctx context.Context, peer netip.AddrPort, dst netip
 			return err
 		})
 		if err == nil {
+			b.crowded = func() bool { return !s.alone() }
 			return newBlockTransfer(b, peer, c, prm), func() { b.Close(); s.blocking.Add(-1) }, nil
 		}
 		s.blocking.Add(-1)
