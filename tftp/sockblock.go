@@ -23,9 +23,8 @@ import (
 // The system call is made through the runtime (not raw), so the goroutine's P serves other
 // goroutines while it waits: a waiting transfer holds an OS thread and no CPU. Only a transfer
 // that starts alone runs this way, and it moves its socket to the netpoller when others start
-// (see maxBlocking). The wait is bounded by SO_RCVTIMEO,
-// set from the retransmit deadline, and ended early by shutdown(2) when the transfer's
-// context ends.
+// (see maxBlocking). The wait is bounded by SO_RCVTIMEO, set from the retransmit deadline, and
+// ended early by shutdown(2) when the transfer's context ends.
 type blockSock struct {
 	fd      int
 	local   netip.Addr
@@ -59,11 +58,10 @@ const yieldAfter = 2 * time.Millisecond
 // blocking socket only when no other transfer is running as it starts (Server.ownTransfer),
 // and hands it to the netpoller (toNetpoller) when it finds others running, checked every
 // yieldAfter. Alone, it saves the netpoller's round per packet (2.2 system calls per lock-step
-// block instead of 4.9). Among others it costs more than it saves:
-// a goroutine blocked in a system call keeps its P until the runtime's monitor takes it back
-// (20 µs to 10 ms later), so while the other Ps are busy the monitor polls every 20 µs and
-// moves the P at each wait, and one epoll_wait no longer wakes for several transfers' packets
-// at once. Measured, four concurrent lock-step downloads, 512-byte blocks: 0.55 context
+// block instead of 4.9). Among others it costs more than it saves: a goroutine blocked in a
+// system call keeps its P until the runtime's monitor takes it back (20 µs to 10 ms later), so
+// while the other Ps are busy the monitor polls every 20 µs and moves the P at each wait, and
+// one epoll_wait no longer wakes for several transfers' packets at once. Measured, four concurrent lock-step downloads, 512-byte blocks: 0.55 context
 // switches per block all through the netpoller, 0.85–1.26 with one of them on a blocking socket.
 const maxBlocking = 1
 
