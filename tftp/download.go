@@ -53,22 +53,13 @@ func (s *Server) serve(ctx context.Context, pt *peerTransfer, req packet, peer n
 		}
 		t.inbox = pt.inbox
 	} else {
-		conn, local, err := s.transferSocket(ctx, dst)
-		if err != nil {
+		var done func()
+		if t, done, err = s.ownTransfer(ctx, peer, dst, c, prm); err != nil {
 			s.replyError(peer, dst, errNotDefined, "server error")
 			fail("io_error", err)
 			return
 		}
-		defer conn.Close()
-		if t, err = newConnTransfer(conn, peer, local, c, prm); err == nil {
-			// Large enough for any ERROR message a client may send.
-			t.sock, err = newSockRecv(conn, 1024)
-		}
-		if err != nil {
-			s.replyError(peer, dst, errNotDefined, "server error")
-			fail("io_error", err)
-			return
-		}
+		defer done()
 	}
 	timeout := prm.timeout
 	if timeout == 0 {

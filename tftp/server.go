@@ -114,6 +114,10 @@ type Server struct {
 	// unconfirmed are the transfers whose client has not acknowledged anything yet.
 	unconfirmed *unconfirmedSet
 	wg          sync.WaitGroup
+	// blocking counts the downloads reading a blocking socket of their own (see blockSock), at
+	// most maxBlocking (a field so that tests can change it).
+	blocking    atomic.Int32
+	maxBlocking int32
 
 	uploadMu   sync.Mutex
 	uploadUsed int64 // bytes in UploadDir, as of the last count plus blocks written since
@@ -211,6 +215,7 @@ func New(cfg Config) (*Server, error) {
 		peers:      map[netip.AddrPort]*peerTransfer{},
 
 		unconfirmed: newUnconfirmedSet(),
+		maxBlocking: maxBlocking,
 	}
 	growReadBuffer(conn, listenerBuffer)
 	s.local = conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()

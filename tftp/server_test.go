@@ -28,7 +28,8 @@ type testServer struct {
 	reg  *prometheus.Registry
 }
 
-func startServer(t *testing.T, cfg Config) *testServer {
+// startServer starts a server for the test; setup, if given, adjusts it before it runs.
+func startServer(t *testing.T, cfg Config, setup ...func(*Server)) *testServer {
 	t.Helper()
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
@@ -39,6 +40,9 @@ func startServer(t *testing.T, cfg Config) *testServer {
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range setup {
+		f(s)
 	}
 	testrun.Run(t, s.Run)
 	return &testServer{Server: s, addr: s.Addr().String(), reg: reg}
@@ -641,11 +645,19 @@ func (p *lossyProxy) pump(in *net.UDPConn, fromClient bool) {
 	}
 }
 
+// viaNetpoller sends every download through the netpoller, as those beside another go.
+func viaNetpoller(s *Server) { s.maxBlocking = 0 }
+
 func TestLossyTransfer(t *testing.T) {
+	t.Run("blocking socket", func(t *testing.T) { testLossyTransfer(t) })
+	t.Run("netpoller", func(t *testing.T) { testLossyTransfer(t, viaNetpoller) })
+}
+
+func testLossyTransfer(t *testing.T, setup ...func(*Server)) {
 	data := randomData(1<<20, 3)
 	root := t.TempDir()
 	writeFile(t, filepath.Join(root, "kernel"), data)
-	ts := startServer(t, Config{Root: root})
+	ts := startServer(t, Config{Root: root}, setup...)
 	for i, blk := range []int{0, 1468} {
 		proxy := newLossyProxy(t, ts.addr, 3, int64(i+1))
 		c := pinClient(t, proxy.front.LocalAddr().String())

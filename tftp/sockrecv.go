@@ -99,18 +99,18 @@ func (r *sockRecv) recvfrom(fd uintptr) (int, netip.AddrPort, syscall.Errno) {
 	if errno != 0 {
 		return 0, netip.AddrPort{}, errno
 	}
-	return int(n), r.source(), 0
+	return int(n), sockaddrSource(&r.rsa), 0
 }
 
-// source is the address recvfrom stored, IPv4-mapped addresses unmapped.
-func (r *sockRecv) source() netip.AddrPort {
-	port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&r.rsa.Port))[:])
-	switch r.rsa.Family {
+// sockaddrSource is the address recvfrom stored in rsa, IPv4-mapped addresses unmapped.
+func sockaddrSource(rsa *unix.RawSockaddrInet6) netip.AddrPort {
+	port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&rsa.Port))[:])
+	switch rsa.Family {
 	case unix.AF_INET:
-		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.rsa))
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
 		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), port)
 	case unix.AF_INET6:
-		return netip.AddrPortFrom(netip.AddrFrom16(r.rsa.Addr).Unmap(), port)
+		return netip.AddrPortFrom(netip.AddrFrom16(rsa.Addr).Unmap(), port)
 	}
 	return netip.AddrPort{}
 }

@@ -14,8 +14,12 @@ import (
 // sockSend sends a transfer's DATA packets to its one peer with sendmmsg(2), a window per
 // call, made as a raw system call for the reason sockRecv gives; a full socket buffer is
 // waited out in the netpoller. Its headers are built once and reused: no allocation per window.
+//
+// On a blocking socket (see blockSock) it has no RawConn: it sends on fd, and waits for room
+// in the kernel.
 type sockSend struct {
-	rc      syscall.RawConn
+	rc      syscall.RawConn       // nil: fd is a blocking socket
+	fd      int                   // the blocking socket, when rc is nil
 	writeFn func(fd uintptr) bool // s.write, made once
 	sa      unix.RawSockaddrInet6 // the peer, as an AF_INET or AF_INET6 address
 	salen   uint32
@@ -34,7 +38,17 @@ func newSockSend(conn *net.UDPConn, local netip.Addr, peer netip.AddrPort, max i
 	if err != nil {
 		return nil, err
 	}
-	s := &sockSend{rc: rc, hdrs: make([]unix.Mmsghdr, max), iovs: make([]unix.Iovec, 2*max)}
+	s, err := newSockSendFd(-1, local, peer, max)
+	if err != nil {
+		return nil, err
+	}
+	s.rc = rc
+	return s, nil
+}
+
+// newSockSendFd is newSockSend on a blocking socket.
+func newSockSendFd(fd int, local netip.Addr, peer netip.AddrPort, max int) (*sockSend, error) {
+	s := &sockSend{fd: fd, hdrs: make([]unix.Mmsghdr, max), iovs: make([]unix.Iovec, 2*max)}
 	s.writeFn = s.write
 	port := (*[2]byte)(unsafe.Pointer(&s.sa.Port))
 	port[0], port[1] = byte(peer.Port()>>8), byte(peer.Port())
@@ -78,10 +92,33 @@ func (s *sockSend) WriteBatch(ms []ipv4.Message, _ int) (int, error) {
 		h.Len = 0
 	}
 	s.count, s.sent, s.err = len(ms), 0, nil
+	if s.rc == nil {
+		if !s.write(uintptr(s.fd)) {
+			s.writeWait()
+		}
+		return s.sent, s.err
+	}
 	if err := s.rc.Write(s.writeFn); err != nil {
 		return 0, err
 	}
 	return s.sent, s.err
+}
+
+// writeWait sends on the blocking socket, waiting in the kernel until it has room (or is shut
+// down: EPIPE).
+func (s *sockSend) writeWait() {
+	for {
+		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.hdrs[0])), uintptr(s.count), 0, 0, 0)
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 {
+			s.err = errno
+			return
+		}
+		s.sent = int(n)
+		return
+	}
 }
 
 // write is WriteBatch's step on the file descriptor: false sends the netpoller to wait until

@@ -17,16 +17,11 @@ import (
 // closed when ctx ends (shutdown, or a request that supersedes it). It returns the local
 // address it bound, which decides how the transfer sends.
 func (s *Server) transferSocket(ctx context.Context, dst netip.Addr) (*net.UDPConn, netip.Addr, error) {
-	local := dst
-	if !local.IsValid() || local.IsUnspecified() {
-		local = s.local
-	}
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)))
-	if err != nil && local != s.local {
-		// The request's destination is not bindable (a broadcast address): use the listener's.
-		local = s.local
+	var conn *net.UDPConn
+	local, err := s.bindLocal(dst, func(local netip.Addr) (err error) {
 		conn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)))
-	}
+		return err
+	})
 	if err != nil {
 		return nil, local, err
 	}
@@ -34,12 +29,71 @@ func (s *Server) transferSocket(ctx context.Context, dst netip.Addr) (*net.UDPCo
 	return conn, local, nil
 }
 
+// bindLocal calls open with the address a transfer's socket binds: the one the request came
+// to, or the listener's when that one is not bindable (a broadcast address). It returns the
+// address open succeeded with.
+func (s *Server) bindLocal(dst netip.Addr, open func(local netip.Addr) error) (netip.Addr, error) {
+	local := dst
+	if !local.IsValid() || local.IsUnspecified() {
+		local = s.local
+	}
+	err := open(local)
+	if err != nil && local != s.local {
+		local = s.local
+		err = open(local)
+	}
+	return local, err
+}
+
+// alone reports whether a single transfer is running: the caller's.
+func (s *Server) alone() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active == 1
+}
+
+// recvSize is a download's receive buffer: large enough for any ERROR message a client may send.
+const recvSize = 1024
+
+// ownTransfer sets up a download on a socket of its own (its TID): a blocking one read on the
+// transfer's thread when it is the only transfer running (see maxBlocking), else one read
+// through the netpoller. done releases it.
+func (s *Server) ownTransfer(ctx context.Context, peer netip.AddrPort, dst netip.Addr, c content, prm params) (*connTransfer, func(), error) {
+	if s.blocking.Add(1) <= s.maxBlocking && s.alone() {
+		var b *blockSock
+		local, err := s.bindLocal(dst, func(local netip.Addr) (err error) {
+			b, err = openBlockSock(ctx, local, peerAddr(peer, local), batchSize(prm), recvSize)
+			return err
+		})
+		if err == nil {
+			b.crowded = func() bool { return !s.alone() }
+			return newBlockTransfer(b, peer, c, prm), func() { b.Close(); s.blocking.Add(-1) }, nil
+		}
+		s.blocking.Add(-1)
+		return nil, nil, fmt.Errorf("socket on %v: %w", local, err)
+	}
+	s.blocking.Add(-1)
+	conn, local, err := s.transferSocket(ctx, dst)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := newConnTransfer(conn, peer, local, c, prm)
+	if err == nil {
+		t.sock, err = newSockRecv(conn, recvSize)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return t, func() { conn.Close() }, nil
+}
+
 // maxBatch bounds the per-transfer buffers; larger windows go out in several batches.
 const maxBatch = 64
 
 // connTransfer drives a sender over a UDP socket, reusing its buffers for every window.
 type connTransfer struct {
-	conn  *net.UDPConn
+	conn  udpWriter // sends the OACK and ERRORs
 	bw    *sockSend
 	peer  netip.AddrPort
 	paddr *net.UDPAddr
@@ -48,30 +102,58 @@ type connTransfer struct {
 	oack  []byte
 	hdrs  [][4]byte
 	msgs  []ipv4.Message
-	bufs  [][]byte    // per-slot block storage, only for streamed contents
-	sock  *sockRecv   // reads the transfer's own socket
-	inbox chan []byte // single-port mode: packets come from here instead
-	req   []byte      // the request that started the transfer, to recognise its copies
+	bufs  [][]byte     // per-slot block storage, only for streamed contents
+	sock  packetReader // reads the transfer's own socket
+	inbox chan []byte  // single-port mode: packets come from here instead
+	req   []byte       // the request that started the transfer, to recognise its copies
 	// acked, if set, runs once when the client's first ACK arrives.
 	acked func()
 }
 
-func newConnTransfer(conn *net.UDPConn, peer netip.AddrPort, local netip.Addr, c content, prm params) (*connTransfer, error) {
-	t := &connTransfer{conn: conn, peer: peer, c: c, prm: prm}
-	// Sockets bound to an IPv4 address need IPv4 destinations; a wildcard IPv6 one needs mapped ones.
-	pa := peer
+// udpWriter sends one packet: a *net.UDPConn or a *blockSock.
+type udpWriter interface {
+	WriteToUDP(b []byte, addr *net.UDPAddr) (int, error)
+}
+
+// packetReader waits for the client's next packet: a *sockRecv or a *blockSock.
+type packetReader interface {
+	recv(deadline time.Time) ([]byte, netip.AddrPort, error)
+}
+
+// peerAddr is peer as a socket bound to local sends to it: sockets bound to an IPv4 address
+// need IPv4 destinations; a wildcard IPv6 one needs mapped ones.
+func peerAddr(peer netip.AddrPort, local netip.Addr) netip.AddrPort {
 	if local.Is6() && peer.Addr().Is4() {
-		pa = netip.AddrPortFrom(netip.AddrFrom16(peer.Addr().As16()), peer.Port())
+		return netip.AddrPortFrom(netip.AddrFrom16(peer.Addr().As16()), peer.Port())
 	}
-	t.paddr = net.UDPAddrFromAddrPort(pa)
+	return peer
+}
+
+// batchSize is how many DATA packets a transfer sends per call.
+func batchSize(prm params) int { return min(prm.window, maxBatch) }
+
+func newConnTransfer(conn *net.UDPConn, peer netip.AddrPort, local netip.Addr, c content, prm params) (*connTransfer, error) {
+	bw, err := newSockSend(conn, local, peerAddr(peer, local), batchSize(prm))
+	if err != nil {
+		return nil, err
+	}
+	return newTransfer(conn, bw, peer, local, c, prm), nil
+}
+
+// newBlockTransfer is a transfer on a blocking socket of its own (see blockSock).
+func newBlockTransfer(b *blockSock, peer netip.AddrPort, c content, prm params) *connTransfer {
+	t := newTransfer(b, b.send, peer, b.local, c, prm)
+	t.sock = b
+	return t
+}
+
+func newTransfer(conn udpWriter, bw *sockSend, peer netip.AddrPort, local netip.Addr, c content, prm params) *connTransfer {
+	t := &connTransfer{conn: conn, bw: bw, peer: peer, c: c, prm: prm}
+	t.paddr = net.UDPAddrFromAddrPort(peerAddr(peer, local))
 	if len(prm.oack) > 0 {
 		t.oack = appendOACK(nil, prm.oack)
 	}
-	n := min(prm.window, maxBatch)
-	var err error
-	if t.bw, err = newSockSend(conn, local, pa, n); err != nil {
-		return nil, err
-	}
+	n := batchSize(prm)
 	t.hdrs = make([][4]byte, n)
 	t.msgs = make([]ipv4.Message, n)
 	for i := range t.msgs {
@@ -83,7 +165,7 @@ func newConnTransfer(conn *net.UDPConn, peer netip.AddrPort, local netip.Addr, c
 			t.bufs[i] = make([]byte, prm.blksize)
 		}
 	}
-	return t, nil
+	return t
 }
 
 // run is the transfer's event loop. It returns a failure reason, or "" on success.
@@ -163,12 +245,13 @@ func (t *connTransfer) run(ctx context.Context, snd *sender, m *metrics) (string
 // OACK answered its tsize and before it acknowledged anything: a size probe, not a failure.
 const reasonSizeProbe = "size_probe"
 
-// errInboxTimeout is recv's timeout in single-port mode, shaped like a socket's.
-type errInboxTimeout struct{}
+// errRecvTimeout is recv's timeout in single-port mode and on a blocking socket, shaped like
+// a net.UDPConn's.
+type errRecvTimeout struct{}
 
-func (errInboxTimeout) Error() string   { return "i/o timeout" }
-func (errInboxTimeout) Timeout() bool   { return true }
-func (errInboxTimeout) Temporary() bool { return true }
+func (errRecvTimeout) Error() string   { return "i/o timeout" }
+func (errRecvTimeout) Timeout() bool   { return true }
+func (errRecvTimeout) Temporary() bool { return true }
 
 // recv waits until deadline for the client's next packet: from the transfer's own socket, or
 // in single-port mode from what the listener routed to it.
@@ -182,7 +265,7 @@ func (t *connTransfer) recv(ctx context.Context, deadline time.Time) ([]byte, ne
 	case b := <-t.inbox:
 		return b, t.peer, nil
 	case <-timer.C:
-		return nil, netip.AddrPort{}, errInboxTimeout{}
+		return nil, netip.AddrPort{}, errRecvTimeout{}
 	case <-ctx.Done():
 		return nil, netip.AddrPort{}, net.ErrClosed
 	}
