@@ -280,6 +280,12 @@ func (c *exchange) request() (*response, string) {
 		}
 	}
 	if c.h.leases != nil {
+		// Without the kernel's arrival stamp, the request counts as arrived before its commit:
+		// a new lease is then never granted for less than the subnet's lease time.
+		arrived := c.req.at
+		if arrived.IsZero() {
+			arrived = c.h.now()
+		}
 		l, err := c.h.leases.Commit(c.client(), c.subnet, want, c.sub.LeaseTime.D(), c.hostname())
 		if err != nil {
 			if errors.Is(err, lease.ErrNotAvailable) {
@@ -298,8 +304,7 @@ func (c *exchange) request() (*response, string) {
 		// it arrived: granting what is left of the lease on disk from the arrival, in whole
 		// seconds, never promises more than the disk holds. A new lease outlasts that by the
 		// time the commit took: the subnet's lease time.
-		arrived := c.req.at
-		if arrived.IsZero() || arrived.After(now) {
+		if arrived.After(now) {
 			arrived = now
 		}
 		if left := l.Expires.Sub(arrived).Truncate(time.Second); left < c.sub.LeaseTime.D() {
