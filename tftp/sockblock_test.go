@@ -128,20 +128,7 @@ func TestBlockSockEndsWhenContextEnds(t *testing.T) {
 	peer := listenLoopback(t, "udp4", net.IPv4(127, 0, 0, 1))
 	ctx, cancel := context.WithCancel(context.Background())
 	b := openTestBlockSock(t, ctx, netip.MustParseAddr("127.0.0.1"), peer.LocalAddr().(*net.UDPAddr).AddrPort())
-	got := make(chan error, 1)
-	go func() {
-		_, _, err := b.recv(time.Now().Add(time.Hour))
-		got <- err
-	}()
-	cancel()
-	select {
-	case err := <-got:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Errorf("got %v, want net.ErrClosed", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("recv still waiting a minute after its context ended")
-	}
+	expectRecvEndsClosed(t, b.recv, cancel, "its context ended")
 }
 
 // The blocking path allocates nothing per packet.
@@ -255,18 +242,5 @@ func TestBlockSockMovesToNetpollerWhenCrowded(t *testing.T) {
 			t.Errorf("reply %d: %q from %v, want %q from %v", i, buf[:n], from, want, to)
 		}
 	}
-	got := make(chan error, 1)
-	go func() {
-		_, _, err := b.recv(time.Now().Add(time.Hour))
-		got <- err
-	}()
-	cancel()
-	select {
-	case err := <-got:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Errorf("got %v, want net.ErrClosed", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("recv still waiting a minute after its context ended")
-	}
+	expectRecvEndsClosed(t, b.recv, cancel, "its context ended")
 }
