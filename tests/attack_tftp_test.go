@@ -135,37 +135,7 @@ func spoofedRRQFlood(t *testing.T, addrs int) {
 
 	// The flood: every (address, port) pair sends its request again every 200 ms, so each
 	// starts a new transfer as soon as its previous one has given up.
-	server := netip.MustParseAddrPort("10.10.0.1:69")
-	rrq := tftpRRQ("kernel", "timeout", "255", "blksize", "1468")
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var sent int
-	var sendErr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(200 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			for a := range addrs {
-				src := netip.AddrFrom4([4]byte{10, 10, 0, byte(160 + a)})
-				for p := range 16 {
-					if err := sp.send(netip.AddrPortFrom(src, uint16(40000+p)), server, rrq); err != nil {
-						sendErr = err
-						return
-					}
-					sent++
-				}
-			}
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	stopFlood := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	t.Cleanup(stopFlood)
+	stopFlood := startSpoofedRRQFlood(t, sp, addrs, tftpRRQ("kernel", "timeout", "255", "blksize", "1468"))
 	// The flood is under way once netbootd has dropped requests over the per-address cap.
 	waitUntil(t, "spoofed requests reach netbootd", 60*time.Second, func() bool {
 		return d.metric("netbootd_tftp_admission_refused_total", `reason="unconfirmed_per_client"`) > 0
@@ -174,7 +144,7 @@ func spoofedRRQFlood(t *testing.T, addrs int) {
 	during := legitRun(t, legit, "kernel", sum, downloads)
 	unconfirmed := d.metric("netbootd_tftp_unconfirmed_transfers")
 	active := d.metric("netbootd_tftp_active_transfers")
-	stopFlood()
+	sent, sendErr := stopFlood()
 	if sendErr != nil {
 		t.Fatalf("spoofing: %v", sendErr)
 	}
@@ -201,6 +171,46 @@ func spoofedRRQFlood(t *testing.T, addrs int) {
 
 // Issue 13 item 9: a FIFO in the TFTP root is refused at once (it used to hang its transfer
 // and then SIGTERM), and netbootd still stops promptly on SIGTERM.
+// startSpoofedRRQFlood sends rrq to netbootd (10.10.0.1:69) from addrs addresses nobody has
+// (10.10.0.160 on), 16 ports each, again every 200 ms, until the returned stop is called (at
+// the latest at cleanup). stop returns how many requests went out and the first send error.
+func startSpoofedRRQFlood(t *testing.T, sp *spoofer, addrs int, rrq []byte) (stop func() (sent int, err error)) {
+	server := netip.MustParseAddrPort("10.10.0.1:69")
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var sent int
+	var sendErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			for a := range addrs {
+				src := netip.AddrFrom4([4]byte{10, 10, 0, byte(160 + a)})
+				for p := range 16 {
+					if err := sp.send(netip.AddrPortFrom(src, uint16(40000+p)), server, rrq); err != nil {
+						sendErr = err
+						return
+					}
+					sent++
+				}
+			}
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	stopOnce := sync.OnceFunc(func() { close(done); wg.Wait() })
+	t.Cleanup(stopOnce)
+	return func() (int, error) {
+		stopOnce()
+		return sent, sendErr
+	}
+}
+
 func TestTFTPFIFOInRoot(t *testing.T) {
 	r := newRack(t)
 	root := t.TempDir()

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -66,33 +65,10 @@ func TestTFTPLockThreadsBoundedUnderFlood(t *testing.T) {
 	sp := newSpoofer(t, attacker)
 
 	// The flood: 63 addresses nobody has, 16 ports each, every 200 ms.
-	server := netip.MustParseAddrPort("10.10.0.1:69")
-	rrq := tftpRRQ("kernel", "blksize", "512")
-	stop := make(chan struct{})
+	stopFlood := startSpoofedRRQFlood(t, sp, 63, tftpRRQ("kernel", "blksize", "512"))
+	stopSampling := make(chan struct{})
 	var wg sync.WaitGroup
-	var sendErr error
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(200 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			for a := range 63 {
-				src := netip.AddrFrom4([4]byte{10, 10, 0, byte(160 + a)})
-				for p := range 16 {
-					if err := sp.send(netip.AddrPortFrom(src, uint16(40000+p)), server, rrq); err != nil {
-						sendErr = err
-						return
-					}
-				}
-			}
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	wg.Add(1)
 	var most int
 	go func() {
 		defer wg.Done()
@@ -101,14 +77,14 @@ func TestTFTPLockThreadsBoundedUnderFlood(t *testing.T) {
 		for {
 			most = max(most, threadsOf(t, pid))
 			select {
-			case <-stop:
+			case <-stopSampling:
 				return
 			case <-tick.C:
 			}
 		}
 	}()
-	stopFlood := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	t.Cleanup(stopFlood)
+	stopSamplingOnce := sync.OnceFunc(func() { close(stopSampling); wg.Wait() })
+	t.Cleanup(stopSamplingOnce)
 	waitUntil(t, "spoofed requests to fill the unconfirmed transfers", 60*time.Second, func() bool {
 		return d.metric("netbootd_tftp_admission_refused_total", `reason="unconfirmed_evicted"`) > 0
 	})
@@ -129,7 +105,8 @@ func TestTFTPLockThreadsBoundedUnderFlood(t *testing.T) {
 		}
 	}
 	active := d.metric("netbootd_tftp_active_transfers")
-	stopFlood()
+	_, sendErr := stopFlood()
+	stopSamplingOnce()
 	if sendErr != nil {
 		t.Fatalf("spoofing: %v", sendErr)
 	}
