@@ -213,20 +213,30 @@ func TestGSORefusedFallsBack(t *testing.T) {
 	})
 }
 
-// Through the real kernel, over loopback (IPv4 and IPv6), a GSO window arrives as its separate
+// Through the real kernel, over loopback (IPv4, IPv6, IPv4 from a dual-stack socket), a GSO window arrives as its separate
 // DATA datagrams, and the kernel took it as GSO (no refusal).
 func TestGSOOverLoopback(t *testing.T) {
 	for _, tc := range []struct {
-		network string
-		ip      net.IP
-	}{{"udp4", net.IPv4(127, 0, 0, 1)}, {"udp6", net.IPv6loopback}} {
-		t.Run(tc.network, func(t *testing.T) {
+		name, network string
+		ip            net.IP // the sender's; the sink's too, unless sinkIP is set
+		sinkIP        net.IP
+	}{
+		{"ipv4", "udp4", net.IPv4(127, 0, 0, 1), nil},
+		{"ipv6", "udp6", net.IPv6loopback, nil},
+		// A wildcard IPv6 socket sending to an IPv4 peer (as ::ffff:127.0.0.1).
+		{"ipv4 from a dual-stack socket", "udp", net.IPv6unspecified, net.IPv4(127, 0, 0, 1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			probe, err := net.ListenUDP(tc.network, &net.UDPAddr{IP: tc.ip})
 			if err != nil {
-				t.Skipf("no %s loopback: %v", tc.network, err)
+				t.Skipf("no %s socket: %v", tc.network, err)
 			}
 			probe.Close()
-			sink := listenLoopback(t, tc.network, tc.ip)
+			sinkNet, sinkIP := tc.network, tc.ip
+			if tc.sinkIP != nil {
+				sinkNet, sinkIP = "udp4", tc.sinkIP
+			}
+			sink := listenLoopback(t, sinkNet, sinkIP)
 			if err := sink.SetReadBuffer(1 << 20); err != nil {
 				t.Fatal(err)
 			}
