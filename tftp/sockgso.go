@@ -17,7 +17,8 @@ import (
 // socket.
 
 const (
-	// maxGSOSegments is the kernel's UDP_MAX_SEGMENTS before Linux 6.11 (128 since).
+	// maxGSOSegments is the kernel's UDP_MAX_SEGMENTS on every kernel with UDP GSO (newer
+	// ones allow 128).
 	maxGSOSegments = 64
 	// maxGSOBytes is the largest UDP payload of one GSO message: an IPv4 datagram holds 65535
 	// bytes, its 20-byte header and the 8-byte UDP header included (IPv6 allows a little more).
