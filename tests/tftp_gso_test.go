@@ -52,6 +52,17 @@ tftp: {root: ` + root + `, max_window: 64}
 	return startNetbootd(t, server, "sv0", "10.88.0.1", cfg, "", goPath...), server, client
 }
 
+// txPackets is dev's count of frames sent (a GSO buffer that crosses a veth whole is one).
+func txPackets(t *testing.T, ns *netns.NS, dev string) int {
+	t.Helper()
+	out := ns.Run(t, "cat", "/sys/class/net/"+dev+"/statistics/tx_packets")
+	var n int
+	if _, err := fmt.Sscan(out, &n); err != nil {
+		t.Fatalf("tx_packets of %s: %q: %v", dev, out, err)
+	}
+	return n
+}
+
 // atftpGet fetches name from server with atftp at blksize and windowsize and reports whether it
 // arrived as want.
 func atftpGet(t *testing.T, client *netns.NS, server, name string, blksize, window int, want []byte) {
@@ -77,7 +88,7 @@ func atftpGet(t *testing.T, client *netns.NS, server, name string, blksize, wind
 // Windows go out as UDP GSO messages that the kernel cuts into the DATA packets: atftp gets
 // every file intact at windowsize 4, 16 and 64, blksize 512 and 1468, over IPv4 and IPv6, with
 // the veth's checksum offload off (the kernel checksums each segment) and on; the kernel
-// refused GSO for none of them.
+// refused GSO for none of them, and with offload on the windows crossed the veth as GSO buffers.
 func TestWinGSOWindowedDownloads(t *testing.T) {
 	root, files := gsoFiles(t)
 	// 1520: room for a 1468-byte block over IPv6 (netbootd caps blksize to the link's MTU).
@@ -95,6 +106,18 @@ func TestWinGSOWindowedDownloads(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+	// With checksum offload on, a GSO buffer crosses the veth whole (the client's stack cuts it):
+	// the server's interface sends far fewer frames than the DATA packets atftp receives.
+	data := files["odd.bin"]
+	blocks := len(data)/1468 + 1
+	for _, addr := range []string{"10.88.0.1", "fd00:88::1"} {
+		before := txPackets(t, server, "sv0")
+		atftpGet(t, client, addr, "odd.bin", 1468, 64, data)
+		n++
+		if frames := txPackets(t, server, "sv0") - before; frames >= blocks/4 {
+			t.Errorf("%s: %d frames sent for %d DATA packets at windowsize 64: windows did not go as GSO buffers", addr, frames, blocks)
 		}
 	}
 	if got := d.metric("netbootd_tftp_transfers_completed_total"); got < float64(n) {
