@@ -5,6 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	started, completed, bytes, retransmitted prometheus.Counter
 	spurious                                 prometheus.Counter
+	gsoRefused                               prometheus.Counter
 	sizeProbes                               prometheus.Counter
 	failed                                   *prometheus.CounterVec
 	active, unconfirmed                      prometheus.Gauge
@@ -33,6 +34,9 @@ func newMetrics() *metrics {
 		spurious: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "netbootd_tftp_spurious_retransmits_total",
 			Help: "DATA blocks of windows resent after a timeout that the client already had (it acknowledged every copy: the timer fired on a pause, not a loss); once per timeout."}),
+		gsoRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "netbootd_tftp_gso_refused_total",
+			Help: "TFTP transfers whose windows the kernel refused as UDP GSO messages (a path MTU below the block size, IPsec): they went packet by packet."}),
 		active: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "netbootd_tftp_active_transfers", Help: "TFTP transfers in progress."}),
 		unconfirmed: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -54,7 +58,7 @@ func newMetrics() *metrics {
 
 func (m *metrics) register(r prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{m.started, m.completed, m.sizeProbes, m.failed, m.bytes,
-		m.retransmitted, m.spurious, m.active, m.unconfirmed, m.refused, m.blksize, m.window, m.perFile} {
+		m.retransmitted, m.spurious, m.gsoRefused, m.active, m.unconfirmed, m.refused, m.blksize, m.window, m.perFile} {
 		if err := r.Register(c); err != nil {
 			return err
 		}

@@ -275,7 +275,8 @@ func (t *connTransfer) sendError(to *net.UDPAddr, code uint16, msg string) {
 	t.conn.WriteToUDP(appendError(nil, code, msg), to)
 }
 
-// send puts the action's packets on the wire, a window per sendmmsg where possible.
+// send puts the action's packets on the wire, a window per sendmmsg where possible (as GSO
+// messages where the kernel takes them: see sockSend).
 func (t *connTransfer) send(snd *sender, a action, m *metrics) error {
 	if a.sendOACK {
 		if _, err := t.conn.WriteToUDP(t.oack, t.paddr); err != nil {
@@ -283,6 +284,7 @@ func (t *connTransfer) send(snd *sender, a action, m *metrics) error {
 		}
 	}
 	var bytes int64
+	gso := t.bw.gso
 	for blk := a.from; blk < a.to; {
 		n := 0
 		for ; n < len(t.msgs) && blk < a.to; n, blk = n+1, blk+1 {
@@ -310,6 +312,9 @@ func (t *connTransfer) send(snd *sender, a action, m *metrics) error {
 			}
 			sent += k
 		}
+	}
+	if gso && !t.bw.gso {
+		m.gsoRefused.Inc()
 	}
 	m.bytes.Add(float64(bytes))
 	if a.retransmit {
