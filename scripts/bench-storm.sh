@@ -9,7 +9,9 @@
 # Prints per server: machines done, failed, time to the last machine done, DHCP and TFTP resends,
 # the server's CPU (utime+stime of every process in its namespace during the storm, and by
 # process) and the simulator's own CPU; each step's duration over the machines (min, median, 99th
-# percentile, max, and the machine done last); then the ratios netbootd / dnsmasq+nginx. The
+# percentile, max, and the machine done last); then the ratios netbootd / dnsmasq+nginx; then the
+# HTTP load alone and the run's bandwidth floor (the bytes the machines download over HTTP at the
+# best rate HTTP alone reached in the run) with each server's time as a multiple of it. The
 # simulator runs on the same cores: its CPU is time the server did not get, so it is printed
 # (it checks every byte with CRC-32C, cheap, rather than SHA-256).
 #
@@ -297,6 +299,22 @@ if [ -s "$work/load" ]; then
   fi
   if has netbootd "$work/load" && has baseline "$work/load"; then
     echo "ratio netbootd / baseline: throughput $(ratio netbootd baseline mib_per_s "$work/load"), server CPU per byte $(ratio netbootd baseline cpu_per_gib "$work/load-cpu")"
+  fi
+  # The bandwidth floor: what the machines download over HTTP at the best rate HTTP alone reached
+  # in this run (any server, any round), the least time any server could take; STOP_AFTER ends
+  # the machines before HTTP, so there is no floor then.
+  if [ -z "$STOP_AFTER" ]; then
+    total=$(( N * (KERNEL_MB * 1048576 + INITRD_MB * 1048576 + $(stat -c %s "$www/boot.ipxe")) ))
+    best=$(while read -r name rest; do echo "$(field " $rest" mib_per_s) $name"; done < "$work/load" | sort -g | tail -1)
+    floor=$(awk -v t="$total" -v b="${best%% *}" 'BEGIN{printf "%.2f", (b > 0 ? t / 1048576 / b : 0)}')
+    echo
+    echo "bandwidth floor: $N machines x (kernel + initrd + script) = $(awk -v t="$total" 'BEGIN{printf "%.0f", t / 1048576}') MiB" \
+      "at the best HTTP-alone rate of this run (${best%% *} MiB/s, $(label "${best#* }" nginx)) = $floor s"
+    for s in $SERVERS; do
+      has "$s" "$work/results" || continue
+      echo "  $(label "$s"): time to the last machine $(median $(values "$s" last_done_s "$work/results")) s =" \
+        "$(awk -v a="$(median $(values "$s" last_done_s "$work/results"))" -v f="$floor" 'BEGIN{printf "%.2fx", (f > 0 ? a / f : 0)}') the floor"
+    done
   fi
 fi
 echo
