@@ -61,6 +61,8 @@ type result struct {
 	TFTPWaitP50  float64 `json:"tftp_block_wait_p50_ms,omitempty"`
 	TFTPWaitP99  float64 `json:"tftp_block_wait_p99_ms,omitempty"`
 	tftpWaits    []time.Duration
+	tftpTurns    []time.Duration
+	tftpLates    []time.Duration
 	BootFile     string `json:"boot_file,omitempty"`
 	BootFileSize int64  `json:"boot_file_bytes,omitempty"`
 	BootFileSum  string `json:"boot_file_crc32c,omitempty"`
@@ -90,12 +92,19 @@ type summary struct {
 	TFTPRetries int     `json:"tftp_retries"`
 	// The TFTP step alone, by style: median seconds; DATA blocks received twice; lock-step
 	// blocks' wait (the client's ACK to the next block) at the median and 99th percentile.
-	TFTPLockStepMed float64  `json:"tftp_lockstep_med_s"`
-	TFTPWindowMed   float64  `json:"tftp_window_med_s"`
-	TFTPDups        int      `json:"tftp_dup_data"`
-	TFTPWaitP50     float64  `json:"tftp_lockstep_wait_p50_ms"`
-	TFTPWaitP99     float64  `json:"tftp_lockstep_wait_p99_ms"`
-	Errors          []string `json:"errors,omitempty"`
+	TFTPLockStepMed float64 `json:"tftp_lockstep_med_s"`
+	TFTPWindowMed   float64 `json:"tftp_window_med_s"`
+	TFTPDups        int     `json:"tftp_dup_data"`
+	TFTPWaitP50     float64 `json:"tftp_lockstep_wait_p50_ms"`
+	TFTPWaitP99     float64 `json:"tftp_lockstep_wait_p99_ms"`
+	// The wait split at the block's arrival in the client's socket: the turn (the client's
+	// packet out, the server, the block back) and the simulator's own lateness in reading the
+	// block, which real firmware, alone on its machine, does not have.
+	TFTPTurnP50 float64  `json:"tftp_lockstep_turn_p50_ms"`
+	TFTPTurnP99 float64  `json:"tftp_lockstep_turn_p99_ms"`
+	TFTPLateP50 float64  `json:"tftp_lockstep_late_p50_ms"`
+	TFTPLateP99 float64  `json:"tftp_lockstep_late_p99_ms"`
+	Errors      []string `json:"errors,omitempty"`
 	// ClientCPU is the simulator's own CPU time (user+system) during the storm: on a machine
 	// it shares with the server, time it takes is time the server does not get.
 	ClientCPU float64  `json:"client_cpu_s"`
@@ -161,9 +170,11 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("machines=%d done=%d failed=%d last_done_s=%.2f dhcp_retries=%d tftp_retries=%d"+
-		" tftp_lockstep_med_s=%.2f tftp_window_med_s=%.2f tftp_dup_data=%d tftp_lockstep_wait_p50_ms=%.2f tftp_lockstep_wait_p99_ms=%.2f client_cpu_s=%.2f\n",
+		" tftp_lockstep_med_s=%.2f tftp_window_med_s=%.2f tftp_dup_data=%d tftp_lockstep_wait_p50_ms=%.2f tftp_lockstep_wait_p99_ms=%.2f"+
+		" tftp_lockstep_turn_p50_ms=%.2f tftp_lockstep_turn_p99_ms=%.2f tftp_lockstep_late_p50_ms=%.2f tftp_lockstep_late_p99_ms=%.2f client_cpu_s=%.2f\n",
 		s.Machines, s.Done, s.Failed, s.LastDone, s.DHCPRetries, s.TFTPRetries,
-		s.TFTPLockStepMed, s.TFTPWindowMed, s.TFTPDups, s.TFTPWaitP50, s.TFTPWaitP99, s.ClientCPU)
+		s.TFTPLockStepMed, s.TFTPWindowMed, s.TFTPDups, s.TFTPWaitP50, s.TFTPWaitP99,
+		s.TFTPTurnP50, s.TFTPTurnP99, s.TFTPLateP50, s.TFTPLateP99, s.ClientCPU)
 	printPhases(os.Stdout, s.Phases)
 	for _, e := range s.Errors {
 		fmt.Println("  error:", e)
@@ -228,7 +239,7 @@ func storm(ifname string, n int, ramp, timeout time.Duration, prefix byte, want 
 	s := &summary{Machines: n, Results: results, ClientCPU: cpuSeconds() - cpu0, Phases: phases(results)}
 	seen := map[string]int{}
 	var lockStep, window []float64
-	var waits []time.Duration
+	var waits, turns, lates []time.Duration
 	for _, r := range results {
 		s.DHCPRetries += r.DHCPRetries
 		s.TFTPRetries += r.TFTPRetries
@@ -237,6 +248,7 @@ func storm(ifname string, n int, ramp, timeout time.Duration, prefix byte, want 
 			if r.TFTPStyle == styleLockStep.name {
 				lockStep = append(lockStep, r.TFTPSeconds)
 				waits = append(waits, r.tftpWaits...)
+				turns, lates = append(turns, r.tftpTurns...), append(lates, r.tftpLates...)
 			} else {
 				window = append(window, r.TFTPSeconds)
 			}
@@ -251,6 +263,8 @@ func storm(ifname string, n int, ramp, timeout time.Duration, prefix byte, want 
 	}
 	s.TFTPLockStepMed, s.TFTPWindowMed = median(lockStep), median(window)
 	s.TFTPWaitP50, s.TFTPWaitP99 = percentileMs(waits, 50), percentileMs(waits, 99)
+	s.TFTPTurnP50, s.TFTPTurnP99 = percentileMs(turns, 50), percentileMs(turns, 99)
+	s.TFTPLateP50, s.TFTPLateP99 = percentileMs(lates, 50), percentileMs(lates, 99)
 	for e, c := range seen {
 		s.Errors = append(s.Errors, fmt.Sprintf("%d machines: %s", c, e))
 	}
@@ -292,7 +306,7 @@ func (m *machine) boot(ctx context.Context, w *wire, a *addrs, start time.Time, 
 		return fail("tftp", err)
 	}
 	r.TFTPSeconds = since() - r.PXEDHCP
-	r.tftpWaits = t.waits
+	r.tftpWaits, r.tftpTurns, r.tftpLates = t.waits, t.turns, t.lates
 	r.TFTPWaitP50, r.TFTPWaitP99 = percentileMs(t.waits, 50), percentileMs(t.waits, 99)
 	r.TFTP, r.BootFileSize, r.BootFileSum = since(), t.bytes, hex.EncodeToString(t.sum)
 	if err := want.tftp.check(bootFile, r.BootFileSize, r.BootFileSum); err != nil {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -41,6 +42,10 @@ type tftpResult struct {
 	retries int
 	dups    int             // DATA blocks received again: resends the client did not need
 	waits   []time.Duration // per new block: from the client's last packet to the block
+	// waits split at the block's arrival in the client's socket (its kernel timestamp): the
+	// turn (the client's packet to the server, the server, the block back) and the client's
+	// own lateness in reading it, which real firmware, alone on its machine, does not have.
+	turns, lates []time.Duration
 }
 
 // tftpGet downloads file from server, sending from local as style says, resending its last ACK
@@ -91,7 +96,7 @@ func tftpGet(ctx context.Context, dev string, local net.IP, server net.IP, file 
 	d := &download{conn: conn, server: from, blksize: blksize, window: window, h: h, sent: time.Now()}
 	err = d.run(ctx, pkt)
 	res.retries += d.retries
-	res.dups, res.waits = d.dups, d.waits
+	res.dups, res.waits, res.turns, res.lates = d.dups, d.waits, d.turns, d.lates
 	if err != nil {
 		return res, err
 	}
@@ -99,9 +104,20 @@ func tftpGet(ctx context.Context, dev string, local net.IP, server net.IP, file 
 	return res, nil
 }
 
-// listenFrom is a UDP socket on the machine's address and interface.
+// listenFrom is a UDP socket on the machine's address and interface. The kernel stamps each
+// packet's arrival on it (SO_TIMESTAMPNS), which tells the client's lateness from the server's.
 func listenFrom(ctx context.Context, dev string, local net.IP) (*net.UDPConn, error) {
-	lc := net.ListenConfig{Control: bindToDevice(dev)}
+	bind := bindToDevice(dev)
+	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
+		if err := bind(network, address, c); err != nil {
+			return err
+		}
+		var serr error
+		if err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) }); err != nil {
+			return err
+		}
+		return serr
+	}}
 	pc, err := lc.ListenPacket(ctx, "udp4", (&net.UDPAddr{IP: local}).String())
 	if err != nil {
 		return nil, err
@@ -211,6 +227,8 @@ type download struct {
 	dups           int             // blocks received again
 	sent           time.Time       // when the client last sent a packet
 	waits          []time.Duration // per new block: since the client's last packet
+	turns, lates   []time.Duration // per new block: sent to arrival, arrival to read (see tftpResult)
+	arrived        time.Time       // the kernel's arrival stamp of the packet being handled
 }
 
 func (d *download) ack() error {
@@ -229,12 +247,13 @@ func (d *download) run(ctx context.Context, first []byte) error {
 		return err
 	}
 	buf := make([]byte, d.blksize+4)
+	oob := make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{}))))
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		_ = d.conn.SetReadDeadline(time.Now().Add(tftpTimeout))
-		n, from, err := d.conn.ReadFromUDP(buf)
+		n, oobn, _, from, err := d.conn.ReadMsgUDP(buf, oob)
 		if err != nil {
 			if !isTimeout(err) {
 				return err
@@ -251,6 +270,7 @@ func (d *download) run(ctx context.Context, first []byte) error {
 		if !from.IP.Equal(d.server.IP) || from.Port != d.server.Port || n < 4 {
 			continue
 		}
+		d.arrived = arrival(oob[:oobn])
 		switch op(buf) {
 		case 5:
 			return fmt.Errorf("server: ERROR %d %q", binary.BigEndian.Uint16(buf[2:]), bytes.TrimRight(buf[4:n], "\x00"))
@@ -272,7 +292,12 @@ func (d *download) data(p []byte) (bool, error) {
 		}
 		return false, d.ack()
 	}
-	d.waits = append(d.waits, time.Since(d.sent))
+	now := time.Now()
+	d.waits = append(d.waits, now.Sub(d.sent))
+	if !d.arrived.IsZero() {
+		d.turns = append(d.turns, d.arrived.Sub(d.sent))
+		d.lates = append(d.lates, now.Sub(d.arrived))
+	}
 	d.timeoutsInARow = 0
 	d.last = block
 	d.h.Write(p[4:])
@@ -285,4 +310,20 @@ func (d *download) data(p []byte) (bool, error) {
 		}
 	}
 	return last, nil
+}
+
+// arrival is the kernel's receive timestamp in a packet's control messages (SO_TIMESTAMPNS), or
+// the zero time without one.
+func arrival(oob []byte) time.Time {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return time.Time{}
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= int(unsafe.Sizeof(unix.Timespec{})) {
+			ts := (*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
+			return time.Unix(ts.Sec, ts.Nsec)
+		}
+	}
+	return time.Time{}
 }
