@@ -9,7 +9,9 @@
 # Prints per server: machines done, failed, time to the last machine done, DHCP and TFTP resends,
 # the server's CPU (utime+stime of every process in its namespace during the storm, and by
 # process) and the simulator's own CPU; each step's duration over the machines (min, median, 99th
-# percentile, max, and the machine done last); then the ratios netbootd / dnsmasq+nginx; then the
+# percentile, max, and the machine done last); the TFTP step by style, with the lock-step block
+# wait split into the turn (ACK out, server, block back) and the simulator's own lateness (its
+# TFTP runs in a child process, apart from its HTTP); then the ratios netbootd / dnsmasq+nginx; then the
 # HTTP load alone and the run's bandwidth floor (the bytes the machines download over HTTP at the
 # best rate HTTP alone reached in the run) with each server's time as a multiple of it. The
 # simulator runs on the same cores: its CPU is time the server did not get, so it is printed
