@@ -11,6 +11,9 @@
 #   ROUNDS=3 SERVERS="kea netbootd" scripts/bench-dhcp.sh
 #                                    # alternating rounds (kea, netbootd, kea, ...): median (min-max)
 #   TRIALS=3 SCENARIOS=reserved ...  # each rate tried 3 times, passing when 2 of 3 have < 1% drops
+#   RATE=4800 SERVERS="netbootd-base netbootd" ...
+#                                    # no search: each server offered that one rate (profiling, A/B)
+#   PROFILE=/tmp/prof RATE=4800 ...  # perf record -g of the server over each step: /tmp/prof/<scenario>-<server>-<round>-<rate>.perf.data
 #   SCENARIOS=reserved REUSE=0 ...   # one scenario; netbootd (not -base) with dhcp.reuse_threshold 0:
 #                                    # every ACK writes and fsyncs its lease (default 25: renewals of an
 #                                    # unchanged lease written < 25% of the lease time ago reuse it)
@@ -170,29 +173,42 @@ stop_server() {
   kill "$server_pid" 2>/dev/null || true
   wait "$server_pid" 2>/dev/null || true
   server_pid=
+  [ -n "${PROFILE:-}" ] && cp "$work/server.log" "$PROFILE/$profile_name.log" # e.g. GODEBUG=gctrace=1's lines
   ip netns exec $S "$BIN" detach --pin-dir "$pins" bs0 >/dev/null 2>&1 || true
 }
 
 # The server's CPU time so far (user + system, all threads), in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat" 2>/dev/null || echo 0; }
+# The server's voluntary context switches so far (all live threads): each is a thread going to
+# sleep (to wait for a packet, a disk flush or another goroutine), and its wakeup later; per
+# exchange they count the hand-offs between threads. Involuntary ones (preemption by whatever
+# else runs on the core) are left out: they measure the neighbours.
+ctx_switches() { cat /proc/"$server_pid"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ {s += $2} END {print s + 0}'; }
 
 # One perfdhcp step at rate $1: prints "<achieved exchanges/s> <worst drop %> <REQUEST→ACK avg ms>
-# <REQUEST→ACK p99 ms> <server CPU µs per exchange>". The latencies come from perfdhcp's own
+# <REQUEST→ACK p99 ms> <server CPU µs per exchange> <server thread sleeps per exchange>". The latencies come from perfdhcp's own
 # send/receive timestamps of every completed exchange (-x t); the 99th percentile is computed
 # here (perfdhcp prints none). CPU per exchange is steadier than rates on a loaded machine.
 step() {
-  local out=$work/step.out p99 t0 t1
-  t0=$(cpu_ticks)
+  local out=$work/step.out p99 t0 t1 c0 c1
+  local perf_pid=
+  if [ -n "${PROFILE:-}" ]; then # the server's call graphs over this step, for perf report
+    mkdir -p "$PROFILE"
+    perf record -q -g -p "$server_pid" -o "$PROFILE/$profile_name-$1.perf.data" 2>/dev/null & perf_pid=$!
+  fi
+  t0=$(cpu_ticks) c0=$(ctx_switches)
   ip netns exec $C taskset -c "$CLIENT_CPU" perfdhcp -4 -l bc0 -x t -r "$1" -p "$STEP_SECONDS" -M "$macs" -W 500000 > "$out" 2>&1 || true
-  t1=$(cpu_ticks)
+  t1=$(cpu_ticks) c1=$(ctx_switches)
+  [ -n "$perf_pid" ] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
   p99=$(awk '/^\*\*\*Timestamps for packets: REQUEST-ACK/ {ra=1; next} /^\*\*\*/ {ra=0}
              ra && /^sent \/ received:/ {printf "%.3f\n", ($6 - $4) * 1000}' "$out" | sort -n |
         awk '{d[NR]=$1} END {i=int(NR*0.99); if (i<NR*0.99) i++; if (NR) print d[i]; else print "nan"}')
-  awk -v p99="$p99" -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v secs="$STEP_SECONDS" \
+  awk -v p99="$p99" -v ticks=$((t1 - t0)) -v cs=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v secs="$STEP_SECONDS" \
       '/^Rate:/ {rate=$2} /drops ratio:/ {d=$3; if (d=="-nan" || d=="nan") d=100; if (d+0>worst) worst=d+0}
        /Statistics for: REQUEST-ACK/ {ra=1} ra && /^avg delay:/ {avg=$3; ra=0}
-       END {if (avg=="") avg="nan"; cpu="nan"; if (rate>0) cpu=sprintf("%.0f", ticks/hz*1e6/(rate*secs))
-            printf "%d %.3f %s %s %s\n", rate, worst, avg, p99, cpu}' "$out"
+       END {if (avg=="") avg="nan"; cpu="nan"; sw="nan"
+            if (rate>0) {cpu=sprintf("%.0f", ticks/hz*1e6/(rate*secs)); sw=sprintf("%.1f", cs/(rate*secs))}
+            printf "%d %.3f %s %s %s %s\n", rate, worst, avg, p99, cpu, sw}' "$out"
 }
 
 # trials $1: TRIALS steps at rate $1, each shown; prints the median step by drops, so a rate
@@ -208,6 +224,10 @@ trials() {
 # "<offered/s> <achieved/s> <avg ms> <p99 ms> <CPU µs/exchange>" of the best step.
 search() {
   local good=0 best="0 0 100 nan nan nan" bad=0 r=$START_RATE out
+  if [ -n "${RATE:-}" ]; then # no search: the one rate asked for
+    out=$(trials "$RATE"); read -r a _ avg p99 cpu _ <<< "$out"
+    echo "$RATE $a $avg $p99 $cpu"; return
+  fi
   while [ $r -le "$MAX_RATE" ]; do
     out=$(trials $r)
     if passes "$out"; then good=$r; best="$r $out"; r=$((r * 2)); else bad=$r; break; fi
@@ -218,11 +238,11 @@ search() {
       if passes "$out"; then good=$r; best="$r $out"; else bad=$r; fi
     done
   fi
-  read -r o a _ avg p99 cpu <<< "$best"
+  read -r o a _ avg p99 cpu _ <<< "$best"
   echo "$o $a $avg $p99 $cpu"
 }
 passes() { awk -v d="$(cut -d' ' -f2 <<< "$1")" 'BEGIN{exit !(d < 1)}'; }
-say_step() { read -r a d avg p99 cpu <<< "$2"; echo "    offered $1/s: achieved $a/s, drops $d%, REQUEST→ACK avg $avg ms, p99 $p99 ms, server CPU $cpu µs/exchange" >&2; }
+say_step() { read -r a d avg p99 cpu sw <<< "$2"; echo "    offered $1/s: achieved $a/s, drops $d%, REQUEST→ACK avg $avg ms, p99 $p99 ms, server CPU $cpu µs/exchange, $sw thread sleeps/exchange" >&2; }
 
 declare -A result atkea
 servers=(netbootd-xdp netbootd kea dnsmasq)
@@ -239,10 +259,11 @@ for scenario in "${scenarios[@]}"; do
     for srv in "${order[@]}"; do
       [ "$srv" = netbootd-xdp ] && [ "$scenario" = pool ] && continue # the fast path answers reservations only
       echo "== $scenario: $srv$([ "$ROUNDS" -gt 1 ] && echo ", round $round of $ROUNDS")" >&2
+      profile_name=$scenario-$srv-$round
       if start_server "$srv" "$scenario"; then
         result[$scenario,$srv,$round]=$(search)
         kea_offered=${result[$scenario,kea,$round]:-0}; kea_offered=${kea_offered%% *}
-        if [ "$srv" != kea ] && [ "${kea_offered:-0}" -gt 0 ]; then
+        if [ "$srv" != kea ] && [ "${kea_offered:-0}" -gt 0 ] && [ -z "${RATE:-}" ]; then
           echo "    at Kea's highest rate:" >&2
           out=$(trials "$kea_offered"); atkea[$scenario,$srv,$round]="$kea_offered $out"
         fi
@@ -296,7 +317,7 @@ for scenario in "${scenarios[@]}"; do
       rates+=" $v"; avgs+=" $avg"; p99s+=" $p99"
       [ "${kea:-0}" -gt 0 ] && ratios+=" $(awk -v a="$v" -v b="$kea" 'BEGIN{printf "%.2f", a/b}')"
       if [ -n "${atkea[$scenario,$srv,$round]:-}" ]; then
-        read -r ko _ d kavg kp99 kc <<< "${atkea[$scenario,$srv,$round]}"
+        read -r ko _ d kavg kp99 kc _ <<< "${atkea[$scenario,$srv,$round]}"
         kavgs+=" $kavg"; kp99s+=" $kp99"; cpus+=" $kc"; drops+=" $d"; krates+=" $ko"
       elif [ "$srv" = kea ]; then
         kavgs+=" $avg"; kp99s+=" $p99"; cpus+=" $kcpu"
