@@ -17,7 +17,6 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"github.com/netbootd/netbootd/control/config"
@@ -47,8 +46,9 @@ type Server struct {
 	state atomic.Pointer[state]
 	h     handler
 
-	conns []*net.UDPConn // :67, and :4011 in proxy mode
-	raw   int            // AF_PACKET socket for frames to clients without an address
+	conns []*net.UDPConn    // :67, and :4011 in proxy mode
+	rcs   []syscall.RawConn // conns[i]'s descriptor, for raw sends (sockio.go)
+	raw   int               // AF_PACKET socket for frames to clients without an address
 	queue chan packet
 	bufs  sync.Pool
 
@@ -108,7 +108,14 @@ func New(cfg Config) (*Server, error) {
 			s.closeSockets()
 			return nil, err
 		}
+		rc, err := c.SyscallConn()
+		if err != nil {
+			_ = c.Close()
+			s.closeSockets()
+			return nil, fmt.Errorf("dhcpd: UDP %d: %w", p, err)
+		}
 		s.conns = append(s.conns, c)
+		s.rcs = append(s.rcs, rc)
 	}
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0) // protocol 0: sends only, receives nothing
 	if err != nil {
@@ -228,21 +235,22 @@ const readBatch = 32
 
 func (s *Server) read(ctx context.Context, c *net.UDPConn) error {
 	port := uint16(c.LocalAddr().(*net.UDPAddr).Port)
-	pc := ipv4.NewPacketConn(c)
-	msgs := make([]ipv4.Message, readBatch)
-	bufs := make([]*[]byte, readBatch)
-	for i := range msgs {
-		bufs[i] = s.bufs.Get().(*[]byte)
-		msgs[i].Buffers = [][]byte{*bufs[i]}
-		msgs[i].OOB = make([]byte, arrivalOOB)
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("dhcpd: read: %w", err)
 	}
+	bufs := make([]*[]byte, readBatch)
+	for i := range bufs {
+		bufs[i] = s.bufs.Get().(*[]byte)
+	}
+	r := newBatchReader(rc, bufs, arrivalOOB)
 	defer func() {
-		for _, b := range bufs {
+		for _, b := range r.bufs {
 			s.bufs.Put(b)
 		}
 	}()
 	for {
-		n, err := pc.ReadBatch(msgs, 0)
+		n, err := r.read()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
@@ -255,23 +263,26 @@ func (s *Server) read(ctx context.Context, c *net.UDPConn) error {
 		}
 		now := time.Now()
 		for i := range n {
-			m := &msgs[i]
-			at, ok := arrival(m.OOB[:m.NN])
+			size, src, oob := r.message(i)
+			at, ok := arrival(oob)
 			if !ok || at.After(now) {
 				at = now
 			}
-			ua, _ := m.Addr.(*net.UDPAddr)
-			if m.N > maxRequest || ua == nil {
+			if size > maxRequest || !src.IsValid() {
 				s.drops.WithLabelValues(dropMalformed).Inc()
 				continue
 			}
-			src := ua.AddrPort()
-			src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+			if b := (*r.bufs[i])[:size]; len(s.queue) == 0 && neverWaits(b) {
+				// Answered from memory, with the workers idle: served here, without waking one
+				// and back. With requests queued, the workers are awake and share the load.
+				msg, err := parseMessage(b)
+				s.answer(msg, err, packet{src: src, port: port, at: at})
+				continue
+			}
 			select {
-			case s.queue <- packet{buf: bufs[i], n: m.N, src: src, port: port, at: at}:
+			case s.queue <- packet{buf: r.bufs[i], n: size, src: src, port: port, at: at}:
 				// The worker owns that buffer now: give the slot a fresh one.
-				bufs[i] = s.bufs.Get().(*[]byte)
-				m.Buffers[0] = *bufs[i]
+				r.setBuf(i, s.bufs.Get().(*[]byte))
 			default:
 				s.drops.WithLabelValues(dropQueueFull).Inc()
 			}
@@ -341,8 +352,7 @@ func (s *Server) answer(msg *dhcpv4.DHCPv4, err error, p packet) {
 
 func (s *Server) send(r *response) error {
 	if r.udp.IsValid() {
-		_, err := s.conn(r.from).WriteToUDPAddrPort(r.payload, r.udp)
-		return err
+		return sendTo(s.rcs[s.conn(r.from)], r.payload, r.udp)
 	}
 	frame := ipUDP(nil, s.cfg.ServerIP, r.rawIP, 67, 68, r.payload)
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: s.cfg.IfIndex, Halen: 6}
@@ -350,14 +360,14 @@ func (s *Server) send(r *response) error {
 	return unix.Sendto(s.raw, frame, 0, sa)
 }
 
-// conn is the socket bound to port (0: the first, port 67).
-func (s *Server) conn(port uint16) *net.UDPConn {
-	for _, c := range s.conns {
+// conn is the index of the socket bound to port (0: the first, port 67).
+func (s *Server) conn(port uint16) int {
+	for i, c := range s.conns {
 		if port != 0 && c.LocalAddr().(*net.UDPAddr).Port == int(port) {
-			return c
+			return i
 		}
 	}
-	return s.conns[0]
+	return 0
 }
 
 // SetStandby, with HA, says whether another instance owns the dynamic pools now: a standby

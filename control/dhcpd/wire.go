@@ -101,6 +101,32 @@ func appendOptionArea(b []byte, msgType uint8, opts []option) []byte {
 // file and sname fields (RFC 2131 §4.1, RFC 2132 §9.3): the file field is read after the
 // options field, then sname; an option found in several places is their concatenation
 // (RFC 3396). Overloaded fields hold no file or server name, so those read as empty.
+// neverWaits reports whether b is a DHCPDISCOVER (option 53 in the options field): its answer,
+// an OFFER, comes from memory (RFC 2131 §3.1: an offer needs no stable storage), so it never
+// waits on the lease store. Anything else, or a message type it cannot find, may wait.
+func neverWaits(b []byte) bool {
+	if len(b) < headerLen+cookieLen || [4]byte(b[headerLen:]) != magicCookie {
+		return false
+	}
+	for o := b[headerLen+cookieLen:]; len(o) > 0; {
+		switch o[0] {
+		case 0: // pad
+			o = o[1:]
+			continue
+		case 255: // end
+			return false
+		}
+		if len(o) < 2 || len(o) < 2+int(o[1]) {
+			return false
+		}
+		if o[0] == 53 {
+			return o[1] == 1 && dhcpv4.MessageType(o[2]) == dhcpv4.MessageTypeDiscover
+		}
+		o = o[2+int(o[1]):]
+	}
+	return false
+}
+
 func parseMessage(b []byte) (*dhcpv4.DHCPv4, error) {
 	m, err := dhcpv4.FromBytes(b)
 	if err != nil {
