@@ -30,15 +30,24 @@ func (h *heldCommits) Commit(c lease.Client, subnet string, ip netip.Addr, d tim
 	return h.Leases.Commit(c, subnet, ip, d, hostname)
 }
 
-// With the only worker waiting on a lease commit, a DISCOVER is still answered: the socket's
-// reader serves it from memory itself, over real sockets (recvmmsg, sendto) between two
-// namespaces. The ACK the commit held goes out once the commit ends.
-func TestDHCPCPUOfferWhileCommitWaits(t *testing.T) {
+// With the only worker waiting on a lease commit, a DISCOVER and a renewal whose lease on disk
+// is reused are still answered: the socket's reader serves them itself, over real sockets
+// (recvmmsg, sendto) between two namespaces. The ACK the commit held goes out once the commit
+// ends.
+func TestDHCPCPUReaderAnswersWhileCommitWaits(t *testing.T) {
 	netns.RequireRoot(t)
 	srvNS, cliNS := netns.New(t, "dcs"), netns.New(t, "dcc")
 	netns.Veth(t, srvNS, "ds0", "10.0.0.1/24", cliNS, "dc0", "10.0.0.254/24")
 
 	f := newFixture(t, "dhcp: {workers: 1}\n"+testConfig)
+	if err := f.leases.SetReuseThreshold(0.25); err != nil {
+		t.Fatal(err)
+	}
+	node10, node11 := net.HardwareAddr{2, 0, 0, 0, 0, 0x0a}, net.HardwareAddr{2, 0, 0, 0, 0, 0x0b}
+	// node11's lease is on disk already: its renewal reuses it.
+	if _, err := f.leases.Commit(lease.ClientOf(node11, nil), "10.0.0.0/24", netip.MustParseAddr("10.0.0.11"), 10*time.Minute, "node11"); err != nil {
+		t.Fatal(err)
+	}
 	held := &heldCommits{Leases: f.leases, entered: make(chan struct{}, 4), release: make(chan struct{})}
 	var releaseOnce sync.Once
 	releaseCommits := func() { releaseOnce.Do(func() { close(held.release) }) }
@@ -106,7 +115,6 @@ func TestDHCPCPUOfferWhileCommitWaits(t *testing.T) {
 		}
 	}
 
-	node10, node11 := net.HardwareAddr{2, 0, 0, 0, 0, 0x0a}, net.HardwareAddr{2, 0, 0, 0, 0, 0x0b}
 	req := ask(dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest), dhcpv4.WithHwAddr(node10),
 		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 0, 0, 1))),
 		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 0, 0, 10))))
@@ -117,9 +125,16 @@ func TestDHCPCPUOfferWhileCommitWaits(t *testing.T) {
 	if offer.MessageType() != dhcpv4.MessageTypeOffer || !offer.YourIPAddr.Equal(net.IPv4(10, 0, 0, 11)) {
 		t.Fatalf("reply to the DISCOVER: %s for %s, want an OFFER of 10.0.0.11", offer.MessageType(), offer.YourIPAddr)
 	}
+	renew := ask(dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest), dhcpv4.WithHwAddr(node11),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 0, 0, 1))),
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 0, 0, 11))))
+	reused := await(renew.TransactionID)
+	if reused.MessageType() != dhcpv4.MessageTypeAck || !reused.YourIPAddr.Equal(net.IPv4(10, 0, 0, 11)) {
+		t.Fatalf("reply to the renewal: %s for %s, want an ACK of 10.0.0.11", reused.MessageType(), reused.YourIPAddr)
+	}
 	select {
 	case <-held.entered:
-		t.Fatal("the DISCOVER went to the lease store's commit")
+		t.Fatal("the DISCOVER or the reused renewal went to a lease commit that waits")
 	default:
 	}
 

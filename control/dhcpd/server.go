@@ -272,11 +272,7 @@ func (s *Server) read(ctx context.Context, c *net.UDPConn) error {
 				s.drops.WithLabelValues(dropMalformed).Inc()
 				continue
 			}
-			if b := (*r.bufs[i])[:size]; len(s.queue) == 0 && neverWaits(b) {
-				// Answered from memory, with the workers idle: served here, without waking one
-				// and back. With requests queued, the workers are awake and share the load.
-				msg, err := parseMessage(b)
-				s.answer(msg, err, packet{src: src, port: port, at: at})
+			if len(s.queue) == 0 && s.inline((*r.bufs[i])[:size], packet{src: src, port: port, at: at}) {
 				continue
 			}
 			select {
@@ -290,29 +286,52 @@ func (s *Server) read(ctx context.Context, c *net.UDPConn) error {
 	}
 }
 
+// inline answers, in the reader, what needs no wait for the disk: a DISCOVER (its OFFER comes
+// from memory; RFC 2131 §3.1: an offer needs no stable storage) and a REQUEST whose lease on
+// disk is reused or that is refused. It reports false, having answered nothing, for anything
+// a worker must do. The reader calls it only with the queue empty: the workers are idle, and
+// one would only add a wakeup and a hand-back; with requests queued they are awake and share
+// the load across cores.
+func (s *Server) inline(b []byte, p packet) bool {
+	switch optionsType(b) {
+	case dhcpv4.MessageTypeDiscover:
+		msg, err := parseMessage(b)
+		return s.answer(msg, err, p, false)
+	case dhcpv4.MessageTypeRequest:
+		msg, err := parseMessage(b)
+		return err == nil && s.answer(msg, nil, p, true)
+	}
+	return false
+}
+
 // serve answers a request a worker took from the queue.
 func (s *Server) serve(p packet) {
 	msg, err := parseMessage((*p.buf)[:p.n])
 	s.bufs.Put(p.buf)
-	s.answer(msg, err, p)
+	s.answer(msg, err, p, false)
 }
 
-// answer handles a parsed request (err: it did not parse) and sends the reply.
-func (s *Server) answer(msg *dhcpv4.DHCPv4, err error, p packet) {
+// answer handles a parsed request (err: it did not parse) and sends the reply. With noWait
+// (the reader) it reports false, having counted and sent nothing, when the request's lease
+// commit must wait for the disk.
+func (s *Server) answer(msg *dhcpv4.DHCPv4, err error, p packet, noWait bool) bool {
 	if err != nil {
 		s.requests.WithLabelValues("MALFORMED").Inc()
 		s.drops.WithLabelValues(dropMalformed).Inc()
-		return
+		return true
+	}
+	req := &request{msg: msg, mac: msg.ClientHWAddr, src: p.src, port: p.port, at: p.at, noWait: noWait}
+	resp, why := s.h.handle(s.state.Load(), req)
+	if why == mustWait {
+		return false
 	}
 	s.requests.WithLabelValues(typeName(msg.MessageType())).Inc()
-	req := &request{msg: msg, mac: msg.ClientHWAddr, src: p.src, port: p.port, at: p.at}
-	resp, why := s.h.handle(s.state.Load(), req)
 	if resp == nil {
 		s.drops.WithLabelValues(why).Inc()
 		if why != dropNoReply && s.debug {
 			s.log.Debug("no reply", "mac", req.mac.String(), "xid", msg.TransactionID.String(), "type", msg.MessageType().String(), "why", why)
 		}
-		return
+		return true
 	}
 	if len(resp.droppedOptions) > 0 {
 		s.optionsDropped.Add(float64(len(resp.droppedOptions)))
@@ -322,7 +341,7 @@ func (s *Server) answer(msg *dhcpv4.DHCPv4, err error, p packet) {
 	if err := s.send(resp); err != nil {
 		s.drops.WithLabelValues("send_error").Inc()
 		s.log.Warn("send reply", "mac", req.mac.String(), "err", err)
-		return
+		return true
 	}
 	s.replies.WithLabelValues(typeName(resp.msgType)).Inc()
 	s.latency.WithLabelValues(typeName(resp.msgType)).Observe(time.Since(p.at).Seconds())
@@ -348,6 +367,7 @@ func (s *Server) answer(msg *dhcpv4.DHCPv4, err error, p packet) {
 	if s.debug { // the arguments cost allocations even when the level is off
 		s.log.Debug("reply", "mac", req.mac.String(), "xid", msg.TransactionID.String(), "type", resp.msgType.String())
 	}
+	return true
 }
 
 func (s *Server) send(r *response) error {
