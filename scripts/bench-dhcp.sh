@@ -14,6 +14,7 @@
 #   RATE=4800 SERVERS="netbootd-base netbootd" ...
 #                                    # no search: each server offered that one rate (profiling, A/B)
 #   PROFILE=/tmp/prof RATE=4800 ...  # perf record -g of the server over each step: /tmp/prof/<scenario>-<server>-<round>-<rate>.perf.data
+#                                    # (PERF_EVENTS=sched:sched_switch: where its threads go to sleep instead of CPU samples)
 #   SCENARIOS=reserved REUSE=0 ...   # one scenario; netbootd (not -base) with dhcp.reuse_threshold 0:
 #                                    # every ACK writes and fsyncs its lease (default 25: renewals of an
 #                                    # unchanged lease written < 25% of the lease time ago reuse it)
@@ -194,7 +195,7 @@ step() {
   local perf_pid=
   if [ -n "${PROFILE:-}" ]; then # the server's call graphs over this step, for perf report
     mkdir -p "$PROFILE"
-    perf record -q -g -p "$server_pid" -o "$PROFILE/$profile_name-$1.perf.data" 2>/dev/null & perf_pid=$!
+    perf record -q -g ${PERF_EVENTS:+-e "$PERF_EVENTS"} -p "$server_pid" -o "$PROFILE/$profile_name-$1.perf.data" 2>/dev/null & perf_pid=$!
   fi
   t0=$(cpu_ticks) c0=$(ctx_switches)
   ip netns exec $C taskset -c "$CLIENT_CPU" perfdhcp -4 -l bc0 -x t -r "$1" -p "$STEP_SECONDS" -M "$macs" -W 500000 > "$out" 2>&1 || true
