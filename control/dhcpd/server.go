@@ -298,6 +298,9 @@ func (s *Server) inline(b []byte, p packet) bool {
 		msg, err := parseMessage(b)
 		return s.answer(msg, err, p, false)
 	case dhcpv4.MessageTypeRequest:
+		if s.state.Load().conf.DHCP.ReuseFraction() == 0 {
+			return false // every commit writes (dhcp.reuse_threshold: 0): a worker would only redo the try
+		}
 		msg, err := parseMessage(b)
 		return err == nil && s.answer(msg, nil, p, true)
 	}
