@@ -224,10 +224,10 @@ trials() {
 # Highest rate with < 1% drops: double until it fails, then bisect four times. Prints
 # "<offered/s> <achieved/s> <avg ms> <p99 ms> <CPU µs/exchange>" of the best step.
 search() {
-  local good=0 best="0 0 100 nan nan nan" bad=0 r=$START_RATE out
+  local good=0 best="0 0 100 nan nan nan nan" bad=0 r=$START_RATE out
   if [ -n "${RATE:-}" ]; then # no search: the one rate asked for
-    out=$(trials "$RATE"); read -r a _ avg p99 cpu _ <<< "$out"
-    echo "$RATE $a $avg $p99 $cpu"; return
+    out=$(trials "$RATE"); read -r a _ avg p99 cpu sw <<< "$out"
+    echo "$RATE $a $avg $p99 $cpu $sw"; return
   fi
   while [ $r -le "$MAX_RATE" ]; do
     out=$(trials $r)
@@ -239,8 +239,8 @@ search() {
       if passes "$out"; then good=$r; best="$r $out"; else bad=$r; fi
     done
   fi
-  read -r o a _ avg p99 cpu _ <<< "$best"
-  echo "$o $a $avg $p99 $cpu"
+  read -r o a _ avg p99 cpu sw <<< "$best"
+  echo "$o $a $avg $p99 $cpu $sw"
 }
 passes() { awk -v d="$(cut -d' ' -f2 <<< "$1")" 'BEGIN{exit !(d < 1)}'; }
 say_step() { read -r a d avg p99 cpu sw <<< "$2"; echo "    offered $1/s: achieved $a/s, drops $d%, REQUEST→ACK avg $avg ms, p99 $p99 ms, server CPU $cpu µs/exchange, $sw thread sleeps/exchange" >&2; }
@@ -269,7 +269,7 @@ for scenario in "${scenarios[@]}"; do
           out=$(trials "$kea_offered"); atkea[$scenario,$srv,$round]="$kea_offered $out"
         fi
       else
-        result[$scenario,$srv,$round]="0 0 nan nan nan"
+        result[$scenario,$srv,$round]="0 0 nan nan nan nan"
       fi
       stop_server "$srv"
     done
@@ -305,36 +305,36 @@ med() { tr ' ' '\n' <<< "$1" | awk 'NF && tolower($0) !~ /nan/' | sort -g | awk 
 echo
 echo "DHCPv4 exchanges/s (DISCOVER-OFFER-REQUEST-ACK) with < 1% drops; netbootd-xdp in ${XDP_MODE:-generic} mode; perfdhcp $(perfdhcp -v 2>&1 | awk '{print $2}'), $CLIENTS clients, ${STEP_SECONDS}s steps, $(nproc) cores, veth, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 [ "$ROUNDS" -gt 1 ] && echo "$ROUNDS alternating rounds: median (min-max) over the rounds; vs Kea is each round's ratio to Kea in that round"
-w='%-9s %-13s %-18s %-19s %-42s %-62s %s\n' # median (min-max) needs the room
-[ "$ROUNDS" -gt 1 ] || w='%-9s %-13s %-8s %-7s %-18s %-34s %s\n'
-printf "$w" scenario server "exch/s" "vs Kea" "REQ-ACK avg / p99 ms" "at Kea's rate: avg / p99 ms" "CPU µs/exch (at Kea's rate, or its own)"
+w='%-9s %-13s %-18s %-19s %-42s %-62s %-40s %s\n' # median (min-max) needs the room
+[ "$ROUNDS" -gt 1 ] || w='%-9s %-13s %-8s %-7s %-18s %-34s %-40s %s\n'
+printf "$w" scenario server "exch/s" "vs Kea" "REQ-ACK avg / p99 ms" "at Kea's rate: avg / p99 ms" "CPU µs/exch (at Kea's rate, or its own)" "sleeps/exch (same step)"
 for scenario in "${scenarios[@]}"; do
   for srv in "${servers[@]}"; do
     [ -n "${result[$scenario,$srv,1]:-}" ] || continue
-    rates="" ratios="" avgs="" p99s="" kavgs="" kp99s="" cpus="" drops="" krates=""
+    rates="" ratios="" avgs="" p99s="" kavgs="" kp99s="" cpus="" sws="" drops="" krates=""
     for ((round = 1; round <= ROUNDS; round++)); do
-      read -r _ v avg p99 cpu <<< "${result[$scenario,$srv,$round]}"
-      read -r _ kea _ _ kcpu <<< "${result[$scenario,kea,$round]:-0 0 nan nan nan}"
+      read -r _ v avg p99 cpu sw <<< "${result[$scenario,$srv,$round]}"
+      read -r _ kea _ _ kcpu ksw <<< "${result[$scenario,kea,$round]:-0 0 nan nan nan nan}"
       rates+=" $v"; avgs+=" $avg"; p99s+=" $p99"
       [ "${kea:-0}" -gt 0 ] && ratios+=" $(awk -v a="$v" -v b="$kea" 'BEGIN{printf "%.2f", a/b}')"
       if [ -n "${atkea[$scenario,$srv,$round]:-}" ]; then
-        read -r ko _ d kavg kp99 kc _ <<< "${atkea[$scenario,$srv,$round]}"
-        kavgs+=" $kavg"; kp99s+=" $kp99"; cpus+=" $kc"; drops+=" $d"; krates+=" $ko"
+        read -r ko _ d kavg kp99 kc ks <<< "${atkea[$scenario,$srv,$round]}"
+        kavgs+=" $kavg"; kp99s+=" $kp99"; cpus+=" $kc"; sws+=" $ks"; drops+=" $d"; krates+=" $ko"
       elif [ "$srv" = kea ]; then
-        kavgs+=" $avg"; kp99s+=" $p99"; cpus+=" $kcpu"
+        kavgs+=" $avg"; kp99s+=" $p99"; cpus+=" $kcpu"; sws+=" $ksw"
       else # no Kea in this run: the CPU at the server's own highest rate
-        cpus+=" $cpu"
+        cpus+=" $cpu"; sws+=" $sw"
       fi
     done
     at="$(med "$kavgs" %.2f) / $(med "$kp99s" %.2f)"
     [ -n "$drops" ] && at+=" (drops $(med "$drops" %.1f)%)"
     printf "$w" "$scenario" "$srv" "$(med "$rates" %.0f)" "$(med "$ratios" %.2fx)" \
-      "$(med "$avgs" %.2f) / $(med "$p99s" %.2f)" "$at" "$(med "$cpus" %.0f)"
+      "$(med "$avgs" %.2f) / $(med "$p99s" %.2f)" "$at" "$(med "$cpus" %.0f)" "$(med "$sws" %.1f)"
   done
 done
 echo "(REQ-ACK: perfdhcp's REQUEST sent to ACK received, average and 99th percentile over the exchanges of one step;"
 echo " first at the server's own highest rate, then with every server offered Kea's highest rate of the same round."
-echo " CPU: the server's user+system time over that step divided by its exchanges.)"
+echo " CPU: the server's user+system time over that step divided by its exchanges; sleeps: its threads' voluntary context switches over it.)"
 echo "(server pinned to CPU $SERVER_CPU, perfdhcp to CPU $CLIENT_CPU; perfdhcp is one sender process: at high rates it, not the server, can be the limit.)"
 if [ ${#flood[@]} -gt 0 ]; then
   echo
