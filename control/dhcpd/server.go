@@ -71,6 +71,7 @@ type packet struct {
 	src  netip.AddrPort
 	port uint16
 	at   time.Time
+	msg  *dhcpv4.DHCPv4 // buf parsed already (by the reader's try), or nil
 }
 
 // New validates the configuration and binds the sockets, so a port conflict fails the start.
@@ -272,11 +273,15 @@ func (s *Server) read(ctx context.Context, c *net.UDPConn) error {
 				s.drops.WithLabelValues(dropMalformed).Inc()
 				continue
 			}
-			if len(s.queue) == 0 && s.inline((*r.bufs[i])[:size], packet{src: src, port: port, at: at}) {
-				continue
+			p := packet{buf: r.bufs[i], n: size, src: src, port: port, at: at}
+			if len(s.queue) == 0 {
+				var done bool
+				if done, p.msg = s.inline((*p.buf)[:size], p); done {
+					continue
+				}
 			}
 			select {
-			case s.queue <- packet{buf: r.bufs[i], n: size, src: src, port: port, at: at}:
+			case s.queue <- p:
 				// The worker owns that buffer now: give the slot a fresh one.
 				r.setBuf(i, s.bufs.Get().(*[]byte))
 			default:
@@ -289,27 +294,33 @@ func (s *Server) read(ctx context.Context, c *net.UDPConn) error {
 // inline answers, in the reader, what needs no wait for the disk: a DISCOVER (its OFFER comes
 // from memory; RFC 2131 §3.1: an offer needs no stable storage) and a REQUEST whose lease on
 // disk is reused or that is refused. It reports false, having answered nothing, for anything
-// a worker must do. The reader calls it only with the queue empty: the workers are idle, and
+// a worker must do, with the message if it parsed it (the worker need not parse it again). The reader calls it only with the queue empty: the workers are idle, and
 // one would only add a wakeup and a hand-back; with requests queued they are awake and share
 // the load across cores.
-func (s *Server) inline(b []byte, p packet) bool {
+func (s *Server) inline(b []byte, p packet) (done bool, parsed *dhcpv4.DHCPv4) {
 	switch optionsType(b) {
 	case dhcpv4.MessageTypeDiscover:
 		msg, err := parseMessage(b)
-		return s.answer(msg, err, p, false)
+		return s.answer(msg, err, p, false), msg
 	case dhcpv4.MessageTypeRequest:
 		if s.state.Load().conf.DHCP.ReuseFraction() == 0 {
-			return false // every commit writes (dhcp.reuse_threshold: 0): a worker would only redo the try
+			return false, nil // every commit writes (dhcp.reuse_threshold: 0): a worker would only redo the try
 		}
 		msg, err := parseMessage(b)
-		return err == nil && s.answer(msg, nil, p, true)
+		if err != nil {
+			return false, nil
+		}
+		return s.answer(msg, nil, p, true), msg
 	}
-	return false
+	return false, nil
 }
 
 // serve answers a request a worker took from the queue.
 func (s *Server) serve(p packet) {
-	msg, err := parseMessage((*p.buf)[:p.n])
+	msg, err := p.msg, error(nil)
+	if msg == nil {
+		msg, err = parseMessage((*p.buf)[:p.n])
+	}
 	s.bufs.Put(p.buf)
 	s.answer(msg, err, p, false)
 }
