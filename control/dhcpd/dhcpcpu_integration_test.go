@@ -118,7 +118,11 @@ func TestDHCPCPUReaderAnswersWhileCommitWaits(t *testing.T) {
 	req := ask(dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest), dhcpv4.WithHwAddr(node10),
 		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 0, 0, 1))),
 		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 0, 0, 10))))
-	<-held.entered // the only worker now waits on the commit
+	select { // the only worker now waits on the commit
+	case <-held.entered:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the REQUEST never reached the lease store's commit")
+	}
 
 	disc := ask(dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover), dhcpv4.WithHwAddr(node11))
 	offer := await(disc.TransactionID)
