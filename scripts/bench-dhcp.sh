@@ -15,6 +15,7 @@
 #                                    # no search: each server offered that one rate (profiling, A/B)
 #   PROFILE=/tmp/prof RATE=4800 ...  # perf record -g of the server over each step: /tmp/prof/<scenario>-<server>-<round>-<rate>.perf.data
 #                                    # (PERF_EVENTS=sched:sched_switch: where its threads go to sleep instead of CPU samples)
+#   PERFDHCP_ARGS="-g multi" ...     # extra perfdhcp arguments (-g multi: its sender and receiver in two threads)
 #   SCENARIOS=reserved REUSE=0 ...   # one scenario; netbootd (not -base) with dhcp.reuse_threshold 0:
 #                                    # every ACK writes and fsyncs its lease (default 25: renewals of an
 #                                    # unchanged lease written < 25% of the lease time ago reuse it)
@@ -198,7 +199,7 @@ step() {
     perf record -q -g ${PERF_EVENTS:+-e "$PERF_EVENTS"} -p "$server_pid" -o "$PROFILE/$profile_name-$1.perf.data" 2>/dev/null & perf_pid=$!
   fi
   t0=$(cpu_ticks) c0=$(ctx_switches)
-  ip netns exec $C taskset -c "$CLIENT_CPU" perfdhcp -4 -l bc0 -x t -r "$1" -p "$STEP_SECONDS" -M "$macs" -W 500000 > "$out" 2>&1 || true
+  ip netns exec $C taskset -c "$CLIENT_CPU" perfdhcp -4 -l bc0 -x t -r "$1" -p "$STEP_SECONDS" -M "$macs" -W 500000 ${PERFDHCP_ARGS:-} > "$out" 2>&1 || true
   t1=$(cpu_ticks) c1=$(ctx_switches)
   [ -n "$perf_pid" ] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
   p99=$(awk '/^\*\*\*Timestamps for packets: REQUEST-ACK/ {ra=1; next} /^\*\*\*/ {ra=0}
