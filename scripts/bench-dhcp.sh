@@ -11,6 +11,11 @@
 #   ROUNDS=3 SERVERS="kea netbootd" scripts/bench-dhcp.sh
 #                                    # alternating rounds (kea, netbootd, kea, ...): median (min-max)
 #   TRIALS=3 SCENARIOS=reserved ...  # each rate tried 3 times, passing when 2 of 3 have < 1% drops
+#   RATE=4800 SERVERS="netbootd-base netbootd" ...
+#                                    # no search: each server offered that one rate (profiling, A/B)
+#   PROFILE=/tmp/prof RATE=4800 ...  # perf record -g of the server over each step: /tmp/prof/<scenario>-<server>-<round>-<rate>.perf.data
+#                                    # (PERF_EVENTS=sched:sched_switch: where its threads go to sleep instead of CPU samples)
+#   PERFDHCP_ARGS="-g multi" ...     # extra perfdhcp arguments (-g multi: its sender and receiver in two threads)
 #   SCENARIOS=reserved REUSE=0 ...   # one scenario; netbootd (not -base) with dhcp.reuse_threshold 0:
 #                                    # every ACK writes and fsyncs its lease (default 25: renewals of an
 #                                    # unchanged lease written < 25% of the lease time ago reuse it)
@@ -170,29 +175,42 @@ stop_server() {
   kill "$server_pid" 2>/dev/null || true
   wait "$server_pid" 2>/dev/null || true
   server_pid=
+  [ -n "${PROFILE:-}" ] && cp "$work/server.log" "$PROFILE/$profile_name.log" # e.g. GODEBUG=gctrace=1's lines
   ip netns exec $S "$BIN" detach --pin-dir "$pins" bs0 >/dev/null 2>&1 || true
 }
 
 # The server's CPU time so far (user + system, all threads), in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat" 2>/dev/null || echo 0; }
+# The server's voluntary context switches so far (all live threads): each is a thread going to
+# sleep (to wait for a packet, a disk flush or another goroutine), and its wakeup later; per
+# exchange they count the hand-offs between threads. Involuntary ones (preemption by whatever
+# else runs on the core) are left out: they measure the neighbours.
+ctx_switches() { cat /proc/"$server_pid"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ {s += $2} END {print s + 0}'; }
 
 # One perfdhcp step at rate $1: prints "<achieved exchanges/s> <worst drop %> <REQUEST→ACK avg ms>
-# <REQUEST→ACK p99 ms> <server CPU µs per exchange>". The latencies come from perfdhcp's own
+# <REQUEST→ACK p99 ms> <server CPU µs per exchange> <server thread sleeps per exchange>". The latencies come from perfdhcp's own
 # send/receive timestamps of every completed exchange (-x t); the 99th percentile is computed
 # here (perfdhcp prints none). CPU per exchange is steadier than rates on a loaded machine.
 step() {
-  local out=$work/step.out p99 t0 t1
-  t0=$(cpu_ticks)
-  ip netns exec $C taskset -c "$CLIENT_CPU" perfdhcp -4 -l bc0 -x t -r "$1" -p "$STEP_SECONDS" -M "$macs" -W 500000 > "$out" 2>&1 || true
-  t1=$(cpu_ticks)
+  local out=$work/step.out p99 t0 t1 c0 c1
+  local perf_pid=
+  if [ -n "${PROFILE:-}" ]; then # the server's call graphs over this step, for perf report
+    mkdir -p "$PROFILE"
+    perf record -q -g ${PERF_EVENTS:+-e "$PERF_EVENTS"} -p "$server_pid" -o "$PROFILE/$profile_name-$1.perf.data" 2>/dev/null & perf_pid=$!
+  fi
+  t0=$(cpu_ticks) c0=$(ctx_switches)
+  ip netns exec $C taskset -c "$CLIENT_CPU" perfdhcp -4 -l bc0 -x t -r "$1" -p "$STEP_SECONDS" -M "$macs" -W 500000 ${PERFDHCP_ARGS:-} > "$out" 2>&1 || true
+  t1=$(cpu_ticks) c1=$(ctx_switches)
+  [ -n "$perf_pid" ] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
   p99=$(awk '/^\*\*\*Timestamps for packets: REQUEST-ACK/ {ra=1; next} /^\*\*\*/ {ra=0}
              ra && /^sent \/ received:/ {printf "%.3f\n", ($6 - $4) * 1000}' "$out" | sort -n |
         awk '{d[NR]=$1} END {i=int(NR*0.99); if (i<NR*0.99) i++; if (NR) print d[i]; else print "nan"}')
-  awk -v p99="$p99" -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v secs="$STEP_SECONDS" \
+  awk -v p99="$p99" -v ticks=$((t1 - t0)) -v cs=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v secs="$STEP_SECONDS" \
       '/^Rate:/ {rate=$2} /drops ratio:/ {d=$3; if (d=="-nan" || d=="nan") d=100; if (d+0>worst) worst=d+0}
        /Statistics for: REQUEST-ACK/ {ra=1} ra && /^avg delay:/ {avg=$3; ra=0}
-       END {if (avg=="") avg="nan"; cpu="nan"; if (rate>0) cpu=sprintf("%.0f", ticks/hz*1e6/(rate*secs))
-            printf "%d %.3f %s %s %s\n", rate, worst, avg, p99, cpu}' "$out"
+       END {if (avg=="") avg="nan"; cpu="nan"; sw="nan"
+            if (rate>0) {cpu=sprintf("%.0f", ticks/hz*1e6/(rate*secs)); sw=sprintf("%.1f", cs/(rate*secs))}
+            printf "%d %.3f %s %s %s %s\n", rate, worst, avg, p99, cpu, sw}' "$out"
 }
 
 # trials $1: TRIALS steps at rate $1, each shown; prints the median step by drops, so a rate
@@ -207,7 +225,11 @@ trials() {
 # Highest rate with < 1% drops: double until it fails, then bisect four times. Prints
 # "<offered/s> <achieved/s> <avg ms> <p99 ms> <CPU µs/exchange>" of the best step.
 search() {
-  local good=0 best="0 0 100 nan nan nan" bad=0 r=$START_RATE out
+  local good=0 best="0 0 100 nan nan nan nan" bad=0 r=$START_RATE out
+  if [ -n "${RATE:-}" ]; then # no search: the one rate asked for
+    out=$(trials "$RATE"); read -r a _ avg p99 cpu sw <<< "$out"
+    echo "$RATE $a $avg $p99 $cpu $sw"; return
+  fi
   while [ $r -le "$MAX_RATE" ]; do
     out=$(trials $r)
     if passes "$out"; then good=$r; best="$r $out"; r=$((r * 2)); else bad=$r; break; fi
@@ -218,11 +240,11 @@ search() {
       if passes "$out"; then good=$r; best="$r $out"; else bad=$r; fi
     done
   fi
-  read -r o a _ avg p99 cpu <<< "$best"
-  echo "$o $a $avg $p99 $cpu"
+  read -r o a _ avg p99 cpu sw <<< "$best"
+  echo "$o $a $avg $p99 $cpu $sw"
 }
 passes() { awk -v d="$(cut -d' ' -f2 <<< "$1")" 'BEGIN{exit !(d < 1)}'; }
-say_step() { read -r a d avg p99 cpu <<< "$2"; echo "    offered $1/s: achieved $a/s, drops $d%, REQUEST→ACK avg $avg ms, p99 $p99 ms, server CPU $cpu µs/exchange" >&2; }
+say_step() { read -r a d avg p99 cpu sw <<< "$2"; echo "    offered $1/s: achieved $a/s, drops $d%, REQUEST→ACK avg $avg ms, p99 $p99 ms, server CPU $cpu µs/exchange, $sw thread sleeps/exchange" >&2; }
 
 declare -A result atkea
 servers=(netbootd-xdp netbootd kea dnsmasq)
@@ -239,15 +261,16 @@ for scenario in "${scenarios[@]}"; do
     for srv in "${order[@]}"; do
       [ "$srv" = netbootd-xdp ] && [ "$scenario" = pool ] && continue # the fast path answers reservations only
       echo "== $scenario: $srv$([ "$ROUNDS" -gt 1 ] && echo ", round $round of $ROUNDS")" >&2
+      profile_name=$scenario-$srv-$round
       if start_server "$srv" "$scenario"; then
         result[$scenario,$srv,$round]=$(search)
         kea_offered=${result[$scenario,kea,$round]:-0}; kea_offered=${kea_offered%% *}
-        if [ "$srv" != kea ] && [ "${kea_offered:-0}" -gt 0 ]; then
+        if [ "$srv" != kea ] && [ "${kea_offered:-0}" -gt 0 ] && [ -z "${RATE:-}" ]; then
           echo "    at Kea's highest rate:" >&2
           out=$(trials "$kea_offered"); atkea[$scenario,$srv,$round]="$kea_offered $out"
         fi
       else
-        result[$scenario,$srv,$round]="0 0 nan nan nan"
+        result[$scenario,$srv,$round]="0 0 nan nan nan nan"
       fi
       stop_server "$srv"
     done
@@ -283,36 +306,36 @@ med() { tr ' ' '\n' <<< "$1" | awk 'NF && tolower($0) !~ /nan/' | sort -g | awk 
 echo
 echo "DHCPv4 exchanges/s (DISCOVER-OFFER-REQUEST-ACK) with < 1% drops; netbootd-xdp in ${XDP_MODE:-generic} mode; perfdhcp $(perfdhcp -v 2>&1 | awk '{print $2}'), $CLIENTS clients, ${STEP_SECONDS}s steps, $(nproc) cores, veth, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 [ "$ROUNDS" -gt 1 ] && echo "$ROUNDS alternating rounds: median (min-max) over the rounds; vs Kea is each round's ratio to Kea in that round"
-w='%-9s %-13s %-18s %-19s %-42s %-62s %s\n' # median (min-max) needs the room
-[ "$ROUNDS" -gt 1 ] || w='%-9s %-13s %-8s %-7s %-18s %-34s %s\n'
-printf "$w" scenario server "exch/s" "vs Kea" "REQ-ACK avg / p99 ms" "at Kea's rate: avg / p99 ms" "CPU µs/exch (at Kea's rate, or its own)"
+w='%-9s %-13s %-18s %-19s %-42s %-62s %-40s %s\n' # median (min-max) needs the room
+[ "$ROUNDS" -gt 1 ] || w='%-9s %-13s %-8s %-7s %-18s %-34s %-40s %s\n'
+printf "$w" scenario server "exch/s" "vs Kea" "REQ-ACK avg / p99 ms" "at Kea's rate: avg / p99 ms" "CPU µs/exch (at Kea's rate, or its own)" "sleeps/exch (same step)"
 for scenario in "${scenarios[@]}"; do
   for srv in "${servers[@]}"; do
     [ -n "${result[$scenario,$srv,1]:-}" ] || continue
-    rates="" ratios="" avgs="" p99s="" kavgs="" kp99s="" cpus="" drops="" krates=""
+    rates="" ratios="" avgs="" p99s="" kavgs="" kp99s="" cpus="" sws="" drops="" krates=""
     for ((round = 1; round <= ROUNDS; round++)); do
-      read -r _ v avg p99 cpu <<< "${result[$scenario,$srv,$round]}"
-      read -r _ kea _ _ kcpu <<< "${result[$scenario,kea,$round]:-0 0 nan nan nan}"
+      read -r _ v avg p99 cpu sw <<< "${result[$scenario,$srv,$round]}"
+      read -r _ kea _ _ kcpu ksw <<< "${result[$scenario,kea,$round]:-0 0 nan nan nan nan}"
       rates+=" $v"; avgs+=" $avg"; p99s+=" $p99"
       [ "${kea:-0}" -gt 0 ] && ratios+=" $(awk -v a="$v" -v b="$kea" 'BEGIN{printf "%.2f", a/b}')"
       if [ -n "${atkea[$scenario,$srv,$round]:-}" ]; then
-        read -r ko _ d kavg kp99 kc <<< "${atkea[$scenario,$srv,$round]}"
-        kavgs+=" $kavg"; kp99s+=" $kp99"; cpus+=" $kc"; drops+=" $d"; krates+=" $ko"
+        read -r ko _ d kavg kp99 kc ks <<< "${atkea[$scenario,$srv,$round]}"
+        kavgs+=" $kavg"; kp99s+=" $kp99"; cpus+=" $kc"; sws+=" $ks"; drops+=" $d"; krates+=" $ko"
       elif [ "$srv" = kea ]; then
-        kavgs+=" $avg"; kp99s+=" $p99"; cpus+=" $kcpu"
+        kavgs+=" $avg"; kp99s+=" $p99"; cpus+=" $kcpu"; sws+=" $ksw"
       else # no Kea in this run: the CPU at the server's own highest rate
-        cpus+=" $cpu"
+        cpus+=" $cpu"; sws+=" $sw"
       fi
     done
     at="$(med "$kavgs" %.2f) / $(med "$kp99s" %.2f)"
     [ -n "$drops" ] && at+=" (drops $(med "$drops" %.1f)%)"
     printf "$w" "$scenario" "$srv" "$(med "$rates" %.0f)" "$(med "$ratios" %.2fx)" \
-      "$(med "$avgs" %.2f) / $(med "$p99s" %.2f)" "$at" "$(med "$cpus" %.0f)"
+      "$(med "$avgs" %.2f) / $(med "$p99s" %.2f)" "$at" "$(med "$cpus" %.0f)" "$(med "$sws" %.1f)"
   done
 done
 echo "(REQ-ACK: perfdhcp's REQUEST sent to ACK received, average and 99th percentile over the exchanges of one step;"
 echo " first at the server's own highest rate, then with every server offered Kea's highest rate of the same round."
-echo " CPU: the server's user+system time over that step divided by its exchanges.)"
+echo " CPU: the server's user+system time over that step divided by its exchanges; sleeps: its threads' voluntary context switches over it.)"
 echo "(server pinned to CPU $SERVER_CPU, perfdhcp to CPU $CLIENT_CPU; perfdhcp is one sender process: at high rates it, not the server, can be the limit.)"
 if [ ${#flood[@]} -gt 0 ]; then
   echo

@@ -20,6 +20,7 @@ import (
 type Leases interface {
 	Offer(c lease.Client, subnet string, requested netip.Addr) (netip.Addr, error)
 	Commit(c lease.Client, subnet string, ip netip.Addr, d time.Duration, hostname string) (lease.Lease, error)
+	CommitIfDurable(c lease.Client, subnet string, ip netip.Addr, d time.Duration, hostname string) (lease.Lease, error)
 	Release(c lease.Client, ip netip.Addr) error
 	Decline(c lease.Client, ip netip.Addr) error
 	Forget(c lease.Client, subnet string)
@@ -52,6 +53,9 @@ type request struct {
 	src  netip.AddrPort
 	port uint16    // the port it arrived on: 67, or 4011 for proxyDHCP
 	at   time.Time // when it reached the socket (zero: unknown)
+	// noWait: the caller must not block (the socket's reader); a lease commit that would wait
+	// for the disk makes handle return mustWait instead.
+	noWait bool
 }
 
 // response is a reply and where it goes.
@@ -94,6 +98,10 @@ const (
 	dropDeclineLimit   = "decline_limit" // the MAC holds dhcp.max_declines_per_mac declined addresses already
 	dropNoRecord       = "no_record"     // INIT-REBOOT from a client without a lease here (RFC 2131 §4.3.2)
 )
+
+// mustWait is handle's answer to a noWait request whose lease commit must wait for the disk:
+// not a drop, the request goes to a worker.
+const mustWait = "must_wait"
 
 var broadcastIP = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 var broadcastMAC = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
@@ -286,8 +294,15 @@ func (c *exchange) request() (*response, string) {
 		if arrived.IsZero() {
 			arrived = c.h.now()
 		}
-		l, err := c.h.leases.Commit(c.client(), c.subnet, want, c.sub.LeaseTime.D(), c.hostname())
+		commit := c.h.leases.Commit
+		if c.req.noWait {
+			commit = c.h.leases.CommitIfDurable
+		}
+		l, err := commit(c.client(), c.subnet, want, c.sub.LeaseTime.D(), c.hostname())
 		if err != nil {
+			if errors.Is(err, lease.ErrMustWait) {
+				return nil, mustWait
+			}
 			if errors.Is(err, lease.ErrNotAvailable) {
 				return c.nak("address not available to this client")
 			}

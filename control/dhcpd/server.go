@@ -17,7 +17,6 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"github.com/netbootd/netbootd/control/config"
@@ -47,8 +46,9 @@ type Server struct {
 	state atomic.Pointer[state]
 	h     handler
 
-	conns []*net.UDPConn // :67, and :4011 in proxy mode
-	raw   int            // AF_PACKET socket for frames to clients without an address
+	conns []*net.UDPConn    // :67, and :4011 in proxy mode
+	rcs   []syscall.RawConn // conns[i]'s descriptor, for raw sends (sockio.go)
+	raw   int               // AF_PACKET socket for frames to clients without an address
 	queue chan packet
 	bufs  sync.Pool
 
@@ -71,6 +71,7 @@ type packet struct {
 	src  netip.AddrPort
 	port uint16
 	at   time.Time
+	msg  *dhcpv4.DHCPv4 // buf parsed already (by the reader's try), or nil
 }
 
 // New validates the configuration and binds the sockets, so a port conflict fails the start.
@@ -108,7 +109,14 @@ func New(cfg Config) (*Server, error) {
 			s.closeSockets()
 			return nil, err
 		}
+		rc, err := c.SyscallConn()
+		if err != nil {
+			_ = c.Close()
+			s.closeSockets()
+			return nil, fmt.Errorf("dhcpd: UDP %d: %w", p, err)
+		}
 		s.conns = append(s.conns, c)
+		s.rcs = append(s.rcs, rc)
 	}
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0) // protocol 0: sends only, receives nothing
 	if err != nil {
@@ -228,21 +236,22 @@ const readBatch = 32
 
 func (s *Server) read(ctx context.Context, c *net.UDPConn) error {
 	port := uint16(c.LocalAddr().(*net.UDPAddr).Port)
-	pc := ipv4.NewPacketConn(c)
-	msgs := make([]ipv4.Message, readBatch)
-	bufs := make([]*[]byte, readBatch)
-	for i := range msgs {
-		bufs[i] = s.bufs.Get().(*[]byte)
-		msgs[i].Buffers = [][]byte{*bufs[i]}
-		msgs[i].OOB = make([]byte, arrivalOOB)
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("dhcpd: read: %w", err)
 	}
+	bufs := make([]*[]byte, readBatch)
+	for i := range bufs {
+		bufs[i] = s.bufs.Get().(*[]byte)
+	}
+	r := newBatchReader(rc, bufs, arrivalOOB)
 	defer func() {
-		for _, b := range bufs {
+		for _, b := range r.bufs {
 			s.bufs.Put(b)
 		}
 	}()
 	for {
-		n, err := pc.ReadBatch(msgs, 0)
+		n, err := r.read()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
@@ -255,23 +264,26 @@ func (s *Server) read(ctx context.Context, c *net.UDPConn) error {
 		}
 		now := time.Now()
 		for i := range n {
-			m := &msgs[i]
-			at, ok := arrival(m.OOB[:m.NN])
+			size, src, oob := r.message(i)
+			at, ok := arrival(oob)
 			if !ok || at.After(now) {
 				at = now
 			}
-			ua, _ := m.Addr.(*net.UDPAddr)
-			if m.N > maxRequest || ua == nil {
+			if size > maxRequest || !src.IsValid() {
 				s.drops.WithLabelValues(dropMalformed).Inc()
 				continue
 			}
-			src := ua.AddrPort()
-			src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+			p := packet{buf: r.bufs[i], n: size, src: src, port: port, at: at}
+			if len(s.queue) == 0 {
+				var done bool
+				if done, p.msg = s.inline((*p.buf)[:size], p); done {
+					continue
+				}
+			}
 			select {
-			case s.queue <- packet{buf: bufs[i], n: m.N, src: src, port: port, at: at}:
+			case s.queue <- p:
 				// The worker owns that buffer now: give the slot a fresh one.
-				bufs[i] = s.bufs.Get().(*[]byte)
-				m.Buffers[0] = *bufs[i]
+				r.setBuf(i, s.bufs.Get().(*[]byte))
 			default:
 				s.drops.WithLabelValues(dropQueueFull).Inc()
 			}
@@ -279,29 +291,61 @@ func (s *Server) read(ctx context.Context, c *net.UDPConn) error {
 	}
 }
 
-// serve answers a request a worker took from the queue.
-func (s *Server) serve(p packet) {
-	msg, err := parseMessage((*p.buf)[:p.n])
-	s.bufs.Put(p.buf)
-	s.answer(msg, err, p)
+// inline answers, in the reader, what needs no wait for the disk: a DISCOVER (its OFFER comes
+// from memory; RFC 2131 §3.1: an offer needs no stable storage) and a REQUEST whose lease on
+// disk is reused or that is refused. It reports false, having answered nothing, for anything
+// a worker must do, with the message if it parsed it (the worker need not parse it again). The reader calls it only with the queue empty: the workers are idle, and
+// one would only add a wakeup and a hand-back; with requests queued they are awake and share
+// the load across cores.
+func (s *Server) inline(b []byte, p packet) (done bool, parsed *dhcpv4.DHCPv4) {
+	switch optionsType(b) {
+	case dhcpv4.MessageTypeDiscover:
+		msg, err := parseMessage(b)
+		return s.answer(msg, err, p, false), msg
+	case dhcpv4.MessageTypeRequest:
+		if s.state.Load().conf.DHCP.ReuseFraction() == 0 {
+			return false, nil // every commit writes (dhcp.reuse_threshold: 0): a worker would only redo the try
+		}
+		msg, err := parseMessage(b)
+		if err != nil {
+			return false, nil
+		}
+		return s.answer(msg, nil, p, true), msg
+	}
+	return false, nil
 }
 
-// answer handles a parsed request (err: it did not parse) and sends the reply.
-func (s *Server) answer(msg *dhcpv4.DHCPv4, err error, p packet) {
+// serve answers a request a worker took from the queue.
+func (s *Server) serve(p packet) {
+	msg, err := p.msg, error(nil)
+	if msg == nil {
+		msg, err = parseMessage((*p.buf)[:p.n])
+	}
+	s.bufs.Put(p.buf)
+	s.answer(msg, err, p, false)
+}
+
+// answer handles a parsed request (err: it did not parse) and sends the reply. With noWait
+// (the reader) it reports false, having counted and sent nothing, when the request's lease
+// commit must wait for the disk.
+func (s *Server) answer(msg *dhcpv4.DHCPv4, err error, p packet, noWait bool) bool {
 	if err != nil {
 		s.requests.WithLabelValues("MALFORMED").Inc()
 		s.drops.WithLabelValues(dropMalformed).Inc()
-		return
+		return true
+	}
+	req := &request{msg: msg, mac: msg.ClientHWAddr, src: p.src, port: p.port, at: p.at, noWait: noWait}
+	resp, why := s.h.handle(s.state.Load(), req)
+	if why == mustWait {
+		return false
 	}
 	s.requests.WithLabelValues(typeName(msg.MessageType())).Inc()
-	req := &request{msg: msg, mac: msg.ClientHWAddr, src: p.src, port: p.port, at: p.at}
-	resp, why := s.h.handle(s.state.Load(), req)
 	if resp == nil {
 		s.drops.WithLabelValues(why).Inc()
 		if why != dropNoReply && s.debug {
 			s.log.Debug("no reply", "mac", req.mac.String(), "xid", msg.TransactionID.String(), "type", msg.MessageType().String(), "why", why)
 		}
-		return
+		return true
 	}
 	if len(resp.droppedOptions) > 0 {
 		s.optionsDropped.Add(float64(len(resp.droppedOptions)))
@@ -311,7 +355,7 @@ func (s *Server) answer(msg *dhcpv4.DHCPv4, err error, p packet) {
 	if err := s.send(resp); err != nil {
 		s.drops.WithLabelValues("send_error").Inc()
 		s.log.Warn("send reply", "mac", req.mac.String(), "err", err)
-		return
+		return true
 	}
 	s.replies.WithLabelValues(typeName(resp.msgType)).Inc()
 	s.latency.WithLabelValues(typeName(resp.msgType)).Observe(time.Since(p.at).Seconds())
@@ -337,12 +381,12 @@ func (s *Server) answer(msg *dhcpv4.DHCPv4, err error, p packet) {
 	if s.debug { // the arguments cost allocations even when the level is off
 		s.log.Debug("reply", "mac", req.mac.String(), "xid", msg.TransactionID.String(), "type", resp.msgType.String())
 	}
+	return true
 }
 
 func (s *Server) send(r *response) error {
 	if r.udp.IsValid() {
-		_, err := s.conn(r.from).WriteToUDPAddrPort(r.payload, r.udp)
-		return err
+		return sendTo(s.rcs[s.conn(r.from)], r.payload, r.udp)
 	}
 	frame := ipUDP(nil, s.cfg.ServerIP, r.rawIP, 67, 68, r.payload)
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: s.cfg.IfIndex, Halen: 6}
@@ -350,14 +394,14 @@ func (s *Server) send(r *response) error {
 	return unix.Sendto(s.raw, frame, 0, sa)
 }
 
-// conn is the socket bound to port (0: the first, port 67).
-func (s *Server) conn(port uint16) *net.UDPConn {
-	for _, c := range s.conns {
+// conn is the index of the socket bound to port (0: the first, port 67).
+func (s *Server) conn(port uint16) int {
+	for i, c := range s.conns {
 		if port != 0 && c.LocalAddr().(*net.UDPAddr).Port == int(port) {
-			return c
+			return i
 		}
 	}
-	return s.conns[0]
+	return 0
 }
 
 // SetStandby, with HA, says whether another instance owns the dynamic pools now: a standby

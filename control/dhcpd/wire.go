@@ -101,6 +101,36 @@ func appendOptionArea(b []byte, msgType uint8, opts []option) []byte {
 // file and sname fields (RFC 2131 §4.1, RFC 2132 §9.3): the file field is read after the
 // options field, then sname; an option found in several places is their concatenation
 // (RFC 3396). Overloaded fields hold no file or server name, so those read as empty.
+// optionsType is the message type (option 53) b's options field holds, or MessageTypeNone when
+// it has none or b is cut short: a look at the type before a full parse, to tell what the
+// socket's reader may answer itself. A type only the file or sname field holds (option
+// overload) reads as none.
+func optionsType(b []byte) dhcpv4.MessageType {
+	if len(b) < headerLen+cookieLen || [4]byte(b[headerLen:]) != magicCookie {
+		return dhcpv4.MessageTypeNone
+	}
+	for o := b[headerLen+cookieLen:]; len(o) > 0; {
+		switch o[0] {
+		case 0: // pad
+			o = o[1:]
+			continue
+		case 255: // end
+			return dhcpv4.MessageTypeNone
+		}
+		if len(o) < 2 || len(o) < 2+int(o[1]) {
+			return dhcpv4.MessageTypeNone
+		}
+		if o[0] == 53 {
+			if o[1] != 1 {
+				return dhcpv4.MessageTypeNone
+			}
+			return dhcpv4.MessageType(o[2])
+		}
+		o = o[2+int(o[1]):]
+	}
+	return dhcpv4.MessageTypeNone
+}
+
 func parseMessage(b []byte) (*dhcpv4.DHCPv4, error) {
 	m, err := dhcpv4.FromBytes(b)
 	if err != nil {

@@ -1,6 +1,7 @@
 package lease
 
 import (
+	"errors"
 	"net/netip"
 	"path/filepath"
 	"testing"
@@ -160,5 +161,49 @@ func TestLeaseReuseNeverOfUnflushed(t *testing.T) {
 	}
 	if l, ok := s.Lookup(mac(1), subnet); !ok || l.Hostname != "a" {
 		t.Fatalf("index: %+v", l)
+	}
+}
+
+// CommitIfDurable answers without waiting what needs no write: a renewal that reuses the lease
+// on disk (as Commit would) and a refusal; a commit that must write returns ErrMustWait and
+// changes nothing (no record, no binding, the client's offer kept).
+func TestCommitIfDurableNeverWrites(t *testing.T) {
+	clk := testclock.New(time.Unix(2e9, 0))
+	s := openReuse(t, filepath.Join(t.TempDir(), "l.db"), clk, 0.25)
+	c := Client{MAC: mac(1)}
+	offered, err := s.Offer(c, subnet, netip.Addr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := logSize(s)
+	if _, err := s.CommitIfDurable(c, subnet, offered, time.Hour, "a"); !errors.Is(err, ErrMustWait) {
+		t.Fatalf("first commit of an offer: %v, want ErrMustWait", err)
+	}
+	if l, ok := s.Find(c, subnet); logSize(s) != empty || !ok || l.State != Offered || l.IP != offered {
+		t.Fatalf("after ErrMustWait: log %d bytes (was %d), lease %+v %v: want the offer untouched", logSize(s), empty, l, ok)
+	}
+
+	first, err := s.Commit(c, subnet, offered, time.Hour, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := logSize(s)
+	clk.Add(10 * time.Minute)
+	l, err := s.CommitIfDurable(c, subnet, offered, time.Hour, "a")
+	if err != nil || !l.Expires.Equal(first.Expires) || logSize(s) != written {
+		t.Fatalf("renewal within the threshold: %+v, %v, log %d bytes (was %d): want the lease on disk, reused", l, err, logSize(s), written)
+	}
+	if _, err := s.CommitIfDurable(Client{MAC: mac(2)}, subnet, offered, time.Hour, "b"); !errors.Is(err, ErrNotAvailable) {
+		t.Fatalf("another client's commit: %v, want ErrNotAvailable", err)
+	}
+	if _, err := s.CommitIfDurable(c, subnet, offered, time.Hour, "renamed"); !errors.Is(err, ErrMustWait) || logSize(s) != written {
+		t.Fatalf("changed host name: %v, log %d bytes (was %d): want ErrMustWait and no write", err, logSize(s), written)
+	}
+	clk.Add(10 * time.Minute) // 20 min: past a quarter of the lease time
+	if _, err := s.CommitIfDurable(c, subnet, offered, time.Hour, "a"); !errors.Is(err, ErrMustWait) || logSize(s) != written {
+		t.Fatalf("renewal past the threshold: %v, log %d bytes (was %d): want ErrMustWait and no write", err, logSize(s), written)
+	}
+	if l, ok := s.Find(c, subnet); !ok || !l.Expires.Equal(first.Expires) || l.Hostname != "a" {
+		t.Fatalf("binding after the refused commits: %+v %v, want the one on disk", l, ok)
 	}
 }

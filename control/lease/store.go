@@ -65,6 +65,8 @@ var (
 	ErrLocked        = errors.New("lease store is locked by another process (is another netbootd running?)")
 	// ErrOtherShare: the address is in a pool, but in another instance's share of it (SetShare).
 	ErrOtherShare = errors.New("address is in another instance's share of the pool")
+	// ErrMustWait: CommitIfDurable found that the commit has to write and wait for the disk.
+	ErrMustWait = errors.New("lease commit must wait for the disk")
 )
 
 // Pool is the dynamic ranges of one subnet.
@@ -302,6 +304,18 @@ func (s *Store) Offer(c Client, subnet string, requested netip.Addr) (netip.Addr
 // or ErrOtherShare for an address of another instance's share. The lease returned may end
 // sooner than d from now: a reused one (ReuseThreshold) ends when the one on disk does.
 func (s *Store) Commit(c Client, subnet string, ip netip.Addr, d time.Duration, hostname string) (Lease, error) {
+	return s.commit(c, subnet, ip, d, hostname, true)
+}
+
+// CommitIfDurable is Commit for a caller that must not block (the DHCP socket's reader): it
+// answers as Commit does when that needs no write (the lease on disk is reused, or the
+// commit is refused), and otherwise returns ErrMustWait having changed nothing, so that the
+// request goes to a caller that may wait for the disk.
+func (s *Store) CommitIfDurable(c Client, subnet string, ip netip.Addr, d time.Duration, hostname string) (Lease, error) {
+	return s.commit(c, subnet, ip, d, hostname, false)
+}
+
+func (s *Store) commit(c Client, subnet string, ip netip.Addr, d time.Duration, hostname string, mayWait bool) (Lease, error) {
 	s.mu.Lock()
 	now := s.cfg.Now()
 	_, reserved := s.reserved[ip]
@@ -316,12 +330,17 @@ func (s *Store) Commit(c Client, subnet string, ip netip.Addr, d time.Duration, 
 	}
 	prev := s.byIP[ip]
 	l := &Lease{MAC: clone(c.MAC), ClientID: clone(c.ID), IP: ip, State: Bound, Subnet: subnet, Hostname: hostname, Expires: now.Add(d).UTC()}
+	reuse := s.reusable(prev, l, d, now)
+	if !reuse && !mayWait {
+		s.mu.Unlock()
+		return Lease{}, ErrMustWait
+	}
 	// This client's offer of another address lapses: it took this one.
 	if old := s.lookup(subnet, c); old != nil && old.IP != ip && old.State == Offered && s.byIP[old.IP] == old {
 		delete(s.byIP, old.IP)
 		s.unindex(old)
 	}
-	if s.reusable(prev, l, d, now) {
+	if reuse {
 		s.mu.Unlock()
 		if s.reused != nil {
 			s.reused.Inc()
