@@ -207,11 +207,11 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	var readers sync.WaitGroup
 	errc := make(chan error, len(s.conns))
-	for _, c := range s.conns {
+	for i := range s.conns {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			if err := s.read(ctx, c); err != nil {
+			if err := s.read(ctx, i); err != nil {
 				errc <- err
 			}
 		}()
@@ -234,17 +234,15 @@ func (s *Server) Run(ctx context.Context) error {
 // fetches many (on a virtual machine each call is dear), when idle it returns one.
 const readBatch = 32
 
-func (s *Server) read(ctx context.Context, c *net.UDPConn) error {
-	port := uint16(c.LocalAddr().(*net.UDPAddr).Port)
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("dhcpd: read: %w", err)
-	}
+// read receives on socket sock (conns[sock], through rcs[sock]) until ctx ends or the socket
+// closes.
+func (s *Server) read(ctx context.Context, sock int) error {
+	port := uint16(s.conns[sock].LocalAddr().(*net.UDPAddr).Port)
 	bufs := make([]*[]byte, readBatch)
 	for i := range bufs {
 		bufs[i] = s.bufs.Get().(*[]byte)
 	}
-	r := newBatchReader(rc, bufs, arrivalOOB)
+	r := newBatchReader(s.rcs[sock], bufs, arrivalOOB)
 	defer func() {
 		for _, b := range r.bufs {
 			s.bufs.Put(b)
@@ -294,9 +292,10 @@ func (s *Server) read(ctx context.Context, c *net.UDPConn) error {
 // inline answers, in the reader, what needs no wait for the disk: a DISCOVER (its OFFER comes
 // from memory; RFC 2131 §3.1: an offer needs no stable storage) and a REQUEST whose lease on
 // disk is reused or that is refused. It reports false, having answered nothing, for anything
-// a worker must do, with the message if it parsed it (the worker need not parse it again). The reader calls it only with the queue empty: the workers are idle, and
-// one would only add a wakeup and a hand-back; with requests queued they are awake and share
-// the load across cores.
+// a worker must do, with the message if it parsed it (the worker need not parse it again).
+// The reader calls it only with the queue empty: the workers are idle, and one would only add
+// a wakeup and a hand-back; with requests queued they are awake and share the load across
+// cores.
 func (s *Server) inline(b []byte, p packet) (done bool, parsed *dhcpv4.DHCPv4) {
 	switch optionsType(b) {
 	case dhcpv4.MessageTypeDiscover:

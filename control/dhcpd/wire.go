@@ -97,10 +97,6 @@ func appendOptionArea(b []byte, msgType uint8, opts []option) []byte {
 	return b
 }
 
-// parseMessage parses a DHCP message, with the options that option overload (52) puts in the
-// file and sname fields (RFC 2131 §4.1, RFC 2132 §9.3): the file field is read after the
-// options field, then sname; an option found in several places is their concatenation
-// (RFC 3396). Overloaded fields hold no file or server name, so those read as empty.
 // optionsType is the message type (option 53) b's options field holds, or MessageTypeNone when
 // it has none or b is cut short: a look at the type before a full parse, to tell what the
 // socket's reader may answer itself. A type only the file or sname field holds (option
@@ -131,6 +127,10 @@ func optionsType(b []byte) dhcpv4.MessageType {
 	return dhcpv4.MessageTypeNone
 }
 
+// parseMessage parses a DHCP message, with the options that option overload (52) puts in the
+// file and sname fields (RFC 2131 §4.1, RFC 2132 §9.3): the file field is read after the
+// options field, then sname; an option found in several places is their concatenation
+// (RFC 3396). Overloaded fields hold no file or server name, so those read as empty.
 func parseMessage(b []byte) (*dhcpv4.DHCPv4, error) {
 	m, err := dhcpv4.FromBytes(b)
 	if err != nil {
